@@ -1,0 +1,1 @@
+//! Bidirectional: placeholder replaced below.

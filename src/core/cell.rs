@@ -1,0 +1,348 @@
+//! The three cells, their Keras weight layouts, and their per-row step math.
+//!
+//! A cell's step splits into products (done by the sequence loop for a whole block of rows at
+//! once) and the element-wise math here, written per row over slices: `gates` pre-activations in
+//! Keras's gate order (LSTM i, f, c, o; GRU z, r, h), each block `units` wide.
+
+use ndarray::ArrayView2;
+
+use super::activation::Activation;
+use super::Float;
+use crate::error::{check_shape, Error, Result};
+
+/// Which recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// `h = act(x·W + h₋₁·U + b)`.
+    SimpleRnn,
+    /// Gated recurrent unit; `reset_after` applies the reset gate after the recurrent product
+    /// (Keras's default, cuDNN's form) and gives it its own bias row.
+    Gru { reset_after: bool },
+    /// Long short-term memory, states `[h, c]`.
+    Lstm,
+}
+
+/// The shape and functions of a cell: everything but its weights.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CellSpec {
+    pub kind: CellKind,
+    pub units: usize,
+    pub activation: Activation,
+    /// The gates' activation (GRU and LSTM; unused by SimpleRNN).
+    pub recurrent_activation: Activation,
+    pub use_bias: bool,
+}
+
+/// A cell's weights in Keras's layout: `kernel (input_dim, gates·units)`,
+/// `recurrent_kernel (units, gates·units)`, `bias (rows, gates·units)` with two rows (input,
+/// recurrent) for GRU with `reset_after`, one otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a, T> {
+    pub kernel: ArrayView2<'a, T>,
+    pub recurrent_kernel: ArrayView2<'a, T>,
+    pub bias: Option<ArrayView2<'a, T>>,
+}
+
+impl CellSpec {
+    /// A spec, rejecting `units == 0`.
+    pub fn new(
+        kind: CellKind,
+        units: usize,
+        activation: Activation,
+        recurrent_activation: Activation,
+        use_bias: bool,
+    ) -> Result<Self> {
+        if units == 0 {
+            return Err(Error::Value {
+                argument: "units".into(),
+                expected: "a positive integer".into(),
+                received: "0".into(),
+            });
+        }
+        Ok(Self {
+            kind,
+            units,
+            activation,
+            recurrent_activation,
+            use_bias,
+        })
+    }
+
+    /// Gate blocks in the kernels: 1, 3 or 4.
+    pub fn gates(&self) -> usize {
+        match self.kind {
+            CellKind::SimpleRnn => 1,
+            CellKind::Gru { .. } => 3,
+            CellKind::Lstm => 4,
+        }
+    }
+
+    /// `gates · units`, the kernels' column count.
+    pub fn width(&self) -> usize {
+        self.gates() * self.units
+    }
+
+    /// State tensors: 2 for LSTM (`h`, `c`), 1 otherwise.
+    pub fn state_count(&self) -> usize {
+        if self.kind == CellKind::Lstm {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Rows of the bias: 2 for GRU with `reset_after`, else 1.
+    pub fn bias_rows(&self) -> usize {
+        if self.kind == (CellKind::Gru { reset_after: true }) {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Checks the weights' shapes against this spec and an input of `input_dim` features.
+    pub fn check_weights<T>(&self, weights: &Weights<T>, input_dim: usize) -> Result<()> {
+        let width = self.width();
+        check_shape("kernel", &[input_dim, width], weights.kernel.shape())?;
+        check_shape(
+            "recurrent_kernel",
+            &[self.units, width],
+            weights.recurrent_kernel.shape(),
+        )?;
+        match (self.use_bias, &weights.bias) {
+            (true, Some(b)) => check_shape("bias", &[self.bias_rows(), width], b.shape()),
+            (false, None) => Ok(()),
+            (true, None) => Err(Error::Value {
+                argument: "bias".into(),
+                expected: "an array since use_bias is true".into(),
+                received: "None".into(),
+            }),
+            (false, Some(_)) => Err(Error::Value {
+                argument: "bias".into(),
+                expected: "None since use_bias is false".into(),
+                received: "an array".into(),
+            }),
+        }
+    }
+}
+
+/// Splits a row of `gates · units` values into its gate blocks.
+#[inline]
+fn blocks<T, const G: usize>(row: &[T]) -> [&[T]; G] {
+    let u = row.len() / G;
+    std::array::from_fn(|g| &row[g * u..(g + 1) * u])
+}
+
+/// Splits a mutable row of `gates · units` values into its gate blocks.
+#[inline]
+fn blocks_mut<T, const G: usize>(row: &mut [T]) -> [&mut [T]; G] {
+    let u = row.len() / G;
+    let mut rest = row;
+    std::array::from_fn(|_| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(u);
+        rest = tail;
+        head
+    })
+}
+
+/// SimpleRNN forward: `pre` holds the summed pre-activation; writes `h`.
+#[inline]
+pub fn simple_forward<T: Float>(act: Activation, pre: &[T], h: &mut [T]) {
+    for (h, &a) in h.iter_mut().zip(pre) {
+        *h = act.apply(a);
+    }
+}
+
+/// SimpleRNN backward: `dh` (gradient of `h`) to `dpre`.
+#[inline]
+pub fn simple_backward<T: Float>(act: Activation, pre: &[T], dh: &[T], dpre: &mut [T]) {
+    for ((d, &a), &g) in dpre.iter_mut().zip(pre).zip(dh) {
+        *d = g * act.derivative(a, act.apply(a));
+    }
+}
+
+/// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o; writes `h` and `c`.
+#[inline]
+pub fn lstm_forward<T: Float>(
+    act: Activation,
+    ract: Activation,
+    pre: &[T],
+    c_prev: &[T],
+    h: &mut [T],
+    c: &mut [T],
+) {
+    let [zi, zf, zc, zo] = blocks::<T, 4>(pre);
+    for j in 0..h.len() {
+        let cj = ract.apply(zf[j]) * c_prev[j] + ract.apply(zi[j]) * act.apply(zc[j]);
+        c[j] = cj;
+        h[j] = ract.apply(zo[j]) * act.apply(cj);
+    }
+}
+
+/// LSTM backward for one row. `dh` is the gradient of `h`; `dc` enters as the gradient of `c`
+/// from later steps and leaves as the gradient of `c₋₁`. Writes `dpre` (all four gates).
+#[inline]
+pub fn lstm_backward<T: Float>(
+    act: Activation,
+    ract: Activation,
+    pre: &[T],
+    c_prev: &[T],
+    c: &[T],
+    dh: &[T],
+    dc: &mut [T],
+    dpre: &mut [T],
+) {
+    let [zi, zf, zc, zo] = blocks::<T, 4>(pre);
+    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre);
+    for j in 0..dh.len() {
+        let (i, f, o) = (ract.apply(zi[j]), ract.apply(zf[j]), ract.apply(zo[j]));
+        let g = act.apply(zc[j]);
+        let ac = act.apply(c[j]);
+        let dcj = dc[j] + dh[j] * o * act.derivative(c[j], ac);
+        d_o[j] = dh[j] * ac * ract.derivative(zo[j], o);
+        di[j] = dcj * g * ract.derivative(zi[j], i);
+        df[j] = dcj * c_prev[j] * ract.derivative(zf[j], f);
+        dg[j] = dcj * i * act.derivative(zc[j], g);
+        dc[j] = dcj * f;
+    }
+}
+
+/// GRU (`reset_after`) forward. `pre` enters as the input projection `x·W + b_in` and leaves as
+/// the pre-activations `[x_z + r_z, x_r + r_r, x_h + r ⊙ r_h]`; `rec` is `h₋₁·U + b_rec`.
+/// Writes `h` and keeps `r_h` (the recurrent h-gate term) in `rec_h`.
+#[inline]
+pub fn gru_after_forward<T: Float>(
+    act: Activation,
+    ract: Activation,
+    pre: &mut [T],
+    rec: &[T],
+    h_prev: &[T],
+    h: &mut [T],
+    rec_h: &mut [T],
+) {
+    let [rz, rr, rh] = blocks::<T, 3>(rec);
+    let [pz, pr, ph] = blocks_mut::<T, 3>(pre);
+    for j in 0..h.len() {
+        pz[j] += rz[j];
+        pr[j] += rr[j];
+        let r = ract.apply(pr[j]);
+        ph[j] += r * rh[j];
+        rec_h[j] = rh[j];
+        let z = ract.apply(pz[j]);
+        h[j] = z * h_prev[j] + (T::one() - z) * act.apply(ph[j]);
+    }
+}
+
+/// GRU (`reset_after`) backward. From `dh`, writes `dpre` (the input-side gradients), `drec_h`
+/// (the gradient of the recurrent h-gate term, `dpre_h ⊙ r`) and `dh_prev` (the direct path
+/// through the blend, `dh ⊙ z`).
+#[inline]
+pub fn gru_after_backward<T: Float>(
+    act: Activation,
+    ract: Activation,
+    pre: &[T],
+    rec_h: &[T],
+    h_prev: &[T],
+    dh: &[T],
+    dpre: &mut [T],
+    drec_h: &mut [T],
+    dh_prev: &mut [T],
+) {
+    let [pz, pr, ph] = blocks::<T, 3>(pre);
+    let [dz, dr, dhh] = blocks_mut::<T, 3>(dpre);
+    for j in 0..dh.len() {
+        let (z, r) = (ract.apply(pz[j]), ract.apply(pr[j]));
+        let hh = act.apply(ph[j]);
+        let da = dh[j] * (T::one() - z) * act.derivative(ph[j], hh);
+        dhh[j] = da;
+        drec_h[j] = da * r;
+        dr[j] = da * rec_h[j] * ract.derivative(pr[j], r);
+        dz[j] = dh[j] * (h_prev[j] - hh) * ract.derivative(pz[j], z);
+        dh_prev[j] = dh[j] * z;
+    }
+}
+
+/// GRU (reset before the product) forward, first half: adds `rec` (the z and r products) into
+/// `pre` and writes `q = r ⊙ h₋₁ ⊙ m_h`, the input of the h-gate product.
+#[inline]
+pub fn gru_before_gates<T: Float>(
+    ract: Activation,
+    pre: &mut [T],
+    rec_zr: &[T],
+    h_prev: &[T],
+    mask_h: Option<&[T]>,
+    q: &mut [T],
+) {
+    let u = q.len();
+    for (p, &r) in pre[..2 * u].iter_mut().zip(rec_zr) {
+        *p += r;
+    }
+    for j in 0..u {
+        let r = ract.apply(pre[u + j]);
+        q[j] = r * h_prev[j] * mask_h.map_or(T::one(), |m| m[j]);
+    }
+}
+
+/// GRU (reset before the product) forward, second half: adds the h-gate product `q·U_h` into
+/// `pre` and writes `h`.
+#[inline]
+pub fn gru_before_output<T: Float>(
+    act: Activation,
+    ract: Activation,
+    pre: &mut [T],
+    rec_h: &[T],
+    h_prev: &[T],
+    h: &mut [T],
+) {
+    let u = h.len();
+    for j in 0..u {
+        pre[2 * u + j] += rec_h[j];
+        let z = ract.apply(pre[j]);
+        h[j] = z * h_prev[j] + (T::one() - z) * act.apply(pre[2 * u + j]);
+    }
+}
+
+/// GRU (reset before the product) backward, first half: the z and h-gate gradients into `dpre`
+/// and the direct path `dh ⊙ z` into `dh_prev`. The r gradient needs `dq = dpre_h · U_hᵀ` first.
+#[inline]
+pub fn gru_before_backward_gates<T: Float>(
+    act: Activation,
+    ract: Activation,
+    pre: &[T],
+    h_prev: &[T],
+    dh: &[T],
+    dpre: &mut [T],
+    dh_prev: &mut [T],
+) {
+    let u = dh.len();
+    for j in 0..u {
+        let z = ract.apply(pre[j]);
+        let hh = act.apply(pre[2 * u + j]);
+        dpre[2 * u + j] = dh[j] * (T::one() - z) * act.derivative(pre[2 * u + j], hh);
+        dpre[j] = dh[j] * (h_prev[j] - hh) * ract.derivative(pre[j], z);
+        dh_prev[j] = dh[j] * z;
+    }
+}
+
+/// GRU (reset before the product) backward, second half: from `dq`, the r-gate gradient into
+/// `dpre`, the path through `q` into `dh_prev`, and `q` itself (for the h-gate weight gradient).
+#[inline]
+pub fn gru_before_backward_reset<T: Float>(
+    ract: Activation,
+    pre: &[T],
+    h_prev: &[T],
+    mask_h: Option<&[T]>,
+    dq: &[T],
+    dpre: &mut [T],
+    dh_prev: &mut [T],
+    q: &mut [T],
+) {
+    let u = dq.len();
+    for j in 0..u {
+        let m = mask_h.map_or(T::one(), |m| m[j]);
+        let r = ract.apply(pre[u + j]);
+        q[j] = r * h_prev[j] * m;
+        dpre[u + j] = dq[j] * h_prev[j] * m * ract.derivative(pre[u + j], r);
+        dh_prev[j] += dq[j] * r * m;
+    }
+}

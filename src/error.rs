@@ -1,0 +1,60 @@
+//! The core's error type. The bindings map each variant to one Python exception.
+
+use std::fmt;
+
+/// Everything the core can reject. All checks run before any computation starts.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    /// An array has the wrong shape (or count). `argument` names the caller's argument.
+    #[error("{argument}: expected shape {expected}, received {received}")]
+    Shape {
+        argument: String,
+        expected: String,
+        received: String,
+    },
+    /// A value is outside what the argument accepts.
+    #[error("{argument}: expected {expected}, received {received}")]
+    Value {
+        argument: String,
+        expected: String,
+        received: String,
+    },
+    /// The buffers a call needs cannot be allocated.
+    #[error("cannot allocate {elements} elements for {what}")]
+    Allocation { what: &'static str, elements: String },
+}
+
+/// The core's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Formats a shape as `(2, 3, 4)`, the way numpy prints it.
+pub struct ShapeDisplay<'a>(pub &'a [usize]);
+
+impl fmt::Display for ShapeDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "(")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        if self.0.len() == 1 {
+            write!(f, ",")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Fails with [`Error::Shape`] unless `received == expected`.
+pub fn check_shape(argument: &str, expected: &[usize], received: &[usize]) -> Result<()> {
+    if expected == received {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            argument: argument.to_string(),
+            expected: ShapeDisplay(expected).to_string(),
+            received: ShapeDisplay(received).to_string(),
+        })
+    }
+}

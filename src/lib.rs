@@ -1,0 +1,19 @@
+//! rnnkit: fused recurrent neural network kernels.
+//!
+//! The crate is a pure-Rust core (`core`, `cpu`) usable from `cargo test` and `cargo bench`, plus
+//! the PyO3 bindings (`python`, behind the default `python` feature) that expose it as
+//! `rnnkit._core`. Arrays follow Keras's layouts so weights move between the two unchanged.
+
+pub mod core;
+pub mod cpu;
+pub mod error;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use crate::core::activation::Activation;
+
+pub use crate::core::cell::{CellKind, CellSpec, Weights};
+pub use crate::core::sequence::{self, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions};
+pub use crate::core::Float;
+pub use crate::error::{Error, Result};

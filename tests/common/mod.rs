@@ -1,0 +1,98 @@
+//! Shared helpers for the Rust integration tests: deterministic random arrays and configs.
+#![allow(dead_code)]
+
+use ndarray::{Array, Array2, Array3, Dimension, IntoDimension};
+use rnnkit::{Activation, CellKind, CellSpec};
+
+/// A small deterministic generator (SplitMix64), so the tests need no random crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn array<D: Dimension>(
+        &mut self,
+        shape: impl IntoDimension<Dim = D>,
+        scale: f64,
+    ) -> Array<f64, D> {
+        Array::from_shape_simple_fn(shape, || self.uniform(-scale, scale))
+    }
+
+    /// A `(batch, time)` mask with about `p_true` of the steps used.
+    pub fn mask(&mut self, batch: usize, time: usize, p_true: f64) -> Array2<bool> {
+        Array2::from_shape_simple_fn((batch, time), || self.uniform(0.0, 1.0) < p_true)
+    }
+
+    /// Inverted-dropout multipliers: 0 or `1 / (1 - rate)`.
+    pub fn dropout(&mut self, gates: usize, batch: usize, dim: usize, rate: f64) -> Array3<f64> {
+        Array3::from_shape_simple_fn((gates, batch, dim), || {
+            if self.uniform(0.0, 1.0) < rate {
+                0.0
+            } else {
+                1.0 / (1.0 - rate)
+            }
+        })
+    }
+}
+
+/// The four cell variants.
+pub const KINDS: [CellKind; 4] = [
+    CellKind::SimpleRnn,
+    CellKind::Gru { reset_after: true },
+    CellKind::Gru { reset_after: false },
+    CellKind::Lstm,
+];
+
+pub fn spec(kind: CellKind, units: usize, act: &str, ract: &str, use_bias: bool) -> CellSpec {
+    CellSpec::new(
+        kind,
+        units,
+        Activation::from_name(act).unwrap(),
+        Activation::from_name(ract).unwrap(),
+        use_bias,
+    )
+    .unwrap()
+}
+
+/// Owned weights for `spec` over `input_dim` features.
+pub struct OwnedWeights {
+    pub kernel: Array2<f64>,
+    pub recurrent_kernel: Array2<f64>,
+    pub bias: Option<Array2<f64>>,
+}
+
+impl OwnedWeights {
+    pub fn random(rng: &mut Rng, spec: &CellSpec, input_dim: usize, scale: f64) -> Self {
+        let w = spec.width();
+        Self {
+            kernel: rng.array((input_dim, w), scale),
+            recurrent_kernel: rng.array((spec.units, w), scale),
+            bias: spec
+                .use_bias
+                .then(|| rng.array((spec.bias_rows(), w), scale)),
+        }
+    }
+
+    pub fn view(&self) -> rnnkit::Weights<'_, f64> {
+        rnnkit::Weights {
+            kernel: self.kernel.view(),
+            recurrent_kernel: self.recurrent_kernel.view(),
+            bias: self.bias.as_ref().map(|b| b.view()),
+        }
+    }
+}
