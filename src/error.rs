@@ -21,7 +21,10 @@ pub enum Error {
     },
     /// The buffers a call needs cannot be allocated.
     #[error("cannot allocate {elements} elements for {what}")]
-    Allocation { what: &'static str, elements: String },
+    Allocation {
+        what: &'static str,
+        elements: String,
+    },
 }
 
 /// The core's result type.

@@ -1,0 +1,177 @@
+//! Conversions at the boundary: numpy arrays in (checked, without copies), arrays out, errors
+//! mapped to exceptions, and the one helper that runs core code with the GIL released.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use numpy::ndarray::{Array, Dimension};
+use numpy::{
+    Element, IntoPyArray, PyArray, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use super::ShapeError;
+use crate::error::ShapeDisplay;
+use crate::Error;
+
+/// The element type of a call, taken from its main input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "float32",
+            Self::F64 => "float64",
+        }
+    }
+}
+
+/// Maps a core error to its Python exception.
+pub fn to_py_err(err: Error) -> PyErr {
+    match err {
+        Error::Shape { .. } => ShapeError::new_err(err.to_string()),
+        Error::Value { .. } => PyValueError::new_err(err.to_string()),
+        Error::Allocation { .. } => PyMemoryError::new_err(err.to_string()),
+    }
+}
+
+/// Runs `work` with the GIL released; a core error or a panic becomes a Python exception.
+pub fn compute<R: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> crate::Result<R> + Send,
+) -> PyResult<R> {
+    py.detach(|| catch_unwind(AssertUnwindSafe(work)))
+        .map_err(panic_to_py_err)?
+        .map_err(to_py_err)
+}
+
+/// Runs a binding's body so that a panic in it becomes a RuntimeError instead of reaching Python.
+pub fn guarded<R>(body: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
+    catch_unwind(AssertUnwindSafe(body)).map_err(panic_to_py_err)?
+}
+
+fn panic_to_py_err(panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    PyRuntimeError::new_err(format!(
+        "internal error in rnnkit (please report it): {message}"
+    ))
+}
+
+fn numpy_array<'a, 'py>(
+    name: &str,
+    obj: &'a Bound<'py, PyAny>,
+) -> PyResult<&'a Bound<'py, PyUntypedArray>> {
+    obj.cast::<PyUntypedArray>().map_err(|_| {
+        let kind = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        PyTypeError::new_err(format!("{name}: expected a numpy array, received {kind}"))
+    })
+}
+
+/// The float dtype of `obj`, which must be a float32 or float64 numpy array.
+pub fn float_dtype(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Dtype> {
+    let arr = numpy_array(name, obj)?;
+    let dtype = arr.dtype();
+    let py = obj.py();
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+        Ok(Dtype::F32)
+    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        Ok(Dtype::F64)
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "{name}: expected dtype float32 or float64, received {dtype}"
+        )))
+    }
+}
+
+/// Borrows `obj` as a read-only array of `T` with `ndim` axes (any strides; no copy).
+///
+/// `dims` names the axes for the error message, e.g. `"(batch, time, features)"`.
+pub fn read<'py, T: Element, D: Dimension>(
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    dims: &str,
+    dtype_name: &str,
+) -> PyResult<PyReadonlyArray<'py, T, D>> {
+    let arr = numpy_array(name, obj)?;
+    if let Some(ndim) = D::NDIM.filter(|&n| n != arr.ndim()) {
+        return Err(ShapeError::new_err(format!(
+            "{name}: expected a {ndim}-d array {dims}, received shape {}",
+            ShapeDisplay(arr.shape())
+        )));
+    }
+    let typed = arr.cast::<PyArray<T, D>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name}: expected dtype {dtype_name}, received {}",
+            arr.dtype()
+        ))
+    })?;
+    typed
+        .try_readonly()
+        .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// Reads an optional array argument (`None` is absent).
+pub fn read_opt<'py, T: Element, D: Dimension>(
+    name: &str,
+    obj: Option<&Bound<'py, PyAny>>,
+    dims: &str,
+    dtype_name: &str,
+) -> PyResult<Option<PyReadonlyArray<'py, T, D>>> {
+    match obj {
+        Some(o) if !o.is_none() => read(name, o, dims, dtype_name).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Reads a list of arrays (`None` entries allowed when `allow_none`).
+pub fn read_list<'py, T: Element, D: Dimension>(
+    name: &str,
+    obj: Option<&Bound<'py, PyAny>>,
+    dims: &str,
+    dtype_name: &str,
+) -> PyResult<Option<Vec<Option<PyReadonlyArray<'py, T, D>>>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if obj.cast::<PyUntypedArray>().is_ok() {
+        return Err(PyTypeError::new_err(format!(
+            "{name}: expected a list of arrays, received a single array"
+        )));
+    }
+    let items: Vec<Bound<'py, PyAny>> = obj
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("{name}: expected a list of arrays")))?
+        .collect::<PyResult<_>>()?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read_opt(&format!("{name}[{i}]"), Some(item), dims, dtype_name))
+        .collect::<PyResult<Vec<_>>>()
+        .map(Some)
+}
+
+/// The dtype name used in messages about arrays that must match the main input.
+pub fn dtype_name(dtype: Dtype) -> &'static str {
+    dtype.name()
+}
+
+/// Moves an owned array into a numpy array (no copy).
+pub fn to_numpy<'py, T: Element, D: Dimension>(
+    py: Python<'py>,
+    a: Array<T, D>,
+) -> Bound<'py, PyAny> {
+    a.into_pyarray(py).into_any()
+}

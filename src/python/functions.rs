@@ -1,0 +1,722 @@
+//! The functions and classes of `rnnkit._core`: a cell spec, the fused sequence and
+//! bidirectional passes, and the opaque object holding saved activations.
+
+use numpy::ndarray::{ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use numpy::{Element, PyReadonlyArray, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use super::convert::{
+    compute, dtype_name, float_dtype, guarded, read, read_list, read_opt, to_numpy, Dtype,
+};
+use super::ShapeError;
+use crate::bidirectional::{self, BidirectionalSaved, Direction};
+use crate::error::ShapeDisplay;
+use crate::{
+    sequence, Activation, CellKind, Float, Gradients, MergeMode, OutputGrad, Saved, SequenceInput,
+    SequenceOptions, Weights,
+};
+
+/// A recurrent cell's kind, size and functions (no weights).
+#[pyclass(frozen, name = "CellSpec", module = "rnnkit._core")]
+pub struct CellSpec {
+    inner: crate::CellSpec,
+}
+
+#[pymethods]
+impl CellSpec {
+    #[new]
+    #[pyo3(signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true))]
+    fn new(
+        kind: &str,
+        units: i64,
+        activation: Option<&str>,
+        recurrent_activation: Option<&str>,
+        use_bias: bool,
+        reset_after: bool,
+    ) -> PyResult<Self> {
+        let kind = match kind {
+            "simple_rnn" => CellKind::SimpleRnn,
+            "gru" => CellKind::Gru { reset_after },
+            "lstm" => CellKind::Lstm,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "kind: expected one of 'simple_rnn', 'gru', 'lstm', received '{other}'"
+                )))
+            }
+        };
+        let units = usize::try_from(units)
+            .ok()
+            .filter(|&u| u > 0)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "units: expected a positive integer, received {units}"
+                ))
+            })?;
+        let act = |name: Option<&str>, arg: &str| {
+            Activation::from_name(name.unwrap_or("linear"))
+                .map_err(|e| PyValueError::new_err(e.to_string().replacen("activation", arg, 1)))
+        };
+        let inner = crate::CellSpec::new(
+            kind,
+            units,
+            act(activation, "activation")?,
+            act(recurrent_activation, "recurrent_activation")?,
+            use_bias,
+        )
+        .map_err(super::convert::to_py_err)?;
+        Ok(Self { inner })
+    }
+
+    /// `"simple_rnn"`, `"gru"` or `"lstm"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner.kind {
+            CellKind::SimpleRnn => "simple_rnn",
+            CellKind::Gru { .. } => "gru",
+            CellKind::Lstm => "lstm",
+        }
+    }
+
+    #[getter]
+    fn units(&self) -> usize {
+        self.inner.units
+    }
+
+    #[getter]
+    fn activation(&self) -> &'static str {
+        self.inner.activation.name()
+    }
+
+    #[getter]
+    fn recurrent_activation(&self) -> &'static str {
+        self.inner.recurrent_activation.name()
+    }
+
+    #[getter]
+    fn use_bias(&self) -> bool {
+        self.inner.use_bias
+    }
+
+    /// GRU's `reset_after`; false for the other cells.
+    #[getter]
+    fn reset_after(&self) -> bool {
+        self.inner.kind == CellKind::Gru { reset_after: true }
+    }
+
+    /// Gate blocks in the kernels (1, 3 or 4).
+    #[getter]
+    fn gates(&self) -> usize {
+        self.inner.gates()
+    }
+
+    /// Number of state arrays (2 for LSTM, else 1).
+    #[getter]
+    fn state_count(&self) -> usize {
+        self.inner.state_count()
+    }
+
+    /// Expected bias shape: `(gates·units,)`, or `(2, 3·units)` for GRU with `reset_after`.
+    #[getter]
+    fn bias_shape(&self) -> Vec<usize> {
+        bias_shape(&self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={})",
+            self.kind(),
+            self.units(),
+            self.activation(),
+            self.recurrent_activation(),
+            if self.use_bias() { "True" } else { "False" },
+            if self.reset_after() { "True" } else { "False" },
+        )
+    }
+}
+
+fn bias_shape(spec: &crate::CellSpec) -> Vec<usize> {
+    if spec.bias_rows() == 2 {
+        vec![2, spec.width()]
+    } else {
+        vec![spec.width()]
+    }
+}
+
+/// Activations saved by a forward pass for its backward pass. Opaque; freed with the object.
+#[pyclass(frozen, name = "SavedActivations", module = "rnnkit._core")]
+pub struct SavedActivations {
+    inner: SavedInner,
+}
+
+enum SavedInner {
+    Sequence32(Saved<f32>),
+    Sequence64(Saved<f64>),
+    Bidirectional32(BidirectionalSaved<f32>),
+    Bidirectional64(BidirectionalSaved<f64>),
+}
+
+#[pymethods]
+impl SavedActivations {
+    fn __repr__(&self) -> &'static str {
+        match self.inner {
+            SavedInner::Sequence32(_) | SavedInner::Sequence64(_) => {
+                "<SavedActivations of a sequence pass>"
+            }
+            _ => "<SavedActivations of a bidirectional pass>",
+        }
+    }
+}
+
+/// The element types the bindings dispatch on, with their slots in [`SavedInner`].
+trait Elem: Float + Element {
+    const DTYPE: Dtype;
+    fn wrap(saved: Saved<Self>) -> SavedInner;
+    fn wrap_bidirectional(saved: BidirectionalSaved<Self>) -> SavedInner;
+    fn unwrap(saved: &SavedInner) -> Option<&Saved<Self>>;
+    fn unwrap_bidirectional(saved: &SavedInner) -> Option<&BidirectionalSaved<Self>>;
+}
+
+macro_rules! elem {
+    ($t:ty, $dtype:ident, $seq:ident, $bi:ident) => {
+        impl Elem for $t {
+            const DTYPE: Dtype = Dtype::$dtype;
+            fn wrap(saved: Saved<Self>) -> SavedInner {
+                SavedInner::$seq(saved)
+            }
+            fn wrap_bidirectional(saved: BidirectionalSaved<Self>) -> SavedInner {
+                SavedInner::$bi(saved)
+            }
+            fn unwrap(saved: &SavedInner) -> Option<&Saved<Self>> {
+                match saved {
+                    SavedInner::$seq(s) => Some(s),
+                    _ => None,
+                }
+            }
+            fn unwrap_bidirectional(saved: &SavedInner) -> Option<&BidirectionalSaved<Self>> {
+                match saved {
+                    SavedInner::$bi(s) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+elem!(f32, F32, Sequence32, Bidirectional32);
+elem!(f64, F64, Sequence64, Bidirectional64);
+
+/// One direction's arrays, borrowed from numpy for the duration of a call.
+struct DirectionArrays<'py, T: Element> {
+    kernel: PyReadonlyArray2<'py, T>,
+    recurrent_kernel: PyReadonlyArray2<'py, T>,
+    bias: Option<PyReadonlyArray<'py, T, IxDyn>>,
+    initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
+    input_dropout: Option<PyReadonlyArray3<'py, T>>,
+    recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
+}
+
+/// The raw Python arguments of one direction; `prefix` names them in messages (`""`, `"fw_"`, `"bw_"`).
+struct DirectionArgs<'a, 'py> {
+    prefix: &'static str,
+    spec: crate::CellSpec,
+    weights: &'a Bound<'py, PyAny>,
+    initial_states: Option<&'a Bound<'py, PyAny>>,
+    input_dropout: Option<&'a Bound<'py, PyAny>>,
+    recurrent_dropout: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl<'py> DirectionArgs<'_, 'py> {
+    fn read<T: Elem>(&self) -> PyResult<DirectionArrays<'py, T>> {
+        let p = self.prefix;
+        let dn = dtype_name(T::DTYPE);
+        let items: Vec<Bound<'py, PyAny>> = self
+            .weights
+            .try_iter()
+            .and_then(|it| it.collect::<PyResult<_>>())
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{p}weights: expected (kernel, recurrent_kernel, bias)"
+                ))
+            })?;
+        if !(2..=3).contains(&items.len()) {
+            return Err(PyValueError::new_err(format!(
+                "{p}weights: expected (kernel, recurrent_kernel, bias), received {} items",
+                items.len()
+            )));
+        }
+        let bias = match items.get(2).filter(|b| !b.is_none()) {
+            None => None,
+            Some(b) => {
+                let expected = bias_shape(&self.spec);
+                let arr: PyReadonlyArray<'py, T, IxDyn> = read(&format!("{p}bias"), b, "", dn)?;
+                if arr.shape() != expected.as_slice() {
+                    return Err(ShapeError::new_err(format!(
+                        "{p}bias: expected shape {}, received {}",
+                        ShapeDisplay(&expected),
+                        ShapeDisplay(arr.shape())
+                    )));
+                }
+                Some(arr)
+            }
+        };
+        let initial_states = read_list::<T, Ix2>(
+            &format!("{p}initial_states"),
+            self.initial_states,
+            "(batch, units)",
+            dn,
+        )?
+        .map(|states| {
+            states
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    s.ok_or_else(|| {
+                        PyTypeError::new_err(format!(
+                            "{p}initial_states[{i}]: expected an array, received None"
+                        ))
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()
+        })
+        .transpose()?;
+        Ok(DirectionArrays {
+            kernel: read(
+                &format!("{p}kernel"),
+                &items[0],
+                "(input_dim, gates*units)",
+                dn,
+            )?,
+            recurrent_kernel: read(
+                &format!("{p}recurrent_kernel"),
+                &items[1],
+                "(units, gates*units)",
+                dn,
+            )?,
+            bias,
+            initial_states,
+            input_dropout: read_opt(
+                &format!("{p}input_dropout"),
+                self.input_dropout,
+                "(gates, batch, features)",
+                dn,
+            )?,
+            recurrent_dropout: read_opt(
+                &format!("{p}recurrent_dropout"),
+                self.recurrent_dropout,
+                "(gates, batch, units)",
+                dn,
+            )?,
+        })
+    }
+}
+
+impl<'py, T: Elem> DirectionArrays<'py, T> {
+    fn weights(&self) -> Weights<'_, T> {
+        Weights {
+            kernel: self.kernel.as_array(),
+            recurrent_kernel: self.recurrent_kernel.as_array(),
+            bias: self.bias.as_ref().map(|b| {
+                let b = b.as_array();
+                match b.ndim() {
+                    1 => b
+                        .into_dimensionality::<Ix1>()
+                        .expect("1-d")
+                        .insert_axis(Axis(0)),
+                    _ => b.into_dimensionality::<Ix2>().expect("2-d"),
+                }
+            }),
+        }
+    }
+
+    fn input<'a>(
+        &'a self,
+        x: &'a PyReadonlyArray3<'py, T>,
+        mask: Option<&'a PyReadonlyArray2<'py, bool>>,
+    ) -> SequenceInput<'a, T> {
+        SequenceInput {
+            x: x.as_array(),
+            initial_states: self
+                .initial_states
+                .as_ref()
+                .map(|s| s.iter().map(|a| a.as_array()).collect()),
+            mask: mask.map(|m| m.as_array()),
+            input_dropout: self.input_dropout.as_ref().map(|m| m.as_array()),
+            recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.as_array()),
+        }
+    }
+}
+
+/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, the bias gradient
+/// shaped like the bias.
+fn weight_grads<'py, T: Elem>(
+    py: Python<'py>,
+    g: Gradients<T>,
+    bias_rows: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let bias = match g.bias {
+        Some(b) if bias_rows == 1 => to_numpy(py, b.index_axis_move(Axis(0), 0)),
+        Some(b) => to_numpy(py, b),
+        None => py.None().into_bound(py),
+    };
+    let states: Vec<_> = g
+        .initial_states
+        .into_iter()
+        .map(|s| to_numpy(py, s))
+        .collect();
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, g.kernel),
+            to_numpy(py, g.recurrent_kernel),
+            bias,
+            states.into_pyobject(py)?.into_any(),
+        ],
+    )
+}
+
+/// Views of a list of optional arrays.
+fn views<'a, T: Element>(
+    arrays: &'a [Option<PyReadonlyArray2<'_, T>>],
+) -> Vec<Option<ArrayView2<'a, T>>> {
+    arrays
+        .iter()
+        .map(|d| d.as_ref().map(|d| d.as_array()))
+        .collect()
+}
+
+fn sequence_forward<'py, T: Elem>(
+    py: Python<'py>,
+    args: &DirectionArgs<'_, 'py>,
+    x: &Bound<'py, PyAny>,
+    mask: Option<&Bound<'py, PyAny>>,
+    options: SequenceOptions,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let x: PyReadonlyArray3<T> = read("x", x, "(batch, time, features)", dtype_name(T::DTYPE))?;
+    let mask: Option<PyReadonlyArray2<bool>> = read_opt("mask", mask, "(batch, time)", "bool")?;
+    let arrays = args.read::<T>()?;
+    let (weights, input) = (arrays.weights(), arrays.input(&x, mask.as_ref()));
+    let spec = args.spec;
+    let out = compute(py, || sequence::forward(&spec, &weights, &input, options))?;
+    let states: Vec<_> = out
+        .final_states
+        .into_iter()
+        .map(|s| to_numpy(py, s))
+        .collect();
+    let saved = Bound::new(
+        py,
+        SavedActivations {
+            inner: T::wrap(out.saved),
+        },
+    )?;
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, out.outputs),
+            states.into_pyobject(py)?.into_any(),
+            saved.into_any(),
+        ],
+    )
+}
+
+/// Runs a cell over a sequence.
+///
+/// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order,
+/// the list of final states, and the activations `rnn_backward` needs.
+#[pyfunction]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false))]
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_forward<'py>(
+    py: Python<'py>,
+    spec: &Bound<'py, CellSpec>,
+    weights: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    initial_states: Option<&Bound<'py, PyAny>>,
+    mask: Option<&Bound<'py, PyAny>>,
+    input_dropout: Option<&Bound<'py, PyAny>>,
+    recurrent_dropout: Option<&Bound<'py, PyAny>>,
+    go_backwards: bool,
+    zero_output_for_mask: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| {
+        let args = DirectionArgs {
+            prefix: "",
+            spec: spec.get().inner,
+            weights,
+            initial_states,
+            input_dropout,
+            recurrent_dropout,
+        };
+        let options = SequenceOptions {
+            go_backwards,
+            zero_output_for_mask,
+        };
+        match float_dtype("x", x)? {
+            Dtype::F32 => sequence_forward::<f32>(py, &args, x, mask, options),
+            Dtype::F64 => sequence_forward::<f64>(py, &args, x, mask, options),
+        }
+    })
+}
+
+fn sequence_backward<'py, T: Elem>(
+    py: Python<'py>,
+    saved: &Saved<T>,
+    d_outputs: Option<&Bound<'py, PyAny>>,
+    d_last_output: Option<&Bound<'py, PyAny>>,
+    d_final_states: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let dn = dtype_name(T::DTYPE);
+    let d_seq: Option<PyReadonlyArray3<T>> =
+        read_opt("d_outputs", d_outputs, "(batch, time, units)", dn)?;
+    let d_last: Option<PyReadonlyArray2<T>> =
+        read_opt("d_last_output", d_last_output, "(batch, units)", dn)?;
+    let d_states = read_list::<T, Ix2>("d_final_states", d_final_states, "(batch, units)", dn)?
+        .unwrap_or_default();
+    let grad = match (&d_seq, &d_last) {
+        (Some(_), Some(_)) => {
+            return Err(PyValueError::new_err(
+                "d_outputs, d_last_output: expected at most one of them, received both",
+            ))
+        }
+        (Some(d), None) => OutputGrad::Sequence(d.as_array()),
+        (None, Some(d)) => OutputGrad::Last(d.as_array()),
+        (None, None) => OutputGrad::None,
+    };
+    let d_states = views(&d_states);
+    let g = compute(py, || sequence::backward(saved, grad, &d_states))?;
+    let mut g = g;
+    let dx = to_numpy(py, std::mem::take(&mut g.input));
+    let rest = weight_grads(py, g, saved.spec().bias_rows())?;
+    PyTuple::new(
+        py,
+        std::iter::once(dx).chain(rest.iter()).collect::<Vec<_>>(),
+    )
+}
+
+/// Backpropagation through time of an `rnn_forward` pass.
+///
+/// Give the gradient of every output (`d_outputs`, `(batch, time, units)`) or of the last one
+/// (`d_last_output`), and optionally of the final states (a list; `None` entries are zeros).
+/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
+#[pyfunction]
+#[pyo3(signature = (saved, d_outputs = None, d_last_output = None, d_final_states = None))]
+pub fn rnn_backward<'py>(
+    py: Python<'py>,
+    saved: &Bound<'py, SavedActivations>,
+    d_outputs: Option<&Bound<'py, PyAny>>,
+    d_last_output: Option<&Bound<'py, PyAny>>,
+    d_final_states: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| {
+        let inner = &saved.get().inner;
+        if let Some(s) = f32::unwrap(inner) {
+            sequence_backward(py, s, d_outputs, d_last_output, d_final_states)
+        } else if let Some(s) = f64::unwrap(inner) {
+            sequence_backward(py, s, d_outputs, d_last_output, d_final_states)
+        } else {
+            Err(PyTypeError::new_err(
+                "saved: expected the result of rnn_forward, received that of bidirectional_forward",
+            ))
+        }
+    })
+}
+
+fn bidirectional_forward_typed<'py, T: Elem>(
+    py: Python<'py>,
+    directions: [&DirectionArgs<'_, 'py>; 2],
+    x: &Bound<'py, PyAny>,
+    mask: Option<&Bound<'py, PyAny>>,
+    options: [SequenceOptions; 2],
+    merge_mode: MergeMode,
+    return_sequences: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let x: PyReadonlyArray3<T> = read("x", x, "(batch, time, features)", dtype_name(T::DTYPE))?;
+    let mask: Option<PyReadonlyArray2<bool>> = read_opt("mask", mask, "(batch, time)", "bool")?;
+    let [fw, bw] = [directions[0].read::<T>()?, directions[1].read::<T>()?];
+    let (fw_spec, bw_spec) = (directions[0].spec, directions[1].spec);
+    let fw_dir = Direction {
+        spec: &fw_spec,
+        weights: fw.weights(),
+        input: fw.input(&x, mask.as_ref()),
+        options: options[0],
+    };
+    let bw_dir = Direction {
+        spec: &bw_spec,
+        weights: bw.weights(),
+        input: bw.input(&x, mask.as_ref()),
+        options: options[1],
+    };
+    let out = compute(py, || {
+        bidirectional::forward(&fw_dir, &bw_dir, merge_mode, return_sequences)
+    })?;
+    let outputs: Vec<_> = out.outputs.into_iter().map(|o| to_numpy(py, o)).collect();
+    let outputs = match outputs.len() {
+        1 => outputs.into_iter().next().expect("one output"),
+        _ => PyTuple::new(py, outputs)?.into_any(),
+    };
+    let states = |s: Vec<numpy::ndarray::Array2<T>>| -> PyResult<Bound<'py, PyAny>> {
+        Ok(s.into_iter()
+            .map(|s| to_numpy(py, s))
+            .collect::<Vec<_>>()
+            .into_pyobject(py)?
+            .into_any())
+    };
+    let saved = Bound::new(
+        py,
+        SavedActivations {
+            inner: T::wrap_bidirectional(out.saved),
+        },
+    )?;
+    PyTuple::new(
+        py,
+        [
+            outputs,
+            states(out.forward_states)?,
+            states(out.backward_states)?,
+            saved.into_any(),
+        ],
+    )
+}
+
+/// Runs a bidirectional pair over a sequence, both directions concurrently, and merges them.
+///
+/// The second direction runs with the opposite `go_backwards`; with `return_sequences` its
+/// outputs are flipped back into time order before the merge. Returns `(output, forward_states,
+/// backward_states, saved)`, `output` being a tuple of both outputs when `merge_mode` is None.
+#[pyfunction]
+#[pyo3(signature = (
+    fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode = Some("concat"), return_sequences = false,
+    mask = None, fw_initial_states = None, bw_initial_states = None, fw_input_dropout = None,
+    fw_recurrent_dropout = None, bw_input_dropout = None, bw_recurrent_dropout = None,
+    zero_output_for_mask = false, fw_go_backwards = false
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn bidirectional_forward<'py>(
+    py: Python<'py>,
+    fw_spec: &Bound<'py, CellSpec>,
+    fw_weights: &Bound<'py, PyAny>,
+    bw_spec: &Bound<'py, CellSpec>,
+    bw_weights: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    merge_mode: Option<&str>,
+    return_sequences: bool,
+    mask: Option<&Bound<'py, PyAny>>,
+    fw_initial_states: Option<&Bound<'py, PyAny>>,
+    bw_initial_states: Option<&Bound<'py, PyAny>>,
+    fw_input_dropout: Option<&Bound<'py, PyAny>>,
+    fw_recurrent_dropout: Option<&Bound<'py, PyAny>>,
+    bw_input_dropout: Option<&Bound<'py, PyAny>>,
+    bw_recurrent_dropout: Option<&Bound<'py, PyAny>>,
+    zero_output_for_mask: bool,
+    fw_go_backwards: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| {
+        let merge_mode = MergeMode::from_name(merge_mode).map_err(super::convert::to_py_err)?;
+        let fw = DirectionArgs {
+            prefix: "fw_",
+            spec: fw_spec.get().inner,
+            weights: fw_weights,
+            initial_states: fw_initial_states,
+            input_dropout: fw_input_dropout,
+            recurrent_dropout: fw_recurrent_dropout,
+        };
+        let bw = DirectionArgs {
+            prefix: "bw_",
+            spec: bw_spec.get().inner,
+            weights: bw_weights,
+            initial_states: bw_initial_states,
+            input_dropout: bw_input_dropout,
+            recurrent_dropout: bw_recurrent_dropout,
+        };
+        let options = [
+            SequenceOptions {
+                go_backwards: fw_go_backwards,
+                zero_output_for_mask,
+            },
+            SequenceOptions {
+                go_backwards: !fw_go_backwards,
+                zero_output_for_mask,
+            },
+        ];
+        match float_dtype("x", x)? {
+            Dtype::F32 => bidirectional_forward_typed::<f32>(
+                py,
+                [&fw, &bw],
+                x,
+                mask,
+                options,
+                merge_mode,
+                return_sequences,
+            ),
+            Dtype::F64 => bidirectional_forward_typed::<f64>(
+                py,
+                [&fw, &bw],
+                x,
+                mask,
+                options,
+                merge_mode,
+                return_sequences,
+            ),
+        }
+    })
+}
+
+fn bidirectional_backward_typed<'py, T: Elem>(
+    py: Python<'py>,
+    saved: &BidirectionalSaved<T>,
+    d_outputs: Option<&Bound<'py, PyAny>>,
+    d_fw_states: Option<&Bound<'py, PyAny>>,
+    d_bw_states: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let dn = dtype_name(T::DTYPE);
+    let d_out: Vec<Option<PyReadonlyArray<T, IxDyn>>> = match d_outputs.filter(|d| !d.is_none()) {
+        None => Vec::new(),
+        Some(d) if d.cast::<numpy::PyUntypedArray>().is_ok() => {
+            vec![Some(read("d_outputs", d, "", dn)?)]
+        }
+        Some(d) => read_list::<T, IxDyn>("d_outputs", Some(d), "", dn)?.unwrap_or_default(),
+    };
+    let d_fw =
+        read_list::<T, Ix2>("d_fw_states", d_fw_states, "(batch, units)", dn)?.unwrap_or_default();
+    let d_bw =
+        read_list::<T, Ix2>("d_bw_states", d_bw_states, "(batch, units)", dn)?.unwrap_or_default();
+    let d_out_views: Vec<_> = d_out
+        .iter()
+        .map(|d| d.as_ref().map(|d| d.as_array()))
+        .collect();
+    let (d_fw, d_bw) = (views(&d_fw), views(&d_bw));
+    let g = compute(py, || {
+        bidirectional::backward(saved, &d_out_views, &d_fw, &d_bw)
+    })?;
+    let fw = weight_grads(py, g.forward, saved.forward.spec().bias_rows())?;
+    let bw = weight_grads(py, g.backward, saved.backward.spec().bias_rows())?;
+    PyTuple::new(py, [to_numpy(py, g.input), fw.into_any(), bw.into_any()])
+}
+
+/// Backward of a `bidirectional_forward` pass.
+///
+/// `d_outputs` is the gradient of the merged output (a pair for merge_mode None, entries may be
+/// None). Returns `(dx, forward_grads, backward_grads)`, each direction's grads being
+/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
+#[pyfunction]
+#[pyo3(signature = (saved, d_outputs = None, d_fw_states = None, d_bw_states = None))]
+pub fn bidirectional_backward<'py>(
+    py: Python<'py>,
+    saved: &Bound<'py, SavedActivations>,
+    d_outputs: Option<&Bound<'py, PyAny>>,
+    d_fw_states: Option<&Bound<'py, PyAny>>,
+    d_bw_states: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| {
+        let inner = &saved.get().inner;
+        if let Some(s) = f32::unwrap_bidirectional(inner) {
+            bidirectional_backward_typed(py, s, d_outputs, d_fw_states, d_bw_states)
+        } else if let Some(s) = f64::unwrap_bidirectional(inner) {
+            bidirectional_backward_typed(py, s, d_outputs, d_fw_states, d_bw_states)
+        } else {
+            Err(PyTypeError::new_err(
+                "saved: expected the result of bidirectional_forward, received that of rnn_forward",
+            ))
+        }
+    })
+}
