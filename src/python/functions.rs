@@ -245,6 +245,18 @@ impl<'py> DirectionArgs<'_, 'py> {
                 items.len()
             )));
         }
+        let kernel: PyReadonlyArray2<T> = read(
+            &format!("{p}kernel"),
+            &items[0],
+            "(input_dim, gates*units)",
+            dn,
+        )?;
+        let recurrent_kernel: PyReadonlyArray2<T> = read(
+            &format!("{p}recurrent_kernel"),
+            &items[1],
+            "(units, gates*units)",
+            dn,
+        )?;
         let bias = match items.get(2).filter(|b| !b.is_none()) {
             None => None,
             Some(b) => {
@@ -281,18 +293,8 @@ impl<'py> DirectionArgs<'_, 'py> {
         })
         .transpose()?;
         Ok(DirectionArrays {
-            kernel: read(
-                &format!("{p}kernel"),
-                &items[0],
-                "(input_dim, gates*units)",
-                dn,
-            )?,
-            recurrent_kernel: read(
-                &format!("{p}recurrent_kernel"),
-                &items[1],
-                "(units, gates*units)",
-                dn,
-            )?,
+            kernel,
+            recurrent_kernel,
             bias,
             initial_states,
             input_dropout: read_opt(

@@ -1,0 +1,468 @@
+"""Elementwise arithmetic and functions, reductions, matmul and einsum, comparisons."""
+
+import builtins
+import string
+
+import numpy as np
+
+from rnnkit.ops.core import op
+
+__all__ = [
+    "abs", "add", "argmax", "clip", "divide", "einsum", "equal", "exp", "greater", "greater_equal",
+    "less", "less_equal", "log", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply",
+    "negative", "not_equal", "power", "sqrt", "square", "subtract", "sum", "tanh", "where",
+]
+
+
+@op(inputs=2)
+def add(x1, x2):
+    """Adds elementwise, with broadcasting.
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    return np.add(x1, x2), lambda grad: (grad, grad)
+
+
+@op(inputs=2)
+def subtract(x1, x2):
+    """Subtracts `x2` from `x1` elementwise, with broadcasting.
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    return np.subtract(x1, x2), lambda grad: (grad, -grad)
+
+
+@op(inputs=2)
+def multiply(x1, x2):
+    """Multiplies elementwise, with broadcasting.
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    return np.multiply(x1, x2), lambda grad: (grad * x2, grad * x1)
+
+
+@op(inputs=2)
+def divide(x1, x2):
+    """Divides `x1` by `x2` elementwise (true division), with broadcasting.
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    out = np.true_divide(x1, x2)
+    return out, lambda grad: (grad / x2, -grad * out / x2)
+
+
+@op()
+def negative(x):
+    """Negates elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    return np.negative(x), lambda grad: -grad
+
+
+@op(inputs=2)
+def power(x1, x2):
+    """Raises `x1` to the power `x2` elementwise, with broadcasting.
+
+    Args:
+        x1: A tensor-like, the base.
+        x2: A tensor-like, the exponent.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    out = np.power(x1, x2)
+
+    def backward(grad):
+        d_base = grad * x2 * np.power(x1, x2 - 1)
+        if not isinstance(x2, np.ndarray):  # a Python scalar exponent: spare the log
+            return d_base, None
+        # As in TensorFlow, the exponent's gradient is 0 where x1 <= 0 has no real log.
+        return d_base, grad * out * np.log(np.where(x1 > 0, x1, 1))
+
+    return out, backward
+
+
+@op()
+def exp(x):
+    """Computes e**x elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.exp(x)
+    return out, lambda grad: grad * out
+
+
+@op()
+def log(x):
+    """Computes the natural logarithm elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    return np.log(x), lambda grad: grad / x
+
+
+@op()
+def sqrt(x):
+    """Computes the square root elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.sqrt(x)
+    return out, lambda grad: grad / (2 * out)
+
+
+@op()
+def square(x):
+    """Squares elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    return np.square(x), lambda grad: grad * 2 * x
+
+
+@op()
+def abs(x):
+    """Computes the absolute value elementwise (gradient 0 at 0).
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    return np.abs(x), lambda grad: grad * np.sign(x)
+
+
+@op()
+def tanh(x):
+    """Computes the hyperbolic tangent elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.tanh(x)
+    return out, lambda grad: grad * (1 - out * out)
+
+
+def _first_or_second(grad, first):
+    return np.where(first, grad, 0), np.where(first, 0, grad)
+
+
+@op(inputs=2)
+def maximum(x1, x2):
+    """Takes the elementwise maximum, with broadcasting; ties send the gradient to `x1`.
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    return np.maximum(x1, x2), lambda grad: _first_or_second(grad, x1 >= x2)
+
+
+@op(inputs=2)
+def minimum(x1, x2):
+    """Takes the elementwise minimum, with broadcasting; ties send the gradient to `x1`.
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    return np.minimum(x1, x2), lambda grad: _first_or_second(grad, x1 <= x2)
+
+
+@op(inputs=3)
+def where(condition, x1, x2):
+    """Picks `x1` where `condition` is true and `x2` elsewhere, with broadcasting.
+
+    Args:
+        condition: A boolean tensor-like; it gets no gradient.
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    return np.where(condition, x1, x2), lambda grad: (None, *_first_or_second(grad, condition))
+
+
+@op(inputs=3)
+def clip(x, x_min, x_max):
+    """Clips values to `[x_min, x_max]`, with broadcasting.
+
+    Where `x` is clipped, the gradient goes to the bound that was used, as in TensorFlow.
+
+    Args:
+        x: A tensor-like.
+        x_min: A tensor-like lower bound.
+        x_max: A tensor-like upper bound.
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+    below, above = x < x_min, x > x_max
+
+    def backward(grad):
+        return np.where(below | above, 0, grad), np.where(below, grad, 0), np.where(above, grad, 0)
+
+    return np.clip(x, x_min, x_max), backward
+
+
+def _restore_reduced(value, axis, keepdims):
+    """Re-inserts the axes a reduction removed, so `value` broadcasts against its input."""
+    return value if axis is None or keepdims else np.expand_dims(value, axis)
+
+
+@op()
+def sum(x, axis=None, keepdims=False):
+    """Sums over the given axes.
+
+    Args:
+        x: A tensor-like.
+        axis: An int, a tuple of ints, or None for all axes.
+        keepdims: Whether to keep the reduced axes with size 1.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.sum(x, axis=axis, keepdims=keepdims)
+    return out, lambda grad: np.broadcast_to(_restore_reduced(grad, axis, keepdims), x.shape)
+
+
+@op()
+def mean(x, axis=None, keepdims=False):
+    """Averages over the given axes.
+
+    Args:
+        x: A tensor-like.
+        axis: An int, a tuple of ints, or None for all axes.
+        keepdims: Whether to keep the reduced axes with size 1.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.mean(x, axis=axis, keepdims=keepdims)
+
+    def backward(grad):
+        count = x.size / grad.size  # elements averaged into each output
+        return np.broadcast_to(_restore_reduced(grad / count, axis, keepdims), x.shape)
+
+    return out, backward
+
+
+def _extremum_gradient(x, out, grad, axis, keepdims):
+    # Tied extrema share the gradient equally, as in TensorFlow.
+    hits = x == _restore_reduced(out, axis, keepdims)
+    return hits * _restore_reduced(grad, axis, keepdims) / hits.sum(axis=axis, keepdims=True)
+
+
+@op()
+def max(x, axis=None, keepdims=False):
+    """Takes the maximum over the given axes.
+
+    Args:
+        x: A tensor-like.
+        axis: An int, a tuple of ints, or None for all axes.
+        keepdims: Whether to keep the reduced axes with size 1.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.max(x, axis=axis, keepdims=keepdims)
+    return out, lambda grad: _extremum_gradient(x, out, grad, axis, keepdims)
+
+
+@op()
+def min(x, axis=None, keepdims=False):
+    """Takes the minimum over the given axes.
+
+    Args:
+        x: A tensor-like.
+        axis: An int, a tuple of ints, or None for all axes.
+        keepdims: Whether to keep the reduced axes with size 1.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.min(x, axis=axis, keepdims=keepdims)
+    return out, lambda grad: _extremum_gradient(x, out, grad, axis, keepdims)
+
+
+@op()
+def argmax(x, axis=None, keepdims=False):
+    """Returns the indices of the maxima (no gradient).
+
+    Args:
+        x: A tensor-like.
+        axis: An int, or None to index the flattened tensor.
+        keepdims: Whether to keep the reduced axis with size 1.
+
+    Returns:
+        An integer Tensor.
+    """
+    return np.argmax(x, axis=axis, keepdims=keepdims), None
+
+
+@op(inputs=2)
+def matmul(x1, x2):
+    """Multiplies matrices as `np.matmul`: 1-D operands are vectors, leading axes broadcast.
+
+    Args:
+        x1: A tensor-like with at least one axis.
+        x2: A tensor-like with at least one axis.
+
+    Returns:
+        A Tensor.
+    """
+
+    def backward(grad):
+        # Work on the matrix forms, with vectors as a 1-row or 1-column matrix.
+        a = x1[np.newaxis] if x1.ndim == 1 else x1
+        b = x2[:, np.newaxis] if x2.ndim == 1 else x2
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        grad = grad.reshape(batch + (a.shape[-2], b.shape[-1]))
+        d_a = grad @ np.swapaxes(b, -1, -2)
+        d_b = np.swapaxes(a, -1, -2) @ grad
+        return (d_a[..., 0, :] if x1.ndim == 1 else d_a), (d_b[..., 0] if x2.ndim == 1 else d_b)
+
+    return np.matmul(x1, x2), backward
+
+
+def einsum(subscripts, *operands):
+    """Evaluates an Einstein summation given in explicit form, e.g. "bij,ijkl->bkl".
+
+    Labels may repeat within an operand (diagonals), appear in one operand only (summed out),
+    and "..." stands for broadcast leading axes.
+
+    Args:
+        subscripts: The subscripts, with "->" and the output labels.
+        *operands: Tensor-likes, one per comma-separated input.
+
+    Returns:
+        A Tensor.
+
+    Raises:
+        ValueError: If `subscripts` has no "->".
+    """
+    if "->" not in subscripts:
+        raise ValueError(f"einsum needs the explicit form with '->' (e.g. 'ij,jk->ik'), got {subscripts!r}")
+    return _einsum(*operands, subscripts=subscripts)
+
+
+@op(inputs=None)
+def _einsum(*operands, subscripts):
+    inputs, output = _expand_ellipsis(subscripts.replace(" ", ""), [np.ndim(x) for x in operands])
+
+    def operand_gradient(grad, i, sizes):
+        labels, unique = inputs[i], "".join(dict.fromkeys(inputs[i]))
+        others = [j for j in range(len(operands)) if j != i]
+        present = set(output).union(*(inputs[j] for j in others))
+        kept = "".join(c for c in unique if c in present)
+        spec = ",".join([output] + [inputs[j] for j in others]) + "->" + kept
+        partial = np.einsum(spec, grad, *(operands[j] for j in others))
+        # Labels only this operand has were summed away: the gradient is constant along them.
+        partial = np.expand_dims(partial, tuple(k for k, c in enumerate(unique) if c not in kept))
+        result = np.zeros([sizes[c] for c in labels], grad.dtype)
+        # For one operand and no summation einsum returns a writable view: here the diagonal
+        # that repeated labels select, or a transpose.
+        np.einsum(f"{labels}->{unique}", result)[...] = partial
+        return result
+
+    def backward(grad):
+        sizes = {}
+        for labels, x in zip(inputs, operands):
+            for label, size in zip(labels, np.shape(x)):
+                if sizes.get(label, 1) == 1:  # a size-1 axis broadcasts against the others
+                    sizes[label] = size
+        return [operand_gradient(grad, i, sizes) for i in range(len(operands))]
+
+    return np.einsum(",".join(inputs) + "->" + output, *operands), backward
+
+
+def _expand_ellipsis(subscripts, ndims):
+    """Splits explicit subscripts into input and output labels, spelling "..." out as letters."""
+    inputs, output = subscripts.split("->")
+    inputs = inputs.split(",")
+    if "..." not in subscripts:
+        return inputs, output
+    spare = [c for c in string.ascii_letters if c not in subscripts]
+    counts = [ndim - len(labels) + 3 if "..." in labels else 0 for labels, ndim in zip(inputs, ndims)]
+    broadcast = "".join(spare[: builtins.max(counts)])
+    # Broadcast axes align on the right, as in numpy.
+    inputs = [s.replace("...", broadcast[len(broadcast) - n :]) for s, n in zip(inputs, counts)]
+    return inputs, output.replace("...", broadcast)
+
+
+def _comparison(ufunc, symbol):
+    def compare(x1, x2):
+        return ufunc(x1, x2), None
+
+    compare = op(inputs=2)(compare)
+    compare.__name__ = compare.__qualname__ = ufunc.__name__
+    compare.__doc__ = f"""Compares `x1 {symbol} x2` elementwise, with broadcasting (no gradient).
+
+    Args:
+        x1: A tensor-like.
+        x2: A tensor-like.
+
+    Returns:
+        A boolean Tensor of the broadcast shape.
+    """
+    return compare
+
+
+equal = _comparison(np.equal, "==")
+not_equal = _comparison(np.not_equal, "!=")
+less = _comparison(np.less, "<")
+less_equal = _comparison(np.less_equal, "<=")
+greater = _comparison(np.greater, ">")
+greater_equal = _comparison(np.greater_equal, ">=")

@@ -1,0 +1,67 @@
+"""Activation functions: sigmoid, relu, softmax, log_softmax."""
+
+import numpy as np
+
+from rnnkit.ops.core import op
+
+__all__ = ["log_softmax", "relu", "sigmoid", "softmax"]
+
+
+@op()
+def sigmoid(x):
+    """Computes the logistic function 1 / (1 + exp(-x)) elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    # exp(-log(1 + exp(-x))) neither overflows nor loses the tails.
+    out = np.exp(-np.logaddexp(0, -x))
+    return out, lambda grad: grad * out * (1 - out)
+
+
+@op()
+def relu(x):
+    """Computes max(x, 0) elementwise (gradient 0 at 0).
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    return np.maximum(x, 0), lambda grad: grad * (x > 0)
+
+
+@op()
+def softmax(x, axis=-1):
+    """Computes the softmax along an axis.
+
+    Args:
+        x: A tensor-like.
+        axis: The axis (or tuple of axes) the probabilities sum to one over.
+
+    Returns:
+        A Tensor of the shape of `x`.
+    """
+    exps = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    out = exps / np.sum(exps, axis=axis, keepdims=True)
+    return out, lambda grad: out * (grad - np.sum(grad * out, axis=axis, keepdims=True))
+
+
+@op()
+def log_softmax(x, axis=-1):
+    """Computes the logarithm of the softmax along an axis, without forming the softmax.
+
+    Args:
+        x: A tensor-like.
+        axis: The axis (or tuple of axes) to normalise over.
+
+    Returns:
+        A Tensor of the shape of `x`.
+    """
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return out, lambda grad: grad - np.exp(out) * np.sum(grad, axis=axis, keepdims=True)
