@@ -268,7 +268,7 @@ mod tests {
         let h = 1e-6;
         for (name, act) in NAMES {
             // Points away from every kink (0, ±0.5, ±1, ±3, 6).
-            for &x in &[-4.2, -2.1, -0.77, -0.3, 0.2, 0.61, 1.4, 2.7, 5.1, 7.3] {
+            for &x in &[-4.2f64, -2.1, -0.77, -0.3, 0.2, 0.61, 1.4, 2.7, 5.1, 7.3] {
                 let numeric = (act.apply(x + h) - act.apply(x - h)) / (2.0 * h);
                 let analytic = act.derivative(x, act.apply(x));
                 assert!(
