@@ -1,9 +1,18 @@
-"""rnnkit: Keras-style recurrent neural networks with a fused Rust core."""
+"""rnnkit: Keras-style recurrent neural networks with a fused Rust core.
 
-from rnnkit import ops, tree
+Use it as Keras: `import rnnkit as keras`, then `keras.layers.LSTM(64)`, `keras.Sequential`,
+`keras.Model`, `keras.Input`, `keras.ops`, `keras.GradientTape`.
+"""
+
+from rnnkit import activations, constraints, initializers, layers, models, ops, regularizers, tree, utils
+from rnnkit.layers import Input
+from rnnkit.models import Model, Sequential
 from rnnkit.tape import GradientTape
 from rnnkit.tensor import Tensor, Variable
 
 __version__ = "0.1.0"
 
-__all__ = ["GradientTape", "Tensor", "Variable", "ops", "tree"]
+__all__ = [
+    "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "constraints",
+    "initializers", "layers", "models", "ops", "regularizers", "tree", "utils",
+]

@@ -55,13 +55,15 @@ class Tensor:
             their dtype.
     """
 
-    __slots__ = ("_array", "_id", "__weakref__")
+    # `_keras_mask` is the (batch, time) mask a layer attached to its output, as in Keras.
+    __slots__ = ("_array", "_id", "_keras_mask", "__weakref__")
     # Makes `ndarray + Tensor` call Tensor.__radd__ instead of numpy's elementwise loop.
     __array_priority__ = 100
 
     def __init__(self, value, dtype=None):
         self._array = _to_array(value, dtype)
         self._id = next(_ids)
+        self._keras_mask = None
 
     @property
     def shape(self):
@@ -297,4 +299,5 @@ def wrap(array):
     tensor._array = np.asarray(array)
     tensor._array.flags.writeable = False
     tensor._id = next(_ids)
+    tensor._keras_mask = None
     return tensor

@@ -3,6 +3,8 @@
 Dicts are traversed in sorted-key order; everything else, None included, is a leaf.
 """
 
+import numpy as np
+
 
 def is_nested(structure):
     """Returns whether `structure` is a list, tuple or dict (and so not a leaf)."""
@@ -107,3 +109,32 @@ def map_structure(fn, *structures):
         assert_same_structure(structures[0], other)
     results = [fn(*leaves) for leaves in zip(*(flatten(s) for s in structures))]
     return pack_sequence_as(structures[0], results)
+
+
+def is_shape(value):
+    """Whether `value` is one shape: a tuple or list of ints and Nones."""
+    return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in value)
+
+
+def map_shape_structure(fn, structure):
+    """Like `map_structure`, but treats each shape (a tuple of ints and Nones) as a leaf.
+
+    Args:
+        fn: Called on each shape.
+        structure: A shape, or a nested list/tuple/dict of shapes.
+
+    Returns:
+        The same structure with each shape replaced by `fn(shape)`.
+    """
+    if is_shape(structure):
+        return fn(tuple(structure))
+    if isinstance(structure, dict):
+        return {k: map_shape_structure(fn, v) for k, v in structure.items()}
+    return type(structure)(map_shape_structure(fn, s) for s in structure)
+
+
+def flatten_shapes(structure):
+    """The shapes of a nested structure of shapes (see `map_shape_structure`), in order."""
+    shapes = []
+    map_shape_structure(shapes.append, structure)
+    return shapes

@@ -1,0 +1,91 @@
+"""`Embedding`: integer indices to dense vectors, with the padding mask `mask_zero` gives."""
+
+import numpy as np
+
+from rnnkit import constraints, initializers, ops, regularizers
+from rnnkit.layers.layer import Layer
+
+
+class Embedding(Layer):
+    """Turns indices `(batch, ...)` into vectors `(batch, ..., output_dim)`, as Keras's.
+
+    Args:
+        input_dim: Vocabulary size (indices lie in `[0, input_dim)`).
+        output_dim: Size of each vector.
+        embeddings_initializer: Initializer of the `(input_dim, output_dim)` table.
+        embeddings_regularizer: Optional regularizer of the table.
+        embeddings_constraint: Optional constraint of the table.
+        mask_zero: Whether index 0 is padding: the output then carries the mask `inputs != 0`.
+        weights: Optional initial table, as a one-element list.
+        **kwargs: Base `Layer` arguments. Without `input_shape`, sequences of any length are
+            assumed (`input_shape=(None,)`), which lets a Sequential model infer its shapes.
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        weights=None,
+        **kwargs,
+    ):
+        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"Received an invalid value for argument `{arg}`. Expected a positive integer, received {arg}={value}")
+        kwargs.pop("input_length", None)
+        if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = (None,)
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = mask_zero
+        self.supports_masking = mask_zero
+        self._initial_weights = weights
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
+            name="embeddings",
+        )
+        self.built = True
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def _indices(self, inputs):
+        values = np.asarray(inputs)
+        if values.dtype.kind == "f" and np.any(values != np.round(values)):
+            raise ValueError(f"Layer {self.name}: expected integer indices, received non-integer values.")
+        values = values.astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() >= self.input_dim):
+            raise ValueError(
+                f"Layer {self.name}: indices must lie in [0, {self.input_dim}) (input_dim), received values "
+                f"in [{values.min()}, {values.max()}]."
+            )
+        return values
+
+    def call(self, inputs):
+        return ops.take(self.embeddings, self._indices(inputs), axis=0)
+
+    def compute_mask(self, inputs, mask=None):
+        return np.asarray(inputs) != 0 if self.mask_zero else None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+            "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+            "mask_zero": self.mask_zero,
+        }

@@ -1,0 +1,51 @@
+"""`Input` and the `InputLayer` that stands for it in models."""
+
+from rnnkit.layers.layer import Layer
+from rnnkit.symbolic import KerasTensor
+
+
+class InputLayer(Layer):
+    """The entry point of a functional model: holds the symbolic input tensor.
+
+    Args:
+        shape: Shape without the batch axis (None for unknown sizes).
+        batch_size: Optional fixed batch size.
+        dtype: The input's dtype (float32 by default).
+        batch_shape: Shape with the batch axis, instead of `shape` and `batch_size`.
+        name: Optional name.
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if batch_shape is None:
+            if shape is None:
+                raise ValueError("Input: expected `shape` or `batch_shape`, received neither.")
+            if isinstance(shape, int):
+                shape = (shape,)
+            batch_shape = (batch_size, *tuple(shape))
+        self.batch_shape = tuple(batch_shape)
+        self.output = KerasTensor(self.batch_shape, self.dtype, name=self.name)
+        self.output.input_layer = self
+        self.built = True
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802 (Keras's name)
+    """A symbolic input tensor for the functional API, as `keras.Input`.
+
+    Args:
+        shape: Shape without the batch axis, e.g. `(None, 28)` for sequences of any length.
+        batch_size: Optional fixed batch size.
+        dtype: The input's dtype (float32 by default).
+        batch_shape: Shape with the batch axis, instead of `shape` and `batch_size`.
+        name: Optional name.
+
+    Returns:
+        A KerasTensor.
+    """
+    return InputLayer(shape, batch_size, dtype, batch_shape, name).output

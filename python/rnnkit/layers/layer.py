@@ -1,0 +1,356 @@
+"""The `Layer` base class: lazy build, weights, configs, masks, training flag, symbolic calls."""
+
+import collections
+import contextlib
+import inspect
+import re
+import threading
+
+import numpy as np
+
+from rnnkit import tree
+from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
+from rnnkit.tensor import Tensor, Variable, convert_to_tensor, wrap
+
+_name_counts = collections.Counter()
+_context = threading.local()
+
+
+def unique_name(base):
+    """`base`, then `base_1`, `base_2`, ... as Keras names layers and models."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def clear_session():
+    """Resets the automatic layer names (Keras's `clear_session`)."""
+    _name_counts.clear()
+
+
+def snake_case(name):
+    """`LSTMCell` -> `lstm_cell`, `SimpleRNN` -> `simple_rnn`, as Keras derives default names."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def in_symbolic_call():
+    """Whether layers are being run on placeholders to infer shapes (no side effects allowed)."""
+    return getattr(_context, "symbolic", False)
+
+
+@contextlib.contextmanager
+def _call_context(training, symbolic=None):
+    saved = getattr(_context, "training", None), in_symbolic_call()
+    _context.training = training
+    if symbolic is not None:
+        _context.symbolic = symbolic
+    try:
+        yield
+    finally:
+        _context.training, _context.symbolic = saved
+
+
+def _shape_of(x):
+    return tuple(x.shape)
+
+
+class Layer:
+    """Base class of every layer, Keras-style.
+
+    Subclasses create weights in `build(input_shape)` with `add_weight`, compute in
+    `call(inputs, ...)`, and list their constructor arguments in `get_config`. Calling a layer
+    builds it on first use, fills `mask=` from the input's mask and `training=` from the
+    enclosing call, and attaches `compute_mask`'s result to the output. Calling it on
+    `rk.Input(...)` tensors returns KerasTensors for the functional API.
+
+    Args:
+        name: Unique name; derived from the class name by default (`lstm`, `lstm_1`, ...).
+        trainable: Whether the weights are trained.
+        dtype: The dtype of the weights and computations (float32 by default).
+        activity_regularizer: Optional regularizer of the layer's output.
+        input_shape: Shape of the input without the batch axis, for the first layer of a
+            Sequential model.
+        batch_size: Fixed batch size to go with `input_shape`.
+        batch_input_shape: Shape of the input with the batch axis.
+    """
+
+    def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, **kwargs):
+        input_shape = kwargs.pop("input_shape", None)
+        batch_size = kwargs.pop("batch_size", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        kwargs.pop("autocast", None)
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected a string, received {type(name).__name__}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self._trainable = trainable
+        self.dtype = np.dtype(dtype or "float32").name
+        from rnnkit import regularizers
+
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        if batch_input_shape is None and input_shape is not None:
+            batch_input_shape = (batch_size, *tuple(input_shape))
+        self._batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
+        self.built = False
+        self.supports_masking = getattr(self, "supports_masking", False)
+        self._own_weights = []
+        self._weight_regularizers = []
+        self._constraints = {}
+        self._activity_losses = []
+        self.inbound_nodes = []
+
+    # --- tracking -----------------------------------------------------------------------------
+
+    def __setattr__(self, name, value):
+        # Sub-layers (alone or in lists) are tracked in assignment order, for `weights`.
+        if not name.startswith("__"):
+            layers = self.__dict__.setdefault("_layers", [])
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, Layer) and item is not self and all(item is not x for x in layers):
+                    layers.append(item)
+        object.__setattr__(self, name, value)
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = value
+
+    @property
+    def weights(self):
+        """All weights, Keras's order: this layer's trainable then non-trainable ones, then each
+        sub-layer's in tracking order (the order of `get_weights()`)."""
+        own = [w for w in self._own_weights if w.trainable] + [w for w in self._own_weights if not w.trainable]
+        seen, out = set(), []
+        for w in own + [w for layer in self._layers for w in layer.weights]:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        return out
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self.weights if w.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self.weights if not w.trainable] if self.trainable else self.weights
+
+    @property
+    def variables(self):
+        return self.weights
+
+    @property
+    def trainable_variables(self):
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        return self.non_trainable_weights
+
+    @property
+    def losses(self):
+        """Regularisation losses of the weights (from their current values) and of the last output."""
+        own = [reg(w) for w, reg in self._weight_regularizers] + list(self._activity_losses)
+        return own + [loss for layer in self._layers for loss in layer.losses]
+
+    def add_weight(
+        self,
+        shape=None,
+        initializer=None,
+        dtype=None,
+        trainable=True,
+        regularizer=None,
+        constraint=None,
+        name=None,
+        **kwargs,
+    ):
+        """Creates a weight of the layer.
+
+        Args:
+            shape: The weight's shape (a scalar when None).
+            initializer: An initializer, its name or a callable `(shape, dtype) -> array`;
+                `glorot_uniform` for floats and `zeros` otherwise by default.
+            dtype: Defaults to the layer's dtype.
+            trainable: Whether gradients update it.
+            regularizer: Optional regularizer; its value joins `layer.losses`.
+            constraint: Optional constraint applied after each optimizer update.
+            name: The weight's name.
+
+        Returns:
+            The new Variable.
+        """
+        from rnnkit import constraints, initializers, regularizers
+
+        kwargs.pop("autocast", None)
+        kwargs.pop("aggregation", None)
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to add_weight: {kwargs}")
+        dtype = np.dtype(dtype or self.dtype)
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        if initializer is None:
+            initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
+        value = np.asarray(initializers.get(initializer)(shape, dtype=dtype), dtype=dtype)
+        weight = Variable(value, trainable=trainable, name=name or "variable", dtype=dtype)
+        self._own_weights.append(weight)
+        if regularizer is not None:
+            self._weight_regularizers.append((weight, regularizers.get(regularizer)))
+        if constraint is not None:
+            self._constraints[id(weight)] = constraints.get(constraint)
+        return weight
+
+    def constraint_for(self, weight):
+        """The constraint attached to `weight` by this layer or a sub-layer, or None."""
+        found = self._constraints.get(id(weight))
+        for layer in self._layers:
+            found = found or layer.constraint_for(weight)
+        return found
+
+    def get_weights(self):
+        """The weights' values as numpy arrays, in `weights` order."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Sets the weights from numpy arrays, in `weights` order.
+
+        Raises:
+            ValueError: If the count or a shape differs from the layer's weights.
+        """
+        params = self.weights
+        if len(params) != len(weights):
+            raise ValueError(
+                f"You called `set_weights(weights)` on layer '{self.name}' with a weight list of "
+                f"length {len(weights)}, but the layer was expecting {len(params)} weights."
+            )
+        arrays = [np.asarray(w) for w in weights]
+        for param, value in zip(params, arrays):
+            if param.shape != value.shape:
+                raise ValueError(
+                    f"Layer {self.name} weight shape {param.shape} is not compatible with provided "
+                    f"weight shape {value.shape}."
+                )
+        for param, value in zip(params, arrays):
+            param.assign(value)
+
+    def count_params(self):
+        """The number of scalars in the weights.
+
+        Raises:
+            ValueError: If the layer is not built yet.
+        """
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
+                "built. You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(np.prod(w.shape) for w in self.weights))
+
+    # --- what subclasses override -------------------------------------------------------------
+
+    def build(self, input_shape):
+        """Creates the weights for inputs of `input_shape` (batch axis included, None unknown)."""
+        self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError(f"Layer {type(self).__name__} does not implement call().")
+
+    def compute_mask(self, inputs, mask=None):
+        """The output mask: the input mask if the layer supports masking, else None."""
+        return mask if self.supports_masking else None
+
+    def get_config(self):
+        """The constructor arguments, JSON-serialisable."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Creates a layer from `get_config()`'s output."""
+        return cls(**config)
+
+    # --- calling ------------------------------------------------------------------------------
+
+    @property
+    def _call_parameters(self):
+        return inspect.signature(self.call).parameters
+
+    def _maybe_build(self, inputs):
+        if not self.built:
+            shapes = tree.map_structure(_shape_of, inputs)
+            self.build(shapes)
+            self.built = True
+
+    def __call__(self, *args, **kwargs):
+        if not args:
+            raise TypeError(f"Layer {self.name} was called without inputs.")
+        if is_symbolic((args, kwargs)):
+            return self._symbolic_call(args, kwargs)
+        inputs = tree.map_structure(self._convert_input, args[0])
+        args = (inputs, *args[1:])
+        params = self._call_parameters
+        if "mask" in params and kwargs.get("mask") is None:
+            masks = [getattr(x, "_keras_mask", None) for x in tree.flatten(inputs)]
+            if any(m is not None for m in masks):
+                kwargs["mask"] = masks[0] if len(masks) == 1 else tree.pack_sequence_as(inputs, masks)
+        training = kwargs.get("training")
+        if training is None:
+            training = getattr(_context, "training", None)
+        if "training" in params:
+            kwargs["training"] = bool(training)
+        self._maybe_build(inputs)
+        with _call_context(training):
+            outputs = self.call(*args, **kwargs)
+        self._attach_mask(inputs, kwargs.get("mask"), outputs)
+        if self.activity_regularizer is not None:
+            self._activity_losses = [self.activity_regularizer(x) / x.shape[0] for x in tree.flatten(outputs)]
+        return outputs
+
+    def _convert_input(self, x):
+        if x is None or isinstance(x, Tensor):
+            return x
+        tensor = convert_to_tensor(x)
+        if tensor.dtype.kind == "f" and tensor.dtype != self.dtype:
+            tensor = wrap(np.asarray(tensor, dtype=self.dtype))
+        return tensor
+
+    def _attach_mask(self, inputs, mask, outputs):
+        try:
+            out_mask = self.compute_mask(inputs, mask)
+        except NotImplementedError:
+            return
+        flat_out = [t for t in tree.flatten(outputs)]
+        single = out_mask is None or isinstance(out_mask, (Tensor, np.ndarray))
+        flat_mask = [out_mask] if single else tree.flatten(out_mask)
+        flat_mask += [None] * (len(flat_out) - len(flat_mask))
+        for tensor, m in zip(flat_out, flat_mask):
+            if isinstance(tensor, Tensor):
+                tensor._keras_mask = None if m is None else convert_to_tensor(m)
+
+    def _symbolic_call(self, args, kwargs):
+        if not self.built:
+            self.build(tree.map_structure(lambda x: x.shape if isinstance(x, KerasTensor) else np.shape(x), args[0]))
+            self.built = True
+        runs = []
+        for size in (2, 3):
+            concrete = tree.map_structure(
+                lambda x: x.placeholder(size) if isinstance(x, KerasTensor) else x, (args, kwargs)
+            )
+            with _call_context(False, symbolic=True):
+                runs.append(self(*concrete[0], **concrete[1]))
+        outputs = tree.map_structure(output_spec, runs[0], runs[1])
+        node = Node(self, args, kwargs, outputs)
+        for i, tensor in enumerate(tree.flatten(outputs)):
+            tensor.node, tensor.index = node, i
+        self.inbound_nodes.append(node)
+        return outputs
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -1,0 +1,361 @@
+"""The built-in cells: SimpleRNNCell, GRUCell, LSTMCell, and StackedRNNCells.
+
+A cell computes one time step. Inside an `RNN` layer the built-in cells never step in Python:
+the layer hands their weights and options to the fused Rust kernels (see `fused.py`). Their
+`call` is the same math in `rk.ops`, for stepping a cell by hand or inside a user-written stack.
+"""
+
+import inspect
+
+import numpy as np
+
+from rnnkit import _core, activations, constraints, initializers, ops, regularizers, tree
+from rnnkit.layers.layer import Layer
+
+_CELL_ARGS = (
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+)
+
+
+class DropoutRNNCell(Layer):
+    """What the three built-in cells share: units, weights, activations and dropout masks.
+
+    Dropout masks are drawn once per layer call and shared by every time step (variational
+    dropout, as Keras); `dropout_masks` returns them as `(gates, batch, dim)` multipliers.
+    """
+
+    kind = None  # "simple_rnn", "gru" or "lstm"
+    gates = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        self.implementation = kwargs.pop("implementation", 2)
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(
+                f"Received an invalid value for argument `units`, expected a positive integer, got {units}."
+            )
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = min(1.0, max(0.0, float(dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        if self.recurrent_dropout != 0:
+            self.implementation = 1
+        self.seed = seed
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self.state_size = self.units
+        self.output_size = self.units
+
+    def add_cell_weights(self, input_dim, bias_shape, bias_initializer):
+        """Creates kernel, recurrent_kernel and (with use_bias) bias in Keras's layout."""
+        width = self.gates * self.units
+        self.kernel = self.add_weight(
+            shape=(input_dim, width),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            name="kernel",
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width),
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+            name="recurrent_kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=bias_shape,
+                initializer=bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+
+    def build(self, input_shape):
+        self.add_cell_weights(input_shape[-1], (self.gates * self.units,), self.bias_initializer)
+        self.built = True
+
+    @property
+    def spec(self):
+        """The `_core.CellSpec` of this cell, or None when an activation has no Rust kernel."""
+        names = [activations.serialize(self.activation), activations.serialize(self.recurrent_activation)]
+        if not all(isinstance(n, str) and n in _core.ACTIVATIONS for n in names):
+            return None
+        return _core.CellSpec(
+            self.kind, self.units, names[0], names[1], self.use_bias, getattr(self, "reset_after", True)
+        )
+
+    def _generator(self):
+        if self._rng is None:
+            from rnnkit import random
+
+            return random.generator()
+        return self._rng
+
+    def dropout_masks(self, batch, input_dim, dtype):
+        """The `(input_mask, recurrent_mask)` multipliers for one call with `training=True`.
+
+        Each is None when its rate is 0 (or, for GRU and LSTM, 1, which Keras treats as off);
+        otherwise `(gates, batch, dim)`: one mask per gate with implementation 1, else one
+        mask broadcast to every gate.
+        """
+        gated = self.kind != "simple_rnn"
+        count = self.gates if self.implementation == 1 else 1
+
+        def draw(rate, dim, count):
+            if rate == 0 or (gated and rate >= 1):
+                return None
+            keep = self._generator().random((count, batch, dim)) >= rate
+            scale = 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
+            return np.broadcast_to((keep * scale).astype(dtype), (self.gates, batch, dim))
+
+        return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.units, self.gates)
+
+    def get_initial_state(self, batch_size=None):
+        """Zero states, one `(batch_size, units)` array per state."""
+        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
+        return [ops.zeros((batch_size, s), dtype=self.dtype) for s in sizes]
+
+    def _step_inputs(self, inputs, states, training):
+        """The step's input and previous h, with this call's dropout applied (for `call`)."""
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        if training:
+            in_mask, rec_mask = self.dropout_masks(inputs.shape[0], inputs.shape[-1], self.dtype)
+            if in_mask is not None:
+                inputs = [ops.multiply(inputs, m) for m in in_mask]
+            if rec_mask is not None:
+                h_prev = [ops.multiply(h_prev, m) for m in rec_mask]
+        split = lambda x: x if isinstance(x, list) else [x] * self.gates  # noqa: E731
+        return split(inputs), split(h_prev)
+
+    def _gate_blocks(self, weight):
+        return ops.split(weight, self.gates, axis=-1)
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        for name in _CELL_ARGS:
+            module = initializers if "initializer" in name else regularizers if "regularizer" in name else constraints
+            config[name] = module.serialize(getattr(self, name))
+        return {**super().get_config(), **config}
+
+
+class SimpleRNNCell(DropoutRNNCell):
+    """Cell of `SimpleRNN`: `h = activation(x·W + b + h₋₁·U)`. Arguments as Keras's."""
+
+    kind = "simple_rnn"
+
+    def __init__(self, units, activation="tanh", use_bias=True, **kwargs):
+        kwargs.pop("recurrent_activation", None)
+        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+
+    def call(self, inputs, states, training=False):
+        (x,), (h,) = self._step_inputs(inputs, states, training)
+        z = ops.matmul(x, self.kernel) + ops.matmul(h, self.recurrent_kernel)
+        if self.use_bias:
+            z = z + self.bias
+        out = self.activation(z)
+        return out, [out] if isinstance(states, (list, tuple)) else out
+
+
+class GRUCell(DropoutRNNCell):
+    """Cell of `GRU`, gates z, r, h; with `reset_after` (the default) the bias is `(2, 3·units)`."""
+
+    kind = "gru"
+    gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+        self.reset_after = reset_after
+
+    def build(self, input_shape):
+        shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+        self.add_cell_weights(input_shape[-1], shape, self.bias_initializer)
+        self.built = True
+
+    def call(self, inputs, states, training=False):
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        xs, hs = self._step_inputs(inputs, states, training)
+        w = self._gate_blocks(self.kernel)
+        u = self._gate_blocks(self.recurrent_kernel)
+        if self.use_bias:
+            b_in, b_rec = (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, None)
+            b_in = self._gate_blocks(b_in)
+            b_rec = self._gate_blocks(b_rec) if b_rec is not None else [0.0] * 3
+        else:
+            b_in = b_rec = [0.0] * 3
+        x_z, x_r, x_h = (ops.matmul(x, wg) + bg for x, wg, bg in zip(xs, w, b_in))
+        r_z = ops.matmul(hs[0], u[0]) + b_rec[0]
+        r_r = ops.matmul(hs[1], u[1]) + b_rec[1]
+        z = self.recurrent_activation(x_z + r_z)
+        r = self.recurrent_activation(x_r + r_r)
+        if self.reset_after:
+            hh = self.activation(x_h + r * (ops.matmul(hs[2], u[2]) + b_rec[2]))
+        else:
+            hh = self.activation(x_h + ops.matmul(r * hs[2], u[2]))
+        h = z * h_prev + (1.0 - z) * hh
+        return h, [h] if isinstance(states, (list, tuple)) else h
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(recurrent_activation=activations.serialize(self.recurrent_activation), reset_after=self.reset_after)
+        return config
+
+
+class LSTMCell(DropoutRNNCell):
+    """Cell of `LSTM`, gates i, f, c, o, states `[h, c]`; `unit_forget_bias` starts the forget
+    gate's bias at one."""
+
+    kind = "lstm"
+    gates = 4
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+        self.unit_forget_bias = unit_forget_bias
+        self.state_size = [self.units, self.units]
+
+    def build(self, input_shape):
+        init = self.bias_initializer
+        if self.unit_forget_bias:
+            units, base = self.units, self.bias_initializer
+
+            def init(shape, dtype=None):
+                return np.concatenate(
+                    [base((units,), dtype), np.ones((units,), dtype), base((2 * units,), dtype)]
+                )
+
+        self.add_cell_weights(input_shape[-1], (4 * self.units,), init)
+        self.built = True
+
+    def call(self, inputs, states, training=False):
+        c_prev = states[1]
+        xs, hs = self._step_inputs(inputs, states, training)
+        w, u = self._gate_blocks(self.kernel), self._gate_blocks(self.recurrent_kernel)
+        b = self._gate_blocks(self.bias) if self.use_bias else [0.0] * 4
+        z = [ops.matmul(x, wg) + ops.matmul(h, ug) + bg for x, h, wg, ug, bg in zip(xs, hs, w, u, b)]
+        i, f, o = (self.recurrent_activation(z[k]) for k in (0, 1, 3))
+        c = f * c_prev + i * self.activation(z[2])
+        h = o * self.activation(c)
+        return h, [h, c]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            recurrent_activation=activations.serialize(self.recurrent_activation),
+            unit_forget_bias=self.unit_forget_bias,
+        )
+        return config
+
+
+class StackedRNNCells(Layer):
+    """Cells run one after the other at each step, as one cell (`RNN([cell1, cell2])`).
+
+    Args:
+        cells: The cells, first to last.
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        for cell in cells:
+            if not hasattr(cell, "call") or not hasattr(cell, "state_size"):
+                raise ValueError(
+                    "All cells must have a `call` method and a `state_size` attribute. "
+                    f"Received cell without: {cell}"
+                )
+        self.cells = list(cells)
+
+    @property
+    def state_size(self):
+        return [cell.state_size for cell in self.cells]
+
+    @property
+    def output_size(self):
+        last = self.cells[-1]
+        return getattr(last, "output_size", None) or _first_state_size(last.state_size)
+
+    def build(self, input_shape):
+        shape = input_shape
+        for cell in self.cells:
+            if not cell.built:
+                cell.build(shape)
+                cell.built = True
+            out = getattr(cell, "output_size", None) or _first_state_size(cell.state_size)
+            batch = tree.flatten(shape)[0] if shape else None
+            shape = (batch, *(out if isinstance(out, (list, tuple)) else (out,)))
+        self.built = True
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            cell.get_initial_state(batch_size) if hasattr(cell, "get_initial_state") else None
+            for cell in self.cells
+        ]
+
+    def call(self, inputs, states, training=False):
+        new_states = []
+        for cell, cell_states in zip(self.cells, states):
+            kwargs = {"training": training} if "training" in inspect.signature(cell.call).parameters else {}
+            inputs, cell_states = cell(inputs, cell_states, **kwargs)
+            new_states.append(cell_states)
+        return inputs, new_states
+
+    def get_config(self):
+        from rnnkit.layers import serialization
+
+        return {**super().get_config(), "cells": [serialization.serialize(c) for c in self.cells]}
+
+    @classmethod
+    def from_config(cls, config):
+        from rnnkit.layers import serialization
+
+        config = dict(config)
+        config["cells"] = [serialization.deserialize(c) for c in config["cells"]]
+        return cls(**config)
+
+
+def _first_state_size(state_size):
+    return state_size[0] if isinstance(state_size, (list, tuple)) else state_size
