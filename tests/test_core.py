@@ -123,7 +123,7 @@ def call(**overrides):
         ({"weights": (GOOD[0], GOOD[1], GOOD[2][:9])}, ValueError, "bias: expected shape (12,), received (9,)"),
         ({"weights": (GOOD[0], GOOD[1], None)}, ValueError, "bias: expected an array since use_bias is true, received None"),
         ({"weights": GOOD[:1]}, ValueError, "weights: expected (kernel, recurrent_kernel, bias), received 1 items"),
-        ({"initial_states": [np.zeros((3, 3), np.float32)]}, ValueError, "initial_states: expected 2 arrays, received 1 arrays"),
+        ({"initial_states": [np.zeros((3, 3), np.float32)]}, ValueError, "initial_states: expected 2 arrays, received 1"),
         ({"initial_states": [np.zeros((2, 3), np.float32)] * 2}, ValueError, "initial_states[0]: expected shape (3, 3), received (2, 3)"),
         ({"mask": np.ones((3, 5), bool)}, ValueError, "mask: expected shape (3, 6), received (3, 5)"),
         ({"mask": np.ones((3, 6), np.int8)}, TypeError, "mask: expected dtype bool, received int8"),

@@ -178,7 +178,7 @@ pub fn backward<T: Float>(
         return Err(Error::Value {
             argument: "d_outputs".into(),
             expected: format!("{} arrays", expected.len()),
-            received: format!("{} arrays", d_outputs.len()),
+            received: d_outputs.len().to_string(),
         });
     }
     for (i, (g, e)) in d_outputs.iter().zip(&expected).enumerate() {

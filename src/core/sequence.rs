@@ -160,7 +160,7 @@ fn check_input<T>(spec: &CellSpec, weights: &Weights<T>, input: &SequenceInput<T
             return Err(Error::Value {
                 argument: "initial_states".into(),
                 expected: format!("{} arrays", spec.state_count()),
-                received: format!("{} arrays", states.len()),
+                received: states.len().to_string(),
             });
         }
         for (i, st) in states.iter().enumerate() {
@@ -223,7 +223,17 @@ pub fn forward<T: Float>(
         }
     }
 
-    project_inputs(spec, weights, x.view(), input.input_dropout, &mut pre);
+    // Row-major copies: the time loop reads the multipliers as contiguous rows.
+    let standard = |m: ArrayView3<T>| m.as_standard_layout().into_owned();
+    let input_dropout = input.input_dropout.map(standard);
+    let recurrent_dropout = input.recurrent_dropout.map(standard);
+    project_inputs(
+        spec,
+        weights,
+        x.view(),
+        input_dropout.as_ref().map(|m| m.view()),
+        &mut pre,
+    );
 
     let rows = rows_per_task(b);
     let tasks: Vec<_> = split_rows(&mut pre, rows)
@@ -242,7 +252,7 @@ pub fn forward<T: Float>(
             .filter(|b| b.nrows() == 2)
             .map(|b| b.index_axis_move(Axis(0), 1)),
         mask: mask.as_ref().map(|m| m.view()),
-        recurrent_dropout: input.recurrent_dropout,
+        recurrent_dropout: recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: options.zero_output_for_mask,
     };
     tasks
@@ -273,8 +283,8 @@ pub fn forward<T: Float>(
         bias: weights.bias.map(|b| b.to_owned()),
         x,
         mask,
-        input_dropout: input.input_dropout.map(|m| m.to_owned()),
-        recurrent_dropout: input.recurrent_dropout.map(|m| m.to_owned()),
+        input_dropout,
+        recurrent_dropout,
         pre,
         hs,
         cs,
@@ -603,7 +613,7 @@ fn check_grads<T>(
         return Err(Error::Value {
             argument: "d_final_states".into(),
             expected: format!("{} arrays", saved.spec.state_count()),
-            received: format!("{} arrays", d_final.len()),
+            received: d_final.len().to_string(),
         });
     }
     for (i, g) in d_final.iter().enumerate() {

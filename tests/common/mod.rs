@@ -96,3 +96,21 @@ impl OwnedWeights {
         }
     }
 }
+
+/// `a` rounded once to another float type, so f32 tests draw the same values as f64 ones.
+pub fn cast<T: rnnkit::Float, D: Dimension>(a: &Array<f64, D>) -> Array<T, D> {
+    a.mapv(T::lit)
+}
+
+/// A `(batch, time)` mask of a random pattern where row 0 is masked at both ends (and used in
+/// between) and, with at least three rows, row 1 is fully masked. Needs `time >= 3`.
+pub fn mixed_mask(rng: &mut Rng, batch: usize, time: usize) -> Array2<bool> {
+    let mut mask = rng.mask(batch, time, 0.6);
+    mask[[0, 0]] = false;
+    mask[[0, 1]] = true;
+    mask[[0, time - 1]] = false;
+    if batch >= 3 {
+        mask.row_mut(1).fill(false);
+    }
+    mask
+}
