@@ -6,8 +6,8 @@ from rnnkit.ops.manipulation import (
     zeros, zeros_like,
 )
 from rnnkit.ops.math import (
-    abs, add, argmax, clip, divide, einsum, equal, exp, greater, greater_equal, less, less_equal,
-    log, matmul, max, maximum, mean, min, minimum, multiply, negative, not_equal, power, sqrt,
-    square, subtract, sum, tanh, where,
+    abs, add, argmax, clip, divide, einsum, equal, erf, exp, expm1, greater, greater_equal, less,
+    less_equal, log, matmul, max, maximum, mean, min, minimum, multiply, negative, not_equal, power,
+    sqrt, square, subtract, sum, tanh, where,
 )
-from rnnkit.ops.nn import log_softmax, relu, sigmoid, softmax
+from rnnkit.ops.nn import log_softmax, relu, sigmoid, softmax, softplus

@@ -1,6 +1,7 @@
 """Elementwise arithmetic and functions, reductions, matmul and einsum, comparisons."""
 
 import builtins
+import math
 import string
 
 import numpy as np
@@ -8,9 +9,10 @@ import numpy as np
 from rnnkit.ops.core import op
 
 __all__ = [
-    "abs", "add", "argmax", "clip", "divide", "einsum", "equal", "exp", "greater", "greater_equal",
-    "less", "less_equal", "log", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply",
-    "negative", "not_equal", "power", "sqrt", "square", "subtract", "sum", "tanh", "where",
+    "abs", "add", "argmax", "clip", "divide", "einsum", "equal", "erf", "exp", "expm1", "greater",
+    "greater_equal", "less", "less_equal", "log", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "multiply", "negative", "not_equal", "power", "sqrt", "square", "subtract", "sum",
+    "tanh", "where",
 ]
 
 
@@ -119,6 +121,38 @@ def exp(x):
     """
     out = np.exp(x)
     return out, lambda grad: grad * out
+
+
+@op()
+def expm1(x):
+    """Computes e**x - 1 elementwise, accurately for small x.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.expm1(x)
+    return out, lambda grad: grad * (out + 1)
+
+
+# numpy has no erf and scipy is not a dependency; math.erf is accurate to float64 precision.
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@op()
+def erf(x):
+    """Computes the Gauss error function elementwise.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor; integer inputs give float64.
+    """
+    out = _erf(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    return out, lambda grad: grad * (2 / math.sqrt(math.pi)) * np.exp(-np.square(x))
 
 
 @op()

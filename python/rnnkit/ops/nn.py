@@ -1,10 +1,10 @@
-"""Activation functions: sigmoid, relu, softmax, log_softmax."""
+"""Activation functions: sigmoid, relu, softplus, softmax, log_softmax."""
 
 import numpy as np
 
 from rnnkit.ops.core import op
 
-__all__ = ["log_softmax", "relu", "sigmoid", "softmax"]
+__all__ = ["log_softmax", "relu", "sigmoid", "softmax", "softplus"]
 
 
 @op()
@@ -33,6 +33,21 @@ def relu(x):
         A Tensor.
     """
     return np.maximum(x, 0), lambda grad: grad * (x > 0)
+
+
+@op()
+def softplus(x):
+    """Computes log(1 + exp(x)) elementwise without overflow.
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A Tensor.
+    """
+    out = np.logaddexp(x, 0)
+    # The derivative is sigmoid(x) = exp(x - softplus(x)); the exponent is never positive.
+    return out, lambda grad: grad * np.exp(x - out)
 
 
 @op()
