@@ -70,7 +70,7 @@ const SHRINK_THRESHOLD: f64 = 0.5;
 const SQUAREPLUS_B: f64 = 4.0;
 
 fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
+    T::one() / (T::one() + (-x).exp_fast())
 }
 
 /// `log(1 + exp(x))` without overflow for large `x`.
@@ -113,7 +113,7 @@ impl Activation {
         let one = T::one();
         match self {
             Self::Linear => x,
-            Self::Tanh => x.tanh(),
+            Self::Tanh => x.tanh_fast(),
             Self::Sigmoid => sigmoid(x),
             Self::HardSigmoid => (x / T::lit(6.0) + T::lit(0.5)).max(zero).min(one),
             Self::Relu => x.max(zero),
@@ -256,6 +256,62 @@ impl Activation {
             Self::Exponential => y,
             Self::LogSigmoid => sigmoid(-x),
         }
+    }
+}
+
+/// A cell's activation pair (`activation`, `recurrent_activation`) as the step math uses it.
+///
+/// The sequence loop picks the implementation once per call: the default tanh/sigmoid pair as
+/// the type [`TanhSigmoid`], so the per-row loops inline it and vectorize, and any other pair
+/// through [`AnyPair`]. Both compute the same values.
+pub trait Pointwise<T: Float>: Sync {
+    /// `activation(x)`.
+    fn act(&self, x: T) -> T;
+    /// `activation'(x)` given `y = activation(x)`.
+    fn act_d(&self, x: T, y: T) -> T;
+    /// `recurrent_activation(x)`.
+    fn ract(&self, x: T) -> T;
+    /// `recurrent_activation'(x)` given `y = recurrent_activation(x)`.
+    fn ract_d(&self, x: T, y: T) -> T;
+}
+
+/// Keras's default pair: tanh and sigmoid.
+pub struct TanhSigmoid;
+
+impl<T: Float> Pointwise<T> for TanhSigmoid {
+    #[inline(always)]
+    fn act(&self, x: T) -> T {
+        x.tanh_fast()
+    }
+    #[inline(always)]
+    fn act_d(&self, _x: T, y: T) -> T {
+        T::one() - y * y
+    }
+    #[inline(always)]
+    fn ract(&self, x: T) -> T {
+        sigmoid(x)
+    }
+    #[inline(always)]
+    fn ract_d(&self, _x: T, y: T) -> T {
+        y * (T::one() - y)
+    }
+}
+
+/// Any pair of activations, dispatched per element.
+pub struct AnyPair(pub Activation, pub Activation);
+
+impl<T: Float> Pointwise<T> for AnyPair {
+    fn act(&self, x: T) -> T {
+        self.0.apply(x)
+    }
+    fn act_d(&self, x: T, y: T) -> T {
+        self.0.derivative(x, y)
+    }
+    fn ract(&self, x: T) -> T {
+        self.1.apply(x)
+    }
+    fn ract_d(&self, x: T, y: T) -> T {
+        self.1.derivative(x, y)
     }
 }
 

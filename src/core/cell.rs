@@ -6,7 +6,7 @@
 
 use ndarray::ArrayView2;
 
-use super::activation::Activation;
+use super::activation::{Activation, Pointwise};
 use super::Float;
 use crate::error::{check_shape, Error, Result};
 
@@ -147,25 +147,24 @@ fn blocks_mut<T, const G: usize>(row: &mut [T]) -> [&mut [T]; G] {
 
 /// SimpleRNN forward: `pre` holds the summed pre-activation; writes `h`.
 #[inline]
-pub fn simple_forward<T: Float>(act: Activation, pre: &[T], h: &mut [T]) {
+pub fn simple_forward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], h: &mut [T]) {
     for (h, &a) in h.iter_mut().zip(pre) {
-        *h = act.apply(a);
+        *h = p.act(a);
     }
 }
 
 /// SimpleRNN backward: `dh` (gradient of `h`) to `dpre`.
 #[inline]
-pub fn simple_backward<T: Float>(act: Activation, pre: &[T], dh: &[T], dpre: &mut [T]) {
+pub fn simple_backward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], dh: &[T], dpre: &mut [T]) {
     for ((d, &a), &g) in dpre.iter_mut().zip(pre).zip(dh) {
-        *d = g * act.derivative(a, act.apply(a));
+        *d = g * p.act_d(a, p.act(a));
     }
 }
 
 /// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o; writes `h` and `c`.
 #[inline]
-pub fn lstm_forward<T: Float>(
-    act: Activation,
-    ract: Activation,
+pub fn lstm_forward<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &[T],
     c_prev: &[T],
     h: &mut [T],
@@ -173,18 +172,17 @@ pub fn lstm_forward<T: Float>(
 ) {
     let [zi, zf, zc, zo] = blocks::<T, 4>(pre);
     for j in 0..h.len() {
-        let cj = ract.apply(zf[j]) * c_prev[j] + ract.apply(zi[j]) * act.apply(zc[j]);
+        let cj = p.ract(zf[j]) * c_prev[j] + p.ract(zi[j]) * p.act(zc[j]);
         c[j] = cj;
-        h[j] = ract.apply(zo[j]) * act.apply(cj);
+        h[j] = p.ract(zo[j]) * p.act(cj);
     }
 }
 
 /// LSTM backward for one row. `dh` is the gradient of `h`; `dc` enters as the gradient of `c`
 /// from later steps and leaves as the gradient of `c₋₁`. Writes `dpre` (all four gates).
 #[inline]
-pub fn lstm_backward<T: Float>(
-    act: Activation,
-    ract: Activation,
+pub fn lstm_backward<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &[T],
     c_prev: &[T],
     c: &[T],
@@ -195,14 +193,14 @@ pub fn lstm_backward<T: Float>(
     let [zi, zf, zc, zo] = blocks::<T, 4>(pre);
     let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre);
     for j in 0..dh.len() {
-        let (i, f, o) = (ract.apply(zi[j]), ract.apply(zf[j]), ract.apply(zo[j]));
-        let g = act.apply(zc[j]);
-        let ac = act.apply(c[j]);
-        let dcj = dc[j] + dh[j] * o * act.derivative(c[j], ac);
-        d_o[j] = dh[j] * ac * ract.derivative(zo[j], o);
-        di[j] = dcj * g * ract.derivative(zi[j], i);
-        df[j] = dcj * c_prev[j] * ract.derivative(zf[j], f);
-        dg[j] = dcj * i * act.derivative(zc[j], g);
+        let (i, f, o) = (p.ract(zi[j]), p.ract(zf[j]), p.ract(zo[j]));
+        let g = p.act(zc[j]);
+        let ac = p.act(c[j]);
+        let dcj = dc[j] + dh[j] * o * p.act_d(c[j], ac);
+        d_o[j] = dh[j] * ac * p.ract_d(zo[j], o);
+        di[j] = dcj * g * p.ract_d(zi[j], i);
+        df[j] = dcj * c_prev[j] * p.ract_d(zf[j], f);
+        dg[j] = dcj * i * p.act_d(zc[j], g);
         dc[j] = dcj * f;
     }
 }
@@ -211,9 +209,8 @@ pub fn lstm_backward<T: Float>(
 /// the pre-activations `[x_z + r_z, x_r + r_r, x_h + r ⊙ r_h]`; `rec` is `h₋₁·U + b_rec`.
 /// Writes `h` and keeps `r_h` (the recurrent h-gate term) in `rec_h`.
 #[inline]
-pub fn gru_after_forward<T: Float>(
-    act: Activation,
-    ract: Activation,
+pub fn gru_after_forward<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &mut [T],
     rec: &[T],
     h_prev: &[T],
@@ -225,11 +222,11 @@ pub fn gru_after_forward<T: Float>(
     for j in 0..h.len() {
         pz[j] += rz[j];
         pr[j] += rr[j];
-        let r = ract.apply(pr[j]);
+        let r = p.ract(pr[j]);
         ph[j] += r * rh[j];
         rec_h[j] = rh[j];
-        let z = ract.apply(pz[j]);
-        h[j] = z * h_prev[j] + (T::one() - z) * act.apply(ph[j]);
+        let z = p.ract(pz[j]);
+        h[j] = z * h_prev[j] + (T::one() - z) * p.act(ph[j]);
     }
 }
 
@@ -237,9 +234,8 @@ pub fn gru_after_forward<T: Float>(
 /// (the gradient of the recurrent h-gate term, `dpre_h ⊙ r`) and `dh_prev` (the direct path
 /// through the blend, `dh ⊙ z`).
 #[inline]
-pub fn gru_after_backward<T: Float>(
-    act: Activation,
-    ract: Activation,
+pub fn gru_after_backward<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &[T],
     rec_h: &[T],
     h_prev: &[T],
@@ -251,13 +247,13 @@ pub fn gru_after_backward<T: Float>(
     let [pz, pr, ph] = blocks::<T, 3>(pre);
     let [dz, dr, dhh] = blocks_mut::<T, 3>(dpre);
     for j in 0..dh.len() {
-        let (z, r) = (ract.apply(pz[j]), ract.apply(pr[j]));
-        let hh = act.apply(ph[j]);
-        let da = dh[j] * (T::one() - z) * act.derivative(ph[j], hh);
+        let (z, r) = (p.ract(pz[j]), p.ract(pr[j]));
+        let hh = p.act(ph[j]);
+        let da = dh[j] * (T::one() - z) * p.act_d(ph[j], hh);
         dhh[j] = da;
         drec_h[j] = da * r;
-        dr[j] = da * rec_h[j] * ract.derivative(pr[j], r);
-        dz[j] = dh[j] * (h_prev[j] - hh) * ract.derivative(pz[j], z);
+        dr[j] = da * rec_h[j] * p.ract_d(pr[j], r);
+        dz[j] = dh[j] * (h_prev[j] - hh) * p.ract_d(pz[j], z);
         dh_prev[j] = dh[j] * z;
     }
 }
@@ -265,8 +261,8 @@ pub fn gru_after_backward<T: Float>(
 /// GRU (reset before the product) forward, first half: adds `rec` (the z and r products) into
 /// `pre` and writes `q = r ⊙ h₋₁ ⊙ m_h`, the input of the h-gate product.
 #[inline]
-pub fn gru_before_gates<T: Float>(
-    ract: Activation,
+pub fn gru_before_gates<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &mut [T],
     rec_zr: &[T],
     h_prev: &[T],
@@ -278,7 +274,7 @@ pub fn gru_before_gates<T: Float>(
         *p += r;
     }
     for j in 0..u {
-        let r = ract.apply(pre[u + j]);
+        let r = p.ract(pre[u + j]);
         q[j] = r * h_prev[j] * mask_h.map_or(T::one(), |m| m[j]);
     }
 }
@@ -286,9 +282,8 @@ pub fn gru_before_gates<T: Float>(
 /// GRU (reset before the product) forward, second half: adds the h-gate product `q·U_h` into
 /// `pre` and writes `h`.
 #[inline]
-pub fn gru_before_output<T: Float>(
-    act: Activation,
-    ract: Activation,
+pub fn gru_before_output<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &mut [T],
     rec_h: &[T],
     h_prev: &[T],
@@ -297,17 +292,16 @@ pub fn gru_before_output<T: Float>(
     let u = h.len();
     for j in 0..u {
         pre[2 * u + j] += rec_h[j];
-        let z = ract.apply(pre[j]);
-        h[j] = z * h_prev[j] + (T::one() - z) * act.apply(pre[2 * u + j]);
+        let z = p.ract(pre[j]);
+        h[j] = z * h_prev[j] + (T::one() - z) * p.act(pre[2 * u + j]);
     }
 }
 
 /// GRU (reset before the product) backward, first half: the z and h-gate gradients into `dpre`
 /// and the direct path `dh ⊙ z` into `dh_prev`. The r gradient needs `dq = dpre_h · U_hᵀ` first.
 #[inline]
-pub fn gru_before_backward_gates<T: Float>(
-    act: Activation,
-    ract: Activation,
+pub fn gru_before_backward_gates<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &[T],
     h_prev: &[T],
     dh: &[T],
@@ -316,10 +310,10 @@ pub fn gru_before_backward_gates<T: Float>(
 ) {
     let u = dh.len();
     for j in 0..u {
-        let z = ract.apply(pre[j]);
-        let hh = act.apply(pre[2 * u + j]);
-        dpre[2 * u + j] = dh[j] * (T::one() - z) * act.derivative(pre[2 * u + j], hh);
-        dpre[j] = dh[j] * (h_prev[j] - hh) * ract.derivative(pre[j], z);
+        let z = p.ract(pre[j]);
+        let hh = p.act(pre[2 * u + j]);
+        dpre[2 * u + j] = dh[j] * (T::one() - z) * p.act_d(pre[2 * u + j], hh);
+        dpre[j] = dh[j] * (h_prev[j] - hh) * p.ract_d(pre[j], z);
         dh_prev[j] = dh[j] * z;
     }
 }
@@ -327,8 +321,8 @@ pub fn gru_before_backward_gates<T: Float>(
 /// GRU (reset before the product) backward, second half: from `dq`, the r-gate gradient into
 /// `dpre`, the path through `q` into `dh_prev`, and `q` itself (for the h-gate weight gradient).
 #[inline]
-pub fn gru_before_backward_reset<T: Float>(
-    ract: Activation,
+pub fn gru_before_backward_reset<T: Float, P: Pointwise<T>>(
+    p: &P,
     pre: &[T],
     h_prev: &[T],
     mask_h: Option<&[T]>,
@@ -340,9 +334,9 @@ pub fn gru_before_backward_reset<T: Float>(
     let u = dq.len();
     for j in 0..u {
         let m = mask_h.map_or(T::one(), |m| m[j]);
-        let r = ract.apply(pre[u + j]);
+        let r = p.ract(pre[u + j]);
         q[j] = r * h_prev[j] * m;
-        dpre[u + j] = dq[j] * h_prev[j] * m * ract.derivative(pre[u + j], r);
+        dpre[u + j] = dq[j] * h_prev[j] * m * p.ract_d(pre[u + j], r);
         dh_prev[j] += dq[j] * r * m;
     }
 }

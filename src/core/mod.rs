@@ -25,6 +25,14 @@ pub trait Float:
     /// The error function, which `num_traits::Float` lacks (GELU needs it).
     fn erf(self) -> Self;
 
+    /// `exp(x)`, written so that loops over slices vectorize (f32: a polynomial within 2 ulp
+    /// over the whole range; f64: the standard library's).
+    fn exp_fast(self) -> Self;
+
+    /// `tanh(x)` built on [`Float::exp_fast`] (f32: within 4e-7 relative; f64: the standard
+    /// library's).
+    fn tanh_fast(self) -> Self;
+
     /// Converts an `f64` constant into this type.
     fn lit(value: f64) -> Self {
         Self::from_f64(value).expect("f64 constants convert to every Float")
@@ -35,10 +43,83 @@ impl Float for f32 {
     fn erf(self) -> Self {
         libm::erff(self)
     }
+
+    #[inline(always)]
+    fn exp_fast(self) -> Self {
+        // exp(x) = 2^n · exp(r) with n = round(x / ln 2) and |r| <= ln 2 / 2; exp(r) by its
+        // degree-6 minimax polynomial. Rounding adds and subtracts 1.5·2^23 so no floor call
+        // (a libm call without SSE4.1) breaks vectorization.
+        const ROUND: f32 = 12_582_912.0;
+        let x = self.clamp(-87.33, 88.72);
+        let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+        let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+        let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+            * r
+            + 1.666_666_5e-1)
+            * r
+            + 5.000_000_1e-1;
+        let y = p * r * r + r + 1.0;
+        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        if self.is_nan() {
+            self
+        } else {
+            y * scale
+        }
+    }
+
+    #[inline(always)]
+    fn tanh_fast(self) -> Self {
+        // Small |x|: the odd Taylor series (error below 2e-9 for |x| < 0.3); otherwise
+        // 1 - 2 / (exp(2|x|) + 1), whose cancellation is mild from 0.3 on.
+        let a = self.abs();
+        let z = a * a;
+        let series =
+            a + a * z * (-1.0 / 3.0 + z * (2.0 / 15.0 + z * (-17.0 / 315.0 + z * (62.0 / 2835.0))));
+        let large = 1.0 - 2.0 / ((2.0 * a).exp_fast() + 1.0);
+        let t = if a < 0.3 { series } else { large };
+        t.copysign(self)
+    }
 }
 
 impl Float for f64 {
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+
+    #[inline(always)]
+    fn exp_fast(self) -> Self {
+        self.exp()
+    }
+
+    #[inline(always)]
+    fn tanh_fast(self) -> Self {
+        self.tanh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Float;
+
+    #[test]
+    fn fast_f32_exp_and_tanh_are_accurate_everywhere() {
+        let mut worst_exp = 0.0f64;
+        let mut worst_tanh = 0.0f64;
+        let mut x = -90.0f32;
+        while x < 90.0 {
+            let exact = (x as f64).exp();
+            if exact > 1e-37 && exact < 1e38 {
+                worst_exp = worst_exp.max(((x.exp_fast() as f64) - exact).abs() / exact);
+            }
+            let t = (x as f64).tanh();
+            let err = ((x.tanh_fast() as f64) - t).abs() / t.abs().max(1e-30);
+            worst_tanh = worst_tanh.max(if x == 0.0 { 0.0 } else { err });
+            x += 0.001_37;
+        }
+        assert!(worst_exp < 2.5e-7, "exp relative error {worst_exp:e}");
+        assert!(worst_tanh < 4e-7, "tanh relative error {worst_tanh:e}");
+        assert!(f32::NAN.exp_fast().is_nan() && f32::NAN.tanh_fast().is_nan());
+        assert_eq!(f32::INFINITY.tanh_fast(), 1.0);
+        assert_eq!(f32::NEG_INFINITY.exp_fast(), (-87.33f32).exp_fast());
     }
 }

@@ -9,6 +9,7 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
+use super::activation::{Activation, AnyPair, Pointwise, TanhSigmoid};
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
 use crate::cpu::alloc::zeros;
@@ -266,7 +267,11 @@ pub fn forward<T: Float>(
                 rec_h,
                 ys,
             };
-            ctx.run_forward(chunk)
+            if ctx.default_activations() {
+                ctx.run_forward(chunk, &TanhSigmoid)
+            } else {
+                ctx.run_forward(chunk, &ctx.any_pair())
+            }
         })?;
 
     let final_states = std::iter::once(&hs)
@@ -390,6 +395,16 @@ struct ForwardChunk<'a, T> {
 }
 
 impl<T: Float> StepContext<'_, T> {
+    /// Whether the cell uses Keras's default tanh/sigmoid pair (the statically dispatched path).
+    fn default_activations(&self) -> bool {
+        (self.spec.activation, self.spec.recurrent_activation)
+            == (Activation::Tanh, Activation::Sigmoid)
+    }
+
+    fn any_pair(&self) -> AnyPair {
+        AnyPair(self.spec.activation, self.spec.recurrent_activation)
+    }
+
     fn used(&self, step: usize, row: usize) -> bool {
         self.mask.is_none_or(|m| m[[step, row]])
     }
@@ -438,11 +453,10 @@ impl<T: Float> StepContext<'_, T> {
         }
     }
 
-    fn run_forward(&self, mut c: ForwardChunk<T>) -> Result<()> {
+    fn run_forward<P: Pointwise<T>>(&self, mut c: ForwardChunk<T>, p: &P) -> Result<()> {
         let (steps, n, width) = c.pre.dim();
         let u = self.spec.units;
         let rows = c.first_row..c.first_row + n;
-        let (act, ract) = (self.spec.activation, self.spec.recurrent_activation);
         let mut rec = zeros((n, width), "recurrent products")?;
         let mut scratch = zeros((n, u), "dropout scratch")?;
         let mut q = zeros((n, u), "GRU reset products")?;
@@ -467,7 +481,7 @@ impl<T: Float> StepContext<'_, T> {
                         .as_ref()
                         .map(|m| m.row(r).to_slice().expect("contiguous rows"));
                     cell::gru_before_gates(
-                        ract,
+                        p,
                         slice_mut(pre.row_mut(r)),
                         &rec.row(r).to_slice().expect("contiguous")[..2 * u],
                         h_prev.row(r).to_slice().expect("contiguous"),
@@ -502,7 +516,7 @@ impl<T: Float> StepContext<'_, T> {
                         Zip::from(&mut pre_row)
                             .and(rec.row(r))
                             .for_each(|p, &x| *p += x);
-                        cell::simple_forward(act, pre_row.as_slice().expect("contiguous"), h_out);
+                        cell::simple_forward(p, pre_row.as_slice().expect("contiguous"), h_out);
                     }
                     CellKind::Lstm => {
                         Zip::from(&mut pre_row)
@@ -510,8 +524,7 @@ impl<T: Float> StepContext<'_, T> {
                             .for_each(|p, &x| *p += x);
                         let (c_prev, c_next) = c_pair.as_mut().expect("LSTM has cell states");
                         cell::lstm_forward(
-                            act,
-                            ract,
+                            p,
                             pre_row.as_slice().expect("contiguous"),
                             c_prev.row(r).to_slice().expect("contiguous"),
                             h_out,
@@ -521,8 +534,7 @@ impl<T: Float> StepContext<'_, T> {
                     CellKind::Gru { reset_after: true } => {
                         let rec_h = c.rec_h.as_mut().expect("GRU keeps its recurrent term");
                         cell::gru_after_forward(
-                            act,
-                            ract,
+                            p,
                             slice_mut(pre_row),
                             rec_row,
                             hp,
@@ -532,8 +544,7 @@ impl<T: Float> StepContext<'_, T> {
                     }
                     CellKind::Gru { reset_after: false } => {
                         cell::gru_before_output(
-                            act,
-                            ract,
+                            p,
                             slice_mut(pre_row),
                             &rec_row[2 * u..],
                             hp,
@@ -689,7 +700,11 @@ pub fn backward<T: Float>(
                 dh0,
                 dc0,
             };
-            ctx.run_backward(saved, d_outputs, chunk)
+            if ctx.default_activations() {
+                ctx.run_backward(saved, d_outputs, chunk, &TanhSigmoid)
+            } else {
+                ctx.run_backward(saved, d_outputs, chunk, &ctx.any_pair())
+            }
         })?;
 
     let rows_all = t * b;
@@ -870,16 +885,16 @@ impl<T: Float> StepContext<'_, T> {
         }
     }
 
-    fn run_backward(
+    fn run_backward<P: Pointwise<T>>(
         &self,
         saved: &Saved<T>,
         d_outputs: OutputGrad<T>,
         mut c: BackwardChunk<T>,
+        p: &P,
     ) -> Result<()> {
         let (steps, n, _) = c.dpre.dim();
         let u = self.spec.units;
         let rows = c.first_row..c.first_row + n;
-        let (act, ract) = (self.spec.activation, self.spec.recurrent_activation);
         let pre = saved.pre.slice(s![.., rows.clone(), ..]);
         let hs = saved.hs.slice(s![.., rows.clone(), ..]);
         let cs = saved.cs.as_ref().map(|a| a.slice(s![.., rows.clone(), ..]));
@@ -920,15 +935,14 @@ impl<T: Float> StepContext<'_, T> {
                 let dhp = slice_mut(dh_prev.row_mut(r));
                 match self.spec.kind {
                     CellKind::SimpleRnn => {
-                        cell::simple_backward(act, pre_row, dh_row, dpre_row);
+                        cell::simple_backward(p, pre_row, dh_row, dpre_row);
                         dhp.fill(T::zero());
                     }
                     CellKind::Lstm => {
                         let cs = cs.as_ref().expect("LSTM has cell states");
                         let dc = dc.as_mut().expect("LSTM has cell states");
                         cell::lstm_backward(
-                            act,
-                            ract,
+                            p,
                             pre_row,
                             cs.slice(s![step, r, ..]).to_slice().expect("contiguous"),
                             cs.slice(s![step + 1, r, ..])
@@ -944,8 +958,7 @@ impl<T: Float> StepContext<'_, T> {
                         let rec_h = rec_h.as_ref().expect("GRU keeps its recurrent term");
                         let gru = gru.as_mut().expect("GRU buffer");
                         cell::gru_after_backward(
-                            act,
-                            ract,
+                            p,
                             pre_row,
                             rec_h.slice(s![step, r, ..]).to_slice().expect("contiguous"),
                             hp,
@@ -956,9 +969,7 @@ impl<T: Float> StepContext<'_, T> {
                         );
                     }
                     CellKind::Gru { reset_after: false } => {
-                        cell::gru_before_backward_gates(
-                            act, ract, pre_row, hp, dh_row, dpre_row, dhp,
-                        );
+                        cell::gru_before_backward_gates(p, pre_row, hp, dh_row, dpre_row, dhp);
                     }
                 }
             }
@@ -979,7 +990,7 @@ impl<T: Float> StepContext<'_, T> {
                             continue;
                         }
                         cell::gru_before_backward_reset(
-                            ract,
+                            p,
                             pre.slice(s![step, r, ..]).to_slice().expect("contiguous"),
                             h_prev.row(r).to_slice().expect("contiguous"),
                             mh.as_ref()
