@@ -4,7 +4,10 @@ Use it as Keras: `import rnnkit as keras`, then `keras.layers.LSTM(64)`, `keras.
 `keras.Model`, `keras.Input`, `keras.ops`, `keras.GradientTape`.
 """
 
-from rnnkit import activations, constraints, initializers, layers, models, ops, regularizers, tree, utils
+from rnnkit import (
+    activations, callbacks, constraints, datasets, initializers, layers, losses, metrics, models, ops,
+    optimizers, regularizers, saving, tree, utils,
+)
 from rnnkit.layers import Input
 from rnnkit.models import Model, Sequential
 from rnnkit.tape import GradientTape
@@ -13,6 +16,7 @@ from rnnkit.tensor import Tensor, Variable
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "constraints",
-    "initializers", "layers", "models", "ops", "regularizers", "tree", "utils",
+    "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "callbacks",
+    "constraints", "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
+    "regularizers", "saving", "tree", "utils",
 ]

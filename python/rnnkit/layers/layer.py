@@ -296,11 +296,16 @@ class Layer:
         inputs = tree.map_structure(self._convert_input, args[0])
         args = (inputs, *args[1:])
         params = self._call_parameters
-        if "mask" in params and kwargs.get("mask") is None:
+        # The input mask goes to `call` when it takes one, and to `compute_mask` always.
+        mask = kwargs.pop("mask", None)
+        if mask is None:
             masks = [getattr(x, "_keras_mask", None) for x in tree.flatten(inputs)]
             if any(m is not None for m in masks):
-                kwargs["mask"] = masks[0] if len(masks) == 1 else tree.pack_sequence_as(inputs, masks)
-        training = kwargs.get("training")
+                mask = masks[0] if len(masks) == 1 else tree.pack_sequence_as(inputs, masks)
+        if "mask" in params and mask is not None:
+            kwargs["mask"] = mask
+        # `training` comes from the argument or the enclosing call; layers without it ignore it.
+        training = kwargs.pop("training", None)
         if training is None:
             training = getattr(_context, "training", None)
         if "training" in params:
@@ -308,7 +313,7 @@ class Layer:
         self._maybe_build(inputs)
         with _call_context(training):
             outputs = self.call(*args, **kwargs)
-        self._attach_mask(inputs, kwargs.get("mask"), outputs)
+        self._attach_mask(inputs, mask, outputs)
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(x) / x.shape[0] for x in tree.flatten(outputs)]
         return outputs
@@ -330,8 +335,10 @@ class Layer:
         single = out_mask is None or isinstance(out_mask, (Tensor, np.ndarray))
         flat_mask = [out_mask] if single else tree.flatten(out_mask)
         flat_mask += [None] * (len(flat_out) - len(flat_mask))
+        flat_in = tree.flatten(inputs)
         for tensor, m in zip(flat_out, flat_mask):
-            if isinstance(tensor, Tensor):
+            # A layer that returns its input as is must not change the caller's tensor.
+            if isinstance(tensor, Tensor) and all(tensor is not x for x in flat_in):
                 tensor._keras_mask = None if m is None else convert_to_tensor(m)
 
     def _symbolic_call(self, args, kwargs):

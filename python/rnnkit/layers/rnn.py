@@ -215,7 +215,21 @@ class RNN(Layer):
         return outputs, finals
 
     def _step_loop(self, sequences, states, mask, training):
-        """Steps a cell in Python: each step is ops on the tape, masks select with `where`."""
+        """Steps a cell in Python: each step is ops on the tape, masks select with `where`.
+
+        Built-in cells (subclassed) draw their dropout masks at the first step and reuse them at
+        every step of the call, as in the fused path and Keras.
+        """
+        dropout_cells = [c for c in self._cells if isinstance(c, DropoutRNNCell)]
+        for cell in dropout_cells:
+            cell._step_dropout = []
+        try:
+            return self._step_loop_body(sequences, states, mask, training)
+        finally:
+            for cell in dropout_cells:
+                cell._step_dropout = None
+
+    def _step_loop_body(self, sequences, states, mask, training):
         stacked = isinstance(self.cell, StackedRNNCells)
         pass_training = "training" in inspect.signature(self.cell.call).parameters
         cell_states = states if stacked else states[0]

@@ -80,6 +80,9 @@ class DropoutRNNCell(Layer):
             self.implementation = 1
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
+        # While an RNN steps this cell in Python, the masks drawn at its first step, reused by
+        # every later step of the call (see `RNN._step_loop`); None outside such a loop.
+        self._step_dropout = None
         self.state_size = self.units
         self.output_size = self.units
 
@@ -159,7 +162,12 @@ class DropoutRNNCell(Layer):
         """The step's input and previous h, with this call's dropout applied (for `call`)."""
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         if training:
-            in_mask, rec_mask = self.dropout_masks(inputs.shape[0], inputs.shape[-1], self.dtype)
+            if self._step_dropout is not None:
+                if not self._step_dropout:
+                    self._step_dropout.extend(self.dropout_masks(inputs.shape[0], inputs.shape[-1], self.dtype))
+                in_mask, rec_mask = self._step_dropout
+            else:
+                in_mask, rec_mask = self.dropout_masks(inputs.shape[0], inputs.shape[-1], self.dtype)
             if in_mask is not None:
                 inputs = [ops.multiply(inputs, m) for m in in_mask]
             if rec_mask is not None:

@@ -2,8 +2,10 @@
 
 from rnnkit import tree
 from rnnkit.layers.input_layer import InputLayer
+from rnnkit.layers import serialization
 from rnnkit.layers.layer import Layer, unique_name
 from rnnkit.models import summary
+from rnnkit.models.training import Trainer
 from rnnkit.symbolic import KerasTensor
 
 
@@ -34,7 +36,55 @@ def _graph(inputs, outputs):
     return sorted(nodes, key=lambda n: n.order)
 
 
-class Model(Layer):
+def _layers_by_depth(nodes, outputs):
+    """The graph's layers in Keras's order (which is also `get_weights()`'s): deepest first, that
+    is farthest from the outputs, ties broken by the order a depth-first walk from the outputs
+    finishes them."""
+    depth, finish = {}, {}
+
+    def walk(node, d):
+        if d <= depth.get(id(node), -1):
+            return
+        depth[id(node)] = d
+        for parent in node.input_tensors:
+            if parent.node is not None:
+                walk(parent.node, d + 1)
+        finish.setdefault(id(node.layer), len(finish))
+
+    for out in tree.flatten(outputs):
+        if out.node is not None:
+            walk(out.node, 0)
+    layer_depth = {}
+    for node in nodes:
+        layer_depth[id(node.layer)] = max(layer_depth.get(id(node.layer), 0), depth[id(node)])
+    layers = list({id(n.layer): n.layer for n in nodes}.values())
+    return sorted(layers, key=lambda l: (-layer_depth[id(l)], finish[id(l)]))
+
+
+def _is_tensor_ref(value):
+    return isinstance(value, list) and len(value) == 4 and value[0] == "__tensor__"
+
+
+def _tensor_refs(value):
+    """The tensor references in a config value."""
+    if _is_tensor_ref(value):
+        return [value]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [r for child in children for r in _tensor_refs(child)]
+
+
+def _resolve(value, outputs):
+    """A config value with each tensor reference replaced by the KerasTensor it names."""
+    if _is_tensor_ref(value):
+        return tree.flatten(outputs[(value[1], value[2])])[value[3]]
+    if isinstance(value, dict):
+        return {k: _resolve(v, outputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, outputs) for v in value]
+    return value
+
+
+class Model(Trainer, Layer):
     """A model: `Model(inputs, outputs)` for the functional API, or subclassed with a `call`.
 
     Args:
@@ -54,11 +104,7 @@ class Model(Layer):
                 raise TypeError(f"inputs: expected tensors returned by `rk.Input`, received {x!r:.80}")
         self._inputs, self._outputs = inputs, outputs
         self._nodes = _graph(inputs, outputs)
-        layers = [x.input_layer for x in tree.flatten(inputs)]
-        for node in self._nodes:
-            if all(node.layer is not l for l in layers):
-                layers.append(node.layer)
-        self._model_layers = layers
+        self._model_layers = [x.input_layer for x in tree.flatten(inputs)] + _layers_by_depth(self._nodes, outputs)
         self.built = True
 
     @property
@@ -115,6 +161,9 @@ class Model(Layer):
     def _maybe_build(self, inputs):
         self.built = True
 
+    def _attach_mask(self, inputs, mask, outputs):
+        """The outputs already carry the masks the model's layers computed."""
+
     def _summary_rows(self):
         rows = []
         for layer in self.layers:
@@ -130,6 +179,73 @@ class Model(Layer):
                 links.append(f"{source.name}[{node_index}][{t.index}]")
             rows.append((layer, shapes, links))
         return rows
+
+    def get_config(self):
+        """The graph: each layer's config and, per call, its arguments with the tensors replaced by
+        `["__tensor__", layer_name, call_index, output_index]` references."""
+        if self._nodes is None:
+            raise NotImplementedError(f"Model {self.name} is subclassed: override get_config to save it.")
+
+        def ref(x):
+            if not isinstance(x, KerasTensor):
+                return x
+            source = x.input_layer if x.node is None else x.node.layer
+            call = 0 if x.node is None else [n for n in self._nodes if n.layer is source].index(x.node)
+            return ["__tensor__", source.name, call, x.index]
+
+        layers = []
+        for layer in self.layers:
+            entry = {**serialization.serialize(layer), "name": layer.name}
+            entry["calls"] = [tree.map_structure(ref, [list(n.args), n.kwargs]) for n in self._nodes if n.layer is layer]
+            layers.append(entry)
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": layers,
+            "input_layers": tree.map_structure(ref, self._inputs),
+            "output_layers": tree.map_structure(ref, self._outputs),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuilds the graph `get_config` describes (with fresh weights)."""
+        made = {}
+        outputs = {}  # (layer name, call index) -> outputs
+        pending = []
+        for entry in config["layers"]:
+            layer = serialization.deserialize(entry, custom_objects)
+            made[entry["name"]] = layer
+            if isinstance(layer, InputLayer):
+                outputs[(entry["name"], 0)] = layer.output
+            pending.extend((entry["name"], i, call) for i, call in enumerate(entry["calls"]))
+
+        while pending:
+            ready = [p for p in pending if all((r[1], r[2]) in outputs for r in _tensor_refs(p[2]))]
+            if not ready:
+                raise ValueError("Model config: the layer calls reference tensors that no layer produces.")
+            name, index, (args, kwargs) = ready[0]
+            outputs[(name, index)] = made[name](*_resolve(args, outputs), **_resolve(kwargs, outputs))
+            pending.remove(ready[0])
+        inputs, outs = (_resolve(config[key], outputs) for key in ("input_layers", "output_layers"))
+        return cls(inputs, outs, name=config.get("name"))
+
+    def save(self, filepath):
+        """Saves the architecture, compile settings and weights to one file (see `rk.saving`)."""
+        from rnnkit import saving
+
+        saving.save_model(self, filepath)
+
+    def save_weights(self, filepath):
+        """Saves the weights to an npz file."""
+        from rnnkit import saving
+
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Loads weights saved by `save_weights` (or `save`) into this architecture."""
+        from rnnkit import saving
+
+        saving.load_weights(self, filepath)
 
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Prints the layers with their output shapes and parameter counts."""

@@ -54,6 +54,7 @@ class Sequential(Model):
         if self._output is not None:
             self._output = layer(self._output)
             self._check_single_output(layer)
+            self.built = True  # the input shape is known, so every layer is built (as Keras)
 
     def _check_single_output(self, layer):
         if not isinstance(self._output, KerasTensor):
@@ -100,6 +101,26 @@ class Sequential(Model):
     @property
     def outputs(self):
         return [] if self._output is None else [self._output]
+
+    def get_config(self):
+        from rnnkit.layers import serialization
+
+        config = {"name": self.name, "trainable": self.trainable, "layers": [serialization.serialize(l) for l in self._stack]}
+        if self._input is not None:
+            config["build_input_shape"] = list(self._input.shape)
+            config["input_dtype"] = self._input.dtype.name
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from rnnkit.layers import serialization
+
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        if config.get("build_input_shape") is not None:
+            model.add(Input(batch_shape=tuple(config["build_input_shape"]), dtype=config.get("input_dtype")))
+        for entry in config["layers"]:
+            model.add(serialization.deserialize(entry, custom_objects))
+        return model
 
     def _summary_rows(self):
         rows = []

@@ -1,0 +1,408 @@
+"""`BatchNormalization` and `LayerNormalization`, each normalising in one op with an analytic gradient."""
+
+import collections
+import math
+
+import numpy as np
+
+from rnnkit import constraints, initializers, ops, regularizers
+from rnnkit.layers.layer import Layer, in_symbolic_call
+from rnnkit.tape import record
+from rnnkit.tensor import wrap
+
+# Keras's `backend.epsilon()`, which it adds to the count of unmasked entries.
+_MASKED_COUNT_EPSILON = 1e-7
+
+# The (keepdims) moments of x over `axes`; `weights` is the 0/1 mask broadcast to x (None: all
+# ones) and `count` the denominator they were divided by.
+Moments = collections.namedtuple("Moments", ["mean", "variance", "count", "axes", "weights"])
+
+
+def moments(x, axes, weights=None):
+    """The mean and biased variance of `x` over `axes`, of the entries where `weights` is 1.
+
+    Args:
+        x: A tensor-like.
+        axes: The reduced axes (a tuple of ints).
+        weights: Optional 0/1 array of x's shape; Keras divides masked sums by their count plus
+            1e-7, and so does this.
+
+    Returns:
+        A `Moments` whose mean and variance keep the reduced axes with size 1.
+    """
+    x = np.asarray(x)
+    if weights is None:
+        mean = x.mean(axis=axes, keepdims=True)
+        variance = np.square(x - mean).mean(axis=axes, keepdims=True)
+        return Moments(mean, variance, math.prod(x.shape[a] for a in axes), axes, None)
+    count = weights.sum(axis=axes, keepdims=True) + _MASKED_COUNT_EPSILON
+    mean = (weights * x).sum(axis=axes, keepdims=True) / count
+    variance = np.square(weights * (x - mean)).sum(axis=axes, keepdims=True) / count
+    return Moments(mean, variance, count, axes, weights)
+
+
+def normalize(x, stats, gamma, beta, epsilon, shape):
+    """`gamma * (x - mean) / sqrt(variance + epsilon) + beta`, recorded as one op.
+
+    Args:
+        x: The input Tensor.
+        stats: Either x's own `Moments` (batch or layer statistics: the gradient flows through
+            them into x), or a pair `(mean, variance)` of tensors with `prod(shape)` elements
+            (moving statistics: inputs of the op with gradients of their own).
+        gamma: Scale with `prod(shape)` elements, or None.
+        beta: Offset with `prod(shape)` elements, or None.
+        epsilon: Added to the variance.
+        shape: The shape gamma, beta and moving statistics take to broadcast against x.
+
+    Returns:
+        A Tensor of x's shape.
+    """
+    from_x = isinstance(stats, Moments)
+    inputs = [x, gamma, beta] if from_x else [x, gamma, beta, *stats]
+    x_array = np.asarray(x)
+    gamma_array, beta_array = (None if p is None else np.asarray(p).reshape(shape) for p in (gamma, beta))
+    mean, variance = (stats.mean, stats.variance) if from_x else (np.asarray(s).reshape(shape) for s in stats)
+    inv = 1 / np.sqrt(variance + epsilon)
+    # Keras's arithmetic, x * (inv * gamma) + (beta - mean * inv * gamma), for the same rounding.
+    scale = inv if gamma_array is None else inv * gamma_array
+    offset = -mean * scale if beta_array is None else beta_array - mean * scale
+    output = wrap((x_array * scale + offset).astype(x_array.dtype, copy=False))
+    param_axes = tuple(i for i, size in enumerate(shape) if size == 1)
+
+    def backward(grads):
+        (grad,) = grads
+        x_hat = (x_array - mean) * inv
+        d_gamma = None if gamma is None else (grad * x_hat).sum(axis=param_axes).reshape(np.shape(gamma))
+        d_beta = None if beta is None else grad.sum(axis=param_axes).reshape(np.shape(beta))
+        d_x_hat = grad if gamma_array is None else grad * gamma_array
+        if not from_x:
+            d_mean = -(d_x_hat * inv).sum(axis=param_axes).reshape(np.shape(stats[0]))
+            d_variance = (-0.5 * d_x_hat * x_hat * inv * inv).sum(axis=param_axes).reshape(np.shape(stats[1]))
+            return d_x_hat * inv, d_gamma, d_beta, d_mean, d_variance
+        # Through the (weighted) mean and variance, each entry's share of them is weight / count.
+        # (Keras's 1e-7 in masked counts leaves sum(weights * (x - mean)) at ~1e-7 * mean, not 0;
+        # the term it adds to the gradient is below float32 resolution and left out.)
+        axes, count = stats.axes, stats.count
+        weights = 1 if stats.weights is None else stats.weights
+        through_stats = d_x_hat.sum(axis=axes, keepdims=True) + x_hat * (d_x_hat * x_hat).sum(axis=axes, keepdims=True)
+        return inv * (d_x_hat - weights * through_stats / count), d_gamma, d_beta
+
+    record(inputs, [output], backward)
+    return output
+
+
+class BatchNormalization(Layer):
+    """Normalises each feature with batch statistics in training and moving ones in inference.
+
+    With `training=True` (and a trainable layer) the output is
+    `gamma * (x - mean(x)) / sqrt(var(x) + epsilon) + beta`, the moments taken over every axis
+    but `axis` (biased variance), and the moving statistics move towards them:
+    `moving = moving * momentum + batch * (1 - momentum)`. Otherwise the moving statistics
+    normalise. A mask (one axis fewer than the inputs) restricts the batch statistics to the
+    unmasked entries. As Keras's.
+
+    Args:
+        axis: The feature axis.
+        momentum: Momentum of the moving averages.
+        epsilon: Added to the variance.
+        center: Whether to add the offset `beta`.
+        scale: Whether to multiply by `gamma`.
+        beta_initializer, gamma_initializer: Initializers of the trainable weights.
+        moving_mean_initializer, moving_variance_initializer: Initializers of the statistics.
+        beta_regularizer, gamma_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint: Optional constraints.
+        synchronized: Only False: synchronising replicas is a TensorFlow-backend feature.
+        renorm: Whether to use batch renormalisation (Ioffe, 2017), which adds the
+            non-trainable weights `moving_stddev`, `renorm_mean` and `renorm_stddev`.
+        renorm_clipping: Optional dict with keys among "rmax", "rmin", "dmax" bounding the
+            renormalisation corrections `r` and `d`.
+        renorm_momentum: Momentum of the renormalisation statistics.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
+        synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if synchronized:
+            raise ValueError("Argument synchronized=True is only supported with the TensorFlow backend.")
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.synchronized = synchronized
+        self.renorm = renorm
+        if renorm:
+            renorm_clipping = renorm_clipping or {}
+            unknown = set(renorm_clipping) - {"rmax", "rmin", "dmax"}
+            if unknown:
+                raise ValueError(
+                    f"Received invalid keys for `renorm_clipping` argument: {renorm_clipping}. "
+                    "Supported values: ['rmax', 'rmin', 'dmax']."
+                )
+            rmax, rmin, dmax = (renorm_clipping.get(k) for k in ("rmax", "rmin", "dmax"))
+            if rmax is not None and rmin is not None and rmax < rmin:
+                raise ValueError(
+                    "rmax should be greater than rmin in the `renorm_clipping` argument. "
+                    f"Received: rmax={rmax}, rmin={rmin}."
+                )
+            if dmax is not None and dmax < 0:
+                raise ValueError(
+                    f"dmax should be non-negative in the `renorm_clipping` argument. Received: dmax={dmax}."
+                )
+        self.renorm_clipping = renorm_clipping
+        self.renorm_momentum = renorm_momentum
+        self.supports_masking = True
+        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+
+    def build(self, input_shape):
+        if not -len(input_shape) <= self.axis < len(input_shape):
+            raise ValueError(f"Axis {self.axis} is out of bounds for input shape {tuple(input_shape)}.")
+        if input_shape[self.axis] is None:
+            raise ValueError(
+                f"Layer {self.name}: axis {self.axis} of the inputs must be known, received {tuple(input_shape)}."
+            )
+        shape = (input_shape[self.axis],)
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape,
+                self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                name="gamma",
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape,
+                self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                name="beta",
+            )
+        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(
+            shape, self.moving_variance_initializer, trainable=False, name="moving_variance"
+        )
+        if self.renorm:
+            # Batch renormalisation tracks standard deviations, starting from sqrt(moving variance).
+            def stddev_initializer(shape, dtype=None):
+                return np.sqrt(self.moving_variance_initializer(shape, dtype=dtype))
+
+            self.moving_stddev = self.add_weight(shape, stddev_initializer, trainable=False, name="moving_stddev")
+            self.renorm_mean = self.add_weight(shape, self.moving_mean_initializer, trainable=False, name="renorm_mean")
+            self.renorm_stddev = self.add_weight(shape, stddev_initializer, trainable=False, name="renorm_stddev")
+        self.built = True
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None and np.ndim(mask) != inputs.ndim - 1:
+            raise ValueError(
+                "The mask provided should be one dimension less than the inputs. Received: "
+                f"mask.shape={np.shape(mask)}, inputs.shape={inputs.shape}"
+            )
+        shape = [1] * inputs.ndim
+        shape[self.axis] = inputs.shape[self.axis]
+        if not (training and self.trainable):
+            return normalize(
+                inputs, (self.moving_mean, self.moving_variance), self.gamma, self.beta, self.epsilon, shape
+            )
+        axes = tuple(i for i in range(inputs.ndim) if i != self.axis % inputs.ndim)
+        weights = None
+        if mask is not None:
+            weights = np.broadcast_to(np.expand_dims(np.asarray(mask, bool), -1), inputs.shape).astype(inputs.dtype)
+        stats = moments(inputs, axes, weights)
+        mean, variance = stats.mean.reshape(-1), stats.variance.reshape(-1)
+        gamma, beta = self.gamma, self.beta
+        if self.renorm:
+            gamma, beta = self._renormalize(mean, variance, gamma, beta)
+        if not in_symbolic_call():
+            self._update_statistics(mean, variance)
+        return normalize(inputs, stats, gamma, beta, self.epsilon, shape)
+
+    def _renormalize(self, mean, variance, gamma, beta):
+        """The scale and offset with the renormalisation corrections `r` and `d` folded in."""
+        stddev = np.sqrt(variance + self.epsilon)
+        renorm_stddev = np.maximum(np.asarray(self.renorm_stddev), np.sqrt(np.asarray(self.epsilon, stddev.dtype)))
+        r = stddev / renorm_stddev
+        d = (mean - np.asarray(self.renorm_mean)) / renorm_stddev
+        clipping = self.renorm_clipping
+        if clipping.get("rmin") is not None:
+            r = np.maximum(r, clipping["rmin"])
+        if clipping.get("rmax") is not None:
+            r = np.minimum(r, clipping["rmax"])
+        if clipping.get("dmax") is not None:
+            d = np.clip(d, -clipping["dmax"], clipping["dmax"])
+        if gamma is None:
+            return r, d if beta is None else ops.add(d, beta)
+        offset = ops.multiply(d, gamma)
+        return ops.multiply(r, gamma), offset if beta is None else ops.add(offset, beta)
+
+    def _update_statistics(self, mean, variance):
+        def moved(variable, value, momentum):
+            return np.asarray(variable) * momentum + value * (1.0 - momentum)
+
+        self.moving_mean.assign(moved(self.moving_mean, mean, self.momentum))
+        if not self.renorm:
+            self.moving_variance.assign(moved(self.moving_variance, variance, self.momentum))
+            return
+        stddev = np.sqrt(variance + self.epsilon)
+        self.renorm_mean.assign(moved(self.renorm_mean, mean, self.renorm_momentum))
+        self.renorm_stddev.assign(moved(self.renorm_stddev, stddev, self.renorm_momentum))
+        moving_stddev = moved(self.moving_stddev, stddev, self.momentum)
+        self.moving_stddev.assign(moving_stddev)
+        # Rounding can make stddev² - epsilon slightly negative.
+        self.moving_variance.assign(np.maximum(moving_stddev * moving_stddev - self.epsilon, 0))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            "synchronized": self.synchronized,
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping,
+            "renorm_momentum": self.renorm_momentum,
+        }
+
+
+class LayerNormalization(Layer):
+    """Normalises each sample over `axis`: `gamma * (x - mean) / sqrt(var + epsilon) + beta`.
+
+    The moments are taken per sample over the `axis` dimensions (biased variance); gamma and beta
+    have the shape of those dimensions. As Keras's, the layer passes masks through, and `axis`
+    becomes a sorted list once the layer is built.
+
+    Args:
+        axis: An int or a list of ints: the normalised axes.
+        epsilon: Added to the variance.
+        center: Whether to add the offset `beta`.
+        scale: Whether to multiply by `gamma`.
+        beta_initializer, gamma_initializer: Initializers.
+        beta_regularizer, gamma_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint: Optional constraints.
+        **kwargs: Base `Layer` arguments. Keras's deprecated `rms_scaling` is accepted only as
+            False (the value in Keras's configs); use an RMS normalisation layer instead.
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        if kwargs.pop("rms_scaling", False):
+            raise ValueError(
+                "rms_scaling=True is deprecated in Keras and not supported: it scales by the variance, not the RMS."
+            )
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            self.axis = list(axis)
+        elif isinstance(axis, (int, np.integer)):
+            self.axis = int(axis)
+        else:
+            raise TypeError(f"Expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.gamma = self.beta = None
+
+    def build(self, input_shape):
+        self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        for axis in self.axis:
+            if not -len(input_shape) <= axis < len(input_shape):
+                raise ValueError(
+                    f"Axis {axis} is out of bounds for input shape {tuple(input_shape)}. Received: axis={self.axis}"
+                )
+        shape = tuple(input_shape[axis] for axis in self.axis)
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape,
+                self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                name="gamma",
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape,
+                self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                name="beta",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        axes = tuple(sorted(axis % inputs.ndim for axis in self.axis))
+        shape = [1] * inputs.ndim
+        for axis in axes:
+            shape[axis] = inputs.shape[axis]
+        return normalize(inputs, moments(inputs, axes), self.gamma, self.beta, self.epsilon, shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "rms_scaling": False,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }

@@ -1,0 +1,202 @@
+"""Saving and loading models and weights: a zip of JSON and `.npy` arrays, never pickle.
+
+A model file (`model.save("m.keras")`) holds `config.json` (the architecture and compile
+settings), `metadata.json` and `model.weights.npz`. A weights file is that npz alone. Every
+write goes to a temporary file that replaces the target only once complete, so a crash mid-save
+leaves the previous file intact. Reading validates names, sizes, dtypes and shapes before any
+array data is read, and never executes code.
+"""
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+import rnnkit
+from rnnkit.layers import serialization
+
+_CONFIG, _METADATA, _WEIGHTS = "config.json", "metadata.json", "model.weights.npz"
+_MAX_JSON_BYTES = 64 << 20
+
+
+def _atomic_write(path, write):
+    """Runs `write(file)` on a temporary file next to `path`, then moves it over `path`."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".rnnkit-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _weights_bytes(weights):
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"w{i:05d}": np.asarray(w) for i, w in enumerate(weights)})
+    return buffer.getvalue()
+
+
+def _read_weights(source, expected, what):
+    """Arrays from an npz (path, bytes or file), checked against `expected` `(shape, dtype)`s
+    from their headers before their data is read."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"{what}: not a weights file ({err}).") from None
+    with archive:
+        names = sorted(archive.namelist())
+        wanted = [f"w{i:05d}.npy" for i in range(len(expected))]
+        if names != wanted:
+            raise ValueError(
+                f"{what}: expected {len(expected)} weight arrays for this model, found {len(names)} entries "
+                f"({names[:3]}{'...' if len(names) > 3 else ''}). The file was saved from another architecture."
+            )
+        arrays = []
+        for i, (name, (shape, dtype)) in enumerate(zip(wanted, expected)):
+            with archive.open(name) as f:
+                try:
+                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                    version = np.lib.format.read_magic(f)
+                    if version not in readers:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    got_shape, fortran, got_dtype = readers[version](f)  # the header only, no data
+                except ValueError as err:
+                    raise ValueError(f"{what}: weight {i} is corrupt ({err}).") from None
+                if tuple(got_shape) != tuple(shape) or got_dtype.kind not in "fiu" or got_dtype.hasobject:
+                    raise ValueError(
+                        f"{what}: weight {i} has shape {tuple(got_shape)} and dtype {got_dtype}, but the model "
+                        f"expects shape {tuple(shape)} ({dtype})."
+                    )
+                nbytes = int(np.prod(got_shape, dtype=np.int64)) * got_dtype.itemsize
+                data = f.read(nbytes + 1)
+                if len(data) != nbytes:
+                    raise ValueError(f"{what}: weight {i} is truncated ({len(data)} of {nbytes} bytes).")
+                order = "F" if fortran else "C"
+                arrays.append(np.frombuffer(data, got_dtype).reshape(got_shape, order=order).astype(dtype))
+        return arrays
+
+
+def _expected(model):
+    return [(w.shape, w.dtype) for w in model.weights]
+
+
+def save_weights(model, filepath):
+    """Writes the model's weights to an npz file (atomically)."""
+    data = _weights_bytes(model.get_weights())
+    _atomic_write(filepath, lambda f: f.write(data))
+
+
+def load_weights(model, filepath):
+    """Sets the model's weights from `save_weights`' file (or a model file).
+
+    Raises:
+        ValueError: If the file is not a weights file of this architecture.
+    """
+    filepath = os.fspath(filepath)
+    source = filepath
+    if zipfile.is_zipfile(filepath):
+        with zipfile.ZipFile(filepath) as archive:
+            if _WEIGHTS in archive.namelist():
+                source = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
+    model.set_weights(_read_weights(source, _expected(model), filepath))
+
+
+def _compile_config(model):
+    if not getattr(model, "compiled", False):
+        return None
+    from rnnkit import losses, metrics, optimizers
+
+    def name_of(value, module):
+        try:
+            return module.serialize(value)
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+    return {
+        "optimizer": name_of(model.optimizer, optimizers),
+        "loss": [name_of(loss, losses) for loss in model._losses],
+        "loss_weights": list(model._loss_weights),
+        "metrics": [[m if isinstance(m, str) else name_of(m, metrics) for m in specs] for specs in model._metric_specs],
+    }
+
+
+def save_model(model, filepath):
+    """Writes the architecture, compile settings and weights to one file (atomically)."""
+    config = {
+        "class_name": type(model).__name__,
+        "config": model.get_config(),
+        "compile_config": _compile_config(model),
+    }
+    metadata = {"rnnkit_version": rnnkit.__version__, "format": 1}
+    weights = _weights_bytes(model.get_weights())
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(_CONFIG, json.dumps(config))
+            archive.writestr(_METADATA, json.dumps(metadata))
+            archive.writestr(_WEIGHTS, weights)
+
+    _atomic_write(filepath, write)
+
+
+def _read_member(archive, name, limit, filepath):
+    info = archive.getinfo(name)
+    if limit is not None and info.file_size > limit:
+        raise ValueError(f"{filepath}: {name} declares {info.file_size} bytes, more than the {limit} allowed.")
+    with archive.open(info) as f:
+        data = f.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise ValueError(f"{filepath}: {name} is corrupt.")
+    return data
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """Loads a model saved by `model.save`.
+
+    Args:
+        filepath: The file.
+        custom_objects: `{name: class}` for user-defined layers, cells or models.
+        compile: Whether to compile the model with the saved settings.
+
+    Raises:
+        ValueError: If the file is not an rnnkit model file, or is damaged.
+    """
+    filepath = os.fspath(filepath)
+    try:
+        archive = zipfile.ZipFile(filepath)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{filepath}: not an rnnkit model file (expected a zip archive).") from None
+    with archive:
+        names = set(archive.namelist())
+        if not {_CONFIG, _WEIGHTS} <= names or names - {_CONFIG, _METADATA, _WEIGHTS}:
+            raise ValueError(f"{filepath}: not an rnnkit model file (members: {sorted(names)[:5]}).")
+        try:
+            config = json.loads(_read_member(archive, _CONFIG, _MAX_JSON_BYTES, filepath))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{filepath}: config.json is not valid JSON ({err}).") from None
+        weights = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
+    from rnnkit.models import Model, Sequential
+
+    classes = {"Model": Model, "Functional": Model, "Sequential": Sequential, **(custom_objects or {})}
+    cls = classes.get(config.get("class_name"))
+    if cls is None:
+        raise ValueError(f"{filepath}: unknown model class {config.get('class_name')!r}; pass it in custom_objects.")
+    model = cls.from_config(config["config"], custom_objects=custom_objects)
+    model.set_weights(_read_weights(weights, _expected(model), filepath))
+    compile_config = config.get("compile_config")
+    if compile and compile_config and compile_config.get("optimizer") is not None:
+        model.compile(
+            optimizer=compile_config["optimizer"],
+            loss=compile_config["loss"] if len(compile_config["loss"]) > 1 else compile_config["loss"][0],
+            loss_weights=compile_config["loss_weights"],
+            metrics=compile_config["metrics"] if len(compile_config["metrics"]) > 1 else compile_config["metrics"][0],
+        )
+    return model
