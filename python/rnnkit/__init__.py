@@ -5,9 +5,10 @@ Use it as Keras: `import rnnkit as keras`, then `keras.layers.LSTM(64)`, `keras.
 """
 
 from rnnkit import (
-    activations, callbacks, constraints, datasets, initializers, layers, losses, metrics, models, ops,
+    activations, callbacks, config, constraints, datasets, initializers, layers, losses, metrics, models, ops,
     optimizers, regularizers, saving, tree, utils,
 )
+from rnnkit.config import device
 from rnnkit.layers import Input
 from rnnkit.models import Model, Sequential
 from rnnkit.tape import GradientTape
@@ -16,7 +17,7 @@ from rnnkit.tensor import Tensor, Variable
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "callbacks",
-    "constraints", "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
+    "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "callbacks", "config",
+    "constraints", "device", "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
     "regularizers", "saving", "tree", "utils",
 ]
