@@ -1,8 +1,9 @@
 """The fused recurrent ops: one autograd op each, whose forward and backward are the Rust calls.
 
-The tape sees a whole sequence pass as a single op (`tape.record`), so gradients flow from the
-outputs and final states to the input, the weights and the initial states through
-`_core.rnn_backward` / `_core.bidirectional_backward`, whatever the options.
+The tape sees a whole pass (a stack of cells over a sequence, or a bidirectional pair) as a
+single op (`tape.record`), so gradients flow from the outputs and final states to the input,
+the weights and the initial states through `_core.rnn_backward` / `_core.bidirectional_backward`,
+whatever the options.
 """
 
 import numpy as np
@@ -12,48 +13,135 @@ from rnnkit.tape import record
 from rnnkit.tensor import wrap
 
 
-def _arrays(tensors):
-    return [None if t is None else np.asarray(t) for t in tensors]
+def _array(t):
+    return None if t is None else np.asarray(t)
 
 
 def _weights(cell):
     return [cell.kernel, cell.recurrent_kernel] + ([cell.bias] if cell.use_bias else [])
 
 
-def rnn(cell, x, initial_states=None, mask=None, dropout=(None, None), go_backwards=False, zero_output_for_mask=False):
-    """Runs a built-in cell over a sequence as one differentiable op.
+def _weight_arrays(cell):
+    return (np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel), _array(cell.bias) if cell.use_bias else None)
+
+
+def _grads(cell, weight_grads, with_states):
+    """A cell's gradients in `record`'s input order: weights, then its initial states if given."""
+    dk, drk, db, dstates = weight_grads
+    return [dk, drk] + ([db] if cell.use_bias else []) + (list(dstates) if with_states else [])
+
+
+def rnn_stack(cells, x, initial_states, mask, dropouts, go_backwards=False, zero_output_for_mask=False):
+    """Runs built-in cells one after the other over a sequence, as one differentiable op.
+
+    The first cell reads `x` (reversed with `go_backwards`); each later cell reads the previous
+    cell's outputs, which are already in processing order, with the mask in that order too.
 
     Args:
-        cell: A built SimpleRNNCell, GRUCell or LSTMCell whose `spec` is not None.
+        cells: Built SimpleRNNCell/GRUCell/LSTMCell objects whose `spec` is not None.
         x: `(batch, time, features)` Tensor.
-        initial_states: Optional list of `(batch, units)` Tensors.
+        initial_states: None, or per cell a list of `(batch, units)` Tensors.
         mask: Optional `(batch, time)` boolean array.
-        dropout: `(input_masks, recurrent_masks)` multipliers from `cell.dropout_masks`.
+        dropouts: Per cell, `(input_masks, recurrent_masks)` from `cell.dropout_masks`.
         go_backwards: Process the sequence in reverse (outputs in processing order).
-        zero_output_for_mask: Masked steps output zeros instead of the previous output.
+        zero_output_for_mask: Masked steps of the last cell output zeros.
 
     Returns:
-        `(outputs, final_states)`: the `(batch, time, units)` Tensor and a list of Tensors.
+        `(outputs, final_states)`: the last cell's `(batch, time, units)` Tensor and, per cell,
+        its list of final-state Tensors.
     """
-    weights = _weights(cell)
-    w = _arrays(weights)
-    states = list(initial_states) if initial_states is not None else []
-    out, finals, saved = _core.rnn_forward(
-        cell.spec,
-        (w[0], w[1], w[2] if cell.use_bias else None),
-        np.asarray(x),
-        initial_states=_arrays(states) or None,
-        mask=None if mask is None else np.asarray(mask, dtype=bool),
-        input_dropout=dropout[0],
-        recurrent_dropout=dropout[1],
-        go_backwards=go_backwards,
-        zero_output_for_mask=zero_output_for_mask,
-    )
-    outputs = [wrap(out)] + [wrap(s) for s in finals]
+    with_states = initial_states is not None
+    states = initial_states or [[] for _ in cells]
+    mask = None if mask is None else np.asarray(mask, dtype=bool)
+    saved, finals, y = [], [], np.asarray(x)
+    for i, (cell, cell_states, (in_drop, rec_drop)) in enumerate(zip(cells, states, dropouts)):
+        cell_mask = mask[:, ::-1] if mask is not None and go_backwards and i > 0 else mask
+        y, cell_finals, cell_saved = _core.rnn_forward(
+            cell.spec,
+            _weight_arrays(cell),
+            y,
+            initial_states=[np.asarray(s) for s in cell_states] or None,
+            mask=cell_mask,
+            input_dropout=in_drop,
+            recurrent_dropout=rec_drop,
+            go_backwards=go_backwards and i == 0,
+            zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
+        )
+        saved.append(cell_saved)
+        finals.append([wrap(s) for s in cell_finals])
+    outputs = [wrap(y)] + [s for cell_finals in finals for s in cell_finals]
 
     def backward(grads):
-        dx, dk, drk, db, dstates = _core.rnn_backward(saved, d_outputs=grads[0], d_final_states=list(grads[1:]))
-        return [dx, dk, drk] + ([db] if cell.use_bias else []) + (list(dstates) if states else [])
+        d_y, rest = grads[0], list(grads[1:])
+        d_states = []
+        for cell_finals in finals:
+            d_states.append(rest[: len(cell_finals)])
+            rest = rest[len(cell_finals) :]
+        per_cell = []
+        for cell, cell_saved, d_final in reversed(list(zip(cells, saved, d_states))):
+            dx, *weight_grads = _core.rnn_backward(cell_saved, d_outputs=d_y, d_final_states=d_final)
+            per_cell.insert(0, _grads(cell, weight_grads, with_states))
+            d_y = dx
+        return [d_y] + [g for cell_grads in per_cell for g in cell_grads]
 
-    record([x, *weights, *states], outputs, backward)
-    return outputs[0], outputs[1:]
+    inputs = [x] + [t for cell, cell_states in zip(cells, states) for t in _weights(cell) + list(cell_states)]
+    record(inputs, outputs, backward)
+    return outputs[0], finals
+
+
+def bidirectional(
+    fw, bw, x, initial_states, mask, dropouts, merge_mode, return_sequences, zero_output_for_mask, fw_go_backwards=False
+):
+    """Runs a forward and a backward built-in cell concurrently and merges them, as one op.
+
+    Args:
+        fw, bw: The two directions' cells; `fw` runs forwards, `bw` backwards.
+        x: `(batch, time, features)` Tensor.
+        initial_states: None, or `(fw_states, bw_states)` lists of Tensors.
+        mask: Optional `(batch, time)` boolean array.
+        dropouts: `((fw_in, fw_rec), (bw_in, bw_rec))` dropout multipliers.
+        merge_mode: "concat", "sum", "mul", "ave" or None.
+        return_sequences: Merge every step (the backward outputs flipped into time order) or
+            the last outputs.
+        zero_output_for_mask: Masked steps output zeros.
+        fw_go_backwards: The first direction runs reversed (and the second forwards).
+
+    Returns:
+        `(output, fw_states, bw_states)`; `output` is a list of two Tensors for merge_mode None.
+    """
+    with_states = initial_states is not None
+    fw_states, bw_states = initial_states or ([], [])
+    (fw_in, fw_rec), (bw_in, bw_rec) = dropouts
+    out, fw_finals, bw_finals, saved = _core.bidirectional_forward(
+        fw.spec,
+        _weight_arrays(fw),
+        bw.spec,
+        _weight_arrays(bw),
+        np.asarray(x),
+        merge_mode=merge_mode,
+        return_sequences=return_sequences,
+        mask=None if mask is None else np.asarray(mask, dtype=bool),
+        fw_initial_states=[np.asarray(s) for s in fw_states] or None,
+        bw_initial_states=[np.asarray(s) for s in bw_states] or None,
+        fw_input_dropout=fw_in,
+        fw_recurrent_dropout=fw_rec,
+        bw_input_dropout=bw_in,
+        bw_recurrent_dropout=bw_rec,
+        zero_output_for_mask=zero_output_for_mask,
+        fw_go_backwards=fw_go_backwards,
+    )
+    merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
+    fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]
+    outputs = merged + fw_finals + bw_finals
+
+    def backward(grads):
+        n = len(merged)
+        d_out = list(grads[:n]) if merge_mode is None else grads[0]
+        d_fw = list(grads[n : n + len(fw_finals)])
+        d_bw = list(grads[n + len(fw_finals) :])
+        dx, fw_grads, bw_grads = _core.bidirectional_backward(saved, d_outputs=d_out, d_fw_states=d_fw, d_bw_states=d_bw)
+        return [dx] + _grads(fw, fw_grads, with_states) + _grads(bw, bw_grads, with_states)
+
+    inputs = [x] + _weights(fw) + list(fw_states) + _weights(bw) + list(bw_states)
+    record(inputs, outputs, backward)
+    return (merged if merge_mode is None else merged[0]), fw_finals, bw_finals

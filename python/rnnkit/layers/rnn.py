@@ -200,19 +200,11 @@ class RNN(Layer):
         return [[ops.zeros((batch, *s), dtype=self.dtype) for s in shapes] for shapes in self._cell_state_shapes()]
 
     def _fused_call(self, x, states, mask, training):
-        outputs, finals = x, []
-        cells = self._cells
-        for i, cell in enumerate(cells):
-            dropout = cell.dropout_masks(x.shape[0], outputs.shape[-1], self.dtype) if training else (None, None)
-            # Later cells read the first cell's outputs, already in processing order.
-            reverse = self.go_backwards and i == 0
-            cell_mask = mask[:, ::-1] if mask is not None and self.go_backwards and i > 0 else mask
-            zero_output = self.zero_output_for_mask and i == len(cells) - 1
-            outputs, cell_states = fused.rnn(
-                cell, outputs, None if states is None else states[i], cell_mask, dropout, reverse, zero_output
-            )
-            finals.append(cell_states)
-        return outputs, finals
+        dropouts, input_dim = [], x.shape[-1]
+        for cell in self._cells:
+            dropouts.append(cell.dropout_masks(x.shape[0], input_dim, self.dtype) if training else (None, None))
+            input_dim = cell.units
+        return fused.rnn_stack(self._cells, x, states, mask, dropouts, self.go_backwards, self.zero_output_for_mask)
 
     def _step_loop(self, sequences, states, mask, training):
         """Steps a cell in Python: each step is ops on the tape, masks select with `where`.

@@ -2,9 +2,12 @@
 
 import inspect
 
+import numpy as np
+
 from rnnkit import ops, tree
-from rnnkit.layers import serialization
+from rnnkit.layers import fused, serialization
 from rnnkit.layers.layer import Layer
+from rnnkit.layers.rnn import RNN
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
@@ -98,6 +101,11 @@ class Bidirectional(Layer):
                 )
             half = len(initial_state) // 2
             fw_state, bw_state = initial_state[:half], initial_state[half:]
+        if self._fused and not tree.is_nested(sequences):
+            output, fw_states, bw_states = self._fused_call(sequences, fw_state, bw_state, mask, training)
+            if not self.return_state:
+                return output
+            return (list(output) if self.merge_mode is None else [output]) + fw_states + bw_states
         y = self.forward_layer(sequences, initial_state=fw_state, mask=mask, training=training)
         y_rev = self.backward_layer(sequences, initial_state=bw_state, mask=mask, training=training)
         states = ()
@@ -119,6 +127,29 @@ class Bidirectional(Layer):
         if not self.return_state:
             return output
         return (list(output) if self.merge_mode is None else [output]) + list(states)
+
+    @property
+    def _fused(self):
+        """Both halves are single built-in cells: one concurrent pass in the Rust core."""
+        halves = (self.forward_layer, self.backward_layer)
+        return all(isinstance(h, RNN) and h._fused and len(h._cells) == 1 and not h.stateful for h in halves)
+
+    def _fused_call(self, x, fw_state, bw_state, mask, training):
+        fw, bw = self.forward_layer, self.backward_layer
+        for half in (fw, bw):
+            if not half.built:
+                half.build(tuple(x.shape))
+        batch = x.shape[0]
+        states = None
+        if fw_state is not None:
+            states = (fw._check_initial_state(fw_state, batch)[0], bw._check_initial_state(bw_state, batch)[0])
+        dropouts = tuple(
+            h.cell.dropout_masks(batch, x.shape[-1], self.dtype) if training else (None, None) for h in (fw, bw)
+        )
+        return fused.bidirectional(
+            fw.cell, bw.cell, x, states, None if mask is None else np.asarray(mask, dtype=bool), dropouts,
+            self.merge_mode, self.return_sequences, self.return_sequences, fw.go_backwards,
+        )
 
     def compute_mask(self, inputs, mask=None):
         if isinstance(mask, (list, tuple)):
