@@ -2,6 +2,7 @@
 
 import collections
 import contextlib
+import functools
 import inspect
 import re
 import threading
@@ -49,6 +50,12 @@ def _call_context(training, symbolic=None):
         yield
     finally:
         _context.training, _context.symbolic = saved
+
+
+@functools.lru_cache(maxsize=None)
+def call_parameters(cls):
+    """The parameter names of `cls.call` (looked up once per class: this runs on every call)."""
+    return frozenset(inspect.signature(cls.call).parameters)
 
 
 def _shape_of(x):
@@ -280,7 +287,7 @@ class Layer:
 
     @property
     def _call_parameters(self):
-        return inspect.signature(self.call).parameters
+        return call_parameters(type(self))
 
     def _maybe_build(self, inputs):
         if not self.built:

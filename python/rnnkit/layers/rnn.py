@@ -4,13 +4,11 @@ Built-in cells (alone or stacked) run in the fused Rust kernels as one autograd 
 any other cell steps in Python through `rk.ops`, differentiated by the tape.
 """
 
-import inspect
-
 import numpy as np
 
 from rnnkit import ops, tree
 from rnnkit.layers import fused
-from rnnkit.layers.layer import Layer, in_symbolic_call
+from rnnkit.layers.layer import Layer, call_parameters, in_symbolic_call
 from rnnkit.layers.rnn_cells import DropoutRNNCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.tensor import Tensor, convert_to_tensor, wrap
 
@@ -223,7 +221,7 @@ class RNN(Layer):
 
     def _step_loop_body(self, sequences, states, mask, training):
         stacked = isinstance(self.cell, StackedRNNCells)
-        pass_training = "training" in inspect.signature(self.cell.call).parameters
+        pass_training = "training" in call_parameters(type(self.cell))
         cell_states = states if stacked else states[0]
         steps = tree.flatten(sequences)[0].shape[1]
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)

@@ -5,12 +5,10 @@ the layer hands their weights and options to the fused Rust kernels (see `fused.
 `call` is the same math in `rk.ops`, for stepping a cell by hand or inside a user-written stack.
 """
 
-import inspect
-
 import numpy as np
 
 from rnnkit import _core, activations, constraints, initializers, ops, regularizers, tree
-from rnnkit.layers.layer import Layer
+from rnnkit.layers.layer import Layer, call_parameters
 
 _CELL_ARGS = (
     "kernel_initializer",
@@ -346,7 +344,7 @@ class StackedRNNCells(Layer):
     def call(self, inputs, states, training=False):
         new_states = []
         for cell, cell_states in zip(self.cells, states):
-            kwargs = {"training": training} if "training" in inspect.signature(cell.call).parameters else {}
+            kwargs = {"training": training} if "training" in call_parameters(type(cell)) else {}
             inputs, cell_states = cell(inputs, cell_states, **kwargs)
             new_states.append(cell_states)
         return inputs, new_states

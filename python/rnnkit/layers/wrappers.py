@@ -1,12 +1,10 @@
 """Layer wrappers: `Bidirectional` and `TimeDistributed`."""
 
-import inspect
-
 import numpy as np
 
 from rnnkit import ops, tree
 from rnnkit.layers import fused, serialization
-from rnnkit.layers.layer import Layer
+from rnnkit.layers.layer import Layer, call_parameters
 from rnnkit.layers.rnn import RNN
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
@@ -209,7 +207,7 @@ class TimeDistributed(Layer):
                 f"The `mask` passed to the `TimeDistributed` layer has a shape {tuple(mask.shape)} that is "
                 f"incompatible with the input shape {tuple(inputs.shape)}."
             )
-        params = inspect.signature(self.layer.call).parameters
+        params = call_parameters(type(self.layer))
         outputs = []
         for t in range(inputs.shape[1]):
             kwargs = {}
