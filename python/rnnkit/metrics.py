@@ -190,8 +190,8 @@ def _per_sample(values, sample_weight, dtype):
     """
     values = np.asarray(values, dtype)
     if sample_weight is not None:
-        values, sample_weight = losses.squeeze_or_expand_to_same_rank(values, np.asarray(sample_weight, dtype))
-        values, sample_weight = np.asarray(values), np.asarray(sample_weight)
+        sample_weight = np.asarray(sample_weight, dtype)
+        values, sample_weight = map(np.asarray, losses.squeeze_or_expand_to_same_rank(values, sample_weight))
         if values.ndim > sample_weight.ndim:
             values = values.mean(axis=tuple(range(sample_weight.ndim, values.ndim)))
         sample_weight = np.broadcast_to(sample_weight, values.shape)

@@ -49,39 +49,50 @@ def _read_weights(source, expected, what):
     from their headers before their data is read."""
     try:
         archive = zipfile.ZipFile(source)
+    except FileNotFoundError:
+        raise
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise ValueError(f"{what}: not a weights file ({err}).") from None
-    with archive:
-        names = sorted(archive.namelist())
-        wanted = [f"w{i:05d}.npy" for i in range(len(expected))]
-        if names != wanted:
-            raise ValueError(
-                f"{what}: expected {len(expected)} weight arrays for this model, found {len(names)} entries "
-                f"({names[:3]}{'...' if len(names) > 3 else ''}). The file was saved from another architecture."
-            )
-        arrays = []
-        for i, (name, (shape, dtype)) in enumerate(zip(wanted, expected)):
-            with archive.open(name) as f:
-                try:
-                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-                    version = np.lib.format.read_magic(f)
-                    if version not in readers:
-                        raise ValueError(f"unsupported .npy version {version}")
-                    got_shape, fortran, got_dtype = readers[version](f)  # the header only, no data
-                except ValueError as err:
-                    raise ValueError(f"{what}: weight {i} is corrupt ({err}).") from None
-                if tuple(got_shape) != tuple(shape) or got_dtype.kind not in "fiu" or got_dtype.hasobject:
-                    raise ValueError(
-                        f"{what}: weight {i} has shape {tuple(got_shape)} and dtype {got_dtype}, but the model "
-                        f"expects shape {tuple(shape)} ({dtype})."
-                    )
-                nbytes = int(np.prod(got_shape, dtype=np.int64)) * got_dtype.itemsize
-                data = f.read(nbytes + 1)
-                if len(data) != nbytes:
-                    raise ValueError(f"{what}: weight {i} is truncated ({len(data)} of {nbytes} bytes).")
-                order = "F" if fortran else "C"
-                arrays.append(np.frombuffer(data, got_dtype).reshape(got_shape, order=order).astype(dtype))
-        return arrays
+    try:
+        return _read_arrays(archive, expected, what)
+    except (zipfile.BadZipFile, EOFError) as err:  # e.g. a CRC mismatch: the data was damaged
+        raise ValueError(f"{what}: the weights are corrupt ({err}).") from None
+    finally:
+        archive.close()
+
+
+def _read_arrays(archive, expected, what):
+    """The arrays of an open npz archive (see `_read_weights`)."""
+    names = sorted(archive.namelist())
+    wanted = [f"w{i:05d}.npy" for i in range(len(expected))]
+    if names != wanted:
+        raise ValueError(
+            f"{what}: expected {len(expected)} weight arrays for this model, found {len(names)} entries "
+            f"({names[:3]}{'...' if len(names) > 3 else ''}). The file was saved from another architecture."
+        )
+    arrays = []
+    for i, (name, (shape, dtype)) in enumerate(zip(wanted, expected)):
+        with archive.open(name) as f:
+            try:
+                readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                version = np.lib.format.read_magic(f)
+                if version not in readers:
+                    raise ValueError(f"unsupported .npy version {version}")
+                got_shape, fortran, got_dtype = readers[version](f)  # the header only, no data
+            except ValueError as err:
+                raise ValueError(f"{what}: weight {i} is corrupt ({err}).") from None
+            if tuple(got_shape) != tuple(shape) or got_dtype.kind not in "fiu" or got_dtype.hasobject:
+                raise ValueError(
+                    f"{what}: weight {i} has shape {tuple(got_shape)} and dtype {got_dtype}, but the model "
+                    f"expects shape {tuple(shape)} ({dtype})."
+                )
+            nbytes = int(np.prod(got_shape, dtype=np.int64)) * got_dtype.itemsize
+            data = f.read(nbytes + 1)
+            if len(data) != nbytes:
+                raise ValueError(f"{what}: weight {i} is truncated ({len(data)} of {nbytes} bytes).")
+            order = "F" if fortran else "C"
+            arrays.append(np.frombuffer(data, got_dtype).reshape(got_shape, order=order).astype(dtype))
+    return arrays
 
 
 def _expected(model):
@@ -120,9 +131,16 @@ def _compile_config(model):
         except (ValueError, TypeError, AttributeError):
             return None
 
+    def loss_of(loss):
+        # `compile(loss="mse")` wraps the function in a plain LossFunctionWrapper, which has no
+        # config of its own: save the function's name, as the user wrote it.
+        if type(loss) is losses.LossFunctionWrapper:
+            return name_of(loss.fn, losses)
+        return name_of(loss, losses)
+
     return {
         "optimizer": name_of(model.optimizer, optimizers),
-        "loss": [name_of(loss, losses) for loss in model._losses],
+        "loss": [loss_of(loss) for loss in model._losses],
         "loss_weights": list(model._loss_weights),
         "metrics": [[m if isinstance(m, str) else name_of(m, metrics) for m in specs] for specs in model._metric_specs],
     }
@@ -151,8 +169,11 @@ def _read_member(archive, name, limit, filepath):
     info = archive.getinfo(name)
     if limit is not None and info.file_size > limit:
         raise ValueError(f"{filepath}: {name} declares {info.file_size} bytes, more than the {limit} allowed.")
-    with archive.open(info) as f:
-        data = f.read(info.file_size + 1)
+    try:
+        with archive.open(info) as f:
+            data = f.read(info.file_size + 1)
+    except (zipfile.BadZipFile, EOFError) as err:  # e.g. a CRC mismatch: the data was damaged
+        raise ValueError(f"{filepath}: {name} is corrupt ({err}).") from None
     if len(data) != info.file_size:
         raise ValueError(f"{filepath}: {name} is corrupt.")
     return data
@@ -180,8 +201,10 @@ def load_model(filepath, custom_objects=None, compile=True):
             raise ValueError(f"{filepath}: not an rnnkit model file (members: {sorted(names)[:5]}).")
         try:
             config = json.loads(_read_member(archive, _CONFIG, _MAX_JSON_BYTES, filepath))
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{filepath}: config.json is not valid JSON ({err}).") from None
+        if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+            raise ValueError(f"{filepath}: config.json does not describe a model (expected an object with 'class_name' and 'config').")
         weights = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
     from rnnkit.models import Model, Sequential
 
@@ -189,7 +212,16 @@ def load_model(filepath, custom_objects=None, compile=True):
     cls = classes.get(config.get("class_name"))
     if cls is None:
         raise ValueError(f"{filepath}: unknown model class {config.get('class_name')!r}; pass it in custom_objects.")
-    model = cls.from_config(config["config"], custom_objects=custom_objects)
+    # Nested configs (an RNN's cell, a wrapper's layer) are deserialized without the
+    # `custom_objects` argument, so make them visible to every lookup while loading, as Keras's
+    # `custom_object_scope` does.
+    saved_objects = dict(serialization._custom_objects)
+    serialization._custom_objects.update(custom_objects or {})
+    try:
+        model = cls.from_config(config["config"], custom_objects=custom_objects)
+    finally:
+        serialization._custom_objects.clear()
+        serialization._custom_objects.update(saved_objects)
     model.set_weights(_read_weights(weights, _expected(model), filepath))
     compile_config = config.get("compile_config")
     if compile and compile_config and compile_config.get("optimizer") is not None:

@@ -134,8 +134,17 @@ class Model(Trainer, Layer):
 
     def call(self, inputs, training=None, mask=None):
         flat_in = tree.flatten(self._inputs)
-        if isinstance(self._inputs, dict) and isinstance(inputs, dict):
-            values = [inputs[k] for k in sorted(self._inputs)]
+        if isinstance(inputs, dict):
+            # Keyed by the dict's keys for a model made with a dict of inputs, else by the
+            # `Input`s' names (as Keras).
+            keys = sorted(self._inputs) if isinstance(self._inputs, dict) else [kt.name for kt in flat_in]
+            missing = [k for k in keys if k not in inputs]
+            if missing:
+                raise ValueError(
+                    f"Model {self.name}: the input dict lacks {missing}; expected the keys {keys}, "
+                    f"received {sorted(inputs)}."
+                )
+            values = [inputs[k] for k in keys]
         else:
             values = tree.flatten(inputs) if len(flat_in) > 1 else [inputs]
         if len(values) != len(flat_in):
@@ -170,13 +179,17 @@ class Model(Trainer, Layer):
             if isinstance(layer, InputLayer):
                 rows.append((layer, ["[" + str(layer.batch_shape) + "]"], []))
                 continue
-            node = next(n for n in layer.inbound_nodes if n in self._nodes)
-            shapes = [t.shape for t in tree.flatten(node.outputs)]
+            # A shared layer lists the inputs of each of its calls in this model; its shape is
+            # "multiple" when the calls' output shapes differ (as tf.keras prints).
+            nodes = [n for n in layer.inbound_nodes if n in self._nodes]
+            shape_sets = {tuple(t.shape for t in tree.flatten(n.outputs)) for n in nodes}
+            shapes = list(shape_sets.pop()) if len(shape_sets) == 1 else ["multiple"]
             links = []
-            for t in node.input_tensors:
-                source = t.input_layer if t.node is None else t.node.layer
-                node_index = 0 if t.node is None else source.inbound_nodes.index(t.node)
-                links.append(f"{source.name}[{node_index}][{t.index}]")
+            for node in nodes:
+                for t in node.input_tensors:
+                    source = t.input_layer if t.node is None else t.node.layer
+                    node_index = 0 if t.node is None else source.inbound_nodes.index(t.node)
+                    links.append(f"{source.name}[{node_index}][{t.index}]")
             rows.append((layer, shapes, links))
         return rows
 

@@ -12,11 +12,18 @@ def _is_data_leaf(value):
     return isinstance(value, (np.ndarray, Tensor)) or np.isscalar(value)
 
 
+def _is_batch_iterable(data):
+    """Whether `data` is an iterable of batches (a generator, iterator or dataset object)
+    rather than in-memory arrays."""
+    return not isinstance(data, (np.ndarray, Tensor, list, tuple, dict, str, bytes)) and hasattr(data, "__iter__")
+
+
 def _to_arrays(data):
     """numpy arrays in the structure of `data` (an array, nested lists of numbers, or a
-    list/tuple/dict of arrays for several inputs or outputs)."""
-    if data is None:
-        return None
+    list/tuple/dict of arrays for several inputs or outputs); an iterable of batches is
+    returned as is (`_batches` converts each batch)."""
+    if data is None or _is_batch_iterable(data):
+        return data
     if isinstance(data, dict):
         return {k: _to_arrays(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)) and data and all(_is_data_leaf(d) or isinstance(d, (list, tuple, dict)) for d in data) and any(
@@ -42,7 +49,7 @@ def _take(arrays, index):
 
 def _batches(x, y, sw, batch_size, shuffle):
     """`(x, y, sample_weight)` batches of in-memory arrays, or of an iterable of batches."""
-    if not isinstance(x, (np.ndarray, list, tuple, dict)) and hasattr(x, "__iter__"):
+    if _is_batch_iterable(x):
         for batch in x:
             batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
             bx, by, bsw = (batch + (None, None))[:3]
@@ -142,10 +149,15 @@ class Trainer:
             for out, specs in enumerate(per_output):
                 for spec in specs:
                     if spec in ("accuracy", "acc"):
-                        metric = metrics.resolve_accuracy(self._losses[out], np.shape(y_true[out]), y_pred[out].shape)
-                        metric.name = spec
+                        metric = metrics.resolve_accuracy(
+                            self._losses[out], np.shape(y_true[out]), y_pred[out].shape, name=spec
+                        )
                     else:
                         metric = metrics.get(spec)
+                        if not isinstance(metric, metrics.Metric):  # a function, as Keras wraps it
+                            metric = metrics.MeanMetricWrapper(metric, name=getattr(metric, "__name__", "metric"))
+                        if isinstance(spec, str):  # logged under the name given, e.g. "mae"
+                            metric.name = spec
                     built.append((out, metric, weighted))
         self._metrics = built
 
@@ -163,6 +175,11 @@ class Trainer:
         return total, per_output
 
     def _listify(self, y):
+        if isinstance(y, dict):
+            # Targets keyed by output name go to their outputs, in the model's output order.
+            names = self._output_names()
+            if set(y) == set(names):
+                return [y[name] for name in names]
         return tree.flatten(y) if isinstance(y, (list, tuple, dict)) else [y]
 
     def _step_logs(self, total, per_output, y_true, y_pred, sample_weight):
@@ -174,7 +191,8 @@ class Trainer:
             for name, value in zip([n for n, f in zip(names, self._losses) if f is not None], per_output):
                 logs[f"{name}_loss"] = float(np.asarray(value))
         for out, metric, weighted in self._metrics:
-            metric.update_state(y_true[out], np.asarray(y_pred[out]), sample_weight=sample_weight if weighted else None)
+            # The prediction Tensor carries its mask, which metrics honour as Keras's do.
+            metric.update_state(y_true[out], y_pred[out], sample_weight=sample_weight if weighted else None)
             key = metric.name if len(names) == 1 else f"{names[out]}_{metric.name}"
             logs[key] = float(metric.result())
         return logs
@@ -201,11 +219,8 @@ class Trainer:
             y_true = self._listify(y)
             total, per_output = self._compute_loss(y_true, y_pred, sample_weight)
         grads = tape.gradient(total, params)
-        self.optimizer.apply(grads, params)
-        for weight in params:
-            constraint = self.constraint_for(weight)
-            if constraint is not None:
-                weight.assign(constraint(np.asarray(weight)))
+        constraints = {id(w): c for w in params if (c := self.constraint_for(w)) is not None}
+        self.optimizer.apply(grads, params, constraints=constraints)
         return self._step_logs(total, per_output, y_true, y_pred, sample_weight)
 
     def _test_step(self, x, y, sample_weight):
@@ -287,6 +302,8 @@ class Trainer:
         x, y, sample_weight = _to_arrays(x), _to_arrays(y), _to_arrays(sample_weight)
         batch_size = batch_size or 32
         if validation_split and validation_data is None:
+            if _is_batch_iterable(x):
+                raise ValueError("validation_split is only supported for arrays, not for an iterable of batches; pass validation_data instead.")
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split: expected a float in (0, 1), received {validation_split}")
             n = _count(x, "x")
@@ -321,6 +338,7 @@ class Trainer:
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        self.optimizer.finalize_variable_values(self.trainable_weights)
         callback_list.on_train_end(logs)
         return history
 

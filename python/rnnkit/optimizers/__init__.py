@@ -8,7 +8,9 @@ from rnnkit.optimizers.optimizer import Optimizer
 from rnnkit.optimizers.rmsprop import RMSprop
 from rnnkit.optimizers.sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize"]
+__all__ = [
+    "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize",
+]
 
 # Keras finds optimizers by their lower-case class names, whatever the case it is given.
 _registry = Registry(

@@ -47,7 +47,8 @@ class Adam(Optimizer):
         v = np.asarray(self._velocities[index])
         v = np.asarray(self._velocities[index].assign(v + (np.square(gradient) - v) * (1 - self.beta_2)))
         if self.amsgrad:
-            v = np.asarray(self._velocity_hats[index].assign(np.maximum(np.asarray(self._velocity_hats[index]), v)))
+            v_hat = self._velocity_hats[index]
+            v = np.asarray(v_hat.assign(np.maximum(np.asarray(v_hat), v)))
         variable.assign(np.asarray(variable) - m * alpha / (np.sqrt(v) + self.epsilon))
 
     def get_config(self):

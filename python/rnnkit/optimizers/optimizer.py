@@ -79,7 +79,9 @@ class Optimizer:
                 f"Received: gradient_accumulation_steps={gradient_accumulation_steps}"
             )
         if use_ema and not 0 <= ema_momentum <= 1:
-            raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
+            raise ValueError(
+                f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}"
+            )
         if use_ema and ema_overwrite_frequency and (
             not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1
         ):
@@ -147,7 +149,8 @@ class Optimizer:
             raise TypeError(
                 "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
                 "constructor argument, hence its learning rate is not settable. If you need the learning "
-                "rate to be settable, you should instantiate the optimizer with a float `learning_rate` argument."
+                "rate to be settable, you should instantiate the optimizer with a float `learning_rate` "
+                "argument."
             )
         else:
             self._learning_rate = Variable(value.astype(np.float32), trainable=False, name="learning_rate")
@@ -247,7 +250,9 @@ class Optimizer:
             ValueError: If the optimizer is built already.
         """
         if self.built:
-            raise ValueError("`exclude_from_weight_decay()` can only be configured before the optimizer is built.")
+            raise ValueError(
+                "`exclude_from_weight_decay()` can only be configured before the optimizer is built."
+            )
         self._excluded_ids = {id(v) for v in var_list or ()}
         self._excluded_pattern = re.compile("|".join(map(re.escape, set(var_names)))) if var_names else None
 
@@ -382,7 +387,7 @@ class Optimizer:
 
     def _clip_gradients(self, grads):
         if self.clipnorm and self.clipnorm > 0:
-            return [g * self.clipnorm / np.maximum(np.sqrt(np.sum(np.square(g))), self.clipnorm) for g in grads]
+            return [g * self.clipnorm / np.maximum(np.linalg.norm(g), self.clipnorm) for g in grads]
         if self.global_clipnorm and self.global_clipnorm > 0:
             norm = np.sqrt(sum(np.sum(np.square(g)) for g in grads))
             # `norm - norm` turns an infinite or NaN norm into NaN gradients, as in Keras.

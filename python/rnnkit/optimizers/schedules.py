@@ -27,12 +27,15 @@ class LearningRateSchedule:
 
     def __call__(self, step):
         """Returns the learning rate at `step` (a float32 numpy scalar); subclasses implement it."""
-        raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`.")
+        raise NotImplementedError(
+            f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`."
+        )
 
     def get_config(self):
         """Returns the constructor arguments as a JSON-serializable dict."""
         raise NotImplementedError(
-            f"Learning rate schedule '{type(self).__name__}' must override `get_config()` in order to be serializable."
+            f"Learning rate schedule '{type(self).__name__}' must override `get_config()` in order to be "
+            "serializable."
         )
 
     @classmethod
@@ -62,7 +65,9 @@ class ExponentialDecay(LearningRateSchedule):
         ValueError: If `decay_steps` is not positive.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(
+        self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"
+    ):
         _check_decay_steps(decay_steps)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
@@ -107,7 +112,13 @@ class CosineDecay(LearningRateSchedule):
     """
 
     def __init__(
-        self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None, warmup_steps=0
+        self,
+        initial_learning_rate,
+        decay_steps,
+        alpha=0.0,
+        name="CosineDecay",
+        warmup_target=None,
+        warmup_steps=0,
     ):
         _check_decay_steps(decay_steps)
         self.initial_learning_rate = initial_learning_rate
@@ -143,7 +154,9 @@ class CosineDecay(LearningRateSchedule):
 
 
 _registry = Registry(
-    "learning rate schedule", "keras.optimizers.schedules", [LearningRateSchedule, ExponentialDecay, CosineDecay]
+    "learning rate schedule",
+    "keras.optimizers.schedules",
+    [LearningRateSchedule, ExponentialDecay, CosineDecay],
 )
 
 
