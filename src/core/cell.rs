@@ -127,14 +127,14 @@ impl CellSpec {
 }
 
 /// Splits a row of `gates · units` values into its gate blocks.
-#[inline]
+#[inline(always)]
 fn blocks<T, const G: usize>(row: &[T]) -> [&[T]; G] {
     let u = row.len() / G;
     std::array::from_fn(|g| &row[g * u..(g + 1) * u])
 }
 
 /// Splits a mutable row of `gates · units` values into its gate blocks.
-#[inline]
+#[inline(always)]
 fn blocks_mut<T, const G: usize>(row: &mut [T]) -> [&mut [T]; G] {
     let u = row.len() / G;
     let mut rest = row;
@@ -146,7 +146,7 @@ fn blocks_mut<T, const G: usize>(row: &mut [T]) -> [&mut [T]; G] {
 }
 
 /// SimpleRNN forward: `pre` holds the summed pre-activation; writes `h`.
-#[inline]
+#[inline(always)]
 pub fn simple_forward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], h: &mut [T]) {
     for (h, &a) in h.iter_mut().zip(pre) {
         *h = p.act(a);
@@ -154,7 +154,7 @@ pub fn simple_forward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], h: &mut [T]) 
 }
 
 /// SimpleRNN backward: `dh` (gradient of `h`) to `dpre`.
-#[inline]
+#[inline(always)]
 pub fn simple_backward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], dh: &[T], dpre: &mut [T]) {
     for ((d, &a), &g) in dpre.iter_mut().zip(pre).zip(dh) {
         *d = g * p.act_d(a, p.act(a));
@@ -162,7 +162,7 @@ pub fn simple_backward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], dh: &[T], dp
 }
 
 /// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o; writes `h` and `c`.
-#[inline]
+#[inline(always)]
 pub fn lstm_forward<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],
@@ -180,7 +180,7 @@ pub fn lstm_forward<T: Float, P: Pointwise<T>>(
 
 /// LSTM backward for one row. `dh` is the gradient of `h`; `dc` enters as the gradient of `c`
 /// from later steps and leaves as the gradient of `c₋₁`. Writes `dpre` (all four gates).
-#[inline]
+#[inline(always)]
 pub fn lstm_backward<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],
@@ -208,7 +208,7 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>>(
 /// GRU (`reset_after`) forward. `pre` enters as the input projection `x·W + b_in` and leaves as
 /// the pre-activations `[x_z + r_z, x_r + r_r, x_h + r ⊙ r_h]`; `rec` is `h₋₁·U + b_rec`.
 /// Writes `h` and keeps `r_h` (the recurrent h-gate term) in `rec_h`.
-#[inline]
+#[inline(always)]
 pub fn gru_after_forward<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &mut [T],
@@ -233,7 +233,7 @@ pub fn gru_after_forward<T: Float, P: Pointwise<T>>(
 /// GRU (`reset_after`) backward. From `dh`, writes `dpre` (the input-side gradients), `drec_h`
 /// (the gradient of the recurrent h-gate term, `dpre_h ⊙ r`) and `dh_prev` (the direct path
 /// through the blend, `dh ⊙ z`).
-#[inline]
+#[inline(always)]
 pub fn gru_after_backward<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],
@@ -260,7 +260,7 @@ pub fn gru_after_backward<T: Float, P: Pointwise<T>>(
 
 /// GRU (reset before the product) forward, first half: adds `rec` (the z and r products) into
 /// `pre` and writes `q = r ⊙ h₋₁ ⊙ m_h`, the input of the h-gate product.
-#[inline]
+#[inline(always)]
 pub fn gru_before_gates<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &mut [T],
@@ -281,7 +281,7 @@ pub fn gru_before_gates<T: Float, P: Pointwise<T>>(
 
 /// GRU (reset before the product) forward, second half: adds the h-gate product `q·U_h` into
 /// `pre` and writes `h`.
-#[inline]
+#[inline(always)]
 pub fn gru_before_output<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &mut [T],
@@ -299,7 +299,7 @@ pub fn gru_before_output<T: Float, P: Pointwise<T>>(
 
 /// GRU (reset before the product) backward, first half: the z and h-gate gradients into `dpre`
 /// and the direct path `dh ⊙ z` into `dh_prev`. The r gradient needs `dq = dpre_h · U_hᵀ` first.
-#[inline]
+#[inline(always)]
 pub fn gru_before_backward_gates<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],
@@ -320,7 +320,7 @@ pub fn gru_before_backward_gates<T: Float, P: Pointwise<T>>(
 
 /// GRU (reset before the product) backward, second half: from `dq`, the r-gate gradient into
 /// `dpre`, the path through `q` into `dh_prev`, and `q` itself (for the h-gate weight gradient).
-#[inline]
+#[inline(always)]
 pub fn gru_before_backward_reset<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],

@@ -45,22 +45,33 @@ pub fn compute<R: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> crate::Result<R> + Send,
 ) -> PyResult<R> {
-    py.detach(|| catch_unwind(AssertUnwindSafe(work)))
-        .map_err(panic_to_py_err)?
+    py.detach(|| catch_panic(work))
+        .map_err(internal_error)?
         .map_err(to_py_err)
 }
 
 /// Runs a binding's body so that a panic in it becomes a RuntimeError instead of reaching Python.
 pub fn guarded<R>(body: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
-    catch_unwind(AssertUnwindSafe(body)).map_err(panic_to_py_err)?
+    catch_panic(body).map_err(internal_error)?
 }
 
-fn panic_to_py_err(panic: Box<dyn std::any::Any + Send>) -> PyErr {
-    let message = panic
+/// Runs `work`, turning a panic (on this thread, or one that rayon hands back from a worker)
+/// into the message it carried. This is the whole of the panic mapping that needs no Python,
+/// so `cargo test --features python` checks it without an interpreter.
+fn catch_panic<R>(work: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(work)).map_err(|panic| panic_message(panic.as_ref()))
+}
+
+/// The text of a panic's payload (`panic!` with a literal or a formatted message).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn internal_error(message: String) -> PyErr {
     PyRuntimeError::new_err(format!(
         "internal error in rnnkit (please report it): {message}"
     ))
@@ -174,4 +185,59 @@ pub fn to_numpy<'py, T: Element, D: Dimension>(
     a: Array<T, D>,
 ) -> Bound<'py, PyAny> {
     a.into_pyarray(py).into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet<R>(f: impl FnOnce() -> R) -> R {
+        // The default hook would print every expected panic's backtrace into the test output.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let out = f();
+        std::panic::set_hook(hook);
+        out
+    }
+
+    #[test]
+    fn a_result_passes_through() {
+        assert_eq!(catch_panic(|| 7), Ok(7));
+        let err = || -> crate::Result<()> {
+            Err(Error::Value {
+                argument: "units".into(),
+                expected: "a positive integer".into(),
+                received: "0".into(),
+            })
+        };
+        assert_eq!(catch_panic(err), Ok(err()));
+    }
+
+    #[test]
+    fn a_panic_becomes_its_message() {
+        let literal = quiet(|| catch_panic(|| -> u8 { panic!("boom") }));
+        assert_eq!(literal, Err("boom".to_string()));
+        let formatted = quiet(|| catch_panic(|| -> u8 { panic!("index {} of {}", 5, 3) }));
+        assert_eq!(formatted, Err("index 5 of 3".to_string()));
+        let other = quiet(|| catch_panic(|| std::panic::panic_any(42_u32)));
+        assert_eq!(other, Err("unknown panic".to_string()));
+    }
+
+    #[test]
+    fn a_panic_in_a_rayon_worker_is_caught_on_the_calling_thread() {
+        let out = quiet(|| {
+            catch_panic(|| {
+                rayon::join(|| 1, || -> i32 { panic!("worker failed") });
+            })
+        });
+        assert_eq!(out, Err("worker failed".to_string()));
+    }
+
+    #[test]
+    fn an_ndarray_shape_panic_is_caught() {
+        // The kind of panic validation exists to prevent: ndarray's own out-of-bounds check.
+        let a = numpy::ndarray::Array2::<f32>::zeros((2, 3));
+        let out = quiet(|| catch_panic(|| a[[5, 0]]));
+        assert!(out.unwrap_err().contains("out of bounds"));
+    }
 }
