@@ -91,6 +91,20 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
     return output
 
 
+
+def _add_scale_and_offset(layer, shape):
+    """Creates `gamma` (with `scale`) and `beta` (with `center`) of `shape`, in Keras's order."""
+    if layer.scale:
+        layer.gamma = layer.add_weight(
+            shape, layer.gamma_initializer, regularizer=layer.gamma_regularizer,
+            constraint=layer.gamma_constraint, name="gamma",
+        )
+    if layer.center:
+        layer.beta = layer.add_weight(
+            shape, layer.beta_initializer, regularizer=layer.beta_regularizer,
+            constraint=layer.beta_constraint, name="beta",
+        )
+
 class BatchNormalization(Layer):
     """Normalises each feature with batch statistics in training and moving ones in inference.
 
@@ -190,22 +204,7 @@ class BatchNormalization(Layer):
                 f"Layer {self.name}: axis {self.axis} of the inputs must be known, received {tuple(input_shape)}."
             )
         shape = (input_shape[self.axis],)
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape,
-                self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                name="gamma",
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape,
-                self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                name="beta",
-            )
+        _add_scale_and_offset(self, shape)
         self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, trainable=False, name="moving_mean")
         self.moving_variance = self.add_weight(
             shape, self.moving_variance_initializer, trainable=False, name="moving_variance"
@@ -366,22 +365,7 @@ class LayerNormalization(Layer):
                     f"Axis {axis} is out of bounds for input shape {tuple(input_shape)}. Received: axis={self.axis}"
                 )
         shape = tuple(input_shape[axis] for axis in self.axis)
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape,
-                self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                name="gamma",
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape,
-                self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                name="beta",
-            )
+        _add_scale_and_offset(self, shape)
         self.built = True
 
     def call(self, inputs):
