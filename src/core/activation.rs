@@ -32,6 +32,10 @@ pub enum Activation {
     HardTanh,
     Exponential,
     LogSigmoid,
+    /// `x` where `|x| > 0.5`, else 0.
+    HardShrink,
+    /// Piecewise linear: 0 below -1, 1 above 1, `(x + 1) / 2` between.
+    SparseSigmoid,
 }
 
 /// Every accepted name with its activation; aliases share an entry's variant.
@@ -61,6 +65,8 @@ const NAMES: &[(&str, Activation)] = &[
     ("hard_tanh", Activation::HardTanh),
     ("exponential", Activation::Exponential),
     ("log_sigmoid", Activation::LogSigmoid),
+    ("hard_shrink", Activation::HardShrink),
+    ("sparse_sigmoid", Activation::SparseSigmoid),
 ];
 
 const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
@@ -171,6 +177,14 @@ impl Activation {
             Self::HardTanh => x.max(-one).min(one),
             Self::Exponential => x.exp(),
             Self::LogSigmoid => -softplus(-x),
+            Self::HardShrink => {
+                if x.abs() > T::lit(SHRINK_THRESHOLD) {
+                    x
+                } else {
+                    zero
+                }
+            }
+            Self::SparseSigmoid => ((x + one) / T::lit(2.0)).max(zero).min(one),
         }
     }
 
@@ -255,6 +269,8 @@ impl Activation {
             Self::HardTanh => step(x > -one && x < one),
             Self::Exponential => y,
             Self::LogSigmoid => sigmoid(-x),
+            Self::HardShrink => step(x.abs() > T::lit(SHRINK_THRESHOLD)),
+            Self::SparseSigmoid => step(x > -one && x < one) / T::lit(2.0),
         }
     }
 }
@@ -360,6 +376,8 @@ mod tests {
             ("elu", [-0.776_869_83, 0.5, 2.0]),
             ("silu", [-0.273_638_3, 0.311_229_68, 1.761_594]),
             ("softplus", [0.201_413_29, 0.974_077, 2.126_928]),
+            ("hard_shrink", [-1.5, 0.0, 2.0]),
+            ("sparse_sigmoid", [0.0, 0.75, 1.0]),
             ("exponential", [0.223_130_15, 1.648_721_2, 7.389_055_7]),
         ];
         for (name, expected) in cases {

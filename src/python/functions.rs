@@ -144,8 +144,9 @@ fn bias_shape(spec: &crate::CellSpec) -> Vec<usize> {
     }
 }
 
-/// Activations saved by a forward pass for its backward pass. Opaque; freed with the object.
-#[pyclass(frozen, name = "SavedActivations", module = "rnnkit._core")]
+/// Activations saved by a forward pass for its backward pass. Opaque; freed with the object
+/// (weak references let tests see that a tape releases them).
+#[pyclass(frozen, weakref, name = "SavedActivations", module = "rnnkit._core")]
 pub struct SavedActivations {
     inner: SavedInner,
 }
