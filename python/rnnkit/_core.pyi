@@ -46,7 +46,7 @@ class CellSpec:
     def bias_shape(self) -> list[int]: ...
 
 class SavedActivations:
-    """Activations a forward pass keeps in Rust memory for its backward pass."""
+    """Activations a forward pass keeps in Rust memory for its backward pass (weak-referenceable)."""
 
 def rnn_forward(
     spec: CellSpec,

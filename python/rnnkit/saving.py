@@ -227,7 +227,7 @@ def load_model(filepath, custom_objects=None, compile=True):
     if compile and compile_config and compile_config.get("optimizer") is not None:
         model.compile(
             optimizer=compile_config["optimizer"],
-            loss=compile_config["loss"] if len(compile_config["loss"]) > 1 else compile_config["loss"][0],
+            loss=compile_config["loss"],  # one per output (a lone config dict would read as {output: loss})
             loss_weights=compile_config["loss_weights"],
             metrics=compile_config["metrics"] if len(compile_config["metrics"]) > 1 else compile_config["metrics"][0],
         )

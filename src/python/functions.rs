@@ -5,7 +5,7 @@ use numpy::ndarray::{ArrayView2, Axis, Ix1, Ix2, IxDyn};
 use numpy::{Element, PyReadonlyArray, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBool, PyInt, PyTuple};
 
 use super::convert::{
     compute, dtype_name, float_dtype, guarded, read, read_list, read_opt, to_numpy, Dtype,
@@ -29,31 +29,31 @@ impl CellSpec {
     #[new]
     #[pyo3(signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true))]
     fn new(
-        kind: &str,
-        units: i64,
+        kind: &Bound<'_, PyAny>,
+        units: &Bound<'_, PyAny>,
         activation: Option<&str>,
         recurrent_activation: Option<&str>,
         use_bias: bool,
         reset_after: bool,
     ) -> PyResult<Self> {
-        let kind = match kind {
+        let kinds = "one of 'simple_rnn', 'gru', 'lstm'";
+        let name: String = kind.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "kind: expected {kinds}, received {}",
+                type_name(kind)
+            ))
+        })?;
+        let kind = match name.as_str() {
             "simple_rnn" => CellKind::SimpleRnn,
             "gru" => CellKind::Gru { reset_after },
             "lstm" => CellKind::Lstm,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "kind: expected one of 'simple_rnn', 'gru', 'lstm', received '{other}'"
+                    "kind: expected {kinds}, received '{other}'"
                 )))
             }
         };
-        let units = usize::try_from(units)
-            .ok()
-            .filter(|&u| u > 0)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "units: expected a positive integer, received {units}"
-                ))
-            })?;
+        let units = positive_int("units", units)?;
         let act = |name: Option<&str>, arg: &str| {
             Activation::from_name(name.unwrap_or("linear"))
                 .map_err(|e| PyValueError::new_err(e.to_string().replacen("activation", arg, 1)))
@@ -134,6 +134,50 @@ impl CellSpec {
             if self.reset_after() { "True" } else { "False" },
         )
     }
+}
+
+/// `obj` as a positive integer (a Python or numpy int, not a bool); a too large int is a
+/// ValueError like any other bad value, never an OverflowError.
+fn positive_int(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let message = || {
+        let shown = obj
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| type_name(obj));
+        format!("{name}: expected a positive integer, received {shown}")
+    };
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(message()));
+    }
+    match obj.extract::<i64>() {
+        Ok(n) => usize::try_from(n)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| PyValueError::new_err(message())),
+        Err(_) if obj.is_instance_of::<PyInt>() => Err(PyValueError::new_err(message())),
+        Err(_) => Err(PyTypeError::new_err(message())),
+    }
+}
+
+/// `obj` as an instance of the pyclass `T`, or a TypeError naming the argument.
+fn instance<'a, 'py, T: pyo3::PyClass>(
+    name: &str,
+    class: &str,
+    obj: &'a Bound<'py, PyAny>,
+) -> PyResult<&'a Bound<'py, T>> {
+    obj.cast::<T>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name}: expected a {class}, received {}",
+            type_name(obj)
+        ))
+    })
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn bias_shape(spec: &crate::CellSpec) -> Vec<usize> {
@@ -431,7 +475,7 @@ fn sequence_forward<'py, T: Elem>(
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
-    spec: &Bound<'py, CellSpec>,
+    spec: &Bound<'py, PyAny>,
     weights: &Bound<'py, PyAny>,
     x: &Bound<'py, PyAny>,
     initial_states: Option<&Bound<'py, PyAny>>,
@@ -444,7 +488,7 @@ pub fn rnn_forward<'py>(
     guarded(|| {
         let args = DirectionArgs {
             prefix: "",
-            spec: spec.get().inner,
+            spec: instance::<CellSpec>("spec", "CellSpec", spec)?.get().inner,
             weights,
             initial_states,
             input_dropout,
@@ -505,12 +549,13 @@ fn sequence_backward<'py, T: Elem>(
 #[pyo3(signature = (saved, d_outputs = None, d_last_output = None, d_final_states = None))]
 pub fn rnn_backward<'py>(
     py: Python<'py>,
-    saved: &Bound<'py, SavedActivations>,
+    saved: &Bound<'py, PyAny>,
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_last_output: Option<&Bound<'py, PyAny>>,
     d_final_states: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
+        let saved = instance::<SavedActivations>("saved", "SavedActivations", saved)?;
         let inner = &saved.get().inner;
         if let Some(s) = f32::unwrap(inner) {
             sequence_backward(py, s, d_outputs, d_last_output, d_final_states)
@@ -596,9 +641,9 @@ fn bidirectional_forward_typed<'py, T: Elem>(
 #[allow(clippy::too_many_arguments)]
 pub fn bidirectional_forward<'py>(
     py: Python<'py>,
-    fw_spec: &Bound<'py, CellSpec>,
+    fw_spec: &Bound<'py, PyAny>,
     fw_weights: &Bound<'py, PyAny>,
-    bw_spec: &Bound<'py, CellSpec>,
+    bw_spec: &Bound<'py, PyAny>,
     bw_weights: &Bound<'py, PyAny>,
     x: &Bound<'py, PyAny>,
     merge_mode: Option<&str>,
@@ -617,7 +662,9 @@ pub fn bidirectional_forward<'py>(
         let merge_mode = MergeMode::from_name(merge_mode).map_err(super::convert::to_py_err)?;
         let fw = DirectionArgs {
             prefix: "fw_",
-            spec: fw_spec.get().inner,
+            spec: instance::<CellSpec>("fw_spec", "CellSpec", fw_spec)?
+                .get()
+                .inner,
             weights: fw_weights,
             initial_states: fw_initial_states,
             input_dropout: fw_input_dropout,
@@ -625,7 +672,9 @@ pub fn bidirectional_forward<'py>(
         };
         let bw = DirectionArgs {
             prefix: "bw_",
-            spec: bw_spec.get().inner,
+            spec: instance::<CellSpec>("bw_spec", "CellSpec", bw_spec)?
+                .get()
+                .inner,
             weights: bw_weights,
             initial_states: bw_initial_states,
             input_dropout: bw_input_dropout,
@@ -705,12 +754,13 @@ fn bidirectional_backward_typed<'py, T: Elem>(
 #[pyo3(signature = (saved, d_outputs = None, d_fw_states = None, d_bw_states = None))]
 pub fn bidirectional_backward<'py>(
     py: Python<'py>,
-    saved: &Bound<'py, SavedActivations>,
+    saved: &Bound<'py, PyAny>,
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_fw_states: Option<&Bound<'py, PyAny>>,
     d_bw_states: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
+        let saved = instance::<SavedActivations>("saved", "SavedActivations", saved)?;
         let inner = &saved.get().inner;
         if let Some(s) = f32::unwrap_bidirectional(inner) {
             bidirectional_backward_typed(py, s, d_outputs, d_fw_states, d_bw_states)

@@ -34,7 +34,7 @@ class Dense(Layer):
     ):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"Received an invalid value for argument `units`, expected a positive integer, got {units}.")
+            raise ValueError(f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}.")
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -46,7 +46,15 @@ class Dense(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.supports_masking = True
 
+    def _check_rank(self, shape):
+        if len(shape) < 2:
+            raise ValueError(
+                f"Input 0 of layer {self.name} is incompatible with the layer: expected min_ndim=2, "
+                f"found ndim={len(shape)}. Full shape received: {tuple(shape)}"
+            )
+
     def build(self, input_shape):
+        self._check_rank(input_shape)
         if input_shape[-1] is None:
             raise ValueError(f"Layer {self.name}: the last dimension of the inputs must be known, received {input_shape}.")
         self.kernel = self.add_weight(
@@ -68,6 +76,7 @@ class Dense(Layer):
         self.built = True
 
     def call(self, inputs):
+        self._check_rank(inputs.shape)
         if inputs.shape[-1] != self.kernel.shape[0]:
             raise ValueError(
                 f"Input 0 of layer {self.name} is incompatible with the layer: expected axis -1 of input "

@@ -63,15 +63,18 @@ class Embedding(Layer):
 
     def _indices(self, inputs):
         values = np.asarray(inputs)
-        if values.dtype.kind == "f" and np.any(values != np.round(values)):
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"Layer {self.name}: expected integer indices, received dtype {values.dtype}.")
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.round(values))):
             raise ValueError(f"Layer {self.name}: expected integer indices, received non-integer values.")
-        values = values.astype(np.int64)
+        # The range is checked before the cast, which would wrap values beyond int64.
         if values.size and (values.min() < 0 or values.max() >= self.input_dim):
+            show = (lambda v: f"{v.item():g}") if values.dtype.kind == "f" else (lambda v: str(v.item()))
             raise ValueError(
                 f"Layer {self.name}: indices must lie in [0, {self.input_dim}) (input_dim), received values "
-                f"in [{values.min()}, {values.max()}]."
+                f"in [{show(values.min())}, {show(values.max())}]."
             )
-        return values
+        return values.astype(np.int64)
 
     def call(self, inputs):
         return ops.take(self.embeddings, self._indices(inputs), axis=0)

@@ -1,5 +1,7 @@
 """`Input` and the `InputLayer` that stands for it in models."""
 
+import numpy as np
+
 from rnnkit.layers.layer import Layer
 from rnnkit.symbolic import KerasTensor
 
@@ -22,8 +24,18 @@ class InputLayer(Layer):
                 raise ValueError("Input: expected `shape` or `batch_shape`, received neither.")
             if isinstance(shape, int):
                 shape = (shape,)
+            if not isinstance(shape, (list, tuple)):
+                raise TypeError(f"Input: shape expected a tuple of integers (None for unknown sizes), received {shape!r}.")
             batch_shape = (batch_size, *tuple(shape))
-        self.batch_shape = tuple(batch_shape)
+        if not isinstance(batch_shape, (list, tuple)):
+            raise TypeError(f"Input: batch_shape expected a tuple of integers (None for unknown sizes), received {batch_shape!r}.")
+        for d in batch_shape:
+            if d is not None and (isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 0):
+                raise ValueError(
+                    f"Input: every size of the shape expected a non-negative integer or None, received {d!r} in "
+                    f"batch shape {tuple(batch_shape)}."
+                )
+        self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
         self.output = KerasTensor(self.batch_shape, self.dtype, name=self.name)
         self.output.input_layer = self
         self.built = True

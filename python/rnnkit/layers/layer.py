@@ -4,6 +4,7 @@ import collections
 import contextlib
 import functools
 import inspect
+import os
 import re
 import threading
 
@@ -60,6 +61,37 @@ def call_parameters(cls):
 
 def _shape_of(x):
     return tuple(x.shape)
+
+
+def _is_number_list(value):
+    """Whether `value` is a (nested) list or tuple of plain numbers, i.e. one array's worth."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    leaves = tree.flatten(value)
+    return bool(leaves) and all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in leaves)
+
+
+def _physical_memory():
+    """Bytes of RAM, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_allocation(what, shape, dtype):
+    """Raises MemoryError, before allocating, for an array larger than the machine's memory.
+
+    A size that cannot fit would otherwise fail deep in numpy or the Rust core, or, with
+    memory overcommit, get the process killed once the pages are touched.
+    """
+    nbytes = int(np.prod([int(d) for d in shape], dtype=object)) * np.dtype(dtype).itemsize
+    limit = _physical_memory()
+    if limit is not None and nbytes > limit:
+        raise MemoryError(
+            f"{what}: shape {tuple(int(d) for d in shape)} of {np.dtype(dtype).name} needs {nbytes / 2**30:.1f} GiB, "
+            f"more than this machine's {limit / 2**30:.1f} GiB of memory."
+        )
 
 
 class Layer:
@@ -201,6 +233,9 @@ class Layer:
             raise TypeError(f"Unrecognized keyword arguments passed to add_weight: {kwargs}")
         dtype = np.dtype(dtype or self.dtype)
         shape = () if shape is None else tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"Layer {self.name}: weight {name or 'variable'} expected a shape of sizes >= 0, received {shape}.")
+        check_allocation(f"Layer {self.name}: weight {name or 'variable'}", shape, dtype)
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         value = np.asarray(initializers.get(initializer)(shape, dtype=dtype), dtype=dtype)
@@ -300,7 +335,10 @@ class Layer:
             raise TypeError(f"Layer {self.name} was called without inputs.")
         if is_symbolic((args, kwargs)):
             return self._symbolic_call(args, kwargs)
-        inputs = tree.map_structure(self._convert_input, args[0])
+        inputs = args[0]
+        if _is_number_list(inputs):
+            inputs = convert_to_tensor(inputs)  # nested lists of numbers are one array, as numpy reads them
+        inputs = tree.map_structure(self._convert_input, inputs)
         args = (inputs, *args[1:])
         params = self._call_parameters
         # The input mask goes to `call` when it takes one, and to `compute_mask` always.
@@ -328,6 +366,8 @@ class Layer:
     def _convert_input(self, x):
         if x is None or isinstance(x, Tensor):
             return x
+        if isinstance(x, np.ndarray):
+            check_allocation(f"Layer {self.name}: input", x.shape, x.dtype)  # the copy a Tensor makes
         tensor = convert_to_tensor(x)
         if tensor.dtype.kind == "f" and tensor.dtype != self.dtype:
             tensor = wrap(np.asarray(tensor, dtype=self.dtype))

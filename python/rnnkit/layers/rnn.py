@@ -8,7 +8,7 @@ import numpy as np
 
 from rnnkit import ops, tree
 from rnnkit.layers import fused
-from rnnkit.layers.layer import Layer, call_parameters, in_symbolic_call
+from rnnkit.layers.layer import Layer, _is_number_list, call_parameters, check_allocation, in_symbolic_call
 from rnnkit.layers.rnn_cells import DropoutRNNCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.tensor import Tensor, convert_to_tensor, wrap
 
@@ -152,18 +152,31 @@ class RNN(Layer):
             self.states = tree.flatten(self.get_initial_state(first[0]))
         self.built = True
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
+    def check_sequences(self, sequences):
+        """Checks the input's rank, and its feature size against the built weights, before any
+        work: `(batch, time, features)` for the built-in cells, at least 3 axes for others."""
         first = tree.flatten(sequences)[0]
-        if first.ndim < 3:
+        builtin = all(isinstance(c, DropoutRNNCell) for c in self._cells)
+        if first.ndim < 3 or (builtin and first.ndim != 3):
             raise ValueError(
                 f"Input 0 of layer {self.name} is incompatible with the layer: expected ndim=3, "
                 f"found ndim={first.ndim}. Full shape received: {tuple(first.shape)}"
             )
+        kernel = getattr(self._cells[0], "kernel", None) if builtin else None
+        if kernel is not None and first.shape[-1] != kernel.shape[0]:
+            raise ValueError(
+                f"Input 0 of layer {self.name} is incompatible with the layer: expected axis -1 of input "
+                f"shape to have value {kernel.shape[0]}, but received input with shape {tuple(first.shape)}"
+            )
+        return first
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        first = self.check_sequences(sequences)
+        if isinstance(sequences, Tensor) and sequences.dtype.kind in "biu":
+            sequences = ops.cast(sequences, self.dtype)  # as Keras, whose matmul promotes integers
         batch, steps = first.shape[:2]
         if mask is not None:
-            mask = np.asarray(tree.flatten(mask)[0], dtype=bool)
-            if mask.shape != (batch, steps):
-                raise ValueError(f"Layer {self.name}: mask has shape {mask.shape}, expected {(batch, steps)} (batch, time).")
+            mask = as_mask(mask, batch, steps, self.name)
         if initial_state is None and self.stateful:
             if self.states[0].shape[0] != batch:
                 raise ValueError(
@@ -181,7 +194,8 @@ class RNN(Layer):
             outputs, finals = self._step_loop(sequences, states, mask, training)
         if self.stateful and not in_symbolic_call():
             self.states = [wrap(np.asarray(s)) for cell in finals for s in cell]
-        last = tree.map_structure(lambda y: y[:, -1], outputs)
+        # With no steps, the last output is the "previous output" before the first step: zeros.
+        last = tree.map_structure(lambda y: y[:, -1] if steps else ops.zeros((batch, *y.shape[2:]), y.dtype), outputs)
         output = outputs if self.return_sequences else last
         if not self.return_state:
             return output
@@ -198,6 +212,8 @@ class RNN(Layer):
         return [[ops.zeros((batch, *s), dtype=self.dtype) for s in shapes] for shapes in self._cell_state_shapes()]
 
     def _fused_call(self, x, states, mask, training):
+        saved = _saved_shape(self._cells, x.shape)
+        check_allocation(f"Layer {self.name}: the activations kept for the backward pass", saved, x.dtype)
         dropouts, input_dim = [], x.shape[-1]
         for cell in self._cells:
             dropouts.append(cell.dropout_masks(x.shape[0], input_dim, self.dtype) if training else (None, None))
@@ -224,6 +240,11 @@ class RNN(Layer):
         pass_training = "training" in call_parameters(type(self.cell))
         cell_states = states if stacked else states[0]
         steps = tree.flatten(sequences)[0].shape[1]
+        if steps == 0:
+            batch = tree.flatten(sequences)[0].shape[0]
+            size = self.cell.output_size if hasattr(self.cell, "output_size") else _first_size(self.cell.state_size)
+            empty = ops.zeros((batch, 0, *_state_shapes(size)[0]), dtype=self.dtype)
+            return empty, [list(s) for s in cell_states] if stacked else [list(cell_states)]
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
         outputs, previous = [], None
         for t in order:
@@ -283,3 +304,44 @@ def _select(keep, new, old):
     """`new` where the step is kept, else `old`; `keep` is `(batch,)`."""
     cond = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
     return ops.where(cond, new, old)
+
+
+def _first_size(state_size):
+    return state_size[0] if isinstance(state_size, (list, tuple)) else state_size
+
+
+def _saved_shape(cells, x_shape):
+    """A shape as large as what the fused forward keeps per cell (pre-activations, every step's
+    states and outputs, the time-major input), for the allocation check."""
+    batch, steps, features = x_shape
+    per_step = sum(c.gates * c.units + 4 * c.units for c in cells) + features
+    return (batch, steps + 1, per_step)
+
+
+def as_mask(mask, batch, steps, owner):
+    """A `(batch, steps)` boolean mask from `mask`, checked before it reaches the kernels.
+
+    Booleans are taken as they are; numbers must all be 0 or 1 (a float mask of weights is
+    a mistake, not a mask). Raises TypeError for other kinds and ValueError for other values
+    or shapes, naming `owner` (the layer).
+    """
+    if not _is_number_list(mask):
+        mask = tree.flatten(mask)[0]
+    array = np.asarray(mask)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Layer {owner}: mask expected a boolean array (or 0/1 numbers) of shape {(batch, steps)} "
+            f"(batch, time), received dtype {array.dtype}."
+        )
+    if array.shape != (batch, steps):
+        raise ValueError(
+            f"Layer {owner}: mask expected shape {(batch, steps)} (batch, time), received shape {array.shape}."
+        )
+    if array.dtype.kind != "b":
+        bad = (array != 0) & (array != 1)
+        if bad.any():
+            raise ValueError(
+                f"Layer {owner}: mask expected boolean values (0 or 1), received {array[bad].flat[0].item()!r} "
+                f"among its {array.dtype} values."
+            )
+    return array.astype(bool)

@@ -23,6 +23,14 @@ _CELL_ARGS = (
 )
 
 
+def _rate(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Argument `{name}` expected a float between 0 and 1, received {value!r}.")
+    if np.isnan(value):
+        raise ValueError(f"Argument `{name}` expected a float between 0 and 1, received {value!r}.")
+    return float(value)
+
+
 class DropoutRNNCell(Layer):
     """What the three built-in cells share: units, weights, activations and dropout masks.
 
@@ -57,7 +65,7 @@ class DropoutRNNCell(Layer):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
             raise ValueError(
-                f"Received an invalid value for argument `units`, expected a positive integer, got {units}."
+                f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}."
             )
         self.units = int(units)
         self.activation = activations.get(activation)
@@ -72,8 +80,9 @@ class DropoutRNNCell(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.recurrent_constraint = constraints.get(recurrent_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = min(1.0, max(0.0, float(dropout)))
-        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        # Rates outside [0, 1] are clipped, as Keras does; what is not a number is an error.
+        self.dropout = min(1.0, max(0.0, _rate("dropout", dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, _rate("recurrent_dropout", recurrent_dropout)))
         if self.recurrent_dropout != 0:
             self.implementation = 1
         self.seed = seed
@@ -118,8 +127,8 @@ class DropoutRNNCell(Layer):
     @property
     def spec(self):
         """The `_core.CellSpec` of this cell, or None when an activation has no Rust kernel."""
-        names = [activations.serialize(self.activation), activations.serialize(self.recurrent_activation)]
-        if not all(isinstance(n, str) and n in _core.ACTIVATIONS for n in names):
+        names = [_builtin_name(self.activation), _builtin_name(self.recurrent_activation)]
+        if not all(n in _core.ACTIVATIONS for n in names):
             return None
         return _core.CellSpec(
             self.kind, self.units, names[0], names[1], self.use_bias, getattr(self, "reset_after", True)
@@ -361,6 +370,14 @@ class StackedRNNCells(Layer):
         config = dict(config)
         config["cells"] = [serialization.deserialize(c) for c in config["cells"]]
         return cls(**config)
+
+
+def _builtin_name(activation):
+    """The Keras name of a built-in activation function, or None for a user's function."""
+    try:
+        return activations.serialize(activation)
+    except ValueError:
+        return None
 
 
 def _first_state_size(state_size):

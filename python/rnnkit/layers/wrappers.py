@@ -5,7 +5,7 @@ import numpy as np
 from rnnkit import ops, tree
 from rnnkit.layers import fused, serialization
 from rnnkit.layers.layer import Layer, call_parameters
-from rnnkit.layers.rnn import RNN
+from rnnkit.layers.rnn import RNN, as_mask
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
@@ -90,12 +90,20 @@ class Bidirectional(Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
         fw_state = bw_state = None
+        first = self.forward_layer.check_sequences(sequences) if isinstance(self.forward_layer, RNN) else None
+        if mask is not None and first is not None:
+            mask = as_mask(mask, first.shape[0], first.shape[1], self.name)
+        if not tree.is_nested(sequences) and sequences.dtype.kind in "biu":
+            sequences = ops.cast(sequences, self.dtype)
         if initial_state is not None:
             initial_state = tree.flatten(initial_state)
-            if len(initial_state) % 2:
+            expected = 2 * self.forward_layer._flat_state_count() if isinstance(self.forward_layer, RNN) else None
+            if len(initial_state) % 2 or (expected is not None and len(initial_state) != expected):
                 raise ValueError(
                     "When passing `initial_state` to a Bidirectional RNN, the state should be a list "
-                    f"containing the states of the underlying RNNs. Received: {len(initial_state)} states"
+                    "containing the states of the underlying RNNs (the forward layer's, then the backward "
+                    f"layer's): expected {expected if expected is not None else 'an even number of'} states, "
+                    f"received {len(initial_state)} states."
                 )
             half = len(initial_state) // 2
             fw_state, bw_state = initial_state[:half], initial_state[half:]
@@ -202,11 +210,20 @@ class TimeDistributed(Layer):
         self.built = True
 
     def call(self, inputs, training=None, mask=None):
-        if mask is not None and tuple(mask.shape[:2]) != tuple(inputs.shape[:2]):
+        if inputs.ndim < 3:
+            raise ValueError(
+                f"Input 0 of layer {self.name} is incompatible with the layer: expected min_ndim=3, "
+                f"found ndim={inputs.ndim}. Full shape received: {tuple(inputs.shape)}"
+            )
+        if mask is not None and tuple(np.shape(mask)[:2]) != tuple(inputs.shape[:2]):
             raise ValueError(
                 f"The `mask` passed to the `TimeDistributed` layer has a shape {tuple(mask.shape)} that is "
                 f"incompatible with the input shape {tuple(inputs.shape)}."
             )
+        if inputs.shape[1] == 0:
+            # No steps: the layer runs once over zero samples, which gives the output's shape.
+            flat = self.layer(ops.reshape(inputs, (0, *inputs.shape[2:])))
+            return ops.reshape(flat, (inputs.shape[0], 0, *flat.shape[1:]))
         params = call_parameters(type(self.layer))
         outputs = []
         for t in range(inputs.shape[1]):

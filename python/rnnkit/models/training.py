@@ -37,10 +37,22 @@ def _to_arrays(data):
 
 
 def _count(arrays, name):
+    for a in tree.flatten(arrays):
+        if np.ndim(a) == 0:
+            raise ValueError(f"{name}: expected arrays with a batch axis (samples first), received a scalar {a!r:.40}.")
     sizes = {len(a) for a in tree.flatten(arrays)}
     if len(sizes) > 1:
         raise ValueError(f"Data cardinality is ambiguous: {name} sizes: {sorted(sizes)}. Make sure all arrays contain the same number of samples.")
     return sizes.pop() if sizes else 0
+
+
+def _batch_size(value, default=32):
+    """`value`, checked to be a positive integer, or `default` for None."""
+    if value is None:
+        return default
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"batch_size: expected a positive integer, received {value!r}.")
+    return int(value)
 
 
 def _take(arrays, index):
@@ -97,6 +109,7 @@ class Trainer:
             weighted_metrics: Metrics that also receive the sample weights.
         """
         from rnnkit import losses, optimizers
+        from rnnkit import metrics as metric_registry
 
         for key in ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"):
             kwargs.pop(key, None)
@@ -109,6 +122,9 @@ class Trainer:
         self._loss_weights = weights or [1.0] * len(names)
         self._metric_specs = self._per_output(metrics, names, "metrics", _as_list, broadcast_lists=True)
         self._weighted_specs = self._per_output(weighted_metrics, names, "weighted_metrics", _as_list, broadcast_lists=True)
+        for spec in (s for per_output in self._metric_specs + self._weighted_specs for s in per_output):
+            if spec not in ("accuracy", "acc"):
+                metric_registry.get(spec)  # an unknown name fails here, before any batch is computed
         self._metrics = None  # built on the first batch, when shapes are known
         self.compiled = True
 
@@ -203,7 +219,7 @@ class Trainer:
 
     def _check_compiled(self):
         if not self.compiled:
-            raise RuntimeError("You must call `compile()` before using the model for training or evaluation.")
+            raise ValueError("You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet.")
 
     def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
@@ -242,7 +258,11 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for `x`, computed in batches of `batch_size` (32 by default)."""
-        outputs = [self.predict_on_batch(bx) for bx, _, _ in _batches(_to_arrays(x), None, None, batch_size or 32, False)]
+        x = _to_arrays(x)
+        batch_size = _batch_size(batch_size)
+        if not _is_batch_iterable(x) and _count(x, "x") == 0:
+            return self.predict_on_batch(x)  # no samples: an empty result of the right shape
+        outputs = [self.predict_on_batch(bx) for bx, _, _ in _batches(x, None, None, batch_size, False)]
         if not outputs:
             raise ValueError("predict: received no input samples.")
         return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
@@ -270,7 +290,7 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """The loss and metrics over `x`, `y`, in batches."""
         self._check_compiled()
-        logs = self._run_epoch(self._test_step, _to_arrays(x), _to_arrays(y), _to_arrays(sample_weight), batch_size or 32, False)
+        logs = self._run_epoch(self._test_step, _to_arrays(x), _to_arrays(y), _to_arrays(sample_weight), _batch_size(batch_size), False)
         return self._format(logs, return_dict)
 
     @staticmethod
@@ -300,7 +320,12 @@ class Trainer:
         """
         self._check_compiled()
         x, y, sample_weight = _to_arrays(x), _to_arrays(y), _to_arrays(sample_weight)
-        batch_size = batch_size or 32
+        batch_size = _batch_size(batch_size)
+        if y is not None and not _is_batch_iterable(x) and _count(x, "x") != _count(y, "y"):
+            raise ValueError(
+                f"Data cardinality is ambiguous: x sizes: {_count(x, 'x')}, y sizes: {_count(y, 'y')}. "
+                "Make sure all arrays contain the same number of samples."
+            )
         if validation_split and validation_data is None:
             if _is_batch_iterable(x):
                 raise ValueError("validation_split is only supported for arrays, not for an iterable of batches; pass validation_data instead.")
