@@ -275,17 +275,14 @@ class LSTMCell(DropoutRNNCell):
         self.state_size = [self.units, self.units]
 
     def build(self, input_shape):
-        init = self.bias_initializer
-        if self.unit_forget_bias:
-            units, base = self.units, self.bias_initializer
-
-            def init(shape, dtype=None):
-                return np.concatenate(
-                    [base((units,), dtype), np.ones((units,), dtype), base((2 * units,), dtype)]
-                )
-
+        init = self._forget_bias_initializer if self.unit_forget_bias else self.bias_initializer
         self.add_cell_weights(input_shape[-1], (4 * self.units,), init)
         self.built = True
+
+    def _forget_bias_initializer(self, shape, dtype=None):
+        """`bias_initializer` for the i, c and o gates, ones for the forget gate (as Keras)."""
+        units, base = self.units, self.bias_initializer
+        return np.concatenate([base((units,), dtype), np.ones((units,), dtype), base((2 * units,), dtype)])
 
     def call(self, inputs, states, training=False):
         c_prev = states[1]

@@ -108,7 +108,7 @@ class Trainer:
             metrics: Metric names or instances, applied to every output (or a list/dict per output).
             weighted_metrics: Metrics that also receive the sample weights.
         """
-        from rnnkit import losses, optimizers
+        from rnnkit import optimizers
         from rnnkit import metrics as metric_registry
 
         for key in ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"):
