@@ -8,9 +8,17 @@ pub mod sequence;
 
 use std::fmt::Debug;
 
-/// The element types the kernels are generic over: `f32` and `f64`.
+mod sealed {
+    /// Keeps [`super::Float`] to f32 and f64 (the allocator relies on their zero bit pattern).
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The element types the kernels are generic over: `f32` and `f64` (sealed).
 pub trait Float:
-    num_traits::Float
+    sealed::Sealed
+    + num_traits::Float
     + num_traits::FromPrimitive
     + ndarray::LinalgScalar
     + ndarray::ScalarOperand
