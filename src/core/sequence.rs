@@ -13,7 +13,7 @@ use super::activation::{Activation, AnyPair, Pointwise, TanhSigmoid};
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
 use crate::cpu::alloc::zeros;
-use crate::cpu::gemm::{gemm, par_gemm_rows, par_gemm_tn};
+use crate::cpu::gemm::{gemm, par_gemm_rows, par_gemm_tn, small_gemm, SMALL_BATCH};
 use crate::error::{check_shape, Error, Result};
 
 /// How the sequence is walked and what masked steps output.
@@ -228,6 +228,9 @@ pub fn forward<T: Float>(
     let standard = |m: ArrayView3<T>| m.as_standard_layout().into_owned();
     let input_dropout = input.input_dropout.map(standard);
     let recurrent_dropout = input.recurrent_dropout.map(standard);
+    // Row-major too: which summation order the small-batch products use follows the layout, and
+    // results must not depend on how the caller's array happens to be stored.
+    let recurrent_kernel = weights.recurrent_kernel.as_standard_layout().into_owned();
     project_inputs(
         spec,
         weights,
@@ -247,7 +250,7 @@ pub fn forward<T: Float>(
         .collect();
     let ctx = StepContext {
         spec,
-        recurrent_kernel: weights.recurrent_kernel,
+        recurrent_kernel: recurrent_kernel.view(),
         recurrent_bias: weights
             .bias
             .filter(|b| b.nrows() == 2)
@@ -255,6 +258,7 @@ pub fn forward<T: Float>(
         mask: mask.as_ref().map(|m| m.view()),
         recurrent_dropout: recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: options.zero_output_for_mask,
+        small_batch: b <= SMALL_BATCH,
     };
     tasks
         .into_par_iter()
@@ -284,7 +288,7 @@ pub fn forward<T: Float>(
         spec: *spec,
         options,
         kernel: weights.kernel.to_owned(),
-        recurrent_kernel: weights.recurrent_kernel.to_owned(),
+        recurrent_kernel,
         bias: weights.bias.map(|b| b.to_owned()),
         x,
         mask,
@@ -382,6 +386,10 @@ struct StepContext<'a, T> {
     mask: Option<ArrayView2<'a, bool>>,
     recurrent_dropout: Option<ArrayView3<'a, T>>,
     zero_output: bool,
+    /// The whole batch is at most [`SMALL_BATCH`] rows: per-step products read the recurrent
+    /// kernel in place instead of packing it. Decided by the batch, not the slice a task owns,
+    /// so the rounding does not depend on the thread count.
+    small_batch: bool,
 }
 
 /// One batch slice's share of the forward buffers (time-major).
@@ -399,6 +407,16 @@ impl<T: Float> StepContext<'_, T> {
     fn default_activations(&self) -> bool {
         (self.spec.activation, self.spec.recurrent_activation)
             == (Activation::Tanh, Activation::Sigmoid)
+    }
+
+    /// `c = a · b + beta · c` for one step's rows.
+    #[inline(always)]
+    fn product(&self, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
+        if self.small_batch {
+            small_gemm(a, b, beta, c);
+        } else {
+            gemm(a, b, beta, c);
+        }
     }
 
     fn any_pair(&self) -> AnyPair {
@@ -428,7 +446,7 @@ impl<T: Float> StepContext<'_, T> {
         let u = self.spec.units;
         let cols = gates.start * u..gates.end * u;
         match self.recurrent_dropout {
-            None => gemm(
+            None => self.product(
                 h,
                 self.recurrent_kernel.slice(s![.., cols.clone()]),
                 T::zero(),
@@ -442,7 +460,7 @@ impl<T: Float> StepContext<'_, T> {
                         .and(m)
                         .for_each(|s, &h, &m| *s = h * m);
                     let cols = g * u..(g + 1) * u;
-                    gemm(
+                    self.product(
                         scratch.view(),
                         gate(self.recurrent_kernel, g, u),
                         T::zero(),
@@ -490,7 +508,7 @@ impl<T: Float> StepContext<'_, T> {
                         slice_mut(q.row_mut(r)),
                     );
                 }
-                gemm(
+                self.product(
                     q.view(),
                     gate(self.recurrent_kernel, 2, u),
                     T::zero(),
@@ -690,6 +708,7 @@ pub fn backward<T: Float>(
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
+        small_batch: b <= SMALL_BATCH,
     };
     tasks
         .into_par_iter()
@@ -867,10 +886,10 @@ impl<T: Float> StepContext<'_, T> {
             .recurrent_kernel
             .slice(s![.., gates.start * u..gates.end * u]);
         match self.recurrent_dropout {
-            None => gemm(drec, kernel.t(), T::one(), &mut dh_prev.view_mut()),
+            None => self.product(drec, kernel.t(), T::one(), &mut dh_prev.view_mut()),
             Some(_) => {
                 for (i, g) in gates.enumerate() {
-                    gemm(
+                    self.product(
                         gate(drec, i, u),
                         gate(kernel, i, u).t(),
                         T::zero(),
@@ -979,7 +998,7 @@ impl<T: Float> StepContext<'_, T> {
             match (self.spec.kind, gru) {
                 (CellKind::Gru { reset_after: false }, Some(mut q)) => {
                     // dq = dpre_h · U_hᵀ (rows of masked steps are zero), then the reset gate.
-                    gemm(
+                    self.product(
                         gate(dpre, 2, u),
                         gate(self.recurrent_kernel, 2, u).t(),
                         T::zero(),
