@@ -28,7 +28,7 @@ Known Keras/JAX differences, handled as in `test_keras_parity.py`:
   forward layer does, so a forward layer that goes backwards is given an explicit backward
   layer that goes forwards (on both sides).
 - JAX's 64-bit mode is kept off while the Keras layers are made and run: float32 GRU layers
-  without bias fail in Keras's JAX GRU path with it on (see `jax_x64` in test_keras_parity.py).
+  without bias fail in Keras's JAX GRU path with it on (see `jax_x64` in keras_reference.py).
 
 Activations are drawn among those both libraries know by name that stay finite on these small
 inputs (gates among the bounded ones, see GATE_ACTIVATIONS). A user-defined activation, which has
@@ -45,30 +45,20 @@ checks rnnkit alone (finite outputs and gradients of the right shapes with `trai
 identical results for the same `seed`, and no dropout with `training=False`).
 """
 
-import functools
-import os
+import numpy as np
+import pytest
+from keras_reference import (
+    KINDS, MERGE_MODES, assert_close, jax, jax_h0_quirk_applies, jax_x64, keras, leading_masked,
+)
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax.numpy as jnp
 
-jax = pytest.importorskip("jax", reason="the Keras parity tests need jax (pip install 'jax[cpu]')")
-keras = pytest.importorskip("keras", reason="the Keras parity tests need keras>=3 (pip install keras)")
-if keras.backend.backend() != "jax":
-    pytest.skip(
-        f"the Keras parity tests need the JAX backend of Keras, got KERAS_BACKEND={keras.backend.backend()!r}",
-        allow_module_level=True,
-    )
-
-from hypothesis import HealthCheck, Phase, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-
-import rnnkit as rk  # noqa: E402
-from rnnkit import _core  # noqa: E402
+import rnnkit as rk
+from rnnkit import _core
 
 # Known by name to both libraries (equal to about 5e-7 in float32) and finite over a few steps
 # of small random inputs ("exponential" can overflow, so it is left out).
@@ -95,9 +85,6 @@ def rnnkit_leaky_tanh(v):
 
 
 CUSTOM_ACTIVATIONS = {"leaky_tanh": {"keras": keras_leaky_tanh, "rnnkit": rnnkit_leaky_tanh}}
-MERGE_MODES = ["concat", "sum", "mul", "ave", None]
-# "gru" is GRU(reset_after=True), "gru_before" GRU(reset_after=False).
-KINDS = ["simple_rnn", "gru", "gru_before", "lstm"]
 LAYER_CLASSES = {"simple_rnn": "SimpleRNN", "gru": "GRU", "gru_before": "GRU", "lstm": "LSTM"}
 
 # Relative to max(1, max |Keras value|).
@@ -116,33 +103,6 @@ SETTINGS = dict(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def keras_float32(test):
-    """Runs a test (each hypothesis example) with JAX's 64-bit mode off, in a context."""
-
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        with jax.enable_x64(False):
-            return test(*args, **kwargs)
-
-    return run
-
-
-def assert_close(actual, expected, tol, what, keep=None):
-    """max |actual - expected| <= tol * max(1, max |expected|), over the entries where `keep` is True."""
-    actual = np.asarray(actual, np.float64)
-    expected = np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    if keep is not None:
-        keep = np.broadcast_to(keep, expected.shape)
-        actual, expected = actual[keep], expected[keep]
-    if expected.size == 0:
-        return
-    assert np.all(np.isfinite(expected)), f"{what}: Keras produced non-finite values"
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    err = float(np.max(np.abs(actual - expected)))
-    assert err <= tol * scale, f"{what}: max abs error {err:.3e} > {tol:.0e} * {scale:.3g}"
 
 
 # Configurations
@@ -332,16 +292,6 @@ def split_result(cfg, result, who):
 # The Keras-JAX h0 quirk (see the module docstring)
 
 
-def leading_masked(mask, go_backwards):
-    """(B, T) in processing order: True where this and every earlier processed step are masked."""
-    processed = mask[:, ::-1] if go_backwards else mask
-    return np.logical_and.accumulate(~processed, axis=1)
-
-
-def jax_h0_quirk_applies(cfg):
-    return cfg["mask"] is not None and cfg["initial_state"] and not cfg["zero_output_for_mask"]
-
-
 def excluded_outputs(cfg, output_shapes):
     """Per output, a boolean array of its shape: the positions where Keras-JAX outputs h0."""
     seq = cfg["return_sequences"]
@@ -494,7 +444,7 @@ def check_parity(cfg):
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=4, **SETTINGS)
 @given(data=st.data())
-@keras_float32
+@jax_x64(False)
 def test_layer_matches_keras(kind, data):
     """SimpleRNN / GRU(reset_after=True) / GRU(reset_after=False) / LSTM layers."""
     check_parity(data.draw(layer_configs("layer", kind=kind), label="cfg"))
@@ -503,7 +453,7 @@ def test_layer_matches_keras(kind, data):
 @pytest.mark.parametrize("path", ["fused", "python_step_loop"])
 @settings(max_examples=3, **SETTINGS)
 @given(data=st.data())
-@keras_float32
+@jax_x64(False)
 def test_rnn_of_cell_matches_keras(path, data):
     """RNN(SimpleRNNCell | GRUCell | LSTMCell), in rnnkit's fused kernels and (with a user-defined
     activation, which has no Rust kernel) in its Python step loop."""
@@ -516,7 +466,7 @@ def test_rnn_of_cell_matches_keras(path, data):
 @pytest.mark.parametrize("kinds", [["lstm", None], [None, "lstm"]], ids=["lstm_first", "lstm_second"])
 @settings(max_examples=3, **SETTINGS)
 @given(data=st.data())
-@keras_float32
+@jax_x64(False)
 def test_stacked_rnn_matches_keras(kinds, data):
     """RNN([cell, cell]), an LSTM cell and a cell of any kind; states are returned (and passed)
     nested per cell."""
@@ -526,7 +476,7 @@ def test_stacked_rnn_matches_keras(kinds, data):
 @pytest.mark.parametrize("merge_mode", MERGE_MODES)
 @settings(max_examples=3, **SETTINGS)
 @given(data=st.data())
-@keras_float32
+@jax_x64(False)
 def test_bidirectional_matches_keras(merge_mode, data):
     """Bidirectional(SimpleRNN | GRU | LSTM | RNN(cell) | RNN([cell, cell]), merge_mode)."""
     check_parity(data.draw(layer_configs("bidirectional", merge_mode=merge_mode), label="cfg"))

@@ -23,50 +23,19 @@ evaluated in float64) where "tanh" is drawn; float32 layers use Keras's own "tan
 float64 comparisons agree to about 1e-15 relative, and their tolerance is 1e-9.
 """
 
-import functools
-import os
+import numpy as np
+import pytest
+from keras_reference import (
+    KINDS, MERGE_MODES, assert_close, jax, jax_h0_quirk_applies, jax_x64, keras, leading_masked,
+)
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax.numpy as jnp
 
-jax = pytest.importorskip("jax", reason="the Keras parity tests need jax (pip install 'jax[cpu]')")
-keras = pytest.importorskip("keras", reason="the Keras parity tests need keras>=3 (pip install keras)")
-if keras.backend.backend() != "jax":
-    pytest.skip(
-        f"the Keras parity tests need the JAX backend of Keras, got KERAS_BACKEND={keras.backend.backend()!r}",
-        allow_module_level=True,
-    )
-
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-
-from rnnkit import _core  # noqa: E402
-
-
-def jax_x64(enabled):
-    """Runs a test (each hypothesis example) with JAX's 64-bit mode on or off.
-
-    float64 Keras layers need it on (else their variables become float32). float32 layers need it
-    off: with it on, Keras's JAX GRU fast path (`gru()` in keras/src/backend/jax/rnn.py) makes its
-    missing biases with `jnp.zeros(3 * units)`, which is then float64, and a float32 GRU without
-    bias fails in lax.scan (float32 carry in, float64 out). A context, not the global flag, so no
-    other test module sees it.
-    """
-
-    def decorate(test):
-        @functools.wraps(test)
-        def run(*args, **kwargs):
-            with jax.enable_x64(enabled):
-                return test(*args, **kwargs)
-
-        return run
-
-    return decorate
+from rnnkit import _core
 
 
 # Activations that Keras and rnnkit both know by name and that stay finite on small random inputs
@@ -84,10 +53,6 @@ ACTIVATIONS = [
     "hard_sigmoid",
     "linear",
 ]
-MERGE_MODES = ["concat", "sum", "mul", "ave", None]
-# "gru" is GRU(reset_after=True), "gru_before" GRU(reset_after=False).
-KINDS = ["simple_rnn", "gru", "gru_before", "lstm"]
-
 # Tolerances, relative to the magnitude of the reference (max(1, max |reference|)). Observed
 # errors: about 3e-7 in float32, 1e-15 in float64 (with the float64 tanh, see the module docstring).
 FLOAT32_OUTPUT_TOL = 1e-5
@@ -99,22 +64,6 @@ SETTINGS = dict(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def assert_close(actual, expected, tol, what, keep=None):
-    """max |actual - expected| <= tol * max(1, max |expected|), over the entries where `keep` is True."""
-    actual = np.asarray(actual, np.float64)
-    expected = np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    if keep is not None:
-        keep = np.broadcast_to(keep, expected.shape)
-        actual, expected = actual[keep], expected[keep]
-    if expected.size == 0:
-        return
-    assert np.all(np.isfinite(expected)), f"{what}: Keras produced non-finite values"
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    err = float(np.max(np.abs(actual - expected)))
-    assert err <= tol * scale, f"{what}: max abs error {err:.3e} > {tol:.0e} * {scale:.3g}"
 
 
 # Configurations
@@ -249,22 +198,6 @@ def random_states(cfg, dtype, rng):
     if not cfg["initial_state"]:
         return None
     return [rng.standard_normal((cfg["batch"], cfg["units"])).astype(dtype) for _ in range(state_count(cfg))]
-
-
-def leading_masked(mask, go_backwards):
-    """(B, T) in processing order: True where this and every earlier processed step are masked."""
-    processed = mask[:, ::-1] if go_backwards else mask
-    return np.logical_and.accumulate(~processed, axis=1)
-
-
-def jax_h0_quirk_applies(cfg):
-    """Whether Keras-JAX's scan loop outputs h0 (TF: 0) before a row's first unmasked step."""
-    return (
-        cfg["mask"] is not None
-        and cfg["initial_state"]
-        and not cfg["zero_output_for_mask"]
-        and not cfg.get("unroll", False)
-    )
 
 
 def keras_call(layer, weights, x, states, mask):
