@@ -749,11 +749,11 @@ pub fn backward<T: Float>(
     });
 
     let mut dx = zeros((rows_all, f), "input gradients")?;
-    let mut scratch = zeros((rows_all, f), "input gradients")?;
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
     match idrop {
         None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut()),
         Some(masks) => {
+            let mut scratch = zeros((rows_all, f), "input gradients")?;
             for g in 0..spec.gates() {
                 par_gemm_rows(
                     gate(dpre2, g, u),
@@ -775,7 +775,6 @@ pub fn backward<T: Float>(
             }
         }
     }
-    drop(scratch);
     let mut input = zeros((b, t, f), "input gradients")?;
     let dx3 = dx.into_shape_with_order((t, b, f)).expect("contiguous");
     for (s, src) in dx3.outer_iter().enumerate() {
