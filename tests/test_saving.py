@@ -545,3 +545,13 @@ def test_save_into_a_missing_folder_fails_cleanly(tmp_path, saved):
     with pytest.raises(FileNotFoundError):
         model.save(tmp_path / "no" / "such" / "folder" / "m.keras")
     assert sorted(os.listdir(tmp_path)) == ["good.keras"]
+
+
+def test_custom_object_scope_reaches_nested_configs(tmp_path):
+    path = tmp_path / "nested.keras"
+    nested_model().save(path)
+    with rk.utils.custom_object_scope({"NestedCell": NestedCell}):
+        loaded = rk.models.load_model(path)
+    assert isinstance(loaded.layers[-1].cell, NestedCell)
+    with pytest.raises(ValueError, match="NestedCell"):
+        rk.models.load_model(path)  # the scope ended with the block

@@ -212,16 +212,8 @@ def load_model(filepath, custom_objects=None, compile=True):
     cls = classes.get(config.get("class_name"))
     if cls is None:
         raise ValueError(f"{filepath}: unknown model class {config.get('class_name')!r}; pass it in custom_objects.")
-    # Nested configs (an RNN's cell, a wrapper's layer) are deserialized without the
-    # `custom_objects` argument, so make them visible to every lookup while loading, as Keras's
-    # `custom_object_scope` does.
-    saved_objects = dict(serialization._custom_objects)
-    serialization._custom_objects.update(custom_objects or {})
-    try:
+    with serialization.custom_object_scope(custom_objects):
         model = cls.from_config(config["config"], custom_objects=custom_objects)
-    finally:
-        serialization._custom_objects.clear()
-        serialization._custom_objects.update(saved_objects)
     model.set_weights(_read_weights(weights, _expected(model), filepath))
     compile_config = config.get("compile_config")
     if compile and compile_config and compile_config.get("optimizer") is not None:

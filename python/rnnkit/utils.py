@@ -2,8 +2,9 @@
 
 from rnnkit import random
 from rnnkit.layers.layer import clear_session
+from rnnkit.layers.serialization import custom_object_scope
 
-__all__ = ["clear_session", "set_random_seed"]
+__all__ = ["clear_session", "custom_object_scope", "set_random_seed"]
 
 
 def set_random_seed(seed):
