@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use common::{cast, spec, OwnedWeights, Rng};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use ndarray::{Array2, Array3};
-use rnnkit::{sequence, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions, Weights};
+use rnnkit::{
+    sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions, Weights,
+};
 
 const SAMPLES: usize = 10;
 
@@ -102,8 +104,13 @@ impl Data {
 
     fn forward_backward(&self) -> rnnkit::Gradients<f32> {
         let fwd = self.forward();
-        sequence::backward(&fwd.saved, OutputGrad::Sequence(self.d_outputs.view()), &[])
-            .expect("valid shapes")
+        sequence::backward(
+            &fwd.saved,
+            OutputGrad::Sequence(self.d_outputs.view()),
+            &[],
+            &Cancel::default(),
+        )
+        .expect("valid shapes")
     }
 }
 

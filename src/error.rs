@@ -25,6 +25,20 @@ pub enum Error {
         what: &'static str,
         elements: String,
     },
+    /// The buffers a call needs together exceed the machine's memory (bytes).
+    #[error("{what} needs {:.1} GiB, more than this machine's {:.1} GiB of memory", gib(*.needed), gib(*.available))]
+    Memory {
+        what: &'static str,
+        needed: u64,
+        available: u64,
+    },
+    /// The caller raised the call's [`Cancel`](crate::core::cancel::Cancel) flag.
+    #[error("the computation was cancelled")]
+    Cancelled,
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
 }
 
 /// The core's result type.

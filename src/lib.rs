@@ -14,6 +14,7 @@ mod python;
 pub use crate::core::activation::Activation;
 
 pub use crate::core::bidirectional::{self, Direction, MergeMode};
+pub use crate::core::cancel::Cancel;
 pub use crate::core::cell::{CellKind, CellSpec, Weights};
 pub use crate::core::sequence::{
     self, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,

@@ -6,7 +6,9 @@ mod common;
 use common::{mixed_mask, spec, OwnedWeights, Rng};
 use ndarray::{concatenate, s, Array2, Array3, ArrayD, Axis, IxDyn};
 use rnnkit::bidirectional::{self, BidirectionalForward, BidirectionalGradients};
-use rnnkit::{sequence, CellKind, CellSpec, Direction, MergeMode, SequenceInput, SequenceOptions};
+use rnnkit::{
+    sequence, Cancel, CellKind, CellSpec, Direction, MergeMode, SequenceInput, SequenceOptions,
+};
 
 const B: usize = 3;
 const T: usize = 4;
@@ -77,6 +79,7 @@ impl Side {
                 mask: mask.map(|m| m.view()),
                 input_dropout: None,
                 recurrent_dropout: None,
+                cancel: Cancel::default(),
             },
             options: self.options,
         }
@@ -196,7 +199,7 @@ fn analytic(case: &Case, r: &Projections) -> BidirectionalGradients<f64> {
         .collect();
     let fw: Vec<_> = r.fw_states.iter().map(|a| Some(a.view())).collect();
     let bw: Vec<_> = r.bw_states.iter().map(|a| Some(a.view())).collect();
-    bidirectional::backward(&out.saved, &d_out, &fw, &bw)
+    bidirectional::backward(&out.saved, &d_out, &fw, &bw, &Cancel::default())
         .unwrap_or_else(|e| panic!("{}: {e}", case.label))
 }
 
@@ -414,7 +417,7 @@ fn gradients_with_unused_outputs() {
 fn backward_err(case: &Case, d_outputs: &[ArrayD<f64>]) -> String {
     let out = case.forward();
     let views: Vec<_> = d_outputs.iter().map(|a| Some(a.view())).collect();
-    bidirectional::backward(&out.saved, &views, &[], &[])
+    bidirectional::backward(&out.saved, &views, &[], &[], &Cancel::default())
         .expect_err("bad gradients must be rejected")
         .to_string()
 }
@@ -455,7 +458,7 @@ fn wrong_output_gradient_count_or_shape_is_an_error() {
     let out = separate.forward();
     let good = [zeros(&[B, T, H]), zeros(&[B, T, H])];
     let views: Vec<_> = good.iter().map(|a| Some(a.view())).collect();
-    assert!(bidirectional::backward(&out.saved, &views, &[], &[]).is_ok());
+    assert!(bidirectional::backward(&out.saved, &views, &[], &[], &Cancel::default()).is_ok());
 }
 
 #[test]

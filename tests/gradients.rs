@@ -4,7 +4,7 @@ mod common;
 
 use common::{spec, OwnedWeights, Rng, KINDS};
 use ndarray::{Array2, Array3, ArrayD};
-use rnnkit::{sequence, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions};
+use rnnkit::{sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions};
 
 const B: usize = 3;
 const T: usize = 5;
@@ -77,6 +77,7 @@ fn loss(
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
+        cancel: Cancel::default(),
     };
     let out = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
     let y = if case.last_only {
@@ -114,6 +115,7 @@ fn check(case: Case, seed: u64) {
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
+        cancel: Cancel::default(),
     };
     let fwd = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
     let d_out = if case.last_only {
@@ -122,7 +124,7 @@ fn check(case: Case, seed: u64) {
         OutputGrad::Sequence(r_out.view())
     };
     let d_states: Vec<_> = r_states.iter().map(|r| Some(r.view())).collect();
-    let g = sequence::backward(&fwd.saved, d_out, &d_states).unwrap();
+    let g = sequence::backward(&fwd.saved, d_out, &d_states, &Cancel::default()).unwrap();
     let mut analytic: Vec<ArrayD<f64>> = vec![
         g.input.into_dyn(),
         g.kernel.into_dyn(),

@@ -7,8 +7,8 @@ mod common;
 use common::{cast, mixed_mask, spec, OwnedWeights, Rng, KINDS};
 use ndarray::{s, Array, Array2, Array3, Axis, Dimension};
 use rnnkit::{
-    sequence, Activation, CellKind, CellSpec, Error, Float, Gradients, MergeMode, OutputGrad,
-    SequenceInput, SequenceOptions, Weights,
+    sequence, Activation, Cancel, CellKind, CellSpec, Error, Float, Gradients, MergeMode,
+    OutputGrad, SequenceInput, SequenceOptions, Weights,
 };
 
 /// Everything one forward + backward pass reads, in the element type `T`.
@@ -192,6 +192,7 @@ impl<T: Float> Setup<T> {
             mask: self.mask.as_ref().map(|m| m.view()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.view()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.view()),
+            cancel: Cancel::default(),
         }
     }
 
@@ -204,7 +205,7 @@ impl<T: Float> Setup<T> {
             OutputGrad::Sequence(self.d_outputs.view())
         };
         let d_states: Vec<_> = self.d_states.iter().map(|d| Some(d.view())).collect();
-        let grads = sequence::backward(&fwd.saved, d_out, &d_states)
+        let grads = sequence::backward(&fwd.saved, d_out, &d_states, &Cancel::default())
             .unwrap_or_else(|e| panic!("{}: backward failed: {e}", self.label));
         Run {
             outputs: fwd.outputs,
@@ -693,9 +694,20 @@ fn bad_backward_input_is_an_error_naming_the_argument() {
     let short = Array3::<f64>::zeros((b, t - 1, H));
     let last = Array2::<f64>::zeros((b, H));
     let wide = Array2::<f64>::zeros((b, H + 1));
-    assert!(sequence::backward(&fwd.saved, OutputGrad::Sequence(seq.view()), &[]).is_ok());
+    assert!(sequence::backward(
+        &fwd.saved,
+        OutputGrad::Sequence(seq.view()),
+        &[],
+        &Cancel::default()
+    )
+    .is_ok());
     let back = |d: OutputGrad<f64>, states: &[Option<ndarray::ArrayView2<f64>>]| {
-        message(sequence::backward(&fwd.saved, d, states))
+        message(sequence::backward(
+            &fwd.saved,
+            d,
+            states,
+            &Cancel::default(),
+        ))
     };
     assert_eq!(
         back(OutputGrad::Sequence(short.view()), &[]),
@@ -831,4 +843,23 @@ fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
     assert!(base.recurrent_dropout.is_some());
     let other = column_major(&base, true);
     assert_runs_identical(&base.label, &other.run(), &base.run());
+}
+
+#[test]
+fn a_raised_cancel_flag_stops_forward_and_backward() {
+    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 620, 6, 40, F, H);
+    let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
+    let cancel = Cancel::new();
+    let input = SequenceInput {
+        cancel: cancel.clone(),
+        ..lstm.input()
+    };
+    let not_yet = sequence::forward(&lstm.spec, &lstm.weights(), &input, lstm.options).unwrap();
+    assert_eq!(not_yet.outputs, fwd.outputs);
+    cancel.raise();
+    let err = sequence::forward(&lstm.spec, &lstm.weights(), &input, lstm.options).unwrap_err();
+    assert_eq!(err, Error::Cancelled);
+    let d = Array3::<f64>::ones((6, 40, H));
+    let err = sequence::backward(&fwd.saved, OutputGrad::Sequence(d.view()), &[], &cancel);
+    assert_eq!(err.unwrap_err(), Error::Cancelled);
 }

@@ -6,7 +6,9 @@ the argument, what was expected and what was received. None may surface as an In
 AttributeError or KeyError from inside the library, or as an error of the Rust backend.
 """
 
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -502,8 +504,21 @@ def test_huge_activations_raise_memory_error_before_allocating():
 def test_huge_inputs_to_the_extension_raise_memory_error():
     # The extension reads the broadcast view without a copy; the core's buffers cannot be made.
     x = np.broadcast_to(np.float32(0.5), (2**20, 2**20, 4))
-    with raises(MemoryError, "cannot allocate", "1048576 x 1048576 x 4"):
+    with raises(MemoryError, "the forward pass needs", "GiB, more than this machine's"):
         _core.rnn_forward(_core.CellSpec("lstm", 3), core_weights(), x)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the core knows the RAM size on Linux")
+def test_buffers_that_fit_one_by_one_but_not_together_raise_memory_error():
+    # LSTM(16) on 64 features keeps 192 values per (step, row): the input copy (64), the
+    # pre-activations (64), h, c, the outputs and the result (16 each). Sized to 1.5x the RAM in
+    # all with no buffer over half of it, so only the total check can refuse it (with memory
+    # overcommit each allocation would succeed and touching them would get the process killed).
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    rows = int(1.5 * ram) // (192 * 4)
+    x = np.broadcast_to(np.float32(0.5), (64, rows // 64, 64))
+    with raises(MemoryError, "the forward pass needs", "GiB, more than this machine's"):
+        _core.rnn_forward(_core.CellSpec("lstm", 16), core_weights(16, 64), x)
 
 
 def test_huge_embedding_raises_memory_error():

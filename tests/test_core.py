@@ -173,7 +173,7 @@ def test_bad_arguments_raise_clear_errors(build, error, message):
 
 def test_impossible_sizes_raise_memory_error_before_allocating():
     huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(1 << 20, 1 << 20, 4), strides=(0, 0, 0))
-    with pytest.raises(MemoryError, match="cannot allocate"):
+    with pytest.raises(MemoryError, match="needs .* GiB, more than this machine's"):
         call(x=huge)
 
 

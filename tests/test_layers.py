@@ -310,8 +310,10 @@ def test_invalid_arguments_raise():
         L.RNN(NoStateSize())
     with pytest.raises(ValueError, match="state_size"):
         L.RNN(L.Dense(3))
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to LSTMCell: \{'not_an_argument': 1\}"):
         L.LSTM(3, not_an_argument=1)
+    with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to SimpleRNNCell: \{'recurrent_activation'"):
+        L.SimpleRNN(3, recurrent_activation="relu")  # it has no gates
 
 
 def test_rnn_rejects_non_sequence_inputs():

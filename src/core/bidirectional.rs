@@ -6,6 +6,7 @@
 
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD, Axis, Slice};
 
+use super::cancel::Cancel;
 use super::cell::{CellSpec, Weights};
 use super::sequence::{
     self, Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
@@ -154,12 +155,13 @@ pub fn forward<T: Float>(
 /// Backward of the merge and of both directions, run concurrently.
 ///
 /// `d_outputs` has one entry per returned output (two for [`MergeMode::None`]), `None` for an
-/// unused output; an empty slice means no output is used.
+/// unused output; an empty slice means no output is used. `cancel` stops both directions.
 pub fn backward<T: Float>(
     saved: &BidirectionalSaved<T>,
     d_outputs: &[Option<ArrayViewD<T>>],
     d_forward_states: &[Option<ArrayView2<T>>],
     d_backward_states: &[Option<ArrayView2<T>>],
+    cancel: &Cancel,
 ) -> Result<BidirectionalGradients<T>> {
     let (b, t, _, u_fw) = saved.forward.dims();
     let u_bw = saved.backward.spec().units;
@@ -223,8 +225,8 @@ pub fn backward<T: Float>(
         output_grad(&d_bw, saved.return_sequences),
     );
     let (fw, bw) = rayon::join(
-        || sequence::backward(&saved.forward, g_fw, d_forward_states),
-        || sequence::backward(&saved.backward, g_bw, d_backward_states),
+        || sequence::backward(&saved.forward, g_fw, d_forward_states, cancel),
+        || sequence::backward(&saved.backward, g_bw, d_backward_states, cancel),
     );
     let (forward, backward) = (fw?, bw?);
     let input = &forward.input + &backward.input;

@@ -82,6 +82,19 @@ impl CellSpec {
         self.gates() * self.units
     }
 
+    /// The multiply-adds of a forward pass over `batch · time` steps of `features` inputs (the
+    /// two products; the backward pass costs twice as many). Saturates instead of overflowing.
+    pub fn multiply_adds(&self, batch: usize, time: usize, features: usize) -> usize {
+        [
+            batch,
+            time,
+            self.width(),
+            features.saturating_add(self.units),
+        ]
+        .into_iter()
+        .fold(1, usize::saturating_mul)
+    }
+
     /// State tensors: 2 for LSTM (`h`, `c`), 1 otherwise.
     pub fn state_count(&self) -> usize {
         if self.kind == CellKind::Lstm {

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod bidirectional;
+pub mod cancel;
 pub mod cell;
 pub mod sequence;
 

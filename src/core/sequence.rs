@@ -10,9 +10,10 @@ use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
 use super::activation::{Activation, AnyPair, Pointwise, TanhSigmoid};
+use super::cancel::Cancel;
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
-use crate::cpu::alloc::zeros;
+use crate::cpu::alloc::{check_total, zeros};
 use crate::cpu::gemm::{gemm, par_gemm_rows, par_gemm_tn, small_gemm, SMALL_BATCH};
 use crate::error::{check_shape, Error, Result};
 
@@ -38,6 +39,8 @@ pub struct SequenceInput<'a, T> {
     pub input_dropout: Option<ArrayView3<'a, T>>,
     /// `(gates, batch, units)` multipliers of the previous `h`, one per gate, shared over time.
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
+    /// Stops the pass between two steps.
+    pub cancel: Cancel,
 }
 
 impl<'a, T> SequenceInput<'a, T> {
@@ -49,6 +52,7 @@ impl<'a, T> SequenceInput<'a, T> {
             mask: None,
             input_dropout: None,
             recurrent_dropout: None,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -192,7 +196,15 @@ pub fn forward<T: Float>(
     options: SequenceOptions,
 ) -> Result<Forward<T>> {
     check_input(spec, weights, input)?;
-    let (b, t, _) = input.x.dim();
+    let (b, t, f) = input.x.dim();
+    // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
+    let buffers =
+        spec.state_count() + usize::from(spec.kind == CellKind::Gru { reset_after: true });
+    let per_row = f + spec.width() + spec.units * (buffers + 2);
+    check_total::<T>(
+        per_row.saturating_mul(b).saturating_mul(t),
+        "the forward pass",
+    )?;
     let (u, width) = (spec.units, spec.width());
     let reverse = options.go_backwards;
 
@@ -258,6 +270,7 @@ pub fn forward<T: Float>(
         mask: mask.as_ref().map(|m| m.view()),
         recurrent_dropout: recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: options.zero_output_for_mask,
+        cancel: &input.cancel,
         small_batch: b <= SMALL_BATCH,
     };
     tasks
@@ -386,6 +399,7 @@ struct StepContext<'a, T> {
     mask: Option<ArrayView2<'a, bool>>,
     recurrent_dropout: Option<ArrayView3<'a, T>>,
     zero_output: bool,
+    cancel: &'a Cancel,
     /// The whole batch is at most [`SMALL_BATCH`] rows: per-step products read the recurrent
     /// kernel in place instead of packing it. Decided by the batch, not the slice a task owns,
     /// so the rounding does not depend on the thread count.
@@ -480,6 +494,7 @@ impl<T: Float> StepContext<'_, T> {
         let mut scratch = zeros((n, u), "dropout scratch")?;
         let mut q = zeros((n, u), "GRU reset products")?;
         for step in 0..steps {
+            self.cancel.check()?;
             let (h_prev_buf, mut h_next) = split_step(&mut c.hs, step);
             let h_prev = h_prev_buf.view();
             let mut pre = c.pre.index_axis_mut(Axis(0), step);
@@ -657,17 +672,27 @@ fn check_grads<T>(
 /// Backpropagation through time of a [`forward`] pass.
 ///
 /// `d_final_states` is empty or has one entry per state (`None` for a state with no gradient).
-/// The weight gradients are single products over all steps after the time loop.
+/// The weight gradients are single products over all steps after the time loop. `cancel` stops
+/// the pass between two steps.
 pub fn backward<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
     d_final_states: &[Option<ArrayView2<T>>],
+    cancel: &Cancel,
 ) -> Result<Gradients<T>> {
     check_grads(saved, &d_outputs, d_final_states)?;
     let spec = &saved.spec;
     let (b, t, f, u) = saved.dims();
     let width = spec.width();
     let is_gru = matches!(spec.kind, CellKind::Gru { .. });
+    // Per (step, row): pre-activation gradients, GRU terms and the input gradient (twice, three
+    // times with input dropout).
+    let input_copies = 2 + usize::from(saved.input_dropout.is_some());
+    let per_row = width + usize::from(is_gru) * u + input_copies * f;
+    check_total::<T>(
+        per_row.saturating_mul(b).saturating_mul(t),
+        "the backward pass",
+    )?;
 
     let mut dpre = zeros((t, b, width), "pre-activation gradients")?;
     let mut gru = if is_gru {
@@ -708,6 +733,7 @@ pub fn backward<T: Float>(
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
+        cancel,
         small_batch: b <= SMALL_BATCH,
     };
     tasks
@@ -928,6 +954,7 @@ impl<T: Float> StepContext<'_, T> {
         let mut carry = zeros((n, u), "output gradients")?;
         let mut scratch = zeros((n, u), "dropout scratch")?;
         for step in (0..steps).rev() {
+            self.cancel.check()?;
             match d_outputs {
                 OutputGrad::Sequence(g) => carry += &g.slice(s![rows.clone(), step, ..]),
                 OutputGrad::Last(g) if step + 1 == steps => carry += &g.slice(s![rows.clone(), ..]),

@@ -1,6 +1,7 @@
 //! Fallible allocation of the large buffers, so an impossible size is an error, not an abort.
 
 use std::alloc::{alloc_zeroed, Layout};
+use std::sync::OnceLock;
 
 use ndarray::{Array, Dimension, IntoDimension};
 
@@ -48,6 +49,37 @@ pub fn zeros<T: Float, D: Dimension>(
     Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
 }
 
+/// Fails with [`Error::Memory`] when `elements` values of `T`, all the buffers of one call
+/// together, would exceed the machine's physical memory.
+///
+/// With memory overcommit, blocks that each succeed can together outgrow the RAM and get the
+/// process killed once their pages are touched, so a call checks its total before allocating.
+/// Where the size of the memory is unknown (not Linux) only each buffer's own allocation is
+/// checked.
+pub fn check_total<T>(elements: usize, what: &'static str) -> Result<()> {
+    let needed =
+        u64::try_from(elements.saturating_mul(std::mem::size_of::<T>())).unwrap_or(u64::MAX);
+    match physical_memory() {
+        Some(available) if needed > available => Err(Error::Memory {
+            what,
+            needed,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The machine's RAM in bytes (`MemTotal` of /proc/meminfo), read once.
+fn physical_memory() -> Option<u64> {
+    static TOTAL: OnceLock<Option<u64>> = OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +92,20 @@ mod tests {
         assert_eq!(empty.len(), 0);
         let huge = zeros::<f64, _>((usize::MAX / 4, 3), "test").unwrap_err();
         assert!(huge.to_string().starts_with("cannot allocate"), "{huge}");
+    }
+
+    #[test]
+    fn a_total_beyond_the_memory_is_an_error_before_allocating() {
+        assert!(check_total::<f32>(1 << 20, "small").is_ok());
+        if let Some(ram) = physical_memory() {
+            let elements = usize::try_from(ram / 4 + 1).unwrap();
+            let err = check_total::<f32>(elements, "the forward pass").unwrap_err();
+            assert!(
+                err.to_string().starts_with("the forward pass needs "),
+                "{err}"
+            );
+            assert!(err.to_string().ends_with(" GiB of memory"), "{err}");
+            assert!(check_total::<f32>(elements - 1, "the forward pass").is_ok());
+        }
     }
 }

@@ -2,18 +2,21 @@
 //! mapped to exceptions, and the one helper that runs core code with the GIL released.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 use numpy::ndarray::{Array, Dimension};
 use numpy::{
     Element, IntoPyArray, PyArray, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray,
     PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 
 use super::ShapeError;
 use crate::error::ShapeDisplay;
-use crate::Error;
+use crate::{Cancel, Error};
 
 /// The element type of a call, taken from its main input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,18 +39,63 @@ pub fn to_py_err(err: Error) -> PyErr {
     match err {
         Error::Shape { .. } => ShapeError::new_err(err.to_string()),
         Error::Value { .. } => PyValueError::new_err(err.to_string()),
-        Error::Allocation { .. } => PyMemoryError::new_err(err.to_string()),
+        Error::Allocation { .. } | Error::Memory { .. } => PyMemoryError::new_err(err.to_string()),
+        Error::Cancelled => PyKeyboardInterrupt::new_err(err.to_string()),
     }
 }
 
+/// Calls of at least this many multiply-adds take long enough (milliseconds) that Ctrl-C must
+/// be able to stop them.
+const INTERRUPTIBLE_WORK: usize = 50_000_000;
+
+/// How often a long call looks for Ctrl-C.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
 /// Runs `work` with the GIL released; a core error or a panic becomes a Python exception.
+///
+/// `size` is the call's multiply-add count. A long call runs on a helper thread while this
+/// thread checks Python's signals every [`SIGNAL_POLL`]: on Ctrl-C it raises the work's
+/// [`Cancel`] flag, waits for the work to stop at its next step and returns KeyboardInterrupt.
 pub fn compute<R: Send>(
     py: Python<'_>,
-    work: impl FnOnce() -> crate::Result<R> + Send,
+    size: usize,
+    work: impl FnOnce(Cancel) -> crate::Result<R> + Send,
 ) -> PyResult<R> {
-    py.detach(|| catch_panic(work))
-        .map_err(internal_error)?
-        .map_err(to_py_err)
+    if size < INTERRUPTIBLE_WORK {
+        return py
+            .detach(|| catch_panic(|| work(Cancel::default())))
+            .map_err(internal_error)?
+            .map_err(to_py_err);
+    }
+    let cancel = Cancel::new();
+    let (result, interrupt) = py.detach(|| {
+        std::thread::scope(|scope| {
+            let (waiter, token) = (std::thread::current(), cancel.clone());
+            let worker = scope.spawn(move || {
+                let result = catch_panic(|| work(token));
+                waiter.unpark();
+                result
+            });
+            let mut interrupt = None;
+            while !worker.is_finished() {
+                std::thread::park_timeout(SIGNAL_POLL);
+                if interrupt.is_none() {
+                    interrupt = Python::attach(|py| py.check_signals()).err();
+                    if interrupt.is_some() {
+                        cancel.raise();
+                    }
+                }
+            }
+            let result = worker
+                .join()
+                .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())));
+            (result, interrupt)
+        })
+    });
+    match interrupt {
+        Some(err) => Err(err),
+        None => result.map_err(internal_error)?.map_err(to_py_err),
+    }
 }
 
 /// Runs a binding's body so that a panic in it becomes a RuntimeError instead of reaching Python.

@@ -14,8 +14,8 @@ use super::ShapeError;
 use crate::bidirectional::{self, BidirectionalSaved, Direction};
 use crate::error::ShapeDisplay;
 use crate::{
-    sequence, Activation, CellKind, Float, Gradients, MergeMode, OutputGrad, Saved, SequenceInput,
-    SequenceOptions, Weights,
+    sequence, Activation, Cancel, CellKind, Float, Gradients, MergeMode, OutputGrad, Saved,
+    SequenceInput, SequenceOptions, Weights,
 };
 
 /// A recurrent cell's kind, size and functions (no weights).
@@ -390,6 +390,7 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
             mask: mask.map(|m| m.as_array()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.as_array()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.as_array()),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -422,6 +423,12 @@ fn weight_grads<'py, T: Elem>(
     )
 }
 
+/// The multiply-adds of the backward pass of `saved`'s forward pass.
+fn backward_size<T>(saved: &Saved<T>) -> usize {
+    let (b, t, f, _) = saved.dims();
+    saved.spec().multiply_adds(b, t, f).saturating_mul(2)
+}
+
 /// Views of a list of optional arrays.
 fn views<'a, T: Element>(
     arrays: &'a [Option<PyReadonlyArray2<'_, T>>],
@@ -442,9 +449,14 @@ fn sequence_forward<'py, T: Elem>(
     let x: PyReadonlyArray3<T> = read("x", x, "(batch, time, features)", dtype_name(T::DTYPE))?;
     let mask: Option<PyReadonlyArray2<bool>> = read_opt("mask", mask, "(batch, time)", "bool")?;
     let arrays = args.read::<T>()?;
-    let (weights, input) = (arrays.weights(), arrays.input(&x, mask.as_ref()));
+    let (weights, mut input) = (arrays.weights(), arrays.input(&x, mask.as_ref()));
     let spec = args.spec;
-    let out = compute(py, || sequence::forward(&spec, &weights, &input, options))?;
+    let (b, t, f) = input.x.dim();
+    let size = spec.multiply_adds(b, t, f);
+    let out = compute(py, size, |cancel| {
+        input.cancel = cancel;
+        sequence::forward(&spec, &weights, &input, options)
+    })?;
     let states: Vec<_> = out
         .final_states
         .into_iter()
@@ -530,7 +542,9 @@ fn sequence_backward<'py, T: Elem>(
         (None, None) => OutputGrad::None,
     };
     let d_states = views(&d_states);
-    let g = compute(py, || sequence::backward(saved, grad, &d_states))?;
+    let g = compute(py, backward_size(saved), |cancel| {
+        sequence::backward(saved, grad, &d_states, &cancel)
+    })?;
     let mut g = g;
     let dx = to_numpy(py, std::mem::take(&mut g.input));
     let rest = weight_grads(py, g, saved.spec().bias_rows())?;
@@ -582,19 +596,25 @@ fn bidirectional_forward_typed<'py, T: Elem>(
     let mask: Option<PyReadonlyArray2<bool>> = read_opt("mask", mask, "(batch, time)", "bool")?;
     let [fw, bw] = [directions[0].read::<T>()?, directions[1].read::<T>()?];
     let (fw_spec, bw_spec) = (directions[0].spec, directions[1].spec);
-    let fw_dir = Direction {
+    let mut fw_dir = Direction {
         spec: &fw_spec,
         weights: fw.weights(),
         input: fw.input(&x, mask.as_ref()),
         options: options[0],
     };
-    let bw_dir = Direction {
+    let mut bw_dir = Direction {
         spec: &bw_spec,
         weights: bw.weights(),
         input: bw.input(&x, mask.as_ref()),
         options: options[1],
     };
-    let out = compute(py, || {
+    let (b, t, f) = fw_dir.input.x.dim();
+    let size = fw_spec
+        .multiply_adds(b, t, f)
+        .saturating_add(bw_spec.multiply_adds(b, t, f));
+    let out = compute(py, size, |cancel| {
+        fw_dir.input.cancel = cancel.clone();
+        bw_dir.input.cancel = cancel;
         bidirectional::forward(&fw_dir, &bw_dir, merge_mode, return_sequences)
     })?;
     let outputs: Vec<_> = out.outputs.into_iter().map(|o| to_numpy(py, o)).collect();
@@ -737,8 +757,9 @@ fn bidirectional_backward_typed<'py, T: Elem>(
         .map(|d| d.as_ref().map(|d| d.as_array()))
         .collect();
     let (d_fw, d_bw) = (views(&d_fw), views(&d_bw));
-    let g = compute(py, || {
-        bidirectional::backward(saved, &d_out_views, &d_fw, &d_bw)
+    let size = backward_size(&saved.forward).saturating_add(backward_size(&saved.backward));
+    let g = compute(py, size, |cancel| {
+        bidirectional::backward(saved, &d_out_views, &d_fw, &d_bw, &cancel)
     })?;
     let fw = weight_grads(py, g.forward, saved.forward.spec().bias_rows())?;
     let bw = weight_grads(py, g.backward, saved.backward.spec().bias_rows())?;

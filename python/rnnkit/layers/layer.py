@@ -120,7 +120,7 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         kwargs.pop("autocast", None)
         if kwargs:
-            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name: expected a string, received {type(name).__name__}")
         self.name = name or unique_name(snake_case(type(self).__name__))

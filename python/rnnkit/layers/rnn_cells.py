@@ -206,7 +206,11 @@ class SimpleRNNCell(DropoutRNNCell):
     kind = "simple_rnn"
 
     def __init__(self, units, activation="tanh", use_bias=True, **kwargs):
-        kwargs.pop("recurrent_activation", None)
+        if "recurrent_activation" in kwargs:  # it has no gates; Keras refuses the argument too
+            raise ValueError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                f"{{'recurrent_activation': {kwargs['recurrent_activation']!r}}}"
+            )
         super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
 
     def call(self, inputs, states, training=False):
