@@ -91,3 +91,9 @@ def bidirectional_backward(
     d_fw_states: Optional[Sequence[Optional[Array]]] = None,
     d_bw_states: Optional[Sequence[Optional[Array]]] = None,
 ) -> Tuple[Array, WeightGrads, WeightGrads]: ...
+
+def cached_bytes() -> int:
+    """Bytes of freed large blocks the extension keeps for its next calls."""
+
+def release_cached_memory() -> None:
+    """Returns the freed large blocks the extension keeps to the system."""

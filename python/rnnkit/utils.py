@@ -1,10 +1,17 @@
 """Utilities: seeding and session reset."""
 
-from rnnkit import random
-from rnnkit.layers.layer import clear_session
+from rnnkit import _core, random
+from rnnkit.layers import layer
 from rnnkit.layers.serialization import custom_object_scope
 
 __all__ = ["clear_session", "custom_object_scope", "set_random_seed"]
+
+
+def clear_session():
+    """Resets the automatic layer names, as Keras's `clear_session`, and hands the memory blocks
+    the Rust core keeps for reuse (up to 512 MiB of freed buffers) back to the system."""
+    layer.clear_session()
+    _core.release_cached_memory()
 
 
 def set_random_seed(seed):

@@ -75,6 +75,7 @@ const LEAKY_SLOPE: f64 = 0.2;
 const SHRINK_THRESHOLD: f64 = 0.5;
 const SQUAREPLUS_B: f64 = 4.0;
 
+#[inline(always)]
 fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).exp_fast())
 }

@@ -183,8 +183,11 @@ pub fn lstm_forward<T: Float, P: Pointwise<T>>(
     h: &mut [T],
     c: &mut [T],
 ) {
-    let [zi, zf, zc, zo] = blocks::<T, 4>(pre);
-    for j in 0..h.len() {
+    // Every slice cut to one length, so the loop has no bounds checks and vectorizes.
+    let n = h.len();
+    let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
+    let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
+    for j in 0..n {
         let cj = p.ract(zf[j]) * c_prev[j] + p.ract(zi[j]) * p.act(zc[j]);
         c[j] = cj;
         h[j] = p.ract(zo[j]) * p.act(cj);
@@ -203,9 +206,11 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>>(
     dc: &mut [T],
     dpre: &mut [T],
 ) {
-    let [zi, zf, zc, zo] = blocks::<T, 4>(pre);
-    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre);
-    for j in 0..dh.len() {
+    let n = dh.len();
+    let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
+    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
+    let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
+    for j in 0..n {
         let (i, f, o) = (p.ract(zi[j]), p.ract(zf[j]), p.ract(zo[j]));
         let g = p.act(zc[j]);
         let ac = p.act(c[j]);

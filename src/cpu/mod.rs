@@ -4,4 +4,5 @@
 //! threads, so results are bit-identical whatever the thread count.
 
 pub mod alloc;
+pub mod block_cache;
 pub mod gemm;

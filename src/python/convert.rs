@@ -2,6 +2,7 @@
 //! mapped to exceptions, and the one helper that runs core code with the GIL released.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use numpy::ndarray::{Array, Dimension};
@@ -67,17 +68,18 @@ pub fn compute<R: Send>(
             .map_err(internal_error)?
             .map_err(to_py_err);
     }
-    let cancel = Cancel::new();
+    let (cancel, done) = (Cancel::new(), AtomicBool::new(false));
     let (result, interrupt) = py.detach(|| {
         std::thread::scope(|scope| {
-            let (waiter, token) = (std::thread::current(), cancel.clone());
+            let (waiter, token, done) = (std::thread::current(), cancel.clone(), &done);
             let worker = scope.spawn(move || {
                 let result = catch_panic(|| work(token));
+                done.store(true, Ordering::Release);
                 waiter.unpark();
                 result
             });
             let mut interrupt = None;
-            while !worker.is_finished() {
+            while !done.load(Ordering::Acquire) {
                 std::thread::park_timeout(SIGNAL_POLL);
                 if interrupt.is_none() {
                     interrupt = Python::attach(|py| py.check_signals()).err();

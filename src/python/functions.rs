@@ -794,3 +794,15 @@ pub fn bidirectional_backward<'py>(
         }
     })
 }
+
+/// Bytes of freed large blocks the extension keeps for its next calls.
+#[pyfunction]
+pub fn cached_bytes() -> usize {
+    super::ALLOCATOR.held()
+}
+
+/// Returns the freed large blocks the extension keeps to the system.
+#[pyfunction]
+pub fn release_cached_memory() {
+    super::ALLOCATOR.release();
+}

@@ -9,6 +9,14 @@ mod functions;
 
 use pyo3::prelude::*;
 
+use crate::cpu::block_cache::BlockCache;
+
+/// The extension's Rust allocations keep up to 512 MiB of freed large blocks for the next call
+/// (see [`BlockCache`]); numpy arrays handed to Python own Rust memory too, so their buffers
+/// come back to it when Python drops them.
+#[global_allocator]
+pub(crate) static ALLOCATOR: BlockCache = BlockCache::new(512 << 20);
+
 pyo3::create_exception!(
     rnnkit,
     ShapeError,
@@ -20,8 +28,8 @@ pyo3::create_exception!(
 mod _core {
     #[pymodule_export]
     use super::functions::{
-        bidirectional_backward, bidirectional_forward, rnn_backward, rnn_forward, CellSpec,
-        SavedActivations,
+        bidirectional_backward, bidirectional_forward, cached_bytes, release_cached_memory,
+        rnn_backward, rnn_forward, CellSpec, SavedActivations,
     };
     #[pymodule_export]
     use super::ShapeError;
