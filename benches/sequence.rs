@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::{cast, spec, OwnedWeights, Rng};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use ndarray::{Array2, Array3};
+#[cfg(not(feature = "python"))]
 use rnnkit::cpu::block_cache::BlockCache;
 use rnnkit::{
     sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions, Weights,
@@ -29,7 +30,8 @@ use rnnkit::{
 const SAMPLES: usize = 10;
 
 /// The allocator the Python extension installs, so the buffers are reused between iterations
-/// as they are between calls from Python.
+/// as they are between calls from Python (with the `python` feature the library installs it).
+#[cfg(not(feature = "python"))]
 #[global_allocator]
 static ALLOCATOR: BlockCache = BlockCache::new(512 << 20);
 

@@ -14,7 +14,8 @@ use super::cancel::Cancel;
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
 use crate::cpu::alloc::{check_total, zeros};
-use crate::cpu::gemm::{gemm, par_gemm_rows, par_gemm_tn, small_gemm, SMALL_BATCH};
+use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
+use crate::cpu::packed::{packed_product, PackedMatrix};
 use crate::error::{check_shape, Error, Result};
 
 /// How the sequence is walked and what masked steps output.
@@ -145,6 +146,25 @@ fn gate<T>(a: ArrayView2<T>, g: usize, units: usize) -> ArrayView2<T> {
     a.slice_move(s![.., g * units..(g + 1) * units])
 }
 
+/// The gate blocks of the recurrent kernel `U`, packed for the per-step products: `U_g`, or
+/// `U_gᵀ` (`transpose`) for the backward pass.
+fn pack_gates<T: Float>(
+    kernel: ArrayView2<T>,
+    units: usize,
+    transpose: bool,
+) -> Result<Vec<PackedMatrix<T>>> {
+    (0..kernel.ncols() / units.max(1))
+        .map(|g| {
+            let block = gate(kernel, g, units);
+            PackedMatrix::new(if transpose {
+                block.reversed_axes()
+            } else {
+                block
+            })
+        })
+        .collect()
+}
+
 /// Copies `(batch, time, ·)` into a new time-major array in processing order.
 fn time_major<T: Float>(a: ArrayView3<T>, reverse: bool, what: &'static str) -> Result<Array3<T>> {
     let (b, t, f) = a.dim();
@@ -260,9 +280,10 @@ pub fn forward<T: Float>(
         .zip(split_rows(&mut ys, rows))
         .enumerate()
         .collect();
+    let packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
     let ctx = StepContext {
         spec,
-        recurrent_kernel: recurrent_kernel.view(),
+        packed: &packed,
         recurrent_bias: weights
             .bias
             .filter(|b| b.nrows() == 2)
@@ -271,7 +292,6 @@ pub fn forward<T: Float>(
         recurrent_dropout: recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: options.zero_output_for_mask,
         cancel: &input.cancel,
-        small_batch: b <= SMALL_BATCH,
     };
     tasks
         .into_par_iter()
@@ -392,7 +412,8 @@ fn split_opt_rows<T>(
 /// What every batch slice of the time loop shares.
 struct StepContext<'a, T> {
     spec: &'a CellSpec,
-    recurrent_kernel: ArrayView2<'a, T>,
+    /// The recurrent kernel's gate blocks, packed: `U_g` forward, `U_gᵀ` backward.
+    packed: &'a [PackedMatrix<T>],
     /// GRU `reset_after`'s second bias row.
     recurrent_bias: Option<ndarray::ArrayView1<'a, T>>,
     /// `(time, batch)`, processing order.
@@ -400,10 +421,6 @@ struct StepContext<'a, T> {
     recurrent_dropout: Option<ArrayView3<'a, T>>,
     zero_output: bool,
     cancel: &'a Cancel,
-    /// The whole batch is at most [`SMALL_BATCH`] rows: per-step products read the recurrent
-    /// kernel in place instead of packing it. Decided by the batch, not the slice a task owns,
-    /// so the rounding does not depend on the thread count.
-    small_batch: bool,
 }
 
 /// One batch slice's share of the forward buffers (time-major).
@@ -421,16 +438,6 @@ impl<T: Float> StepContext<'_, T> {
     fn default_activations(&self) -> bool {
         (self.spec.activation, self.spec.recurrent_activation)
             == (Activation::Tanh, Activation::Sigmoid)
-    }
-
-    /// `c = a · b + beta · c` for one step's rows.
-    #[inline(always)]
-    fn product(&self, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
-        if self.small_batch {
-            small_gemm(a, b, beta, c);
-        } else {
-            gemm(a, b, beta, c);
-        }
     }
 
     fn any_pair(&self) -> AnyPair {
@@ -458,28 +465,16 @@ impl<T: Float> StepContext<'_, T> {
         out: &mut Array2<T>,
     ) {
         let u = self.spec.units;
-        let cols = gates.start * u..gates.end * u;
-        match self.recurrent_dropout {
-            None => self.product(
-                h,
-                self.recurrent_kernel.slice(s![.., cols.clone()]),
-                T::zero(),
-                &mut out.slice_mut(s![.., cols]),
-            ),
-            Some(_) => {
-                for g in gates {
-                    let m = self.dropout_rows(g, rows.clone()).expect("dropout present");
+        for g in gates {
+            let mut out = out.slice_mut(s![.., g * u..(g + 1) * u]);
+            match self.dropout_rows(g, rows.clone()) {
+                None => packed_product(h, &self.packed[g], false, &mut out),
+                Some(m) => {
                     Zip::from(&mut *scratch)
                         .and(h)
                         .and(m)
                         .for_each(|s, &h, &m| *s = h * m);
-                    let cols = g * u..(g + 1) * u;
-                    self.product(
-                        scratch.view(),
-                        gate(self.recurrent_kernel, g, u),
-                        T::zero(),
-                        &mut out.slice_mut(s![.., cols]),
-                    );
+                    packed_product(scratch.view(), &self.packed[g], false, &mut out);
                 }
             }
         }
@@ -523,10 +518,10 @@ impl<T: Float> StepContext<'_, T> {
                         slice_mut(q.row_mut(r)),
                     );
                 }
-                self.product(
+                packed_product(
                     q.view(),
-                    gate(self.recurrent_kernel, 2, u),
-                    T::zero(),
+                    &self.packed[2],
+                    false,
                     &mut rec.slice_mut(s![.., 2 * u..]),
                 );
             }
@@ -726,15 +721,15 @@ pub fn backward<T: Float>(
         .zip(dc0_chunks)
         .enumerate()
         .collect();
+    let packed = pack_gates(saved.recurrent_kernel.view(), spec.units, true)?;
     let ctx = StepContext {
         spec,
-        recurrent_kernel: saved.recurrent_kernel.view(),
+        packed: &packed,
         recurrent_bias: None,
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel,
-        small_batch: b <= SMALL_BATCH,
     };
     tasks
         .into_par_iter()
@@ -907,20 +902,12 @@ impl<T: Float> StepContext<'_, T> {
         dh_prev: &mut Array2<T>,
     ) {
         let u = self.spec.units;
-        let kernel = self
-            .recurrent_kernel
-            .slice(s![.., gates.start * u..gates.end * u]);
-        match self.recurrent_dropout {
-            None => self.product(drec, kernel.t(), T::one(), &mut dh_prev.view_mut()),
-            Some(_) => {
-                for (i, g) in gates.enumerate() {
-                    self.product(
-                        gate(drec, i, u),
-                        gate(kernel, i, u).t(),
-                        T::zero(),
-                        &mut scratch.view_mut(),
-                    );
-                    let m = self.dropout_rows(g, rows.clone()).expect("dropout present");
+        for (i, g) in gates.enumerate() {
+            let d = gate(drec, i, u);
+            match self.dropout_rows(g, rows.clone()) {
+                None => packed_product(d, &self.packed[g], true, &mut dh_prev.view_mut()),
+                Some(m) => {
+                    packed_product(d, &self.packed[g], false, &mut scratch.view_mut());
                     Zip::from(&mut *dh_prev)
                         .and(&*scratch)
                         .and(m)
@@ -1024,10 +1011,10 @@ impl<T: Float> StepContext<'_, T> {
             match (self.spec.kind, gru) {
                 (CellKind::Gru { reset_after: false }, Some(mut q)) => {
                     // dq = dpre_h · U_hᵀ (rows of masked steps are zero), then the reset gate.
-                    self.product(
+                    packed_product(
                         gate(dpre, 2, u),
-                        gate(self.recurrent_kernel, 2, u).t(),
-                        T::zero(),
+                        &self.packed[2],
+                        false,
                         &mut scratch.view_mut(),
                     );
                     let mh = self.dropout_rows(2, rows.clone());

@@ -1,4 +1,5 @@
-//! Matrix products for the hoisted input projection and the post-loop gradients.
+//! Matrix products for the hoisted input projection and the post-loop gradients (the per-step
+//! products are in [`super::packed`]).
 //!
 //! The products themselves are `matrixmultiply` (through ndarray); what this module adds is the
 //! split into independent blocks run by rayon. Each output element is computed by exactly one
@@ -15,70 +16,10 @@ const ROW_BLOCK: usize = 256;
 /// Columns of the output per parallel block in column-split products.
 const COL_BLOCK: usize = 64;
 
-/// `c = a · b + beta · c`, computed serially (the per-step recurrent products).
+/// `c = a · b + beta · c`, computed serially.
 #[inline]
 pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
     general_mat_mul(T::one(), &a, &b, beta, c);
-}
-
-/// Batches up to this many rows use [`small_gemm`] for the per-step products.
-pub const SMALL_BATCH: usize = 4;
-
-/// `c = a · b + beta · c` for a few rows of `a`, reading `b` in place.
-///
-/// matrixmultiply packs all of `b` on every call, which dominates when `a` has one or two rows
-/// (streaming inference re-packs the whole recurrent kernel every step). Here each element of
-/// `c` is a sum over `k` in order: as axpy updates when `b`'s rows are contiguous, as dot
-/// products (eight partial sums, combined in a fixed order) when its columns are.
-#[inline(always)]
-pub fn small_gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
-    let contiguous_c = c.ncols() == 0 || c.strides()[1] == 1;
-    if !contiguous_c || (b.strides()[1] != 1 && b.strides()[0] != 1) {
-        return gemm(a, b, beta, c);
-    }
-    for (a_row, mut c_row) in a.rows().into_iter().zip(c.rows_mut()) {
-        let c_row = c_row.as_slice_mut().expect("contiguous row");
-        if b.ncols() <= 1 || b.strides()[1] == 1 {
-            if beta == T::zero() {
-                c_row.fill(T::zero());
-            } else {
-                c_row.iter_mut().for_each(|v| *v *= beta);
-            }
-            for (k, &a_k) in a_row.iter().enumerate() {
-                let b_k = b.row(k);
-                let b_k = b_k.as_slice().expect("contiguous row");
-                c_row.iter_mut().zip(b_k).for_each(|(c, &b)| *c += a_k * b);
-            }
-        } else {
-            let a_row = a_row.to_vec();
-            for (j, c_j) in c_row.iter_mut().enumerate() {
-                let b_j = b.column(j);
-                let sum = dot(&a_row, b_j.as_slice().expect("contiguous column"));
-                *c_j = if beta == T::zero() {
-                    sum
-                } else {
-                    beta * *c_j + sum
-                };
-            }
-        }
-    }
-}
-
-/// `Σ x[i]·y[i]` with eight partial sums (so it vectorises) combined in a fixed order.
-#[inline(always)]
-fn dot<T: Float>(x: &[T], y: &[T]) -> T {
-    let mut lanes = [T::zero(); 8];
-    let chunks = x.len() / 8 * 8;
-    for (xs, ys) in x[..chunks].chunks_exact(8).zip(y[..chunks].chunks_exact(8)) {
-        for l in 0..8 {
-            lanes[l] += xs[l] * ys[l];
-        }
-    }
-    for (i, (&xi, &yi)) in x[chunks..].iter().zip(&y[chunks..]).enumerate() {
-        lanes[i] += xi * yi;
-    }
-    ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-        + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
 }
 
 /// `c = a · b + beta · c` with the rows of `c` split across threads.
@@ -116,27 +57,6 @@ mod tests {
         Array2::from_shape_fn((rows, cols), |(i, j)| {
             ((i * 31 + j * 17) as f64 * seed).sin()
         })
-    }
-
-    #[test]
-    fn small_products_match_the_general_ones() {
-        let a = filled(3, 37, 0.41);
-        let row_major = filled(37, 21, 0.13);
-        let column_major = filled(21, 37, 0.29).reversed_axes(); // (37, 21), columns contiguous
-        for b in [row_major.view(), column_major.view()] {
-            for beta in [0.0, 1.0, 0.5] {
-                let start = filled(3, 21, 0.7);
-                let (mut want, mut got) = (start.clone(), start);
-                gemm(a.view(), b, beta, &mut want.view_mut());
-                small_gemm(a.view(), b, beta, &mut got.view_mut());
-                let err = (&want - &got).iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                assert!(
-                    err < 1e-12,
-                    "strides {:?}, beta {beta}: max error {err}",
-                    b.strides()
-                );
-            }
-        }
     }
 
     #[test]

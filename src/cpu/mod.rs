@@ -6,3 +6,4 @@
 pub mod alloc;
 pub mod block_cache;
 pub mod gemm;
+pub mod packed;

@@ -1,0 +1,302 @@
+//! The per-step recurrent products: a few rows times a weight matrix packed once per call.
+//!
+//! Each step of the time loop multiplies the slice's `h` (a few dozen rows at most) by the same
+//! recurrent kernel. A general GEMM packs both operands on every call, which costs as much as the
+//! product at these sizes; here the kernel is packed once, at the start of the call, into column
+//! panels of [`NR`] values laid out row after row, and each step streams the panels through a
+//! register tile of up to [`MR`] rows by `NR` columns.
+//!
+//! Every element of the result is one chain of multiply-adds over `k` in order, starting from
+//! zero or from the element's previous value, whatever tile the row falls in: results do not
+//! depend on how the rows are split between threads.
+
+use std::any::TypeId;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::alloc::zeros;
+use crate::core::Float;
+use crate::error::Result;
+
+/// Columns per panel: two AVX registers of f32.
+pub const NR: usize = 16;
+/// Rows per register tile.
+pub const MR: usize = 4;
+
+/// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
+/// `n` zero.
+#[derive(Clone, Debug)]
+pub struct PackedMatrix<T> {
+    k: usize,
+    n: usize,
+    panels: Vec<T>,
+}
+
+impl<T: Float> PackedMatrix<T> {
+    /// Packs `b`, a view with any strides.
+    pub fn new(b: ArrayView2<T>) -> Result<Self> {
+        let (k, n) = b.dim();
+        let count = n.div_ceil(NR);
+        let mut panels = zeros((count * k * NR,), "packed recurrent kernel")?
+            .into_raw_vec_and_offset()
+            .0;
+        for (p, panel) in panels.chunks_exact_mut((k * NR).max(1)).enumerate() {
+            for (row, out) in b.rows().into_iter().zip(panel.chunks_exact_mut(NR)) {
+                for (j, v) in out.iter_mut().enumerate().take(n.saturating_sub(p * NR)) {
+                    *v = row[p * NR + j];
+                }
+            }
+        }
+        Ok(Self { k, n, panels })
+    }
+
+    /// `(k, n)`.
+    pub fn dim(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    fn panel(&self, p: usize) -> &[T] {
+        &self.panels[p * self.k * NR..(p + 1) * self.k * NR]
+    }
+}
+
+/// `c = a · b`, or `c += a · b` with `accumulate`. The rows of `a` and of `c` must be contiguous
+/// (any row stride).
+#[inline(always)]
+pub fn packed_product<T: Float>(
+    a: ArrayView2<T>,
+    b: &PackedMatrix<T>,
+    accumulate: bool,
+    c: &mut ArrayViewMut2<T>,
+) {
+    let (m, k) = a.dim();
+    assert_eq!((k, c.dim()), (b.k, (m, b.n)), "packed product shapes");
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    assert!(
+        (k <= 1 || a.strides()[1] == 1) && (b.n <= 1 || c.strides()[1] == 1),
+        "packed product rows must be contiguous"
+    );
+    let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
+    let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
+    for p in 0..b.n.div_ceil(NR) {
+        let cols = NR.min(b.n - p * NR);
+        let panel = b.panel(p);
+        let mut row = 0;
+        while row < m {
+            let rows = MR.min(m - row);
+            // SAFETY: rows `row..row + rows` of `a` (k contiguous values each, `lda` apart) and
+            // columns `p·NR..p·NR + cols` of the same rows of `c` (contiguous, `ldc` apart) lie
+            // inside the views, whose shapes were checked above; `panel` holds `k · NR` values.
+            unsafe {
+                let tile = Tile {
+                    k,
+                    a: a_ptr.add(row * lda),
+                    lda,
+                    panel: panel.as_ptr(),
+                    c: c_ptr.add(row * ldc + p * NR),
+                    ldc,
+                    cols,
+                    accumulate,
+                };
+                match rows {
+                    4 => tile.run::<4>(),
+                    3 => tile.run::<3>(),
+                    2 => tile.run::<2>(),
+                    _ => tile.run::<1>(),
+                }
+            }
+            row += rows;
+        }
+    }
+}
+
+/// One register tile's operands, as raw pointers into checked views.
+struct Tile<T> {
+    k: usize,
+    a: *const T,
+    lda: usize,
+    panel: *const T,
+    c: *mut T,
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+}
+
+impl<T: Float> Tile<T> {
+    /// Computes `ROWS` rows of the tile.
+    ///
+    /// # Safety
+    /// `ROWS` rows of `k` values from `a` and of `cols` values at `c` must be valid, and
+    /// `panel` must hold `k · NR` values.
+    #[inline(always)]
+    unsafe fn run<const ROWS: usize>(&self) {
+        #[cfg(target_arch = "x86_64")]
+        if TypeId::of::<T>() == TypeId::of::<f32>() && avx2::available() {
+            // SAFETY: T is f32 (checked), so the pointers are f32 pointers; the CPU has AVX2
+            // and FMA (checked).
+            return avx2::tile_f32::<ROWS>(&*(self as *const Self as *const Tile<f32>));
+        }
+        self.run_generic::<ROWS>()
+    }
+
+    /// The portable tile: plain multiply and add, in the same order as the AVX2 one.
+    #[inline(always)]
+    unsafe fn run_generic<const ROWS: usize>(&self) {
+        let mut acc = [[T::zero(); NR]; ROWS];
+        if self.accumulate {
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let c = self.c.add(i * self.ldc);
+                for (j, v) in acc.iter_mut().enumerate().take(self.cols) {
+                    *v = *c.add(j);
+                }
+            }
+        }
+        for kk in 0..self.k {
+            let b = std::slice::from_raw_parts(self.panel.add(kk * NR), NR);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = *self.a.add(i * self.lda + kk);
+                for (v, &b) in acc.iter_mut().zip(b) {
+                    *v += a * b;
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            let c = self.c.add(i * self.ldc);
+            for (j, &v) in acc.iter().enumerate().take(self.cols) {
+                *c.add(j) = v;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, NR};
+
+    pub(super) fn available() -> bool {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+
+    /// The f32 tile with two 8-wide FMA accumulators per row.
+    ///
+    /// # Safety
+    /// As [`Tile::run`], on a CPU with AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_f32<const ROWS: usize>(t: &Tile<f32>) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+        let mut edge = [0f32; NR];
+        if t.accumulate {
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let c = t.c.add(i * t.ldc);
+                let src = if t.cols == NR {
+                    c
+                } else {
+                    std::ptr::copy_nonoverlapping(c, edge.as_mut_ptr(), t.cols);
+                    edge.as_ptr()
+                };
+                *acc = [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))];
+            }
+        }
+        for kk in 0..t.k {
+            let b0 = _mm256_loadu_ps(t.panel.add(kk * NR));
+            let b1 = _mm256_loadu_ps(t.panel.add(kk * NR + 8));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = _mm256_set1_ps(*t.a.add(i * t.lda + kk));
+                acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            let c = t.c.add(i * t.ldc);
+            if t.cols == NR {
+                _mm256_storeu_ps(c, acc[0]);
+                _mm256_storeu_ps(c.add(8), acc[1]);
+            } else {
+                _mm256_storeu_ps(edge.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(edge.as_mut_ptr().add(8), acc[1]);
+                std::ptr::copy_nonoverlapping(edge.as_ptr(), c, t.cols);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array2};
+
+    fn filled(rows: usize, cols: usize, seed: f64) -> Array2<f64> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 31 + j * 17) as f64 * seed).sin()
+        })
+    }
+
+    #[test]
+    fn packed_products_match_plain_ones_for_any_shape() {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (3, 7, 5),
+            (4, 16, 16),
+            (9, 33, 50),
+            (17, 64, 256),
+            (2, 0, 3),
+        ] {
+            let a = filled(m, k, 0.37);
+            let b = filled(k, n, 0.11);
+            let packed = PackedMatrix::new(b.view()).unwrap();
+            for accumulate in [false, true] {
+                let start = filled(m, n, 0.71);
+                let want = if accumulate {
+                    &start + &a.dot(&b)
+                } else {
+                    a.dot(&b)
+                };
+                let mut got = start.clone();
+                packed_product(a.view(), &packed, accumulate, &mut got.view_mut());
+                let err = (&want - &got).iter().fold(0.0f64, |e, v| e.max(v.abs()));
+                assert!(
+                    err < 1e-12,
+                    "({m}, {k}, {n}) accumulate {accumulate}: error {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f32_rows_do_not_depend_on_their_tile_and_views_may_be_strided() {
+        let a = filled(11, 40, 0.3).mapv(|v| v as f32);
+        let wide = filled(40, 2 * 37, 0.2).mapv(|v| v as f32);
+        let b = wide.slice(s![.., 37..]); // a column block of a wider matrix
+        let packed = PackedMatrix::new(b).unwrap();
+        let mut whole = Array2::<f32>::zeros((11, 37));
+        packed_product(a.view(), &packed, false, &mut whole.view_mut());
+        for r in 0..11 {
+            let mut one = Array2::<f32>::zeros((1, 37));
+            packed_product(
+                a.slice(s![r..r + 1, ..]),
+                &packed,
+                false,
+                &mut one.view_mut(),
+            );
+            assert_eq!(one.row(0), whole.row(r), "row {r}");
+        }
+        let want = a.mapv(f64::from).dot(&b.mapv(f64::from));
+        let err = (&want - &whole.mapv(f64::from))
+            .iter()
+            .fold(0.0f64, |e, v| e.max(v.abs()));
+        assert!(err < 1e-4, "error {err}");
+        // `c` may be a column block of a wider array.
+        let mut out = Array2::<f32>::zeros((11, 80));
+        packed_product(a.view(), &packed, false, &mut out.slice_mut(s![.., 20..57]));
+        assert_eq!(out.slice(s![.., 20..57]), whole);
+        assert!(out
+            .slice(s![.., ..20])
+            .iter()
+            .chain(out.slice(s![.., 57..]).iter())
+            .all(|&v| v == 0.0));
+    }
+}
