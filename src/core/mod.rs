@@ -68,7 +68,10 @@ impl Float for f32 {
             * r
             + 5.000_000_1e-1;
         let y = p * r * r + r + 1.0;
-        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        // 2^n: `n + 127` sits in the low mantissa bits of `n + 127 + 1.5·2^23` (exact, as n is
+        // a small integer), and shifting them into the exponent field needs no float-to-int
+        // conversion (whose saturating semantics cost a third of this function).
+        let scale = f32::from_bits((n + (ROUND + 127.0)).to_bits() << 23);
         if self.is_nan() {
             self
         } else {

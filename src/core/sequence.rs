@@ -454,27 +454,27 @@ impl<T: Float> StepContext<'_, T> {
             .map(|m| m.slice_move(s![g, rows, ..]))
     }
 
-    /// `out[:, gates] = (h ⊙ m_g) · U_g` for each gate in `gates`; one product when there is no
-    /// recurrent dropout.
+    /// `out[:, gates] = (h ⊙ m_g) · U_g` for each gate in `gates` (`+=` with `accumulate`).
     fn recurrent_product(
         &self,
         h: ArrayView2<T>,
         gates: std::ops::Range<usize>,
         rows: std::ops::Range<usize>,
         scratch: &mut Array2<T>,
-        out: &mut Array2<T>,
+        out: &mut ArrayViewMut2<T>,
+        accumulate: bool,
     ) {
         let u = self.spec.units;
         for g in gates {
             let mut out = out.slice_mut(s![.., g * u..(g + 1) * u]);
             match self.dropout_rows(g, rows.clone()) {
-                None => packed_product(h, &self.packed[g], false, &mut out),
+                None => packed_product(h, &self.packed[g], accumulate, &mut out),
                 Some(m) => {
                     Zip::from(&mut *scratch)
                         .and(h)
                         .and(m)
                         .for_each(|s, &h, &m| *s = h * m);
-                    packed_product(scratch.view(), &self.packed[g], false, &mut out);
+                    packed_product(scratch.view(), &self.packed[g], accumulate, &mut out);
                 }
             }
         }
@@ -499,7 +499,28 @@ impl<T: Float> StepContext<'_, T> {
             } else {
                 0..self.spec.gates()
             };
-            self.recurrent_product(h_prev, product_gates, rows.clone(), &mut scratch, &mut rec);
+            // LSTM and SimpleRNN add the product straight into the pre-activations; GRU keeps
+            // it apart (its h-gate term is scaled by the reset gate).
+            if matches!(self.spec.kind, CellKind::Lstm | CellKind::SimpleRnn) {
+                self.recurrent_product(
+                    h_prev,
+                    product_gates,
+                    rows.clone(),
+                    &mut scratch,
+                    &mut pre,
+                    true,
+                );
+            } else {
+                let out = &mut rec.view_mut();
+                self.recurrent_product(
+                    h_prev,
+                    product_gates,
+                    rows.clone(),
+                    &mut scratch,
+                    out,
+                    false,
+                );
+            }
             if let Some(b) = self.recurrent_bias {
                 rec += &b;
             }
@@ -542,15 +563,9 @@ impl<T: Float> StepContext<'_, T> {
                 let rec_row = rec.row(r).to_slice().expect("contiguous");
                 match self.spec.kind {
                     CellKind::SimpleRnn => {
-                        Zip::from(&mut pre_row)
-                            .and(rec.row(r))
-                            .for_each(|p, &x| *p += x);
                         cell::simple_forward(p, pre_row.as_slice().expect("contiguous"), h_out);
                     }
                     CellKind::Lstm => {
-                        Zip::from(&mut pre_row)
-                            .and(rec.row(r))
-                            .for_each(|p, &x| *p += x);
                         let (c_prev, c_next) = c_pair.as_mut().expect("LSTM has cell states");
                         cell::lstm_forward(
                             p,

@@ -13,8 +13,8 @@ use crate::core::Float;
 
 /// Rows of the output per parallel block in row-split products.
 const ROW_BLOCK: usize = 256;
-/// Columns of the output per parallel block in column-split products.
-const COL_BLOCK: usize = 64;
+/// Column blocks of column-split products are whole multiples of this.
+const PANEL: usize = 16;
 
 /// `c = a · b + beta · c`, computed serially.
 #[inline]
@@ -39,9 +39,17 @@ pub fn par_gemm_rows<T: Float>(
 
 /// `c = aᵀ · b + beta · c` with the columns of `c` split across threads: the weight gradients,
 /// where the inner dimension runs over every time step and batch row.
+///
+/// One block of columns per thread (whole panels of 16): each block packs all of `a` again, so
+/// more blocks than threads would only repeat that work. The split does not change the rounding
+/// (each element is one product over the whole inner dimension, wherever its column lands).
 pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
-    let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), COL_BLOCK).collect();
-    let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), COL_BLOCK).collect();
+    let blocks = rayon::current_num_threads()
+        .min(b.ncols().div_ceil(PANEL))
+        .max(1);
+    let cols = b.ncols().div_ceil(blocks).next_multiple_of(PANEL).max(1);
+    let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
+    let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
     b_blocks
         .into_par_iter()
         .zip(c_blocks)

@@ -21,7 +21,7 @@ use crate::error::Result;
 /// Columns per panel: two AVX registers of f32.
 pub const NR: usize = 16;
 /// Rows per register tile.
-pub const MR: usize = 4;
+pub const MR: usize = 6;
 
 /// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
 /// `n` zero.
@@ -101,6 +101,8 @@ pub fn packed_product<T: Float>(
                     accumulate,
                 };
                 match rows {
+                    6 => tile.run::<6>(),
+                    5 => tile.run::<5>(),
                     4 => tile.run::<4>(),
                     3 => tile.run::<3>(),
                     2 => tile.run::<2>(),
