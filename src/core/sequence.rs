@@ -130,6 +130,19 @@ pub struct Gradients<T> {
     pub initial_states: Vec<Array2<T>>,
 }
 
+/// Runs the time loop's tasks: on rayon's pool, or on this thread when there is only one (a
+/// hand-off to the pool and back costs more than a short sequence of a batch of one).
+fn for_each_task<I: Send>(
+    tasks: Vec<I>,
+    run: impl Fn(I) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    if tasks.len() == 1 {
+        tasks.into_iter().try_for_each(run)
+    } else {
+        tasks.into_par_iter().try_for_each(run)
+    }
+}
+
 /// The batch rows each task owns in the time loop: at least `MIN_ROWS`, at most one slice per
 /// thread. Row results do not depend on the slicing (each row's products see the same inner
 /// dimension in the same order), so neither do the outputs.
@@ -293,23 +306,21 @@ pub fn forward<T: Float>(
         zero_output: options.zero_output_for_mask,
         cancel: &input.cancel,
     };
-    tasks
-        .into_par_iter()
-        .try_for_each(|(i, ((((pre, hs), cs), rec_h), ys))| {
-            let chunk = ForwardChunk {
-                first_row: i * rows,
-                pre,
-                hs,
-                cs,
-                rec_h,
-                ys,
-            };
-            if ctx.default_activations() {
-                simd::forward(&ctx, chunk, &TanhSigmoid)
-            } else {
-                simd::forward(&ctx, chunk, &ctx.any_pair())
-            }
-        })?;
+    for_each_task(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
+        let chunk = ForwardChunk {
+            first_row: i * rows,
+            pre,
+            hs,
+            cs,
+            rec_h,
+            ys,
+        };
+        if ctx.default_activations() {
+            simd::forward(&ctx, chunk, &TanhSigmoid)
+        } else {
+            simd::forward(&ctx, chunk, &ctx.any_pair())
+        }
+    })?;
 
     let final_states = std::iter::once(&hs)
         .chain(cs.as_ref())
@@ -373,9 +384,7 @@ fn project_inputs<T: Float>(
         }
     }
     if let Some(bias) = weights.bias {
-        pre2.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .for_each(|mut row| row += &bias.row(0));
+        pre2 += &bias.row(0);
     }
 }
 
@@ -746,22 +755,20 @@ pub fn backward<T: Float>(
         zero_output: saved.options.zero_output_for_mask,
         cancel,
     };
-    tasks
-        .into_par_iter()
-        .try_for_each(|(i, (((dpre, gru), dh0), dc0))| {
-            let chunk = BackwardChunk {
-                first_row: i * rows,
-                dpre,
-                gru,
-                dh0,
-                dc0,
-            };
-            if ctx.default_activations() {
-                simd::backward(&ctx, saved, d_outputs, chunk, &TanhSigmoid)
-            } else {
-                simd::backward(&ctx, saved, d_outputs, chunk, &ctx.any_pair())
-            }
-        })?;
+    for_each_task(tasks, |(i, (((dpre, gru), dh0), dc0))| {
+        let chunk = BackwardChunk {
+            first_row: i * rows,
+            dpre,
+            gru,
+            dh0,
+            dc0,
+        };
+        if ctx.default_activations() {
+            simd::backward(&ctx, saved, d_outputs, chunk, &TanhSigmoid)
+        } else {
+            simd::backward(&ctx, saved, d_outputs, chunk, &ctx.any_pair())
+        }
+    })?;
 
     let rows_all = t * b;
     let dpre2 = dpre

@@ -11,8 +11,8 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::core::Float;
 
-/// Rows of the output per parallel block in row-split products.
-const ROW_BLOCK: usize = 256;
+/// Row-split products give each block at least this many rows.
+const MIN_ROWS: usize = 64;
 /// Column blocks of column-split products are whole multiples of this.
 const PANEL: usize = 16;
 
@@ -29,8 +29,16 @@ pub fn par_gemm_rows<T: Float>(
     beta: T,
     mut c: ArrayViewMut2<T>,
 ) {
-    let a_blocks: Vec<_> = a.axis_chunks_iter(Axis(0), ROW_BLOCK).collect();
-    let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(0), ROW_BLOCK).collect();
+    // One block per thread: equal shares keep both cores busy to the end.
+    let blocks = rayon::current_num_threads()
+        .min(a.nrows() / MIN_ROWS)
+        .max(1);
+    if blocks == 1 {
+        return gemm(a, b, beta, &mut c);
+    }
+    let rows = a.nrows().div_ceil(blocks);
+    let a_blocks: Vec<_> = a.axis_chunks_iter(Axis(0), rows).collect();
+    let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(0), rows).collect();
     a_blocks
         .into_par_iter()
         .zip(c_blocks)
@@ -48,6 +56,9 @@ pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c:
         .min(b.ncols().div_ceil(PANEL))
         .max(1);
     let cols = b.ncols().div_ceil(blocks).next_multiple_of(PANEL).max(1);
+    if blocks == 1 {
+        return gemm(a.t(), b, beta, &mut c);
+    }
     let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
     let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
     b_blocks

@@ -62,6 +62,10 @@ impl<T: Float> PackedMatrix<T> {
 
 /// `c = a · b`, or `c += a · b` with `accumulate`. The rows of `a` and of `c` must be contiguous
 /// (any row stride).
+///
+/// Blocks of [`MR`] rows take one panel at a time. The last few rows (all of them for a batch of
+/// one) take several panels at once instead, so that enough independent multiply-add chains are
+/// in flight to hide their latency.
 #[inline(always)]
 pub fn packed_product<T: Float>(
     a: ArrayView2<T>,
@@ -79,95 +83,130 @@ pub fn packed_product<T: Float>(
         "packed product rows must be contiguous"
     );
     let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
+    let panels = b.n.div_ceil(NR);
     let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
-    for p in 0..b.n.div_ceil(NR) {
-        let cols = NR.min(b.n - p * NR);
-        let panel = b.panel(p);
-        let mut row = 0;
-        while row < m {
-            let rows = MR.min(m - row);
-            // SAFETY: rows `row..row + rows` of `a` (k contiguous values each, `lda` apart) and
-            // columns `p·NR..p·NR + cols` of the same rows of `c` (contiguous, `ldc` apart) lie
-            // inside the views, whose shapes were checked above; `panel` holds `k · NR` values.
-            unsafe {
-                let tile = Tile {
-                    k,
-                    a: a_ptr.add(row * lda),
-                    lda,
-                    panel: panel.as_ptr(),
-                    c: c_ptr.add(row * ldc + p * NR),
-                    ldc,
-                    cols,
-                    accumulate,
-                };
-                match rows {
-                    6 => tile.run::<6>(),
-                    5 => tile.run::<5>(),
-                    4 => tile.run::<4>(),
-                    3 => tile.run::<3>(),
-                    2 => tile.run::<2>(),
-                    _ => tile.run::<1>(),
-                }
-            }
-            row += rows;
+    // SAFETY (both closures): rows `row..row + rows` of `a` (k contiguous values each, `lda`
+    // apart) and columns `p·NR..p·NR + NR·count` (cut at n) of the same rows of `c` (contiguous,
+    // `ldc` apart) lie inside the views, whose shapes were checked above; panels `p..p + count`
+    // exist and hold `k · NR` values each.
+    let tile = |row: usize, p: usize, count: usize| Tile {
+        k,
+        a: unsafe { a_ptr.add(row * lda) },
+        lda,
+        panel: b.panel(p).as_ptr(),
+        panel_stride: k * NR,
+        c: unsafe { c_ptr.add(row * ldc + p * NR) },
+        ldc,
+        last_cols: (b.n - (p + count - 1) * NR).min(NR),
+        accumulate,
+    };
+    let full = m / MR * MR;
+    for p in 0..panels {
+        for row in (0..full).step_by(MR) {
+            unsafe { tile(row, p, 1).run::<MR, 1>() };
         }
+    }
+    let rows = m - full;
+    let group = match rows {
+        0 => return,
+        1 => 4,
+        2 => 2,
+        _ => 1,
+    };
+    let mut p = 0;
+    while p < panels {
+        let count = group.min(panels - p);
+        let t = tile(full, p, count);
+        unsafe {
+            match (rows, count) {
+                (1, 4) => t.run::<1, 4>(),
+                (1, 3) => t.run::<1, 3>(),
+                (1, 2) => t.run::<1, 2>(),
+                (1, _) => t.run::<1, 1>(),
+                (2, 2) => t.run::<2, 2>(),
+                (2, _) => t.run::<2, 1>(),
+                (3, _) => t.run::<3, 1>(),
+                (4, _) => t.run::<4, 1>(),
+                _ => t.run::<5, 1>(),
+            }
+        }
+        p += count;
     }
 }
 
-/// One register tile's operands, as raw pointers into checked views.
+/// One register tile's operands, as raw pointers into checked views: `ROWS` rows of `a` times
+/// `PANELS` consecutive panels, into the matching block of `c`.
 struct Tile<T> {
     k: usize,
     a: *const T,
     lda: usize,
     panel: *const T,
+    panel_stride: usize,
     c: *mut T,
     ldc: usize,
-    cols: usize,
+    /// Columns of the last panel inside `c` (the others are whole).
+    last_cols: usize,
     accumulate: bool,
 }
 
 impl<T: Float> Tile<T> {
-    /// Computes `ROWS` rows of the tile.
+    /// Columns of panel `p` inside `c`.
+    fn cols<const PANELS: usize>(&self, p: usize) -> usize {
+        if p + 1 == PANELS {
+            self.last_cols
+        } else {
+            NR
+        }
+    }
+
+    /// Computes the tile.
     ///
     /// # Safety
-    /// `ROWS` rows of `k` values from `a` and of `cols` values at `c` must be valid, and
-    /// `panel` must hold `k · NR` values.
+    /// `ROWS` rows of `k` values from `a`, `PANELS` panels of `k · NR` values `panel_stride`
+    /// apart, and `ROWS` rows of `c` with the panels' columns must be valid.
     #[inline(always)]
-    unsafe fn run<const ROWS: usize>(&self) {
+    unsafe fn run<const ROWS: usize, const PANELS: usize>(&self) {
         #[cfg(target_arch = "x86_64")]
         if TypeId::of::<T>() == TypeId::of::<f32>() && avx2::available() {
             // SAFETY: T is f32 (checked), so the pointers are f32 pointers; the CPU has AVX2
             // and FMA (checked).
-            return avx2::tile_f32::<ROWS>(&*(self as *const Self as *const Tile<f32>));
+            return avx2::tile_f32::<ROWS, PANELS>(&*(self as *const Self as *const Tile<f32>));
         }
-        self.run_generic::<ROWS>()
+        self.run_generic::<ROWS, PANELS>()
     }
 
     /// The portable tile: plain multiply and add, in the same order as the AVX2 one.
     #[inline(always)]
-    unsafe fn run_generic<const ROWS: usize>(&self) {
-        let mut acc = [[T::zero(); NR]; ROWS];
+    unsafe fn run_generic<const ROWS: usize, const PANELS: usize>(&self) {
+        let mut acc = [[[T::zero(); NR]; PANELS]; ROWS];
         if self.accumulate {
             for (i, acc) in acc.iter_mut().enumerate() {
-                let c = self.c.add(i * self.ldc);
-                for (j, v) in acc.iter_mut().enumerate().take(self.cols) {
-                    *v = *c.add(j);
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let c = self.c.add(i * self.ldc + p * NR);
+                    for (j, v) in acc.iter_mut().enumerate().take(self.cols::<PANELS>(p)) {
+                        *v = *c.add(j);
+                    }
                 }
             }
         }
         for kk in 0..self.k {
-            let b = std::slice::from_raw_parts(self.panel.add(kk * NR), NR);
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let a = *self.a.add(i * self.lda + kk);
-                for (v, &b) in acc.iter_mut().zip(b) {
-                    *v += a * b;
+            for p in 0..PANELS {
+                let b =
+                    std::slice::from_raw_parts(self.panel.add(p * self.panel_stride + kk * NR), NR);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a = *self.a.add(i * self.lda + kk);
+                    for (v, &b) in acc[p].iter_mut().zip(b) {
+                        *v += a * b;
+                    }
                 }
             }
         }
         for (i, acc) in acc.iter().enumerate() {
-            let c = self.c.add(i * self.ldc);
-            for (j, &v) in acc.iter().enumerate().take(self.cols) {
-                *c.add(j) = v;
+            for (p, acc) in acc.iter().enumerate() {
+                let c = self.c.add(i * self.ldc + p * NR);
+                for (j, &v) in acc.iter().enumerate().take(self.cols::<PANELS>(p)) {
+                    *c.add(j) = v;
+                }
             }
         }
     }
@@ -183,44 +222,52 @@ mod avx2 {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
     }
 
-    /// The f32 tile with two 8-wide FMA accumulators per row.
+    /// The f32 tile: two 8-wide FMA accumulators per row and panel.
     ///
     /// # Safety
     /// As [`Tile::run`], on a CPU with AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile_f32<const ROWS: usize>(t: &Tile<f32>) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    pub(super) unsafe fn tile_f32<const ROWS: usize, const PANELS: usize>(t: &Tile<f32>) {
+        let mut acc = [[[_mm256_setzero_ps(); 2]; PANELS]; ROWS];
         let mut edge = [0f32; NR];
         if t.accumulate {
             for (i, acc) in acc.iter_mut().enumerate() {
-                let c = t.c.add(i * t.ldc);
-                let src = if t.cols == NR {
-                    c
-                } else {
-                    std::ptr::copy_nonoverlapping(c, edge.as_mut_ptr(), t.cols);
-                    edge.as_ptr()
-                };
-                *acc = [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))];
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let c = t.c.add(i * t.ldc + p * NR);
+                    let cols = t.cols::<PANELS>(p);
+                    let src = if cols == NR {
+                        c
+                    } else {
+                        std::ptr::copy_nonoverlapping(c, edge.as_mut_ptr(), cols);
+                        edge.as_ptr()
+                    };
+                    *acc = [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))];
+                }
             }
         }
         for kk in 0..t.k {
-            let b0 = _mm256_loadu_ps(t.panel.add(kk * NR));
-            let b1 = _mm256_loadu_ps(t.panel.add(kk * NR + 8));
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let a = _mm256_set1_ps(*t.a.add(i * t.lda + kk));
-                acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
+            for p in 0..PANELS {
+                let b = t.panel.add(p * t.panel_stride + kk * NR);
+                let (b0, b1) = (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm256_set1_ps(*t.a.add(i * t.lda + kk));
+                    acc[p][0] = _mm256_fmadd_ps(a, b0, acc[p][0]);
+                    acc[p][1] = _mm256_fmadd_ps(a, b1, acc[p][1]);
+                }
             }
         }
         for (i, acc) in acc.iter().enumerate() {
-            let c = t.c.add(i * t.ldc);
-            if t.cols == NR {
-                _mm256_storeu_ps(c, acc[0]);
-                _mm256_storeu_ps(c.add(8), acc[1]);
-            } else {
-                _mm256_storeu_ps(edge.as_mut_ptr(), acc[0]);
-                _mm256_storeu_ps(edge.as_mut_ptr().add(8), acc[1]);
-                std::ptr::copy_nonoverlapping(edge.as_ptr(), c, t.cols);
+            for (p, acc) in acc.iter().enumerate() {
+                let c = t.c.add(i * t.ldc + p * NR);
+                let cols = t.cols::<PANELS>(p);
+                if cols == NR {
+                    _mm256_storeu_ps(c, acc[0]);
+                    _mm256_storeu_ps(c.add(8), acc[1]);
+                } else {
+                    _mm256_storeu_ps(edge.as_mut_ptr(), acc[0]);
+                    _mm256_storeu_ps(edge.as_mut_ptr().add(8), acc[1]);
+                    std::ptr::copy_nonoverlapping(edge.as_ptr(), c, cols);
+                }
             }
         }
     }
@@ -270,13 +317,13 @@ mod tests {
 
     #[test]
     fn f32_rows_do_not_depend_on_their_tile_and_views_may_be_strided() {
-        let a = filled(11, 40, 0.3).mapv(|v| v as f32);
+        let a = filled(13, 40, 0.3).mapv(|v| v as f32);
         let wide = filled(40, 2 * 37, 0.2).mapv(|v| v as f32);
         let b = wide.slice(s![.., 37..]); // a column block of a wider matrix
         let packed = PackedMatrix::new(b).unwrap();
-        let mut whole = Array2::<f32>::zeros((11, 37));
+        let mut whole = Array2::<f32>::zeros((13, 37));
         packed_product(a.view(), &packed, false, &mut whole.view_mut());
-        for r in 0..11 {
+        for r in 0..13 {
             let mut one = Array2::<f32>::zeros((1, 37));
             packed_product(
                 a.slice(s![r..r + 1, ..]),
@@ -292,7 +339,7 @@ mod tests {
             .fold(0.0f64, |e, v| e.max(v.abs()));
         assert!(err < 1e-4, "error {err}");
         // `c` may be a column block of a wider array.
-        let mut out = Array2::<f32>::zeros((11, 80));
+        let mut out = Array2::<f32>::zeros((13, 80));
         packed_product(a.view(), &packed, false, &mut out.slice_mut(s![.., 20..57]));
         assert_eq!(out.slice(s![.., 20..57]), whole);
         assert!(out
