@@ -268,6 +268,22 @@ fn mask_with_zero_output_and_go_backwards() {
 }
 
 #[test]
+fn one_input_dropout_mask_shared_by_the_gates() {
+    // Keras's default: one input mask for every gate (the core then runs each product once).
+    let mut rng = Rng::new(9);
+    for (i, kind) in KINDS.into_iter().enumerate() {
+        let g = spec(kind, H, "tanh", "sigmoid", true).gates();
+        let one = rng.dropout(1, B, F, 0.3);
+        let case = Case {
+            input_dropout: Some(one.broadcast((g, B, F)).unwrap().to_owned()),
+            recurrent_dropout: Some(rng.dropout(g, B, H, 0.4)),
+            ..base(kind)
+        };
+        check(case, 60 + i as u64);
+    }
+}
+
+#[test]
 fn dropout_masks_per_gate() {
     let mut rng = Rng::new(8);
     for (i, kind) in KINDS.into_iter().enumerate() {

@@ -271,10 +271,8 @@ pub fn forward<T: Float>(
 
     // Row-major copies: the time loop reads the multipliers as contiguous rows.
     let standard = |m: ArrayView3<T>| m.as_standard_layout().into_owned();
-    let input_dropout = input.input_dropout.map(standard);
+    let input_dropout = input.input_dropout.map(|m| standard(shared_or_per_gate(m)));
     let recurrent_dropout = input.recurrent_dropout.map(standard);
-    // Row-major too: which summation order the small-batch products use follows the layout, and
-    // results must not depend on how the caller's array happens to be stored.
     let recurrent_kernel = weights.recurrent_kernel.as_standard_layout().into_owned();
     project_inputs(
         spec,
@@ -369,6 +367,11 @@ fn project_inputs<T: Float>(
         .expect("pre is contiguous");
     match dropout {
         None => par_gemm_rows(x2, weights.kernel, T::zero(), pre2.view_mut()),
+        Some(masks) if masks.dim().0 == 1 => {
+            let mut xm = Array2::zeros((t * b, f));
+            masked_rows(x2, masks.index_axis(Axis(0), 0), &mut xm);
+            par_gemm_rows(xm.view(), weights.kernel, T::zero(), pre2.view_mut());
+        }
         Some(masks) => {
             let mut xm = Array2::zeros((t * b, f));
             for g in 0..spec.gates() {
@@ -388,11 +391,26 @@ fn project_inputs<T: Float>(
     }
 }
 
+/// Rows per rayon job in the element-wise passes over all `time · batch` rows.
+const ROWS_PER_JOB: usize = 256;
+
+/// `masks` as one `(1, batch, dim)` mask when every gate has the same one (Keras's default
+/// implementation draws one input mask for all gates), so the products run once, not per gate.
+fn shared_or_per_gate<T: Float>(masks: ArrayView3<T>) -> ArrayView3<T> {
+    let first = masks.index_axis(Axis(0), 0);
+    if masks.outer_iter().all(|m| m == first) {
+        masks.slice_move(s![..1, .., ..])
+    } else {
+        masks
+    }
+}
+
 /// `out[r] = a[r] ⊙ mask[r % batch]`: a time-major matrix times a per-sample mask.
 fn masked_rows<T: Float>(a: ArrayView2<T>, mask: ArrayView2<T>, out: &mut Array2<T>) {
     let batch = mask.nrows();
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
+        .with_min_len(ROWS_PER_JOB)
         .enumerate()
         .for_each(|(r, mut o)| {
             Zip::from(&mut o)
@@ -795,6 +813,15 @@ pub fn backward<T: Float>(
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
     match idrop {
         None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut()),
+        Some(masks) if masks.dim().0 == 1 => {
+            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut());
+            let m = masks.index_axis(Axis(0), 0);
+            dx.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .with_min_len(ROWS_PER_JOB)
+                .enumerate()
+                .for_each(|(r, mut dx)| dx *= &m.row(r % b));
+        }
         Some(masks) => {
             let mut scratch = zeros((rows_all, f), "input gradients")?;
             for g in 0..spec.gates() {
@@ -807,6 +834,7 @@ pub fn backward<T: Float>(
                 let m = masks.index_axis(Axis(0), g);
                 dx.axis_iter_mut(Axis(0))
                     .into_par_iter()
+                    .with_min_len(ROWS_PER_JOB)
                     .zip(scratch.axis_iter(Axis(0)))
                     .enumerate()
                     .for_each(|(r, (mut dx, tmp))| {
@@ -895,6 +923,11 @@ fn weight_grad<T: Float>(
 ) -> Result<()> {
     match masks {
         None => par_gemm_tn(lhs, grad, T::zero(), out),
+        Some(masks) if masks.dim().0 == 1 => {
+            let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
+            masked_rows(lhs, masks.index_axis(Axis(0), 0), &mut masked);
+            par_gemm_tn(masked.view(), grad, T::zero(), out);
+        }
         Some(masks) => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             for (i, g) in gates.enumerate() {
