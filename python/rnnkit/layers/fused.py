@@ -31,7 +31,9 @@ def _grads(cell, weight_grads, with_states):
     return [dk, drk] + ([db] if cell.use_bias else []) + (list(dstates) if with_states else [])
 
 
-def rnn_stack(cells, x, initial_states, mask, dropouts, go_backwards=False, zero_output_for_mask=False):
+def rnn_stack(
+    cells, x, initial_states, mask, dropouts, go_backwards=False, zero_output_for_mask=False, return_sequences=True
+):
     """Runs built-in cells one after the other over a sequence, as one differentiable op.
 
     The first cell reads `x` (reversed with `go_backwards`); each later cell reads the previous
@@ -45,10 +47,13 @@ def rnn_stack(cells, x, initial_states, mask, dropouts, go_backwards=False, zero
         dropouts: Per cell, `(input_masks, recurrent_masks)` from `cell.dropout_masks`.
         go_backwards: Process the sequence in reverse (outputs in processing order).
         zero_output_for_mask: Masked steps of the last cell output zeros.
+        return_sequences: False to return only the last step's output, whose gradient then
+            goes to the core as such (no `(batch, time, units)` array of zeros).
 
     Returns:
-        `(outputs, final_states)`: the last cell's `(batch, time, units)` Tensor and, per cell,
-        its list of final-state Tensors.
+        `(outputs, final_states)`: the last cell's `(batch, time, units)` Tensor (`(batch,
+        units)` without `return_sequences`; zeros for an empty sequence) and, per cell, its list
+        of final-state Tensors.
     """
     with_states = initial_states is not None
     states = initial_states or [[] for _ in cells]
@@ -69,19 +74,25 @@ def rnn_stack(cells, x, initial_states, mask, dropouts, go_backwards=False, zero
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
+    if not return_sequences:
+        y = y[:, -1] if y.shape[1] else np.zeros((y.shape[0], y.shape[2]), y.dtype)
     outputs = [wrap(y)] + [s for cell_finals in finals for s in cell_finals]
 
     def backward(grads):
         d_y, rest = grads[0], list(grads[1:])
+        d_last = None if return_sequences else d_y
+        d_y = d_y if return_sequences else None
         d_states = []
         for cell_finals in finals:
             d_states.append(rest[: len(cell_finals)])
             rest = rest[len(cell_finals) :]
         per_cell = []
         for cell, cell_saved, d_final in reversed(list(zip(cells, saved, d_states))):
-            dx, *weight_grads = _core.rnn_backward(cell_saved, d_outputs=d_y, d_final_states=d_final)
+            dx, *weight_grads = _core.rnn_backward(
+                cell_saved, d_outputs=d_y, d_last_output=d_last, d_final_states=d_final
+            )
             per_cell.insert(0, _grads(cell, weight_grads, with_states))
-            d_y = dx
+            d_y, d_last = dx, None
         return [d_y] + [g for cell_grads in per_cell for g in cell_grads]
 
     inputs = [x] + [t for cell, cell_states in zip(cells, states) for t in _weights(cell) + list(cell_states)]

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from rnnkit import tree
+from rnnkit import ops, tree
 from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
 from rnnkit.tensor import Tensor, Variable, convert_to_tensor, wrap
 
@@ -364,7 +364,10 @@ class Layer:
         return outputs
 
     def _convert_input(self, x):
-        if x is None or isinstance(x, Tensor):
+        # Float inputs are cast to the layer's dtype, Tensors too (differentiably), as Keras does.
+        if isinstance(x, Tensor):
+            return ops.cast(x, self.dtype) if x.dtype.kind == "f" and x.dtype != self.dtype else x
+        if x is None:
             return x
         if isinstance(x, np.ndarray):
             check_allocation(f"Layer {self.name}: input", x.shape, x.dtype)  # the copy a Tensor makes

@@ -187,16 +187,17 @@ class RNN(Layer):
             initial_state = self.states
         states = None if initial_state is None else self._check_initial_state(initial_state, batch)
         if self._fused and isinstance(sequences, Tensor):
-            outputs, finals = self._fused_call(sequences, states, mask, training)
+            # The fused op returns only the last step's output unless return_sequences.
+            output, finals = self._fused_call(sequences, states, mask, training)
         else:
             if states is None:
                 states = self._cell_initial_states(batch)
             outputs, finals = self._step_loop(sequences, states, mask, training)
+            # With no steps, the last output is the "previous output" before the first step: zeros.
+            last = tree.map_structure(lambda y: y[:, -1] if steps else ops.zeros((batch, *y.shape[2:]), y.dtype), outputs)
+            output = outputs if self.return_sequences else last
         if self.stateful and not in_symbolic_call():
             self.states = [wrap(np.asarray(s)) for cell in finals for s in cell]
-        # With no steps, the last output is the "previous output" before the first step: zeros.
-        last = tree.map_structure(lambda y: y[:, -1] if steps else ops.zeros((batch, *y.shape[2:]), y.dtype), outputs)
-        output = outputs if self.return_sequences else last
         if not self.return_state:
             return output
         states_out = finals if isinstance(self.cell, StackedRNNCells) else finals[0]
@@ -218,7 +219,9 @@ class RNN(Layer):
         for cell in self._cells:
             dropouts.append(cell.dropout_masks(x.shape[0], input_dim, self.dtype) if training else (None, None))
             input_dim = cell.units
-        return fused.rnn_stack(self._cells, x, states, mask, dropouts, self.go_backwards, self.zero_output_for_mask)
+        return fused.rnn_stack(
+            self._cells, x, states, mask, dropouts, self.go_backwards, self.zero_output_for_mask, self.return_sequences
+        )
 
     def _step_loop(self, sequences, states, mask, training):
         """Steps a cell in Python: each step is ops on the tape, masks select with `where`.

@@ -5,7 +5,7 @@ import numpy as np
 from rnnkit import tree
 from rnnkit.callbacks import CallbackList, History, ProgbarLogger
 from rnnkit.tape import GradientTape
-from rnnkit.tensor import Tensor
+from rnnkit.tensor import Tensor, wrap
 
 
 def _is_data_leaf(value):
@@ -34,6 +34,12 @@ def _to_arrays(data):
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Expected numeric data (numpy arrays or nested lists of numbers), received dtype {array.dtype}.")
     return array
+
+
+def _shared(x):
+    """The arrays of a batch as read-only Tensors sharing their memory: a step reads its inputs
+    and keeps none of them, so the copy a Tensor makes of a user's array is not needed."""
+    return tree.map_structure(lambda a: wrap(a.view()) if isinstance(a, np.ndarray) else a, x)
 
 
 def _count(arrays, name):
@@ -231,7 +237,7 @@ class Trainer:
     def _train_step(self, x, y, sample_weight):
         params = self.trainable_weights
         with GradientTape() as tape:
-            y_pred = self._listify(self(x, training=True))
+            y_pred = self._listify(self(_shared(x), training=True))
             y_true = self._listify(y)
             total, per_output = self._compute_loss(y_true, y_pred, sample_weight)
         grads = tape.gradient(total, params)
@@ -240,7 +246,7 @@ class Trainer:
         return self._step_logs(total, per_output, y_true, y_pred, sample_weight)
 
     def _test_step(self, x, y, sample_weight):
-        y_pred = self._listify(self(x, training=False))
+        y_pred = self._listify(self(_shared(x), training=False))
         y_true = self._listify(y)
         total, per_output = self._compute_loss(y_true, y_pred, sample_weight)
         return self._step_logs(total, per_output, y_true, y_pred, sample_weight)
@@ -254,7 +260,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as numpy arrays."""
-        return tree.map_structure(np.asarray, self(_to_arrays(x), training=False))
+        return tree.map_structure(np.asarray, self(_shared(_to_arrays(x)), training=False))
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for `x`, computed in batches of `batch_size` (32 by default)."""

@@ -164,9 +164,15 @@ def getitem(x, key):
     elif isinstance(key, Tensor):
         key = np.asarray(key)
 
+    parts = key if isinstance(key, tuple) else (key,)
+    basic = all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in parts)
+
     def backward(grad):
         d_x = np.zeros(x.shape, grad.dtype)
-        np.add.at(d_x, key, grad)  # accumulates where an index repeats
+        if basic:  # ints and slices select each element at most once
+            d_x[key] = grad
+        else:
+            np.add.at(d_x, key, grad)  # accumulates where an index repeats
         return d_x
 
     return x[key], backward
