@@ -22,6 +22,8 @@ use crate::error::Result;
 pub const NR: usize = 16;
 /// Rows per register tile.
 pub const MR: usize = 6;
+/// Inner-dimension chunk: 128 rows of a panel are 8 KiB.
+pub const KC: usize = 128;
 
 /// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
 /// `n` zero.
@@ -85,52 +87,58 @@ pub fn packed_product<T: Float>(
     let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
     let panels = b.n.div_ceil(NR);
     let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
-    // SAFETY (both closures): rows `row..row + rows` of `a` (k contiguous values each, `lda`
-    // apart) and columns `p·NR..p·NR + NR·count` (cut at n) of the same rows of `c` (contiguous,
-    // `ldc` apart) lie inside the views, whose shapes were checked above; panels `p..p + count`
-    // exist and hold `k · NR` values each.
-    let tile = |row: usize, p: usize, count: usize| Tile {
-        k,
-        a: unsafe { a_ptr.add(row * lda) },
-        lda,
-        panel: b.panel(p).as_ptr(),
-        panel_stride: k * NR,
-        c: unsafe { c_ptr.add(row * ldc + p * NR) },
-        ldc,
-        last_cols: (b.n - (p + count - 1) * NR).min(NR),
-        accumulate,
-    };
-    let full = m / MR * MR;
-    for p in 0..panels {
-        for row in (0..full).step_by(MR) {
-            unsafe { tile(row, p, 1).run::<MR, 1>() };
-        }
-    }
-    let rows = m - full;
-    let group = match rows {
-        0 => return,
-        1 => 4,
-        2 => 2,
-        _ => 1,
-    };
-    let mut p = 0;
-    while p < panels {
-        let count = group.min(panels - p);
-        let t = tile(full, p, count);
-        unsafe {
-            match (rows, count) {
-                (1, 4) => t.run::<1, 4>(),
-                (1, 3) => t.run::<1, 3>(),
-                (1, 2) => t.run::<1, 2>(),
-                (1, _) => t.run::<1, 1>(),
-                (2, 2) => t.run::<2, 2>(),
-                (2, _) => t.run::<2, 1>(),
-                (3, _) => t.run::<3, 1>(),
-                (4, _) => t.run::<4, 1>(),
-                _ => t.run::<5, 1>(),
+    // The inner dimension goes in chunks of KC, so that a chunk of the panel and of the rows
+    // stay in L1 while every row block passes; each chunk continues the elements' multiply-add
+    // chains where the previous one stored them, so the rounding is that of one pass.
+    for k0 in (0..k.max(1)).step_by(KC) {
+        let kc = KC.min(k - k0);
+        // SAFETY: rows `row..row + rows` of `a` (k contiguous values each, `lda` apart, read
+        // from `k0` on) and columns `p·NR..p·NR + NR·count` (cut at n) of the same rows of `c`
+        // (contiguous, `ldc` apart) lie inside the views, whose shapes were checked above;
+        // panels `p..p + count` exist and hold `k · NR` values each, read from row `k0` on.
+        let tile = |row: usize, p: usize, count: usize| Tile {
+            k: kc,
+            a: unsafe { a_ptr.add(row * lda + k0) },
+            lda,
+            panel: unsafe { b.panel(p).as_ptr().add(k0 * NR) },
+            panel_stride: k * NR,
+            c: unsafe { c_ptr.add(row * ldc + p * NR) },
+            ldc,
+            last_cols: (b.n - (p + count - 1) * NR).min(NR),
+            accumulate: accumulate || k0 > 0,
+        };
+        let full = m / MR * MR;
+        for p in 0..panels {
+            for row in (0..full).step_by(MR) {
+                unsafe { tile(row, p, 1).run::<MR, 1>() };
             }
         }
-        p += count;
+        let rows = m - full;
+        let group = match rows {
+            0 => continue,
+            1 => 4,
+            2 => 2,
+            _ => 1,
+        };
+        let mut p = 0;
+        while p < panels {
+            let count = group.min(panels - p);
+            let t = tile(full, p, count);
+            unsafe {
+                match (rows, count) {
+                    (1, 4) => t.run::<1, 4>(),
+                    (1, 3) => t.run::<1, 3>(),
+                    (1, 2) => t.run::<1, 2>(),
+                    (1, _) => t.run::<1, 1>(),
+                    (2, 2) => t.run::<2, 2>(),
+                    (2, _) => t.run::<2, 1>(),
+                    (3, _) => t.run::<3, 1>(),
+                    (4, _) => t.run::<4, 1>(),
+                    _ => t.run::<5, 1>(),
+                }
+            }
+            p += count;
+        }
     }
 }
 
@@ -292,6 +300,10 @@ mod tests {
             (4, 16, 16),
             (9, 33, 50),
             (17, 64, 256),
+            (1, 9, 100),
+            (2, 5, 70),
+            (14, 64, 256),
+            (7, 300, 33),
             (2, 0, 3),
         ] {
             let a = filled(m, k, 0.37);
