@@ -180,11 +180,28 @@ fn pack_gates<T: Float>(
 
 /// Copies `(batch, time, ·)` into a new time-major array in processing order.
 fn time_major<T: Float>(a: ArrayView3<T>, reverse: bool, what: &'static str) -> Result<Array3<T>> {
-    let (b, t, f) = a.dim();
-    let mut out = zeros((t, b, f), what)?;
-    for (s, mut dst) in out.outer_iter_mut().enumerate() {
-        let step = if reverse { t - 1 - s } else { s };
-        dst.assign(&a.index_axis(Axis(1), step));
+    if reverse {
+        swap_leading_axes(a.slice(s![.., ..;-1, ..]), what)
+    } else {
+        swap_leading_axes(a, what)
+    }
+}
+
+/// A new array with the first two axes of `a` swapped (time-major to batch-major or back).
+/// Large copies fill the result's outer rows in parallel.
+fn swap_leading_axes<T: Float>(a: ArrayView3<T>, what: &'static str) -> Result<Array3<T>> {
+    const PARALLEL_FROM: usize = 1 << 16;
+    let (p, q, f) = a.dim();
+    let mut out = zeros((q, p, f), what)?;
+    let copy =
+        |(i, mut dst): (usize, ndarray::ArrayViewMut2<T>)| dst.assign(&a.index_axis(Axis(1), i));
+    if out.len() < PARALLEL_FROM {
+        out.outer_iter_mut().enumerate().for_each(copy);
+    } else {
+        out.outer_iter_mut()
+            .into_par_iter()
+            .enumerate()
+            .for_each(copy);
     }
     Ok(out)
 }
@@ -324,8 +341,7 @@ pub fn forward<T: Float>(
         .chain(cs.as_ref())
         .map(|a| a.index_axis(Axis(0), t).to_owned())
         .collect();
-    let mut outputs = zeros((b, t, u), "outputs")?;
-    outputs.assign(&ys.view().permuted_axes([1, 0, 2]));
+    let outputs = swap_leading_axes(ys.view(), "outputs")?;
     let saved = Saved {
         spec: *spec,
         options,
@@ -846,16 +862,12 @@ pub fn backward<T: Float>(
             }
         }
     }
-    let mut input = zeros((b, t, f), "input gradients")?;
     let dx3 = dx.into_shape_with_order((t, b, f)).expect("contiguous");
-    for (s, src) in dx3.outer_iter().enumerate() {
-        let step = if saved.options.go_backwards {
-            t - 1 - s
-        } else {
-            s
-        };
-        input.index_axis_mut(Axis(1), step).assign(&src);
-    }
+    let input = if saved.options.go_backwards {
+        swap_leading_axes(dx3.slice(s![..;-1, .., ..]), "input gradients")?
+    } else {
+        swap_leading_axes(dx3.view(), "input gradients")?
+    };
 
     let mut kernel = zeros((f, width), "kernel gradient")?;
     weight_grad(x2, idrop, dpre2, 0..spec.gates(), u, kernel.view_mut())?;
