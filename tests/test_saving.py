@@ -188,21 +188,23 @@ def test_compile_settings_are_restored(tmp_path, trained_functional):
     assert list(got) == list(expected) == ["loss", "out_a_loss", "out_b_loss", "out_a_accuracy", "out_b_accuracy"]
     for key in expected:
         assert got[key] == pytest.approx(expected[key], rel=1e-6)
-    # A loaded model trains directly, exactly as the same model compiled by hand with the saved
-    # settings (same dropout masks from the same seed).
-    by_hand = rk.models.load_model(path, compile=False)
-    by_hand.compile(
+    # The optimizer's state (Adam's step count and moments) comes back too: the loaded model goes
+    # on training exactly as the saved one does (same dropout masks from the same seed), and not
+    # as the same model compiled afresh with the saved settings.
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    fresh = rk.models.load_model(path, compile=False)
+    fresh.compile(
         optimizer=rk.optimizers.Adam(learning_rate=0.005),
         loss=[rk.losses.SparseCategoricalCrossentropy(from_logits=True), "binary_crossentropy"],
         loss_weights=[1.0, 0.5],
         metrics=["accuracy"],
     )
     steps = []
-    for m in (loaded, by_hand):
+    for m in (model, loaded, fresh):
         rk.utils.set_random_seed(0)
         steps.append([m.train_on_batch(x, y, return_dict=True) for _ in range(3)])
-    assert steps[0] == steps[1]
-    assert_same_weights(loaded, by_hand)
+    assert steps[0] == steps[1] != steps[2]
+    assert_same_weights(model, loaded)
     history = loaded.fit(x, y, epochs=2, verbose=0)
     assert list(history.history) == list(expected)
     assert all(np.isfinite(v) for v in history.history["loss"])
@@ -242,15 +244,17 @@ def test_saved_files_contain_no_pickle(tmp_path, trained_functional):
     path = tmp_path / "model.keras"
     trained_functional.save(path)
     with zipfile.ZipFile(path) as archive:
-        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.npz"]
+        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.npz", "optimizer.npz"]
         config = json.loads(archive.read("config.json"))
         json.loads(archive.read("metadata.json"))
         weights = archive.read("model.weights.npz")
+        state = archive.read("optimizer.npz")
     assert config["class_name"] in ("Model", "Functional")
-    with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
-        arrays = [npz[name] for name in npz.files]
-    assert len(arrays) == len(trained_functional.weights)
-    assert all(a.dtype.kind in "fiu" and not a.dtype.hasobject for a in arrays)
+    for data, count in ((weights, len(trained_functional.weights)), (state, len(trained_functional.optimizer.variables))):
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = [npz[name] for name in npz.files]
+        assert len(arrays) == count
+        assert all(a.dtype.kind in "fiu" and not a.dtype.hasobject for a in arrays)
     trained_functional.save_weights(tmp_path / "w.npz")
     with np.load(tmp_path / "w.npz", allow_pickle=False) as npz:
         for got, want in zip((npz[name] for name in sorted(npz.files)), trained_functional.get_weights()):
@@ -555,3 +559,19 @@ def test_custom_object_scope_reaches_nested_configs(tmp_path):
     assert isinstance(loaded.layers[-1].cell, NestedCell)
     with pytest.raises(ValueError, match="NestedCell"):
         rk.models.load_model(path)  # the scope ended with the block
+
+
+def test_optimizer_state_of_another_model_is_rejected(tmp_path, trained_functional):
+    path = tmp_path / "model.keras"
+    trained_functional.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    buffer = io.BytesIO()
+    np.savez(buffer, w00000=np.zeros((), np.int64), w00001=np.zeros((3, 3), np.float32))
+    members["optimizer.npz"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="optimizer state: expected .* weight arrays"):
+        rk.models.load_model(path)
+    assert rk.models.load_model(path, compile=False).compiled is False  # the weights still load

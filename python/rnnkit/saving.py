@@ -1,7 +1,8 @@
 """Saving and loading models and weights: a zip of JSON and `.npy` arrays, never pickle.
 
 A model file (`model.save("m.keras")`) holds `config.json` (the architecture and compile
-settings), `metadata.json` and `model.weights.npz`. A weights file is that npz alone. Every
+settings), `metadata.json`, `model.weights.npz` and, once the model has trained, the optimizer's
+state in `optimizer.npz` (so training resumes where it stopped, as with Keras). A weights file is that npz alone. Every
 write goes to a temporary file that replaces the target only once complete, so a crash mid-save
 leaves the previous file intact. Reading validates names, sizes, dtypes and shapes before any
 array data is read, and never executes code.
@@ -18,7 +19,7 @@ import numpy as np
 import rnnkit
 from rnnkit.layers import serialization
 
-_CONFIG, _METADATA, _WEIGHTS = "config.json", "metadata.json", "model.weights.npz"
+_CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER = "config.json", "metadata.json", "model.weights.npz", "optimizer.npz"
 _MAX_JSON_BYTES = 64 << 20
 
 
@@ -155,12 +156,16 @@ def save_model(model, filepath):
     }
     metadata = {"rnnkit_version": rnnkit.__version__, "format": 1}
     weights = _weights_bytes(model.get_weights())
+    optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
+    state = _weights_bytes([v.numpy() for v in optimizer.variables]) if optimizer is not None and optimizer.built else None
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(_CONFIG, json.dumps(config))
             archive.writestr(_METADATA, json.dumps(metadata))
             archive.writestr(_WEIGHTS, weights)
+            if state is not None:
+                archive.writestr(_OPTIMIZER, state)
 
     _atomic_write(filepath, write)
 
@@ -197,7 +202,7 @@ def load_model(filepath, custom_objects=None, compile=True):
         raise ValueError(f"{filepath}: not an rnnkit model file (expected a zip archive).") from None
     with archive:
         names = set(archive.namelist())
-        if not {_CONFIG, _WEIGHTS} <= names or names - {_CONFIG, _METADATA, _WEIGHTS}:
+        if not {_CONFIG, _WEIGHTS} <= names or names - {_CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER}:
             raise ValueError(f"{filepath}: not an rnnkit model file (members: {sorted(names)[:5]}).")
         try:
             config = json.loads(_read_member(archive, _CONFIG, _MAX_JSON_BYTES, filepath))
@@ -206,6 +211,7 @@ def load_model(filepath, custom_objects=None, compile=True):
         if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
             raise ValueError(f"{filepath}: config.json does not describe a model (expected an object with 'class_name' and 'config').")
         weights = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
+        state = io.BytesIO(_read_member(archive, _OPTIMIZER, None, filepath)) if _OPTIMIZER in names else None
     from rnnkit.models import Model, Sequential
 
     classes = {"Model": Model, "Functional": Model, "Sequential": Sequential, **(custom_objects or {})}
@@ -223,4 +229,10 @@ def load_model(filepath, custom_objects=None, compile=True):
             loss_weights=compile_config["loss_weights"],
             metrics=compile_config["metrics"] if len(compile_config["metrics"]) > 1 else compile_config["metrics"][0],
         )
+        if state is not None:
+            optimizer = model.optimizer
+            optimizer.build(model.trainable_weights)
+            expected = [(v.shape, v.dtype) for v in optimizer.variables]
+            for variable, value in zip(optimizer.variables, _read_weights(state, expected, f"{filepath}: optimizer state")):
+                variable.assign(value)
     return model
