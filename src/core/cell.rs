@@ -6,7 +6,7 @@
 
 use ndarray::ArrayView2;
 
-use super::activation::{Activation, Pointwise};
+use super::activation::{Activation, Pointwise, TanhSigmoid};
 use super::Float;
 use crate::error::{check_shape, Error, Result};
 
@@ -93,6 +93,11 @@ impl CellSpec {
         ]
         .into_iter()
         .fold(1, usize::saturating_mul)
+    }
+
+    /// Whether the cell uses Keras's default pair, tanh and sigmoid.
+    pub fn has_default_activations(&self) -> bool {
+        (self.activation, self.recurrent_activation) == (Activation::Tanh, Activation::Sigmoid)
     }
 
     /// State tensors: 2 for LSTM (`h`, `c`), 1 otherwise.
@@ -191,6 +196,52 @@ pub fn lstm_forward<T: Float, P: Pointwise<T>>(
         let cj = p.ract(zf[j]) * c_prev[j] + p.ract(zi[j]) * p.act(zc[j]);
         c[j] = cj;
         h[j] = p.ract(zo[j]) * p.act(cj);
+    }
+}
+
+/// LSTM forward for the default tanh/sigmoid pair, as [`lstm_forward`], also overwriting `pre`
+/// with the gate values `i, f, g, o`: their derivatives follow from the values alone, so the
+/// backward pass ([`lstm_backward_from_gates`]) needs no activation again.
+#[inline(always)]
+pub fn lstm_forward_keeping_gates<T: Float>(pre: &mut [T], c_prev: &[T], h: &mut [T], c: &mut [T]) {
+    let p = TanhSigmoid;
+    let n = h.len();
+    let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
+    let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
+    for j in 0..n {
+        let (i, f, g, o) = (p.ract(zi[j]), p.ract(zf[j]), p.act(zc[j]), p.ract(zo[j]));
+        let cj = f * c_prev[j] + i * g;
+        c[j] = cj;
+        h[j] = o * p.act(cj);
+        (zi[j], zf[j], zc[j], zo[j]) = (i, f, g, o);
+    }
+}
+
+/// LSTM backward for one row from the gate values [`lstm_forward_keeping_gates`] kept; otherwise
+/// as [`lstm_backward`] with tanh and sigmoid.
+#[inline(always)]
+pub fn lstm_backward_from_gates<T: Float>(
+    gates: &[T],
+    c_prev: &[T],
+    c: &[T],
+    dh: &[T],
+    dc: &mut [T],
+    dpre: &mut [T],
+) {
+    let one = T::one();
+    let n = dh.len();
+    let [gi, gf, gg, go] = blocks::<T, 4>(gates).map(|z| &z[..n]);
+    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
+    let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
+    for j in 0..n {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let ac = c[j].tanh_fast();
+        let dcj = dc[j] + dh[j] * o * (one - ac * ac);
+        d_o[j] = dh[j] * ac * (o * (one - o));
+        di[j] = dcj * g * (i * (one - i));
+        df[j] = dcj * c_prev[j] * (f * (one - f));
+        dg[j] = dcj * i * (one - g * g);
+        dc[j] = dcj * f;
     }
 }
 

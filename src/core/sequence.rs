@@ -9,7 +9,7 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
-use super::activation::{Activation, AnyPair, Pointwise, TanhSigmoid};
+use super::activation::{AnyPair, Pointwise, TanhSigmoid};
 use super::cancel::Cancel;
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
@@ -83,8 +83,9 @@ pub struct Saved<T> {
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<T>>,
     recurrent_dropout: Option<Array3<T>>,
-    /// `(time, batch, gates·units)` pre-activations.
+    /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pre: Array3<T>,
+    keep_gates: bool,
     /// `(time + 1, batch, units)`: `h` before each step, then the final `h`.
     hs: Array3<T>,
     /// Same as `hs` for the LSTM cell state.
@@ -309,6 +310,7 @@ pub fn forward<T: Float>(
         .enumerate()
         .collect();
     let packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
+    let keep_gates = spec.kind == CellKind::Lstm && spec.has_default_activations();
     let ctx = StepContext {
         spec,
         packed: &packed,
@@ -319,6 +321,7 @@ pub fn forward<T: Float>(
         mask: mask.as_ref().map(|m| m.view()),
         recurrent_dropout: recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: options.zero_output_for_mask,
+        keep_gates,
         cancel: &input.cancel,
     };
     for_each_task(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
@@ -353,6 +356,7 @@ pub fn forward<T: Float>(
         input_dropout,
         recurrent_dropout,
         pre,
+        keep_gates,
         hs,
         cs,
         rec_h,
@@ -463,6 +467,9 @@ struct StepContext<'a, T> {
     mask: Option<ArrayView2<'a, bool>>,
     recurrent_dropout: Option<ArrayView3<'a, T>>,
     zero_output: bool,
+    /// LSTM with tanh/sigmoid: the forward pass stores the gate values in place of the
+    /// pre-activations, and the backward pass reads them.
+    keep_gates: bool,
     cancel: &'a Cancel,
 }
 
@@ -479,8 +486,7 @@ struct ForwardChunk<'a, T> {
 impl<T: Float> StepContext<'_, T> {
     /// Whether the cell uses Keras's default tanh/sigmoid pair (the statically dispatched path).
     fn default_activations(&self) -> bool {
-        (self.spec.activation, self.spec.recurrent_activation)
-            == (Activation::Tanh, Activation::Sigmoid)
+        self.spec.has_default_activations()
     }
 
     fn any_pair(&self) -> AnyPair {
@@ -610,13 +616,19 @@ impl<T: Float> StepContext<'_, T> {
                     }
                     CellKind::Lstm => {
                         let (c_prev, c_next) = c_pair.as_mut().expect("LSTM has cell states");
-                        cell::lstm_forward(
-                            p,
-                            pre_row.as_slice().expect("contiguous"),
-                            c_prev.row(r).to_slice().expect("contiguous"),
-                            h_out,
-                            slice_mut(c_next.row_mut(r)),
-                        );
+                        let c_prev = c_prev.row(r).to_slice().expect("contiguous");
+                        let c_next = slice_mut(c_next.row_mut(r));
+                        if self.keep_gates {
+                            cell::lstm_forward_keeping_gates(
+                                slice_mut(pre_row),
+                                c_prev,
+                                h_out,
+                                c_next,
+                            );
+                        } else {
+                            let pre_row = pre_row.as_slice().expect("contiguous");
+                            cell::lstm_forward(p, pre_row, c_prev, h_out, c_next);
+                        }
                     }
                     CellKind::Gru { reset_after: true } => {
                         let rec_h = c.rec_h.as_mut().expect("GRU keeps its recurrent term");
@@ -787,6 +799,7 @@ pub fn backward<T: Float>(
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
+        keep_gates: saved.keep_gates,
         cancel,
     };
     for_each_task(tasks, |(i, (((dpre, gru), dh0), dc0))| {
@@ -1042,17 +1055,19 @@ impl<T: Float> StepContext<'_, T> {
                     CellKind::Lstm => {
                         let cs = cs.as_ref().expect("LSTM has cell states");
                         let dc = dc.as_mut().expect("LSTM has cell states");
-                        cell::lstm_backward(
-                            p,
-                            pre_row,
-                            cs.slice(s![step, r, ..]).to_slice().expect("contiguous"),
-                            cs.slice(s![step + 1, r, ..])
-                                .to_slice()
-                                .expect("contiguous"),
-                            dh_row,
-                            slice_mut(dc.row_mut(r)),
-                            dpre_row,
-                        );
+                        let c_prev = cs.slice(s![step, r, ..]).to_slice().expect("contiguous");
+                        let c = cs
+                            .slice(s![step + 1, r, ..])
+                            .to_slice()
+                            .expect("contiguous");
+                        let dc = slice_mut(dc.row_mut(r));
+                        if self.keep_gates {
+                            cell::lstm_backward_from_gates(
+                                pre_row, c_prev, c, dh_row, dc, dpre_row,
+                            );
+                        } else {
+                            cell::lstm_backward(p, pre_row, c_prev, c, dh_row, dc, dpre_row);
+                        }
                         dhp.fill(T::zero());
                     }
                     CellKind::Gru { reset_after: true } => {
