@@ -278,9 +278,9 @@ impl Activation {
 
 /// A cell's activation pair (`activation`, `recurrent_activation`) as the step math uses it.
 ///
-/// The sequence loop picks the implementation once per call: the default tanh/sigmoid pair as
-/// the type [`TanhSigmoid`], so the per-row loops inline it and vectorize, and any other pair
-/// through [`AnyPair`]. Both compute the same values.
+/// The sequence loop picks the implementation once per call: the common pairs as a
+/// [`FixedPair`] type, so the per-row loops inline the functions and vectorize, and any other
+/// pair through [`AnyPair`], which dispatches per element. Both compute the same values.
 pub trait Pointwise<T: Float>: Sync {
     /// `activation(x)`.
     fn act(&self, x: T) -> T;
@@ -292,27 +292,58 @@ pub trait Pointwise<T: Float>: Sync {
     fn ract_d(&self, x: T, y: T) -> T;
 }
 
-/// Keras's default pair: tanh and sigmoid.
-pub struct TanhSigmoid;
+/// An activation fixed at compile time.
+pub trait Fixed: Sync {
+    const ACTIVATION: Activation;
+}
 
-impl<T: Float> Pointwise<T> for TanhSigmoid {
+macro_rules! fixed {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("[`Activation::", stringify!($name), "`] as a type.")]
+        pub struct $name;
+        impl Fixed for $name {
+            const ACTIVATION: Activation = Activation::$name;
+        }
+    )*};
+}
+fixed!(Tanh, Sigmoid, Relu, HardSigmoid);
+
+/// A pair of activations fixed at compile time.
+pub struct FixedPair<A, R>(std::marker::PhantomData<(A, R)>);
+
+impl<A, R> FixedPair<A, R> {
+    pub const fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<A, R> Default for FixedPair<A, R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float, A: Fixed, R: Fixed> Pointwise<T> for FixedPair<A, R> {
     #[inline(always)]
     fn act(&self, x: T) -> T {
-        x.tanh_fast()
+        A::ACTIVATION.apply(x)
     }
     #[inline(always)]
-    fn act_d(&self, _x: T, y: T) -> T {
-        T::one() - y * y
+    fn act_d(&self, x: T, y: T) -> T {
+        A::ACTIVATION.derivative(x, y)
     }
     #[inline(always)]
     fn ract(&self, x: T) -> T {
-        sigmoid(x)
+        R::ACTIVATION.apply(x)
     }
     #[inline(always)]
-    fn ract_d(&self, _x: T, y: T) -> T {
-        y * (T::one() - y)
+    fn ract_d(&self, x: T, y: T) -> T {
+        R::ACTIVATION.derivative(x, y)
     }
 }
+
+/// Keras's default pair: tanh and sigmoid.
+pub type TanhSigmoid = FixedPair<Tanh, Sigmoid>;
 
 /// Any pair of activations, dispatched per element.
 pub struct AnyPair(pub Activation, pub Activation);

@@ -204,7 +204,7 @@ pub fn lstm_forward<T: Float, P: Pointwise<T>>(
 /// backward pass ([`lstm_backward_from_gates`]) needs no activation again.
 #[inline(always)]
 pub fn lstm_forward_keeping_gates<T: Float>(pre: &mut [T], c_prev: &[T], h: &mut [T], c: &mut [T]) {
-    let p = TanhSigmoid;
+    let p = TanhSigmoid::new();
     let n = h.len();
     let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
     let (c_prev, c) = (&c_prev[..n], &mut c[..n]);

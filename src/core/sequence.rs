@@ -9,7 +9,9 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
-use super::activation::{AnyPair, Pointwise, TanhSigmoid};
+use super::activation::{
+    Activation, AnyPair, FixedPair, HardSigmoid, Pointwise, Relu, Sigmoid, Tanh,
+};
 use super::cancel::Cancel;
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
@@ -129,6 +131,36 @@ pub struct Gradients<T> {
     pub bias: Option<Array2<T>>,
     /// One per state.
     pub initial_states: Vec<Array2<T>>,
+}
+
+/// Evaluates `$body` with `$p` bound to the cell's activation pair: a [`FixedPair`] for the
+/// common pairs (the loops then inline and vectorize the functions), else an [`AnyPair`].
+macro_rules! with_pair {
+    ($spec:expr, $p:ident => $body:expr) => {{
+        use Activation as A;
+        match ($spec.activation, $spec.recurrent_activation) {
+            (A::Tanh, A::Sigmoid) => {
+                let $p = &FixedPair::<Tanh, Sigmoid>::new();
+                $body
+            }
+            (A::Relu, A::Sigmoid) => {
+                let $p = &FixedPair::<Relu, Sigmoid>::new();
+                $body
+            }
+            (A::Tanh, A::HardSigmoid) => {
+                let $p = &FixedPair::<Tanh, HardSigmoid>::new();
+                $body
+            }
+            (A::Relu, A::HardSigmoid) => {
+                let $p = &FixedPair::<Relu, HardSigmoid>::new();
+                $body
+            }
+            (act, ract) => {
+                let $p = &AnyPair(act, ract);
+                $body
+            }
+        }
+    }};
 }
 
 /// Runs the time loop's tasks: on rayon's pool, or on this thread when there is only one (a
@@ -333,11 +365,7 @@ pub fn forward<T: Float>(
             rec_h,
             ys,
         };
-        if ctx.default_activations() {
-            simd::forward(&ctx, chunk, &TanhSigmoid)
-        } else {
-            simd::forward(&ctx, chunk, &ctx.any_pair())
-        }
+        with_pair!(spec, p => simd::forward(&ctx, chunk, p))
     })?;
 
     let final_states = std::iter::once(&hs)
@@ -484,15 +512,6 @@ struct ForwardChunk<'a, T> {
 }
 
 impl<T: Float> StepContext<'_, T> {
-    /// Whether the cell uses Keras's default tanh/sigmoid pair (the statically dispatched path).
-    fn default_activations(&self) -> bool {
-        self.spec.has_default_activations()
-    }
-
-    fn any_pair(&self) -> AnyPair {
-        AnyPair(self.spec.activation, self.spec.recurrent_activation)
-    }
-
     fn used(&self, step: usize, row: usize) -> bool {
         self.mask.is_none_or(|m| m[[step, row]])
     }
@@ -810,11 +829,7 @@ pub fn backward<T: Float>(
             dh0,
             dc0,
         };
-        if ctx.default_activations() {
-            simd::backward(&ctx, saved, d_outputs, chunk, &TanhSigmoid)
-        } else {
-            simd::backward(&ctx, saved, d_outputs, chunk, &ctx.any_pair())
-        }
+        with_pair!(spec, p => simd::backward(&ctx, saved, d_outputs, chunk, p))
     })?;
 
     let rows_all = t * b;
