@@ -143,6 +143,7 @@ fn check(case: Case, seed: u64) {
         } else {
             case.spec.state_count()
         };
+    #[allow(clippy::needless_range_loop)] // `work` is mutated inside, so no iterator over it
     for a in 0..n_arrays {
         let len = work.arrays_mut()[a].1.len();
         let mut numeric = Vec::with_capacity(len);

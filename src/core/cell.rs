@@ -303,6 +303,7 @@ pub fn gru_after_forward<T: Float, P: Pointwise<T>>(
 /// (the gradient of the recurrent h-gate term, `dpre_h ⊙ r`) and `dh_prev` (the direct path
 /// through the blend, `dh ⊙ z`).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // one slice per operand of the row's step math
 pub fn gru_after_backward<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],
@@ -390,6 +391,7 @@ pub fn gru_before_backward_gates<T: Float, P: Pointwise<T>>(
 /// GRU (reset before the product) backward, second half: from `dq`, the r-gate gradient into
 /// `dpre`, the path through `q` into `dh_prev`, and `q` itself (for the h-gate weight gradient).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // one slice per operand of the row's step math
 pub fn gru_before_backward_reset<T: Float, P: Pointwise<T>>(
     p: &P,
     pre: &[T],

@@ -66,7 +66,7 @@ impl Float for f32 {
             * r
             + 1.666_666_5e-1)
             * r
-            + 5.000_000_1e-1;
+            + 0.5;
         let y = p * r * r + r + 1.0;
         // 2^n: `n + 127` sits in the low mantissa bits of `n + 127 + 1.5·2^23` (exact, as n is
         // a small integer), and shifting them into the exponent field needs no float-to-int

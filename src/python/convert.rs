@@ -197,13 +197,16 @@ pub fn read_opt<'py, T: Element, D: Dimension>(
     }
 }
 
+/// A list of optional arrays, as `read_list` returns it.
+pub type ArrayList<'py, T, D> = Vec<Option<PyReadonlyArray<'py, T, D>>>;
+
 /// Reads a list of arrays (`None` entries allowed when `allow_none`).
 pub fn read_list<'py, T: Element, D: Dimension>(
     name: &str,
     obj: Option<&Bound<'py, PyAny>>,
     dims: &str,
     dtype_name: &str,
-) -> PyResult<Option<Vec<Option<PyReadonlyArray<'py, T, D>>>>> {
+) -> PyResult<Option<ArrayList<'py, T, D>>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(None);
     };
