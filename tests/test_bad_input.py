@@ -610,3 +610,19 @@ def test_core_backward_rejects_bad_gradients():
         _core.bidirectional_backward(saved)
     with raises(TypeError, "SavedActivations"):
         _core.rnn_backward("not saved activations")
+
+
+# --- rk.ops ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, fragments",
+    [
+        (lambda: rk.ops.add(np.ones((2, 3)), np.ones((4,))), ["rk.ops.add", "received shapes (2, 3), (4,)"]),
+        (lambda: rk.ops.matmul(np.ones((2, 3)), np.ones((4, 5))), ["rk.ops.matmul", "received shapes (2, 3), (4, 5)"]),
+        (lambda: rk.ops.reshape(np.ones((2, 3)), (4, 5)), ["rk.ops.reshape", "size 6", "received shapes (2, 3)"]),
+    ],
+)
+def test_op_shape_errors_name_the_op_and_the_shapes(call, fragments):
+    with raises(ValueError, *fragments):
+        call()

@@ -200,7 +200,7 @@ pub fn read_opt<'py, T: Element, D: Dimension>(
 /// A list of optional arrays, as `read_list` returns it.
 pub type ArrayList<'py, T, D> = Vec<Option<PyReadonlyArray<'py, T, D>>>;
 
-/// Reads a list of arrays (`None` entries allowed when `allow_none`).
+/// Reads a list of arrays whose entries may be None.
 pub fn read_list<'py, T: Element, D: Dimension>(
     name: &str,
     obj: Option<&Bound<'py, PyAny>>,

@@ -67,7 +67,11 @@ def op(inputs=1):
             if not any(isinstance(t, Tensor) and t.dtype.kind in "fc" for t in tensors):
                 tensors = [convert_to_tensor(t) for t in tensors]
             arrays = [np.asarray(t) if isinstance(t, Tensor) else t for t in tensors]
-            output, backward = kernel(*arrays, *args[count:], **kwargs)
+            try:
+                output, backward = kernel(*arrays, *args[count:], **kwargs)
+            except ValueError as err:  # numpy's shape errors, named after the op and its inputs
+                shapes = ", ".join(str(np.shape(a)) for a in arrays)
+                raise ValueError(f"rk.ops.{kernel.__name__}: {err} (received shapes {shapes})") from None
             several = isinstance(output, (list, tuple))
             outputs = [wrap(array) for array in output] if several else [wrap(output)]
             if backward is not None:
