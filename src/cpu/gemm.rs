@@ -70,13 +70,8 @@ pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::filled;
     use ndarray::Array2;
-
-    fn filled(rows: usize, cols: usize, seed: f64) -> Array2<f64> {
-        Array2::from_shape_fn((rows, cols), |(i, j)| {
-            ((i * 31 + j * 17) as f64 * seed).sin()
-        })
-    }
 
     #[test]
     fn parallel_products_equal_serial_ones() {

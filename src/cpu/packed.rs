@@ -284,13 +284,8 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::filled;
     use ndarray::{s, Array2};
-
-    fn filled(rows: usize, cols: usize, seed: f64) -> Array2<f64> {
-        Array2::from_shape_fn((rows, cols), |(i, j)| {
-            ((i * 31 + j * 17) as f64 * seed).sin()
-        })
-    }
 
     #[test]
     fn packed_products_match_plain_ones_for_any_shape() {
