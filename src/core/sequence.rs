@@ -323,7 +323,7 @@ pub fn forward<T: Float>(
     let standard = |m: ArrayView3<T>| m.as_standard_layout().into_owned();
     let input_dropout = input.input_dropout.map(|m| standard(shared_or_per_gate(m)));
     let recurrent_dropout = input.recurrent_dropout.map(standard);
-    let recurrent_kernel = weights.recurrent_kernel.as_standard_layout().into_owned();
+    let recurrent_kernel = weights.recurrent_kernel.to_owned(); // for the backward pass
     project_inputs(
         spec,
         weights,
@@ -1176,8 +1176,9 @@ impl<T: Float> StepContext<'_, T> {
 }
 
 /// The time loops compiled twice: for AVX2 with FMA, picked at run time when the CPU has them
-/// (the step math then works on 8 floats at a time), and for the baseline target. Both do the
-/// same IEEE operations (no contraction into FMA), so they give the same bits.
+/// (the step math then works on 8 floats at a time), and for the baseline target. The step math
+/// does the same IEEE operations in both (no contraction into FMA); the f32 recurrent products
+/// use FMA only on the AVX2 path (`cpu::packed`), so the two round those differently.
 mod simd {
     use super::{BackwardChunk, ForwardChunk, OutputGrad, Pointwise, Saved, StepContext};
     use crate::core::Float;
