@@ -324,13 +324,21 @@ pub fn forward<T: Float>(
     let input_dropout = input.input_dropout.map(|m| standard(shared_or_per_gate(m)));
     let recurrent_dropout = input.recurrent_dropout.map(standard);
     let recurrent_kernel = weights.recurrent_kernel.to_owned(); // for the backward pass
-    project_inputs(
-        spec,
-        weights,
-        x.view(),
-        input_dropout.as_ref().map(|m| m.view()),
-        &mut pre,
-    );
+                                                                // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
+    let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
+    for (x, pre) in x
+        .axis_chunks_iter(Axis(0), chunk_steps)
+        .zip(pre.axis_chunks_iter_mut(Axis(0), chunk_steps))
+    {
+        input.cancel.check()?;
+        project_inputs(
+            spec,
+            weights,
+            x,
+            input_dropout.as_ref().map(|m| m.view()),
+            pre,
+        );
+    }
 
     let rows = rows_per_task(b);
     let tasks: Vec<_> = split_rows(&mut pre, rows)
@@ -403,14 +411,13 @@ fn project_inputs<T: Float>(
     weights: &Weights<T>,
     x: ArrayView3<T>,
     dropout: Option<ArrayView3<T>>,
-    pre: &mut Array3<T>,
+    pre: ndarray::ArrayViewMut3<T>,
 ) {
     let (t, b, f) = x.dim();
     let x2 = x
         .into_shape_with_order((t * b, f))
         .expect("x is contiguous");
     let mut pre2 = pre
-        .view_mut()
         .into_shape_with_order((t * b, spec.width()))
         .expect("pre is contiguous");
     match dropout {
@@ -438,6 +445,9 @@ fn project_inputs<T: Float>(
         pre2 += &bias.row(0);
     }
 }
+
+/// Rows of the input projection between two looks at the cancel flag.
+const PROJECTION_ROWS: usize = 1 << 16;
 
 /// Rows per rayon job in the element-wise passes over all `time · batch` rows.
 const ROWS_PER_JOB: usize = 256;
@@ -832,6 +842,8 @@ pub fn backward<T: Float>(
         with_pair!(spec, p => simd::backward(&ctx, saved, d_outputs, chunk, p))
     })?;
 
+    // The products over all steps: Ctrl-C is looked for between them.
+    cancel.check()?;
     let rows_all = t * b;
     let dpre2 = dpre
         .view()
@@ -897,9 +909,11 @@ pub fn backward<T: Float>(
         swap_leading_axes(dx3.view(), "input gradients")?
     };
 
+    cancel.check()?;
     let mut kernel = zeros((f, width), "kernel gradient")?;
     weight_grad(x2, idrop, dpre2, 0..spec.gates(), u, kernel.view_mut())?;
 
+    cancel.check()?;
     let mut recurrent_kernel = zeros((u, width), "recurrent kernel gradient")?;
     let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
     match (spec.kind, &gru2) {
