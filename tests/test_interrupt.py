@@ -161,9 +161,10 @@ def test_ctrl_c_inside_a_gradient_tape_leaves_no_active_tape():
     assert all(g is not None for g in tape.gradient(loss, model.trainable_weights))
 
 
-# One core call of about 2 s on the development machine (forward or backward alone).
-LONG = np.random.default_rng(1).standard_normal((8, 20_000, 32)).astype("float32")
-LAYERS = {"LSTM": lambda: L.LSTM(128), "Bidirectional": lambda: L.Bidirectional(L.GRU(96))}
+# One core call of about 1 s on the development machine (forward or backward alone): wide layers
+# on a batch of two keep the buffers small (200-300 MB) for that much work.
+LONG = np.random.default_rng(1).standard_normal((2, 12_000, 16)).astype("float32")
+LAYERS = {"LSTM": lambda: L.LSTM(512), "Bidirectional": lambda: L.Bidirectional(L.GRU(512))}
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
