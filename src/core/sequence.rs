@@ -1198,18 +1198,13 @@ mod simd {
     use crate::core::Float;
     use crate::error::Result;
 
-    #[cfg(target_arch = "x86_64")]
-    fn has_avx2() -> bool {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-
     pub(super) fn forward<T: Float, P: Pointwise<T>>(
         ctx: &StepContext<T>,
         c: ForwardChunk<T>,
         p: &P,
     ) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::cpu::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { forward_avx2(ctx, c, p) };
         }
@@ -1224,7 +1219,7 @@ mod simd {
         p: &P,
     ) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::cpu::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { backward_avx2(ctx, saved, d_outputs, c, p) };
         }

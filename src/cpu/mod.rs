@@ -8,6 +8,13 @@ pub mod block_cache;
 pub mod gemm;
 pub mod packed;
 
+/// Whether the CPU has AVX2 and FMA, which the fast kernels need (checked at run time; the
+/// answer is cached by the standard library).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
 /// A deterministic test matrix with values in [-1, 1].
 #[cfg(test)]
 fn filled(rows: usize, cols: usize, seed: f64) -> ndarray::Array2<f64> {

@@ -10,6 +10,7 @@
 //! zero or from the element's previous value, whatever tile the row falls in: results do not
 //! depend on how the rows are split between threads.
 
+#[cfg(target_arch = "x86_64")]
 use std::any::TypeId;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -87,6 +88,11 @@ pub fn packed_product<T: Float>(
     let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
     let panels = b.n.div_ceil(NR);
     let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
+    // Which tile runs is decided once per product, not per tile.
+    #[cfg(target_arch = "x86_64")]
+    let avx2_f32 = TypeId::of::<T>() == TypeId::of::<f32>() && super::has_avx2_fma();
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2_f32 = false;
     // The inner dimension goes in chunks of KC, so that a chunk of the panel and of the rows
     // stay in L1 while every row block passes; each chunk continues the elements' multiply-add
     // chains where the previous one stored them, so the rounding is that of one pass.
@@ -106,6 +112,7 @@ pub fn packed_product<T: Float>(
             ldc,
             last_cols: (b.n - (p + count - 1) * NR).min(NR),
             accumulate: accumulate || k0 > 0,
+            avx2_f32,
         };
         let full = m / MR * MR;
         for p in 0..panels {
@@ -155,6 +162,8 @@ struct Tile<T> {
     /// Columns of the last panel inside `c` (the others are whole).
     last_cols: usize,
     accumulate: bool,
+    /// `T` is f32 and the CPU has AVX2 and FMA: the intrinsics tile runs.
+    avx2_f32: bool,
 }
 
 impl<T: Float> Tile<T> {
@@ -175,9 +184,9 @@ impl<T: Float> Tile<T> {
     #[inline(always)]
     unsafe fn run<const ROWS: usize, const PANELS: usize>(&self) {
         #[cfg(target_arch = "x86_64")]
-        if TypeId::of::<T>() == TypeId::of::<f32>() && avx2::available() {
-            // SAFETY: T is f32 (checked), so the pointers are f32 pointers; the CPU has AVX2
-            // and FMA (checked).
+        if self.avx2_f32 {
+            // SAFETY: `avx2_f32` says T is f32, so the pointers are f32 pointers, and that the
+            // CPU has AVX2 and FMA (both checked in `packed_product`).
             return avx2::tile_f32::<ROWS, PANELS>(&*(self as *const Self as *const Tile<f32>));
         }
         self.run_generic::<ROWS, PANELS>()
@@ -225,10 +234,6 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Tile, NR};
-
-    pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
 
     /// The f32 tile: two 8-wide FMA accumulators per row and panel.
     ///
