@@ -62,14 +62,25 @@ pub fn compute<R: Send>(
     size: usize,
     work: impl FnOnce(Cancel) -> crate::Result<R> + Send,
 ) -> PyResult<R> {
-    if size < INTERRUPTIBLE_WORK {
-        return py
-            .detach(|| catch_panic(|| work(Cancel::default())))
-            .map_err(internal_error)?
-            .map_err(to_py_err);
+    let (result, interrupt) = if size < INTERRUPTIBLE_WORK {
+        (py.detach(|| catch_panic(|| work(Cancel::default()))), None)
+    } else {
+        run_interruptible(py, work)
+    };
+    match interrupt {
+        Some(err) => Err(err),
+        None => result.map_err(internal_error)?.map_err(to_py_err),
     }
+}
+
+/// Runs `work` on a helper thread with the GIL released while this thread looks for Ctrl-C;
+/// returns the work's outcome and the KeyboardInterrupt, if one came.
+fn run_interruptible<R: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(Cancel) -> crate::Result<R> + Send,
+) -> (Result<crate::Result<R>, String>, Option<PyErr>) {
     let (cancel, done) = (Cancel::new(), AtomicBool::new(false));
-    let (result, interrupt) = py.detach(|| {
+    py.detach(|| {
         std::thread::scope(|scope| {
             let (waiter, token, done) = (std::thread::current(), cancel.clone(), &done);
             let worker = scope.spawn(move || {
@@ -93,11 +104,7 @@ pub fn compute<R: Send>(
                 .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())));
             (result, interrupt)
         })
-    });
-    match interrupt {
-        Some(err) => Err(err),
-        None => result.map_err(internal_error)?.map_err(to_py_err),
-    }
+    })
 }
 
 /// Runs a binding's body so that a panic in it becomes a RuntimeError instead of reaching Python.
