@@ -589,32 +589,33 @@ class Bench:
         self.sgemm = None
 
     # -- measurement ---------------------------------------------------------------------------
+    def ask(self, wl_name, fw, command, **kwargs):
+        """The worker's reply to `command`, or None after recording in the results why there is
+        none (the worker died, failed, or skips the workload)."""
+        try:
+            r = self.workers[fw].ask(command, **kwargs)
+        except WorkerDied as exc:
+            self.results[wl_name][fw] = {"error": str(exc)}
+            return None
+        if "skip" in r or "error" in r:
+            self.results[wl_name][fw] = {"skip": r["skip"]} if "skip" in r else {"error": r["error"]}
+            return None
+        return r
+
     def run_steps(self, wl_name, fws):
         """Set up, warm up, then alternate rounds of timed blocks; returns {fw: times}."""
         live = {}
         for fw in fws:
-            w = self.workers[fw]
-            try:
-                r = w.ask("setup", wl=wl_name)
-            except WorkerDied as exc:
-                self.results[wl_name][fw] = {"error": str(exc)}
-                continue
-            if "skip" in r or "error" in r:
-                self.results[wl_name][fw] = {"skip": r["skip"]} if "skip" in r else {"error": r["error"]}
+            r = self.ask(wl_name, fw, "setup", wl=wl_name)
+            if r is None:
                 continue
             if r.get("note"):
                 self.notes[wl_name][fw] = r["note"]
             live[fw] = r
         blocks, times = {}, {fw: [] for fw in live}
         for fw in list(live):
-            try:
-                r = self.workers[fw].ask("warmup", seconds=self.warm_s, min_steps=2, max_steps=400)
-            except WorkerDied as exc:
-                self.results[wl_name][fw] = {"error": str(exc)}
-                del live[fw]
-                continue
-            if "error" in r:
-                self.results[wl_name][fw] = {"error": r["error"]}
+            r = self.ask(wl_name, fw, "warmup", seconds=self.warm_s, min_steps=2, max_steps=400)
+            if r is None:
                 del live[fw]
                 continue
             typical = min(r["times"][1:])  # the least disturbed step: a busy machine inflates the others
@@ -629,14 +630,8 @@ class Bench:
             for fw in order[shift:] + order[:shift]:
                 if fw not in live:
                     continue
-                try:
-                    r = self.workers[fw].ask("run", n=blocks[fw], max_s=3 * self.block_s)
-                except WorkerDied as exc:
-                    self.results[wl_name][fw] = {"error": str(exc)}
-                    del live[fw]
-                    continue
-                if "error" in r:
-                    self.results[wl_name][fw] = {"error": r["error"]}
+                r = self.ask(wl_name, fw, "run", n=blocks[fw], max_s=3 * self.block_s)
+                if r is None:
                     del live[fw]
                     continue
                 times[fw].extend(r["times"])
@@ -685,17 +680,11 @@ class Bench:
     def run_epochs(self, wl_name, fws):
         live = []
         for fw in fws:
-            try:
-                r = self.workers[fw].ask("setup", wl=wl_name)
-            except WorkerDied as exc:
-                self.results[wl_name][fw] = {"error": str(exc)}
-                continue
-            if "ok" in r:
+            r = self.ask(wl_name, fw, "setup", wl=wl_name)
+            if r is not None:
                 live.append(fw)
                 if r.get("note"):
                     self.notes[wl_name][fw] = r["note"]
-            else:
-                self.results[wl_name][fw] = {"skip": r["skip"]} if "skip" in r else {"error": r["error"]}
         repeats = 3 if self.args.full else 1
         times = {fw: [] for fw in live}
         for rnd in range(repeats):
@@ -703,14 +692,8 @@ class Bench:
             for fw in live[shift:] + live[:shift]:
                 if fw in self.results[wl_name]:
                     continue
-                try:
-                    r = self.workers[fw].ask("epoch", timeout=1800)
-                except WorkerDied as exc:
-                    self.results[wl_name][fw] = {"error": str(exc)}
-                    continue
-                if "error" in r:
-                    self.results[wl_name][fw] = {"error": r["error"]}
-                else:
+                r = self.ask(wl_name, fw, "epoch", timeout=1800)
+                if r is not None:
                     times[fw].append(r["seconds"])
         for fw, ts in times.items():
             if ts and fw not in self.results[wl_name]:
