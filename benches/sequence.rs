@@ -110,12 +110,14 @@ impl Data {
             .expect("valid shapes")
     }
 
+    /// Forward and backward, the input gradient included (as for a layer that is not first).
     fn forward_backward(&self) -> rnnkit::Gradients<f32> {
         let fwd = self.forward();
         sequence::backward(
             &fwd.saved,
             OutputGrad::Sequence(self.d_outputs.view()),
             &[],
+            true,
             &Cancel::default(),
         )
         .expect("valid shapes")

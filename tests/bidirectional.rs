@@ -199,7 +199,7 @@ fn analytic(case: &Case, r: &Projections) -> BidirectionalGradients<f64> {
         .collect();
     let fw: Vec<_> = r.fw_states.iter().map(|a| Some(a.view())).collect();
     let bw: Vec<_> = r.bw_states.iter().map(|a| Some(a.view())).collect();
-    bidirectional::backward(&out.saved, &d_out, &fw, &bw, &Cancel::default())
+    bidirectional::backward(&out.saved, &d_out, &fw, &bw, true, &Cancel::default())
         .unwrap_or_else(|e| panic!("{}: {e}", case.label))
 }
 
@@ -276,7 +276,7 @@ fn gradient_check(case: Case, uses: Uses, seed: u64) {
             .collect(),
     };
     let g = analytic(&case, &r);
-    let mut expected = vec![g.input.clone().into_dyn()];
+    let mut expected = vec![g.input.clone().expect("asked for").into_dyn()];
     expected.extend(grads_of(&g.forward));
     expected.extend(grads_of(&g.backward));
 
@@ -417,7 +417,7 @@ fn gradients_with_unused_outputs() {
 fn backward_err(case: &Case, d_outputs: &[ArrayD<f64>]) -> String {
     let out = case.forward();
     let views: Vec<_> = d_outputs.iter().map(|a| Some(a.view())).collect();
-    bidirectional::backward(&out.saved, &views, &[], &[], &Cancel::default())
+    bidirectional::backward(&out.saved, &views, &[], &[], true, &Cancel::default())
         .expect_err("bad gradients must be rejected")
         .to_string()
 }
@@ -458,7 +458,9 @@ fn wrong_output_gradient_count_or_shape_is_an_error() {
     let out = separate.forward();
     let good = [zeros(&[B, T, H]), zeros(&[B, T, H])];
     let views: Vec<_> = good.iter().map(|a| Some(a.view())).collect();
-    assert!(bidirectional::backward(&out.saved, &views, &[], &[], &Cancel::default()).is_ok());
+    assert!(
+        bidirectional::backward(&out.saved, &views, &[], &[], true, &Cancel::default()).is_ok()
+    );
 }
 
 #[test]

@@ -124,9 +124,9 @@ fn check(case: Case, seed: u64) {
         OutputGrad::Sequence(r_out.view())
     };
     let d_states: Vec<_> = r_states.iter().map(|r| Some(r.view())).collect();
-    let g = sequence::backward(&fwd.saved, d_out, &d_states, &Cancel::default()).unwrap();
+    let g = sequence::backward(&fwd.saved, d_out, &d_states, true, &Cancel::default()).unwrap();
     let mut analytic: Vec<ArrayD<f64>> = vec![
-        g.input.into_dyn(),
+        g.input.expect("asked for").into_dyn(),
         g.kernel.into_dyn(),
         g.recurrent_kernel.into_dyn(),
     ];

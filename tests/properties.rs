@@ -41,6 +41,15 @@ struct Run<T> {
     grads: Gradients<T>,
 }
 
+impl<T> Run<T> {
+    fn d_input(&self) -> &Array3<T> {
+        self.grads
+            .input
+            .as_ref()
+            .expect("the input gradient was asked for")
+    }
+}
+
 /// The options each property is checked under.
 #[derive(Clone, Copy)]
 struct Variant {
@@ -197,6 +206,11 @@ impl<T: Float> Setup<T> {
     }
 
     fn run(&self) -> Run<T> {
+        self.run_with(true)
+    }
+
+    /// A forward and a backward pass; `input_gradient` as in `sequence::backward`.
+    fn run_with(&self, input_gradient: bool) -> Run<T> {
         let fwd = sequence::forward(&self.spec, &self.weights(), &self.input(), self.options)
             .unwrap_or_else(|e| panic!("{}: forward failed: {e}", self.label));
         let d_out = if self.last_only {
@@ -205,8 +219,14 @@ impl<T: Float> Setup<T> {
             OutputGrad::Sequence(self.d_outputs.view())
         };
         let d_states: Vec<_> = self.d_states.iter().map(|d| Some(d.view())).collect();
-        let grads = sequence::backward(&fwd.saved, d_out, &d_states, &Cancel::default())
-            .unwrap_or_else(|e| panic!("{}: backward failed: {e}", self.label));
+        let grads = sequence::backward(
+            &fwd.saved,
+            d_out,
+            &d_states,
+            input_gradient,
+            &Cancel::default(),
+        )
+        .unwrap_or_else(|e| panic!("{}: backward failed: {e}", self.label));
         Run {
             outputs: fwd.outputs,
             final_states: fwd.final_states,
@@ -296,7 +316,14 @@ fn assert_runs_identical<T: Float>(what: &str, a: &Run<T>, b: &Run<T>) {
         &a.final_states,
         &b.final_states,
     );
-    assert_identical(&format!("{what}: d input"), &a.grads.input, &b.grads.input);
+    assert_eq!(
+        a.grads.input.is_some(),
+        b.grads.input.is_some(),
+        "{what}: d input"
+    );
+    if let (Some(x), Some(y)) = (&a.grads.input, &b.grads.input) {
+        assert_identical(&format!("{what}: d input"), x, y);
+    }
     assert_identical(
         &format!("{what}: d kernel"),
         &a.grads.kernel,
@@ -373,7 +400,7 @@ fn go_backwards_equals_a_plain_pass_over_reversed_time() {
         };
         let (a, mut b) = (backwards.run(), reversed.run());
         // Input gradients come back in input time order, so the reversed pass's flips back.
-        b.grads.input = flip_time(&b.grads.input);
+        b.grads.input = Some(flip_time(b.d_input()));
         assert_runs_identical(&base.label, &a, &b);
     }
 }
@@ -404,8 +431,8 @@ fn batch_rows_are_independent() {
             );
             assert_near(
                 &format!("{what}: d input"),
-                &row.grads.input,
-                &batched.grads.input.slice(s![r.clone(), .., ..]).to_owned(),
+                row.d_input(),
+                &batched.d_input().slice(s![r.clone(), .., ..]).to_owned(),
             );
             assert_all_near(
                 &format!("{what}: d initial states"),
@@ -466,6 +493,17 @@ fn thread_count_does_not_change_any_bit() {
                 assert_runs_identical(&what, &in_pool(n), &serial);
             }
         }
+    }
+}
+
+#[test]
+fn skipping_the_input_gradient_changes_no_other_gradient() {
+    for base in Setup::<f64>::all(700, B, T, F, H) {
+        let (all, weights_only) = (base.run(), base.run_with(false));
+        assert!(weights_only.grads.input.is_none(), "{}", base.label);
+        let mut expected = all;
+        expected.grads.input = None;
+        assert_runs_identical(&base.label, &expected, &weights_only);
     }
 }
 
@@ -547,7 +585,7 @@ fn masked_steps_keep_the_previous_state() {
                     } else {
                         step
                     };
-                    let dx = out.grads.input.slice(s![i, t_in, ..]);
+                    let dx = out.d_input().slice(s![i, t_in, ..]);
                     assert!(
                         dx.iter().all(|&v| v == 0.0),
                         "{what}: d input at masked step {step}: {dx}"
@@ -698,6 +736,7 @@ fn bad_backward_input_is_an_error_naming_the_argument() {
         &fwd.saved,
         OutputGrad::Sequence(seq.view()),
         &[],
+        true,
         &Cancel::default()
     )
     .is_ok());
@@ -706,6 +745,7 @@ fn bad_backward_input_is_an_error_naming_the_argument() {
             &fwd.saved,
             d,
             states,
+            true,
             &Cancel::default(),
         ))
     };
@@ -860,6 +900,12 @@ fn a_raised_cancel_flag_stops_forward_and_backward() {
     let err = sequence::forward(&lstm.spec, &lstm.weights(), &input, lstm.options).unwrap_err();
     assert_eq!(err, Error::Cancelled);
     let d = Array3::<f64>::ones((6, 40, H));
-    let err = sequence::backward(&fwd.saved, OutputGrad::Sequence(d.view()), &[], &cancel);
+    let err = sequence::backward(
+        &fwd.saved,
+        OutputGrad::Sequence(d.view()),
+        &[],
+        true,
+        &cancel,
+    );
     assert_eq!(err.unwrap_err(), Error::Cancelled);
 }

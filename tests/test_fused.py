@@ -78,3 +78,55 @@ def test_fused_bidirectional_equals_two_layers(cls, merge_mode, return_sequences
     want = values_and_grads(slow, mask=MASK, initial_state=states)
     assert_close(got[0], want[0])
     assert_close(got[1], want[1])
+
+
+def spy_input_gradient(monkeypatch, name):
+    """Records the `input_gradient` argument of each `_core.<name>` call."""
+    asked = []
+    original = getattr(fused._core, name)
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["input_gradient"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fused._core, name, spy)
+    return asked
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_input_gradient_is_computed_only_when_a_tape_wants_it(bidirectional, monkeypatch):
+    if bidirectional:
+        layer, name = layers.Bidirectional(layers.LSTM(4, return_sequences=True)), "bidirectional_backward"
+    else:
+        layer, name = layers.RNN([layers.LSTMCell(5), layers.GRUCell(4)], return_sequences=True), "rnn_backward"
+    x = rk.Tensor(X)
+    values, weight_grads = values_and_grads(layer)
+    asked = spy_input_gradient(monkeypatch, name)
+    with rk.GradientTape() as tape:
+        tape.watch(x)
+        loss = ops.sum(ops.square(layer(x)))
+    dx, *watched_grads = tape.gradient(loss, [x] + layer.trainable_weights)
+    # Unwatched input: the first cell skips its input gradient, a later cell's feeds the first
+    # (the backward pass calls the cells last to first).
+    values_and_grads(layer)
+    assert asked == ([True, False] if bidirectional else [True, True, True, False])
+    assert_close([np.asarray(g) for g in watched_grads], weight_grads)
+    eps, i = 1e-2, (1, 2, 3)
+    bumped = [X.copy(), X.copy()]
+    bumped[0][i] += eps
+    bumped[1][i] -= eps
+    plus, minus = (float(ops.sum(ops.square(layer(b)))) for b in bumped)
+    np.testing.assert_allclose(np.asarray(dx)[i], (plus - minus) / (2 * eps), rtol=2e-2)
+
+
+def test_core_backward_without_input_gradient_returns_none_and_the_same_weight_grads():
+    spec = layers.GRUCell(3)
+    spec.build((None, 4))
+    weights = fused._weight_arrays(spec)
+    outputs, _, saved = fused._core.rnn_forward(spec.spec, weights, X, mask=MASK)
+    d = RNG.normal(size=outputs.shape).astype(np.float32)
+    full = fused._core.rnn_backward(saved, d_outputs=d)
+    skipped = fused._core.rnn_backward(saved, d_outputs=d, input_gradient=False)
+    assert full[0].shape == X.shape and skipped[0] is None
+    for a, b in zip(full[1:4], skipped[1:4], strict=True):
+        np.testing.assert_array_equal(a, b)

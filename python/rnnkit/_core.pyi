@@ -65,7 +65,9 @@ def rnn_backward(
     d_outputs: Optional[Array] = None,
     d_last_output: Optional[Array] = None,
     d_final_states: Optional[Sequence[Optional[Array]]] = None,
-) -> Tuple[Array, Array, Array, Optional[Array], list[Array]]: ...
+    *,
+    input_gradient: bool = True,
+) -> Tuple[Optional[Array], Array, Array, Optional[Array], list[Array]]: ...
 def bidirectional_forward(
     fw_spec: CellSpec,
     fw_weights: Weights,
@@ -90,7 +92,9 @@ def bidirectional_backward(
     d_outputs: Optional[Union[Array, Sequence[Optional[Array]]]] = None,
     d_fw_states: Optional[Sequence[Optional[Array]]] = None,
     d_bw_states: Optional[Sequence[Optional[Array]]] = None,
-) -> Tuple[Array, WeightGrads, WeightGrads]: ...
+    *,
+    input_gradient: bool = True,
+) -> Tuple[Optional[Array], WeightGrads, WeightGrads]: ...
 
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""

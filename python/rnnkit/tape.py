@@ -48,6 +48,15 @@ def record(inputs, outputs, backward):
         tape._record(inputs, outputs, backward)
 
 
+def needs_gradient(tensor):
+    """Whether an op reading `tensor` now would be asked for its gradient by an active tape.
+
+    Ops whose input gradient costs real work (the fused RNN's, a product as large as the input
+    projection) ask before their backward; a model's input data is watched by no tape.
+    """
+    return any(tape._needs(tensor) for tape in _active_tapes())
+
+
 class GradientTape:
     """Records ops on watched tensors so that `gradient` can differentiate them.
 
@@ -104,13 +113,19 @@ class GradientTape:
             return
         if self._watch_accessed_variables:
             self.watch([t for t in inputs if isinstance(t, Variable) and t.trainable])
-        watched = self._watched
-        needed = [isinstance(t, Tensor) and t._id in watched for t in inputs]
+        needed = [self._needs(t) for t in inputs]
         if not any(needed):
             return
         specs = [(t._id, t.shape, t.dtype) if need else None for t, need in zip(inputs, needed)]
         self._nodes.append(_Node(specs, [t._id for t in outputs], backward))
-        watched.update(t._id for t in outputs if _differentiable(t))
+        self._watched.update(t._id for t in outputs if _differentiable(t))
+
+    def _needs(self, tensor):
+        """Whether this tape differentiates with respect to `tensor` as an op input."""
+        if self._nodes is None or not isinstance(tensor, Tensor):
+            return False
+        accessed = self._watch_accessed_variables and isinstance(tensor, Variable) and tensor.trainable
+        return tensor._id in self._watched or (accessed and _differentiable(tensor))
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
         """Computes the gradients of `target` with respect to `sources`.

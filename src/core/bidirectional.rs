@@ -76,7 +76,8 @@ pub struct BidirectionalSaved<T> {
 /// Gradients of both directions; `input` is their sum.
 #[derive(Debug)]
 pub struct BidirectionalGradients<T> {
-    pub input: Array3<T>,
+    /// The sum of both directions' input gradients; `None` when not asked for.
+    pub input: Option<Array3<T>>,
     pub forward: Gradients<T>,
     pub backward: Gradients<T>,
 }
@@ -155,12 +156,14 @@ pub fn forward<T: Float>(
 /// Backward of the merge and of both directions, run concurrently.
 ///
 /// `d_outputs` has one entry per returned output (two for [`MergeMode::None`]), `None` for an
-/// unused output; an empty slice means no output is used. `cancel` stops both directions.
+/// unused output; an empty slice means no output is used. `input_gradient` as in
+/// [`sequence::backward`]; `cancel` stops both directions.
 pub fn backward<T: Float>(
     saved: &BidirectionalSaved<T>,
     d_outputs: &[Option<ArrayViewD<T>>],
     d_forward_states: &[Option<ArrayView2<T>>],
     d_backward_states: &[Option<ArrayView2<T>>],
+    input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<BidirectionalGradients<T>> {
     let (b, t, _, u_fw) = saved.forward.dims();
@@ -225,11 +228,34 @@ pub fn backward<T: Float>(
         output_grad(&d_bw, saved.return_sequences),
     );
     let (fw, bw) = rayon::join(
-        || sequence::backward(&saved.forward, g_fw, d_forward_states, cancel),
-        || sequence::backward(&saved.backward, g_bw, d_backward_states, cancel),
+        || {
+            sequence::backward(
+                &saved.forward,
+                g_fw,
+                d_forward_states,
+                input_gradient,
+                cancel,
+            )
+        },
+        || {
+            sequence::backward(
+                &saved.backward,
+                g_bw,
+                d_backward_states,
+                input_gradient,
+                cancel,
+            )
+        },
     );
-    let (forward, backward) = (fw?, bw?);
-    let input = &forward.input + &backward.input;
+    let (mut forward, mut backward) = (fw?, bw?);
+    // The sum is the pair's input gradient; the directions keep none of their own.
+    let input = match (forward.input.take(), backward.input.take()) {
+        (Some(mut dx), Some(bw)) => {
+            dx += &bw;
+            Some(dx)
+        }
+        _ => None,
+    };
     Ok(BidirectionalGradients {
         input,
         forward,

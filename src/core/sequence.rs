@@ -123,8 +123,8 @@ pub enum OutputGrad<'a, T> {
 /// Gradients of a forward pass's inputs.
 #[derive(Debug)]
 pub struct Gradients<T> {
-    /// `(batch, time, features)`.
-    pub input: Array3<T>,
+    /// `(batch, time, features)`; `None` when the caller did not ask for it.
+    pub input: Option<Array3<T>>,
     pub kernel: Array2<T>,
     pub recurrent_kernel: Array2<T>,
     /// Same shape as the bias; `None` without bias.
@@ -766,12 +766,14 @@ fn check_grads<T>(
 /// Backpropagation through time of a [`forward`] pass.
 ///
 /// `d_final_states` is empty or has one entry per state (`None` for a state with no gradient).
-/// The weight gradients are single products over all steps after the time loop. `cancel` stops
-/// the pass between two steps.
+/// The weight gradients are single products over all steps after the time loop. Without
+/// `input_gradient` the input's gradient (a product as large as the input projection) is not
+/// computed: a first layer's input is data. `cancel` stops the pass between two steps.
 pub fn backward<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
     d_final_states: &[Option<ArrayView2<T>>],
+    input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<Gradients<T>> {
     check_grads(saved, &d_outputs, d_final_states)?;
@@ -781,7 +783,11 @@ pub fn backward<T: Float>(
     let is_gru = matches!(spec.kind, CellKind::Gru { .. });
     // Per (step, row): pre-activation gradients, GRU terms and the input gradient (twice, three
     // times with input dropout).
-    let input_copies = 2 + usize::from(saved.input_dropout.is_some());
+    let input_copies = if input_gradient {
+        2 + usize::from(saved.input_dropout.is_some())
+    } else {
+        0
+    };
     let per_row = width + usize::from(is_gru) * u + input_copies * f;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
@@ -865,48 +871,11 @@ pub fn backward<T: Float>(
             .expect("contiguous")
     });
 
-    let mut dx = zeros((rows_all, f), "input gradients")?;
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
-    match idrop {
-        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut()),
-        Some(masks) if masks.dim().0 == 1 => {
-            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut());
-            let m = masks.index_axis(Axis(0), 0);
-            dx.axis_iter_mut(Axis(0))
-                .into_par_iter()
-                .with_min_len(ROWS_PER_JOB)
-                .enumerate()
-                .for_each(|(r, mut dx)| dx *= &m.row(r % b));
-        }
-        Some(masks) => {
-            let mut scratch = zeros((rows_all, f), "input gradients")?;
-            for g in 0..spec.gates() {
-                par_gemm_rows(
-                    gate(dpre2, g, u),
-                    gate(saved.kernel.view(), g, u).t(),
-                    T::zero(),
-                    scratch.view_mut(),
-                );
-                let m = masks.index_axis(Axis(0), g);
-                dx.axis_iter_mut(Axis(0))
-                    .into_par_iter()
-                    .with_min_len(ROWS_PER_JOB)
-                    .zip(scratch.axis_iter(Axis(0)))
-                    .enumerate()
-                    .for_each(|(r, (mut dx, tmp))| {
-                        Zip::from(&mut dx)
-                            .and(tmp)
-                            .and(m.row(r % b))
-                            .for_each(|d, &v, &m| *d += v * m)
-                    });
-            }
-        }
-    }
-    let dx3 = dx.into_shape_with_order((t, b, f)).expect("contiguous");
-    let input = if saved.options.go_backwards {
-        swap_leading_axes(dx3.slice(s![..;-1, .., ..]), "input gradients")?
+    let input = if input_gradient {
+        Some(input_gradient_of(saved, dpre2)?)
     } else {
-        swap_leading_axes(dx3.view(), "input gradients")?
+        None
     };
 
     cancel.check()?;
@@ -963,6 +932,56 @@ pub fn backward<T: Float>(
         bias,
         initial_states,
     })
+}
+
+/// The input's gradient, `(batch, time, features)`, from the pre-activation gradients
+/// `dpre2` (`(time * batch, width)`, in processing order).
+fn input_gradient_of<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Result<Array3<T>> {
+    let spec = &saved.spec;
+    let (b, t, f, u) = saved.dims();
+    let rows_all = t * b;
+    let mut dx = zeros((rows_all, f), "input gradients")?;
+    match saved.input_dropout.as_ref().map(|m| m.view()) {
+        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut()),
+        Some(masks) if masks.dim().0 == 1 => {
+            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut());
+            let m = masks.index_axis(Axis(0), 0);
+            dx.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .with_min_len(ROWS_PER_JOB)
+                .enumerate()
+                .for_each(|(r, mut dx)| dx *= &m.row(r % b));
+        }
+        Some(masks) => {
+            let mut scratch = zeros((rows_all, f), "input gradients")?;
+            for g in 0..spec.gates() {
+                par_gemm_rows(
+                    gate(dpre2, g, u),
+                    gate(saved.kernel.view(), g, u).t(),
+                    T::zero(),
+                    scratch.view_mut(),
+                );
+                let m = masks.index_axis(Axis(0), g);
+                dx.axis_iter_mut(Axis(0))
+                    .into_par_iter()
+                    .with_min_len(ROWS_PER_JOB)
+                    .zip(scratch.axis_iter(Axis(0)))
+                    .enumerate()
+                    .for_each(|(r, (mut dx, tmp))| {
+                        Zip::from(&mut dx)
+                            .and(tmp)
+                            .and(m.row(r % b))
+                            .for_each(|d, &v, &m| *d += v * m)
+                    });
+            }
+        }
+    }
+    let dx3 = dx.into_shape_with_order((t, b, f)).expect("contiguous");
+    if saved.options.go_backwards {
+        swap_leading_axes(dx3.slice(s![..;-1, .., ..]), "input gradients")
+    } else {
+        swap_leading_axes(dx3.view(), "input gradients")
+    }
 }
 
 /// `out[:, gate g] = (lhs ⊙ m_g)ᵀ · grad[:, gate g]` for the gates in `gates`, over all

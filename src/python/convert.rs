@@ -247,6 +247,17 @@ pub fn to_numpy<'py, T: Element, D: Dimension>(
     a.into_pyarray(py).into_any()
 }
 
+/// [`to_numpy`], or None.
+pub fn optional_array<'py, T: Element, D: Dimension>(
+    py: Python<'py>,
+    a: Option<Array<T, D>>,
+) -> Bound<'py, PyAny> {
+    match a {
+        Some(a) => to_numpy(py, a),
+        None => py.None().into_bound(py),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

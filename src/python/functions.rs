@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyTuple};
 
 use super::convert::{
-    compute, dtype_name, float_dtype, guarded, read, read_list, read_opt, to_numpy, Dtype,
+    compute, dtype_name, float_dtype, guarded, optional_array, read, read_list, read_opt, to_numpy,
+    Dtype,
 };
 use super::ShapeError;
 use crate::bidirectional::{self, BidirectionalSaved, Direction};
@@ -523,6 +524,7 @@ fn sequence_backward<'py, T: Elem>(
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_last_output: Option<&Bound<'py, PyAny>>,
     d_final_states: Option<&Bound<'py, PyAny>>,
+    input_gradient: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let dn = dtype_name(T::DTYPE);
     let d_seq: Option<PyReadonlyArray3<T>> =
@@ -543,10 +545,10 @@ fn sequence_backward<'py, T: Elem>(
     };
     let d_states = views(&d_states);
     let g = compute(py, backward_size(saved), |cancel| {
-        sequence::backward(saved, grad, &d_states, &cancel)
+        sequence::backward(saved, grad, &d_states, input_gradient, &cancel)
     })?;
     let mut g = g;
-    let dx = to_numpy(py, std::mem::take(&mut g.input));
+    let dx = optional_array(py, g.input.take());
     let rest = weight_grads(py, g, saved.spec().bias_rows())?;
     PyTuple::new(
         py,
@@ -558,23 +560,28 @@ fn sequence_backward<'py, T: Elem>(
 ///
 /// Give the gradient of every output (`d_outputs`, `(batch, time, units)`) or of the last one
 /// (`d_last_output`), and optionally of the final states (a list; `None` entries are zeros).
-/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
+/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`; `dx` is
+/// None with `input_gradient=False` (its product is then skipped).
 #[pyfunction]
-#[pyo3(signature = (saved, d_outputs = None, d_last_output = None, d_final_states = None))]
+#[pyo3(signature = (
+    saved, d_outputs = None, d_last_output = None, d_final_states = None, *, input_gradient = true
+))]
 pub fn rnn_backward<'py>(
     py: Python<'py>,
     saved: &Bound<'py, PyAny>,
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_last_output: Option<&Bound<'py, PyAny>>,
     d_final_states: Option<&Bound<'py, PyAny>>,
+    input_gradient: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let saved = instance::<SavedActivations>("saved", "SavedActivations", saved)?;
         let inner = &saved.get().inner;
+        let (d_out, d_last, d_states) = (d_outputs, d_last_output, d_final_states);
         if let Some(s) = f32::unwrap(inner) {
-            sequence_backward(py, s, d_outputs, d_last_output, d_final_states)
+            sequence_backward(py, s, d_out, d_last, d_states, input_gradient)
         } else if let Some(s) = f64::unwrap(inner) {
-            sequence_backward(py, s, d_outputs, d_last_output, d_final_states)
+            sequence_backward(py, s, d_out, d_last, d_states, input_gradient)
         } else {
             Err(PyTypeError::new_err(
                 "saved: expected the result of rnn_forward, received that of bidirectional_forward",
@@ -739,6 +746,7 @@ fn bidirectional_backward_typed<'py, T: Elem>(
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_fw_states: Option<&Bound<'py, PyAny>>,
     d_bw_states: Option<&Bound<'py, PyAny>>,
+    input_gradient: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let dn = dtype_name(T::DTYPE);
     let d_out: Vec<Option<PyReadonlyArray<T, IxDyn>>> = match d_outputs.filter(|d| !d.is_none()) {
@@ -759,34 +767,42 @@ fn bidirectional_backward_typed<'py, T: Elem>(
     let (d_fw, d_bw) = (views(&d_fw), views(&d_bw));
     let size = backward_size(&saved.forward).saturating_add(backward_size(&saved.backward));
     let g = compute(py, size, |cancel| {
-        bidirectional::backward(saved, &d_out_views, &d_fw, &d_bw, &cancel)
+        bidirectional::backward(saved, &d_out_views, &d_fw, &d_bw, input_gradient, &cancel)
     })?;
     let fw = weight_grads(py, g.forward, saved.forward.spec().bias_rows())?;
     let bw = weight_grads(py, g.backward, saved.backward.spec().bias_rows())?;
-    PyTuple::new(py, [to_numpy(py, g.input), fw.into_any(), bw.into_any()])
+    PyTuple::new(
+        py,
+        [optional_array(py, g.input), fw.into_any(), bw.into_any()],
+    )
 }
 
 /// Backward of a `bidirectional_forward` pass.
 ///
 /// `d_outputs` is the gradient of the merged output (a pair for merge_mode None, entries may be
 /// None). Returns `(dx, forward_grads, backward_grads)`, each direction's grads being
-/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
+/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`; `dx` is None with
+/// `input_gradient=False`.
 #[pyfunction]
-#[pyo3(signature = (saved, d_outputs = None, d_fw_states = None, d_bw_states = None))]
+#[pyo3(signature = (
+    saved, d_outputs = None, d_fw_states = None, d_bw_states = None, *, input_gradient = true
+))]
 pub fn bidirectional_backward<'py>(
     py: Python<'py>,
     saved: &Bound<'py, PyAny>,
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_fw_states: Option<&Bound<'py, PyAny>>,
     d_bw_states: Option<&Bound<'py, PyAny>>,
+    input_gradient: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let saved = instance::<SavedActivations>("saved", "SavedActivations", saved)?;
         let inner = &saved.get().inner;
+        let (d_out, d_fw, d_bw) = (d_outputs, d_fw_states, d_bw_states);
         if let Some(s) = f32::unwrap_bidirectional(inner) {
-            bidirectional_backward_typed(py, s, d_outputs, d_fw_states, d_bw_states)
+            bidirectional_backward_typed(py, s, d_out, d_fw, d_bw, input_gradient)
         } else if let Some(s) = f64::unwrap_bidirectional(inner) {
-            bidirectional_backward_typed(py, s, d_outputs, d_fw_states, d_bw_states)
+            bidirectional_backward_typed(py, s, d_out, d_fw, d_bw, input_gradient)
         } else {
             Err(PyTypeError::new_err(
                 "saved: expected the result of bidirectional_forward, received that of rnn_forward",

@@ -9,7 +9,7 @@ whatever the options.
 import numpy as np
 
 from rnnkit import _core
-from rnnkit.tape import record
+from rnnkit.tape import needs_gradient, record
 from rnnkit.tensor import wrap
 
 
@@ -78,6 +78,8 @@ def rnn_stack(
         y = y[:, -1] if y.shape[1] else np.zeros((y.shape[0], y.shape[2]), y.dtype)
     outputs = [wrap(y)] + [s for cell_finals in finals for s in cell_finals]
 
+    x_gradient = needs_gradient(x)
+
     def backward(grads):
         d_y, rest = grads[0], list(grads[1:])
         d_last = None if return_sequences else d_y
@@ -87,9 +89,13 @@ def rnn_stack(
             d_states.append(rest[: len(cell_finals)])
             rest = rest[len(cell_finals) :]
         per_cell = []
-        for cell, cell_saved, d_final in reversed(list(zip(cells, saved, d_states))):
+        for i, (cell, cell_saved, d_final) in reversed(list(enumerate(zip(cells, saved, d_states)))):
             dx, *weight_grads = _core.rnn_backward(
-                cell_saved, d_outputs=d_y, d_last_output=d_last, d_final_states=d_final
+                cell_saved,
+                d_outputs=d_y,
+                d_last_output=d_last,
+                d_final_states=d_final,
+                input_gradient=i > 0 or x_gradient,
             )
             per_cell.insert(0, _grads(cell, weight_grads, with_states))
             d_y, d_last = dx, None
@@ -145,12 +151,16 @@ def bidirectional(
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]
     outputs = merged + fw_finals + bw_finals
 
+    x_gradient = needs_gradient(x)
+
     def backward(grads):
         n = len(merged)
         d_out = list(grads[:n]) if merge_mode is None else grads[0]
         d_fw = list(grads[n : n + len(fw_finals)])
         d_bw = list(grads[n + len(fw_finals) :])
-        dx, fw_grads, bw_grads = _core.bidirectional_backward(saved, d_outputs=d_out, d_fw_states=d_fw, d_bw_states=d_bw)
+        dx, fw_grads, bw_grads = _core.bidirectional_backward(
+            saved, d_outputs=d_out, d_fw_states=d_fw, d_bw_states=d_bw, input_gradient=x_gradient
+        )
         return [dx] + _grads(fw, fw_grads, with_states) + _grads(bw, bw_grads, with_states)
 
     inputs = [x] + _weights(fw) + list(fw_states) + _weights(bw) + list(bw_states)
