@@ -189,6 +189,17 @@ impl Activation {
         }
     }
 
+    /// [`Activation::apply`] with tanh and sigmoid on fused multiply-adds ([`Float::exp_fma`]):
+    /// only for code compiled for a CPU with FMA.
+    #[inline]
+    pub fn apply_fma<T: Float>(self, x: T) -> T {
+        match self {
+            Self::Tanh => x.tanh_fma(),
+            Self::Sigmoid => T::one() / (T::one() + (-x).exp_fma()),
+            _ => self.apply(x),
+        }
+    }
+
     /// `f'(x)`, given `y = f(x)` so the common cases (tanh, sigmoid) cost one multiply.
     #[inline]
     pub fn derivative<T: Float>(self, x: T, y: T) -> T {
@@ -280,7 +291,8 @@ impl Activation {
 ///
 /// The sequence loop picks the implementation once per call: the common pairs as a
 /// [`FixedPair`] type, so the per-row loops inline the functions and vectorize, and any other
-/// pair through [`AnyPair`], which dispatches per element. Both compute the same values.
+/// pair through [`AnyPair`], which dispatches per element. Both compute the same values, up to
+/// rounding where the fixed pair fuses multiply-adds.
 pub trait Pointwise<T: Float>: Sync {
     /// `activation(x)`.
     fn act(&self, x: T) -> T;
@@ -308,25 +320,30 @@ macro_rules! fixed {
 }
 fixed!(Tanh, Sigmoid, Relu, HardSigmoid);
 
-/// A pair of activations fixed at compile time.
-pub struct FixedPair<A, R>(std::marker::PhantomData<(A, R)>);
+/// A pair of activations fixed at compile time; with `FMA`, tanh and sigmoid run on fused
+/// multiply-adds (for the loops compiled for AVX2+FMA: see [`Activation::apply_fma`]).
+pub struct FixedPair<A, R, const FMA: bool>(std::marker::PhantomData<(A, R)>);
 
-impl<A, R> FixedPair<A, R> {
+impl<A, R, const FMA: bool> FixedPair<A, R, FMA> {
     pub const fn new() -> Self {
         Self(std::marker::PhantomData)
     }
 }
 
-impl<A, R> Default for FixedPair<A, R> {
+impl<A, R, const FMA: bool> Default for FixedPair<A, R, FMA> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Float, A: Fixed, R: Fixed> Pointwise<T> for FixedPair<A, R> {
+impl<T: Float, A: Fixed, R: Fixed, const FMA: bool> Pointwise<T> for FixedPair<A, R, FMA> {
     #[inline(always)]
     fn act(&self, x: T) -> T {
-        A::ACTIVATION.apply(x)
+        if FMA {
+            A::ACTIVATION.apply_fma(x)
+        } else {
+            A::ACTIVATION.apply(x)
+        }
     }
     #[inline(always)]
     fn act_d(&self, x: T, y: T) -> T {
@@ -334,16 +351,17 @@ impl<T: Float, A: Fixed, R: Fixed> Pointwise<T> for FixedPair<A, R> {
     }
     #[inline(always)]
     fn ract(&self, x: T) -> T {
-        R::ACTIVATION.apply(x)
+        if FMA {
+            R::ACTIVATION.apply_fma(x)
+        } else {
+            R::ACTIVATION.apply(x)
+        }
     }
     #[inline(always)]
     fn ract_d(&self, x: T, y: T) -> T {
         R::ACTIVATION.derivative(x, y)
     }
 }
-
-/// Keras's default pair: tanh and sigmoid.
-pub type TanhSigmoid = FixedPair<Tanh, Sigmoid>;
 
 /// Any pair of activations, dispatched per element.
 pub struct AnyPair(pub Activation, pub Activation);

@@ -6,7 +6,7 @@
 
 use ndarray::ArrayView2;
 
-use super::activation::{Activation, Pointwise, TanhSigmoid};
+use super::activation::{Activation, Pointwise};
 use super::Float;
 use crate::error::{check_shape, Error, Result};
 
@@ -199,12 +199,17 @@ pub fn lstm_forward<T: Float, P: Pointwise<T>>(
     }
 }
 
-/// LSTM forward for the default tanh/sigmoid pair, as [`lstm_forward`], also overwriting `pre`
+/// LSTM forward for the default tanh/sigmoid pair `p`, as [`lstm_forward`], also overwriting `pre`
 /// with the gate values `i, f, g, o`: their derivatives follow from the values alone, so the
 /// backward pass ([`lstm_backward_from_gates`]) needs no activation again.
 #[inline(always)]
-pub fn lstm_forward_keeping_gates<T: Float>(pre: &mut [T], c_prev: &[T], h: &mut [T], c: &mut [T]) {
-    let p = TanhSigmoid::new();
+pub fn lstm_forward_keeping_gates<T: Float, P: Pointwise<T>>(
+    p: &P,
+    pre: &mut [T],
+    c_prev: &[T],
+    h: &mut [T],
+    c: &mut [T],
+) {
     let n = h.len();
     let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
     let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
@@ -218,9 +223,10 @@ pub fn lstm_forward_keeping_gates<T: Float>(pre: &mut [T], c_prev: &[T], h: &mut
 }
 
 /// LSTM backward for one row from the gate values [`lstm_forward_keeping_gates`] kept; otherwise
-/// as [`lstm_backward`] with tanh and sigmoid.
+/// as [`lstm_backward`] with the tanh/sigmoid pair `p`.
 #[inline(always)]
-pub fn lstm_backward_from_gates<T: Float>(
+pub fn lstm_backward_from_gates<T: Float, P: Pointwise<T>>(
+    p: &P,
     gates: &[T],
     c_prev: &[T],
     c: &[T],
@@ -235,7 +241,7 @@ pub fn lstm_backward_from_gates<T: Float>(
     let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
     for j in 0..n {
         let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-        let ac = c[j].tanh_fast();
+        let ac = p.act(c[j]);
         let dcj = dc[j] + dh[j] * o * (one - ac * ac);
         d_o[j] = dh[j] * ac * (o * (one - o));
         di[j] = dcj * g * (i * (one - i));

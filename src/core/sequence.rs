@@ -15,7 +15,7 @@ use super::activation::{
 use super::cancel::Cancel;
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
-use crate::cpu::alloc::{check_total, zeros};
+use crate::cpu::alloc::{check_total, tiled, zeros};
 use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
 use crate::cpu::packed::{packed_product, PackedMatrix};
 use crate::error::{check_shape, Error, Result};
@@ -134,25 +134,33 @@ pub struct Gradients<T> {
 }
 
 /// Evaluates `$body` with `$p` bound to the cell's activation pair: a [`FixedPair`] for the
-/// common pairs (the loops then inline and vectorize the functions), else an [`AnyPair`].
+/// common pairs (the loops then inline and vectorize the functions; on fused multiply-adds
+/// where the CPU has them), else an [`AnyPair`].
 macro_rules! with_pair {
     ($spec:expr, $p:ident => $body:expr) => {{
+        if crate::cpu::has_fma() {
+            with_pair!(@fma true, $spec, $p => $body)
+        } else {
+            with_pair!(@fma false, $spec, $p => $body)
+        }
+    }};
+    (@fma $fma:literal, $spec:expr, $p:ident => $body:expr) => {{
         use Activation as A;
         match ($spec.activation, $spec.recurrent_activation) {
             (A::Tanh, A::Sigmoid) => {
-                let $p = &FixedPair::<Tanh, Sigmoid>::new();
+                let $p = &FixedPair::<Tanh, Sigmoid, $fma>::new();
                 $body
             }
             (A::Relu, A::Sigmoid) => {
-                let $p = &FixedPair::<Relu, Sigmoid>::new();
+                let $p = &FixedPair::<Relu, Sigmoid, $fma>::new();
                 $body
             }
             (A::Tanh, A::HardSigmoid) => {
-                let $p = &FixedPair::<Tanh, HardSigmoid>::new();
+                let $p = &FixedPair::<Tanh, HardSigmoid, $fma>::new();
                 $body
             }
             (A::Relu, A::HardSigmoid) => {
-                let $p = &FixedPair::<Relu, HardSigmoid>::new();
+                let $p = &FixedPair::<Relu, HardSigmoid, $fma>::new();
                 $body
             }
             (act, ract) => {
@@ -299,7 +307,11 @@ pub fn forward<T: Float>(
         }
         out
     });
-    let mut pre = zeros((t, b, width), "pre-activations")?;
+    // Starts as the input bias: the projection adds onto it.
+    let mut pre = match weights.bias {
+        Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
+        None => zeros((t, b, width), "pre-activations")?,
+    };
     let mut hs = zeros((t + 1, b, u), "hidden states")?;
     let mut cs = if spec.kind == CellKind::Lstm {
         Some(zeros((t + 1, b, u), "cell states")?)
@@ -404,8 +416,9 @@ pub fn forward<T: Float>(
     })
 }
 
-/// The input projection of every step at once: `pre = (x ⊙ m_g)·W_g + b_in`, one product over
-/// all `time · batch` rows (one per gate when input dropout gives each gate its own mask).
+/// The input projection of every step at once: `pre += (x ⊙ m_g)·W_g` onto the input bias,
+/// one product over all `time · batch` rows (one per gate when input dropout gives each gate
+/// its own mask).
 fn project_inputs<T: Float>(
     spec: &CellSpec,
     weights: &Weights<T>,
@@ -421,11 +434,11 @@ fn project_inputs<T: Float>(
         .into_shape_with_order((t * b, spec.width()))
         .expect("pre is contiguous");
     match dropout {
-        None => par_gemm_rows(x2, weights.kernel, T::zero(), pre2.view_mut()),
+        None => par_gemm_rows(x2, weights.kernel, T::one(), pre2.view_mut()),
         Some(masks) if masks.dim().0 == 1 => {
             let mut xm = Array2::zeros((t * b, f));
             masked_rows(x2, masks.index_axis(Axis(0), 0), &mut xm);
-            par_gemm_rows(xm.view(), weights.kernel, T::zero(), pre2.view_mut());
+            par_gemm_rows(xm.view(), weights.kernel, T::one(), pre2.view_mut());
         }
         Some(masks) => {
             let mut xm = Array2::zeros((t * b, f));
@@ -435,14 +448,11 @@ fn project_inputs<T: Float>(
                 par_gemm_rows(
                     xm.view(),
                     gate(weights.kernel, g, spec.units),
-                    T::zero(),
+                    T::one(),
                     pre2.slice_mut(s![.., cols]),
                 );
             }
         }
-    }
-    if let Some(bias) = weights.bias {
-        pre2 += &bias.row(0);
     }
 }
 
@@ -649,6 +659,7 @@ impl<T: Float> StepContext<'_, T> {
                         let c_next = slice_mut(c_next.row_mut(r));
                         if self.keep_gates {
                             cell::lstm_forward_keeping_gates(
+                                p,
                                 slice_mut(pre_row),
                                 c_prev,
                                 h_out,
@@ -1111,7 +1122,7 @@ impl<T: Float> StepContext<'_, T> {
                         let dc = slice_mut(dc.row_mut(r));
                         if self.keep_gates {
                             cell::lstm_backward_from_gates(
-                                pre_row, c_prev, c, dh_row, dc, dpre_row,
+                                p, pre_row, c_prev, c, dh_row, dc, dpre_row,
                             );
                         } else {
                             cell::lstm_backward(p, pre_row, c_prev, c, dh_row, dc, dpre_row);

@@ -18,19 +18,8 @@ pub fn zeros<T: Float, D: Dimension>(
     what: &'static str,
 ) -> Result<Array<T, D>> {
     let shape = shape.into_dimension();
-    let dims = shape.slice().to_vec();
-    let too_large = || Error::Allocation {
-        what,
-        elements: dims
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(" x "),
-    };
-    let len = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(too_large)?;
+    let too_large = || too_large(shape.slice(), what);
+    let len = element_count(shape.slice(), what)?;
     let layout = Layout::array::<T>(len).map_err(|_| too_large())?;
     let data = if layout.size() == 0 {
         Vec::new()
@@ -47,6 +36,43 @@ pub fn zeros<T: Float, D: Dimension>(
         }
     };
     Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
+}
+
+/// An array of `shape` whose every row (last axis) is `row`, written once: no zero-filling
+/// pass first, as with [`zeros`] followed by an add.
+pub fn tiled<T: Float, D: Dimension>(
+    shape: impl IntoDimension<Dim = D>,
+    row: &[T],
+    what: &'static str,
+) -> Result<Array<T, D>> {
+    let shape = shape.into_dimension();
+    let len = element_count(shape.slice(), what)?;
+    assert_eq!(shape.slice().last(), Some(&row.len()), "row length");
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| too_large(shape.slice(), what))?;
+    for _ in 0..len / row.len().max(1) {
+        data.extend_from_slice(row);
+    }
+    Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
+}
+
+/// The number of elements of `dims`, or [`Error::Allocation`] when it overflows.
+fn element_count(dims: &[usize], what: &'static str) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| too_large(dims, what))
+}
+
+fn too_large(dims: &[usize], what: &'static str) -> Error {
+    Error::Allocation {
+        what,
+        elements: dims
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(" x "),
+    }
 }
 
 /// Fails with [`Error::Memory`] when `elements` values of `T`, all the buffers of one call
@@ -92,6 +118,25 @@ mod tests {
         assert_eq!(empty.len(), 0);
         let huge = zeros::<f64, _>((usize::MAX / 4, 3), "test").unwrap_err();
         assert!(huge.to_string().starts_with("cannot allocate"), "{huge}");
+    }
+
+    #[test]
+    fn tiled_rows_repeat_the_row_and_impossible_sizes_are_errors() {
+        let a: Array<f32, _> = tiled((2, 3, 4), &[1.0, 2.0, 3.0, 4.0], "test").unwrap();
+        assert_eq!(a.dim(), (2, 3, 4));
+        assert!(a
+            .rows()
+            .into_iter()
+            .all(|r| r.to_vec() == [1.0, 2.0, 3.0, 4.0]));
+        let empty: Array<f64, _> = tiled((0, 2), &[1.0, 2.0], "test").unwrap();
+        assert_eq!(empty.len(), 0);
+        let huge = tiled::<f64, _>((usize::MAX / 4, 3), &[0.0; 3], "test").unwrap_err();
+        assert!(huge.to_string().starts_with("cannot allocate"), "{huge}");
+        let overflow = tiled::<f64, _>((usize::MAX, 3), &[0.0; 3], "test").unwrap_err();
+        assert!(
+            overflow.to_string().starts_with("cannot allocate"),
+            "{overflow}"
+        );
     }
 
     #[test]

@@ -15,6 +15,15 @@ pub fn has_avx2_fma() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
+/// Whether `mul_add` is one instruction in the fast loops: x86-64 with AVX2 and FMA (those
+/// loops are compiled for both), or an ARM64 CPU, which always has fused multiply-add.
+pub fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return has_avx2_fma();
+    #[cfg(not(target_arch = "x86_64"))]
+    return cfg!(target_arch = "aarch64");
+}
+
 /// A deterministic test matrix with values in [-1, 1].
 #[cfg(test)]
 fn filled(rows: usize, cols: usize, seed: f64) -> ndarray::Array2<f64> {
