@@ -172,7 +172,8 @@ mod tests {
 
     #[test]
     fn fast_f32_exp_and_tanh_are_accurate_everywhere() {
-        let variants: [(&str, fn(f32) -> f32, fn(f32) -> f32); 2] = [
+        type Function = fn(f32) -> f32;
+        let variants: [(&str, Function, Function); 2] = [
             ("fast", f32::exp_fast, f32::tanh_fast),
             ("fma", f32::exp_fma, f32::tanh_fma),
         ];
