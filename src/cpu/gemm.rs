@@ -9,12 +9,14 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::parallel::prelude::*;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+use super::packed::product_tn;
 use crate::core::Float;
 
 /// Row-split products give each block at least this many rows.
 const MIN_ROWS: usize = 64;
-/// Column blocks of column-split products are whole multiples of this.
-const PANEL: usize = 16;
+/// Column blocks of column-split products are whole multiples of this (whole panels of the
+/// tiles that read `b` in place).
+const PANEL: usize = super::packed::NR;
 
 /// `c = a · b + beta · c`, computed serially.
 #[inline]
@@ -57,14 +59,22 @@ pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c:
         .max(1);
     let cols = b.ncols().div_ceil(blocks).next_multiple_of(PANEL).max(1);
     if blocks == 1 {
-        return gemm(a.t(), b, beta, &mut c);
+        return gemm_tn(a, b, beta, &mut c);
     }
     let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
     let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
     b_blocks
         .into_par_iter()
         .zip(c_blocks)
-        .for_each(|(b, mut c)| gemm(a.t(), b, beta, &mut c));
+        .for_each(|(b, mut c)| gemm_tn(a, b, beta, &mut c));
+}
+
+/// `c = aᵀ · b + beta · c`, computed serially: by the packed tiles reading `b` in place where
+/// they can, else by `matrixmultiply`.
+fn gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
+    if !(beta == T::zero() && product_tn(a, b, c)) {
+        gemm(a.t(), b, beta, c);
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +99,21 @@ mod tests {
         let mut split_tn = Array2::zeros((40, 150));
         par_gemm_tn(a.view(), g.view(), 0.0, split_tn.view_mut());
         assert_eq!(serial_tn, split_tn);
+    }
+
+    #[test]
+    fn f32_weight_gradient_products_are_split_without_changing_bits() {
+        let a = filled(700, 38, 0.37).mapv(|v| v as f32);
+        let g = filled(700, 96, 0.23).mapv(|v| v as f32);
+        let mut serial = Array2::zeros((38, 96));
+        gemm_tn(a.view(), g.view(), 0.0, &mut serial.view_mut());
+        let mut split = Array2::zeros((38, 96));
+        par_gemm_tn(a.view(), g.view(), 0.0, split.view_mut());
+        assert_eq!(serial, split);
+        let want = a.t().mapv(f64::from).dot(&g.mapv(f64::from));
+        let err = (&want - &split.mapv(f64::from))
+            .iter()
+            .fold(0.0f64, |e, v| e.max(v.abs()));
+        assert!(err < 1e-3, "error {err}");
     }
 }

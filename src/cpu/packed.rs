@@ -6,6 +6,10 @@
 //! panels of [`NR`] values laid out row after row, and each step streams the panels through a
 //! register tile of up to [`MR`] rows by `NR` columns.
 //!
+//! The same tiles compute the weight gradients' `aᵀ · b` over all steps ([`product_tn`]),
+//! reading `b` in place as its own panels: a general GEMM would pack it, a pass over memory as
+//! long as the product's own at these shapes.
+//!
 //! Every element of the result is one chain of multiply-adds over `k` in order, starting from
 //! zero or from the element's previous value, whatever tile the row falls in: results do not
 //! depend on how the rows are split between threads.
@@ -25,6 +29,10 @@ pub const NR: usize = 16;
 pub const MR: usize = 6;
 /// Inner-dimension chunk: 128 rows of a panel are 8 KiB.
 pub const KC: usize = 128;
+
+/// The most rows [`product_tn`] takes: every panel re-reads the `KC × m` chunk of `a`, which
+/// must stay in L1 (measured: at m = 512 packing GEMMs were 20% faster, at m ≤ 128 slower).
+pub const TN_MAX_ROWS: usize = 128;
 
 /// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
 /// `n` zero.
@@ -57,10 +65,6 @@ impl<T: Float> PackedMatrix<T> {
     pub fn dim(&self) -> (usize, usize) {
         (self.k, self.n)
     }
-
-    fn panel(&self, p: usize) -> &[T] {
-        &self.panels[p * self.k * NR..(p + 1) * self.k * NR]
-    }
 }
 
 /// `c = a · b`, or `c += a · b` with `accumulate`. The rows of `a` and of `c` must be contiguous
@@ -85,53 +89,140 @@ pub fn packed_product<T: Float>(
         (k <= 1 || a.strides()[1] == 1) && (b.n <= 1 || c.strides()[1] == 1),
         "packed product rows must be contiguous"
     );
-    let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
-    let panels = b.n.div_ceil(NR);
-    let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
-    // Which tile runs is decided once per product, not per tile.
+    let operands = Operands {
+        m,
+        k,
+        n: b.n,
+        a: a.as_ptr(),
+        a_row: a.strides()[0] as usize,
+        a_k: 1,
+        b: b.panels.as_ptr(),
+        b_panel: k * NR,
+        b_k: NR,
+        c: c.as_mut_ptr(),
+        ldc: c.strides()[0] as usize,
+    };
+    // SAFETY: the shapes and the unit strides were checked above; panel `p` of `b` holds `k`
+    // rows of `NR` values from `p · k · NR` on.
+    unsafe { operands.run(accumulate) }
+}
+
+/// `c = aᵀ · b` for `a` `(k, m)` and `b` `(k, n)` read in place, with no packing: the weight
+/// gradients, where `k` runs over every step and batch row. `b`'s rows must be contiguous and
+/// `n` a multiple of [`NR`], so each panel is `NR` consecutive columns of `b`; `c`'s rows
+/// contiguous. Returns false, computing nothing, when the operands do not qualify, when `m`
+/// is over [`TN_MAX_ROWS`] or when the CPU has no fast tile for `T` (only f32 with AVX2 and FMA
+/// has one): a packing GEMM is faster then.
+pub fn product_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut ArrayViewMut2<T>) -> bool {
+    let ((k, m), n) = (a.dim(), b.ncols());
+    assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "product_tn shapes");
+    if !fast_tile::<T>() || m > TN_MAX_ROWS {
+        return false;
+    }
+    let b_rows = k == 0 || b.strides()[1] == 1;
+    let c_rows = m == 0 || c.strides()[1] == 1;
+    if !(n % NR == 0 && b_rows && c_rows) || a.strides().iter().chain(b.strides()).any(|&s| s < 0) {
+        return false;
+    }
+    if m == 0 || n == 0 {
+        return true;
+    }
+    let operands = Operands {
+        m,
+        k,
+        n,
+        a: a.as_ptr(),
+        a_row: a.strides()[1] as usize,
+        a_k: a.strides()[0] as usize,
+        b: b.as_ptr(),
+        b_panel: NR,
+        b_k: b.strides()[0] as usize,
+        c: c.as_mut_ptr(),
+        ldc: c.strides()[0] as usize,
+    };
+    // SAFETY: shapes checked above, strides non-negative; panel `p` is columns `p·NR..p·NR + NR`
+    // of `b`, whole as `n` is a multiple of NR.
+    unsafe { operands.run(false) };
+    true
+}
+
+/// Whether the intrinsics tile runs for `T`: f32 on a CPU with AVX2 and FMA.
+fn fast_tile<T: 'static>() -> bool {
     #[cfg(target_arch = "x86_64")]
-    let avx2_f32 = TypeId::of::<T>() == TypeId::of::<f32>() && super::has_avx2_fma();
+    return TypeId::of::<T>() == TypeId::of::<f32>() && super::has_avx2_fma();
     #[cfg(not(target_arch = "x86_64"))]
-    let avx2_f32 = false;
-    // The inner dimension goes in chunks of KC, so that a chunk of the panel and of the rows
-    // stay in L1 while every row block passes; each chunk continues the elements' multiply-add
-    // chains where the previous one stored them, so the rounding is that of one pass.
-    for k0 in (0..k.max(1)).step_by(KC) {
-        let kc = KC.min(k - k0);
-        // SAFETY: rows `row..row + rows` of `a` (k contiguous values each, `lda` apart, read
-        // from `k0` on) and columns `p·NR..p·NR + NR·count` (cut at n) of the same rows of `c`
-        // (contiguous, `ldc` apart) lie inside the views, whose shapes were checked above;
-        // panels `p..p + count` exist and hold `k · NR` values each, read from row `k0` on.
-        let tile = |row: usize, p: usize, count: usize| Tile {
-            k: kc,
-            a: unsafe { a_ptr.add(row * lda + k0) },
-            lda,
-            panel: unsafe { b.panel(p).as_ptr().add(k0 * NR) },
-            panel_stride: k * NR,
-            c: unsafe { c_ptr.add(row * ldc + p * NR) },
-            ldc,
-            last_cols: (b.n - (p + count - 1) * NR).min(NR),
-            accumulate: accumulate || k0 > 0,
-            avx2_f32,
-        };
-        let full = m / MR * MR;
-        for p in 0..panels {
-            for row in (0..full).step_by(MR) {
-                unsafe { tile(row, p, 1).run::<MR, 1>() };
+    return false;
+}
+
+/// A product's operands as raw pointers and strides (in elements): row `i`, column `kk` of `a`
+/// at `a + i·a_row + kk·a_k`; row `kk` of panel `p` of `b` (`NR` contiguous values) at
+/// `b + p·b_panel + kk·b_k`; `c` row-major with contiguous rows `ldc` apart.
+struct Operands<T> {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    a_row: usize,
+    a_k: usize,
+    b: *const T,
+    b_panel: usize,
+    b_k: usize,
+    c: *mut T,
+    ldc: usize,
+}
+
+impl<T: Float> Operands<T> {
+    /// Runs the register tiles over the whole product.
+    ///
+    /// # Safety
+    /// Every element the layout describes for `m` rows, `k` columns of `a`, `⌈n / NR⌉` panels
+    /// of `k` rows of `b` and `m × n` of `c` must be valid.
+    #[inline(always)]
+    unsafe fn run(&self, accumulate: bool) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let panels = n.div_ceil(NR);
+        // Which tile runs is decided once per product, not per tile.
+        let avx2_f32 = fast_tile::<T>();
+        // The inner dimension goes in chunks of KC, so that a chunk of the panel and of the
+        // rows stay in cache while every row block passes; each chunk continues the elements'
+        // multiply-add chains where the previous one stored them, so the rounding is that of
+        // one pass.
+        for k0 in (0..k.max(1)).step_by(KC) {
+            let kc = KC.min(k - k0);
+            // SAFETY (of the pointer arithmetic): rows `row..row + ROWS` and columns
+            // `k0..k0 + kc` of `a`, panels `p..p + count` from row `k0` on, and the matching
+            // block of `c` are inside the operands (the caller's contract).
+            let tile = |row: usize, p: usize, count: usize| Tile {
+                k: kc,
+                a: self.a.add(row * self.a_row + k0 * self.a_k),
+                a_row: self.a_row,
+                a_k: self.a_k,
+                panel: self.b.add(p * self.b_panel + k0 * self.b_k),
+                b_panel: self.b_panel,
+                b_k: self.b_k,
+                c: self.c.add(row * self.ldc + p * NR),
+                ldc: self.ldc,
+                last_cols: (n - (p + count - 1) * NR).min(NR),
+                accumulate: accumulate || k0 > 0,
+                avx2_f32,
+            };
+            let full = m / MR * MR;
+            for p in 0..panels {
+                for row in (0..full).step_by(MR) {
+                    tile(row, p, 1).run::<MR, 1>();
+                }
             }
-        }
-        let rows = m - full;
-        let group = match rows {
-            0 => continue,
-            1 => 4,
-            2 => 2,
-            _ => 1,
-        };
-        let mut p = 0;
-        while p < panels {
-            let count = group.min(panels - p);
-            let t = tile(full, p, count);
-            unsafe {
+            let rows = m - full;
+            let group = match rows {
+                0 => continue,
+                1 => 4,
+                2 => 2,
+                _ => 1,
+            };
+            let mut p = 0;
+            while p < panels {
+                let count = group.min(panels - p);
+                let t = tile(full, p, count);
                 match (rows, count) {
                     (1, 4) => t.run::<1, 4>(),
                     (1, 3) => t.run::<1, 3>(),
@@ -143,8 +234,8 @@ pub fn packed_product<T: Float>(
                     (4, _) => t.run::<4, 1>(),
                     _ => t.run::<5, 1>(),
                 }
+                p += count;
             }
-            p += count;
         }
     }
 }
@@ -154,9 +245,11 @@ pub fn packed_product<T: Float>(
 struct Tile<T> {
     k: usize,
     a: *const T,
-    lda: usize,
+    a_row: usize,
+    a_k: usize,
     panel: *const T,
-    panel_stride: usize,
+    b_panel: usize,
+    b_k: usize,
     c: *mut T,
     ldc: usize,
     /// Columns of the last panel inside `c` (the others are whole).
@@ -179,8 +272,8 @@ impl<T: Float> Tile<T> {
     /// Computes the tile.
     ///
     /// # Safety
-    /// `ROWS` rows of `k` values from `a`, `PANELS` panels of `k · NR` values `panel_stride`
-    /// apart, and `ROWS` rows of `c` with the panels' columns must be valid.
+    /// `ROWS` rows of `k` values from `a`, `k` rows of `NR` values of `PANELS` panels, and `ROWS`
+    /// rows of `c` with the panels' columns must be valid (at the strides of the fields).
     #[inline(always)]
     unsafe fn run<const ROWS: usize, const PANELS: usize>(&self) {
         #[cfg(target_arch = "x86_64")]
@@ -208,10 +301,12 @@ impl<T: Float> Tile<T> {
         }
         for kk in 0..self.k {
             for p in 0..PANELS {
-                let b =
-                    std::slice::from_raw_parts(self.panel.add(p * self.panel_stride + kk * NR), NR);
+                let b = std::slice::from_raw_parts(
+                    self.panel.add(p * self.b_panel + kk * self.b_k),
+                    NR,
+                );
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    let a = *self.a.add(i * self.lda + kk);
+                    let a = *self.a.add(i * self.a_row + kk * self.a_k);
                     for (v, &b) in acc[p].iter_mut().zip(b) {
                         *v += a * b;
                     }
@@ -260,10 +355,10 @@ mod avx2 {
         }
         for kk in 0..t.k {
             for p in 0..PANELS {
-                let b = t.panel.add(p * t.panel_stride + kk * NR);
+                let b = t.panel.add(p * t.b_panel + kk * t.b_k);
                 let (b0, b1) = (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)));
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    let a = _mm256_set1_ps(*t.a.add(i * t.lda + kk));
+                    let a = _mm256_set1_ps(*t.a.add(i * t.a_row + kk * t.a_k));
                     acc[p][0] = _mm256_fmadd_ps(a, b0, acc[p][0]);
                     acc[p][1] = _mm256_fmadd_ps(a, b1, acc[p][1]);
                 }
@@ -325,6 +420,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn in_place_transposed_products_match_plain_ones() {
+        for (k, m, n) in [
+            (1, 1, 16),
+            (300, 7, 32),
+            (129, 64, 48),
+            (0, 3, 16),
+            (5, 0, 16),
+        ] {
+            let wide = filled(k, n + 10, 0.11).mapv(|v| v as f32);
+            let b = wide.slice(s![.., 5..n + 5]); // columns of a wider array
+            let a = filled(k, m, 0.37).mapv(|v| v as f32);
+            let mut got = Array2::<f32>::from_elem((m, n), 9.0);
+            if !product_tn(a.view(), b, &mut got.view_mut()) {
+                assert!(!crate::cpu::has_avx2_fma(), "({k}, {m}, {n}) refused");
+                continue;
+            }
+            let want = a.t().mapv(f64::from).dot(&b.mapv(f64::from));
+            let err = (&want - &got.mapv(f64::from))
+                .iter()
+                .fold(0.0f64, |e, v| e.max(v.abs()));
+            assert!(err < 1e-3, "({k}, {m}, {n}): error {err}");
+        }
+        // Operands it cannot read in place are refused, untouched.
+        let (a, b) = (filled(4, 3, 0.3), filled(4, 16, 0.2));
+        let mut c = Array2::<f64>::zeros((3, 16));
+        assert!(!product_tn(a.view(), b.view(), &mut c.view_mut()), "f64");
+        let (a, b) = (a.mapv(|v| v as f32), filled(4, 20, 0.2).mapv(|v| v as f32));
+        let mut c = Array2::<f32>::zeros((3, 20));
+        assert!(!product_tn(a.view(), b.view(), &mut c.view_mut()), "n = 20");
+        let column_major = filled(16, 4, 0.2).mapv(|v| v as f32);
+        let mut c16 = Array2::<f32>::zeros((3, 16));
+        assert!(!product_tn(a.view(), column_major.t(), &mut c16.view_mut()));
+        assert!(c.iter().chain(&c16).all(|&v| v == 0.0));
     }
 
     #[test]
