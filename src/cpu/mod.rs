@@ -15,6 +15,17 @@ pub fn has_avx2_fma() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
+/// Whether the CPU has the AVX-512 subsets the time loops are compiled for (F, VL, DQ, BW:
+/// every AVX-512 CPU since Skylake-SP), besides AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx512() -> bool {
+    has_avx2_fma()
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512bw")
+}
+
 /// Whether `mul_add` is one instruction in the fast loops: x86-64 with AVX2 and FMA (those
 /// loops are compiled for both), or an ARM64 CPU, which always has fused multiply-add.
 pub fn has_fma() -> bool {
