@@ -323,7 +323,12 @@ pub fn forward<T: Float>(
     } else {
         None
     };
-    let mut ys = zeros((t, b, u), "outputs")?;
+    // Without a mask every step's output is its hidden state: only a mask needs its own buffer
+    // (masked steps repeat the previous output, or zeros, while the state carries on).
+    let mut ys = match mask {
+        Some(_) => Some(zeros((t, b, u), "outputs")?),
+        None => None,
+    };
     if let Some(states) = &input.initial_states {
         hs.index_axis_mut(Axis(0), 0).assign(&states[0]);
         if let Some(cs) = &mut cs {
@@ -336,7 +341,7 @@ pub fn forward<T: Float>(
     let input_dropout = input.input_dropout.map(|m| standard(shared_or_per_gate(m)));
     let recurrent_dropout = input.recurrent_dropout.map(standard);
     let recurrent_kernel = weights.recurrent_kernel.to_owned(); // for the backward pass
-                                                                // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
+    // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
     for (x, pre) in x
         .axis_chunks_iter(Axis(0), chunk_steps)
@@ -358,7 +363,7 @@ pub fn forward<T: Float>(
         .zip(split_rows(&mut hs, rows))
         .zip(split_opt_rows(cs.as_mut(), rows, b))
         .zip(split_opt_rows(rec_h.as_mut(), rows, b))
-        .zip(split_rows(&mut ys, rows))
+        .zip(split_opt_rows(ys.as_mut(), rows, b))
         .enumerate()
         .collect();
     let packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
@@ -392,7 +397,10 @@ pub fn forward<T: Float>(
         .chain(cs.as_ref())
         .map(|a| a.index_axis(Axis(0), t).to_owned())
         .collect();
-    let outputs = swap_leading_axes(ys.view(), "outputs")?;
+    let outputs = match &ys {
+        Some(ys) => swap_leading_axes(ys.view(), "outputs")?,
+        None => swap_leading_axes(hs.slice(s![1.., .., ..]), "outputs")?,
+    };
     let saved = Saved {
         spec: *spec,
         options,
@@ -528,7 +536,8 @@ struct ForwardChunk<'a, T> {
     hs: ndarray::ArrayViewMut3<'a, T>,
     cs: Option<ndarray::ArrayViewMut3<'a, T>>,
     rec_h: Option<ndarray::ArrayViewMut3<'a, T>>,
-    ys: ndarray::ArrayViewMut3<'a, T>,
+    /// Only with a mask: otherwise the outputs are the hidden states.
+    ys: Option<ndarray::ArrayViewMut3<'a, T>>,
 }
 
 impl<T: Float> StepContext<'_, T> {
@@ -692,7 +701,9 @@ impl<T: Float> StepContext<'_, T> {
                     }
                 }
             }
-            self.write_outputs(&mut c.ys, &h_next, step, c.first_row);
+            if let Some(ys) = &mut c.ys {
+                self.write_outputs(ys, &h_next, step, c.first_row);
+            }
         }
         Ok(())
     }
