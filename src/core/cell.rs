@@ -281,10 +281,12 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>>(
 }
 
 /// GRU (`reset_after`) forward. `pre` enters as the input projection `x·W + b_in` and leaves as
-/// the pre-activations `[x_z + r_z, x_r + r_r, x_h + r ⊙ r_h]`; `rec` is `h₋₁·U + b_rec`.
-/// Writes `h` and keeps `r_h` (the recurrent h-gate term) in `rec_h`.
+/// the pre-activations `[x_z + r_z, x_r + r_r, x_h + r ⊙ r_h]`, or with `KEEP_GATES` as the gate
+/// values `[z, r, h̃]` (for the default tanh/sigmoid pair: the backward pass then needs no
+/// activation again); `rec` is `h₋₁·U + b_rec`. Writes `h` and keeps `r_h` (the recurrent
+/// h-gate term) in `rec_h`.
 #[inline(always)]
-pub fn gru_after_forward<T: Float, P: Pointwise<T>>(
+pub fn gru_after_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
     p: &P,
     pre: &mut [T],
     rec: &[T],
@@ -295,22 +297,27 @@ pub fn gru_after_forward<T: Float, P: Pointwise<T>>(
     let [rz, rr, rh] = blocks::<T, 3>(rec);
     let [pz, pr, ph] = blocks_mut::<T, 3>(pre);
     for j in 0..h.len() {
-        pz[j] += rz[j];
-        pr[j] += rr[j];
-        let r = p.ract(pr[j]);
-        ph[j] += r * rh[j];
+        let r = p.ract(pr[j] + rr[j]);
+        let xh = ph[j] + r * rh[j];
+        let z = p.ract(pz[j] + rz[j]);
+        let hh = p.act(xh);
+        h[j] = z * h_prev[j] + (T::one() - z) * hh;
         rec_h[j] = rh[j];
-        let z = p.ract(pz[j]);
-        h[j] = z * h_prev[j] + (T::one() - z) * p.act(ph[j]);
+        (pz[j], pr[j], ph[j]) = if KEEP_GATES {
+            (z, r, hh)
+        } else {
+            (pz[j] + rz[j], pr[j] + rr[j], xh)
+        };
     }
 }
 
 /// GRU (`reset_after`) backward. From `dh`, writes `dpre` (the input-side gradients), `drec_h`
 /// (the gradient of the recurrent h-gate term, `dpre_h ⊙ r`) and `dh_prev` (the direct path
-/// through the blend, `dh ⊙ z`).
+/// through the blend, `dh ⊙ z`). `pre` holds what [`gru_after_forward`] left with the same
+/// `FROM_GATES` as its `KEEP_GATES`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // one slice per operand of the row's step math
-pub fn gru_after_backward<T: Float, P: Pointwise<T>>(
+pub fn gru_after_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
     p: &P,
     pre: &[T],
     rec_h: &[T],
@@ -320,16 +327,24 @@ pub fn gru_after_backward<T: Float, P: Pointwise<T>>(
     drec_h: &mut [T],
     dh_prev: &mut [T],
 ) {
+    let one = T::one();
     let [pz, pr, ph] = blocks::<T, 3>(pre);
     let [dz, dr, dhh] = blocks_mut::<T, 3>(dpre);
     for j in 0..dh.len() {
-        let (z, r) = (p.ract(pz[j]), p.ract(pr[j]));
-        let hh = p.act(ph[j]);
-        let da = dh[j] * (T::one() - z) * p.act_d(ph[j], hh);
+        // The gates and their derivatives (tanh' = 1 - y², sigmoid' = y (1 - y) from the values).
+        let (z, r, hh, d_z, d_r, d_hh) = if FROM_GATES {
+            let (z, r, hh) = (pz[j], pr[j], ph[j]);
+            (z, r, hh, z * (one - z), r * (one - r), one - hh * hh)
+        } else {
+            let (z, r, hh) = (p.ract(pz[j]), p.ract(pr[j]), p.act(ph[j]));
+            let derivatives = (p.ract_d(pz[j], z), p.ract_d(pr[j], r), p.act_d(ph[j], hh));
+            (z, r, hh, derivatives.0, derivatives.1, derivatives.2)
+        };
+        let da = dh[j] * (one - z) * d_hh;
         dhh[j] = da;
         drec_h[j] = da * r;
-        dr[j] = da * rec_h[j] * p.ract_d(pr[j], r);
-        dz[j] = dh[j] * (h_prev[j] - hh) * p.ract_d(pz[j], z);
+        dr[j] = da * rec_h[j] * d_r;
+        dz[j] = dh[j] * (h_prev[j] - hh) * d_z;
         dh_prev[j] = dh[j] * z;
     }
 }

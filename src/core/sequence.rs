@@ -341,7 +341,7 @@ pub fn forward<T: Float>(
     let input_dropout = input.input_dropout.map(|m| standard(shared_or_per_gate(m)));
     let recurrent_dropout = input.recurrent_dropout.map(standard);
     let recurrent_kernel = weights.recurrent_kernel.to_owned(); // for the backward pass
-    // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
+                                                                // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
     for (x, pre) in x
         .axis_chunks_iter(Axis(0), chunk_steps)
@@ -367,7 +367,10 @@ pub fn forward<T: Float>(
         .enumerate()
         .collect();
     let packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
-    let keep_gates = spec.kind == CellKind::Lstm && spec.has_default_activations();
+    let keep_gates = matches!(
+        spec.kind,
+        CellKind::Lstm | CellKind::Gru { reset_after: true }
+    ) && spec.has_default_activations();
     let ctx = StepContext {
         spec,
         packed: &packed,
@@ -681,14 +684,17 @@ impl<T: Float> StepContext<'_, T> {
                     }
                     CellKind::Gru { reset_after: true } => {
                         let rec_h = c.rec_h.as_mut().expect("GRU keeps its recurrent term");
-                        cell::gru_after_forward(
-                            p,
-                            slice_mut(pre_row),
-                            rec_row,
-                            hp,
-                            h_out,
-                            slice_mut(rec_h.slice_mut(s![step, r, ..])),
-                        );
+                        let rec_h = slice_mut(rec_h.slice_mut(s![step, r, ..]));
+                        let pre_row = slice_mut(pre_row);
+                        if self.keep_gates {
+                            cell::gru_after_forward::<_, _, true>(
+                                p, pre_row, rec_row, hp, h_out, rec_h,
+                            );
+                        } else {
+                            cell::gru_after_forward::<_, _, false>(
+                                p, pre_row, rec_row, hp, h_out, rec_h,
+                            );
+                        }
                     }
                     CellKind::Gru { reset_after: false } => {
                         cell::gru_before_output(
@@ -1143,16 +1149,17 @@ impl<T: Float> StepContext<'_, T> {
                     CellKind::Gru { reset_after: true } => {
                         let rec_h = rec_h.as_ref().expect("GRU keeps its recurrent term");
                         let gru = gru.as_mut().expect("GRU buffer");
-                        cell::gru_after_backward(
-                            p,
-                            pre_row,
-                            rec_h.slice(s![step, r, ..]).to_slice().expect("contiguous"),
-                            hp,
-                            dh_row,
-                            dpre_row,
-                            slice_mut(gru.row_mut(r)),
-                            dhp,
-                        );
+                        let rec_h = rec_h.slice(s![step, r, ..]).to_slice().expect("contiguous");
+                        let drec_h = slice_mut(gru.row_mut(r));
+                        if self.keep_gates {
+                            cell::gru_after_backward::<_, _, true>(
+                                p, pre_row, rec_h, hp, dh_row, dpre_row, drec_h, dhp,
+                            );
+                        } else {
+                            cell::gru_after_backward::<_, _, false>(
+                                p, pre_row, rec_h, hp, dh_row, dpre_row, drec_h, dhp,
+                            );
+                        }
                     }
                     CellKind::Gru { reset_after: false } => {
                         cell::gru_before_backward_gates(p, pre_row, hp, dh_row, dpre_row, dhp);
