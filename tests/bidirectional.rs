@@ -60,7 +60,7 @@ impl Side {
             spec,
             options: SequenceOptions {
                 go_backwards,
-                zero_output_for_mask: false,
+                ..Default::default()
             },
         }
     }

@@ -244,6 +244,7 @@ fn mask_with_zero_output_and_go_backwards() {
         let options = SequenceOptions {
             go_backwards: true,
             zero_output_for_mask: true,
+            ..Default::default()
         };
         check(
             Case {
@@ -256,6 +257,7 @@ fn mask_with_zero_output_and_go_backwards() {
         let options = SequenceOptions {
             go_backwards: true,
             zero_output_for_mask: false,
+            ..Default::default()
         };
         check(
             Case {

@@ -148,6 +148,7 @@ impl<T: Float> Setup<T> {
             options: SequenceOptions {
                 go_backwards: v.go_backwards,
                 zero_output_for_mask: v.zero_output,
+                ..Default::default()
             },
             x: cast(&rng.array((b, t, f), 1.0)),
             kernel: cast(&w.kernel),
@@ -504,6 +505,23 @@ fn skipping_the_input_gradient_changes_no_other_gradient() {
         let mut expected = all;
         expected.grads.input = None;
         assert_runs_identical(&base.label, &expected, &weights_only);
+    }
+}
+
+#[test]
+fn the_last_output_alone_is_the_last_step_of_all_outputs() {
+    for base in Setup::<f64>::all(800, B, T, F, H) {
+        let last = Setup {
+            options: SequenceOptions {
+                last_output_only: true,
+                ..base.options
+            },
+            ..base.clone()
+        };
+        let (mut all, only) = (base.run(), last.run());
+        assert_eq!(only.outputs.dim(), (B, 1, H), "{}", base.label);
+        all.outputs = all.outputs.slice(s![.., T - 1.., ..]).to_owned();
+        assert_runs_identical(&base.label, &all, &only);
     }
 }
 

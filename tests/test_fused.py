@@ -130,3 +130,18 @@ def test_core_backward_without_input_gradient_returns_none_and_the_same_weight_g
     assert full[0].shape == X.shape and skipped[0] is None
     for a, b in zip(full[1:4], skipped[1:4], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_core_forward_of_the_last_output_alone_is_the_last_step():
+    cell = layers.LSTMCell(3)
+    cell.build((None, 4))
+    weights = fused._weight_arrays(cell)
+    for go_backwards in (False, True):
+        kwargs = dict(mask=MASK, go_backwards=go_backwards, zero_output_for_mask=True)
+        outputs, states, _ = fused._core.rnn_forward(cell.spec, weights, X, **kwargs)
+        last, last_states, _ = fused._core.rnn_forward(cell.spec, weights, X, return_sequences=False, **kwargs)
+        np.testing.assert_array_equal(last, outputs[:, -1:])
+        for a, b in zip(states, last_states, strict=True):
+            np.testing.assert_array_equal(a, b)
+    empty, _, _ = fused._core.rnn_forward(cell.spec, weights, X[:, :0], return_sequences=False)
+    assert empty.shape == (3, 0, 3)

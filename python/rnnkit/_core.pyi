@@ -59,6 +59,7 @@ def rnn_forward(
     recurrent_dropout: Optional[Array] = None,
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
+    return_sequences: bool = True,
 ) -> Tuple[Array, list[Array], SavedActivations]: ...
 def rnn_backward(
     saved: SavedActivations,

@@ -132,7 +132,13 @@ pub fn forward<T: Float>(
             &backward_dir.input.x.shape()[..2],
         )?;
     }
-    let run = |d: &Direction<T>| sequence::forward(d.spec, &d.weights, &d.input, d.options);
+    let run = |d: &Direction<T>| {
+        let options = SequenceOptions {
+            last_output_only: !return_sequences,
+            ..d.options
+        };
+        sequence::forward(d.spec, &d.weights, &d.input, options)
+    };
     let (fw, bw) = rayon::join(|| run(forward_dir), || run(backward_dir));
     let (fw, bw): (Forward<T>, Forward<T>) = (fw?, bw?);
     let a = direction_output(&fw.outputs, return_sequences, false);

@@ -27,6 +27,9 @@ pub struct SequenceOptions {
     pub go_backwards: bool,
     /// A masked step outputs zeros instead of the previous output.
     pub zero_output_for_mask: bool,
+    /// Return only the last step's output, as `(batch, 1, units)` (`(batch, 0, units)` for an
+    /// empty sequence): a layer without `return_sequences` needs no copy of the others.
+    pub last_output_only: bool,
 }
 
 /// The arrays a forward pass reads. Views may have any strides.
@@ -400,10 +403,16 @@ pub fn forward<T: Float>(
         .chain(cs.as_ref())
         .map(|a| a.index_axis(Axis(0), t).to_owned())
         .collect();
-    let outputs = match &ys {
-        Some(ys) => swap_leading_axes(ys.view(), "outputs")?,
-        None => swap_leading_axes(hs.slice(s![1.., .., ..]), "outputs")?,
+    let per_step = match &ys {
+        Some(ys) => ys.view(),
+        None => hs.slice(s![1.., .., ..]),
     };
+    let kept = if options.last_output_only {
+        t.saturating_sub(1)..t
+    } else {
+        0..t
+    };
+    let outputs = swap_leading_axes(per_step.slice(s![kept, .., ..]), "outputs")?;
     let saved = Saved {
         spec: *spec,
         options,

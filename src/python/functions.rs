@@ -481,10 +481,11 @@ fn sequence_forward<'py, T: Elem>(
 
 /// Runs a cell over a sequence.
 ///
-/// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order,
-/// the list of final states, and the activations `rnn_backward` needs.
+/// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
+/// (`(batch, 1, units)`, the last one, with `return_sequences=False`), the list of final states,
+/// and the activations `rnn_backward` needs.
 #[pyfunction]
-#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false))]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
@@ -497,6 +498,7 @@ pub fn rnn_forward<'py>(
     recurrent_dropout: Option<&Bound<'py, PyAny>>,
     go_backwards: bool,
     zero_output_for_mask: bool,
+    return_sequences: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let args = DirectionArgs {
@@ -510,6 +512,7 @@ pub fn rnn_forward<'py>(
         let options = SequenceOptions {
             go_backwards,
             zero_output_for_mask,
+            last_output_only: !return_sequences,
         };
         match float_dtype("x", x)? {
             Dtype::F32 => sequence_forward::<f32>(py, &args, x, mask, options),
@@ -711,10 +714,12 @@ pub fn bidirectional_forward<'py>(
             SequenceOptions {
                 go_backwards: fw_go_backwards,
                 zero_output_for_mask,
+                ..Default::default()
             },
             SequenceOptions {
                 go_backwards: !fw_go_backwards,
                 zero_output_for_mask,
+                ..Default::default()
             },
         ];
         match float_dtype("x", x)? {

@@ -71,6 +71,7 @@ def rnn_stack(
             recurrent_dropout=rec_drop,
             go_backwards=go_backwards and i == 0,
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
+            return_sequences=return_sequences or i < len(cells) - 1,
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
