@@ -132,12 +132,14 @@ pub fn forward<T: Float>(
             &backward_dir.input.x.shape()[..2],
         )?;
     }
+    // The directions run side by side, so each time loop gets half the threads.
+    let threads = rayon::current_num_threads().div_ceil(2);
     let run = |d: &Direction<T>| {
         let options = SequenceOptions {
             last_output_only: !return_sequences,
             ..d.options
         };
-        sequence::forward(d.spec, &d.weights, &d.input, options)
+        sequence::forward_sharing(d.spec, &d.weights, &d.input, options, threads)
     };
     let (fw, bw) = rayon::join(|| run(forward_dir), || run(backward_dir));
     let (fw, bw): (Forward<T>, Forward<T>) = (fw?, bw?);

@@ -188,13 +188,11 @@ fn for_each_task<I: Send>(
 }
 
 /// The batch rows each task owns in the time loop: at least `MIN_ROWS`, at most one slice per
-/// thread. Row results do not depend on the slicing (each row's products see the same inner
-/// dimension in the same order), so neither do the outputs.
-fn rows_per_task(batch: usize) -> usize {
+/// thread of the `threads` the pass has. Row results do not depend on the slicing (each row's
+/// products see the same inner dimension in the same order), so neither do the outputs.
+fn rows_per_task(batch: usize, threads: usize) -> usize {
     const MIN_ROWS: usize = 4;
-    let tasks = rayon::current_num_threads()
-        .min(batch.div_ceil(MIN_ROWS))
-        .max(1);
+    let tasks = threads.min(batch.div_ceil(MIN_ROWS)).max(1);
     batch.div_ceil(tasks).max(1)
 }
 
@@ -289,6 +287,18 @@ pub fn forward<T: Float>(
     input: &SequenceInput<T>,
     options: SequenceOptions,
 ) -> Result<Forward<T>> {
+    forward_sharing(spec, weights, input, options, rayon::current_num_threads())
+}
+
+/// [`forward`] for a pass that runs beside others: its time loop splits the batch for
+/// `threads` threads (each task's rows then stream the recurrent kernel once per step).
+pub(crate) fn forward_sharing<T: Float>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    input: &SequenceInput<T>,
+    options: SequenceOptions,
+    threads: usize,
+) -> Result<Forward<T>> {
     check_input(spec, weights, input)?;
     let (b, t, f) = input.x.dim();
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
@@ -360,7 +370,7 @@ pub fn forward<T: Float>(
         );
     }
 
-    let rows = rows_per_task(b);
+    let rows = rows_per_task(b, threads);
     let tasks: Vec<_> = split_rows(&mut pre, rows)
         .into_iter()
         .zip(split_rows(&mut hs, rows))
@@ -850,7 +860,7 @@ pub fn backward<T: Float>(
         dc0.assign(g);
     }
 
-    let rows = rows_per_task(b);
+    let rows = rows_per_task(b, rayon::current_num_threads());
     let dh0_chunks: Vec<_> = dh0.axis_chunks_iter_mut(Axis(0), rows).collect();
     let dc0_chunks: Vec<_> = match dc0.as_mut() {
         Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
