@@ -31,7 +31,8 @@ pub const MR: usize = 6;
 pub const KC: usize = 128;
 
 /// The most rows [`product_tn`] takes: every panel re-reads the `KC × m` chunk of `a`, which
-/// must stay in L1 (measured: at m = 512 packing GEMMs were 20% faster, at m ≤ 128 slower).
+/// must stay in L1 (measured: at m = 512 packing GEMMs were 20% faster, at 256 as fast, at
+/// m ≤ 128 slower).
 pub const TN_MAX_ROWS: usize = 128;
 
 /// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
