@@ -179,37 +179,19 @@ pub fn simple_backward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], dh: &[T], dp
     }
 }
 
-/// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o; writes `h` and `c`.
+/// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o; writes `h` and `c`. With
+/// `KEEP_GATES` (for the default tanh/sigmoid pair) `pre` leaves as the gate values `i, f, g, o`:
+/// their derivatives follow from the values alone, so the backward pass needs no activation
+/// again.
 #[inline(always)]
-pub fn lstm_forward<T: Float, P: Pointwise<T>>(
-    p: &P,
-    pre: &[T],
-    c_prev: &[T],
-    h: &mut [T],
-    c: &mut [T],
-) {
-    // Every slice cut to one length, so the loop has no bounds checks and vectorizes.
-    let n = h.len();
-    let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
-    let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
-    for j in 0..n {
-        let cj = p.ract(zf[j]) * c_prev[j] + p.ract(zi[j]) * p.act(zc[j]);
-        c[j] = cj;
-        h[j] = p.ract(zo[j]) * p.act(cj);
-    }
-}
-
-/// LSTM forward for the default tanh/sigmoid pair `p`, as [`lstm_forward`], also overwriting `pre`
-/// with the gate values `i, f, g, o`: their derivatives follow from the values alone, so the
-/// backward pass ([`lstm_backward_from_gates`]) needs no activation again.
-#[inline(always)]
-pub fn lstm_forward_keeping_gates<T: Float, P: Pointwise<T>>(
+pub fn lstm_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
     p: &P,
     pre: &mut [T],
     c_prev: &[T],
     h: &mut [T],
     c: &mut [T],
 ) {
+    // Every slice cut to one length, so the loop has no bounds checks and vectorizes.
     let n = h.len();
     let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
     let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
@@ -218,43 +200,17 @@ pub fn lstm_forward_keeping_gates<T: Float, P: Pointwise<T>>(
         let cj = f * c_prev[j] + i * g;
         c[j] = cj;
         h[j] = o * p.act(cj);
-        (zi[j], zf[j], zc[j], zo[j]) = (i, f, g, o);
-    }
-}
-
-/// LSTM backward for one row from the gate values [`lstm_forward_keeping_gates`] kept; otherwise
-/// as [`lstm_backward`] with the tanh/sigmoid pair `p`.
-#[inline(always)]
-pub fn lstm_backward_from_gates<T: Float, P: Pointwise<T>>(
-    p: &P,
-    gates: &[T],
-    c_prev: &[T],
-    c: &[T],
-    dh: &[T],
-    dc: &mut [T],
-    dpre: &mut [T],
-) {
-    let one = T::one();
-    let n = dh.len();
-    let [gi, gf, gg, go] = blocks::<T, 4>(gates).map(|z| &z[..n]);
-    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
-    let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
-    for j in 0..n {
-        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-        let ac = p.act(c[j]);
-        let dcj = dc[j] + dh[j] * o * (one - ac * ac);
-        d_o[j] = dh[j] * ac * (o * (one - o));
-        di[j] = dcj * g * (i * (one - i));
-        df[j] = dcj * c_prev[j] * (f * (one - f));
-        dg[j] = dcj * i * (one - g * g);
-        dc[j] = dcj * f;
+        if KEEP_GATES {
+            (zi[j], zf[j], zc[j], zo[j]) = (i, f, g, o);
+        }
     }
 }
 
 /// LSTM backward for one row. `dh` is the gradient of `h`; `dc` enters as the gradient of `c`
-/// from later steps and leaves as the gradient of `c₋₁`. Writes `dpre` (all four gates).
+/// from later steps and leaves as the gradient of `c₋₁`. Writes `dpre` (all four gates). `pre`
+/// holds what [`lstm_forward`] left with the same `FROM_GATES` as its `KEEP_GATES`.
 #[inline(always)]
-pub fn lstm_backward<T: Float, P: Pointwise<T>>(
+pub fn lstm_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
     p: &P,
     pre: &[T],
     c_prev: &[T],
@@ -263,19 +219,37 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>>(
     dc: &mut [T],
     dpre: &mut [T],
 ) {
+    let one = T::one();
     let n = dh.len();
     let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
     let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
     let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
     for j in 0..n {
-        let (i, f, o) = (p.ract(zi[j]), p.ract(zf[j]), p.ract(zo[j]));
-        let g = p.act(zc[j]);
+        // The gates and their derivatives (tanh' = 1 - y², sigmoid' = y (1 - y) from the values).
+        let ([i, f, g, o], [d_i, d_f, d_g, d_o_]) = if FROM_GATES {
+            let (i, f, g, o) = (zi[j], zf[j], zc[j], zo[j]);
+            let sigmoid_d = |y: T| y * (one - y);
+            (
+                [i, f, g, o],
+                [sigmoid_d(i), sigmoid_d(f), one - g * g, sigmoid_d(o)],
+            )
+        } else {
+            let (i, f, o) = (p.ract(zi[j]), p.ract(zf[j]), p.ract(zo[j]));
+            let g = p.act(zc[j]);
+            let derivatives = [
+                p.ract_d(zi[j], i),
+                p.ract_d(zf[j], f),
+                p.act_d(zc[j], g),
+                p.ract_d(zo[j], o),
+            ];
+            ([i, f, g, o], derivatives)
+        };
         let ac = p.act(c[j]);
         let dcj = dc[j] + dh[j] * o * p.act_d(c[j], ac);
-        d_o[j] = dh[j] * ac * p.ract_d(zo[j], o);
-        di[j] = dcj * g * p.ract_d(zi[j], i);
-        df[j] = dcj * c_prev[j] * p.ract_d(zf[j], f);
-        dg[j] = dcj * i * p.act_d(zc[j], g);
+        d_o[j] = dh[j] * ac * d_o_;
+        di[j] = dcj * g * d_i;
+        df[j] = dcj * c_prev[j] * d_f;
+        dg[j] = dcj * i * d_g;
         dc[j] = dcj * f;
     }
 }

@@ -545,8 +545,8 @@ struct StepContext<'a, T> {
     mask: Option<ArrayView2<'a, bool>>,
     recurrent_dropout: Option<ArrayView3<'a, T>>,
     zero_output: bool,
-    /// LSTM with tanh/sigmoid: the forward pass stores the gate values in place of the
-    /// pre-activations, and the backward pass reads them.
+    /// LSTM or GRU (`reset_after`) with tanh/sigmoid: the forward pass stores the gate values in
+    /// place of the pre-activations, and the backward pass reads them.
     keep_gates: bool,
     cancel: &'a Cancel,
 }
@@ -688,17 +688,11 @@ impl<T: Float> StepContext<'_, T> {
                         let (c_prev, c_next) = c_pair.as_mut().expect("LSTM has cell states");
                         let c_prev = c_prev.row(r).to_slice().expect("contiguous");
                         let c_next = slice_mut(c_next.row_mut(r));
+                        let pre_row = slice_mut(pre_row);
                         if self.keep_gates {
-                            cell::lstm_forward_keeping_gates(
-                                p,
-                                slice_mut(pre_row),
-                                c_prev,
-                                h_out,
-                                c_next,
-                            );
+                            cell::lstm_forward::<_, _, true>(p, pre_row, c_prev, h_out, c_next);
                         } else {
-                            let pre_row = pre_row.as_slice().expect("contiguous");
-                            cell::lstm_forward(p, pre_row, c_prev, h_out, c_next);
+                            cell::lstm_forward::<_, _, false>(p, pre_row, c_prev, h_out, c_next);
                         }
                     }
                     CellKind::Gru { reset_after: true } => {
@@ -1157,11 +1151,13 @@ impl<T: Float> StepContext<'_, T> {
                             .expect("contiguous");
                         let dc = slice_mut(dc.row_mut(r));
                         if self.keep_gates {
-                            cell::lstm_backward_from_gates(
+                            cell::lstm_backward::<_, _, true>(
                                 p, pre_row, c_prev, c, dh_row, dc, dpre_row,
                             );
                         } else {
-                            cell::lstm_backward(p, pre_row, c_prev, c, dh_row, dc, dpre_row);
+                            cell::lstm_backward::<_, _, false>(
+                                p, pre_row, c_prev, c, dh_row, dc, dpre_row,
+                            );
                         }
                         dhp.fill(T::zero());
                     }

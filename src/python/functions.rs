@@ -547,10 +547,9 @@ fn sequence_backward<'py, T: Elem>(
         (None, None) => OutputGrad::None,
     };
     let d_states = views(&d_states);
-    let g = compute(py, backward_size(saved), |cancel| {
+    let mut g = compute(py, backward_size(saved), |cancel| {
         sequence::backward(saved, grad, &d_states, input_gradient, &cancel)
     })?;
-    let mut g = g;
     let dx = optional_array(py, g.input.take());
     let rest = weight_grads(py, g, saved.spec().bias_rows())?;
     PyTuple::new(
