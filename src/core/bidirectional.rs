@@ -235,25 +235,12 @@ pub fn backward<T: Float>(
         output_grad(&d_fw, saved.return_sequences),
         output_grad(&d_bw, saved.return_sequences),
     );
+    let run = |saved, d_outputs, d_states| {
+        sequence::backward(saved, d_outputs, d_states, input_gradient, cancel)
+    };
     let (fw, bw) = rayon::join(
-        || {
-            sequence::backward(
-                &saved.forward,
-                g_fw,
-                d_forward_states,
-                input_gradient,
-                cancel,
-            )
-        },
-        || {
-            sequence::backward(
-                &saved.backward,
-                g_bw,
-                d_backward_states,
-                input_gradient,
-                cancel,
-            )
-        },
+        || run(&saved.forward, g_fw, d_forward_states),
+        || run(&saved.backward, g_bw, d_backward_states),
     );
     let (mut forward, mut backward) = (fw?, bw?);
     // The sum is the pair's input gradient; the directions keep none of their own.

@@ -50,8 +50,8 @@ pub fn par_gemm_rows<T: Float>(
 /// `c = aᵀ · b + beta · c` with the columns of `c` split across threads: the weight gradients,
 /// where the inner dimension runs over every time step and batch row.
 ///
-/// One block of columns per thread (whole panels of 16): each block packs all of `a` again, so
-/// more blocks than threads would only repeat that work. The split does not change the rounding
+/// One block of columns per thread (whole panels of 16): each block reads (or packs) all of
+/// `a` again, so more blocks than threads would only repeat that work. The split does not change the rounding
 /// (each element is one product over the whole inner dimension, wherever its column lands).
 pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
     let blocks = rayon::current_num_threads()
