@@ -32,6 +32,12 @@ pub enum Error {
         needed: u64,
         available: u64,
     },
+    /// The GPU failed: a CUDA driver, cuBLAS or NVRTC error, or no usable GPU.
+    #[error("GPU: {0}")]
+    Device(String),
+    /// The GPU has not enough free memory for the call's buffers.
+    #[error("GPU: out of memory for {0}")]
+    DeviceMemory(String),
     /// The caller raised the call's [`Cancel`](crate::core::cancel::Cancel) flag.
     #[error("the computation was cancelled")]
     Cancelled,

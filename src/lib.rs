@@ -6,6 +6,8 @@
 
 pub mod core;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod error;
 
 #[cfg(feature = "python")]
@@ -16,6 +18,7 @@ pub use crate::core::activation::Activation;
 pub use crate::core::bidirectional::{self, Direction, MergeMode};
 pub use crate::core::cancel::Cancel;
 pub use crate::core::cell::{CellKind, CellSpec, Weights};
+pub use crate::core::engine::{Cpu, Engine};
 pub use crate::core::sequence::{
     self, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
 };

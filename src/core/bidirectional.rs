@@ -8,9 +8,8 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD, Axis, Slice};
 
 use super::cancel::Cancel;
 use super::cell::{CellSpec, Weights};
-use super::sequence::{
-    self, Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
-};
+use super::engine::{Cpu, Engine};
+use super::sequence::{Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions};
 use super::Float;
 use crate::error::{check_shape, Error, Result};
 
@@ -53,20 +52,21 @@ pub struct Direction<'a, T> {
 
 /// What a bidirectional forward pass returns.
 #[derive(Debug)]
-pub struct BidirectionalForward<T> {
+pub struct BidirectionalForward<T, S = Saved<T>> {
     /// The merged output, or both outputs for [`MergeMode::None`]: `(batch, time, ·)` with
     /// `return_sequences`, else `(batch, ·)`.
     pub outputs: Vec<ArrayD<T>>,
     pub forward_states: Vec<Array2<T>>,
     pub backward_states: Vec<Array2<T>>,
-    pub saved: BidirectionalSaved<T>,
+    pub saved: BidirectionalSaved<T, S>,
 }
 
-/// Both directions' saved activations and what the merge needs for its backward.
+/// Both directions' saved activations (`S`: [`Saved`] on the CPU) and what the merge needs for
+/// its backward.
 #[derive(Debug)]
-pub struct BidirectionalSaved<T> {
-    pub forward: Saved<T>,
-    pub backward: Saved<T>,
+pub struct BidirectionalSaved<T, S = Saved<T>> {
+    pub forward: S,
+    pub backward: S,
     merge_mode: MergeMode,
     return_sequences: bool,
     /// The two unmerged outputs, kept for the backward of `mul`.
@@ -118,13 +118,24 @@ fn merge<T: Float>(mode: MergeMode, a: ArrayD<T>, b: ArrayD<T>) -> Result<Vec<Ar
     })
 }
 
-/// Runs both directions concurrently and merges their outputs.
+/// Runs both directions concurrently on the CPU and merges their outputs.
 pub fn forward<T: Float>(
     forward_dir: &Direction<T>,
     backward_dir: &Direction<T>,
     merge_mode: MergeMode,
     return_sequences: bool,
 ) -> Result<BidirectionalForward<T>> {
+    forward_on(&Cpu, forward_dir, backward_dir, merge_mode, return_sequences)
+}
+
+/// [`forward`] on `engine`.
+pub fn forward_on<T: Float, E: Engine<T>>(
+    engine: &E,
+    forward_dir: &Direction<T>,
+    backward_dir: &Direction<T>,
+    merge_mode: MergeMode,
+    return_sequences: bool,
+) -> Result<BidirectionalForward<T, E::Saved>> {
     if forward_dir.input.x.shape()[..2] != backward_dir.input.x.shape()[..2] {
         check_shape(
             "backward input",
@@ -132,17 +143,16 @@ pub fn forward<T: Float>(
             &backward_dir.input.x.shape()[..2],
         )?;
     }
-    // The directions run side by side, so each time loop gets half the threads.
-    let threads = rayon::current_num_threads().div_ceil(2);
-    let run = |d: &Direction<T>| {
+    // The directions run side by side, each in its own lane.
+    let run = |d: &Direction<T>, lane| {
         let options = SequenceOptions {
             last_output_only: !return_sequences,
             ..d.options
         };
-        sequence::forward_sharing(d.spec, &d.weights, &d.input, options, threads)
+        engine.forward(d.spec, &d.weights, &d.input, options, Some(lane))
     };
-    let (fw, bw) = rayon::join(|| run(forward_dir), || run(backward_dir));
-    let (fw, bw): (Forward<T>, Forward<T>) = (fw?, bw?);
+    let (fw, bw) = rayon::join(|| run(forward_dir, 0), || run(backward_dir, 1));
+    let (fw, bw): (Forward<T, E::Saved>, Forward<T, E::Saved>) = (fw?, bw?);
     let a = direction_output(&fw.outputs, return_sequences, false);
     let b = direction_output(&bw.outputs, return_sequences, true);
     let merged_inputs = (merge_mode == MergeMode::Mul).then(|| [a.clone(), b.clone()]);
@@ -174,8 +184,21 @@ pub fn backward<T: Float>(
     input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<BidirectionalGradients<T>> {
-    let (b, t, _, u_fw) = saved.forward.dims();
-    let u_bw = saved.backward.spec().units;
+    let d_states = [d_forward_states, d_backward_states];
+    backward_on(&Cpu, saved, d_outputs, d_states, input_gradient, cancel)
+}
+
+/// [`backward`] on the engine that ran the forward pass.
+pub fn backward_on<T: Float, E: Engine<T>>(
+    engine: &E,
+    saved: &BidirectionalSaved<T, E::Saved>,
+    d_outputs: &[Option<ArrayViewD<T>>],
+    [d_forward_states, d_backward_states]: [&[Option<ArrayView2<T>>]; 2],
+    input_gradient: bool,
+    cancel: &Cancel,
+) -> Result<BidirectionalGradients<T>> {
+    let (b, t, _, u_fw) = E::dims(&saved.forward);
+    let u_bw = E::dims(&saved.backward).3;
     let lead: Vec<usize> = if saved.return_sequences {
         vec![b, t]
     } else {
@@ -235,12 +258,12 @@ pub fn backward<T: Float>(
         output_grad(&d_fw, saved.return_sequences),
         output_grad(&d_bw, saved.return_sequences),
     );
-    let run = |saved, d_outputs, d_states| {
-        sequence::backward(saved, d_outputs, d_states, input_gradient, cancel)
+    let run = |saved, d_outputs, d_states, lane| {
+        engine.backward(saved, d_outputs, d_states, input_gradient, cancel, Some(lane))
     };
     let (fw, bw) = rayon::join(
-        || run(&saved.forward, g_fw, d_forward_states),
-        || run(&saved.backward, g_bw, d_backward_states),
+        || run(&saved.forward, g_fw, d_forward_states, 0),
+        || run(&saved.backward, g_bw, d_backward_states, 1),
     );
     let (mut forward, mut backward) = (fw?, bw?);
     // The sum is the pair's input gradient; the directions keep none of their own.

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod bidirectional;
 pub mod cancel;
 pub mod cell;
+pub mod engine;
 pub mod sequence;
 
 use std::fmt::Debug;

@@ -63,15 +63,16 @@ impl<'a, T> SequenceInput<'a, T> {
     }
 }
 
-/// What a forward pass returns.
+/// What a forward pass returns; `S` is what it keeps for the backward pass ([`Saved`] on the
+/// CPU).
 #[derive(Debug)]
-pub struct Forward<T> {
+pub struct Forward<T, S = Saved<T>> {
     /// `(batch, time, units)` per-step outputs in processing order.
     pub outputs: Array3<T>,
     /// `[h]` or `[h, c]`, each `(batch, units)`.
     pub final_states: Vec<Array2<T>>,
     /// Everything the backward pass needs.
-    pub saved: Saved<T>,
+    pub saved: S,
 }
 
 /// The activations a forward pass keeps for its backward pass, with copies of its inputs.
@@ -248,7 +249,7 @@ fn swap_leading_axes<T: Float>(a: ArrayView3<T>, what: &'static str) -> Result<A
     Ok(out)
 }
 
-fn check_input<T>(spec: &CellSpec, weights: &Weights<T>, input: &SequenceInput<T>) -> Result<()> {
+pub(crate) fn check_input<T>(spec: &CellSpec, weights: &Weights<T>, input: &SequenceInput<T>) -> Result<()> {
     let (b, t, f) = input.x.dim();
     spec.check_weights(weights, f)?;
     let u = spec.units;
@@ -494,7 +495,7 @@ const ROWS_PER_JOB: usize = 256;
 
 /// `masks` as one `(1, batch, dim)` mask when every gate has the same one (Keras's default
 /// implementation draws one input mask for all gates), so the products run once, not per gate.
-fn shared_or_per_gate<T: Float>(masks: ArrayView3<T>) -> ArrayView3<T> {
+pub(crate) fn shared_or_per_gate<T: Float>(masks: ArrayView3<T>) -> ArrayView3<T> {
     let first = masks.index_axis(Axis(0), 0);
     if masks.outer_iter().all(|m| m == first) {
         masks.slice_move(s![..1, .., ..])
@@ -778,21 +779,24 @@ struct BackwardChunk<'a, T> {
     dc0: Option<ArrayViewMut2<'a, T>>,
 }
 
-fn check_grads<T>(
-    saved: &Saved<T>,
+/// Checks the gradients given to the backward pass of a `spec` pass of `dims` (`(batch, time,
+/// features, units)`).
+pub(crate) fn check_grads<T>(
+    spec: &CellSpec,
+    dims: (usize, usize, usize, usize),
     d_outputs: &OutputGrad<T>,
     d_final: &[Option<ArrayView2<T>>],
 ) -> Result<()> {
-    let (b, t, _, u) = saved.dims();
+    let (b, t, _, u) = dims;
     match d_outputs {
         OutputGrad::Sequence(g) => check_shape("d_outputs", &[b, t, u], g.shape())?,
         OutputGrad::Last(g) => check_shape("d_last_output", &[b, u], g.shape())?,
         OutputGrad::None => {}
     }
-    if !d_final.is_empty() && d_final.len() != saved.spec.state_count() {
+    if !d_final.is_empty() && d_final.len() != spec.state_count() {
         return Err(Error::Value {
             argument: "d_final_states".into(),
-            expected: format!("{} arrays", saved.spec.state_count()),
+            expected: format!("{} arrays", spec.state_count()),
             received: d_final.len().to_string(),
         });
     }
@@ -817,7 +821,7 @@ pub fn backward<T: Float>(
     input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<Gradients<T>> {
-    check_grads(saved, &d_outputs, d_final_states)?;
+    check_grads(&saved.spec, saved.dims(), &d_outputs, d_final_states)?;
     let spec = &saved.spec;
     let (b, t, f, u) = saved.dims();
     let width = spec.width();

@@ -40,7 +40,10 @@ pub fn to_py_err(err: Error) -> PyErr {
     match err {
         Error::Shape { .. } => ShapeError::new_err(err.to_string()),
         Error::Value { .. } => PyValueError::new_err(err.to_string()),
-        Error::Allocation { .. } | Error::Memory { .. } => PyMemoryError::new_err(err.to_string()),
+        Error::Allocation { .. } | Error::Memory { .. } | Error::DeviceMemory(_) => {
+            PyMemoryError::new_err(err.to_string())
+        }
+        Error::Device(_) => PyRuntimeError::new_err(err.to_string()),
         Error::Cancelled => PyKeyboardInterrupt::new_err(err.to_string()),
     }
 }

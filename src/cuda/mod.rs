@@ -1,0 +1,260 @@
+//! The GPU path (feature `cuda`): cuBLAS for every product, NVRTC-compiled kernels for the
+//! element-wise step math.
+//!
+//! CUDA's libraries are loaded at run time (cudarc's dynamic loading), so the crate builds and
+//! runs without them: [`gpu`] then says why there is no GPU and the callers use the CPU. The
+//! buffers follow the CPU loops' layout (time-major, processing order); matrices are row-major,
+//! which [`Lane::gemm`] maps onto cuBLAS's column-major convention. Only `f32` runs here.
+
+pub mod kernels;
+pub mod sequence;
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DriverError, LaunchConfig,
+};
+
+use crate::error::{Error, Result};
+use kernels::Functions;
+
+pub use sequence::DeviceSaved;
+
+/// The first GPU, with its compiled kernels and two lanes (a stream and a cuBLAS handle each:
+/// a bidirectional pair runs one direction in each).
+pub struct Gpu {
+    name: String,
+    functions: Functions,
+    lanes: [Mutex<Lane>; 2],
+}
+
+/// One stream and the cuBLAS handle bound to it; a call holds its lane for its whole run.
+pub struct Lane {
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+}
+
+static GPU: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
+
+/// The GPU, set up on first use, or why there is none (no CUDA libraries, no device, a
+/// failure while compiling the kernels...). Never panics.
+pub fn gpu() -> std::result::Result<&'static Gpu, &'static str> {
+    GPU.get_or_init(|| {
+        std::panic::catch_unwind(open)
+            .unwrap_or_else(|_| Err("CUDA failed while starting up".to_string()))
+    })
+    .as_ref()
+    .map_err(String::as_str)
+}
+
+/// Whether NVRTC, CUDA's run-time compiler, can be loaded (it needs no GPU).
+pub fn has_nvrtc() -> bool {
+    // SAFETY: only tries to load the library.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+fn open() -> std::result::Result<Gpu, String> {
+    // SAFETY: each call only tries to load a library; nothing below runs without them.
+    let (driver, blas) = unsafe {
+        (
+            cudarc::driver::sys::is_culib_present(),
+            cudarc::cublas::sys::is_culib_present(),
+        )
+    };
+    let missing: Vec<&str> = [("the CUDA driver", driver), ("cuBLAS", blas), ("NVRTC", has_nvrtc())]
+        .into_iter()
+        .filter(|(_, found)| !found)
+        .map(|(name, _)| name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("CUDA libraries not found: {}", missing.join(", ")));
+    }
+    let count = CudaContext::device_count().map_err(|e| format!("CUDA driver: {e:?}"))?;
+    if count == 0 {
+        return Err("the CUDA driver sees no GPU".into());
+    }
+    let ctx = CudaContext::new(0).map_err(|e| format!("opening GPU 0: {e:?}"))?;
+    // SAFETY: every call synchronizes its lane's stream before it returns, so no buffer is
+    // used by two streams at once or freed while in use: cudarc's event tracking is not needed.
+    unsafe { ctx.disable_event_tracking() };
+    let name = ctx.name().unwrap_or_else(|_| "GPU".into());
+    let (major, minor) = ctx
+        .compute_capability()
+        .map_err(|e| format!("compute capability: {e:?}"))?;
+    let ptx = kernels::compile(major, minor)?;
+    let module = ctx
+        .load_module(ptx)
+        .map_err(|e| format!("loading the kernels: {e:?}"))?;
+    let functions = Functions::load(&module)?;
+    let lane = || -> std::result::Result<Mutex<Lane>, String> {
+        let stream = ctx.new_stream().map_err(|e| format!("stream: {e:?}"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e:?}"))?;
+        Ok(Mutex::new(Lane { stream, blas }))
+    };
+    Ok(Gpu {
+        name: format!("{name} (compute capability {major}.{minor})"),
+        functions,
+        lanes: [lane()?, lane()?],
+    })
+}
+
+impl Gpu {
+    /// The device's name and compute capability.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Lane 0 for a pass that runs alone, else the lane of the pair's direction.
+    fn lane(&self, lane: Option<usize>) -> MutexGuard<'_, Lane> {
+        let lane = &self.lanes[lane.unwrap_or(0) % 2];
+        lane.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A driver error as the core's error (out of memory gets its own, naming `what`).
+fn driver_err(what: &str) -> impl Fn(DriverError) -> Error + '_ {
+    move |e| {
+        if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+            Error::DeviceMemory(what.to_string())
+        } else {
+            Error::Device(format!("{what}: {e:?}"))
+        }
+    }
+}
+
+/// A device buffer's address.
+fn ptr<T>(buffer: &CudaSlice<T>) -> u64 {
+    buffer.device_ptr(buffer.stream()).0
+}
+
+/// Threads per block of the element-wise kernels.
+const BLOCK: u32 = 256;
+
+impl Lane {
+    /// A zeroed buffer of `n` floats.
+    fn zeros(&self, n: usize, what: &str) -> Result<CudaSlice<f32>> {
+        self.stream.alloc_zeros(n.max(1)).map_err(driver_err(what))
+    }
+
+    /// A device copy of `host`.
+    fn upload<T: cudarc::driver::DeviceRepr>(&self, host: &[T], what: &str) -> Result<CudaSlice<T>> {
+        if host.is_empty() {
+            // SAFETY: a buffer of one element that nothing reads.
+            return unsafe { self.stream.alloc(1) }.map_err(driver_err(what));
+        }
+        self.stream.clone_htod(host).map_err(driver_err(what))
+    }
+
+    /// Copies `len` floats from `src + offset` to a new host vector (the stream is synchronized
+    /// first, so every queued kernel has finished).
+    fn download(&self, src: &CudaSlice<f32>, offset: usize, len: usize) -> Result<Vec<f32>> {
+        let mut host = vec![0.0f32; len];
+        if len > 0 {
+            self.stream
+                .memcpy_dtoh(&src.slice(offset..offset + len), &mut host)
+                .map_err(driver_err("copying results to the host"))?;
+        }
+        self.synchronize()?;
+        Ok(host)
+    }
+
+    /// Copies `host` into `dst` from element `offset` on.
+    fn write(&self, host: &[f32], dst: &mut CudaSlice<f32>, offset: usize) -> Result<()> {
+        if host.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .memcpy_htod(host, &mut dst.slice_mut(offset..offset + host.len()))
+            .map_err(driver_err("copying inputs to the GPU"))
+    }
+
+    /// Waits for the stream's work; reports any error a kernel raised.
+    fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(driver_err("running the kernels"))
+    }
+
+    /// Launches the element-wise kernel `f` over `n` elements with `args` (each a reference to
+    /// a value of the kernel's parameter type, in order).
+    fn launch(&self, f: &CudaFunction, n: usize, args: &[&dyn KernelArg]) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 16) as u32;
+        let mut builder = self.stream.launch_builder(f);
+        for arg in args {
+            arg.push(&mut builder);
+        }
+        let config = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the kernels read and write within the sizes the callers allocated (each
+        // kernel's `n` elements), and every argument matches the kernel's parameter list.
+        unsafe { builder.launch(config) }
+            .map(|_| ())
+            .map_err(driver_err("launching a kernel"))
+    }
+
+    /// Row-major `c (m × n) = op(a) · op(b) + beta · c`, `op` transposing where `ta` / `tb`;
+    /// `lda`, `ldb`, `ldc` are the row strides of the stored matrices.
+    #[allow(clippy::too_many_arguments)] // the BLAS parameter list
+    fn gemm(
+        &self,
+        (ta, tb): (bool, bool),
+        (m, n, k): (usize, usize, usize),
+        (a, lda): (u64, usize),
+        (b, ldb): (u64, usize),
+        beta: f32,
+        (c, ldc): (u64, usize),
+    ) -> Result<()> {
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let op = |t: bool| {
+            if t {
+                cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let int = |v: usize| i32::try_from(v).map_err(|_| Error::Device(format!("a product dimension of {v} exceeds cuBLAS's 32-bit limit")));
+        let alpha = 1.0f32;
+        // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix's
+        // storage is its transpose in column-major: B and A swap places, flags unchanged.
+        // SAFETY: the callers pass buffers holding the matrices these sizes and strides span.
+        unsafe {
+            cudarc::cublas::result::sgemm(
+                *self.blas.handle(),
+                op(tb),
+                op(ta),
+                int(n)?,
+                int(m)?,
+                int(k)?,
+                &alpha,
+                b as *const f32,
+                int(ldb)?,
+                a as *const f32,
+                int(lda)?,
+                &beta,
+                c as *mut f32,
+                int(ldc)?,
+            )
+        }
+        .map_err(|e| Error::Device(format!("cuBLAS sgemm: {e:?}")))
+    }
+}
+
+/// A value that can be a kernel argument.
+trait KernelArg {
+    fn push<'a>(&'a self, builder: &mut cudarc::driver::LaunchArgs<'a>);
+}
+
+impl<T: cudarc::driver::DeviceRepr> KernelArg for T {
+    fn push<'a>(&'a self, builder: &mut cudarc::driver::LaunchArgs<'a>) {
+        use cudarc::driver::PushKernelArg;
+        builder.arg(self);
+    }
+}

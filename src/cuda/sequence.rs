@@ -1,0 +1,779 @@
+//! One direction's forward and backward passes on the GPU: the steps of the CPU loops
+//! (`core/sequence.rs`), each step one cuBLAS product (two for GRU without `reset_after`) and
+//! one element-wise kernel for the whole batch. The input projection, the input gradient and
+//! the weight gradients are single products over all `time · batch` rows.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use cudarc::driver::CudaSlice;
+use ndarray::{Array2, Array3, ArrayView, ArrayView2, Dimension};
+
+use super::kernels::{activation_code, BackStep, Step};
+use super::{ptr, Gpu, Lane};
+use crate::core::cancel::Cancel;
+use crate::core::cell::{CellKind, CellSpec, Weights};
+use crate::core::engine::Engine;
+use crate::core::sequence::{
+    check_grads, check_input, shared_or_per_gate, Forward, Gradients, OutputGrad, SequenceInput,
+    SequenceOptions,
+};
+use crate::error::Result;
+
+/// What a GPU forward pass keeps on the device for its backward pass (the layout of the CPU's
+/// `Saved`, with the pre-activations always as such, never as gate values).
+pub struct DeviceSaved {
+    spec: CellSpec,
+    options: SequenceOptions,
+    /// `(batch, time, features)`.
+    dims: (usize, usize, usize),
+    kernel: CudaSlice<f32>,
+    recurrent_kernel: CudaSlice<f32>,
+    /// `(rows, gates·units)`.
+    bias: Option<CudaSlice<f32>>,
+    /// `(time, batch, features)`, processing order.
+    x: CudaSlice<f32>,
+    /// `(time, batch)` bytes, processing order.
+    mask: Option<CudaSlice<u8>>,
+    /// `(count, batch, features)`: one mask for every gate (count 1) or one per gate.
+    input_dropout: Option<(CudaSlice<f32>, usize)>,
+    /// `(gates, batch, units)`.
+    recurrent_dropout: Option<CudaSlice<f32>>,
+    /// `(time, batch, gates·units)` pre-activations.
+    pre: CudaSlice<f32>,
+    /// `(time + 1, batch, units)`.
+    hs: CudaSlice<f32>,
+    cs: Option<CudaSlice<f32>>,
+    /// `(time, batch, units)`: GRU `reset_after`'s recurrent h-gate term.
+    rec_h: Option<CudaSlice<f32>>,
+}
+
+// SAFETY: the device buffers are only used by a call that holds a lane, and every call
+// synchronizes its stream before returning, so no two threads touch them at once.
+unsafe impl Send for DeviceSaved {}
+unsafe impl Sync for DeviceSaved {}
+
+/// The address of element `index` of a float buffer at `base`.
+fn at(base: u64, index: usize) -> u64 {
+    base + (index * std::mem::size_of::<f32>()) as u64
+}
+
+fn opt_ptr<T>(buffer: &Option<CudaSlice<T>>) -> u64 {
+    buffer.as_ref().map_or(0, ptr)
+}
+
+/// `a`'s elements in row-major order, borrowed when already so.
+fn row_major<'a, D: Dimension>(a: &'a ArrayView<'_, f32, D>) -> Cow<'a, [f32]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+fn int(v: usize) -> i32 {
+    i32::try_from(v).expect("GPU dimensions are below 2^31")
+}
+
+impl Lane {
+    /// The recurrent products of `gates` for one step: `out[:, g] = (h ⊙ m_g)·U_g + beta·out[:, g]`,
+    /// one product without recurrent dropout.
+    #[allow(clippy::too_many_arguments)] // the product's operands
+    fn recurrent_product(
+        &self,
+        gpu: &Gpu,
+        saved: &DeviceSaved,
+        h: u64,
+        gates: Range<usize>,
+        scratch: u64,
+        out: u64,
+        beta: f32,
+    ) -> Result<()> {
+        let (b, u, width) = (saved.dims.0, saved.spec.units, saved.spec.width());
+        let rk = ptr(&saved.recurrent_kernel);
+        match &saved.recurrent_dropout {
+            None => self.gemm(
+                (false, false),
+                (b, gates.len() * u, u),
+                (h, u),
+                (at(rk, gates.start * u), width),
+                beta,
+                (at(out, gates.start * u), width),
+            ),
+            Some(m) => gates.into_iter().try_for_each(|g| {
+                let n = (b * u) as i64;
+                let mg = at(ptr(m), g * b * u);
+                self.launch(&gpu.functions.scale, b * u, &[&n, &n, &h, &mg, &scratch])?;
+                self.gemm(
+                    (false, false),
+                    (b, u, u),
+                    (scratch, u),
+                    (at(rk, g * u), width),
+                    beta,
+                    (at(out, g * u), width),
+                )
+            }),
+        }
+    }
+
+    /// `dh_prev += Σ_g (d_g·U_gᵀ) ⊙ m_g` over `gates` for one step (`d` has `gates·units`
+    /// columns in the kernel's layout).
+    fn recurrent_gradient(
+        &self,
+        gpu: &Gpu,
+        saved: &DeviceSaved,
+        d: u64,
+        gates: Range<usize>,
+        scratch: u64,
+        dh_prev: u64,
+    ) -> Result<()> {
+        let (b, u, width) = (saved.dims.0, saved.spec.units, saved.spec.width());
+        let rk = ptr(&saved.recurrent_kernel);
+        match &saved.recurrent_dropout {
+            None => self.gemm(
+                (false, true),
+                (b, u, gates.len() * u),
+                (at(d, gates.start * u), width),
+                (at(rk, gates.start * u), width),
+                1.0,
+                (dh_prev, u),
+            ),
+            Some(m) => gates.into_iter().try_for_each(|g| {
+                self.gemm(
+                    (false, true),
+                    (b, u, u),
+                    (at(d, g * u), width),
+                    (at(rk, g * u), width),
+                    0.0,
+                    (scratch, u),
+                )?;
+                let n = (b * u) as i64;
+                let mg = at(ptr(m), g * b * u);
+                self.launch(&gpu.functions.scale_add, b * u, &[&n, &n, &scratch, &mg, &dh_prev])
+            }),
+        }
+    }
+
+    /// `out[:, cols_g] = (lhs ⊙ m_g)ᵀ · grad[:, cols_g]` over all `rows` time-major rows: one
+    /// product per mask (or one without masks). `masks` holds `count` masks of `period`
+    /// elements, each for `width / count` columns from `first` on.
+    #[allow(clippy::too_many_arguments)] // the product's operands
+    fn weight_gradient(
+        &self,
+        gpu: &Gpu,
+        (lhs, lhs_cols, rows): (u64, usize, usize),
+        masks: Option<(u64, usize, usize)>,
+        (grad, first, cols, ld): (u64, usize, usize, usize),
+        out: u64,
+        what: &str,
+    ) -> Result<()> {
+        match masks {
+            None => self.gemm(
+                (true, false),
+                (lhs_cols, cols, rows),
+                (lhs, lhs_cols),
+                (at(grad, first), ld),
+                0.0,
+                (at(out, first), ld),
+            ),
+            Some((m, count, period)) => {
+                let masked = self.zeros(rows * lhs_cols, what)?;
+                let per = cols / count;
+                for g in 0..count {
+                    let n = (rows * lhs_cols) as i64;
+                    let args: [&dyn super::KernelArg; 5] =
+                        [&n, &(period as i64), &lhs, &at(m, g * period), &ptr(&masked)];
+                    self.launch(&gpu.functions.scale, rows * lhs_cols, &args)?;
+                    self.gemm(
+                        (true, false),
+                        (lhs_cols, per, rows),
+                        (ptr(&masked), lhs_cols),
+                        (at(grad, first + g * per), ld),
+                        0.0,
+                        (at(out, first + g * per), ld),
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs the cell over the sequence on the GPU: the same results as [`crate::sequence::forward`]
+/// within float rounding.
+pub fn forward(
+    gpu: &Gpu,
+    spec: &CellSpec,
+    weights: &Weights<f32>,
+    input: &SequenceInput<f32>,
+    options: SequenceOptions,
+    lane: Option<usize>,
+) -> Result<Forward<f32, DeviceSaved>> {
+    check_input(spec, weights, input)?;
+    let (b, t, f) = input.x.dim();
+    let (u, width) = (spec.units, spec.width());
+    let functions = &gpu.functions;
+    let lane = gpu.lane(lane);
+    let l = &*lane;
+    let reverse = options.go_backwards;
+
+    let x_input = l.upload(&row_major(&input.x), "the input")?;
+    let x = l.zeros(t * b * f, "the input")?;
+    let args: [&dyn super::KernelArg; 7] = [
+        &int(b),
+        &int(t),
+        &int(f),
+        &ptr(&x_input),
+        &ptr(&x),
+        &0i32,
+        &i32::from(reverse),
+    ];
+    l.launch(&functions.swap_leading, t * b * f, &args)?;
+    let kernel = l.upload(&row_major(&weights.kernel), "the kernel")?;
+    let recurrent_kernel = l.upload(&row_major(&weights.recurrent_kernel), "the kernel")?;
+    let bias = match &weights.bias {
+        Some(bias) => Some(l.upload(&row_major(bias), "the bias")?),
+        None => None,
+    };
+    let mask = match &input.mask {
+        Some(m) => {
+            let order: Vec<u8> = (0..t)
+                .flat_map(|s| {
+                    let col = if reverse { t - 1 - s } else { s };
+                    (0..b).map(move |r| u8::from(m[[r, col]]))
+                })
+                .collect();
+            Some(l.upload(&order, "the mask")?)
+        }
+        None => None,
+    };
+    let input_dropout = match &input.input_dropout {
+        Some(m) => {
+            let m = shared_or_per_gate(m.view());
+            Some((l.upload(&row_major(&m), "dropout masks")?, m.dim().0))
+        }
+        None => None,
+    };
+    let recurrent_dropout = match &input.recurrent_dropout {
+        Some(m) => Some(l.upload(&row_major(m), "dropout masks")?),
+        None => None,
+    };
+
+    // The pre-activations start as the input bias; the projection adds onto them.
+    let pre = l.zeros(t * b * width, "pre-activations")?;
+    if let Some(bias) = &bias {
+        let n = (t * b * width) as i64;
+        let args: [&dyn super::KernelArg; 4] = [&n, &int(width), &ptr(bias), &ptr(&pre)];
+        l.launch(&functions.tile_row, t * b * width, &args)?;
+    }
+    let mut hs = l.zeros((t + 1) * b * u, "hidden states")?;
+    let mut cs = match spec.kind {
+        CellKind::Lstm => Some(l.zeros((t + 1) * b * u, "cell states")?),
+        _ => None,
+    };
+    if let Some(states) = &input.initial_states {
+        l.write(&row_major(&states[0]), &mut hs, 0)?;
+        if let Some(cs) = &mut cs {
+            l.write(&row_major(&states[1]), cs, 0)?;
+        }
+    }
+    let rec_h = match spec.kind {
+        CellKind::Gru { reset_after: true } => Some(l.zeros(t * b * u, "GRU terms")?),
+        _ => None,
+    };
+    let ys = match mask {
+        Some(_) => Some(l.zeros(t * b * u, "outputs")?),
+        None => None,
+    };
+    let saved = DeviceSaved {
+        spec: *spec,
+        options,
+        dims: (b, t, f),
+        kernel,
+        recurrent_kernel,
+        bias,
+        x,
+        mask,
+        input_dropout,
+        recurrent_dropout,
+        pre,
+        hs,
+        cs,
+        rec_h,
+    };
+    l.project_inputs(gpu, &saved)?;
+
+    let rec = l.zeros(b * width, "recurrent products")?;
+    let q = l.zeros(b * u, "GRU reset products")?;
+    let scratch = l.zeros(b * u, "dropout scratch")?;
+    let (act, ract) = (
+        activation_code(spec.activation),
+        activation_code(spec.recurrent_activation),
+    );
+    let (hs, pre) = (ptr(&saved.hs), ptr(&saved.pre));
+    for s in 0..t {
+        input.cancel.check()?;
+        let step = Step {
+            batch: int(b),
+            units: int(u),
+            mask: saved.mask.as_ref().map_or(0, |m| ptr(m) + (s * b) as u64),
+            h_prev: at(hs, s * b * u),
+            h_next: at(hs, (s + 1) * b * u),
+            ys: ys_at(&ys, s, b * u),
+            ys_prev: if s > 0 { ys_at(&ys, s - 1, b * u) } else { 0 },
+            zero_output: i32::from(options.zero_output_for_mask),
+            act,
+            ract,
+        };
+        let pre_t = at(pre, s * b * width);
+        let (h_prev, rec, q, scratch) = (step.h_prev, ptr(&rec), ptr(&q), ptr(&scratch));
+        match spec.kind {
+            CellKind::SimpleRnn => {
+                l.recurrent_product(gpu, &saved, h_prev, 0..1, scratch, pre_t, 1.0)?;
+                l.launch(&functions.simple_forward, b * u, &[&step, &pre_t])?;
+            }
+            CellKind::Lstm => {
+                l.recurrent_product(gpu, &saved, h_prev, 0..4, scratch, pre_t, 1.0)?;
+                let cs = opt_ptr(&saved.cs);
+                let (c_prev, c_next) = (at(cs, s * b * u), at(cs, (s + 1) * b * u));
+                let args: [&dyn super::KernelArg; 4] = [&step, &pre_t, &c_prev, &c_next];
+                l.launch(&functions.lstm_forward, b * u, &args)?;
+            }
+            CellKind::Gru { reset_after: true } => {
+                l.recurrent_product(gpu, &saved, h_prev, 0..3, scratch, rec, 0.0)?;
+                let rec_bias = match (&saved.bias, spec.bias_rows()) {
+                    (Some(bias), 2) => at(ptr(bias), width),
+                    _ => 0,
+                };
+                let rec_h = at(opt_ptr(&saved.rec_h), s * b * u);
+                let args: [&dyn super::KernelArg; 5] = [&step, &pre_t, &rec, &rec_bias, &rec_h];
+                l.launch(&functions.gru_after_forward, b * u, &args)?;
+            }
+            CellKind::Gru { reset_after: false } => {
+                l.recurrent_product(gpu, &saved, h_prev, 0..2, scratch, rec, 0.0)?;
+                let mask_h = saved
+                    .recurrent_dropout
+                    .as_ref()
+                    .map_or(0, |m| at(ptr(m), 2 * b * u));
+                let args: [&dyn super::KernelArg; 5] = [&step, &pre_t, &rec, &mask_h, &q];
+                l.launch(&functions.gru_before_gates, b * u, &args)?;
+                let rk = ptr(&saved.recurrent_kernel);
+                l.gemm(
+                    (false, false),
+                    (b, u, u),
+                    (q, u),
+                    (at(rk, 2 * u), width),
+                    0.0,
+                    (at(rec, 2 * u), width),
+                )?;
+                l.launch(&functions.gru_before_output, b * u, &[&step, &pre_t, &rec])?;
+            }
+        }
+    }
+
+    // Outputs: the masked outputs, else the hidden states after each step.
+    let (per_step, first) = match &ys {
+        Some(ys) => (ys, 0),
+        None => (&saved.hs, b * u),
+    };
+    let outputs = if options.last_output_only {
+        let last = if t == 0 {
+            Vec::new()
+        } else {
+            l.download(per_step, first + (t - 1) * b * u, b * u)?
+        };
+        Array3::from_shape_vec((b, t.min(1), u), last)
+    } else {
+        let out = l.zeros(b * t * u, "outputs")?;
+        let args: [&dyn super::KernelArg; 7] = [
+            &int(t),
+            &int(b),
+            &int(u),
+            &at(ptr(per_step), first),
+            &ptr(&out),
+            &0i32,
+            &0i32,
+        ];
+        l.launch(&functions.swap_leading, t * b * u, &args)?;
+        Array3::from_shape_vec((b, t, u), l.download(&out, 0, b * t * u)?)
+    }
+    .expect("the outputs have the sizes downloaded");
+    let mut final_states = vec![state(l.download(&saved.hs, t * b * u, b * u)?, b, u)];
+    if let Some(cs) = &saved.cs {
+        final_states.push(state(l.download(cs, t * b * u, b * u)?, b, u));
+    }
+    drop(lane);
+    Ok(Forward {
+        outputs,
+        final_states,
+        saved,
+    })
+}
+
+fn ys_at(ys: &Option<CudaSlice<f32>>, step: usize, size: usize) -> u64 {
+    ys.as_ref().map_or(0, |ys| at(ptr(ys), step * size))
+}
+
+fn state(values: Vec<f32>, b: usize, u: usize) -> Array2<f32> {
+    Array2::from_shape_vec((b, u), values).expect("a state has batch · units values")
+}
+
+impl Lane {
+    /// The input projection of every step at once: `pre += (x ⊙ m_g)·W_g`, one product over
+    /// all `time · batch` rows (one per mask with input dropout).
+    fn project_inputs(&self, gpu: &Gpu, saved: &DeviceSaved) -> Result<()> {
+        let (b, t, f) = saved.dims;
+        let width = saved.spec.width();
+        let (x, kernel, pre) = (ptr(&saved.x), ptr(&saved.kernel), ptr(&saved.pre));
+        match &saved.input_dropout {
+            None => self.gemm(
+                (false, false),
+                (t * b, width, f),
+                (x, f),
+                (kernel, width),
+                1.0,
+                (pre, width),
+            ),
+            Some((masks, count)) => {
+                let masked = self.zeros(t * b * f, "masked inputs")?;
+                let cols = width / count;
+                for g in 0..*count {
+                    let (n, period) = ((t * b * f) as i64, (b * f) as i64);
+                    let mg = at(ptr(masks), g * b * f);
+                    let args: [&dyn super::KernelArg; 5] = [&n, &period, &x, &mg, &ptr(&masked)];
+                    self.launch(&gpu.functions.scale, t * b * f, &args)?;
+                    self.gemm(
+                        (false, false),
+                        (t * b, cols, f),
+                        (ptr(&masked), f),
+                        (at(kernel, g * cols), width),
+                        1.0,
+                        (at(pre, g * cols), width),
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Backpropagation through time of a GPU [`forward`] pass: the same results as
+/// [`crate::sequence::backward`] within float rounding.
+pub fn backward(
+    gpu: &Gpu,
+    saved: &DeviceSaved,
+    d_outputs: OutputGrad<f32>,
+    d_final_states: &[Option<ArrayView2<f32>>],
+    input_gradient: bool,
+    cancel: &Cancel,
+    lane: Option<usize>,
+) -> Result<Gradients<f32>> {
+    let (b, t, f) = saved.dims;
+    let spec = &saved.spec;
+    check_grads(spec, (b, t, f, spec.units), &d_outputs, d_final_states)?;
+    let (u, width, gates) = (spec.units, spec.width(), spec.gates());
+    let rows = t * b;
+    let functions = &gpu.functions;
+    let lane = gpu.lane(lane);
+    let l = &*lane;
+
+    let dpre = l.zeros(rows * width, "pre-activation gradients")?;
+    // GRU: with reset_after the recurrent side's gradients [dz, dr, dpre_h ⊙ r]; without it
+    // the h-gate product's inputs q.
+    let gru = match spec.kind {
+        CellKind::Gru { reset_after: true } => Some(l.zeros(rows * width, "GRU gradients")?),
+        CellKind::Gru { reset_after: false } => Some(l.zeros(rows * u, "GRU products")?),
+        _ => None,
+    };
+    let mut dh = l.zeros(b * u, "state gradients")?;
+    if let Some(Some(g)) = d_final_states.first() {
+        l.write(&row_major(g), &mut dh, 0)?;
+    }
+    let mut dc = match spec.kind {
+        CellKind::Lstm => Some(l.zeros(b * u, "state gradients")?),
+        _ => None,
+    };
+    if let (Some(dc), Some(Some(g))) = (dc.as_mut(), d_final_states.get(1)) {
+        l.write(&row_major(g), dc, 0)?;
+    }
+    let mut dh_prev = l.zeros(b * u, "state gradients")?;
+    let carry = l.zeros(b * u, "output gradients")?;
+    let scratch = l.zeros(b * u, "dropout scratch")?;
+    let (dy, dy_stride, last_only) = match d_outputs {
+        OutputGrad::Sequence(g) => (Some(l.upload(&row_major(&g), "output gradients")?), t * u, false),
+        OutputGrad::Last(g) => (Some(l.upload(&row_major(&g), "output gradients")?), u, true),
+        OutputGrad::None => (None, 0, false),
+    };
+    let (act, ract) = (
+        activation_code(spec.activation),
+        activation_code(spec.recurrent_activation),
+    );
+    let (pre, hs, dpre_all) = (ptr(&saved.pre), ptr(&saved.hs), ptr(&dpre));
+    let (scratch, carry) = (ptr(&scratch), ptr(&carry));
+    let rk = ptr(&saved.recurrent_kernel);
+    for s in (0..t).rev() {
+        cancel.check()?;
+        let dy_step = match &dy {
+            Some(d) if !last_only => at(ptr(d), s * u),
+            Some(d) if s + 1 == t => ptr(d),
+            _ => 0,
+        };
+        let mask = saved.mask.as_ref().map_or(0, |m| ptr(m) + (s * b) as u64);
+        let back = BackStep {
+            batch: int(b),
+            units: int(u),
+            mask,
+            dy: dy_step,
+            dy_stride: dy_stride as i64,
+            carry,
+            dh: ptr(&dh),
+            dh_prev: ptr(&dh_prev),
+            h_prev: at(hs, s * b * u),
+            zero_output: i32::from(saved.options.zero_output_for_mask),
+            act,
+            ract,
+        };
+        let (pre_t, dpre_t) = (at(pre, s * b * width), at(dpre_all, s * b * width));
+        let n = b * u;
+        let recurrent = match spec.kind {
+            CellKind::SimpleRnn => {
+                l.launch(&functions.simple_backward, n, &[&back, &pre_t, &dpre_t])?;
+                (dpre_t, 0..1)
+            }
+            CellKind::Lstm => {
+                let cs = opt_ptr(&saved.cs);
+                let (c_prev, c) = (at(cs, s * b * u), at(cs, (s + 1) * b * u));
+                let dc = opt_ptr(&dc);
+                let args: [&dyn super::KernelArg; 6] = [&back, &pre_t, &c_prev, &c, &dc, &dpre_t];
+                l.launch(&functions.lstm_backward, n, &args)?;
+                (dpre_t, 0..gates)
+            }
+            CellKind::Gru { reset_after: true } => {
+                let rec_h = at(opt_ptr(&saved.rec_h), s * b * u);
+                let drec_t = at(opt_ptr(&gru), s * b * width);
+                let args: [&dyn super::KernelArg; 5] = [&back, &pre_t, &rec_h, &dpre_t, &drec_t];
+                l.launch(&functions.gru_after_backward, n, &args)?;
+                (drec_t, 0..3)
+            }
+            CellKind::Gru { reset_after: false } => {
+                l.launch(&functions.gru_before_backward_gates, n, &[&back, &pre_t, &dpre_t])?;
+                // dq = dpre_h · U_hᵀ (zero on masked rows), then the reset gate.
+                l.gemm(
+                    (false, true),
+                    (b, u, u),
+                    (at(dpre_t, 2 * u), width),
+                    (at(rk, 2 * u), width),
+                    0.0,
+                    (scratch, u),
+                )?;
+                let mask_h = saved
+                    .recurrent_dropout
+                    .as_ref()
+                    .map_or(0, |m| at(ptr(m), 2 * b * u));
+                let q_t = at(opt_ptr(&gru), s * b * u);
+                let args: [&dyn super::KernelArg; 11] = [
+                    &int(b),
+                    &int(u),
+                    &mask,
+                    &ract,
+                    &pre_t,
+                    &back.h_prev,
+                    &mask_h,
+                    &scratch,
+                    &dpre_t,
+                    &back.dh_prev,
+                    &q_t,
+                ];
+                l.launch(&functions.gru_before_backward_reset, n, &args)?;
+                (dpre_t, 0..2)
+            }
+        };
+        let (d, range) = recurrent;
+        l.recurrent_gradient(gpu, saved, d, range, scratch, ptr(&dh_prev))?;
+        std::mem::swap(&mut dh, &mut dh_prev);
+    }
+
+    cancel.check()?;
+    let idrop = saved
+        .input_dropout
+        .as_ref()
+        .map(|(m, count)| (ptr(m), *count, b * f));
+    let input = if input_gradient {
+        let dx = l.zeros(rows * f, "input gradients")?;
+        let kernel = ptr(&saved.kernel);
+        match idrop {
+            None => l.gemm(
+                (false, true),
+                (rows, f, width),
+                (dpre_all, width),
+                (kernel, width),
+                0.0,
+                (ptr(&dx), f),
+            )?,
+            Some((m, count, period)) => {
+                let tmp = l.zeros(rows * f, "input gradients")?;
+                let cols = width / count;
+                for g in 0..count {
+                    l.gemm(
+                        (false, true),
+                        (rows, f, cols),
+                        (at(dpre_all, g * cols), width),
+                        (at(kernel, g * cols), width),
+                        0.0,
+                        (ptr(&tmp), f),
+                    )?;
+                    let n = (rows * f) as i64;
+                    let args: [&dyn super::KernelArg; 5] =
+                        [&n, &(period as i64), &ptr(&tmp), &at(m, g * period), &ptr(&dx)];
+                    l.launch(&functions.scale_add, rows * f, &args)?;
+                }
+            }
+        }
+        // Back to (batch, time, features) in input time order.
+        let out = l.zeros(rows * f, "input gradients")?;
+        let args: [&dyn super::KernelArg; 7] = [
+            &int(t),
+            &int(b),
+            &int(f),
+            &ptr(&dx),
+            &ptr(&out),
+            &i32::from(saved.options.go_backwards),
+            &0i32,
+        ];
+        l.launch(&functions.swap_leading, rows * f, &args)?;
+        let values = l.download(&out, 0, rows * f)?;
+        Some(Array3::from_shape_vec((b, t, f), values).expect("sizes match"))
+    } else {
+        None
+    };
+
+    cancel.check()?;
+    let dk = l.zeros(f * width, "kernel gradient")?;
+    l.weight_gradient(
+        gpu,
+        (ptr(&saved.x), f, rows),
+        idrop,
+        (dpre_all, 0, width, width),
+        ptr(&dk),
+        "masked inputs",
+    )?;
+    let du = l.zeros(u * width, "recurrent kernel gradient")?;
+    let rdrop = |count| {
+        saved
+            .recurrent_dropout
+            .as_ref()
+            .map(|m| (ptr(m), count, b * u))
+    };
+    let h_prev = (hs, u, rows);
+    match spec.kind {
+        CellKind::Gru { reset_after } => {
+            let g = opt_ptr(&gru);
+            let zr = (dpre_all, 0, 2 * u, width);
+            l.weight_gradient(gpu, h_prev, rdrop(2), zr, ptr(&du), "masked states")?;
+            if reset_after {
+                // The h gate's mask is the third: offset the masks by two.
+                let m = rdrop(1).map(|(m, c, p)| (at(m, 2 * p), c, p));
+                let h_gate = (g, 2 * u, u, width);
+                l.weight_gradient(gpu, h_prev, m, h_gate, ptr(&du), "masked states")?;
+            } else {
+                // q already carries the reset gate and the dropout mask.
+                l.weight_gradient(
+                    gpu,
+                    (g, u, rows),
+                    None,
+                    (dpre_all, 2 * u, u, width),
+                    ptr(&du),
+                    "masked states",
+                )?;
+            }
+        }
+        _ => {
+            let all = (dpre_all, 0, width, width);
+            l.weight_gradient(gpu, h_prev, rdrop(gates), all, ptr(&du), "masked states")?;
+        }
+    }
+
+    let bias = match &saved.bias {
+        Some(_) => {
+            let bias_rows = spec.bias_rows();
+            let ones = l.zeros(rows, "bias gradient")?;
+            let args: [&dyn super::KernelArg; 3] = [&(rows as i64), &1.0f32, &ptr(&ones)];
+            l.launch(&functions.fill, rows, &args)?;
+            let db = l.zeros(bias_rows * width, "bias gradient")?;
+            let sums = [Some(dpre_all), (bias_rows == 2).then(|| opt_ptr(&gru))];
+            for (row, source) in sums.into_iter().enumerate() {
+                if let Some(source) = source {
+                    l.gemm(
+                        (false, false),
+                        (1, width, rows),
+                        (ptr(&ones), rows),
+                        (source, width),
+                        0.0,
+                        (at(ptr(&db), row * width), width),
+                    )?;
+                }
+            }
+            let values = l.download(&db, 0, bias_rows * width)?;
+            Some(Array2::from_shape_vec((bias_rows, width), values).expect("sizes match"))
+        }
+        None => None,
+    };
+    let kernel = Array2::from_shape_vec((f, width), l.download(&dk, 0, f * width)?)
+        .expect("sizes match");
+    let recurrent_kernel = Array2::from_shape_vec((u, width), l.download(&du, 0, u * width)?)
+        .expect("sizes match");
+    let mut initial_states = vec![state(l.download(&dh, 0, b * u)?, b, u)];
+    if let Some(dc) = &dc {
+        initial_states.push(state(l.download(dc, 0, b * u)?, b, u));
+    }
+    Ok(Gradients {
+        input,
+        kernel,
+        recurrent_kernel,
+        bias,
+        initial_states,
+    })
+}
+
+impl Engine<f32> for Gpu {
+    type Saved = DeviceSaved;
+
+    fn forward(
+        &self,
+        spec: &CellSpec,
+        weights: &Weights<f32>,
+        input: &SequenceInput<f32>,
+        options: SequenceOptions,
+        lane: Option<usize>,
+    ) -> Result<Forward<f32, DeviceSaved>> {
+        forward(self, spec, weights, input, options, lane)
+    }
+
+    fn backward(
+        &self,
+        saved: &DeviceSaved,
+        d_outputs: OutputGrad<f32>,
+        d_final_states: &[Option<ArrayView2<f32>>],
+        input_gradient: bool,
+        cancel: &Cancel,
+        lane: Option<usize>,
+    ) -> Result<Gradients<f32>> {
+        backward(
+            self,
+            saved,
+            d_outputs,
+            d_final_states,
+            input_gradient,
+            cancel,
+            lane,
+        )
+    }
+
+    fn spec(saved: &DeviceSaved) -> &CellSpec {
+        &saved.spec
+    }
+
+    fn dims(saved: &DeviceSaved) -> (usize, usize, usize, usize) {
+        let (b, t, f) = saved.dims;
+        (b, t, f, saved.spec.units)
+    }
+}
