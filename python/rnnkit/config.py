@@ -1,19 +1,34 @@
-"""Device placement: `rk.device("cpu" | "cuda" | "auto")` and `list_devices()`.
+"""Device placement: `rk.device("cpu" | "cuda" | "auto")`, `list_devices()`, and where a call runs.
 
-This build computes on the CPU only (the CUDA kernels are a separate piece of work); "auto"
-therefore means the CPU, and asking for "cuda" says so clearly instead of falling back silently.
+"auto", the default, computes on the GPU when this build has GPU support, a GPU is present and
+CUDA's libraries load, else on the CPU; "cuda" insists on the GPU and says why when there is none.
+The GPU computes float32 (TF32 off); float64 always runs on the CPU. Weights are plain arrays
+either way, so a model trained on one device runs on the other.
 """
 
 import contextlib
 import threading
 
+import numpy as np
+
+from rnnkit import _core, _cuda_libraries
+
 _state = threading.local()
 _KINDS = ("auto", "cpu", "cuda")
+_status = []
+
+
+def cuda_status():
+    """`(available, description)`: whether the GPU can be used, with its name or why not."""
+    if not _status:
+        _cuda_libraries.preload()
+        _status.append(_core.cuda_status())
+    return _status[0]
 
 
 def list_devices():
-    """The devices rnnkit can compute on, e.g. `["CPU:0"]`."""
-    return ["CPU:0"]
+    """The devices rnnkit can compute on: `["CPU:0"]`, plus `"GPU:0"` when a GPU is usable."""
+    return ["CPU:0"] + (["GPU:0"] if cuda_status()[0] else [])
 
 
 def current_device():
@@ -21,24 +36,44 @@ def current_device():
     return getattr(_state, "device", "auto")
 
 
-@contextlib.contextmanager
-def device(name):
-    """Runs the block's layer calls on `name`: "cpu", "cuda" or "auto" (also "CPU:0", "GPU:0").
-
-    Weights are plain arrays, so a model built or trained under one device runs under another.
+def device_kind(name):
+    """`name` ("cpu", "cuda", "auto", "CPU:0", "GPU:0", ...) as one of "cpu", "cuda", "auto".
 
     Raises:
         ValueError: For an unknown device name.
-        RuntimeError: For "cuda" when no GPU backend is available.
     """
     kind = str(name).lower().split(":")[0].replace("gpu", "cuda")
     if kind not in _KINDS:
         raise ValueError(f"device: expected one of 'cpu', 'cuda', 'auto' (or 'CPU:0', 'GPU:0'), received {name!r}")
-    if kind == "cuda" and not any(d.startswith("GPU") for d in list_devices()):
-        raise RuntimeError("device('cuda'): no GPU backend is available in this build of rnnkit; use 'cpu' or 'auto'.")
+    return kind
+
+
+@contextlib.contextmanager
+def device(name):
+    """Runs the block's layer calls on `name`: "cpu", "cuda" or "auto" (also "CPU:0", "GPU:0").
+
+    Raises:
+        ValueError: For an unknown device name.
+        RuntimeError: For "cuda" when no GPU can be used (the message says why).
+    """
+    kind = device_kind(name)
+    if kind == "cuda":
+        available, why = cuda_status()
+        if not available:
+            raise RuntimeError(f"device('cuda'): no GPU can be used: {why}. Use 'cpu' or 'auto'.")
     saved = current_device()
     _state.device = kind
     try:
         yield kind
     finally:
         _state.device = saved
+
+
+def compute_device(dtype):
+    """The `device` argument of the core's calls for arrays of `dtype`: "cuda" or "cpu"."""
+    kind = current_device()
+    if kind == "cpu" or np.dtype(dtype) != np.float32:
+        return "cpu"
+    if kind == "cuda":
+        return "cuda"
+    return "cuda" if cuda_status()[0] else "cpu"

@@ -3,7 +3,7 @@
 
 use numpy::ndarray::{ArrayView2, Axis, Ix1, Ix2, IxDyn};
 use numpy::{Element, PyReadonlyArray, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyTuple};
 
@@ -14,8 +14,10 @@ use super::convert::{
 use super::ShapeError;
 use crate::bidirectional::{self, BidirectionalSaved, Direction};
 use crate::error::ShapeDisplay;
+#[cfg(feature = "cuda")]
+use crate::cuda::{DeviceSaved, Gpu};
 use crate::{
-    sequence, Activation, Cancel, CellKind, Float, Gradients, MergeMode, OutputGrad, Saved,
+    Activation, Cancel, CellKind, Cpu, Engine, Float, Gradients, MergeMode, OutputGrad, Saved,
     SequenceInput, SequenceOptions, Weights,
 };
 
@@ -201,6 +203,10 @@ enum SavedInner {
     Sequence64(Saved<f64>),
     Bidirectional32(BidirectionalSaved<f32>),
     Bidirectional64(BidirectionalSaved<f64>),
+    #[cfg(feature = "cuda")]
+    Device(DeviceSaved),
+    #[cfg(feature = "cuda")]
+    DeviceBidirectional(BidirectionalSaved<f32, DeviceSaved>),
 }
 
 #[pymethods]
@@ -210,47 +216,65 @@ impl SavedActivations {
             SavedInner::Sequence32(_) | SavedInner::Sequence64(_) => {
                 "<SavedActivations of a sequence pass>"
             }
+            #[cfg(feature = "cuda")]
+            SavedInner::Device(_) => "<SavedActivations of a sequence pass on the GPU>",
+            #[cfg(feature = "cuda")]
+            SavedInner::DeviceBidirectional(_) => {
+                "<SavedActivations of a bidirectional pass on the GPU>"
+            }
             _ => "<SavedActivations of a bidirectional pass>",
         }
     }
 }
 
-/// The element types the bindings dispatch on, with their slots in [`SavedInner`].
+/// The element types the bindings dispatch on.
 trait Elem: Float + Element {
     const DTYPE: Dtype;
-    fn wrap(saved: Saved<Self>) -> SavedInner;
-    fn wrap_bidirectional(saved: BidirectionalSaved<Self>) -> SavedInner;
-    fn unwrap(saved: &SavedInner) -> Option<&Saved<Self>>;
-    fn unwrap_bidirectional(saved: &SavedInner) -> Option<&BidirectionalSaved<Self>>;
 }
 
-macro_rules! elem {
-    ($t:ty, $dtype:ident, $seq:ident, $bi:ident) => {
-        impl Elem for $t {
-            const DTYPE: Dtype = Dtype::$dtype;
-            fn wrap(saved: Saved<Self>) -> SavedInner {
-                SavedInner::$seq(saved)
-            }
-            fn wrap_bidirectional(saved: BidirectionalSaved<Self>) -> SavedInner {
-                SavedInner::$bi(saved)
-            }
-            fn unwrap(saved: &SavedInner) -> Option<&Saved<Self>> {
-                match saved {
-                    SavedInner::$seq(s) => Some(s),
-                    _ => None,
-                }
-            }
-            fn unwrap_bidirectional(saved: &SavedInner) -> Option<&BidirectionalSaved<Self>> {
-                match saved {
-                    SavedInner::$bi(s) => Some(s),
-                    _ => None,
-                }
-            }
-        }
-    };
+impl Elem for f32 {
+    const DTYPE: Dtype = Dtype::F32;
 }
-elem!(f32, F32, Sequence32, Bidirectional32);
-elem!(f64, F64, Sequence64, Bidirectional64);
+
+impl Elem for f64 {
+    const DTYPE: Dtype = Dtype::F64;
+}
+
+/// Where a call computes: the `device` argument of the forward functions.
+#[derive(Clone, Copy)]
+enum Device {
+    Cpu,
+    #[cfg(feature = "cuda")]
+    Gpu(&'static Gpu),
+}
+
+impl Device {
+    /// Parses `device` (None or "cpu", "cuda"); "cuda" without a usable GPU is a RuntimeError
+    /// saying why.
+    fn from_name(name: Option<&str>) -> PyResult<Self> {
+        match name {
+            None | Some("cpu") => Ok(Self::Cpu),
+            #[cfg(feature = "cuda")]
+            Some("cuda") => gpu().map(Self::Gpu),
+            #[cfg(not(feature = "cuda"))]
+            Some("cuda") => Err(PyRuntimeError::new_err(NO_CUDA)),
+            Some(other) => Err(PyValueError::new_err(format!(
+                "device: expected 'cpu' or 'cuda', received '{other}'"
+            ))),
+        }
+    }
+}
+
+/// The GPU, or a RuntimeError saying why there is none.
+#[cfg(feature = "cuda")]
+fn gpu() -> PyResult<&'static Gpu> {
+    crate::cuda::gpu()
+        .map_err(|why| PyRuntimeError::new_err(format!("device 'cuda' is not available: {why}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+const NO_CUDA: &str =
+    "device 'cuda' is not available: this build of rnnkit has no GPU support (the cuda feature)";
 
 /// One direction's arrays, borrowed from numpy for the duration of a call.
 struct DirectionArrays<'py, T: Element> {
@@ -425,9 +449,9 @@ fn weight_grads<'py, T: Elem>(
 }
 
 /// The multiply-adds of the backward pass of `saved`'s forward pass.
-fn backward_size<T>(saved: &Saved<T>) -> usize {
-    let (b, t, f, _) = saved.dims();
-    saved.spec().multiply_adds(b, t, f).saturating_mul(2)
+fn backward_size<T: Float, E: Engine<T>>(saved: &E::Saved) -> usize {
+    let (b, t, f, _) = E::dims(saved);
+    E::spec(saved).multiply_adds(b, t, f).saturating_mul(2)
 }
 
 /// Views of a list of optional arrays.
@@ -440,8 +464,10 @@ fn views<'a, T: Element>(
         .collect()
 }
 
-fn sequence_forward<'py, T: Elem>(
+fn sequence_forward<'py, T: Elem, E: Engine<T>>(
     py: Python<'py>,
+    engine: &E,
+    wrap: fn(E::Saved) -> SavedInner,
     args: &DirectionArgs<'_, 'py>,
     x: &Bound<'py, PyAny>,
     mask: Option<&Bound<'py, PyAny>>,
@@ -456,7 +482,7 @@ fn sequence_forward<'py, T: Elem>(
     let size = spec.multiply_adds(b, t, f);
     let out = compute(py, size, |cancel| {
         input.cancel = cancel;
-        sequence::forward(&spec, &weights, &input, options)
+        engine.forward(&spec, &weights, &input, options, None)
     })?;
     let states: Vec<_> = out
         .final_states
@@ -466,7 +492,7 @@ fn sequence_forward<'py, T: Elem>(
     let saved = Bound::new(
         py,
         SavedActivations {
-            inner: T::wrap(out.saved),
+            inner: wrap(out.saved),
         },
     )?;
     PyTuple::new(
@@ -483,9 +509,10 @@ fn sequence_forward<'py, T: Elem>(
 ///
 /// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, 1, units)`, the last one, with `return_sequences=False`), the list of final states,
-/// and the activations `rnn_backward` needs.
+/// and the activations `rnn_backward` needs. `device` is "cpu" (or None) or "cuda" (float32
+/// only: float64 computes on the CPU).
 #[pyfunction]
-#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true))]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
@@ -499,8 +526,10 @@ pub fn rnn_forward<'py>(
     go_backwards: bool,
     zero_output_for_mask: bool,
     return_sequences: bool,
+    device: Option<&str>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
+        let device = Device::from_name(device)?;
         let args = DirectionArgs {
             prefix: "",
             spec: instance::<CellSpec>("spec", "CellSpec", spec)?.get().inner,
@@ -514,16 +543,25 @@ pub fn rnn_forward<'py>(
             zero_output_for_mask,
             last_output_only: !return_sequences,
         };
-        match float_dtype("x", x)? {
-            Dtype::F32 => sequence_forward::<f32>(py, &args, x, mask, options),
-            Dtype::F64 => sequence_forward::<f64>(py, &args, x, mask, options),
+        match (float_dtype("x", x)?, device) {
+            #[cfg(feature = "cuda")]
+            (Dtype::F32, Device::Gpu(gpu)) => {
+                sequence_forward(py, gpu, SavedInner::Device, &args, x, mask, options)
+            }
+            (Dtype::F32, _) => {
+                sequence_forward(py, &Cpu, SavedInner::Sequence32, &args, x, mask, options)
+            }
+            (Dtype::F64, _) => {
+                sequence_forward(py, &Cpu, SavedInner::Sequence64, &args, x, mask, options)
+            }
         }
     })
 }
 
-fn sequence_backward<'py, T: Elem>(
+fn sequence_backward<'py, T: Elem, E: Engine<T>>(
     py: Python<'py>,
-    saved: &Saved<T>,
+    engine: &E,
+    saved: &E::Saved,
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_last_output: Option<&Bound<'py, PyAny>>,
     d_final_states: Option<&Bound<'py, PyAny>>,
@@ -547,11 +585,11 @@ fn sequence_backward<'py, T: Elem>(
         (None, None) => OutputGrad::None,
     };
     let d_states = views(&d_states);
-    let mut g = compute(py, backward_size(saved), |cancel| {
-        sequence::backward(saved, grad, &d_states, input_gradient, &cancel)
+    let mut g = compute(py, backward_size::<T, E>(saved), |cancel| {
+        engine.backward(saved, grad, &d_states, input_gradient, &cancel, None)
     })?;
     let dx = optional_array(py, g.input.take());
-    let rest = weight_grads(py, g, saved.spec().bias_rows())?;
+    let rest = weight_grads(py, g, E::spec(saved).bias_rows())?;
     PyTuple::new(
         py,
         std::iter::once(dx).chain(rest.iter()).collect::<Vec<_>>(),
@@ -580,20 +618,29 @@ pub fn rnn_backward<'py>(
         let saved = instance::<SavedActivations>("saved", "SavedActivations", saved)?;
         let inner = &saved.get().inner;
         let (d_out, d_last, d_states) = (d_outputs, d_last_output, d_final_states);
-        if let Some(s) = f32::unwrap(inner) {
-            sequence_backward(py, s, d_out, d_last, d_states, input_gradient)
-        } else if let Some(s) = f64::unwrap(inner) {
-            sequence_backward(py, s, d_out, d_last, d_states, input_gradient)
-        } else {
-            Err(PyTypeError::new_err(
+        match inner {
+            SavedInner::Sequence32(s) => {
+                sequence_backward(py, &Cpu, s, d_out, d_last, d_states, input_gradient)
+            }
+            SavedInner::Sequence64(s) => {
+                sequence_backward(py, &Cpu, s, d_out, d_last, d_states, input_gradient)
+            }
+            #[cfg(feature = "cuda")]
+            SavedInner::Device(s) => {
+                sequence_backward(py, gpu()?, s, d_out, d_last, d_states, input_gradient)
+            }
+            _ => Err(PyTypeError::new_err(
                 "saved: expected the result of rnn_forward, received that of bidirectional_forward",
-            ))
+            )),
         }
     })
 }
 
-fn bidirectional_forward_typed<'py, T: Elem>(
+#[allow(clippy::too_many_arguments)] // the pair's arguments, with where to run them
+fn bidirectional_forward_typed<'py, T: Elem, E: Engine<T>>(
     py: Python<'py>,
+    engine: &E,
+    wrap: fn(BidirectionalSaved<T, E::Saved>) -> SavedInner,
     directions: [&DirectionArgs<'_, 'py>; 2],
     x: &Bound<'py, PyAny>,
     mask: Option<&Bound<'py, PyAny>>,
@@ -624,7 +671,7 @@ fn bidirectional_forward_typed<'py, T: Elem>(
     let out = compute(py, size, |cancel| {
         fw_dir.input.cancel = cancel.clone();
         bw_dir.input.cancel = cancel;
-        bidirectional::forward(&fw_dir, &bw_dir, merge_mode, return_sequences)
+        bidirectional::forward_on(engine, &fw_dir, &bw_dir, merge_mode, return_sequences)
     })?;
     let outputs: Vec<_> = out.outputs.into_iter().map(|o| to_numpy(py, o)).collect();
     let outputs = match outputs.len() {
@@ -641,7 +688,7 @@ fn bidirectional_forward_typed<'py, T: Elem>(
     let saved = Bound::new(
         py,
         SavedActivations {
-            inner: T::wrap_bidirectional(out.saved),
+            inner: wrap(out.saved),
         },
     )?;
     PyTuple::new(
@@ -660,12 +707,13 @@ fn bidirectional_forward_typed<'py, T: Elem>(
 /// The second direction runs with the opposite `go_backwards`; with `return_sequences` its
 /// outputs are flipped back into time order before the merge. Returns `(output, forward_states,
 /// backward_states, saved)`, `output` being a tuple of both outputs when `merge_mode` is None.
+/// `device` as in `rnn_forward` (on a GPU the directions run on two streams).
 #[pyfunction]
 #[pyo3(signature = (
     fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode = Some("concat"), return_sequences = false,
     mask = None, fw_initial_states = None, bw_initial_states = None, fw_input_dropout = None,
     fw_recurrent_dropout = None, bw_input_dropout = None, bw_recurrent_dropout = None,
-    zero_output_for_mask = false, fw_go_backwards = false
+    zero_output_for_mask = false, fw_go_backwards = false, device = None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn bidirectional_forward<'py>(
@@ -686,8 +734,10 @@ pub fn bidirectional_forward<'py>(
     bw_recurrent_dropout: Option<&Bound<'py, PyAny>>,
     zero_output_for_mask: bool,
     fw_go_backwards: bool,
+    device: Option<&str>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
+        let device = Device::from_name(device)?;
         let merge_mode = MergeMode::from_name(merge_mode).map_err(super::convert::to_py_err)?;
         let fw = DirectionArgs {
             prefix: "fw_",
@@ -721,32 +771,29 @@ pub fn bidirectional_forward<'py>(
                 ..Default::default()
             },
         ];
-        match float_dtype("x", x)? {
-            Dtype::F32 => bidirectional_forward_typed::<f32>(
-                py,
-                [&fw, &bw],
-                x,
-                mask,
-                options,
-                merge_mode,
-                return_sequences,
-            ),
-            Dtype::F64 => bidirectional_forward_typed::<f64>(
-                py,
-                [&fw, &bw],
-                x,
-                mask,
-                options,
-                merge_mode,
-                return_sequences,
-            ),
+        let (directions, m, rs) = ([&fw, &bw], merge_mode, return_sequences);
+        match (float_dtype("x", x)?, device) {
+            #[cfg(feature = "cuda")]
+            (Dtype::F32, Device::Gpu(gpu)) => {
+                let wrap = SavedInner::DeviceBidirectional;
+                bidirectional_forward_typed(py, gpu, wrap, directions, x, mask, options, m, rs)
+            }
+            (Dtype::F32, _) => {
+                let wrap = SavedInner::Bidirectional32;
+                bidirectional_forward_typed(py, &Cpu, wrap, directions, x, mask, options, m, rs)
+            }
+            (Dtype::F64, _) => {
+                let wrap = SavedInner::Bidirectional64;
+                bidirectional_forward_typed(py, &Cpu, wrap, directions, x, mask, options, m, rs)
+            }
         }
     })
 }
 
-fn bidirectional_backward_typed<'py, T: Elem>(
+fn bidirectional_backward_typed<'py, T: Elem, E: Engine<T>>(
     py: Python<'py>,
-    saved: &BidirectionalSaved<T>,
+    engine: &E,
+    saved: &BidirectionalSaved<T, E::Saved>,
     d_outputs: Option<&Bound<'py, PyAny>>,
     d_fw_states: Option<&Bound<'py, PyAny>>,
     d_bw_states: Option<&Bound<'py, PyAny>>,
@@ -769,12 +816,14 @@ fn bidirectional_backward_typed<'py, T: Elem>(
         .map(|d| d.as_ref().map(|d| d.as_array()))
         .collect();
     let (d_fw, d_bw) = (views(&d_fw), views(&d_bw));
-    let size = backward_size(&saved.forward).saturating_add(backward_size(&saved.backward));
+    let size = backward_size::<T, E>(&saved.forward)
+        .saturating_add(backward_size::<T, E>(&saved.backward));
     let g = compute(py, size, |cancel| {
-        bidirectional::backward(saved, &d_out_views, &d_fw, &d_bw, input_gradient, &cancel)
+        let d_states = [d_fw.as_slice(), d_bw.as_slice()];
+        bidirectional::backward_on(engine, saved, &d_out_views, d_states, input_gradient, &cancel)
     })?;
-    let fw = weight_grads(py, g.forward, saved.forward.spec().bias_rows())?;
-    let bw = weight_grads(py, g.backward, saved.backward.spec().bias_rows())?;
+    let fw = weight_grads(py, g.forward, E::spec(&saved.forward).bias_rows())?;
+    let bw = weight_grads(py, g.backward, E::spec(&saved.backward).bias_rows())?;
     PyTuple::new(
         py,
         [optional_array(py, g.input), fw.into_any(), bw.into_any()],
@@ -803,14 +852,21 @@ pub fn bidirectional_backward<'py>(
         let saved = instance::<SavedActivations>("saved", "SavedActivations", saved)?;
         let inner = &saved.get().inner;
         let (d_out, d_fw, d_bw) = (d_outputs, d_fw_states, d_bw_states);
-        if let Some(s) = f32::unwrap_bidirectional(inner) {
-            bidirectional_backward_typed(py, s, d_out, d_fw, d_bw, input_gradient)
-        } else if let Some(s) = f64::unwrap_bidirectional(inner) {
-            bidirectional_backward_typed(py, s, d_out, d_fw, d_bw, input_gradient)
-        } else {
-            Err(PyTypeError::new_err(
+        let ig = input_gradient;
+        match inner {
+            SavedInner::Bidirectional32(s) => {
+                bidirectional_backward_typed(py, &Cpu, s, d_out, d_fw, d_bw, ig)
+            }
+            SavedInner::Bidirectional64(s) => {
+                bidirectional_backward_typed(py, &Cpu, s, d_out, d_fw, d_bw, ig)
+            }
+            #[cfg(feature = "cuda")]
+            SavedInner::DeviceBidirectional(s) => {
+                bidirectional_backward_typed(py, gpu()?, s, d_out, d_fw, d_bw, ig)
+            }
+            _ => Err(PyTypeError::new_err(
                 "saved: expected the result of bidirectional_forward, received that of rnn_forward",
-            ))
+            )),
         }
     })
 }
@@ -825,4 +881,41 @@ pub fn cached_bytes() -> usize {
 #[pyfunction]
 pub fn release_cached_memory() {
     super::ALLOCATOR.release();
+}
+
+/// `(available, description)`: whether `device="cuda"` works here, with the GPU's name, or why
+/// not (no GPU support in this build, CUDA libraries missing, no device...).
+#[pyfunction]
+pub fn cuda_status() -> (bool, String) {
+    #[cfg(feature = "cuda")]
+    {
+        match crate::cuda::gpu() {
+            Ok(gpu) => (true, gpu.name().to_string()),
+            Err(why) => (false, why.to_string()),
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        (false, NO_CUDA.to_string())
+    }
+}
+
+/// Compiles the GPU kernels with NVRTC for compute capability `major.minor` and returns the
+/// PTX's size in bytes; needs NVRTC, not a GPU. A RuntimeError carries NVRTC's log.
+#[pyfunction]
+pub fn compile_cuda_kernels(major: i32, minor: i32) -> PyResult<usize> {
+    #[cfg(feature = "cuda")]
+    {
+        if !crate::cuda::has_nvrtc() {
+            return Err(PyRuntimeError::new_err("NVRTC (libnvrtc) could not be loaded"));
+        }
+        crate::cuda::kernels::compile(major, minor)
+            .map(|ptx| ptx.to_src().len())
+            .map_err(PyRuntimeError::new_err)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (major, minor);
+        Err(PyRuntimeError::new_err(NO_CUDA))
+    }
 }

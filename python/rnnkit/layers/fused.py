@@ -8,7 +8,7 @@ whatever the options.
 
 import numpy as np
 
-from rnnkit import _core
+from rnnkit import _core, config
 from rnnkit.tape import needs_gradient, record
 from rnnkit.tensor import wrap
 
@@ -72,6 +72,7 @@ def rnn_stack(
             go_backwards=go_backwards and i == 0,
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
+            device=config.compute_device(y.dtype),
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
@@ -147,6 +148,7 @@ def bidirectional(
         bw_recurrent_dropout=bw_rec,
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
+        device=config.compute_device(np.asarray(x).dtype),
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

@@ -53,6 +53,13 @@ def _call_context(training, symbolic=None):
         _context.training, _context.symbolic = saved
 
 
+def _device_context(kind):
+    """`rk.device(kind)` for a layer created with `device=`, else nothing."""
+    from rnnkit import config
+
+    return contextlib.nullcontext() if kind is None else config.device(kind)
+
+
 @functools.lru_cache(maxsize=None)
 def call_parameters(cls):
     """The parameter names of `cls.call` (looked up once per class: this runs on every call)."""
@@ -114,7 +121,7 @@ class Layer:
         batch_input_shape: Shape of the input with the batch axis.
     """
 
-    def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, **kwargs):
+    def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, device=None, **kwargs):
         input_shape = kwargs.pop("input_shape", None)
         batch_size = kwargs.pop("batch_size", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
@@ -126,7 +133,10 @@ class Layer:
         self.name = name or unique_name(snake_case(type(self).__name__))
         self._trainable = trainable
         self.dtype = np.dtype(dtype or "float32").name
-        from rnnkit import regularizers
+        from rnnkit import config, regularizers
+
+        # Where this layer's calls compute ("cpu", "cuda", "auto"); None follows `rk.device`.
+        self.device = None if device is None else config.device_kind(device)
 
         self.activity_regularizer = regularizers.get(activity_regularizer)
         if batch_input_shape is None and input_shape is not None:
@@ -356,7 +366,7 @@ class Layer:
         if "training" in params:
             kwargs["training"] = bool(training)
         self._maybe_build(inputs)
-        with _call_context(training):
+        with _call_context(training), _device_context(self.device):
             outputs = self.call(*args, **kwargs)
         self._attach_mask(inputs, mask, outputs)
         if self.activity_regularizer is not None:
