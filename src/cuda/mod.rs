@@ -26,6 +26,7 @@ pub use sequence::DeviceSaved;
 /// a bidirectional pair runs one direction in each).
 pub struct Gpu {
     name: String,
+    ctx: Arc<CudaContext>,
     functions: Functions,
     lanes: [Mutex<Lane>; 2],
 }
@@ -95,6 +96,7 @@ fn open() -> std::result::Result<Gpu, String> {
     };
     Ok(Gpu {
         name: format!("{name} (compute capability {major}.{minor})"),
+        ctx: ctx.clone(),
         functions,
         lanes: [lane()?, lane()?],
     })
@@ -106,10 +108,14 @@ impl Gpu {
         &self.name
     }
 
-    /// Lane 0 for a pass that runs alone, else the lane of the pair's direction.
-    fn lane(&self, lane: Option<usize>) -> MutexGuard<'_, Lane> {
+    /// Lane 0 for a pass that runs alone, else the lane of the pair's direction, with the
+    /// GPU's context made current on this thread (cuBLAS calls need it).
+    fn lane(&self, lane: Option<usize>) -> Result<MutexGuard<'_, Lane>> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(driver_err("binding the GPU to this thread"))?;
         let lane = &self.lanes[lane.unwrap_or(0) % 2];
-        lane.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        Ok(lane.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 }
 

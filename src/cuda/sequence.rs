@@ -212,7 +212,7 @@ pub fn forward(
     let (b, t, f) = input.x.dim();
     let (u, width) = (spec.units, spec.width());
     let functions = &gpu.functions;
-    let lane = gpu.lane(lane);
+    let lane = gpu.lane(lane)?;
     let l = &*lane;
     let reverse = options.go_backwards;
 
@@ -473,7 +473,7 @@ pub fn backward(
     let (u, width, gates) = (spec.units, spec.width(), spec.gates());
     let rows = t * b;
     let functions = &gpu.functions;
-    let lane = gpu.lane(lane);
+    let lane = gpu.lane(lane)?;
     let l = &*lane;
 
     let dpre = l.zeros(rows * width, "pre-activation gradients")?;

@@ -4,7 +4,9 @@ from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 
 _RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask")
-_LAYER_ARGS = ("name", "trainable", "dtype", "activity_regularizer", "input_shape", "batch_size", "batch_input_shape")
+_LAYER_ARGS = (
+    "name", "trainable", "dtype", "activity_regularizer", "input_shape", "batch_size", "batch_input_shape", "device",
+)
 
 
 class _CellLayer(RNN):

@@ -18,10 +18,11 @@ class Sequential(Model):
         layers: Optional list of layers.
         trainable: Whether the weights are trained.
         name: Optional name ("sequential", "sequential_1", ... by default).
+        device: Where the model computes ("cpu", "cuda", "auto"); None follows `rk.device`.
     """
 
-    def __init__(self, layers=None, trainable=True, name=None):
-        super().__init__(name=name or unique_name("sequential"), trainable=trainable)
+    def __init__(self, layers=None, trainable=True, name=None, device=None):
+        super().__init__(name=name or unique_name("sequential"), trainable=trainable, device=device)
         self._stack = []
         self._input = None  # the symbolic input once the input shape is known
         self._output = None
