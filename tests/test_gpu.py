@@ -101,11 +101,12 @@ def _case(rng, kind, reset_after=True, *, batch=5, time=7, features=6, units=8, 
           recurrent_activation="sigmoid", use_bias=True, mask=False, dropout=False, states=False):
     spec = _core.CellSpec(kind, units, activation, recurrent_activation, use_bias, reset_after)
     g = spec.gates
-    scale = 0.5
+    # Glorot-like scales: larger weights make long sequences chaotic, where float32 itself
+    # (CPU against float64) loses every digit.
     weights = [
-        rng.normal(scale=scale, size=(features, g * units)).astype(np.float32),
-        rng.normal(scale=scale, size=(units, g * units)).astype(np.float32),
-        rng.normal(scale=scale, size=spec.bias_shape).astype(np.float32) if use_bias else None,
+        rng.normal(scale=features**-0.5, size=(features, g * units)).astype(np.float32),
+        rng.normal(scale=units**-0.5, size=(units, g * units)).astype(np.float32),
+        rng.normal(scale=0.5, size=spec.bias_shape).astype(np.float32) if use_bias else None,
     ]
     x = rng.normal(size=(batch, time, features)).astype(np.float32)
     kwargs = {}
@@ -188,6 +189,9 @@ def test_gpu_matches_cpu_for_every_activation(kind, reset_after, activation):
         spec, weights, x, kwargs = _case(
             rng, kind, reset_after, activation=act, recurrent_activation=ract, mask=True, time=5
         )
+        if "exponential" in (act, ract):
+            x = x[:, :2] * 0.2  # exp feeding back into exp overflows within a few steps
+            kwargs["mask"] = kwargs["mask"][:, :2]
         _compare(spec, weights, x, kwargs, {"go_backwards": False}, 7)
 
 
@@ -203,7 +207,8 @@ def test_gpu_matches_cpu_at_the_benchmark_shape():
 def test_bidirectional_gpu_matches_cpu(merge_mode):
     rng = np.random.default_rng(11)
     x = rng.normal(size=(4, 6, 5)).astype(np.float32)
-    layer = rk.layers.Bidirectional(rk.layers.GRU(7, return_sequences=True, dropout=0.2, recurrent_dropout=0.2, seed=3), merge_mode=merge_mode)
+    # No dropout here: each call would draw new masks (dropout is compared through the core above).
+    layer = rk.layers.Bidirectional(rk.layers.GRU(7, return_sequences=True), merge_mode=merge_mode)
     mask = rng.random((4, 6)) < 0.8
     results = {}
     for device in ("cpu", "cuda"):
