@@ -160,7 +160,12 @@ CELLS = [("simple_rnn", True), ("gru", True), ("gru", False), ("lstm", True)]
 @needs_gpu
 @pytest.mark.parametrize("kind,reset_after", CELLS)
 @pytest.mark.parametrize("seed", range(6))
-def test_gpu_matches_cpu_over_sampled_options(kind, reset_after, seed):
+@pytest.mark.parametrize("loop", ["persistent", "stepwise"])
+def test_gpu_matches_cpu_over_sampled_options(kind, reset_after, seed, loop, monkeypatch):
+    # Small recurrent kernels run in one persistent launch; RNNKIT_GPU_STEPWISE forces the
+    # per-step launches that larger ones use.
+    if loop == "stepwise":
+        monkeypatch.setenv("RNNKIT_GPU_STEPWISE", "1")
     rng = np.random.default_rng(100 + seed)
     flags = dict(
         use_bias=bool(rng.integers(2)) or seed == 0,

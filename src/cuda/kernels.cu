@@ -157,51 +157,58 @@ __device__ __forceinline__ void write_output(const Step &s, long long i, float h
     if (s.ys) s.ys[i] = h;
 }
 
+// The forward step of element i = (row b, unit j) of each cell; the kernels below run them over
+// the whole batch, one step per launch (`*_forward`) or every step in one launch (`persistent_forward`).
+
 // SimpleRNN: pre holds x·W + b + h₋₁·U.
-extern "C" __global__ void simple_forward(Step s, float *pre) {
-    FOR_EACH(i, (long long)s.batch * s.units) {
-        int b = i / s.units;
-        if (!carry_if_masked(s, i, b)) {
-            pre[i] = 0.0f;
-            continue;
-        }
-        write_output(s, i, activate(s.act, pre[i]));
+__device__ void simple_forward_at(const Step &s, float *pre, long long i) {
+    int b = i / s.units;
+    if (!carry_if_masked(s, i, b)) {
+        pre[i] = 0.0f;
+        return;
     }
+    write_output(s, i, activate(s.act, pre[i]));
+}
+
+extern "C" __global__ void simple_forward(Step s, float *pre) {
+    FOR_EACH(i, (long long)s.batch * s.units) simple_forward_at(s, pre, i);
 }
 
 // LSTM (gates i, f, c, o): pre holds x·W + b + h₋₁·U.
-extern "C" __global__ void lstm_forward(Step s, float *pre, const float *c_prev, float *c_next) {
+__device__ void lstm_forward_at(const Step &s, float *pre, const float *c_prev, float *c_next, long long i) {
     int u = s.units;
-    FOR_EACH(i, (long long)s.batch * u) {
-        int b = i / u, j = i % u;
-        float *z = pre + (long long)b * 4 * u + j;
-        if (!carry_if_masked(s, i, b)) {
-            c_next[i] = c_prev[i];
-            z[0] = z[u] = z[2 * u] = z[3 * u] = 0.0f;
-            continue;
-        }
-        float in = activate(s.ract, z[0]), f = activate(s.ract, z[u]);
-        float g = activate(s.act, z[2 * u]), o = activate(s.ract, z[3 * u]);
-        float c = f * c_prev[i] + in * g;
-        c_next[i] = c;
-        write_output(s, i, o * activate(s.act, c));
+    int b = i / u, j = i % u;
+    float *z = pre + (long long)b * 4 * u + j;
+    if (!carry_if_masked(s, i, b)) {
+        c_next[i] = c_prev[i];
+        z[0] = z[u] = z[2 * u] = z[3 * u] = 0.0f;
+        return;
     }
+    float in = activate(s.ract, z[0]), f = activate(s.ract, z[u]);
+    float g = activate(s.act, z[2 * u]), o = activate(s.ract, z[3 * u]);
+    float c = f * c_prev[i] + in * g;
+    c_next[i] = c;
+    write_output(s, i, o * activate(s.act, c));
+}
+
+extern "C" __global__ void lstm_forward(Step s, float *pre, const float *c_prev, float *c_next) {
+    FOR_EACH(i, (long long)s.batch * s.units) lstm_forward_at(s, pre, c_prev, c_next, i);
 }
 
 // GRU, reset after the product: pre holds x·W + b_in, rec holds h₋₁·U (without bias). Adds the
 // recurrent products into pre (the h gate's scaled by r), keeps r_h = (h₋₁·U + b_rec)_h.
-extern "C" __global__ void gru_after_forward(Step s, float *pre, const float *rec, const float *rec_bias,
-                                             float *rec_h) {
+__device__ void gru_after_forward_at(const Step &s, float *pre, const float *rec, const float *rec_bias,
+                                     float *rec_h, long long i) {
     int u = s.units;
-    FOR_EACH(i, (long long)s.batch * u) {
-        int b = i / u, j = i % u;
-        float *p = pre + (long long)b * 3 * u + j;
-        const float *r_ = rec + (long long)b * 3 * u + j;
-        if (!carry_if_masked(s, i, b)) {
-            p[0] = p[u] = p[2 * u] = 0.0f;
-            rec_h[i] = 0.0f;
-            continue;
-        }
+    int b = i / u, j = i % u;
+    float *p = pre + (long long)b * 3 * u + j;
+    const float *r_ = rec + (long long)b * 3 * u + j;
+    if (!carry_if_masked(s, i, b)) {
+        p[0] = p[u] = p[2 * u] = 0.0f;
+        rec_h[i] = 0.0f;
+        return;
+    }
+    {
         float rz = r_[0], rr = r_[u], rh = r_[2 * u];
         if (rec_bias) {
             rz += rec_bias[j];
@@ -219,6 +226,11 @@ extern "C" __global__ void gru_after_forward(Step s, float *pre, const float *re
         rec_h[i] = rh;
         write_output(s, i, z * s.h_prev[i] + (1.0f - z) * hh);
     }
+}
+
+extern "C" __global__ void gru_after_forward(Step s, float *pre, const float *rec, const float *rec_bias,
+                                             float *rec_h) {
+    FOR_EACH(i, (long long)s.batch * s.units) gru_after_forward_at(s, pre, rec, rec_bias, rec_h, i);
 }
 
 // GRU, reset before the product, first half: adds the z and r products (rec) into pre and
@@ -283,33 +295,38 @@ __device__ __forceinline__ bool take_gradient(const BackStep &s, long long i, in
     return true;
 }
 
-extern "C" __global__ void simple_backward(BackStep s, const float *pre, float *dpre) {
-    FOR_EACH(i, (long long)s.batch * s.units) {
-        int b = i / s.units, j = i % s.units;
-        float g;
-        if (!take_gradient(s, i, b, j, &g)) {
-            dpre[i] = 0.0f;
-            continue;
-        }
-        float a = pre[i];
-        dpre[i] = g * derivative(s.act, a, activate(s.act, a));
-        s.dh_prev[i] = 0.0f;
+// The backward step of element i = (row b, unit j) of each cell, run per step (`*_backward`) or
+// for every step in one launch (`persistent_backward`).
+
+__device__ void simple_backward_at(const BackStep &s, const float *pre, float *dpre, long long i) {
+    int b = i / s.units, j = i % s.units;
+    float g;
+    if (!take_gradient(s, i, b, j, &g)) {
+        dpre[i] = 0.0f;
+        return;
     }
+    float a = pre[i];
+    dpre[i] = g * derivative(s.act, a, activate(s.act, a));
+    s.dh_prev[i] = 0.0f;
+}
+
+extern "C" __global__ void simple_backward(BackStep s, const float *pre, float *dpre) {
+    FOR_EACH(i, (long long)s.batch * s.units) simple_backward_at(s, pre, dpre, i);
 }
 
 // dc enters as the gradient of c and leaves as that of c₋₁.
-extern "C" __global__ void lstm_backward(BackStep s, const float *pre, const float *c_prev, const float *c,
-                                         float *dc, float *dpre) {
+__device__ void lstm_backward_at(const BackStep &s, const float *pre, const float *c_prev, const float *c,
+                                 float *dc, float *dpre, long long i) {
     int u = s.units;
-    FOR_EACH(i, (long long)s.batch * u) {
-        int b = i / u, j = i % u;
-        const float *z = pre + (long long)b * 4 * u + j;
-        float *d = dpre + (long long)b * 4 * u + j;
-        float g;
-        if (!take_gradient(s, i, b, j, &g)) {
-            d[0] = d[u] = d[2 * u] = d[3 * u] = 0.0f;
-            continue;
-        }
+    int b = i / u, j = i % u;
+    const float *z = pre + (long long)b * 4 * u + j;
+    float *d = dpre + (long long)b * 4 * u + j;
+    float g;
+    if (!take_gradient(s, i, b, j, &g)) {
+        d[0] = d[u] = d[2 * u] = d[3 * u] = 0.0f;
+        return;
+    }
+    {
         float in = activate(s.ract, z[0]), f = activate(s.ract, z[u]);
         float gg = activate(s.act, z[2 * u]), o = activate(s.ract, z[3 * u]);
         float ac = activate(s.act, c[i]);
@@ -323,22 +340,27 @@ extern "C" __global__ void lstm_backward(BackStep s, const float *pre, const flo
     }
 }
 
+extern "C" __global__ void lstm_backward(BackStep s, const float *pre, const float *c_prev, const float *c,
+                                         float *dc, float *dpre) {
+    FOR_EACH(i, (long long)s.batch * s.units) lstm_backward_at(s, pre, c_prev, c, dc, dpre, i);
+}
+
 // GRU, reset after: dpre gets the input-side gradients, drec the recurrent side's
 // [dz, dr, dpre_h ⊙ r]; dh_prev the direct path dh ⊙ z.
-extern "C" __global__ void gru_after_backward(BackStep s, const float *pre, const float *rec_h, float *dpre,
-                                              float *drec) {
+__device__ void gru_after_backward_at(const BackStep &s, const float *pre, const float *rec_h, float *dpre,
+                                      float *drec, long long i) {
     int u = s.units;
-    FOR_EACH(i, (long long)s.batch * u) {
-        int b = i / u, j = i % u;
-        const float *p = pre + (long long)b * 3 * u + j;
-        float *d = dpre + (long long)b * 3 * u + j;
-        float *dr_ = drec + (long long)b * 3 * u + j;
-        float g;
-        if (!take_gradient(s, i, b, j, &g)) {
-            d[0] = d[u] = d[2 * u] = 0.0f;
-            dr_[0] = dr_[u] = dr_[2 * u] = 0.0f;
-            continue;
-        }
+    int b = i / u, j = i % u;
+    const float *p = pre + (long long)b * 3 * u + j;
+    float *d = dpre + (long long)b * 3 * u + j;
+    float *dr_ = drec + (long long)b * 3 * u + j;
+    float g;
+    if (!take_gradient(s, i, b, j, &g)) {
+        d[0] = d[u] = d[2 * u] = 0.0f;
+        dr_[0] = dr_[u] = dr_[2 * u] = 0.0f;
+        return;
+    }
+    {
         float z = activate(s.ract, p[0]), r = activate(s.ract, p[u]), hh = activate(s.act, p[2 * u]);
         float da = g * (1.0f - z) * derivative(s.act, p[2 * u], hh);
         float dz = g * (s.h_prev[i] - hh) * derivative(s.ract, p[0], z);
@@ -351,6 +373,11 @@ extern "C" __global__ void gru_after_backward(BackStep s, const float *pre, cons
         dr_[2 * u] = da * r;
         s.dh_prev[i] = g * z;
     }
+}
+
+extern "C" __global__ void gru_after_backward(BackStep s, const float *pre, const float *rec_h, float *dpre,
+                                              float *drec) {
+    FOR_EACH(i, (long long)s.batch * s.units) gru_after_backward_at(s, pre, rec_h, dpre, drec, i);
 }
 
 // GRU, reset before, first half: the z and h-gate gradients and the direct path dh ⊙ z. The r
@@ -388,6 +415,128 @@ extern "C" __global__ void gru_before_backward_reset(int batch, int units, const
         q[i] = r * h_prev[i] * m;
         dpre[(long long)b * 3 * u + u + j] = dq[i] * h_prev[i] * m * derivative(ract, pr, r);
         dh_prev[i] += dq[i] * r * m;
+    }
+}
+
+// The cells the persistent kernels run (GRU with the reset before its product needs two
+// products per step and stays per-step).
+#define CELL_SIMPLE_RNN 0
+#define CELL_LSTM 1
+#define CELL_GRU_AFTER 2
+
+// The whole forward time loop in one launch, for recurrent kernels that fit in shared memory
+// (the trick of persistent RNNs): block x owns batch rows [x·rows, (x + 1)·rows) for every step
+// (rows are independent, so no grid-wide barrier is needed), keeps U in shared memory and runs
+// per step its rows' product h₋₁·U (each (row, column) by one thread, reading consecutive
+// columns of U) and then the cell's element-wise step. `s` holds step 0's pointers (h_prev and
+// h_next: hs and hs + batch·units); `rdrop`
+// are the (gates, batch, units) recurrent dropout multipliers or null.
+extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int rows, float *pre, float *cs,
+                                              float *rec, const float *rec_bias, float *rec_h,
+                                              const float *recurrent_kernel, const float *rdrop) {
+    extern __shared__ float kernel[];
+    int u = s.units, width = (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * u;
+    for (int i = threadIdx.x; i < u * width; i += blockDim.x) kernel[i] = recurrent_kernel[i];
+    __syncthreads();
+    int first = blockIdx.x * rows;
+    rows = min(rows, s.batch - first);
+    long long plane = (long long)s.batch * u;
+    for (int t = 0; t < steps; t++) {
+        Step st = s;
+        st.mask = s.mask ? s.mask + (long long)t * s.batch : nullptr;
+        st.h_prev = s.h_prev + t * plane;
+        st.h_next = s.h_next + t * plane;
+        st.ys = s.ys ? s.ys + t * plane : nullptr;
+        st.ys_prev = s.ys && t > 0 ? s.ys + (t - 1) * plane : nullptr;
+        float *pre_t = pre + (long long)t * s.batch * width;
+        for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
+            int b = first + e / width, c = e % width;
+            const float *h = st.h_prev + (long long)b * u;
+            const float *m = rdrop ? rdrop + ((long long)(c / u) * s.batch + b) * u : nullptr;
+            float acc = 0.0f;
+            if (m) {
+                for (int k = 0; k < u; k++) acc += h[k] * m[k] * kernel[k * width + c];
+            } else {
+                for (int k = 0; k < u; k++) acc += h[k] * kernel[k * width + c];
+            }
+            if (cell == CELL_GRU_AFTER) {
+                rec[(long long)b * width + c] = acc;
+            } else {
+                pre_t[(long long)b * width + c] += acc;
+            }
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < rows * u; e += blockDim.x) {
+            long long i = (long long)first * u + e;
+            if (cell == CELL_LSTM) {
+                lstm_forward_at(st, pre_t, cs + t * plane, cs + (t + 1) * plane, i);
+            } else if (cell == CELL_GRU_AFTER) {
+                gru_after_forward_at(st, pre_t, rec, rec_bias, rec_h + t * plane, i);
+            } else {
+                simple_forward_at(st, pre_t, i);
+            }
+        }
+        __syncthreads();
+    }
+}
+
+// The whole backward time loop in one launch, as persistent_forward: Uᵀ in shared memory, per step
+// the cell's element-wise backward for the block's rows, then dh₋₁ += Σ_g (d_g·U_gᵀ) ⊙ m_g for
+// them (each (row, unit) by one thread, reading consecutive units of Uᵀ). `s` holds the last
+// step's pointers; dh and dh_prev swap every step (the host knows where the result ends).
+// `dy` is the (batch, steps, units) output gradient, or with `last_only` the last step's
+// (batch, units), or null.
+extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, int rows, const float *pre,
+                                               const float *cs, float *dc, const float *rec_h, float *dpre,
+                                               float *drec, const float *dy, int last_only,
+                                               const float *recurrent_kernel, const float *rdrop) {
+    extern __shared__ float kernel_t[];
+    int u = s.units, width = (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * u;
+    for (int i = threadIdx.x; i < u * width; i += blockDim.x) {
+        int k = i / width, c = i % width;
+        kernel_t[c * u + k] = recurrent_kernel[i];
+    }
+    __syncthreads();
+    int first = blockIdx.x * rows;
+    rows = min(rows, s.batch - first);
+    long long plane = (long long)s.batch * u;
+    float *dh = (float *)s.dh, *dh_prev = s.dh_prev;
+    for (int t = steps - 1; t >= 0; t--) {
+        BackStep st = s;
+        st.mask = s.mask ? s.mask + (long long)t * s.batch : nullptr;
+        st.dy = dy == nullptr ? nullptr : (last_only ? (t == steps - 1 ? dy : nullptr) : dy + (long long)t * u);
+        st.dh = dh;
+        st.dh_prev = dh_prev;
+        st.h_prev = s.h_prev + t * plane;
+        long long at = (long long)t * s.batch * width;
+        for (int e = threadIdx.x; e < rows * u; e += blockDim.x) {
+            long long i = (long long)first * u + e;
+            if (cell == CELL_LSTM) {
+                lstm_backward_at(st, pre + at, cs + t * plane, cs + (t + 1) * plane, dc, dpre + at, i);
+            } else if (cell == CELL_GRU_AFTER) {
+                gru_after_backward_at(st, pre + at, rec_h + t * plane, dpre + at, drec + at, i);
+            } else {
+                simple_backward_at(st, pre + at, dpre + at, i);
+            }
+        }
+        __syncthreads();
+        const float *d = (cell == CELL_GRU_AFTER ? drec : dpre) + at;
+        for (int e = threadIdx.x; e < rows * u; e += blockDim.x) {
+            int b = first + e / u, k = e % u;
+            const float *row = d + (long long)b * width;
+            float acc = 0.0f;
+            if (rdrop) {
+                for (int c = 0; c < width; c++)
+                    acc += row[c] * kernel_t[c * u + k] * rdrop[((long long)(c / u) * s.batch + b) * u + k];
+            } else {
+                for (int c = 0; c < width; c++) acc += row[c] * kernel_t[c * u + k];
+            }
+            dh_prev[(long long)b * u + k] += acc;
+        }
+        __syncthreads();
+        float *swap = dh;
+        dh = dh_prev;
+        dh_prev = swap;
     }
 }
 

@@ -6,6 +6,7 @@ use cudarc::driver::{CudaFunction, CudaModule, DeviceRepr};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 
 use crate::core::activation::Activation;
+use crate::core::cell::CellKind;
 
 /// The CUDA C++ source of every kernel.
 pub const SOURCE: &str = include_str!("kernels.cu");
@@ -74,6 +75,8 @@ pub struct Functions {
     pub fill: CudaFunction,
     pub scale: CudaFunction,
     pub scale_add: CudaFunction,
+    pub persistent_forward: CudaFunction,
+    pub persistent_backward: CudaFunction,
 }
 
 impl Functions {
@@ -100,7 +103,20 @@ impl Functions {
             fill: f("fill")?,
             scale: f("scale")?,
             scale_add: f("scale_add")?,
+            persistent_forward: f("persistent_forward")?,
+            persistent_backward: f("persistent_backward")?,
         })
+    }
+}
+
+/// A cell's code in the persistent kernels (`CELL_*` in `kernels.cu`); `None` for GRU with the
+/// reset before its product, which they do not run.
+pub fn persistent_cell_code(kind: CellKind) -> Option<i32> {
+    match kind {
+        CellKind::SimpleRnn => Some(0),
+        CellKind::Lstm => Some(1),
+        CellKind::Gru { reset_after: true } => Some(2),
+        CellKind::Gru { reset_after: false } => None,
     }
 }
 

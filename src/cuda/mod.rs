@@ -27,6 +27,9 @@ pub use sequence::DeviceSaved;
 pub struct Gpu {
     name: String,
     ctx: Arc<CudaContext>,
+    /// Shared memory a block may use (bytes), and the number of multiprocessors.
+    shared_memory: usize,
+    multiprocessors: usize,
     functions: Functions,
     lanes: [Mutex<Lane>; 2],
 }
@@ -89,6 +92,21 @@ fn open() -> std::result::Result<Gpu, String> {
         .load_module(ptx)
         .map_err(|e| format!("loading the kernels: {e:?}"))?;
     let functions = Functions::load(&module)?;
+    let attribute = |a| {
+        ctx.attribute(a)
+            .map(|v| v.max(0) as usize)
+            .map_err(|e| format!("device attribute: {e:?}"))
+    };
+    use cudarc::driver::sys::CUdevice_attribute as A;
+    let shared_memory = attribute(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?;
+    let multiprocessors = attribute(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+    for f in [&functions.persistent_forward, &functions.persistent_backward] {
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            i32::try_from(shared_memory).unwrap_or(i32::MAX),
+        )
+        .map_err(|e| format!("shared memory limit: {e:?}"))?;
+    }
     let lane = || -> std::result::Result<Mutex<Lane>, String> {
         let stream = ctx.new_stream().map_err(|e| format!("stream: {e:?}"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e:?}"))?;
@@ -97,6 +115,8 @@ fn open() -> std::result::Result<Gpu, String> {
     Ok(Gpu {
         name: format!("{name} (compute capability {major}.{minor})"),
         ctx: ctx.clone(),
+        shared_memory,
+        multiprocessors,
         functions,
         lanes: [lane()?, lane()?],
     })
@@ -106,6 +126,22 @@ impl Gpu {
     /// The device's name and compute capability.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The shared memory a persistent kernel needs for `spec`'s recurrent kernel, if it runs
+    /// the cell and the kernel fits (else the time loop launches per step). Setting
+    /// `RNNKIT_GPU_STEPWISE=1` forces the per-step launches (to compare the two).
+    fn persistent_memory(&self, spec: &crate::core::cell::CellSpec) -> Option<usize> {
+        let bytes = spec.units * spec.width() * std::mem::size_of::<f32>();
+        let stepwise = std::env::var_os("RNNKIT_GPU_STEPWISE").is_some_and(|v| v == "1");
+        (kernels::persistent_cell_code(spec.kind).is_some() && bytes <= self.shared_memory && !stepwise)
+            .then_some(bytes)
+    }
+
+    /// Batch rows per block of a persistent kernel: one while there are at most two blocks per
+    /// multiprocessor.
+    fn rows_per_block(&self, batch: usize) -> usize {
+        batch.div_ceil(2 * self.multiprocessors.max(1)).max(1)
     }
 
     /// Lane 0 for a pass that runs alone, else the lane of the pair's direction, with the
@@ -187,18 +223,30 @@ impl Lane {
         if n == 0 {
             return Ok(());
         }
-        let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 16) as u32;
+        let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 16);
+        self.launch_blocks(f, blocks, 0, args)
+    }
+
+    /// Launches `f` on `blocks` blocks of [`BLOCK`] threads with `shared` bytes of dynamic
+    /// shared memory each.
+    fn launch_blocks(
+        &self,
+        f: &CudaFunction,
+        blocks: usize,
+        shared: usize,
+        args: &[&dyn KernelArg],
+    ) -> Result<()> {
         let mut builder = self.stream.launch_builder(f);
         for arg in args {
             arg.push(&mut builder);
         }
         let config = LaunchConfig {
-            grid_dim: (blocks, 1, 1),
+            grid_dim: (u32::try_from(blocks).unwrap_or(u32::MAX), 1, 1),
             block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
+            shared_mem_bytes: u32::try_from(shared).unwrap_or(u32::MAX),
         };
-        // SAFETY: the kernels read and write within the sizes the callers allocated (each
-        // kernel's `n` elements), and every argument matches the kernel's parameter list.
+        // SAFETY: the kernels read and write within the sizes the callers allocated, and every
+        // argument matches the kernel's parameter list.
         unsafe { builder.launch(config) }
             .map(|_| ())
             .map_err(driver_err("launching a kernel"))

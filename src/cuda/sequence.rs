@@ -9,7 +9,7 @@ use std::ops::Range;
 use cudarc::driver::CudaSlice;
 use ndarray::{Array2, Array3, ArrayView, ArrayView2, Dimension};
 
-use super::kernels::{activation_code, BackStep, Step};
+use super::kernels::{activation_code, persistent_cell_code, BackStep, Step};
 use super::{ptr, Gpu, Lane};
 use crate::core::cancel::Cancel;
 use crate::core::cell::{CellKind, CellSpec, Weights};
@@ -310,20 +310,48 @@ pub fn forward(
         activation_code(spec.recurrent_activation),
     );
     let (hs, pre) = (ptr(&saved.hs), ptr(&saved.pre));
-    for s in 0..t {
+    let step_at = |s: usize| Step {
+        batch: int(b),
+        units: int(u),
+        mask: saved.mask.as_ref().map_or(0, |m| ptr(m) + (s * b) as u64),
+        h_prev: at(hs, s * b * u),
+        h_next: at(hs, (s + 1) * b * u),
+        ys: ys_at(&ys, s, b * u),
+        ys_prev: if s > 0 { ys_at(&ys, s - 1, b * u) } else { 0 },
+        zero_output: i32::from(options.zero_output_for_mask),
+        act,
+        ract,
+    };
+    let rec_bias = match (&saved.bias, spec.bias_rows()) {
+        (Some(bias), 2) => at(ptr(bias), width),
+        _ => 0,
+    };
+    // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
+    let persistent = gpu.persistent_memory(spec);
+    if let Some(shared) = persistent {
+        let rows = gpu.rows_per_block(b);
+        let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
+        let args: [&dyn super::KernelArg; 11] = [
+            &step_at(0),
+            &cell,
+            &int(t),
+            &int(rows),
+            &pre,
+            &opt_ptr(&saved.cs),
+            &ptr(&rec),
+            &rec_bias,
+            &opt_ptr(&saved.rec_h),
+            &ptr(&saved.recurrent_kernel),
+            &opt_ptr(&saved.recurrent_dropout),
+        ];
+        if t > 0 && b > 0 {
+            l.launch_blocks(&functions.persistent_forward, b.div_ceil(rows), shared, &args)?;
+        }
+    }
+    let stepwise = if persistent.is_some() { 0 } else { t };
+    for s in 0..stepwise {
         input.cancel.check()?;
-        let step = Step {
-            batch: int(b),
-            units: int(u),
-            mask: saved.mask.as_ref().map_or(0, |m| ptr(m) + (s * b) as u64),
-            h_prev: at(hs, s * b * u),
-            h_next: at(hs, (s + 1) * b * u),
-            ys: ys_at(&ys, s, b * u),
-            ys_prev: if s > 0 { ys_at(&ys, s - 1, b * u) } else { 0 },
-            zero_output: i32::from(options.zero_output_for_mask),
-            act,
-            ract,
-        };
+        let step = step_at(s);
         let pre_t = at(pre, s * b * width);
         let (h_prev, rec, q, scratch) = (step.h_prev, ptr(&rec), ptr(&q), ptr(&scratch));
         match spec.kind {
@@ -340,10 +368,6 @@ pub fn forward(
             }
             CellKind::Gru { reset_after: true } => {
                 l.recurrent_product(gpu, &saved, h_prev, 0..3, scratch, rec, 0.0)?;
-                let rec_bias = match (&saved.bias, spec.bias_rows()) {
-                    (Some(bias), 2) => at(ptr(bias), width),
-                    _ => 0,
-                };
                 let rec_h = at(opt_ptr(&saved.rec_h), s * b * u);
                 let args: [&dyn super::KernelArg; 5] = [&step, &pre_t, &rec, &rec_bias, &rec_h];
                 l.launch(&functions.gru_after_forward, b * u, &args)?;
@@ -510,28 +534,58 @@ pub fn backward(
     let (pre, hs, dpre_all) = (ptr(&saved.pre), ptr(&saved.hs), ptr(&dpre));
     let (scratch, carry) = (ptr(&scratch), ptr(&carry));
     let rk = ptr(&saved.recurrent_kernel);
-    for s in (0..t).rev() {
+    let mask_at = |s: usize| saved.mask.as_ref().map_or(0, |m| ptr(m) + (s * b) as u64);
+    let back_at = |s: usize, dy: u64, dh: &CudaSlice<f32>, dh_prev: &CudaSlice<f32>| BackStep {
+        batch: int(b),
+        units: int(u),
+        mask: mask_at(s),
+        dy,
+        dy_stride: dy_stride as i64,
+        carry,
+        dh: ptr(dh),
+        dh_prev: ptr(dh_prev),
+        h_prev: at(hs, s * b * u),
+        zero_output: i32::from(saved.options.zero_output_for_mask),
+        act,
+        ract,
+    };
+    // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
+    let persistent = gpu.persistent_memory(spec);
+    if let (Some(shared), true) = (persistent, t > 0 && b > 0) {
+        let rows = gpu.rows_per_block(b);
+        let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
+        let args: [&dyn super::KernelArg; 14] = [
+            &back_at(0, 0, &dh, &dh_prev),
+            &cell,
+            &int(t),
+            &int(rows),
+            &pre,
+            &opt_ptr(&saved.cs),
+            &opt_ptr(&dc),
+            &opt_ptr(&saved.rec_h),
+            &dpre_all,
+            &opt_ptr(&gru),
+            &opt_ptr(&dy),
+            &i32::from(last_only),
+            &rk,
+            &opt_ptr(&saved.recurrent_dropout),
+        ];
+        l.launch_blocks(&functions.persistent_backward, b.div_ceil(rows), shared, &args)?;
+        // The kernel swaps its two state-gradient buffers after every step.
+        if t % 2 == 1 {
+            std::mem::swap(&mut dh, &mut dh_prev);
+        }
+    }
+    let stepwise = if persistent.is_some() { 0 } else { t };
+    for s in (0..stepwise).rev() {
         cancel.check()?;
         let dy_step = match &dy {
             Some(d) if !last_only => at(ptr(d), s * u),
             Some(d) if s + 1 == t => ptr(d),
             _ => 0,
         };
-        let mask = saved.mask.as_ref().map_or(0, |m| ptr(m) + (s * b) as u64);
-        let back = BackStep {
-            batch: int(b),
-            units: int(u),
-            mask,
-            dy: dy_step,
-            dy_stride: dy_stride as i64,
-            carry,
-            dh: ptr(&dh),
-            dh_prev: ptr(&dh_prev),
-            h_prev: at(hs, s * b * u),
-            zero_output: i32::from(saved.options.zero_output_for_mask),
-            act,
-            ract,
-        };
+        let mask = mask_at(s);
+        let back = back_at(s, dy_step, &dh, &dh_prev);
         let (pre_t, dpre_t) = (at(pre, s * b * width), at(dpre_all, s * b * width));
         let n = b * u;
         let recurrent = match spec.kind {
