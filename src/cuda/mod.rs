@@ -9,12 +9,14 @@
 pub mod kernels;
 pub mod sequence;
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DriverError, LaunchConfig,
+    PinnedHostSlice,
 };
 
 use crate::error::{Error, Result};
@@ -34,10 +36,20 @@ pub struct Gpu {
     lanes: [Mutex<Lane>; 2],
 }
 
-/// One stream and the cuBLAS handle bound to it; a call holds its lane for its whole run.
+/// One stream, the cuBLAS handle bound to it and a page-locked staging buffer for copies; a
+/// call holds its lane for its whole run and synchronizes the stream before it ends.
 pub struct Lane {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
+    staging: RefCell<Staging>,
+}
+
+/// Page-locked host memory that the call's copies pass through: the GPU copies from and to it
+/// at full bus speed and without blocking, where pageable numpy memory is copied in small
+/// synchronous pieces. `used` floats are taken by copies queued since the last synchronize.
+struct Staging {
+    buffer: Option<PinnedHostSlice<f32>>,
+    used: usize,
 }
 
 static GPU: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
@@ -110,7 +122,15 @@ fn open() -> std::result::Result<Gpu, String> {
     let lane = || -> std::result::Result<Mutex<Lane>, String> {
         let stream = ctx.new_stream().map_err(|e| format!("stream: {e:?}"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e:?}"))?;
-        Ok(Mutex::new(Lane { stream, blas }))
+        let staging = RefCell::new(Staging {
+            buffer: None,
+            used: 0,
+        });
+        Ok(Mutex::new(Lane {
+            stream,
+            blas,
+            staging,
+        }))
     };
     Ok(Gpu {
         name: format!("{name} (compute capability {major}.{minor})"),
@@ -180,8 +200,21 @@ impl Lane {
         self.stream.alloc_zeros(n.max(1)).map_err(driver_err(what))
     }
 
-    /// A device copy of `host`.
-    fn upload<T: cudarc::driver::DeviceRepr>(&self, host: &[T], what: &str) -> Result<CudaSlice<T>> {
+    /// A buffer of `n` floats for the caller to fill completely before reading it.
+    fn uninit(&self, n: usize, what: &str) -> Result<CudaSlice<f32>> {
+        // SAFETY: every caller writes all `n` elements (a kernel or a product) before any read.
+        unsafe { self.stream.alloc(n.max(1)) }.map_err(driver_err(what))
+    }
+
+    /// A device copy of `host`, through the staging buffer.
+    fn upload(&self, host: &[f32], what: &str) -> Result<CudaSlice<f32>> {
+        let mut dst = self.uninit(host.len(), what)?;
+        self.write(host, &mut dst, 0)?;
+        Ok(dst)
+    }
+
+    /// A device copy of the bytes `host` (small: copied directly).
+    fn upload_bytes(&self, host: &[u8], what: &str) -> Result<CudaSlice<u8>> {
         if host.is_empty() {
             // SAFETY: a buffer of one element that nothing reads.
             return unsafe { self.stream.alloc(1) }.map_err(driver_err(what));
@@ -189,32 +222,87 @@ impl Lane {
         self.stream.clone_htod(host).map_err(driver_err(what))
     }
 
-    /// Copies `len` floats from `src + offset` to a new host vector (the stream is synchronized
-    /// first, so every queued kernel has finished).
-    fn download(&self, src: &CudaSlice<f32>, offset: usize, len: usize) -> Result<Vec<f32>> {
-        let mut host = vec![0.0f32; len];
-        if len > 0 {
-            self.stream
-                .memcpy_dtoh(&src.slice(offset..offset + len), &mut host)
-                .map_err(driver_err("copying results to the host"))?;
+    /// `len` floats of room in the staging buffer, from the returned offset on. A full buffer is
+    /// replaced by a larger one once the copies that use it are done.
+    fn stage(&self, len: usize) -> Result<usize> {
+        let mut staging = self.staging.borrow_mut();
+        let capacity = staging.buffer.as_ref().map_or(0, |b| b.len());
+        if staging.used + len > capacity {
+            self.synchronize()?;
+            if len > capacity {
+                let size = len.max(2 * capacity).max(1 << 16);
+                // SAFETY: page-locked host memory, only read and written through `staging`.
+                let buffer = unsafe { self.stream.context().alloc_pinned::<f32>(size) }
+                    .map_err(driver_err("page-locked staging memory"))?;
+                staging.buffer = Some(buffer);
+            }
+            staging.used = 0;
         }
-        self.synchronize()?;
-        Ok(host)
+        let offset = staging.used;
+        staging.used += len;
+        Ok(offset)
     }
 
-    /// Copies `host` into `dst` from element `offset` on.
+    /// Copies `host` into `dst` from element `offset` on, through the staging buffer.
     fn write(&self, host: &[f32], dst: &mut CudaSlice<f32>, offset: usize) -> Result<()> {
         if host.is_empty() {
             return Ok(());
         }
+        let at = self.stage(host.len())?;
+        let mut staging = self.staging.borrow_mut();
+        let buffer = staging.buffer.as_mut().expect("stage allocates the buffer");
+        let pinned = &mut buffer
+            .as_mut_slice()
+            .map_err(driver_err("page-locked staging memory"))?[at..at + host.len()];
+        pinned.copy_from_slice(host);
         self.stream
-            .memcpy_htod(host, &mut dst.slice_mut(offset..offset + host.len()))
+            .memcpy_htod(&*pinned, &mut dst.slice_mut(offset..offset + host.len()))
             .map_err(driver_err("copying inputs to the GPU"))
     }
 
-    /// Waits for the stream's work; reports any error a kernel raised.
+    /// Copies `(buffer, offset, len)` ranges to new host vectors: all queued at once through the
+    /// staging buffer, then one synchronize (every queued kernel has then finished).
+    fn download(&self, ranges: &[(&CudaSlice<f32>, usize, usize)]) -> Result<Vec<Vec<f32>>> {
+        let total = ranges.iter().map(|r| r.2).sum();
+        let first = self.stage(total)?;
+        {
+            let mut staging = self.staging.borrow_mut();
+            let buffer = staging.buffer.as_mut().expect("stage allocates the buffer");
+            let pinned = buffer
+                .as_mut_slice()
+                .map_err(driver_err("page-locked staging memory"))?;
+            let mut at = first;
+            for &(src, offset, len) in ranges.iter().filter(|r| r.2 > 0) {
+                self.stream
+                    .memcpy_dtoh(&src.slice(offset..offset + len), &mut pinned[at..at + len])
+                    .map_err(driver_err("copying results to the host"))?;
+                at += len;
+            }
+        }
+        self.synchronize()?;
+        let staging = self.staging.borrow();
+        let pinned = match staging.buffer.as_ref() {
+            Some(b) => b.as_slice().map_err(driver_err("page-locked staging memory"))?,
+            None => &[],
+        };
+        let mut at = first;
+        Ok(ranges
+            .iter()
+            .map(|&(_, _, len)| {
+                at += len;
+                pinned[at - len..at].to_vec()
+            })
+            .collect())
+    }
+
+    /// Waits for the stream's work; reports any error a kernel raised. The staging buffer is
+    /// free again.
     fn synchronize(&self) -> Result<()> {
-        self.stream.synchronize().map_err(driver_err("running the kernels"))
+        self.stream
+            .synchronize()
+            .map_err(driver_err("running the kernels"))?;
+        self.staging.borrow_mut().used = 0;
+        Ok(())
     }
 
     /// Launches the element-wise kernel `f` over `n` elements with `args` (each a reference to

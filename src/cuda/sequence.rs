@@ -176,7 +176,7 @@ impl Lane {
                 (at(out, first), ld),
             ),
             Some((m, count, period)) => {
-                let masked = self.zeros(rows * lhs_cols, what)?;
+                let masked = self.uninit(rows * lhs_cols, what)?;
                 let per = cols / count;
                 for g in 0..count {
                     let n = (rows * lhs_cols) as i64;
@@ -217,7 +217,7 @@ pub fn forward(
     let reverse = options.go_backwards;
 
     let x_input = l.upload(&row_major(&input.x), "the input")?;
-    let x = l.zeros(t * b * f, "the input")?;
+    let x = l.uninit(t * b * f, "the input")?;
     let args: [&dyn super::KernelArg; 7] = [
         &int(b),
         &int(t),
@@ -242,7 +242,7 @@ pub fn forward(
                     (0..b).map(move |r| u8::from(m[[r, col]]))
                 })
                 .collect();
-            Some(l.upload(&order, "the mask")?)
+            Some(l.upload_bytes(&order, "the mask")?)
         }
         None => None,
     };
@@ -277,11 +277,11 @@ pub fn forward(
         }
     }
     let rec_h = match spec.kind {
-        CellKind::Gru { reset_after: true } => Some(l.zeros(t * b * u, "GRU terms")?),
+        CellKind::Gru { reset_after: true } => Some(l.uninit(t * b * u, "GRU terms")?),
         _ => None,
     };
     let ys = match mask {
-        Some(_) => Some(l.zeros(t * b * u, "outputs")?),
+        Some(_) => Some(l.uninit(t * b * u, "outputs")?),
         None => None,
     };
     let saved = DeviceSaved {
@@ -302,9 +302,9 @@ pub fn forward(
     };
     l.project_inputs(gpu, &saved)?;
 
-    let rec = l.zeros(b * width, "recurrent products")?;
-    let q = l.zeros(b * u, "GRU reset products")?;
-    let scratch = l.zeros(b * u, "dropout scratch")?;
+    let rec = l.uninit(b * width, "recurrent products")?;
+    let q = l.uninit(b * u, "GRU reset products")?;
+    let scratch = l.uninit(b * u, "dropout scratch")?;
     let (act, ract) = (
         activation_code(spec.activation),
         activation_code(spec.recurrent_activation),
@@ -399,32 +399,27 @@ pub fn forward(
         Some(ys) => (ys, 0),
         None => (&saved.hs, b * u),
     };
-    let outputs = if options.last_output_only {
-        let last = if t == 0 {
-            Vec::new()
-        } else {
-            l.download(per_step, first + (t - 1) * b * u, b * u)?
-        };
-        Array3::from_shape_vec((b, t.min(1), u), last)
-    } else {
-        let out = l.zeros(b * t * u, "outputs")?;
-        let args: [&dyn super::KernelArg; 7] = [
-            &int(t),
-            &int(b),
-            &int(u),
-            &at(ptr(per_step), first),
-            &ptr(&out),
-            &0i32,
-            &0i32,
-        ];
-        l.launch(&functions.swap_leading, t * b * u, &args)?;
-        Array3::from_shape_vec((b, t, u), l.download(&out, 0, b * t * u)?)
-    }
-    .expect("the outputs have the sizes downloaded");
-    let mut final_states = vec![state(l.download(&saved.hs, t * b * u, b * u)?, b, u)];
+    // Batch-major outputs: all steps, or the last one (none for an empty sequence).
+    let kept = if options.last_output_only { t.min(1) } else { t };
+    let out = l.uninit(b * kept * u, "outputs")?;
+    let args: [&dyn super::KernelArg; 7] = [
+        &int(kept),
+        &int(b),
+        &int(u),
+        &at(ptr(per_step), first + (t - kept) * b * u),
+        &ptr(&out),
+        &0i32,
+        &0i32,
+    ];
+    l.launch(&functions.swap_leading, kept * b * u, &args)?;
+    let mut ranges = vec![(&out, 0, b * kept * u), (&saved.hs, t * b * u, b * u)];
     if let Some(cs) = &saved.cs {
-        final_states.push(state(l.download(cs, t * b * u, b * u)?, b, u));
+        ranges.push((cs, t * b * u, b * u));
     }
+    let mut host = l.download(&ranges)?.into_iter();
+    let outputs = Array3::from_shape_vec((b, kept, u), host.next().expect("outputs"))
+        .expect("the outputs have the sizes downloaded");
+    let final_states = host.map(|values| state(values, b, u)).collect();
     drop(lane);
     Ok(Forward {
         outputs,
@@ -458,7 +453,7 @@ impl Lane {
                 (pre, width),
             ),
             Some((masks, count)) => {
-                let masked = self.zeros(t * b * f, "masked inputs")?;
+                let masked = self.uninit(t * b * f, "masked inputs")?;
                 let cols = width / count;
                 for g in 0..*count {
                     let (n, period) = ((t * b * f) as i64, (b * f) as i64);
@@ -500,11 +495,12 @@ pub fn backward(
     let lane = gpu.lane(lane)?;
     let l = &*lane;
 
-    let dpre = l.zeros(rows * width, "pre-activation gradients")?;
+    // Every step writes every row of these (zeros for masked rows).
+    let dpre = l.uninit(rows * width, "pre-activation gradients")?;
     // GRU: with reset_after the recurrent side's gradients [dz, dr, dpre_h ⊙ r]; without it
     // the h-gate product's inputs q.
     let gru = match spec.kind {
-        CellKind::Gru { reset_after: true } => Some(l.zeros(rows * width, "GRU gradients")?),
+        CellKind::Gru { reset_after: true } => Some(l.uninit(rows * width, "GRU gradients")?),
         CellKind::Gru { reset_after: false } => Some(l.zeros(rows * u, "GRU products")?),
         _ => None,
     };
@@ -519,9 +515,9 @@ pub fn backward(
     if let (Some(dc), Some(Some(g))) = (dc.as_mut(), d_final_states.get(1)) {
         l.write(&row_major(g), dc, 0)?;
     }
-    let mut dh_prev = l.zeros(b * u, "state gradients")?;
+    let mut dh_prev = l.uninit(b * u, "state gradients")?;
     let carry = l.zeros(b * u, "output gradients")?;
-    let scratch = l.zeros(b * u, "dropout scratch")?;
+    let scratch = l.uninit(b * u, "dropout scratch")?;
     let (dy, dy_stride, last_only) = match d_outputs {
         OutputGrad::Sequence(g) => (Some(l.upload(&row_major(&g), "output gradients")?), t * u, false),
         OutputGrad::Last(g) => (Some(l.upload(&row_major(&g), "output gradients")?), u, true),
@@ -651,7 +647,7 @@ pub fn backward(
         .input_dropout
         .as_ref()
         .map(|(m, count)| (ptr(m), *count, b * f));
-    let input = if input_gradient {
+    let dx = if input_gradient {
         let dx = l.zeros(rows * f, "input gradients")?;
         let kernel = ptr(&saved.kernel);
         match idrop {
@@ -664,7 +660,7 @@ pub fn backward(
                 (ptr(&dx), f),
             )?,
             Some((m, count, period)) => {
-                let tmp = l.zeros(rows * f, "input gradients")?;
+                let tmp = l.uninit(rows * f, "input gradients")?;
                 let cols = width / count;
                 for g in 0..count {
                     l.gemm(
@@ -683,7 +679,7 @@ pub fn backward(
             }
         }
         // Back to (batch, time, features) in input time order.
-        let out = l.zeros(rows * f, "input gradients")?;
+        let out = l.uninit(rows * f, "input gradients")?;
         let args: [&dyn super::KernelArg; 7] = [
             &int(t),
             &int(b),
@@ -694,14 +690,13 @@ pub fn backward(
             &0i32,
         ];
         l.launch(&functions.swap_leading, rows * f, &args)?;
-        let values = l.download(&out, 0, rows * f)?;
-        Some(Array3::from_shape_vec((b, t, f), values).expect("sizes match"))
+        Some(out)
     } else {
         None
     };
 
     cancel.check()?;
-    let dk = l.zeros(f * width, "kernel gradient")?;
+    let dk = l.uninit(f * width, "kernel gradient")?;
     l.weight_gradient(
         gpu,
         (ptr(&saved.x), f, rows),
@@ -710,7 +705,7 @@ pub fn backward(
         ptr(&dk),
         "masked inputs",
     )?;
-    let du = l.zeros(u * width, "recurrent kernel gradient")?;
+    let du = l.uninit(u * width, "recurrent kernel gradient")?;
     let rdrop = |count| {
         saved
             .recurrent_dropout
@@ -746,10 +741,10 @@ pub fn backward(
         }
     }
 
-    let bias = match &saved.bias {
+    let bias_rows = spec.bias_rows();
+    let db = match &saved.bias {
         Some(_) => {
-            let bias_rows = spec.bias_rows();
-            let ones = l.zeros(rows, "bias gradient")?;
+            let ones = l.uninit(rows, "bias gradient")?;
             let args: [&dyn super::KernelArg; 3] = [&(rows as i64), &1.0f32, &ptr(&ones)];
             l.launch(&functions.fill, rows, &args)?;
             let db = l.zeros(bias_rows * width, "bias gradient")?;
@@ -766,19 +761,29 @@ pub fn backward(
                     )?;
                 }
             }
-            let values = l.download(&db, 0, bias_rows * width)?;
-            Some(Array2::from_shape_vec((bias_rows, width), values).expect("sizes match"))
+            Some(db)
         }
         None => None,
     };
-    let kernel = Array2::from_shape_vec((f, width), l.download(&dk, 0, f * width)?)
-        .expect("sizes match");
-    let recurrent_kernel = Array2::from_shape_vec((u, width), l.download(&du, 0, u * width)?)
-        .expect("sizes match");
-    let mut initial_states = vec![state(l.download(&dh, 0, b * u)?, b, u)];
-    if let Some(dc) = &dc {
-        initial_states.push(state(l.download(dc, 0, b * u)?, b, u));
+
+    // Every result in one copy.
+    let mut ranges = vec![(&dk, 0, f * width), (&du, 0, u * width), (&dh, 0, b * u)];
+    ranges.extend(dc.as_ref().map(|dc| (dc, 0, b * u)));
+    ranges.extend(db.as_ref().map(|db| (db, 0, bias_rows * width)));
+    ranges.extend(dx.as_ref().map(|dx| (dx, 0, rows * f)));
+    let mut host = l.download(&ranges)?.into_iter();
+    let mut next = || host.next().expect("one vector per range");
+    let matrix = |values, shape| Array2::from_shape_vec(shape, values).expect("sizes match");
+    let kernel = matrix(next(), (f, width));
+    let recurrent_kernel = matrix(next(), (u, width));
+    let mut initial_states = vec![state(next(), b, u)];
+    if dc.is_some() {
+        initial_states.push(state(next(), b, u));
     }
+    let bias = db.as_ref().map(|_| matrix(next(), (bias_rows, width)));
+    let input = dx
+        .as_ref()
+        .map(|_| Array3::from_shape_vec((b, t, f), next()).expect("sizes match"));
     Ok(Gradients {
         input,
         kernel,
