@@ -225,18 +225,21 @@ impl Lane {
     /// `len` floats of room in the staging buffer, from the returned offset on. A full buffer is
     /// replaced by a larger one once the copies that use it are done.
     fn stage(&self, len: usize) -> Result<usize> {
-        let mut staging = self.staging.borrow_mut();
-        let capacity = staging.buffer.as_ref().map_or(0, |b| b.len());
-        if staging.used + len > capacity {
+        let (used, capacity) = {
+            let staging = self.staging.borrow();
+            (staging.used, staging.buffer.as_ref().map_or(0, |b| b.len()))
+        };
+        if used + len > capacity {
+            // Once the queued copies are done, the whole buffer is free.
             self.synchronize()?;
-            if len > capacity {
-                let size = len.max(2 * capacity).max(1 << 16);
-                // SAFETY: page-locked host memory, only read and written through `staging`.
-                let buffer = unsafe { self.stream.context().alloc_pinned::<f32>(size) }
-                    .map_err(driver_err("page-locked staging memory"))?;
-                staging.buffer = Some(buffer);
-            }
-            staging.used = 0;
+        }
+        let mut staging = self.staging.borrow_mut();
+        if len > capacity {
+            let size = len.max(2 * capacity).max(1 << 16);
+            // SAFETY: page-locked host memory, only read and written through `staging`.
+            let buffer = unsafe { self.stream.context().alloc_pinned::<f32>(size) }
+                .map_err(driver_err("page-locked staging memory"))?;
+            staging.buffer = Some(buffer);
         }
         let offset = staging.used;
         staging.used += len;
