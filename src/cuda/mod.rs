@@ -186,6 +186,20 @@ fn driver_err(what: &str) -> impl Fn(DriverError) -> Error + '_ {
     }
 }
 
+/// Copies `src` into `dst`, large copies in pieces on rayon's threads (one core cannot keep up
+/// with the bus).
+fn copy(dst: &mut [f32], src: &[f32]) {
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 18;
+    if src.len() < 2 * PIECE {
+        dst.copy_from_slice(src);
+    } else {
+        dst.par_chunks_mut(PIECE)
+            .zip(src.par_chunks(PIECE))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    }
+}
+
 /// A device buffer's address.
 fn ptr<T>(buffer: &CudaSlice<T>) -> u64 {
     buffer.device_ptr(buffer.stream()).0
@@ -257,7 +271,7 @@ impl Lane {
         let pinned = &mut buffer
             .as_mut_slice()
             .map_err(driver_err("page-locked staging memory"))?[at..at + host.len()];
-        pinned.copy_from_slice(host);
+        copy(pinned, host);
         self.stream
             .memcpy_htod(&*pinned, &mut dst.slice_mut(offset..offset + host.len()))
             .map_err(driver_err("copying inputs to the GPU"))
@@ -293,7 +307,9 @@ impl Lane {
             .iter()
             .map(|&(_, _, len)| {
                 at += len;
-                pinned[at - len..at].to_vec()
+                let mut host = vec![0.0f32; len];
+                copy(&mut host, &pinned[at - len..at]);
+                host
             })
             .collect())
     }
