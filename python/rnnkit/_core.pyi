@@ -60,6 +60,7 @@ def rnn_forward(
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
     return_sequences: bool = True,
+    device: Optional[str] = None,
 ) -> Tuple[Array, list[Array], SavedActivations]: ...
 def rnn_backward(
     saved: SavedActivations,
@@ -87,6 +88,7 @@ def bidirectional_forward(
     bw_recurrent_dropout: Optional[Array] = None,
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
+    device: Optional[str] = None,
 ) -> Tuple[Union[Array, Tuple[Array, Array]], list[Array], list[Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,
@@ -102,3 +104,9 @@ def cached_bytes() -> int:
 
 def release_cached_memory() -> None:
     """Returns the freed large blocks the extension keeps to the system."""
+
+def cuda_status() -> Tuple[bool, str]:
+    """Whether `device="cuda"` works here, with the GPU's name, or why not."""
+
+def compile_cuda_kernels(major: int, minor: int) -> int:
+    """Compiles the GPU kernels with NVRTC for compute capability `major.minor`; the PTX's size."""

@@ -125,7 +125,13 @@ pub fn forward<T: Float>(
     merge_mode: MergeMode,
     return_sequences: bool,
 ) -> Result<BidirectionalForward<T>> {
-    forward_on(&Cpu, forward_dir, backward_dir, merge_mode, return_sequences)
+    forward_on(
+        &Cpu,
+        forward_dir,
+        backward_dir,
+        merge_mode,
+        return_sequences,
+    )
 }
 
 /// [`forward`] on `engine`.
@@ -259,7 +265,14 @@ pub fn backward_on<T: Float, E: Engine<T>>(
         output_grad(&d_bw, saved.return_sequences),
     );
     let run = |saved, d_outputs, d_states, lane| {
-        engine.backward(saved, d_outputs, d_states, input_gradient, cancel, Some(lane))
+        engine.backward(
+            saved,
+            d_outputs,
+            d_states,
+            input_gradient,
+            cancel,
+            Some(lane),
+        )
     };
     let (fw, bw) = rayon::join(
         || run(&saved.forward, g_fw, d_forward_states, 0),

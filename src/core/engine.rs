@@ -5,7 +5,9 @@ use ndarray::ArrayView2;
 
 use super::cancel::Cancel;
 use super::cell::{CellSpec, Weights};
-use super::sequence::{self, Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions};
+use super::sequence::{
+    self, Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
+};
 use super::Float;
 use crate::error::Result;
 

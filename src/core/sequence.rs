@@ -249,7 +249,11 @@ fn swap_leading_axes<T: Float>(a: ArrayView3<T>, what: &'static str) -> Result<A
     Ok(out)
 }
 
-pub(crate) fn check_input<T>(spec: &CellSpec, weights: &Weights<T>, input: &SequenceInput<T>) -> Result<()> {
+pub(crate) fn check_input<T>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    input: &SequenceInput<T>,
+) -> Result<()> {
     let (b, t, f) = input.x.dim();
     spec.check_weights(weights, f)?;
     let u = spec.units;

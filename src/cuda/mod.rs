@@ -79,11 +79,15 @@ fn open() -> std::result::Result<Gpu, String> {
             cudarc::cublas::sys::is_culib_present(),
         )
     };
-    let missing: Vec<&str> = [("the CUDA driver", driver), ("cuBLAS", blas), ("NVRTC", has_nvrtc())]
-        .into_iter()
-        .filter(|(_, found)| !found)
-        .map(|(name, _)| name)
-        .collect();
+    let missing: Vec<&str> = [
+        ("the CUDA driver", driver),
+        ("cuBLAS", blas),
+        ("NVRTC", has_nvrtc()),
+    ]
+    .into_iter()
+    .filter(|(_, found)| !found)
+    .map(|(name, _)| name)
+    .collect();
     if !missing.is_empty() {
         return Err(format!("CUDA libraries not found: {}", missing.join(", ")));
     }
@@ -112,7 +116,10 @@ fn open() -> std::result::Result<Gpu, String> {
     use cudarc::driver::sys::CUdevice_attribute as A;
     let shared_memory = attribute(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?;
     let multiprocessors = attribute(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
-    for f in [&functions.persistent_forward, &functions.persistent_backward] {
+    for f in [
+        &functions.persistent_forward,
+        &functions.persistent_backward,
+    ] {
         f.set_attribute(
             cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             i32::try_from(shared_memory).unwrap_or(i32::MAX),
@@ -154,7 +161,9 @@ impl Gpu {
     fn persistent_memory(&self, spec: &crate::core::cell::CellSpec) -> Option<usize> {
         let bytes = spec.units * spec.width() * std::mem::size_of::<f32>();
         let stepwise = std::env::var_os("RNNKIT_GPU_STEPWISE").is_some_and(|v| v == "1");
-        (kernels::persistent_cell_code(spec.kind).is_some() && bytes <= self.shared_memory && !stepwise)
+        (kernels::persistent_cell_code(spec.kind).is_some()
+            && bytes <= self.shared_memory
+            && !stepwise)
             .then_some(bytes)
     }
 
@@ -299,7 +308,9 @@ impl Lane {
         self.synchronize()?;
         let staging = self.staging.borrow();
         let pinned = match staging.buffer.as_ref() {
-            Some(b) => b.as_slice().map_err(driver_err("page-locked staging memory"))?,
+            Some(b) => b
+                .as_slice()
+                .map_err(driver_err("page-locked staging memory"))?,
             None => &[],
         };
         let mut at = first;
@@ -381,7 +392,13 @@ impl Lane {
                 cublasOperation_t::CUBLAS_OP_N
             }
         };
-        let int = |v: usize| i32::try_from(v).map_err(|_| Error::Device(format!("a product dimension of {v} exceeds cuBLAS's 32-bit limit")));
+        let int = |v: usize| {
+            i32::try_from(v).map_err(|_| {
+                Error::Device(format!(
+                    "a product dimension of {v} exceeds cuBLAS's 32-bit limit"
+                ))
+            })
+        };
         let alpha = 1.0f32;
         // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix's
         // storage is its transpose in column-major: B and A swap places, flags unchanged.

@@ -148,7 +148,11 @@ impl Lane {
                 )?;
                 let n = (b * u) as i64;
                 let mg = at(ptr(m), g * b * u);
-                self.launch(&gpu.functions.scale_add, b * u, &[&n, &n, &scratch, &mg, &dh_prev])
+                self.launch(
+                    &gpu.functions.scale_add,
+                    b * u,
+                    &[&n, &n, &scratch, &mg, &dh_prev],
+                )
             }),
         }
     }
@@ -180,8 +184,13 @@ impl Lane {
                 let per = cols / count;
                 for g in 0..count {
                     let n = (rows * lhs_cols) as i64;
-                    let args: [&dyn super::KernelArg; 5] =
-                        [&n, &(period as i64), &lhs, &at(m, g * period), &ptr(&masked)];
+                    let args: [&dyn super::KernelArg; 5] = [
+                        &n,
+                        &(period as i64),
+                        &lhs,
+                        &at(m, g * period),
+                        &ptr(&masked),
+                    ];
                     self.launch(&gpu.functions.scale, rows * lhs_cols, &args)?;
                     self.gemm(
                         (true, false),
@@ -345,7 +354,12 @@ pub fn forward(
             &opt_ptr(&saved.recurrent_dropout),
         ];
         if t > 0 && b > 0 {
-            l.launch_blocks(&functions.persistent_forward, b.div_ceil(rows), shared, &args)?;
+            l.launch_blocks(
+                &functions.persistent_forward,
+                b.div_ceil(rows),
+                shared,
+                &args,
+            )?;
         }
     }
     let stepwise = if persistent.is_some() { 0 } else { t };
@@ -400,7 +414,11 @@ pub fn forward(
         None => (&saved.hs, b * u),
     };
     // Batch-major outputs: all steps, or the last one (none for an empty sequence).
-    let kept = if options.last_output_only { t.min(1) } else { t };
+    let kept = if options.last_output_only {
+        t.min(1)
+    } else {
+        t
+    };
     let out = l.uninit(b * kept * u, "outputs")?;
     let args: [&dyn super::KernelArg; 7] = [
         &int(kept),
@@ -519,7 +537,11 @@ pub fn backward(
     let carry = l.zeros(b * u, "output gradients")?;
     let scratch = l.uninit(b * u, "dropout scratch")?;
     let (dy, dy_stride, last_only) = match d_outputs {
-        OutputGrad::Sequence(g) => (Some(l.upload(&row_major(&g), "output gradients")?), t * u, false),
+        OutputGrad::Sequence(g) => (
+            Some(l.upload(&row_major(&g), "output gradients")?),
+            t * u,
+            false,
+        ),
         OutputGrad::Last(g) => (Some(l.upload(&row_major(&g), "output gradients")?), u, true),
         OutputGrad::None => (None, 0, false),
     };
@@ -566,7 +588,12 @@ pub fn backward(
             &rk,
             &opt_ptr(&saved.recurrent_dropout),
         ];
-        l.launch_blocks(&functions.persistent_backward, b.div_ceil(rows), shared, &args)?;
+        l.launch_blocks(
+            &functions.persistent_backward,
+            b.div_ceil(rows),
+            shared,
+            &args,
+        )?;
         // The kernel swaps its two state-gradient buffers after every step.
         if t % 2 == 1 {
             std::mem::swap(&mut dh, &mut dh_prev);
@@ -605,7 +632,11 @@ pub fn backward(
                 (drec_t, 0..3)
             }
             CellKind::Gru { reset_after: false } => {
-                l.launch(&functions.gru_before_backward_gates, n, &[&back, &pre_t, &dpre_t])?;
+                l.launch(
+                    &functions.gru_before_backward_gates,
+                    n,
+                    &[&back, &pre_t, &dpre_t],
+                )?;
                 // dq = dpre_h · U_hᵀ (zero on masked rows), then the reset gate.
                 l.gemm(
                     (false, true),
@@ -672,8 +703,13 @@ pub fn backward(
                         (ptr(&tmp), f),
                     )?;
                     let n = (rows * f) as i64;
-                    let args: [&dyn super::KernelArg; 5] =
-                        [&n, &(period as i64), &ptr(&tmp), &at(m, g * period), &ptr(&dx)];
+                    let args: [&dyn super::KernelArg; 5] = [
+                        &n,
+                        &(period as i64),
+                        &ptr(&tmp),
+                        &at(m, g * period),
+                        &ptr(&dx),
+                    ];
                     l.launch(&functions.scale_add, rows * f, &args)?;
                 }
             }

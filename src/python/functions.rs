@@ -13,9 +13,9 @@ use super::convert::{
 };
 use super::ShapeError;
 use crate::bidirectional::{self, BidirectionalSaved, Direction};
-use crate::error::ShapeDisplay;
 #[cfg(feature = "cuda")]
 use crate::cuda::{DeviceSaved, Gpu};
+use crate::error::ShapeDisplay;
 use crate::{
     Activation, Cancel, CellKind, Cpu, Engine, Float, Gradients, MergeMode, OutputGrad, Saved,
     SequenceInput, SequenceOptions, Weights,
@@ -820,7 +820,14 @@ fn bidirectional_backward_typed<'py, T: Elem, E: Engine<T>>(
         .saturating_add(backward_size::<T, E>(&saved.backward));
     let g = compute(py, size, |cancel| {
         let d_states = [d_fw.as_slice(), d_bw.as_slice()];
-        bidirectional::backward_on(engine, saved, &d_out_views, d_states, input_gradient, &cancel)
+        bidirectional::backward_on(
+            engine,
+            saved,
+            &d_out_views,
+            d_states,
+            input_gradient,
+            &cancel,
+        )
     })?;
     let fw = weight_grads(py, g.forward, E::spec(&saved.forward).bias_rows())?;
     let bw = weight_grads(py, g.backward, E::spec(&saved.backward).bias_rows())?;
@@ -907,7 +914,9 @@ pub fn compile_cuda_kernels(major: i32, minor: i32) -> PyResult<usize> {
     #[cfg(feature = "cuda")]
     {
         if !crate::cuda::has_nvrtc() {
-            return Err(PyRuntimeError::new_err("NVRTC (libnvrtc) could not be loaded"));
+            return Err(PyRuntimeError::new_err(
+                "NVRTC (libnvrtc) could not be loaded",
+            ));
         }
         crate::cuda::kernels::compile(major, minor)
             .map(|ptx| ptx.to_src().len())
