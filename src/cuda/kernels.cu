@@ -208,24 +208,22 @@ __device__ void gru_after_forward_at(const Step &s, float *pre, const float *rec
         rec_h[i] = 0.0f;
         return;
     }
-    {
-        float rz = r_[0], rr = r_[u], rh = r_[2 * u];
-        if (rec_bias) {
-            rz += rec_bias[j];
-            rr += rec_bias[u + j];
-            rh += rec_bias[2 * u + j];
-        }
-        float pz = p[0] + rz, pr = p[u] + rr;
-        float r = activate(s.ract, pr);
-        float ph = p[2 * u] + r * rh;
-        float z = activate(s.ract, pz);
-        float hh = activate(s.act, ph);
-        p[0] = pz;
-        p[u] = pr;
-        p[2 * u] = ph;
-        rec_h[i] = rh;
-        write_output(s, i, z * s.h_prev[i] + (1.0f - z) * hh);
+    float rz = r_[0], rr = r_[u], rh = r_[2 * u];
+    if (rec_bias) {
+        rz += rec_bias[j];
+        rr += rec_bias[u + j];
+        rh += rec_bias[2 * u + j];
     }
+    float pz = p[0] + rz, pr = p[u] + rr;
+    float r = activate(s.ract, pr);
+    float ph = p[2 * u] + r * rh;
+    float z = activate(s.ract, pz);
+    float hh = activate(s.act, ph);
+    p[0] = pz;
+    p[u] = pr;
+    p[2 * u] = ph;
+    rec_h[i] = rh;
+    write_output(s, i, z * s.h_prev[i] + (1.0f - z) * hh);
 }
 
 extern "C" __global__ void gru_after_forward(Step s, float *pre, const float *rec, const float *rec_bias,
@@ -326,18 +324,16 @@ __device__ void lstm_backward_at(const BackStep &s, const float *pre, const floa
         d[0] = d[u] = d[2 * u] = d[3 * u] = 0.0f;
         return;
     }
-    {
-        float in = activate(s.ract, z[0]), f = activate(s.ract, z[u]);
-        float gg = activate(s.act, z[2 * u]), o = activate(s.ract, z[3 * u]);
-        float ac = activate(s.act, c[i]);
-        float dcj = dc[i] + g * o * derivative(s.act, c[i], ac);
-        d[3 * u] = g * ac * derivative(s.ract, z[3 * u], o);
-        d[0] = dcj * gg * derivative(s.ract, z[0], in);
-        d[u] = dcj * c_prev[i] * derivative(s.ract, z[u], f);
-        d[2 * u] = dcj * in * derivative(s.act, z[2 * u], gg);
-        dc[i] = dcj * f;
-        s.dh_prev[i] = 0.0f;
-    }
+    float in = activate(s.ract, z[0]), f = activate(s.ract, z[u]);
+    float gg = activate(s.act, z[2 * u]), o = activate(s.ract, z[3 * u]);
+    float ac = activate(s.act, c[i]);
+    float dcj = dc[i] + g * o * derivative(s.act, c[i], ac);
+    d[3 * u] = g * ac * derivative(s.ract, z[3 * u], o);
+    d[0] = dcj * gg * derivative(s.ract, z[0], in);
+    d[u] = dcj * c_prev[i] * derivative(s.ract, z[u], f);
+    d[2 * u] = dcj * in * derivative(s.act, z[2 * u], gg);
+    dc[i] = dcj * f;
+    s.dh_prev[i] = 0.0f;
 }
 
 extern "C" __global__ void lstm_backward(BackStep s, const float *pre, const float *c_prev, const float *c,
@@ -360,19 +356,17 @@ __device__ void gru_after_backward_at(const BackStep &s, const float *pre, const
         dr_[0] = dr_[u] = dr_[2 * u] = 0.0f;
         return;
     }
-    {
-        float z = activate(s.ract, p[0]), r = activate(s.ract, p[u]), hh = activate(s.act, p[2 * u]);
-        float da = g * (1.0f - z) * derivative(s.act, p[2 * u], hh);
-        float dz = g * (s.h_prev[i] - hh) * derivative(s.ract, p[0], z);
-        float dr = da * rec_h[i] * derivative(s.ract, p[u], r);
-        d[0] = dz;
-        d[u] = dr;
-        d[2 * u] = da;
-        dr_[0] = dz;
-        dr_[u] = dr;
-        dr_[2 * u] = da * r;
-        s.dh_prev[i] = g * z;
-    }
+    float z = activate(s.ract, p[0]), r = activate(s.ract, p[u]), hh = activate(s.act, p[2 * u]);
+    float da = g * (1.0f - z) * derivative(s.act, p[2 * u], hh);
+    float dz = g * (s.h_prev[i] - hh) * derivative(s.ract, p[0], z);
+    float dr = da * rec_h[i] * derivative(s.ract, p[u], r);
+    d[0] = dz;
+    d[u] = dr;
+    d[2 * u] = da;
+    dr_[0] = dz;
+    dr_[u] = dr;
+    dr_[2 * u] = da * r;
+    s.dh_prev[i] = g * z;
 }
 
 extern "C" __global__ void gru_after_backward(BackStep s, const float *pre, const float *rec_h, float *dpre,
