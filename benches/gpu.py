@@ -5,8 +5,9 @@ PyTorch):
   W1  the guide's MNIST train step: LSTM(64) -> BatchNormalization -> Dense(10), B=64, T=28,
       F=28, sparse cross-entropy from logits, SGD (rnnkit `train_on_batch` from numpy arrays;
       PyTorch with the batch already on the GPU);
-  W3  LSTM H=512, B=64, T=100, F=512: forward + backward of the layer (no input gradient, as for
-      a first layer), loss gradient ones;
+  W3  the same model with LSTM(512), B=64, T=100, F=512;
+  each also as the recurrent layer alone: forward + backward of every step's output (no input
+      gradient, as for a first layer), output gradient ones;
   grid (haste's): B in {1, 64}, H in {128, 512, 1024}, F=256, T=50, LSTM and GRU, forward and
       forward + backward.
 rnnkit's calls take numpy arrays and return numpy arrays, so its times include the copies to and
@@ -40,29 +41,29 @@ def median_ms(step, repeat, warmup=3, sync=None):
     return statistics.median(times)
 
 
-def rnnkit_w1(repeat):
+def rnnkit_train(b, t, f, h, repeat):
     import rnnkit as rk
 
     rng = np.random.default_rng(0)
-    x = rng.random((64, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, size=64)
+    x = rng.random((b, t, f), dtype=np.float32)
+    y = rng.integers(0, 10, size=b)
     model = rk.Sequential(
-        [rk.Input((28, 28)), rk.layers.LSTM(64), rk.layers.BatchNormalization(), rk.layers.Dense(10)]
+        [rk.Input((t, f)), rk.layers.LSTM(h), rk.layers.BatchNormalization(), rk.layers.Dense(10)]
     )
     model.compile(optimizer=rk.optimizers.SGD(0.01), loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True))
     with rk.device("cuda"):
         return median_ms(lambda: model.train_on_batch(x, y), repeat)
 
 
-def torch_w1(torch, repeat):
+def torch_train(torch, b, t, f, h, repeat):
     dev = torch.device("cuda")
-    lstm = torch.nn.LSTM(28, 64, batch_first=True).to(dev)
-    norm = torch.nn.BatchNorm1d(64).to(dev)
-    dense = torch.nn.Linear(64, 10).to(dev)
+    lstm = torch.nn.LSTM(f, h, batch_first=True).to(dev)
+    norm = torch.nn.BatchNorm1d(h).to(dev)
+    dense = torch.nn.Linear(h, 10).to(dev)
     params = list(lstm.parameters()) + list(norm.parameters()) + list(dense.parameters())
     opt = torch.optim.SGD(params, lr=0.01)
-    x = torch.rand(64, 28, 28, device=dev)
-    y = torch.randint(0, 10, (64,), device=dev)
+    x = torch.rand(b, t, f, device=dev)
+    y = torch.randint(0, 10, (b,), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -129,18 +130,20 @@ def main():
     print(f"PyTorch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}; fp32, TF32 off in both\n")
 
     rows = []
-    w1 = (rnnkit_w1(repeat), torch_w1(torch, repeat))
+    w1 = (rnnkit_train(64, 28, 28, 64, repeat), torch_train(torch, 64, 28, 28, 64, repeat))
     rows.append(("W1 MNIST train step (LSTM 64, B64 T28 F28)", *w1))
     w1_layer = (
         rnnkit_layer("lstm", 64, 28, 28, 64, True, repeat),
         torch_layer(torch, "lstm", 64, 28, 28, 64, True, repeat),
     )
     rows.append(("W1's LSTM layer alone, fwd+bwd", *w1_layer))
-    w3 = (
+    w3 = (rnnkit_train(64, 100, 512, 512, repeat), torch_train(torch, 64, 100, 512, 512, repeat))
+    rows.append(("W3 train step (LSTM 512, B64 T100 F512)", *w3))
+    w3_layer = (
         rnnkit_layer("lstm", 64, 100, 512, 512, True, repeat),
         torch_layer(torch, "lstm", 64, 100, 512, 512, True, repeat),
     )
-    rows.append(("W3 LSTM 512, B64 T100 F512, fwd+bwd", *w3))
+    rows.append(("W3's LSTM layer alone, fwd+bwd", *w3_layer))
     for cell in ("lstm", "gru"):
         for b in (1, 64):
             for h in (128, 512, 1024):
@@ -155,10 +158,10 @@ def main():
         print(f"{label:<46} {ours:>10.3f} {theirs:>10.3f} {ours / theirs:>7.2f}")
     print("\ntargets (ratio = rnnkit / PyTorch+cuDNN):")
     print(f"  W1 <= 0.5: {w1[0] / w1[1]:.2f} -> {'MET' if w1[0] <= 0.5 * w1[1] else 'NOT MET'}")
-    small = [(lbl, o / t) for lbl, o, t in rows[3:] if (" H128 " in lbl or " H512 " in lbl)]
+    small = [(lbl, o / t) for lbl, o, t in rows[4:] if (" H128 " in lbl or " H512 " in lbl)]
     met = sum(r < 1.0 for _, r in small)
     print(f"  H <= 512, B <= 64 faster than cuDNN: {met} of {len(small)} grid rows")
-    large = [(lbl, o / t) for lbl, o, t in rows[3:] if " H1024 " in lbl]
+    large = [(lbl, o / t) for lbl, o, t in rows[4:] if " H1024 " in lbl]
     within = sum(r <= 1.1 for _, r in large)
     print(f"  elsewhere within 10%: {within} of {len(large)} grid rows (W3: {w3[0] / w3[1]:.2f})")
 

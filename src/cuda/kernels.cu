@@ -418,19 +418,19 @@ extern "C" __global__ void gru_before_backward_reset(int batch, int units, const
 #define CELL_LSTM 1
 #define CELL_GRU_AFTER 2
 
-// The whole forward time loop in one launch, for recurrent kernels that fit in shared memory
-// (the trick of persistent RNNs): block x owns batch rows [x·rows, (x + 1)·rows) for every step
-// (rows are independent, so no grid-wide barrier is needed), keeps U in shared memory and runs
-// per step its rows' product h₋₁·U (each (row, column) by one thread, reading consecutive
-// columns of U) and then the cell's element-wise step. `s` holds step 0's pointers (h_prev and
-// h_next: hs and hs + batch·units); `rdrop`
-// are the (gates, batch, units) recurrent dropout multipliers or null.
+// The whole forward time loop in one launch, for recurrent kernels (mostly) on chip (the trick of
+// persistent RNNs): block x owns batch rows [x·rows, (x + 1)·rows) for every step (rows are
+// independent, so no grid-wide barrier is needed), keeps the first `kept` rows of U in shared
+// memory (the others come from L2) and runs per step its rows' product h₋₁·U (each (row, column)
+// by one thread, reading consecutive columns of U) and then the cell's element-wise step. `s`
+// holds step 0's pointers (h_prev and h_next: hs and hs + batch·units); `rdrop` are the
+// (gates, batch, units) recurrent dropout multipliers or null.
 extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int rows, float *pre, float *cs,
                                               float *rec, const float *rec_bias, float *rec_h,
-                                              const float *recurrent_kernel, const float *rdrop) {
+                                              const float *recurrent_kernel, int kept, const float *rdrop) {
     extern __shared__ float kernel[];
     int u = s.units, width = (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * u;
-    for (int i = threadIdx.x; i < u * width; i += blockDim.x) kernel[i] = recurrent_kernel[i];
+    for (int i = threadIdx.x; i < kept * width; i += blockDim.x) kernel[i] = recurrent_kernel[i];
     __syncthreads();
     int first = blockIdx.x * rows;
     rows = min(rows, s.batch - first);
@@ -449,9 +449,11 @@ extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int r
             const float *m = rdrop ? rdrop + ((long long)(c / u) * s.batch + b) * u : nullptr;
             float acc = 0.0f;
             if (m) {
-                for (int k = 0; k < u; k++) acc += h[k] * m[k] * kernel[k * width + c];
+                for (int k = 0; k < kept; k++) acc += h[k] * m[k] * kernel[k * width + c];
+                for (int k = kept; k < u; k++) acc += h[k] * m[k] * recurrent_kernel[k * width + c];
             } else {
-                for (int k = 0; k < u; k++) acc += h[k] * kernel[k * width + c];
+                for (int k = 0; k < kept; k++) acc += h[k] * kernel[k * width + c];
+                for (int k = kept; k < u; k++) acc += h[k] * recurrent_kernel[k * width + c];
             }
             if (cell == CELL_GRU_AFTER) {
                 rec[(long long)b * width + c] = acc;
@@ -474,22 +476,20 @@ extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int r
     }
 }
 
-// The whole backward time loop in one launch, as persistent_forward: Uᵀ in shared memory, per step
-// the cell's element-wise backward for the block's rows, then dh₋₁ += Σ_g (d_g·U_gᵀ) ⊙ m_g for
-// them (each (row, unit) by one thread, reading consecutive units of Uᵀ). `s` holds the last
-// step's pointers; dh and dh_prev swap every step (the host knows where the result ends).
+// The whole backward time loop in one launch, as persistent_forward: the first `kept` rows of Uᵀ
+// (`recurrent_kernel_t`, (gates·units, units)) in shared memory, per step the cell's element-wise
+// backward for the block's rows, then dh₋₁ += Σ_g (d_g·U_gᵀ) ⊙ m_g for them (each (row, unit) by
+// one thread, reading consecutive units of Uᵀ). `s` holds step 0's pointers; dh and dh_prev
+// swap every step (the host knows where the result ends).
 // `dy` is the (batch, steps, units) output gradient, or with `last_only` the last step's
 // (batch, units), or null.
 extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, int rows, const float *pre,
                                                const float *cs, float *dc, const float *rec_h, float *dpre,
                                                float *drec, const float *dy, int last_only,
-                                               const float *recurrent_kernel, const float *rdrop) {
+                                               const float *recurrent_kernel_t, int kept, const float *rdrop) {
     extern __shared__ float kernel_t[];
     int u = s.units, width = (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * u;
-    for (int i = threadIdx.x; i < u * width; i += blockDim.x) {
-        int k = i / width, c = i % width;
-        kernel_t[c * u + k] = recurrent_kernel[i];
-    }
+    for (int i = threadIdx.x; i < kept * u; i += blockDim.x) kernel_t[i] = recurrent_kernel_t[i];
     __syncthreads();
     int first = blockIdx.x * rows;
     rows = min(rows, s.batch - first);
@@ -519,11 +519,9 @@ extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, 
             int b = first + e / u, k = e % u;
             const float *row = d + (long long)b * width;
             float acc = 0.0f;
-            if (rdrop) {
-                for (int c = 0; c < width; c++)
-                    acc += row[c] * kernel_t[c * u + k] * rdrop[((long long)(c / u) * s.batch + b) * u + k];
-            } else {
-                for (int c = 0; c < width; c++) acc += row[c] * kernel_t[c * u + k];
+            for (int c = 0; c < width; c++) {
+                float w = c < kept ? kernel_t[c * u + k] : recurrent_kernel_t[(long long)c * u + k];
+                acc += row[c] * w * (rdrop ? rdrop[((long long)(c / u) * s.batch + b) * u + k] : 1.0f);
             }
             dh_prev[(long long)b * u + k] += acc;
         }

@@ -19,6 +19,7 @@ use cudarc::driver::{
     PinnedHostSlice,
 };
 
+use crate::core::cell::CellKind;
 use crate::error::{Error, Result};
 use kernels::Functions;
 
@@ -155,16 +156,17 @@ impl Gpu {
         &self.name
     }
 
-    /// The shared memory a persistent kernel needs for `spec`'s recurrent kernel, if it runs
-    /// the cell and the kernel fits (else the time loop launches per step). Setting
-    /// `RNNKIT_GPU_STEPWISE=1` forces the per-step launches (to compare the two).
-    fn persistent_memory(&self, spec: &crate::core::cell::CellSpec) -> Option<usize> {
-        let bytes = spec.units * spec.width() * std::mem::size_of::<f32>();
+    /// How a persistent kernel holds a `rows × cols` float matrix (the recurrent kernel, or its
+    /// transpose): the rows it keeps in shared memory and their bytes, when it runs `kind` and
+    /// at least three quarters of the rows fit (it reads the others from L2); else `None` and
+    /// the time loop launches per step. `RNNKIT_GPU_STEPWISE=1` forces per-step launches (to
+    /// compare the two).
+    fn persistent_split(&self, kind: CellKind, rows: usize, cols: usize) -> Option<(usize, usize)> {
+        let row_bytes = cols * std::mem::size_of::<f32>();
+        let kept = (self.shared_memory / row_bytes.max(1)).min(rows);
         let stepwise = std::env::var_os("RNNKIT_GPU_STEPWISE").is_some_and(|v| v == "1");
-        (kernels::persistent_cell_code(spec.kind).is_some()
-            && bytes <= self.shared_memory
-            && !stepwise)
-            .then_some(bytes)
+        let runs = kernels::persistent_cell_code(kind).is_some() && !stepwise;
+        (runs && 4 * kept >= 3 * rows).then_some((kept, kept * row_bytes))
     }
 
     /// Batch rows per block of a persistent kernel: one while there are at most two blocks per

@@ -336,11 +336,11 @@ pub fn forward(
         _ => 0,
     };
     // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
-    let persistent = gpu.persistent_memory(spec);
-    if let Some(shared) = persistent {
+    let persistent = gpu.persistent_split(spec.kind, u, width);
+    if let Some((kept, shared)) = persistent {
         let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
-        let args: [&dyn super::KernelArg; 11] = [
+        let args: [&dyn super::KernelArg; 12] = [
             &step_at(0),
             &cell,
             &int(t),
@@ -351,6 +351,7 @@ pub fn forward(
             &rec_bias,
             &opt_ptr(&saved.rec_h),
             &ptr(&saved.recurrent_kernel),
+            &int(kept),
             &opt_ptr(&saved.recurrent_dropout),
         ];
         if t > 0 && b > 0 {
@@ -568,11 +569,16 @@ pub fn backward(
         ract,
     };
     // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
-    let persistent = gpu.persistent_memory(spec);
-    if let (Some(shared), true) = (persistent, t > 0 && b > 0) {
+    let persistent = gpu.persistent_split(spec.kind, width, u);
+    if let (Some((kept, shared)), true) = (persistent, t > 0 && b > 0) {
+        // Uᵀ, so that the threads of a block read consecutive units.
+        let rk_t = l.uninit(u * width, "the transposed recurrent kernel")?;
+        let args: [&dyn super::KernelArg; 7] =
+            [&int(u), &int(width), &int(1), &rk, &ptr(&rk_t), &0i32, &0i32];
+        l.launch(&functions.swap_leading, u * width, &args)?;
         let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
-        let args: [&dyn super::KernelArg; 14] = [
+        let args: [&dyn super::KernelArg; 15] = [
             &back_at(0, 0, &dh, &dh_prev),
             &cell,
             &int(t),
@@ -585,7 +591,8 @@ pub fn backward(
             &opt_ptr(&gru),
             &opt_ptr(&dy),
             &i32::from(last_only),
-            &rk,
+            &ptr(&rk_t),
+            &int(kept),
             &opt_ptr(&saved.recurrent_dropout),
         ];
         l.launch_blocks(
