@@ -70,8 +70,23 @@ fn row_major<'a, D: Dimension>(a: &'a ArrayView<'_, f32, D>) -> Cow<'a, [f32]> {
     }
 }
 
+/// A dimension as the kernels' `int` ([`check_dims`] keeps them in range).
 fn int(v: usize) -> i32 {
-    i32::try_from(v).expect("GPU dimensions are below 2^31")
+    i32::try_from(v).expect("dimensions checked by check_dims")
+}
+
+/// The kernels index rows and units with 32-bit integers (and cuBLAS its dimensions): refuses
+/// a pass whose dimensions or `time · batch` rows reach 2^31.
+fn check_dims(b: usize, t: usize, f: usize, width: usize) -> Result<()> {
+    let largest = [b, t, f, width, t.saturating_mul(b)].into_iter().max().unwrap_or(0);
+    if i32::try_from(largest).is_err() {
+        return Err(crate::error::Error::Value {
+            argument: "x".into(),
+            expected: "dimensions and time × batch below 2^31 on the GPU".into(),
+            received: format!("a dimension of {largest}"),
+        });
+    }
+    Ok(())
 }
 
 impl Lane {
@@ -219,6 +234,7 @@ pub fn forward(
 ) -> Result<Forward<f32, DeviceSaved>> {
     check_input(spec, weights, input)?;
     let (b, t, f) = input.x.dim();
+    check_dims(b, t, f, spec.width())?;
     let (u, width) = (spec.units, spec.width());
     let functions = &gpu.functions;
     let lane = gpu.lane(lane)?;
@@ -877,5 +893,18 @@ impl Engine<f32> for Gpu {
     fn dims(saved: &DeviceSaved) -> (usize, usize, usize, usize) {
         let (b, t, f) = saved.dims;
         (b, t, f, saved.spec.units)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_dims;
+
+    #[test]
+    fn dimensions_past_32_bits_are_refused_by_name() {
+        assert!(check_dims(64, 100, 512, 2048).is_ok());
+        let err = check_dims(1 << 16, 1 << 16, 8, 32).unwrap_err().to_string();
+        assert!(err.starts_with("x: expected dimensions and time × batch below 2^31"), "{err}");
+        assert!(check_dims(1, 1, 1 << 31, 4).is_err());
     }
 }
