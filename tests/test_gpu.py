@@ -79,6 +79,19 @@ def test_float64_and_cpu_blocks_compute_on_the_cpu():
         assert config.compute_device(np.float32) == "cpu"
 
 
+def test_rnnkit_device_sets_the_default_outside_device_blocks(monkeypatch):
+    monkeypatch.setenv("RNNKIT_DEVICE", "auto")
+    assert config.current_device() == "auto"
+    assert config.compute_device(np.float32) == ("cuda" if AVAILABLE else "cpu")
+    monkeypatch.setenv("RNNKIT_DEVICE", "CPU:0")
+    assert config.current_device() == "cpu"
+    with rk.device("auto"):
+        assert config.current_device() == "auto"
+    monkeypatch.setenv("RNNKIT_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="received 'tpu'"):
+        config.current_device()
+
+
 # --- parity on a GPU -----------------------------------------------------------------------------
 
 ACTIVATIONS = _core.ACTIVATIONS

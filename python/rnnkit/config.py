@@ -2,11 +2,14 @@
 
 "auto", the default, computes on the GPU when this build has GPU support, a GPU is present and
 CUDA's libraries load, else on the CPU; "cuda" insists on the GPU and says why when there is none.
+The environment variable RNNKIT_DEVICE ("cpu", "cuda", "auto") sets the default outside any
+`device(...)` block.
 The GPU computes float32 (TF32 off); float64 always runs on the CPU. Weights are plain arrays
 either way, so a model trained on one device runs on the other.
 """
 
 import contextlib
+import os
 import threading
 
 import numpy as np
@@ -32,8 +35,9 @@ def list_devices():
 
 
 def current_device():
-    """The device requested by the innermost `device(...)` block ("auto" outside any)."""
-    return getattr(_state, "device", "auto")
+    """The device requested by the innermost `device(...)` block; outside any, RNNKIT_DEVICE's
+    or "auto"."""
+    return getattr(_state, "device", None) or device_kind(os.environ.get("RNNKIT_DEVICE", "auto"))
 
 
 def device_kind(name):
@@ -61,7 +65,7 @@ def device(name):
         available, why = cuda_status()
         if not available:
             raise RuntimeError(f"device('cuda'): no GPU can be used: {why}. Use 'cpu' or 'auto'.")
-    saved = current_device()
+    saved = getattr(_state, "device", None)  # None outside any block: RNNKIT_DEVICE decides
     _state.device = kind
     try:
         yield kind
