@@ -130,20 +130,17 @@ def main():
     print(f"PyTorch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}; fp32, TF32 off in both\n")
 
     rows = []
-    w1 = (rnnkit_train(64, 28, 28, 64, repeat), torch_train(torch, 64, 28, 28, 64, repeat))
-    rows.append(("W1 MNIST train step (LSTM 64, B64 T28 F28)", *w1))
-    w1_layer = (
-        rnnkit_layer("lstm", 64, 28, 28, 64, True, repeat),
-        torch_layer(torch, "lstm", 64, 28, 28, 64, True, repeat),
-    )
-    rows.append(("W1's LSTM layer alone, fwd+bwd", *w1_layer))
-    w3 = (rnnkit_train(64, 100, 512, 512, repeat), torch_train(torch, 64, 100, 512, 512, repeat))
-    rows.append(("W3 train step (LSTM 512, B64 T100 F512)", *w3))
-    w3_layer = (
-        rnnkit_layer("lstm", 64, 100, 512, 512, True, repeat),
-        torch_layer(torch, "lstm", 64, 100, 512, 512, True, repeat),
-    )
-    rows.append(("W3's LSTM layer alone, fwd+bwd", *w3_layer))
+    # (label, B, T, F, H): the guide's MNIST model and the large LSTM, as train steps and as the
+    # recurrent layer alone.
+    for name, b, t, f, h in [("W1", 64, 28, 28, 64), ("W3", 64, 100, 512, 512)]:
+        step = (rnnkit_train(b, t, f, h, repeat), torch_train(torch, b, t, f, h, repeat))
+        rows.append((f"{name} train step (LSTM {h}, B{b} T{t} F{f})", *step))
+        layer = (
+            rnnkit_layer("lstm", b, t, f, h, True, repeat),
+            torch_layer(torch, "lstm", b, t, f, h, True, repeat),
+        )
+        rows.append((f"{name}'s LSTM layer alone, fwd+bwd", *layer))
+    w1, w3 = rows[0][1:], rows[2][1:]
     for cell in ("lstm", "gru"):
         for b in (1, 64):
             for h in (128, 512, 1024):

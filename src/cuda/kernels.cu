@@ -418,6 +418,16 @@ extern "C" __global__ void gru_before_backward_reset(int batch, int units, const
 #define CELL_LSTM 1
 #define CELL_GRU_AFTER 2
 
+__device__ __forceinline__ int cell_width(int cell, int units) {
+    return (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * units;
+}
+
+// Copies the first n floats of src into shared memory, for the whole block.
+__device__ __forceinline__ void load_shared(float *shared, const float *src, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) shared[i] = src[i];
+    __syncthreads();
+}
+
 // The whole forward time loop in one launch, for recurrent kernels (mostly) on chip (the trick of
 // persistent RNNs): block x owns batch rows [x·rows, (x + 1)·rows) for every step (rows are
 // independent, so no grid-wide barrier is needed), keeps the first `kept` rows of U in shared
@@ -429,9 +439,8 @@ extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int r
                                               float *rec, const float *rec_bias, float *rec_h,
                                               const float *recurrent_kernel, int kept, const float *rdrop) {
     extern __shared__ float kernel[];
-    int u = s.units, width = (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * u;
-    for (int i = threadIdx.x; i < kept * width; i += blockDim.x) kernel[i] = recurrent_kernel[i];
-    __syncthreads();
+    int u = s.units, width = cell_width(cell, u);
+    load_shared(kernel, recurrent_kernel, kept * width);
     int first = blockIdx.x * rows;
     rows = min(rows, s.batch - first);
     long long plane = (long long)s.batch * u;
@@ -488,9 +497,8 @@ extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, 
                                                float *drec, const float *dy, int last_only,
                                                const float *recurrent_kernel_t, int kept, const float *rdrop) {
     extern __shared__ float kernel_t[];
-    int u = s.units, width = (cell == CELL_LSTM ? 4 : cell == CELL_GRU_AFTER ? 3 : 1) * u;
-    for (int i = threadIdx.x; i < kept * u; i += blockDim.x) kernel_t[i] = recurrent_kernel_t[i];
-    __syncthreads();
+    int u = s.units, width = cell_width(cell, u);
+    load_shared(kernel_t, recurrent_kernel_t, kept * u);
     int first = blockIdx.x * rows;
     rows = min(rows, s.batch - first);
     long long plane = (long long)s.batch * u;

@@ -78,7 +78,10 @@ fn int(v: usize) -> i32 {
 /// The kernels index rows and units with 32-bit integers (and cuBLAS its dimensions): refuses
 /// a pass whose dimensions or `time · batch` rows reach 2^31.
 fn check_dims(b: usize, t: usize, f: usize, width: usize) -> Result<()> {
-    let largest = [b, t, f, width, t.saturating_mul(b)].into_iter().max().unwrap_or(0);
+    let largest = [b, t, f, width, t.saturating_mul(b)]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
     if i32::try_from(largest).is_err() {
         return Err(crate::error::Error::Value {
             argument: "x".into(),
@@ -589,8 +592,15 @@ pub fn backward(
     if let (Some((kept, shared)), true) = (persistent, t > 0 && b > 0) {
         // Uᵀ, so that the threads of a block read consecutive units.
         let rk_t = l.uninit(u * width, "the transposed recurrent kernel")?;
-        let args: [&dyn super::KernelArg; 7] =
-            [&int(u), &int(width), &int(1), &rk, &ptr(&rk_t), &0i32, &0i32];
+        let args: [&dyn super::KernelArg; 7] = [
+            &int(u),
+            &int(width),
+            &int(1),
+            &rk,
+            &ptr(&rk_t),
+            &0i32,
+            &0i32,
+        ];
         l.launch(&functions.swap_leading, u * width, &args)?;
         let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
@@ -904,7 +914,10 @@ mod tests {
     fn dimensions_past_32_bits_are_refused_by_name() {
         assert!(check_dims(64, 100, 512, 2048).is_ok());
         let err = check_dims(1 << 16, 1 << 16, 8, 32).unwrap_err().to_string();
-        assert!(err.starts_with("x: expected dimensions and time × batch below 2^31"), "{err}");
+        assert!(
+            err.starts_with("x: expected dimensions and time × batch below 2^31"),
+            "{err}"
+        );
         assert!(check_dims(1, 1, 1 << 31, 4).is_err());
     }
 }
