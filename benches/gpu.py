@@ -150,6 +150,12 @@ def main():
                     theirs = torch_layer(torch, cell, b, 50, 256, h, backward, repeat)
                     rows.append((label, ours, theirs))
 
+    # A call's fixed cost: one step of a tiny cell.
+    for backward in (False, True):
+        label = f"fixed cost: lstm B1 H8 F8 T1 {'fwd+bwd' if backward else 'fwd'}"
+        rows.append((label, rnnkit_layer("lstm", 1, 1, 8, 8, backward, repeat),
+                     torch_layer(torch, "lstm", 1, 1, 8, 8, backward, repeat)))
+
     print(f"{'workload':<46} {'rnnkit ms':>10} {'cuDNN ms':>10} {'ratio':>7}")
     for label, ours, theirs in rows:
         print(f"{label:<46} {ours:>10.3f} {theirs:>10.3f} {ours / theirs:>7.2f}")
