@@ -355,9 +355,10 @@ pub fn forward(
         _ => 0,
     };
     // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
-    let persistent = gpu.persistent_split(spec.kind, u, width);
+    let rows = gpu.rows_per_block(b);
+    let h_rows = rows * u * std::mem::size_of::<f32>();
+    let persistent = gpu.persistent_split(spec.kind, (u, width), h_rows);
     if let Some((kept, shared)) = persistent {
-        let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
         let args: [&dyn super::KernelArg; 12] = [
             &step_at(0),
@@ -588,7 +589,9 @@ pub fn backward(
         ract,
     };
     // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
-    let persistent = gpu.persistent_split(spec.kind, width, u);
+    let rows = gpu.rows_per_block(b);
+    let d_rows = rows * width * std::mem::size_of::<f32>();
+    let persistent = gpu.persistent_split(spec.kind, (width, u), d_rows);
     if let (Some((kept, shared)), true) = (persistent, t > 0 && b > 0) {
         // Uᵀ, so that the threads of a block read consecutive units.
         let rk_t = l.uninit(u * width, "the transposed recurrent kernel")?;
@@ -602,7 +605,6 @@ pub fn backward(
             &0i32,
         ];
         l.launch(&functions.swap_leading, u * width, &args)?;
-        let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
         let args: [&dyn super::KernelArg; 15] = [
             &back_at(0, 0, &dh, &dh_prev),
