@@ -428,29 +428,11 @@ __device__ __forceinline__ void load_shared(float *shared, const float *src, int
     __syncthreads();
 }
 
-// Σ_k x[k]·m[k]·w[k·stride + col] over k in [from, to) (m null: ones), in four partial sums so the
-// additions need not wait on each other.
-__device__ __forceinline__ float dot_column(const float *x, const float *m, const float *w, int stride, int col,
-                                            int from, int to) {
-    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-    int k = from;
-    for (; k + 4 <= to; k += 4) {
-        const float *wk = w + (long long)k * stride + col;
-        a0 += x[k] * (m ? m[k] : 1.0f) * wk[0];
-        a1 += x[k + 1] * (m ? m[k + 1] : 1.0f) * wk[stride];
-        a2 += x[k + 2] * (m ? m[k + 2] : 1.0f) * wk[2 * stride];
-        a3 += x[k + 3] * (m ? m[k + 3] : 1.0f) * wk[3 * stride];
-    }
-    for (; k < to; k++) a0 += x[k] * (m ? m[k] : 1.0f) * w[(long long)k * stride + col];
-    return (a0 + a1) + (a2 + a3);
-}
-
 // The whole forward time loop in one launch, for recurrent kernels (mostly) on chip (the trick of
 // persistent RNNs): block x owns batch rows [x·rows, (x + 1)·rows) for every step (rows are
 // independent, so no grid-wide barrier is needed), keeps the first `kept` rows of U in shared
-// memory (the others come from L2) and runs per step its rows' product h₋₁·U (h₋₁ copied to shared
-// memory first; each (row, column) by one thread, reading consecutive columns of U) and then the
-// cell's element-wise step. Shared memory: `kept` rows of U, then `rows` rows of h. `s`
+// memory (the others come from L2) and runs per step its rows' product h₋₁·U (each (row, column)
+// by one thread, reading consecutive columns of U) and then the cell's element-wise step. `s`
 // holds step 0's pointers (h_prev and h_next: hs and hs + batch·units); `rdrop` are the
 // (gates, batch, units) recurrent dropout multipliers or null.
 extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int rows, float *pre, float *cs,
@@ -458,7 +440,6 @@ extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int r
                                               const float *recurrent_kernel, int kept, const float *rdrop) {
     extern __shared__ float kernel[];
     int u = s.units, width = cell_width(cell, u);
-    float *h_rows = kernel + kept * width;
     load_shared(kernel, recurrent_kernel, kept * width);
     int first = blockIdx.x * rows;
     rows = min(rows, s.batch - first);
@@ -471,12 +452,18 @@ extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int r
         st.ys = s.ys ? s.ys + t * plane : nullptr;
         st.ys_prev = s.ys && t > 0 ? s.ys + (t - 1) * plane : nullptr;
         float *pre_t = pre + (long long)t * s.batch * width;
-        load_shared(h_rows, st.h_prev + (long long)first * u, rows * u);
         for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
             int b = first + e / width, c = e % width;
-            const float *h = h_rows + (e / width) * u;
+            const float *h = st.h_prev + (long long)b * u;
             const float *m = rdrop ? rdrop + ((long long)(c / u) * s.batch + b) * u : nullptr;
-            float acc = dot_column(h, m, kernel, width, c, 0, kept) + dot_column(h, m, recurrent_kernel, width, c, kept, u);
+            float acc = 0.0f;
+            if (m) {
+                for (int k = 0; k < kept; k++) acc += h[k] * m[k] * kernel[k * width + c];
+                for (int k = kept; k < u; k++) acc += h[k] * m[k] * recurrent_kernel[k * width + c];
+            } else {
+                for (int k = 0; k < kept; k++) acc += h[k] * kernel[k * width + c];
+                for (int k = kept; k < u; k++) acc += h[k] * recurrent_kernel[k * width + c];
+            }
             if (cell == CELL_GRU_AFTER) {
                 rec[(long long)b * width + c] = acc;
             } else {
@@ -501,9 +488,8 @@ extern "C" __global__ void persistent_forward(Step s, int cell, int steps, int r
 // The whole backward time loop in one launch, as persistent_forward: the first `kept` rows of Uᵀ
 // (`recurrent_kernel_t`, (gates·units, units)) in shared memory, per step the cell's element-wise
 // backward for the block's rows, then dh₋₁ += Σ_g (d_g·U_gᵀ) ⊙ m_g for them (each (row, unit) by
-// one thread, reading consecutive units of Uᵀ, the rows' gradients copied to shared memory
-// first). Shared memory: `kept` rows of Uᵀ, then `rows` rows of gate gradients. `s` holds step
-// 0's pointers; dh and dh_prev swap every step (the host knows where the result ends).
+// one thread, reading consecutive units of Uᵀ). `s` holds step 0's pointers; dh and dh_prev
+// swap every step (the host knows where the result ends).
 // `dy` is the (batch, steps, units) output gradient, or with `last_only` the last step's
 // (batch, units), or null.
 extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, int rows, const float *pre,
@@ -512,7 +498,6 @@ extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, 
                                                const float *recurrent_kernel_t, int kept, const float *rdrop) {
     extern __shared__ float kernel_t[];
     int u = s.units, width = cell_width(cell, u);
-    float *d_rows = kernel_t + kept * u;
     load_shared(kernel_t, recurrent_kernel_t, kept * u);
     int first = blockIdx.x * rows;
     rows = min(rows, s.batch - first);
@@ -538,17 +523,13 @@ extern "C" __global__ void persistent_backward(BackStep s, int cell, int steps, 
         }
         __syncthreads();
         const float *d = (cell == CELL_GRU_AFTER ? drec : dpre) + at;
-        load_shared(d_rows, d + (long long)first * width, rows * width);
         for (int e = threadIdx.x; e < rows * u; e += blockDim.x) {
             int b = first + e / u, k = e % u;
-            const float *row = d_rows + (e / u) * width;
-            // Per gate (d_g·U_gᵀ) ⊙ m_g, its columns split between shared memory and L2.
+            const float *row = d + (long long)b * width;
             float acc = 0.0f;
-            for (int lo = 0; lo < width; lo += u) {
-                int hi = lo + u, mid = min(max(kept, lo), hi);
-                float part = dot_column(row, nullptr, kernel_t, u, k, lo, mid) +
-                             dot_column(row, nullptr, recurrent_kernel_t, u, k, mid, hi);
-                acc += rdrop ? part * rdrop[((long long)(lo / u) * s.batch + b) * u + k] : part;
+            for (int c = 0; c < width; c++) {
+                float w = c < kept ? kernel_t[c * u + k] : recurrent_kernel_t[(long long)c * u + k];
+                acc += row[c] * w * (rdrop ? rdrop[((long long)(c / u) * s.batch + b) * u + k] : 1.0f);
             }
             dh_prev[(long long)b * u + k] += acc;
         }

@@ -157,22 +157,16 @@ impl Gpu {
     }
 
     /// How a persistent kernel holds a `rows × cols` float matrix (the recurrent kernel, or its
-    /// transpose) beside `reserved` other bytes of shared memory: the rows it keeps there and the
-    /// shared memory it needs in all, when it runs `kind` and at least three quarters of the rows
-    /// fit (it reads the others from L2); else `None` and the time loop launches per step.
-    /// `RNNKIT_GPU_STEPWISE=1` forces per-step launches (to compare the two).
-    fn persistent_split(
-        &self,
-        kind: CellKind,
-        (rows, cols): (usize, usize),
-        reserved: usize,
-    ) -> Option<(usize, usize)> {
+    /// transpose): the rows it keeps in shared memory and their bytes, when it runs `kind` and
+    /// at least three quarters of the rows fit (it reads the others from L2); else `None` and
+    /// the time loop launches per step. `RNNKIT_GPU_STEPWISE=1` forces per-step launches (to
+    /// compare the two).
+    fn persistent_split(&self, kind: CellKind, rows: usize, cols: usize) -> Option<(usize, usize)> {
         let row_bytes = cols * std::mem::size_of::<f32>();
-        let room = self.shared_memory.checked_sub(reserved)?;
-        let kept = (room / row_bytes.max(1)).min(rows);
+        let kept = (self.shared_memory / row_bytes.max(1)).min(rows);
         let stepwise = std::env::var_os("RNNKIT_GPU_STEPWISE").is_some_and(|v| v == "1");
         let runs = kernels::persistent_cell_code(kind).is_some() && !stepwise;
-        (runs && 4 * kept >= 3 * rows).then_some((kept, kept * row_bytes + reserved))
+        (runs && 4 * kept >= 3 * rows).then_some((kept, kept * row_bytes))
     }
 
     /// Batch rows per block of a persistent kernel: one while there are at most two blocks per

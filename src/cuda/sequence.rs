@@ -355,10 +355,9 @@ pub fn forward(
         _ => 0,
     };
     // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
-    let rows = gpu.rows_per_block(b);
-    let h_rows = rows * u * std::mem::size_of::<f32>();
-    let persistent = gpu.persistent_split(spec.kind, (u, width), h_rows);
+    let persistent = gpu.persistent_split(spec.kind, u, width);
     if let Some((kept, shared)) = persistent {
+        let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
         let args: [&dyn super::KernelArg; 12] = [
             &step_at(0),
@@ -589,9 +588,7 @@ pub fn backward(
         ract,
     };
     // One launch for the whole loop where the recurrent kernel fits on chip, else per step.
-    let rows = gpu.rows_per_block(b);
-    let d_rows = rows * width * std::mem::size_of::<f32>();
-    let persistent = gpu.persistent_split(spec.kind, (width, u), d_rows);
+    let persistent = gpu.persistent_split(spec.kind, width, u);
     if let (Some((kept, shared)), true) = (persistent, t > 0 && b > 0) {
         // Uᵀ, so that the threads of a block read consecutive units.
         let rk_t = l.uninit(u * width, "the transposed recurrent kernel")?;
@@ -605,6 +602,7 @@ pub fn backward(
             &0i32,
         ];
         l.launch(&functions.swap_leading, u * width, &args)?;
+        let rows = gpu.rows_per_block(b);
         let cell = persistent_cell_code(spec.kind).expect("a cell the persistent kernels run");
         let args: [&dyn super::KernelArg; 15] = [
             &back_at(0, 0, &dh, &dh_prev),
