@@ -1,7 +1,9 @@
 //! One direction's forward and backward passes on the GPU: the steps of the CPU loops
-//! (`core/sequence.rs`), each step one cuBLAS product (two for GRU without `reset_after`) and
-//! one element-wise kernel for the whole batch. The input projection, the input gradient and
-//! the weight gradients are single products over all `time · batch` rows.
+//! (`core/sequence.rs`). Where most of the recurrent kernel fits in a block's shared memory the
+//! whole time loop is one persistent launch; otherwise each step is one cuBLAS product (two for
+//! GRU without `reset_after`) and one element-wise kernel for the whole batch. The input
+//! projection, the input gradient and the weight gradients are single products over all
+//! `time · batch` rows.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -48,16 +50,12 @@ pub struct DeviceSaved {
     rec_h: Option<CudaSlice<f32>>,
 }
 
-// SAFETY: the device buffers are only used by a call that holds a lane, and every call
-// synchronizes its stream before returning, so no two threads touch them at once.
-unsafe impl Send for DeviceSaved {}
-unsafe impl Sync for DeviceSaved {}
-
 /// The address of element `index` of a float buffer at `base`.
 fn at(base: u64, index: usize) -> u64 {
     base + (index * std::mem::size_of::<f32>()) as u64
 }
 
+/// The address of an optional buffer; null (0) without one.
 fn opt_ptr<T>(buffer: &Option<CudaSlice<T>>) -> u64 {
     buffer.as_ref().map_or(0, ptr)
 }
