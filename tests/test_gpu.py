@@ -5,6 +5,8 @@ the compile test needs only NVRTC (the `nvidia-cuda-nvrtc` wheel of the test ext
 """
 
 import importlib.metadata
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -281,3 +283,30 @@ def test_a_model_trained_on_the_gpu_runs_on_the_cpu():
     with rk.device("CPU:0"):
         on_cpu = model.predict(x, verbose=0)
     _close(on_gpu, on_cpu, "predictions")
+
+
+def test_pip_cuda_libraries_are_preloaded_from_site_packages(tmp_path, monkeypatch):
+    from rnnkit import _cuda_libraries
+
+    # pip's two layouts: CUDA 13's shared nvidia/cu13/lib, and one folder per package.
+    for folder, names in [
+        ("nvidia/cu13/lib", ["libcublasLt.so.13", "libnvrtc-builtins.so.13.0", "libnvrtc.so.13", "libnvrtc.alt.so.13"]),
+        ("nvidia/cublas/lib", ["libcublas.so.13", "libcublasLt.so.13"]),
+    ]:
+        (tmp_path / folder).mkdir(parents=True)
+        for name in names:
+            (tmp_path / folder / name).write_bytes(b"")
+    loaded = []
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(_cuda_libraries.ctypes, "CDLL", lambda path, mode=0: loaded.append(os.path.relpath(path, tmp_path)))
+    _cuda_libraries.preload()
+    # Each library once, from the first folder that has it (cuBLASLt from cu13, not cublas/);
+    # within a folder cuBLASLt before cuBLAS and NVRTC's builtins before NVRTC; never NVRTC's
+    # alternative build.
+    assert loaded == [
+        "nvidia/cu13/lib/libcublasLt.so.13",
+        "nvidia/cu13/lib/libnvrtc-builtins.so.13.0",
+        "nvidia/cu13/lib/libnvrtc.so.13",
+        "nvidia/cublas/lib/libcublas.so.13",
+    ]
