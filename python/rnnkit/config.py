@@ -3,9 +3,8 @@
 "auto", the default, computes on the GPU when this build has GPU support, a GPU is present and
 CUDA's libraries load, else on the CPU; "cuda" insists on the GPU and says why when there is none.
 The environment variable RNNKIT_DEVICE ("cpu", "cuda", "auto") sets the default outside any
-`device(...)` block.
-The GPU computes float32 (TF32 off); float64 always runs on the CPU. Weights are plain arrays
-either way, so a model trained on one device runs on the other.
+`device(...)` block. The GPU computes float32 (TF32 off); float64 always runs on the CPU.
+Weights are plain arrays either way, so a model trained on one device runs on the other.
 """
 
 import contextlib

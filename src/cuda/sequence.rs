@@ -455,7 +455,7 @@ pub fn forward(
     let mut host = l.download(&ranges)?.into_iter();
     let outputs = Array3::from_shape_vec((b, kept, u), host.next().expect("outputs"))
         .expect("the outputs have the sizes downloaded");
-    let final_states = host.map(|values| state(values, b, u)).collect();
+    let final_states = host.map(|values| matrix(values, (b, u))).collect();
     drop(lane);
     Ok(Forward {
         outputs,
@@ -464,12 +464,14 @@ pub fn forward(
     })
 }
 
+/// The address of step `step`'s outputs (`size` floats a step); null without an outputs buffer.
 fn ys_at(ys: &Option<CudaSlice<f32>>, step: usize, size: usize) -> u64 {
     ys.as_ref().map_or(0, |ys| at(ptr(ys), step * size))
 }
 
-fn state(values: Vec<f32>, b: usize, u: usize) -> Array2<f32> {
-    Array2::from_shape_vec((b, u), values).expect("a state has batch · units values")
+/// Downloaded values as a matrix of `shape`.
+fn matrix(values: Vec<f32>, shape: (usize, usize)) -> Array2<f32> {
+    Array2::from_shape_vec(shape, values).expect("a download has its matrix's size")
 }
 
 impl Lane {
@@ -840,12 +842,11 @@ pub fn backward(
     ranges.extend(dx.as_ref().map(|dx| (dx, 0, rows * f)));
     let mut host = l.download(&ranges)?.into_iter();
     let mut next = || host.next().expect("one vector per range");
-    let matrix = |values, shape| Array2::from_shape_vec(shape, values).expect("sizes match");
     let kernel = matrix(next(), (f, width));
     let recurrent_kernel = matrix(next(), (u, width));
-    let mut initial_states = vec![state(next(), b, u)];
+    let mut initial_states = vec![matrix(next(), (b, u))];
     if dc.is_some() {
-        initial_states.push(state(next(), b, u));
+        initial_states.push(matrix(next(), (b, u)));
     }
     let bias = db.as_ref().map(|_| matrix(next(), (bias_rows, width)));
     let input = dx

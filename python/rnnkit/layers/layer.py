@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from rnnkit import ops, tree
+from rnnkit import config, ops, tree
 from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
 from rnnkit.tensor import Tensor, Variable, convert_to_tensor, wrap
 
@@ -55,8 +55,6 @@ def _call_context(training, symbolic=None):
 
 def _device_context(kind):
     """`rk.device(kind)` for a layer created with `device=`, else nothing."""
-    from rnnkit import config
-
     return contextlib.nullcontext() if kind is None else config.device(kind)
 
 
@@ -133,7 +131,7 @@ class Layer:
         self.name = name or unique_name(snake_case(type(self).__name__))
         self._trainable = trainable
         self.dtype = np.dtype(dtype or "float32").name
-        from rnnkit import config, regularizers
+        from rnnkit import regularizers
 
         # Where this layer's calls compute ("cpu", "cuda", "auto"); None follows `rk.device`.
         self.device = None if device is None else config.device_kind(device)
