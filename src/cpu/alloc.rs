@@ -48,13 +48,20 @@ pub fn tiled<T: Float, D: Dimension>(
     let shape = shape.into_dimension();
     let len = element_count(shape.slice(), what)?;
     assert_eq!(shape.slice().last(), Some(&row.len()), "row length");
-    let mut data = Vec::new();
-    data.try_reserve_exact(len)
-        .map_err(|_| too_large(shape.slice(), what))?;
+    let mut data = reserved(len, what)?;
     for _ in 0..len / row.len().max(1) {
         data.extend_from_slice(row);
     }
     Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
+}
+
+/// An empty Vec with room for `len` values, to be filled by pushing (no zero-filling pass), or
+/// [`Error::Allocation`] when the memory cannot be obtained.
+pub fn reserved<T>(len: usize, what: &'static str) -> Result<Vec<T>> {
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| too_large(&[len], what))?;
+    Ok(data)
 }
 
 /// The number of elements of `dims`, or [`Error::Allocation`] when it overflows.

@@ -17,9 +17,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::any::TypeId;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{s, ArrayView2, ArrayViewMut2};
 
-use super::alloc::zeros;
+use super::alloc::reserved;
 use crate::core::Float;
 use crate::error::Result;
 
@@ -49,14 +49,20 @@ impl<T: Float> PackedMatrix<T> {
     pub fn new(b: ArrayView2<T>) -> Result<Self> {
         let (k, n) = b.dim();
         let count = n.div_ceil(NR);
-        let mut panels = zeros((count * k * NR,), "packed recurrent kernel")?
-            .into_raw_vec_and_offset()
-            .0;
-        for (p, panel) in panels.chunks_exact_mut((k * NR).max(1)).enumerate() {
-            for (row, out) in b.rows().into_iter().zip(panel.chunks_exact_mut(NR)) {
-                for (j, v) in out.iter_mut().enumerate().take(n.saturating_sub(p * NR)) {
-                    *v = row[p * NR + j];
+        let len = count.saturating_mul(k.saturating_mul(NR));
+        let mut panels = reserved(len, "packed recurrent kernel")?;
+        for p in 0..count {
+            let block = b.slice(s![.., p * NR..n.min((p + 1) * NR)]);
+            // Each row of the panel: a copy of the block's row where it is contiguous (the
+            // forward pass's `U_g`), else read element by element (the backward's `U_gᵀ`),
+            // then zeros up to `NR` columns.
+            for row in block.rows() {
+                let start = panels.len();
+                match row.to_slice() {
+                    Some(row) => panels.extend_from_slice(row),
+                    None => panels.extend((0..row.len()).map(|j| row[j])),
                 }
+                panels.resize(start + NR, T::zero());
             }
         }
         Ok(Self { k, n, panels })
