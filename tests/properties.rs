@@ -498,52 +498,6 @@ fn thread_count_does_not_change_any_bit() {
 }
 
 #[test]
-fn splitting_the_units_between_threads_does_not_change_any_bit() {
-    // Batches of up to four rows split their units, not their rows, in blocks of whole panels
-    // of 16 units (200 units: 96 + 104 with 2 threads, 64 + 64 + 72 with 3), where there is no
-    // mask and no recurrent dropout.
-    let variants = [
-        PLAIN,
-        Variant {
-            act: "relu",
-            ract: "hard_sigmoid",
-            states: true,
-            go_backwards: true,
-            input_dropout: true,
-            d_states: true,
-            ..PLAIN
-        },
-        Variant {
-            act: "softsign",
-            ract: "sigmoid",
-            use_bias: false,
-            last_only: true,
-            ..PLAIN
-        },
-    ];
-    for (i, kind) in KINDS.into_iter().enumerate() {
-        for (j, v) in variants.into_iter().enumerate() {
-            for batch in [1, 3] {
-                let seed = 700 + (10 * i + j + 100 * batch) as u64;
-                let setup = Setup::<f32>::new(kind, v, seed, batch, 6, 5, 200);
-                let in_pool = |n: usize| {
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(n)
-                        .build()
-                        .unwrap()
-                        .install(|| setup.run())
-                };
-                let serial = in_pool(1);
-                for n in 2..=3 {
-                    let what = format!("{} batch {batch} with {n} threads", setup.label);
-                    assert_runs_identical(&what, &in_pool(n), &serial);
-                }
-            }
-        }
-    }
-}
-
-#[test]
 fn skipping_the_input_gradient_changes_no_other_gradient() {
     for base in Setup::<f64>::all(700, B, T, F, H) {
         let (all, weights_only) = (base.run(), base.run_with(false));

@@ -146,14 +146,14 @@ impl CellSpec {
 
 /// Splits a row of `gates · units` values into its gate blocks.
 #[inline(always)]
-pub(crate) fn blocks<T, const G: usize>(row: &[T]) -> [&[T]; G] {
+fn blocks<T, const G: usize>(row: &[T]) -> [&[T]; G] {
     let u = row.len() / G;
     std::array::from_fn(|g| &row[g * u..(g + 1) * u])
 }
 
 /// Splits a mutable row of `gates · units` values into its gate blocks.
 #[inline(always)]
-pub(crate) fn blocks_mut<T, const G: usize>(row: &mut [T]) -> [&mut [T]; G] {
+fn blocks_mut<T, const G: usize>(row: &mut [T]) -> [&mut [T]; G] {
     let u = row.len() / G;
     let mut rest = row;
     std::array::from_fn(|_| {
@@ -179,21 +179,21 @@ pub fn simple_backward<T: Float, P: Pointwise<T>>(p: &P, pre: &[T], dh: &[T], dp
     }
 }
 
-/// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o (one slice each, over the
-/// same units as `h`); writes `h` and `c`. With `KEEP_GATES` (for the default tanh/sigmoid
-/// pair) `pre` leaves as the gate values `i, f, g, o`: their derivatives follow from the values
-/// alone, so the backward pass needs no activation again.
+/// LSTM forward: `pre` holds `x·W + h₋₁·U + b` for gates i, f, c, o; writes `h` and `c`. With
+/// `KEEP_GATES` (for the default tanh/sigmoid pair) `pre` leaves as the gate values `i, f, g, o`:
+/// their derivatives follow from the values alone, so the backward pass needs no activation
+/// again.
 #[inline(always)]
 pub fn lstm_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
     p: &P,
-    pre: [&mut [T]; 4],
+    pre: &mut [T],
     c_prev: &[T],
     h: &mut [T],
     c: &mut [T],
 ) {
     // Every slice cut to one length, so the loop has no bounds checks and vectorizes.
     let n = h.len();
-    let [zi, zf, zc, zo] = pre.map(|z| &mut z[..n]);
+    let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
     let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
     for j in 0..n {
         let (i, f, g, o) = (p.ract(zi[j]), p.ract(zf[j]), p.act(zc[j]), p.ract(zo[j]));
@@ -254,25 +254,23 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
     }
 }
 
-/// GRU (`reset_after`) forward. `pre` (one slice per gate, over the same units as `h`) enters
-/// as the input projection `x·W + b_in` and leaves as the pre-activations `[x_z + r_z,
-/// x_r + r_r, x_h + r ⊙ r_h]`, or with `KEEP_GATES` as the gate values `[z, r, h̃]` (for the
-/// default tanh/sigmoid pair: the backward pass then needs no activation again); `rec` is
-/// `h₋₁·U + b_rec`. Writes `h` and keeps `r_h` (the recurrent h-gate term) in `rec_h`.
+/// GRU (`reset_after`) forward. `pre` enters as the input projection `x·W + b_in` and leaves as
+/// the pre-activations `[x_z + r_z, x_r + r_r, x_h + r ⊙ r_h]`, or with `KEEP_GATES` as the gate
+/// values `[z, r, h̃]` (for the default tanh/sigmoid pair: the backward pass then needs no
+/// activation again); `rec` is `h₋₁·U + b_rec`. Writes `h` and keeps `r_h` (the recurrent
+/// h-gate term) in `rec_h`.
 #[inline(always)]
 pub fn gru_after_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
     p: &P,
-    pre: [&mut [T]; 3],
-    rec: [&[T]; 3],
+    pre: &mut [T],
+    rec: &[T],
     h_prev: &[T],
     h: &mut [T],
     rec_h: &mut [T],
 ) {
-    let n = h.len();
-    let [rz, rr, rh] = rec.map(|r| &r[..n]);
-    let [pz, pr, ph] = pre.map(|z| &mut z[..n]);
-    let (h_prev, rec_h) = (&h_prev[..n], &mut rec_h[..n]);
-    for j in 0..n {
+    let [rz, rr, rh] = blocks::<T, 3>(rec);
+    let [pz, pr, ph] = blocks_mut::<T, 3>(pre);
+    for j in 0..h.len() {
         let r = p.ract(pr[j] + rr[j]);
         let xh = ph[j] + r * rh[j];
         let z = p.ract(pz[j] + rz[j]);

@@ -20,8 +20,6 @@ use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
 use crate::cpu::packed::{packed_product, PackedMatrix};
 use crate::error::{check_shape, Error, Result};
 
-mod unit_split;
-
 /// How the sequence is walked and what masked steps output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SequenceOptions {
@@ -377,13 +375,23 @@ pub(crate) fn forward_sharing<T: Float>(
         );
     }
 
+    let rows = rows_per_task(b, threads);
+    let tasks: Vec<_> = split_rows(&mut pre, rows)
+        .into_iter()
+        .zip(split_rows(&mut hs, rows))
+        .zip(split_opt_rows(cs.as_mut(), rows, b))
+        .zip(split_opt_rows(rec_h.as_mut(), rows, b))
+        .zip(split_opt_rows(ys.as_mut(), rows, b))
+        .enumerate()
+        .collect();
+    let packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
     let keep_gates = matches!(
         spec.kind,
         CellKind::Lstm | CellKind::Gru { reset_after: true }
     ) && spec.has_default_activations();
-    let mut ctx = StepContext {
+    let ctx = StepContext {
         spec,
-        packed: &[],
+        packed: &packed,
         recurrent_bias: weights
             .bias
             .filter(|b| b.nrows() == 2)
@@ -394,49 +402,17 @@ pub(crate) fn forward_sharing<T: Float>(
         keep_gates,
         cancel: &input.cancel,
     };
-    let rows = rows_per_task(b, threads);
-    // A batch of one slice splits its units between the threads instead, where the step is
-    // a plain product then step math (no mask, no recurrent dropout, no reset gate first).
-    let unit_blocks = (rows >= b
-        && mask.is_none()
-        && recurrent_dropout.is_none()
-        && spec.kind != (CellKind::Gru { reset_after: false }))
-    .then(|| unit_split::unit_blocks(u, threads))
-    .flatten();
-    let packed;
-    if let Some(blocks) = unit_blocks {
-        let split = unit_split::UnitSplit::new(
-            blocks,
-            recurrent_kernel.view(),
-            &mut pre,
-            &mut hs,
-            cs.as_mut(),
-            rec_h.as_mut(),
-        )?;
-        split.run(|| with_pair!(spec, p => simd::forward_units(&ctx, &split, p)))?;
-    } else {
-        let tasks: Vec<_> = split_rows(&mut pre, rows)
-            .into_iter()
-            .zip(split_rows(&mut hs, rows))
-            .zip(split_opt_rows(cs.as_mut(), rows, b))
-            .zip(split_opt_rows(rec_h.as_mut(), rows, b))
-            .zip(split_opt_rows(ys.as_mut(), rows, b))
-            .enumerate()
-            .collect();
-        packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
-        ctx.packed = &packed;
-        for_each_task(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
-            let chunk = ForwardChunk {
-                first_row: i * rows,
-                pre,
-                hs,
-                cs,
-                rec_h,
-                ys,
-            };
-            with_pair!(spec, p => simd::forward(&ctx, chunk, p))
-        })?;
-    }
+    for_each_task(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
+        let chunk = ForwardChunk {
+            first_row: i * rows,
+            pre,
+            hs,
+            cs,
+            rec_h,
+            ys,
+        };
+        with_pair!(spec, p => simd::forward(&ctx, chunk, p))
+    })?;
 
     let final_states = std::iter::once(&hs)
         .chain(cs.as_ref())
@@ -580,23 +556,6 @@ struct StepContext<'a, T> {
     cancel: &'a Cancel,
 }
 
-/// Where one row's step math reads and writes, over a range of its units: all of them in the
-/// loop over batch slices, a block of them when the units are split between threads.
-struct RowStep<'r, T> {
-    /// The row's `gates · units` pre-activations.
-    pre: *mut T,
-    /// GRU's recurrent terms `h₋₁·U + b_rec` for the row (`gates · units`); unused otherwise.
-    rec: *const T,
-    units: std::ops::Range<usize>,
-    /// The whole previous state.
-    h_prev: &'r [T],
-    /// The new state, the cell states and GRU's kept recurrent term, over `units`.
-    h: &'r mut [T],
-    c_prev: Option<&'r [T]>,
-    c: Option<&'r mut [T]>,
-    rec_h: Option<&'r mut [T]>,
-}
-
 /// One batch slice's share of the forward buffers (time-major).
 struct ForwardChunk<'a, T> {
     first_row: usize,
@@ -726,79 +685,51 @@ impl<T: Float> StepContext<'_, T> {
                 }
                 let h_out = slice_mut(h_row.view_mut());
                 let rec_row = rec.row(r).to_slice().expect("contiguous");
-                let pre_row = slice_mut(pre_row);
-                if before_reset {
-                    cell::gru_before_output(p, pre_row, &rec_row[2 * u..], hp, h_out);
-                    continue;
+                match self.spec.kind {
+                    CellKind::SimpleRnn => {
+                        cell::simple_forward(p, pre_row.as_slice().expect("contiguous"), h_out);
+                    }
+                    CellKind::Lstm => {
+                        let (c_prev, c_next) = c_pair.as_mut().expect("LSTM has cell states");
+                        let c_prev = c_prev.row(r).to_slice().expect("contiguous");
+                        let c_next = slice_mut(c_next.row_mut(r));
+                        let pre_row = slice_mut(pre_row);
+                        if self.keep_gates {
+                            cell::lstm_forward::<_, _, true>(p, pre_row, c_prev, h_out, c_next);
+                        } else {
+                            cell::lstm_forward::<_, _, false>(p, pre_row, c_prev, h_out, c_next);
+                        }
+                    }
+                    CellKind::Gru { reset_after: true } => {
+                        let rec_h = c.rec_h.as_mut().expect("GRU keeps its recurrent term");
+                        let rec_h = slice_mut(rec_h.slice_mut(s![step, r, ..]));
+                        let pre_row = slice_mut(pre_row);
+                        if self.keep_gates {
+                            cell::gru_after_forward::<_, _, true>(
+                                p, pre_row, rec_row, hp, h_out, rec_h,
+                            );
+                        } else {
+                            cell::gru_after_forward::<_, _, false>(
+                                p, pre_row, rec_row, hp, h_out, rec_h,
+                            );
+                        }
+                    }
+                    CellKind::Gru { reset_after: false } => {
+                        cell::gru_before_output(
+                            p,
+                            slice_mut(pre_row),
+                            &rec_row[2 * u..],
+                            hp,
+                            h_out,
+                        );
+                    }
                 }
-                let (c_prev, c_next) = match &mut c_pair {
-                    Some((c_prev, c_next)) => (
-                        Some(c_prev.row(r).to_slice().expect("contiguous")),
-                        Some(slice_mut(c_next.row_mut(r))),
-                    ),
-                    None => (None, None),
-                };
-                let row = RowStep {
-                    pre: pre_row.as_mut_ptr(),
-                    rec: rec_row.as_ptr(),
-                    units: 0..u,
-                    h_prev: hp,
-                    h: h_out,
-                    c_prev,
-                    c: c_next,
-                    rec_h: c
-                        .rec_h
-                        .as_mut()
-                        .map(|rec_h| slice_mut(rec_h.slice_mut(s![step, r, ..]))),
-                };
-                // SAFETY: the row's pre-activations and recurrent terms are this task's alone.
-                unsafe { self.cell_forward(p, row) };
             }
             if let Some(ys) = &mut c.ys {
                 self.write_outputs(ys, &h_next, step, c.first_row);
             }
         }
         Ok(())
-    }
-
-    /// The step math of one used row over `row.units`, once its recurrent products are in
-    /// (every cell but GRU with the reset gate before the product, which has its own).
-    ///
-    /// # Safety
-    /// `row.pre` must point to the row's `gates · units` pre-activations and, for GRU, `row.rec`
-    /// to its recurrent terms; the caller may write (read) the columns `g · units + row.units`
-    /// of every gate `g`, and no other thread touches them meanwhile.
-    #[inline(always)]
-    unsafe fn cell_forward<P: Pointwise<T>>(&self, p: &P, row: RowStep<T>) {
-        let (u, a, n) = (self.spec.units, row.units.start, row.units.len());
-        let gate = |g: usize| std::slice::from_raw_parts_mut(row.pre.add(g * u + a), n);
-        match self.spec.kind {
-            CellKind::SimpleRnn => cell::simple_forward(p, gate(0), row.h),
-            CellKind::Lstm => {
-                let gates = [gate(0), gate(1), gate(2), gate(3)];
-                let c_prev = row.c_prev.expect("LSTM has cell states");
-                let c = row.c.expect("LSTM has cell states");
-                if self.keep_gates {
-                    cell::lstm_forward::<_, _, true>(p, gates, c_prev, row.h, c);
-                } else {
-                    cell::lstm_forward::<_, _, false>(p, gates, c_prev, row.h, c);
-                }
-            }
-            CellKind::Gru { reset_after: true } => {
-                let gates = [gate(0), gate(1), gate(2)];
-                let rec = [0, 1, 2].map(|g| std::slice::from_raw_parts(row.rec.add(g * u + a), n));
-                let h_prev = &row.h_prev[row.units];
-                let rec_h = row.rec_h.expect("GRU keeps its recurrent term");
-                if self.keep_gates {
-                    cell::gru_after_forward::<_, _, true>(p, gates, rec, h_prev, row.h, rec_h);
-                } else {
-                    cell::gru_after_forward::<_, _, false>(p, gates, rec, h_prev, row.h, rec_h);
-                }
-            }
-            CellKind::Gru { reset_after: false } => {
-                unreachable!("GRU with the reset gate before the product has its own step math")
-            }
-        }
     }
 
     /// Per-step outputs: `h` where the step is used, else the previous output (or zeros).
@@ -1335,7 +1266,6 @@ mod simd {
     //! FMA (8 at a time), else the baseline. The AVX-512 and AVX2 loops do the same operations
     //! on each element, so their results are the same; the baseline rounds differently where
     //! the others fuse multiply-adds (the fixed activation pairs, the f32 recurrent products).
-    use super::unit_split::UnitSplit;
     use super::{BackwardChunk, ForwardChunk, OutputGrad, Pointwise, Saved, StepContext};
     use crate::core::Float;
     use crate::error::Result;
@@ -1381,6 +1311,5 @@ mod simd {
     }
 
     dispatch!(forward(c: ForwardChunk<T>) => run_forward);
-    dispatch!(forward_units(split: &UnitSplit<T>) => run_unit_split);
     dispatch!(backward(saved: &Saved<T>, d_outputs: OutputGrad<T>, c: BackwardChunk<T>) => run_backward);
 }
