@@ -57,8 +57,8 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// Runs `work` with the GIL released; a core error or a panic becomes a Python exception.
 ///
-/// `size` is the call's multiply-add count. A long call runs on a helper thread while this
-/// thread checks Python's signals every [`SIGNAL_POLL`]: on Ctrl-C it raises the work's
+/// `size` is the call's multiply-add count. A long call runs on a thread of rayon's pool while
+/// this thread checks Python's signals every [`SIGNAL_POLL`]: on Ctrl-C it raises the work's
 /// [`Cancel`] flag, waits for the work to stop at its next step and returns KeyboardInterrupt.
 pub fn compute<R: Send>(
     py: Python<'_>,
@@ -76,23 +76,25 @@ pub fn compute<R: Send>(
     }
 }
 
-/// Runs `work` on a helper thread with the GIL released while this thread looks for Ctrl-C;
+/// Runs `work` on a thread of rayon's pool (no thread to start, and the work's parallel
+/// parts are then the pool's own) with the GIL released while this thread looks for Ctrl-C;
 /// returns the work's outcome and the KeyboardInterrupt, if one came.
 fn run_interruptible<R: Send>(
     py: Python<'_>,
     work: impl FnOnce(Cancel) -> crate::Result<R> + Send,
 ) -> (Result<crate::Result<R>, String>, Option<PyErr>) {
     let (cancel, done) = (Cancel::new(), AtomicBool::new(false));
+    let mut result = Err("the work did not run".to_string());
+    let mut interrupt = None;
     py.detach(|| {
-        std::thread::scope(|scope| {
-            let (waiter, token, done) = (std::thread::current(), cancel.clone(), &done);
-            let worker = scope.spawn(move || {
-                let result = catch_panic(|| work(token));
+        rayon::in_place_scope(|scope| {
+            let (waiter, token, done, out) =
+                (std::thread::current(), cancel.clone(), &done, &mut result);
+            scope.spawn(move |_| {
+                *out = catch_panic(|| work(token));
                 done.store(true, Ordering::Release);
                 waiter.unpark();
-                result
             });
-            let mut interrupt = None;
             while !done.load(Ordering::Acquire) {
                 std::thread::park_timeout(SIGNAL_POLL);
                 if interrupt.is_none() {
@@ -102,12 +104,9 @@ fn run_interruptible<R: Send>(
                     }
                 }
             }
-            let result = worker
-                .join()
-                .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())));
-            (result, interrupt)
         })
-    })
+    });
+    (result, interrupt)
 }
 
 /// Runs a binding's body so that a panic in it becomes a RuntimeError instead of reaching Python.
