@@ -8,8 +8,8 @@ optimizer (never written in place), so an interrupt between two assignments leav
 either old or new, never torn.
 
 A single long Rust call is interruptible too: above a few milliseconds of work the binding runs
-the core on a thread of rayon's pool and polls Python's signals every 50 ms; on Ctrl-C it raises the
-core's cancel flag, which the time loop checks at every step.
+the core on a thread of rayon's pool and polls Python's signals every 50 ms; on Ctrl-C it raises
+the core's cancel flag, which the time loop checks at every step.
 """
 
 import math
