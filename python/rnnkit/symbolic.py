@@ -73,7 +73,11 @@ class KerasTensor:
 
 def is_symbolic(structure):
     """Whether any leaf of a nested structure is a KerasTensor."""
-    return any(isinstance(x, KerasTensor) for x in tree.flatten(structure))
+    if isinstance(structure, KerasTensor):
+        return True
+    if isinstance(structure, dict):
+        return any(is_symbolic(v) for v in structure.values())
+    return isinstance(structure, (list, tuple)) and any(is_symbolic(v) for v in structure)
 
 
 def output_spec(first, second):

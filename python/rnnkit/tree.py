@@ -105,6 +105,8 @@ def map_structure(fn, *structures):
     Raises:
         ValueError: If the structures differ.
     """
+    if not any(is_nested(s) for s in structures):
+        return fn(*structures)  # leaves alone, the common case of a layer's single input
     for other in structures[1:]:
         assert_same_structure(structures[0], other)
     results = [fn(*leaves) for leaves in zip(*(flatten(s) for s in structures))]
