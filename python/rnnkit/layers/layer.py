@@ -4,6 +4,7 @@ import collections
 import contextlib
 import functools
 import inspect
+import math
 import os
 import re
 import threading
@@ -76,6 +77,7 @@ def _is_number_list(value):
     return bool(leaves) and all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in leaves)
 
 
+@functools.lru_cache(maxsize=None)
 def _physical_memory():
     """Bytes of RAM, or None where the OS does not say."""
     try:
@@ -90,7 +92,7 @@ def check_allocation(what, shape, dtype):
     A size that cannot fit would otherwise fail deep in numpy or the Rust core, or, with
     memory overcommit, get the process killed once the pages are touched.
     """
-    nbytes = int(np.prod([int(d) for d in shape], dtype=object)) * np.dtype(dtype).itemsize
+    nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
     limit = _physical_memory()
     if limit is not None and nbytes > limit:
         raise MemoryError(

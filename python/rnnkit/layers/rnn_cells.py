@@ -126,13 +126,25 @@ class DropoutRNNCell(Layer):
 
     @property
     def spec(self):
-        """The `_core.CellSpec` of this cell, or None when an activation has no Rust kernel."""
-        names = [_builtin_name(self.activation), _builtin_name(self.recurrent_activation)]
-        if not all(n in _core.ACTIVATIONS for n in names):
-            return None
-        return _core.CellSpec(
-            self.kind, self.units, names[0], names[1], self.use_bias, getattr(self, "reset_after", True)
+        """The `_core.CellSpec` of this cell, or None when an activation has no Rust kernel.
+
+        Kept until one of the attributes it is made of changes (it is read at every call).
+        """
+        key = (
+            self.kind,
+            self.units,
+            self.activation,
+            self.recurrent_activation,
+            self.use_bias,
+            getattr(self, "reset_after", True),
         )
+        cached = self.__dict__.get("_spec_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        names = [_builtin_name(self.activation), _builtin_name(self.recurrent_activation)]
+        spec = _core.CellSpec(*key[:2], *names, *key[4:]) if all(n in _core.ACTIVATIONS for n in names) else None
+        self.__dict__["_spec_cache"] = (key, spec)
+        return spec
 
     def _generator(self):
         if self._rng is None:
