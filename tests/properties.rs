@@ -498,6 +498,35 @@ fn thread_count_does_not_change_any_bit() {
 }
 
 #[test]
+fn an_inference_pass_gives_the_same_outputs_and_refuses_a_backward_pass() {
+    for base in Setup::<f64>::all(600, B, T, F, H) {
+        let run = |inference| {
+            let options = SequenceOptions {
+                inference,
+                ..base.options
+            };
+            sequence::forward(&base.spec, &base.weights(), &base.input(), options).unwrap()
+        };
+        let (training, inference) = (run(false), run(true));
+        assert_identical(&base.label, &inference.outputs, &training.outputs);
+        assert_all_identical(&base.label, &inference.final_states, &training.final_states);
+        let refused = sequence::backward(
+            &inference.saved,
+            OutputGrad::Sequence(base.d_outputs.view()),
+            &[],
+            true,
+            &Cancel::default(),
+        );
+        assert!(
+            message(refused)
+                .starts_with("saved: expected the activations of a forward pass run for training"),
+            "{}",
+            base.label
+        );
+    }
+}
+
+#[test]
 fn skipping_the_input_gradient_changes_no_other_gradient() {
     for base in Setup::<f64>::all(700, B, T, F, H) {
         let (all, weights_only) = (base.run(), base.run_with(false));

@@ -85,6 +85,18 @@ def test_backward_returns_keras_shaped_gradients(kind, reset_after):
     assert np.all(np.abs(dx_last).sum(axis=-1) > 0)
 
 
+@pytest.mark.parametrize("kind", ["simple_rnn", "gru", "lstm"])
+def test_an_inference_pass_gives_the_same_numbers_and_keeps_nothing(kind):
+    spec = _core.CellSpec(kind, 3)
+    weights = constant_weights(spec)
+    outputs, states, saved = _core.rnn_forward(spec, weights, X, go_backwards=True)
+    outputs_i, states_i, saved_i = _core.rnn_forward(spec, weights, X, go_backwards=True, inference=True)
+    assert saved is not None and saved_i is None
+    np.testing.assert_array_equal(outputs_i, outputs)
+    for s_i, s in zip(states_i, states, strict=True):
+        np.testing.assert_array_equal(s_i, s)
+
+
 def test_bidirectional_concat_is_forward_then_flipped_backward():
     rng = np.random.default_rng(2)
     spec = _core.CellSpec("lstm", 4)

@@ -61,7 +61,8 @@ def rnn_forward(
     zero_output_for_mask: bool = False,
     return_sequences: bool = True,
     device: Optional[str] = None,
-) -> Tuple[Array, list[Array], SavedActivations]: ...
+    inference: bool = False,
+) -> Tuple[Array, list[Array], Optional[SavedActivations]]: ...
 def rnn_backward(
     saved: SavedActivations,
     d_outputs: Optional[Array] = None,

@@ -48,6 +48,11 @@ def record(inputs, outputs, backward):
         tape._record(inputs, outputs, backward)
 
 
+def recording():
+    """Whether a tape is active on this thread: outside one no op's backward can ever run."""
+    return bool(_active_tapes())
+
+
 def needs_gradient(tensor):
     """Whether an op reading `tensor` now would be asked for its gradient by an active tape.
 

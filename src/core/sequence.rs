@@ -30,6 +30,9 @@ pub struct SequenceOptions {
     /// Return only the last step's output, as `(batch, 1, units)` (`(batch, 0, units)` for an
     /// empty sequence): a layer without `return_sequences` needs no copy of the others.
     pub last_output_only: bool,
+    /// No backward pass follows (inference): the saved activations keep no copy of the
+    /// weights, and [`backward`] refuses them.
+    pub inference: bool,
 }
 
 /// The arrays a forward pass reads. Views may have any strides.
@@ -358,8 +361,7 @@ pub(crate) fn forward_sharing<T: Float>(
     let standard = |m: ArrayView3<T>| m.as_standard_layout().into_owned();
     let input_dropout = input.input_dropout.map(|m| standard(shared_or_per_gate(m)));
     let recurrent_dropout = input.recurrent_dropout.map(standard);
-    let recurrent_kernel = weights.recurrent_kernel.to_owned(); // for the backward pass
-                                                                // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
+    // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
     for (x, pre) in x
         .axis_chunks_iter(Axis(0), chunk_steps)
@@ -384,7 +386,7 @@ pub(crate) fn forward_sharing<T: Float>(
         .zip(split_opt_rows(ys.as_mut(), rows, b))
         .enumerate()
         .collect();
-    let packed = pack_gates(recurrent_kernel.view(), spec.units, false)?;
+    let packed = pack_gates(weights.recurrent_kernel, spec.units, false)?;
     let keep_gates = matches!(
         spec.kind,
         CellKind::Lstm | CellKind::Gru { reset_after: true }
@@ -431,9 +433,10 @@ pub(crate) fn forward_sharing<T: Float>(
     let saved = Saved {
         spec: *spec,
         options,
-        kernel: weights.kernel.to_owned(),
-        recurrent_kernel,
-        bias: weights.bias.map(|b| b.to_owned()),
+        // The backward pass's copies of the weights (none for inference).
+        kernel: backward_copy(weights.kernel, options.inference),
+        recurrent_kernel: backward_copy(weights.recurrent_kernel, options.inference),
+        bias: weights.bias.map(|b| backward_copy(b, options.inference)),
         x,
         mask,
         input_dropout,
@@ -449,6 +452,15 @@ pub(crate) fn forward_sharing<T: Float>(
         final_states,
         saved,
     })
+}
+
+/// A copy of `a` for the backward pass, or an empty array when none follows.
+fn backward_copy<T: Float>(a: ArrayView2<T>, inference: bool) -> Array2<T> {
+    if inference {
+        Array2::zeros((0, 0))
+    } else {
+        a.to_owned()
+    }
 }
 
 /// The input projection of every step at once: `pre += (x ⊙ m_g)·W_g` onto the input bias,
@@ -825,6 +837,13 @@ pub fn backward<T: Float>(
     input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<Gradients<T>> {
+    if saved.options.inference {
+        return Err(Error::Value {
+            argument: "saved".into(),
+            expected: "the activations of a forward pass run for training".into(),
+            received: "those of an inference pass, which keeps no weights".into(),
+        });
+    }
     check_grads(&saved.spec, saved.dims(), &d_outputs, d_final_states)?;
     let spec = &saved.spec;
     let (b, t, f, u) = saved.dims();

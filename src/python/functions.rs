@@ -489,18 +489,22 @@ fn sequence_forward<'py, T: Elem, E: Engine<T>>(
         .into_iter()
         .map(|s| to_numpy(py, s))
         .collect();
-    let saved = Bound::new(
-        py,
-        SavedActivations {
-            inner: wrap(out.saved),
-        },
-    )?;
+    let saved = match options.inference {
+        true => py.None().into_bound(py),
+        false => Bound::new(
+            py,
+            SavedActivations {
+                inner: wrap(out.saved),
+            },
+        )?
+        .into_any(),
+    };
     PyTuple::new(
         py,
         [
             to_numpy(py, out.outputs),
             states.into_pyobject(py)?.into_any(),
-            saved.into_any(),
+            saved,
         ],
     )
 }
@@ -509,10 +513,11 @@ fn sequence_forward<'py, T: Elem, E: Engine<T>>(
 ///
 /// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, 1, units)`, the last one, with `return_sequences=False`), the list of final states,
-/// and the activations `rnn_backward` needs. `device` is "cpu" (or None) or "cuda" (float32
-/// only: float64 computes on the CPU).
+/// and the activations `rnn_backward` needs (None with `inference`: no backward pass follows,
+/// so no copy of the weights is kept). `device` is "cpu" (or None) or "cuda" (float32 only:
+/// float64 computes on the CPU).
 #[pyfunction]
-#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None))]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
@@ -527,6 +532,7 @@ pub fn rnn_forward<'py>(
     zero_output_for_mask: bool,
     return_sequences: bool,
     device: Option<&str>,
+    inference: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
@@ -542,6 +548,7 @@ pub fn rnn_forward<'py>(
             go_backwards,
             zero_output_for_mask,
             last_output_only: !return_sequences,
+            inference,
         };
         match (float_dtype("x", x)?, device) {
             #[cfg(feature = "cuda")]

@@ -9,7 +9,7 @@ whatever the options.
 import numpy as np
 
 from rnnkit import _core, config
-from rnnkit.tape import needs_gradient, record
+from rnnkit.tape import needs_gradient, record, recording
 from rnnkit.tensor import wrap
 
 
@@ -57,6 +57,7 @@ def rnn_stack(
     """
     with_states = initial_states is not None
     states = initial_states or [[] for _ in cells]
+    inference = not recording()  # no backward can follow: the core keeps no copy of the weights
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     saved, finals, y = [], [], np.asarray(x)
     for i, (cell, cell_states, (in_drop, rec_drop)) in enumerate(zip(cells, states, dropouts)):
@@ -73,6 +74,7 @@ def rnn_stack(
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
             device=config.compute_device(y.dtype),
+            inference=inference,
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
