@@ -192,7 +192,7 @@ class GradientTape:
                 )
             for spec, grad in zip(node.inputs, in_grads):
                 if spec is not None and grad is not None:
-                    _accumulate(grads, spec, grad, _name(node.backward))
+                    _accumulate(grads, spec, grad, node.backward)
 
         results = []
         for source in flat_sources:
@@ -205,13 +205,17 @@ class GradientTape:
 
 
 def _name(fn):
-    return getattr(fn, "__qualname__", repr(fn))
+    name = getattr(fn, "__qualname__", None)
+    return repr(fn) if name is None else name
 
 
 def _accumulate(grads, spec, grad, origin):
+    """Adds `grad` to the gradient of the tensor `spec` describes; `origin` (a name, or the
+    backward function that made it) goes into the error message only."""
     key, shape, dtype = spec
     grad = np.asarray(grad, dtype=dtype)
     if grad.shape != shape:
+        origin = origin if isinstance(origin, str) else _name(origin)
         raise ValueError(
             f"Gradient of shape {grad.shape} for a tensor of shape {shape}, from {origin}."
         )
