@@ -73,11 +73,10 @@ class KerasTensor:
 
 def is_symbolic(structure):
     """Whether any leaf of a nested structure is a KerasTensor."""
-    if isinstance(structure, KerasTensor):
-        return True
-    if isinstance(structure, dict):
-        return any(is_symbolic(v) for v in structure.values())
-    return isinstance(structure, (list, tuple)) and any(is_symbolic(v) for v in structure)
+    if not tree.is_nested(structure):
+        return isinstance(structure, KerasTensor)
+    # Any order will do: no sorted copy of a dict's keys, as flattening would make.
+    return any(map(is_symbolic, structure.values() if isinstance(structure, dict) else structure))
 
 
 def output_spec(first, second):

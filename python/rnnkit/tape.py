@@ -204,20 +204,22 @@ class GradientTape:
         return tree.pack_sequence_as(sources, results)
 
 
-def _name(fn):
-    name = getattr(fn, "__qualname__", None)
-    return repr(fn) if name is None else name
+def _name(origin):
+    """A name for an error message: `origin` itself if it is one, else the function's."""
+    if isinstance(origin, str):
+        return origin
+    name = getattr(origin, "__qualname__", None)
+    return repr(origin) if name is None else name
 
 
 def _accumulate(grads, spec, grad, origin):
     """Adds `grad` to the gradient of the tensor `spec` describes; `origin` (a name, or the
-    backward function that made it) goes into the error message only."""
+    backward function that made it) is named only in the error message."""
     key, shape, dtype = spec
     grad = np.asarray(grad, dtype=dtype)
     if grad.shape != shape:
-        origin = origin if isinstance(origin, str) else _name(origin)
         raise ValueError(
-            f"Gradient of shape {grad.shape} for a tensor of shape {shape}, from {origin}."
+            f"Gradient of shape {grad.shape} for a tensor of shape {shape}, from {_name(origin)}."
         )
     # Never in place: a backward may hand the same array to several inputs.
     grads[key] = grad if key not in grads else grads[key] + grad

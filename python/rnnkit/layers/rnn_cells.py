@@ -141,8 +141,11 @@ class DropoutRNNCell(Layer):
         cached = self.__dict__.get("_spec_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        names = [_builtin_name(self.activation), _builtin_name(self.recurrent_activation)]
-        spec = _core.CellSpec(*key[:2], *names, *key[4:]) if all(n in _core.ACTIVATIONS for n in names) else None
+        kind, units, activation, recurrent_activation, use_bias, reset_after = key
+        names = [_builtin_name(activation), _builtin_name(recurrent_activation)]
+        spec = None
+        if all(n in _core.ACTIVATIONS for n in names):
+            spec = _core.CellSpec(kind, units, *names, use_bias, reset_after)
         self.__dict__["_spec_cache"] = (key, spec)
         return spec
 
