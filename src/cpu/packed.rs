@@ -4,7 +4,9 @@
 //! recurrent kernel. A general GEMM packs both operands on every call, which costs as much as the
 //! product at these sizes; here the kernel is packed once, at the start of the call, into column
 //! panels of [`NR`] values laid out row after row, and each step streams the panels through a
-//! register tile of up to [`MR`] rows by `NR` columns.
+//! register tile of up to [`MR`] rows by one or more panels: one panel (two 8-wide registers a
+//! row) with AVX2, four panels (four 16-wide registers a row, 24 accumulators of the 32) with
+//! AVX-512, picked once per process from the CPU.
 //!
 //! The same tiles compute the weight gradients' `aᵀ · b` over all steps ([`product_tn`]),
 //! reading `b` in place as its own panels: a general GEMM would pack it, a pass over memory as
@@ -23,7 +25,7 @@ use super::alloc::reserved;
 use crate::core::Float;
 use crate::error::Result;
 
-/// Columns per panel: two AVX registers of f32.
+/// Columns per panel: two AVX2 registers of f32, or one AVX-512 register.
 pub const NR: usize = 16;
 /// Rows per register tile.
 pub const MR: usize = 6;
@@ -87,6 +89,18 @@ pub fn packed_product<T: Float>(
     accumulate: bool,
     c: &mut ArrayViewMut2<T>,
 ) {
+    packed_product_on(isa::<T>(), a, b, accumulate, c);
+}
+
+/// [`packed_product`] with the given tile (which `T` and the CPU must support).
+#[inline(always)]
+fn packed_product_on<T: Float>(
+    isa: Isa,
+    a: ArrayView2<T>,
+    b: &PackedMatrix<T>,
+    accumulate: bool,
+    c: &mut ArrayViewMut2<T>,
+) {
     let (m, k) = a.dim();
     assert_eq!((k, c.dim()), (b.k, (m, b.n)), "packed product shapes");
     if m == 0 || b.n == 0 {
@@ -111,7 +125,7 @@ pub fn packed_product<T: Float>(
     };
     // SAFETY: the shapes and the unit strides were checked above; panel `p` of `b` holds `k`
     // rows of `NR` values from `p · k · NR` on.
-    unsafe { operands.run(accumulate) }
+    unsafe { operands.run(accumulate, isa) }
 }
 
 /// `c = aᵀ · b` for `a` `(k, m)` and `b` `(k, n)` read in place, with no packing: the weight
@@ -149,16 +163,38 @@ pub fn product_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut ArrayVie
     };
     // SAFETY: shapes checked above, strides non-negative; panel `p` is columns `p·NR..p·NR + NR`
     // of `b`, whole as `n` is a multiple of NR.
-    unsafe { operands.run(false) };
+    unsafe { operands.run(false, isa::<T>()) };
     true
 }
 
-/// Whether the intrinsics tile runs for `T`: f32 on a CPU with AVX2 and FMA.
-fn fast_tile<T: 'static>() -> bool {
+/// The register tile that runs for a product: the intrinsics tiles are f32 only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// Plain multiply and add, any float type and CPU.
+    Portable,
+    /// 8-wide FMA registers.
+    Avx2,
+    /// 16-wide FMA registers and 32 of them: tiles of four panels.
+    Avx512,
+}
+
+/// The best tile for `T` on this CPU (the CPU's answer is cached by the standard library).
+fn isa<T: 'static>() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    return TypeId::of::<T>() == TypeId::of::<f32>() && super::has_avx2_fma();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        if super::has_avx512() {
+            return Isa::Avx512;
+        }
+        if super::has_avx2_fma() {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Portable
+}
+
+/// Whether an intrinsics tile runs for `T`.
+fn fast_tile<T: 'static>() -> bool {
+    isa::<T>() != Isa::Portable
 }
 
 /// A product's operands as raw pointers and strides (in elements): row `i`, column `kk` of `a`
@@ -179,17 +215,16 @@ struct Operands<T> {
 }
 
 impl<T: Float> Operands<T> {
-    /// Runs the register tiles over the whole product.
+    /// Runs the register tiles of `isa` over the whole product (decided once per product, not
+    /// per tile).
     ///
     /// # Safety
     /// Every element the layout describes for `m` rows, `k` columns of `a`, `⌈n / NR⌉` panels
-    /// of `k` rows of `b` and `m × n` of `c` must be valid.
+    /// of `k` rows of `b` and `m × n` of `c` must be valid; `T` and the CPU must support `isa`.
     #[inline(always)]
-    unsafe fn run(&self, accumulate: bool) {
+    unsafe fn run(&self, accumulate: bool, isa: Isa) {
         let (m, k, n) = (self.m, self.k, self.n);
         let panels = n.div_ceil(NR);
-        // Which tile runs is decided once per product, not per tile.
-        let avx2_f32 = fast_tile::<T>();
         // The inner dimension goes in chunks of KC, so that a chunk of the panel and of the
         // rows stay in cache while every row block passes; each chunk continues the elements'
         // multiply-add chains where the previous one stored them, so the rounding is that of
@@ -211,40 +246,47 @@ impl<T: Float> Operands<T> {
                 ldc: self.ldc,
                 last_cols: (n - (p + count - 1) * NR).min(NR),
                 accumulate: accumulate || k0 > 0,
-                avx2_f32,
+                isa,
             };
+            // Blocks of MR rows, then the last few rows (all of them for a batch of one), each
+            // taking as many panels at once as keep enough independent multiply-add chains in
+            // flight to hide their latency, within the registers.
             let full = m / MR * MR;
-            for p in 0..panels {
-                for row in (0..full).step_by(MR) {
-                    tile(row, p, 1).run::<MR, 1>();
+            for row in (0..full).step_by(MR).chain((full < m).then_some(full)) {
+                let rows = MR.min(m - row);
+                let group = panels_per_tile(isa, rows);
+                let mut p = 0;
+                while p < panels {
+                    let count = group.min(panels - p);
+                    tile(row, p, count).run_shape(rows, count);
+                    p += count;
                 }
-            }
-            let rows = m - full;
-            let group = match rows {
-                0 => continue,
-                1 => 4,
-                2 => 2,
-                _ => 1,
-            };
-            let mut p = 0;
-            while p < panels {
-                let count = group.min(panels - p);
-                let t = tile(full, p, count);
-                match (rows, count) {
-                    (1, 4) => t.run::<1, 4>(),
-                    (1, 3) => t.run::<1, 3>(),
-                    (1, 2) => t.run::<1, 2>(),
-                    (1, _) => t.run::<1, 1>(),
-                    (2, 2) => t.run::<2, 2>(),
-                    (2, _) => t.run::<2, 1>(),
-                    (3, _) => t.run::<3, 1>(),
-                    (4, _) => t.run::<4, 1>(),
-                    _ => t.run::<5, 1>(),
-                }
-                p += count;
             }
         }
     }
+}
+
+/// Panels a tile of `rows` rows takes at once: one with AVX2 for whole blocks (12 of the 16
+/// registers accumulate) and more for fewer rows; four with AVX-512 (up to 24 of 32), eight
+/// for a single row.
+fn panels_per_tile(isa: Isa, rows: usize) -> usize {
+    match (isa, rows) {
+        (Isa::Avx512, 1) => 8,
+        (Isa::Avx512, _) => 4,
+        (_, 1) => 4,
+        (_, 2) => 2,
+        _ => 1,
+    }
+}
+
+/// Expands to the `match` from a run-time tile shape to the compiled tile of that shape.
+macro_rules! shapes {
+    ($tile:expr, $rows:expr, $count:expr; $($r:literal => [$($c:literal),*]),* $(,)?) => {
+        match ($rows, $count) {
+            $($(($r, $c) => $tile.run::<$r, $c>(),)*)*
+            shape => unreachable!("no tile of {shape:?}"),
+        }
+    };
 }
 
 /// One register tile's operands, as raw pointers into checked views: `ROWS` rows of `a` times
@@ -262,8 +304,8 @@ struct Tile<T> {
     /// Columns of the last panel inside `c` (the others are whole).
     last_cols: usize,
     accumulate: bool,
-    /// `T` is f32 and the CPU has AVX2 and FMA: the intrinsics tile runs.
-    avx2_f32: bool,
+    /// Which tile runs (an intrinsics one only when `T` is f32).
+    isa: Isa,
 }
 
 impl<T: Float> Tile<T> {
@@ -276,6 +318,22 @@ impl<T: Float> Tile<T> {
         }
     }
 
+    /// Computes a tile of `rows` rows and `count` panels (the shapes [`panels_per_tile`] makes).
+    ///
+    /// # Safety
+    /// As [`Tile::run`].
+    #[inline(always)]
+    unsafe fn run_shape(&self, rows: usize, count: usize) {
+        shapes!(self, rows, count;
+            1 => [1, 2, 3, 4, 5, 6, 7, 8],
+            2 => [1, 2, 3, 4],
+            3 => [1, 2, 3, 4],
+            4 => [1, 2, 3, 4],
+            5 => [1, 2, 3, 4],
+            6 => [1, 2, 3, 4],
+        )
+    }
+
     /// Computes the tile.
     ///
     /// # Safety
@@ -284,15 +342,23 @@ impl<T: Float> Tile<T> {
     #[inline(always)]
     unsafe fn run<const ROWS: usize, const PANELS: usize>(&self) {
         #[cfg(target_arch = "x86_64")]
-        if self.avx2_f32 {
-            // SAFETY: `avx2_f32` says T is f32, so the pointers are f32 pointers, and that the
-            // CPU has AVX2 and FMA (both checked in `packed_product`).
-            return avx2::tile_f32::<ROWS, PANELS>(&*(self as *const Self as *const Tile<f32>));
+        match self.isa {
+            // SAFETY: the ISA says T is f32, so the pointers are f32 pointers, and that the
+            // CPU has the extensions (checked in `isa`).
+            Isa::Avx512 => {
+                return avx512::tile_f32::<ROWS, PANELS>(
+                    &*(self as *const Self as *const Tile<f32>),
+                )
+            }
+            Isa::Avx2 => {
+                return avx2::tile_f32::<ROWS, PANELS>(&*(self as *const Self as *const Tile<f32>))
+            }
+            Isa::Portable => {}
         }
         self.run_generic::<ROWS, PANELS>()
     }
 
-    /// The portable tile: plain multiply and add, in the same order as the AVX2 one.
+    /// The portable tile: plain multiply and add, in the same order as the intrinsics ones.
     #[inline(always)]
     unsafe fn run_generic<const ROWS: usize, const PANELS: usize>(&self) {
         let mut acc = [[[T::zero(); NR]; PANELS]; ROWS];
@@ -388,6 +454,56 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, NR};
+
+    /// The f32 tile: one 16-wide FMA accumulator per row and panel. Each element is the same
+    /// chain of fused multiply-adds as in the AVX2 tile, so the two give the same bits.
+    ///
+    /// # Safety
+    /// As [`Tile::run`], on a CPU with AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_f32<const ROWS: usize, const PANELS: usize>(t: &Tile<f32>) {
+        let mut acc = [[_mm512_setzero_ps(); PANELS]; ROWS];
+        // Columns of each panel inside `c`: all but the last are whole.
+        let mask = |p: usize| -> __mmask16 {
+            let cols = t.cols::<PANELS>(p);
+            if cols == NR {
+                !0
+            } else {
+                (1u16 << cols) - 1
+            }
+        };
+        if t.accumulate {
+            for (i, acc) in acc.iter_mut().enumerate() {
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_maskz_loadu_ps(mask(p), t.c.add(i * t.ldc + p * NR));
+                }
+            }
+        }
+        for kk in 0..t.k {
+            let mut b = [_mm512_setzero_ps(); PANELS];
+            for (p, b) in b.iter_mut().enumerate() {
+                *b = _mm512_loadu_ps(t.panel.add(p * t.b_panel + kk * t.b_k));
+            }
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*t.a.add(i * t.a_row + kk * t.a_k));
+                for (acc, &b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm512_fmadd_ps(a, b, *acc);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (p, &acc) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(t.c.add(i * t.ldc + p * NR), mask(p), acc);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +541,45 @@ mod tests {
                     err < 1e-12,
                     "({m}, {k}, {n}) accumulate {accumulate}: error {err}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_f32_tile_gives_the_same_bits() {
+        let mut supported = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            supported.extend(crate::cpu::has_avx2_fma().then_some(Isa::Avx2));
+            supported.extend(crate::cpu::has_avx512().then_some(Isa::Avx512));
+        }
+        for (m, k, n) in [
+            (1, 70, 200),
+            (2, 33, 80),
+            (5, 130, 37),
+            (6, 64, 256),
+            (13, 40, 96),
+            (32, 9, 48),
+        ] {
+            let a = filled(m, k, 0.37).mapv(|v| v as f32);
+            let packed = PackedMatrix::new(filled(k, n, 0.11).mapv(|v| v as f32).view()).unwrap();
+            for accumulate in [false, true] {
+                let results: Vec<_> = supported
+                    .iter()
+                    .map(|&isa| {
+                        let mut c = filled(m, n, 0.71).mapv(|v| v as f32);
+                        packed_product_on(isa, a.view(), &packed, accumulate, &mut c.view_mut());
+                        c
+                    })
+                    .collect();
+                // The fused tiles agree bit for bit; the portable one (unfused) within rounding.
+                for (isa, c) in supported.iter().zip(&results).skip(2) {
+                    assert_eq!(c, &results[1], "({m}, {k}, {n}) {isa:?}");
+                }
+                let err = (&results[0] - &results[results.len() - 1])
+                    .iter()
+                    .fold(0f32, |e, v| e.max(v.abs()));
+                assert!(err < 1e-4, "({m}, {k}, {n}): error {err}");
             }
         }
     }
