@@ -829,8 +829,8 @@ class Bench:
             what = f"rnnkit <= {factor} x best peer"
             ref_time, ref_name = (best[0], best[1]) if best else (None, None)
         else:
-            what = f"rnnkit <= {factor} x PyTorch"
-            ref_time, ref_name = res.get("torch", {}).get("median"), "torch"
+            what = f"rnnkit <= {factor} x {LABELS[ref]}"
+            ref_time, ref_name = res.get(ref, {}).get("median"), ref
         if rk is None or ref_time is None:
             lines.append(f"target {wl_name}: {what}: cannot judge (rnnkit or the reference not measured)")
         else:

@@ -178,17 +178,12 @@ macro_rules! with_pair {
     }};
 }
 
-/// Runs the time loop's tasks: on rayon's pool, or on this thread when there is only one (a
-/// hand-off to the pool and back costs more than a short sequence of a batch of one).
+/// Runs the time loop's tasks on the spinning team (one task runs on this thread).
 fn for_each_task<I: Send>(
     tasks: Vec<I>,
     run: impl Fn(I) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    if tasks.len() == 1 {
-        tasks.into_iter().try_for_each(run)
-    } else {
-        tasks.into_par_iter().try_for_each(run)
-    }
+    crate::cpu::team::for_each(tasks, run)
 }
 
 /// The batch rows each task owns in the time loop: at least `MIN_ROWS`, at most one slice per

@@ -2,14 +2,14 @@
 //! products are in [`super::packed`]).
 //!
 //! The products themselves are `matrixmultiply` (through ndarray); what this module adds is the
-//! split into independent blocks run by rayon. Each output element is computed by exactly one
+//! split into independent blocks run by the thread team ([`super::team`]). Each output element is computed by exactly one
 //! block with the same inner dimension, so the split does not change any rounding.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::parallel::prelude::*;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use super::packed::product_tn;
+use super::team;
 use crate::core::Float;
 
 /// Row-split products give each block at least this many rows.
@@ -41,10 +41,11 @@ pub fn par_gemm_rows<T: Float>(
     let rows = a.nrows().div_ceil(blocks);
     let a_blocks: Vec<_> = a.axis_chunks_iter(Axis(0), rows).collect();
     let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(0), rows).collect();
-    a_blocks
-        .into_par_iter()
-        .zip(c_blocks)
-        .for_each(|(a, mut c)| gemm(a, b, beta, &mut c));
+    let blocks: Vec<_> = a_blocks.into_iter().zip(c_blocks).collect();
+    let _ = team::for_each(blocks, |(a, mut c)| {
+        gemm(a, b, beta, &mut c);
+        Ok::<(), ()>(())
+    });
 }
 
 /// `c = aᵀ · b + beta · c` with the columns of `c` split across threads: the weight gradients,
@@ -63,10 +64,11 @@ pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c:
     }
     let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
     let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
-    b_blocks
-        .into_par_iter()
-        .zip(c_blocks)
-        .for_each(|(b, mut c)| gemm_tn(a, b, beta, &mut c));
+    let blocks: Vec<_> = b_blocks.into_iter().zip(c_blocks).collect();
+    let _ = team::for_each(blocks, |(b, mut c)| {
+        gemm_tn(a, b, beta, &mut c);
+        Ok::<(), ()>(())
+    });
 }
 
 /// `c = aᵀ · b + beta · c`, computed serially: by the packed tiles reading `b` in place where

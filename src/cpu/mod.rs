@@ -7,6 +7,7 @@ pub mod alloc;
 pub mod block_cache;
 pub mod gemm;
 pub mod packed;
+pub mod team;
 
 /// Whether the CPU has AVX2 and FMA, which the fast kernels need (checked at run time; the
 /// answer is cached by the standard library).

@@ -79,9 +79,9 @@ impl<T: Float> PackedMatrix<T> {
 /// `c = a · b`, or `c += a · b` with `accumulate`. The rows of `a` and of `c` must be contiguous
 /// (any row stride).
 ///
-/// Blocks of [`MR`] rows take one panel at a time. The last few rows (all of them for a batch of
-/// one) take several panels at once instead, so that enough independent multiply-add chains are
-/// in flight to hide their latency.
+/// The rows go through register tiles in even blocks of at most [`MR`]; each tile takes one or
+/// more panels, the more the fewer its rows, so that enough independent multiply-add chains
+/// are in flight to hide their latency.
 #[inline(always)]
 pub fn packed_product<T: Float>(
     a: ArrayView2<T>,
@@ -221,7 +221,11 @@ impl<T: Float> Operands<T> {
     /// # Safety
     /// Every element the layout describes for `m` rows, `k` columns of `a`, `⌈n / NR⌉` panels
     /// of `k` rows of `b` and `m × n` of `c` must be valid; `T` and the CPU must support `isa`.
-    #[inline(always)]
+    ///
+    /// Not inlined: its tiles are compiled once per float type, not into every time loop (each
+    /// intrinsics tile carries its own target features; only the portable f64 tile is then
+    /// compiled for the baseline CPU).
+    #[inline(never)]
     unsafe fn run(&self, accumulate: bool, isa: Isa) {
         let (m, k, n) = (self.m, self.k, self.n);
         let panels = n.div_ceil(NR);
@@ -248,27 +252,29 @@ impl<T: Float> Operands<T> {
                 accumulate: accumulate || k0 > 0,
                 isa,
             };
-            // Blocks of MR rows, then the last few rows (all of them for a batch of one), each
-            // taking as many panels at once as keep enough independent multiply-add chains in
-            // flight to hide their latency, within the registers.
-            let full = m / MR * MR;
-            for row in (0..full).step_by(MR).chain((full < m).then_some(full)) {
-                let rows = MR.min(m - row);
-                let group = panels_per_tile(isa, rows);
-                let mut p = 0;
-                while p < panels {
-                    let count = group.min(panels - p);
-                    tile(row, p, count).run_shape(rows, count);
-                    p += count;
+            // The rows go in blocks of at most MR, as even as can be (32 rows: 6, 6, 5, 5, 5, 5,
+            // not five of 6 and a slow one of 2). Each block takes a group of panels at a time,
+            // so that the group's chunk stays in cache while every block passes, as many panels
+            // as keep enough independent multiply-add chains in flight to hide their latency
+            // within the registers (the same group for every block: all have 3 rows or more
+            // when there are several).
+            let blocks = m.div_ceil(MR);
+            let (base, longer) = (m / blocks, m % blocks);
+            let group = panels_per_tile(isa, m.min(base + 1));
+            for p in (0..panels).step_by(group) {
+                let count = group.min(panels - p);
+                for block in 0..blocks {
+                    let rows = base + usize::from(block < longer);
+                    tile(block * base + block.min(longer), p, count).run_shape(rows, count);
                 }
             }
         }
     }
 }
 
-/// Panels a tile of `rows` rows takes at once: one with AVX2 for whole blocks (12 of the 16
-/// registers accumulate) and more for fewer rows; four with AVX-512 (up to 24 of 32), eight
-/// for a single row.
+/// Panels a tile of up to `rows` rows takes at once: one with AVX2 from 3 rows on (up to 12 of
+/// the 16 registers accumulate) and more for fewer rows; four with AVX-512 (up to 24 of 32),
+/// eight for a single row.
 fn panels_per_tile(isa: Isa, rows: usize) -> usize {
     match (isa, rows) {
         (Isa::Avx512, 1) => 8,
