@@ -309,3 +309,41 @@ def test_get_passes_instances_and_rejects_the_rest():
         optimizers.get("NoSuchOptimizer")
     with pytest.raises(ValueError, match="Could not interpret optimizer identifier"):
         optimizers.get(optimizers.Adam)
+
+
+class _PerVariableAdam(rk.optimizers.Adam):
+    """Adam through its numpy `update_step`, one variable at a time (a subclass that overrides
+    `update_step` opts out of the fused update)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        super().update_step(gradient, variable, learning_rate)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kwargs", [{}, {"amsgrad": True, "weight_decay": 0.1}, {"epsilon": 0.5, "beta_1": 0.5}])
+def test_fused_adam_gives_the_bits_of_the_per_variable_update(dtype, kwargs):
+    rng = np.random.default_rng(3)
+    shapes = [(3, 4), (4,), (2, 3, 5)]
+    fused_vars = [rk.Variable(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    plain_vars = [rk.Variable(np.asarray(v).copy()) for v in fused_vars]
+    fused, plain = rk.optimizers.Adam(0.01, **kwargs), _PerVariableAdam(0.01, **kwargs)
+    for _ in range(4):
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        fused.apply_gradients(zip(grads, fused_vars))
+        plain.apply_gradients(zip(grads, plain_vars))
+    for mine, reference in zip(fused_vars + fused.variables, plain_vars + plain.variables):
+        assert np.asarray(mine).dtype == np.asarray(reference).dtype
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(reference))
+
+
+def test_fused_adam_names_a_bad_argument():
+    from rnnkit import _core
+
+    w = np.zeros((2, 3), np.float32)
+    constants = dict(alpha=0.1, one_minus_beta_1=0.1, one_minus_beta_2=0.001, epsilon=1e-7)
+    with pytest.raises(ValueError, match=r"gradients: expected 1 arrays \(one per value\), received 2"):
+        _core.adam_update([w], [w, w], [w], [w], None, **constants)
+    with pytest.raises(ValueError, match=r"momentum: expected shape \(2, 3\), received \(3,\)"):
+        _core.adam_update([w], [w], [np.zeros(3, np.float32)], [w], None, **constants)
+    with pytest.raises(TypeError, match="velocities\\[0\\]: expected dtype float32, received float64"):
+        _core.adam_update([w], [w], [w], [w.astype(np.float64)], None, **constants)

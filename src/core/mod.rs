@@ -6,6 +6,7 @@ pub mod bidirectional;
 pub mod cancel;
 pub mod cell;
 pub mod engine;
+pub mod optimizer;
 pub mod sequence;
 
 use std::fmt::Debug;

@@ -27,6 +27,15 @@ pub enum Dtype {
 }
 
 impl Dtype {
+    /// The dtype of `T` (f32 or f64).
+    pub fn of<T: 'static>() -> Self {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            Self::F32
+        } else {
+            Self::F64
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::F32 => "float32",

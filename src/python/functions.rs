@@ -13,6 +13,7 @@ use super::convert::{
 };
 use super::ShapeError;
 use crate::bidirectional::{self, BidirectionalSaved, Direction};
+use crate::core::optimizer::{AdamState, AdamStep};
 #[cfg(feature = "cuda")]
 use crate::cuda::{DeviceSaved, Gpu};
 use crate::error::ShapeDisplay;
@@ -883,6 +884,125 @@ pub fn bidirectional_backward<'py>(
             )),
         }
     })
+}
+
+/// Adam's step for every weight at once: returns the new values, momentums, velocities and
+/// (with AMSGrad) largest velocities, as lists in the weights' order. All arrays share one float
+/// dtype, that of `values[0]`; the scalars are rounded to it.
+#[pyfunction]
+#[pyo3(signature = (values, gradients, momentums, velocities, velocity_hats, *, alpha, one_minus_beta_1, one_minus_beta_2, epsilon))]
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    gradients: &Bound<'py, PyAny>,
+    momentums: &Bound<'py, PyAny>,
+    velocities: &Bound<'py, PyAny>,
+    velocity_hats: Option<&Bound<'py, PyAny>>,
+    alpha: f64,
+    one_minus_beta_1: f64,
+    one_minus_beta_2: f64,
+    epsilon: f64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| {
+        let first = values
+            .try_iter()
+            .and_then(|mut it| it.next().transpose())
+            .map_err(|_| PyTypeError::new_err("values: expected a list of arrays"))?
+            .ok_or_else(|| {
+                PyValueError::new_err("values: expected at least one array, received none")
+            })?;
+        let constants = [alpha, one_minus_beta_1, one_minus_beta_2, epsilon];
+        let lists = (values, gradients, momentums, velocities, velocity_hats);
+        match float_dtype("values[0]", &first)? {
+            Dtype::F32 => adam_typed::<f32>(py, lists, constants),
+            Dtype::F64 => adam_typed::<f64>(py, lists, constants),
+        }
+    })
+}
+
+/// The lists `adam_update` takes: values, gradients, momentums, velocities, largest velocities.
+type AdamLists<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    Option<&'a Bound<'py, PyAny>>,
+);
+
+fn adam_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    (values, gradients, momentums, velocities, velocity_hats): AdamLists<'_, 'py>,
+    [alpha, one_minus_beta_1, one_minus_beta_2, epsilon]: [f64; 4],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let dtype = dtype_name(Dtype::of::<T>());
+    // A list of arrays, none of them None, `count` of them when given.
+    let arrays = |name: &str, obj: &Bound<'py, PyAny>, count: Option<usize>| -> PyResult<Vec<_>> {
+        let arrays = read_list::<T, IxDyn>(name, Some(obj), "(the weight's shape)", dtype)?
+            .unwrap_or_default();
+        if let Some(n) = count.filter(|&n| n != arrays.len()) {
+            return Err(PyValueError::new_err(format!(
+                "{name}: expected {n} arrays (one per value), received {}",
+                arrays.len()
+            )));
+        }
+        arrays
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.ok_or_else(|| {
+                    PyTypeError::new_err(format!("{name}[{i}]: expected an array, received None"))
+                })
+            })
+            .collect()
+    };
+    let values = arrays("values", values, None)?;
+    let n = Some(values.len());
+    let gradients = arrays("gradients", gradients, n)?;
+    let momentums = arrays("momentums", momentums, n)?;
+    let velocities = arrays("velocities", velocities, n)?;
+    let velocity_hats = match velocity_hats.filter(|o| !o.is_none()) {
+        Some(obj) => Some(arrays("velocity_hats", obj, n)?),
+        None => None,
+    };
+    let scalar = |v: f64| T::from_f64(v).expect("a float converts to a float");
+    let step = AdamStep {
+        alpha: scalar(alpha),
+        one_minus_beta_1: scalar(one_minus_beta_1),
+        one_minus_beta_2: scalar(one_minus_beta_2),
+        epsilon: scalar(epsilon),
+    };
+    let states: Vec<AdamState<T>> = (0..values.len())
+        .map(|i| AdamState {
+            value: values[i].as_array(),
+            gradient: gradients[i].as_array(),
+            momentum: momentums[i].as_array(),
+            velocity: velocities[i].as_array(),
+            velocity_hat: velocity_hats.as_ref().map(|v| v[i].as_array()),
+        })
+        .collect();
+    let size = states.iter().map(|s| s.value.len()).sum();
+    let updates = compute(py, size, |_| step.apply(&states))?;
+    let (mut new_values, mut new_m, mut new_v, mut new_hats) = (vec![], vec![], vec![], vec![]);
+    for (value, m, v, hat) in updates {
+        new_values.push(to_numpy(py, value));
+        new_m.push(to_numpy(py, m));
+        new_v.push(to_numpy(py, v));
+        new_hats.push(optional_array(py, hat));
+    }
+    let hats = match velocity_hats {
+        Some(_) => new_hats.into_pyobject(py)?.into_any(),
+        None => py.None().into_bound(py),
+    };
+    PyTuple::new(
+        py,
+        [
+            new_values.into_pyobject(py)?.into_any(),
+            new_m.into_pyobject(py)?.into_any(),
+            new_v.into_pyobject(py)?.into_any(),
+            hats,
+        ],
+    )
 }
 
 /// Bytes of freed large blocks the extension keeps for its next calls.

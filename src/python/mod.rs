@@ -28,8 +28,9 @@ pyo3::create_exception!(
 mod _core {
     #[pymodule_export]
     use super::functions::{
-        bidirectional_backward, bidirectional_forward, cached_bytes, compile_cuda_kernels,
-        cuda_status, release_cached_memory, rnn_backward, rnn_forward, CellSpec, SavedActivations,
+        adam_update, bidirectional_backward, bidirectional_forward, cached_bytes,
+        compile_cuda_kernels, cuda_status, release_cached_memory, rnn_backward, rnn_forward,
+        CellSpec, SavedActivations,
     };
     #[pymodule_export]
     use super::ShapeError;

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -37,11 +38,46 @@ class Adam(Optimizer):
         if self.amsgrad:
             self._velocity_hats = self.add_optimizer_variables(variables, "velocity_hat")
 
+    def _alpha(self, learning_rate, dtype):
+        step = dtype(int(self.iterations) + 1)
+        return learning_rate * np.sqrt(1 - dtype(self.beta_2) ** step) / (1 - dtype(self.beta_1) ** step)
+
+    def _update_steps(self, grads, variables, learning_rate):
+        # One Rust call per dtype updates every variable with `update_step`'s arithmetic, unless a
+        # subclass changed that arithmetic.
+        if type(self).update_step is not Adam.update_step:
+            return super()._update_steps(grads, variables, learning_rate)
+        groups = {}
+        for grad, variable in zip(grads, variables):
+            groups.setdefault(variable.dtype, []).append((grad, variable))
+        for dtype, pairs in groups.items():
+            if dtype not in (np.float32, np.float64):
+                super()._update_steps([g for g, _ in pairs], [v for _, v in pairs], learning_rate)
+                continue
+            slots = [self._get_variable_index(v) for _, v in pairs]
+            hats = [self._velocity_hats[i] for i in slots] if self.amsgrad else None
+            values, momentums, velocities, new_hats = _core.adam_update(
+                [np.asarray(v) for _, v in pairs],
+                [g for g, _ in pairs],
+                [np.asarray(self._momentums[i]) for i in slots],
+                [np.asarray(self._velocities[i]) for i in slots],
+                None if hats is None else [np.asarray(h) for h in hats],
+                alpha=float(self._alpha(learning_rate.astype(dtype), dtype.type)),
+                one_minus_beta_1=1 - self.beta_1,
+                one_minus_beta_2=1 - self.beta_2,
+                epsilon=self.epsilon,
+            )
+            for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
+                variable.assign(values[k])
+                self._momentums[i].assign(momentums[k])
+                self._velocities[i].assign(velocities[k])
+                if hats is not None:
+                    hats[k].assign(new_hats[k])
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype.type
         index = self._get_variable_index(variable)
-        step = dtype(int(self.iterations) + 1)
-        alpha = learning_rate * np.sqrt(1 - dtype(self.beta_2) ** step) / (1 - dtype(self.beta_1) ** step)
+        alpha = self._alpha(learning_rate, dtype)
         m = np.asarray(self._momentums[index])
         m = np.asarray(self._momentums[index].assign(m + (gradient - m) * (1 - self.beta_1)))
         v = np.asarray(self._velocities[index])

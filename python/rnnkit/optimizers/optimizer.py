@@ -350,6 +350,10 @@ class Optimizer:
                     value = np.asarray(variable)
                     decay = np.asarray(self.weight_decay, variable.dtype)
                     variable.assign(value - value * decay * learning_rate.astype(variable.dtype))
+        self._update_steps(grads, variables, learning_rate)
+
+    def _update_steps(self, grads, variables, learning_rate):
+        """Calls `update_step` for each variable; optimizers with a fused update override it."""
         for grad, variable in zip(grads, variables):
             self.update_step(grad, variable, learning_rate.astype(variable.dtype))
 
