@@ -3,6 +3,7 @@
 import numpy as np
 
 from rnnkit.optimizers.optimizer import Optimizer
+from rnnkit.tensor import wrap
 
 __all__ = ["SGD"]
 
@@ -39,7 +40,7 @@ class SGD(Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         step = gradient * learning_rate
         if self.momentum == 0:
-            variable.assign(np.asarray(variable) - step)
+            variable.assign(wrap(np.asarray(variable) - step))  # a new array: taken without a copy
             return
         momentum = variable.dtype.type(self.momentum)
         m = self.momentums[self._get_variable_index(variable)]
