@@ -303,6 +303,13 @@ pub(crate) fn forward_sharing<T: Float>(
     threads: usize,
 ) -> Result<Forward<T>> {
     check_input(spec, weights, input)?;
+    // The input kernel in row-major order (a copy only when it is not): the products' blocking,
+    // and so their rounding, then do not depend on how the caller laid it out.
+    let kernel = weights.kernel.as_standard_layout();
+    let weights = &Weights {
+        kernel: kernel.view(),
+        ..*weights
+    };
     let (b, t, f) = input.x.dim();
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
     let buffers =
