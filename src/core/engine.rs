@@ -61,13 +61,7 @@ impl<T: Float> Engine<T> for Cpu {
         options: SequenceOptions,
         lane: Option<usize>,
     ) -> Result<Forward<T>> {
-        let threads = rayon::current_num_threads();
-        let share = if lane.is_some() {
-            threads.div_ceil(2)
-        } else {
-            threads
-        };
-        sequence::forward_sharing(spec, weights, input, options, share)
+        sequence::forward_sharing(spec, weights, input, options, lane_threads(lane))
     }
 
     fn backward(
@@ -77,9 +71,17 @@ impl<T: Float> Engine<T> for Cpu {
         d_final_states: &[Option<ArrayView2<T>>],
         input_gradient: bool,
         cancel: &Cancel,
-        _lane: Option<usize>,
+        lane: Option<usize>,
     ) -> Result<Gradients<T>> {
-        sequence::backward(saved, d_outputs, d_final_states, input_gradient, cancel)
+        let threads = lane_threads(lane);
+        sequence::backward_sharing(
+            saved,
+            d_outputs,
+            d_final_states,
+            input_gradient,
+            cancel,
+            threads,
+        )
     }
 
     fn spec(saved: &Saved<T>) -> &CellSpec {
@@ -88,5 +90,16 @@ impl<T: Float> Engine<T> for Cpu {
 
     fn dims(saved: &Saved<T>) -> (usize, usize, usize, usize) {
         saved.dims()
+    }
+}
+
+/// The threads a pass's time loop splits its batch for: all of rayon's, or half of them for
+/// one of two lanes running side by side (a Bidirectional layer's directions).
+fn lane_threads(lane: Option<usize>) -> usize {
+    let threads = rayon::current_num_threads();
+    if lane.is_some() {
+        threads.div_ceil(2)
+    } else {
+        threads
     }
 }

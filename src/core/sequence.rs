@@ -839,6 +839,27 @@ pub fn backward<T: Float>(
     input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<Gradients<T>> {
+    let threads = rayon::current_num_threads();
+    backward_sharing(
+        saved,
+        d_outputs,
+        d_final_states,
+        input_gradient,
+        cancel,
+        threads,
+    )
+}
+
+/// [`backward`] for a pass that runs beside others: its time loop splits the batch for
+/// `threads` threads.
+pub(crate) fn backward_sharing<T: Float>(
+    saved: &Saved<T>,
+    d_outputs: OutputGrad<T>,
+    d_final_states: &[Option<ArrayView2<T>>],
+    input_gradient: bool,
+    cancel: &Cancel,
+    threads: usize,
+) -> Result<Gradients<T>> {
     if saved.options.inference {
         return Err(Error::Value {
             argument: "saved".into(),
@@ -883,7 +904,7 @@ pub fn backward<T: Float>(
         dc0.assign(g);
     }
 
-    let rows = rows_per_task(b, rayon::current_num_threads());
+    let rows = rows_per_task(b, threads);
     let dh0_chunks: Vec<_> = dh0.axis_chunks_iter_mut(Axis(0), rows).collect();
     let dc0_chunks: Vec<_> = match dc0.as_mut() {
         Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
