@@ -373,12 +373,7 @@ class Torch:
         if wl["mode"] == "epoch":  # warm up on a full and a partial (last) batch, as Keras's warm-up fit
             for size in (64, 64, 32):
                 train(xt[:size], yt[:size], None)
-        if wl["mode"] == "predict":
-            net.eval()
-            self.step = predict
-        else:
-            net.train()
-            self.step = train
+        self.step = self._step(net, wl, train, predict)
         # Which kernel nn.LSTM/GRU dispatched to: one profiled step (part of the warm-up).
         path = None
         if wl["mode"] != "epoch":
@@ -392,6 +387,15 @@ class Torch:
                     "the train step above; warmed up on 3 batches first")
         notes = [n for n in (path, TORCH_VARIANT_NOTE.get(wl.get("_name", ""))) if n]
         return "; ".join(notes) or None
+
+    @staticmethod
+    def _step(net, wl, train, predict):
+        """The timed step of the workload's mode, with the network in that mode."""
+        if wl["mode"] == "predict":
+            net.eval()
+            return predict
+        net.train()
+        return train
 
     def setup_addition(self, wl):
         torch = self.torch
@@ -430,12 +434,7 @@ class Torch:
                 return torch.cat([torch.softmax(net(xt[i:i + wl["B"]]), -1)
                                   for i in range(0, xt.shape[0], wl["B"])]).numpy()
 
-        if wl["mode"] == "predict":
-            net.eval()
-            self.step = predict
-        else:
-            net.train()
-            self.step = train
+        self.step = self._step(net, wl, train, predict)
         return "nn.LSTM encoder/decoder, cross_entropy on logits (= softmax + categorical cross-entropy), Adam"
 
     def epoch(self):

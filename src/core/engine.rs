@@ -47,7 +47,7 @@ pub trait Engine<T: Float>: Sync {
     fn dims(saved: &Self::Saved) -> (usize, usize, usize, usize);
 }
 
-/// The CPU: rayon-parallel time loops over slices of the batch.
+/// The CPU: time loops over slices of the batch, in parallel on the thread team.
 pub struct Cpu;
 
 impl<T: Float> Engine<T> for Cpu {

@@ -3,7 +3,7 @@
 //!
 //! Layout: inside, everything is time-major and in processing order (reversed when
 //! `go_backwards`), so the input projection and the weight gradients are single products over
-//! all `time · batch` rows. The time loop itself runs on slices of the batch, one rayon task per
+//! all `time · batch` rows. The time loop itself runs on slices of the batch, one task per
 //! slice for the whole sequence, with no barrier between steps.
 
 use ndarray::parallel::prelude::*;

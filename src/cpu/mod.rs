@@ -1,4 +1,5 @@
-//! CPU kernels: GEMMs split across rayon threads and the buffers they fill.
+//! CPU kernels: register tiles and GEMMs, the thread team that runs their parallel splits, and
+//! the buffers they fill.
 //!
 //! Every parallel split here depends only on the problem's shape, never on the number of
 //! threads, so results are bit-identical whatever the thread count.
