@@ -100,6 +100,20 @@ def bidirectional_backward(
     input_gradient: bool = True,
 ) -> Tuple[Optional[Array], WeightGrads, WeightGrads]: ...
 
+def adam_update(
+    values: Sequence[Array],
+    gradients: Sequence[Array],
+    momentums: Sequence[Array],
+    velocities: Sequence[Array],
+    velocity_hats: Optional[Sequence[Array]],
+    *,
+    alpha: float,
+    one_minus_beta_1: float,
+    one_minus_beta_2: float,
+    epsilon: float,
+) -> Tuple[list[Array], list[Array], list[Array], Optional[list[Array]]]:
+    """Adam's step for every weight at once (numpy's arithmetic); new values, m, v, largest v."""
+
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""
 
