@@ -1,7 +1,12 @@
 """Tests of rnnkit.initializers: shapes, dtypes, seeds, limits, statistics and configs vs Keras 3."""
 
+import importlib.util
+import json
 import math
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -16,6 +21,48 @@ def keras():
     # backend (test_keras_parity.py needs jax) chooses it in a full run.
     os.environ.setdefault("KERAS_BACKEND", "numpy")
     return pytest.importorskip("keras")
+
+
+SHAPES = [(7, 3), (3, 7), (2, 3, 4, 5)]
+
+
+def _shape_for(initializer, shape):
+    """Identity takes the last two axes of a larger shape, as the parity test asks for them."""
+    return shape[-2:] if isinstance(initializer, initializers.Identity) else shape
+
+
+@pytest.fixture(scope="module")
+def keras_numpy_values():
+    """Keras's values of every example initializer at every shape, from Keras's numpy backend.
+
+    They come from a subprocess: in a full run another test module has already imported Keras
+    on JAX, and a process keeps the backend it first imported.
+    """
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("Keras is not installed")
+    cases = [(type(i).__name__, i.get_config(), _shape_for(i, s)) for i in EXAMPLES for s in SHAPES]
+    script = (
+        "import json, sys\n"
+        "import numpy as np, keras\n"
+        "assert keras.backend.backend() == 'numpy', keras.backend.backend()\n"
+        "cases = json.load(sys.stdin)\n"
+        "np.savez(sys.argv[1], *[np.asarray(getattr(keras.initializers, name)(**config)(tuple(shape)))\n"
+        "                        for name, config, shape in cases])\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "values.npz")
+        subprocess.run(
+            [sys.executable, "-c", script, path],
+            input=json.dumps(cases),
+            env={**os.environ, "KERAS_BACKEND": "numpy"},
+            check=True,
+            text=True,
+            capture_output=True,
+        )
+        with np.load(path) as stored:
+            arrays = [stored[f"arr_{k}"] for k in range(len(cases))]
+    keys = [(i, s) for i in range(len(EXAMPLES)) for s in SHAPES]
+    return dict(zip(keys, arrays))
 
 
 SEEDED = [
@@ -77,15 +124,12 @@ def test_unseeded_initializers_are_fixed_when_created_and_follow_the_package_see
     np.testing.assert_array_equal(first, initializers.RandomNormal()((4, 4)))
 
 
-@pytest.mark.parametrize("initializer", EXAMPLES, ids=lambda i: type(i).__name__)
-@pytest.mark.parametrize("shape", [(7, 3), (3, 7), (2, 3, 4, 5)])
-def test_values_match_keras_numpy_backend(keras, initializer, shape):
-    if keras.backend.backend() != "numpy":
-        pytest.skip("seeded values are those of Keras's numpy backend")
-    if isinstance(initializer, initializers.Identity) and len(shape) != 2:
-        shape = shape[-2:]
-    expected = np.asarray(_keras_twin(keras, initializer)(shape))
-    np.testing.assert_array_equal(initializer(shape), expected)
+@pytest.mark.parametrize("index", range(len(EXAMPLES)), ids=[type(i).__name__ for i in EXAMPLES])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_values_match_keras_numpy_backend(keras_numpy_values, index, shape):
+    initializer = EXAMPLES[index]
+    expected = keras_numpy_values[(index, shape)]
+    np.testing.assert_array_equal(initializer(_shape_for(initializer, shape)), expected)
 
 
 def test_golden_values_from_keras_numpy_backend():
