@@ -311,22 +311,36 @@ def test_get_passes_instances_and_rejects_the_rest():
         optimizers.get(optimizers.Adam)
 
 
-class _PerVariableAdam(rk.optimizers.Adam):
-    """Adam through its numpy `update_step`, one variable at a time (a subclass that overrides
+def _per_variable(cls):
+    """`cls` through its numpy `update_step`, one variable at a time (a subclass that overrides
     `update_step` opts out of the fused update)."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        super().update_step(gradient, variable, learning_rate)
+    class PerVariable(cls):
+        def update_step(self, gradient, variable, learning_rate):
+            super().update_step(gradient, variable, learning_rate)
+
+    return PerVariable
+
+
+FUSED_CASES = [
+    ("Adam", {}),
+    ("Adam", {"amsgrad": True, "weight_decay": 0.1}),
+    ("Adam", {"epsilon": 0.5, "beta_1": 0.5}),
+    ("SGD", {}),
+    ("SGD", {"momentum": 0.9}),
+    ("SGD", {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("kwargs", [{}, {"amsgrad": True, "weight_decay": 0.1}, {"epsilon": 0.5, "beta_1": 0.5}])
-def test_fused_adam_gives_the_bits_of_the_per_variable_update(dtype, kwargs):
+@pytest.mark.parametrize("name, kwargs", FUSED_CASES, ids=[f"{n}{k}" for n, k in FUSED_CASES])
+def test_fused_updates_give_the_bits_of_the_per_variable_update(dtype, name, kwargs):
     rng = np.random.default_rng(3)
     shapes = [(3, 4), (4,), (2, 3, 5)]
     fused_vars = [rk.Variable(rng.standard_normal(s).astype(dtype)) for s in shapes]
     plain_vars = [rk.Variable(np.asarray(v).copy()) for v in fused_vars]
-    fused, plain = rk.optimizers.Adam(0.01, **kwargs), _PerVariableAdam(0.01, **kwargs)
+    cls = getattr(rk.optimizers, name)
+    fused, plain = cls(0.01, **kwargs), _per_variable(cls)(0.01, **kwargs)
     for _ in range(4):
         grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
         fused.apply_gradients(zip(grads, fused_vars))
@@ -336,7 +350,7 @@ def test_fused_adam_gives_the_bits_of_the_per_variable_update(dtype, kwargs):
         np.testing.assert_array_equal(np.asarray(mine), np.asarray(reference))
 
 
-def test_fused_adam_names_a_bad_argument():
+def test_fused_updates_name_a_bad_argument():
     from rnnkit import _core
 
     w = np.zeros((2, 3), np.float32)
@@ -347,3 +361,7 @@ def test_fused_adam_names_a_bad_argument():
         _core.adam_update([w], [w], [np.zeros(3, np.float32)], [w], None, **constants)
     with pytest.raises(TypeError, match="velocities\\[0\\]: expected dtype float32, received float64"):
         _core.adam_update([w], [w], [w], [w.astype(np.float64)], None, **constants)
+    with pytest.raises(ValueError, match=r"momentums: expected a list exactly when momentum is not 0"):
+        _core.sgd_update([w], [w], None, learning_rate=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"gradient: expected shape \(2, 3\), received \(3,\)"):
+        _core.sgd_update([w], [np.zeros(3, np.float32)], learning_rate=0.1)

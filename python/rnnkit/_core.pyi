@@ -114,6 +114,17 @@ def adam_update(
 ) -> Tuple[list[Array], list[Array], list[Array], Optional[list[Array]]]:
     """Adam's step for every weight at once (numpy's arithmetic); new values, m, v, largest v."""
 
+def sgd_update(
+    values: Sequence[Array],
+    gradients: Sequence[Array],
+    momentums: Optional[Sequence[Array]] = None,
+    *,
+    learning_rate: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+) -> Tuple[list[Array], Optional[list[Array]]]:
+    """SGD's step for every weight at once (numpy's arithmetic); new values and momentums."""
+
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""
 

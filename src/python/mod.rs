@@ -30,7 +30,7 @@ mod _core {
     use super::functions::{
         adam_update, bidirectional_backward, bidirectional_forward, cached_bytes,
         compile_cuda_kernels, cuda_status, release_cached_memory, rnn_backward, rnn_forward,
-        CellSpec, SavedActivations,
+        sgd_update, CellSpec, SavedActivations,
     };
     #[pymodule_export]
     use super::ShapeError;

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
 from rnnkit.tensor import wrap
 
@@ -36,6 +37,33 @@ class SGD(Optimizer):
             return
         super().build(variables)
         self.momentums = self.add_optimizer_variables(variables, "momentum") if self.momentum != 0 else []
+
+    def _update_steps(self, grads, variables, learning_rate):
+        # One Rust call per dtype updates every variable with `update_step`'s arithmetic, unless a
+        # subclass changed that arithmetic.
+        if type(self).update_step is not SGD.update_step:
+            return super()._update_steps(grads, variables, learning_rate)
+        groups = {}
+        for grad, variable in zip(grads, variables):
+            groups.setdefault(variable.dtype, []).append((grad, variable))
+        for dtype, pairs in groups.items():
+            if dtype not in (np.float32, np.float64):
+                super()._update_steps([g for g, _ in pairs], [v for _, v in pairs], learning_rate)
+                continue
+            momentums = [self.momentums[self._get_variable_index(v)] for _, v in pairs] if self.momentum else None
+            values, new_momentums = _core.sgd_update(
+                [np.asarray(v) for _, v in pairs],
+                [g for g, _ in pairs],
+                None if momentums is None else [np.asarray(m) for m in momentums],
+                learning_rate=float(learning_rate.astype(dtype)),
+                momentum=float(dtype.type(self.momentum)),
+                nesterov=bool(self.nesterov),
+            )
+            # The new arrays are ours: wrapped, the variables take them without a copy.
+            for k, (_, variable) in enumerate(pairs):
+                variable.assign(wrap(values[k]))
+                if momentums is not None:
+                    momentums[k].assign(wrap(new_momentums[k]))
 
     def update_step(self, gradient, variable, learning_rate):
         step = gradient * learning_rate
