@@ -44,17 +44,8 @@ class Adam(Optimizer):
         return learning_rate * np.sqrt(1 - dtype(self.beta_2) ** step) / (1 - dtype(self.beta_1) ** step)
 
     def _update_steps(self, grads, variables, learning_rate):
-        # One Rust call per dtype updates every variable with `update_step`'s arithmetic, unless a
-        # subclass changed that arithmetic.
-        if type(self).update_step is not Adam.update_step:
-            return super()._update_steps(grads, variables, learning_rate)
-        groups = {}
-        for grad, variable in zip(grads, variables):
-            groups.setdefault(variable.dtype, []).append((grad, variable))
-        for dtype, pairs in groups.items():
-            if dtype not in (np.float32, np.float64):
-                super()._update_steps([g for g, _ in pairs], [v for _, v in pairs], learning_rate)
-                continue
+        # One Rust call per dtype updates the variables with `update_step`'s arithmetic.
+        for dtype, pairs in self._fused_groups(Adam, grads, variables, learning_rate):
             slots = [self._get_variable_index(v) for _, v in pairs]
             hats = [self._velocity_hats[i] for i in slots] if self.amsgrad else None
             values, momentums, velocities, new_hats = _core.adam_update(

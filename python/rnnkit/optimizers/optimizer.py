@@ -357,6 +357,23 @@ class Optimizer:
         for grad, variable in zip(grads, variables):
             self.update_step(grad, variable, learning_rate.astype(variable.dtype))
 
+    def _fused_groups(self, owner, grads, variables, learning_rate):
+        """The `(dtype, [(grad, variable), ...])` groups that `owner`'s fused Rust update takes.
+
+        Variables of other dtypes are updated here through `update_step`, and so is every
+        variable when a subclass replaced `owner.update_step`'s arithmetic (then no group is left).
+        """
+        if type(self).update_step is not owner.update_step:
+            Optimizer._update_steps(self, grads, variables, learning_rate)
+            return []
+        groups = {}
+        for grad, variable in zip(grads, variables):
+            groups.setdefault(variable.dtype, []).append((grad, variable))
+        for dtype in [d for d in groups if d not in (np.float32, np.float64)]:
+            pairs = groups.pop(dtype)
+            Optimizer._update_steps(self, [g for g, _ in pairs], [v for _, v in pairs], learning_rate)
+        return list(groups.items())
+
     def _accumulate_and_update(self, grads, variables):
         """Adds the gradients to the accumulators; every `gradient_accumulation_steps`-th step,
         updates with their mean instead and clears them."""

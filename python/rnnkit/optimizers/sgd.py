@@ -39,17 +39,8 @@ class SGD(Optimizer):
         self.momentums = self.add_optimizer_variables(variables, "momentum") if self.momentum != 0 else []
 
     def _update_steps(self, grads, variables, learning_rate):
-        # One Rust call per dtype updates every variable with `update_step`'s arithmetic, unless a
-        # subclass changed that arithmetic.
-        if type(self).update_step is not SGD.update_step:
-            return super()._update_steps(grads, variables, learning_rate)
-        groups = {}
-        for grad, variable in zip(grads, variables):
-            groups.setdefault(variable.dtype, []).append((grad, variable))
-        for dtype, pairs in groups.items():
-            if dtype not in (np.float32, np.float64):
-                super()._update_steps([g for g, _ in pairs], [v for _, v in pairs], learning_rate)
-                continue
+        # One Rust call per dtype updates the variables with `update_step`'s arithmetic.
+        for dtype, pairs in self._fused_groups(SGD, grads, variables, learning_rate):
             momentums = [self.momentums[self._get_variable_index(v)] for _, v in pairs] if self.momentum else None
             values, new_momentums = _core.sgd_update(
                 [np.asarray(v) for _, v in pairs],
