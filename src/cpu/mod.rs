@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod block_cache;
+pub mod denormals;
 pub mod gemm;
 pub mod packed;
 pub mod team;

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use super::denormals::FlushDenormals;
+
 /// How long an idle helper keeps looking for the next job before it sleeps.
 const SPIN: Duration = Duration::from_millis(2);
 
@@ -38,6 +40,8 @@ pub fn for_each<I: Send, E: Send>(
 ) -> Result<(), E> {
     let first_error = Mutex::new(None);
     let run = |item: I| {
+        // On whichever thread runs it (see `denormals`).
+        let _flush = FlushDenormals::new();
         if let Err(e) = run(item) {
             first_error
                 .lock()
