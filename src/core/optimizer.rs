@@ -93,7 +93,9 @@ impl<T: Float> AdamStep<T> {
                     for i in 0..n {
                         let (m, v) = moments(m[i], v[i], g[i]);
                         let hat = nan_max(hat[i], v);
-                        (mo[i].write(m), vo[i].write(v), ho[i].write(hat));
+                        mo[i].write(m);
+                        vo[i].write(v);
+                        ho[i].write(hat);
                         wo[i].write(value(w[i], m, hat));
                     }
                 })
@@ -109,7 +111,8 @@ impl<T: Float> AdamStep<T> {
                     let (mo, vo) = (&mut mo[..n], &mut vo[..n]);
                     for i in 0..n {
                         let (m, v) = moments(m[i], v[i], g[i]);
-                        (mo[i].write(m), vo[i].write(v));
+                        mo[i].write(m);
+                        vo[i].write(v);
                         wo[i].write(value(w[i], m, v));
                     }
                 })
@@ -120,6 +123,13 @@ impl<T: Float> AdamStep<T> {
         })
     }
 }
+
+/// One weight's SGD state before the step: value, gradient and (with momentum) momentum.
+pub type SgdState<'a, T> = (
+    ArrayViewD<'a, T>,
+    ArrayViewD<'a, T>,
+    Option<ArrayViewD<'a, T>>,
+);
 
 /// One SGD step's constants, in the weights' float type.
 #[derive(Clone, Copy, Debug)]
@@ -136,10 +146,7 @@ impl<T: Float> SgdStep<T> {
     /// Steps every weight `(value, gradient, momentum)`: `s = g·lr`, then `w ← w − s`, or with
     /// momentum `m ← m·μ − s` and `w ← w + m` (Nesterov: `w ← w + (m·μ − s)`), each operation
     /// rounded as numpy rounds it. Returns the new values and, with momentum, the new momentums.
-    pub fn apply(
-        &self,
-        weights: &[(ArrayViewD<T>, ArrayViewD<T>, Option<ArrayViewD<T>>)],
-    ) -> Result<Vec<(ArrayD<T>, Option<ArrayD<T>>)>> {
+    pub fn apply(&self, weights: &[SgdState<T>]) -> Result<Vec<(ArrayD<T>, Option<ArrayD<T>>)>> {
         for (w, g, m) in weights {
             check_shape("gradient", w.shape(), g.shape())?;
             if let Some(m) = m {
