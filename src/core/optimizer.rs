@@ -131,6 +131,9 @@ pub type SgdState<'a, T> = (
     Option<ArrayViewD<'a, T>>,
 );
 
+/// The new value and (with momentum) momentum of one weight.
+pub type SgdUpdate<T> = (ArrayD<T>, Option<ArrayD<T>>);
+
 /// One SGD step's constants, in the weights' float type.
 #[derive(Clone, Copy, Debug)]
 pub struct SgdStep<T> {
@@ -146,7 +149,7 @@ impl<T: Float> SgdStep<T> {
     /// Steps every weight `(value, gradient, momentum)`: `s = g·lr`, then `w ← w − s`, or with
     /// momentum `m ← m·μ − s` and `w ← w + m` (Nesterov: `w ← w + (m·μ − s)`), each operation
     /// rounded as numpy rounds it. Returns the new values and, with momentum, the new momentums.
-    pub fn apply(&self, weights: &[SgdState<T>]) -> Result<Vec<(ArrayD<T>, Option<ArrayD<T>>)>> {
+    pub fn apply(&self, weights: &[SgdState<T>]) -> Result<Vec<SgdUpdate<T>>> {
         for (w, g, m) in weights {
             check_shape("gradient", w.shape(), g.shape())?;
             if let Some(m) = m {
