@@ -225,7 +225,7 @@ fn map_chunks<T: Float, const I: usize, const O: usize>(
             tasks.push((input, start, out));
         }
     }
-    let _ = team::for_each(tasks, |(input, start, out)| {
+    team::each(tasks, |(input, start, out)| {
         let range = start..start + out[0].len();
         step(
             input
@@ -233,7 +233,6 @@ fn map_chunks<T: Float, const I: usize, const O: usize>(
                 .map(|a| &a.as_slice().expect("standard layout")[range.clone()]),
             out,
         );
-        Ok::<(), ()>(())
     });
     // SAFETY: `step` wrote every element of every output chunk, and the chunks cover them.
     outputs

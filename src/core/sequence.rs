@@ -16,7 +16,7 @@ use super::cancel::Cancel;
 use super::cell::{self, CellKind, CellSpec, Weights};
 use super::Float;
 use crate::cpu::alloc::{check_total, tiled, zeros};
-use crate::cpu::denormals::FlushDenormals;
+use crate::cpu::denormals;
 use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
 use crate::cpu::packed::{packed_product, PackedMatrix};
 use crate::error::{check_shape, Error, Result};
@@ -304,7 +304,7 @@ pub(crate) fn forward_sharing<T: Float>(
     threads: usize,
 ) -> Result<Forward<T>> {
     check_input(spec, weights, input)?;
-    let _flush = FlushDenormals::new();
+    let _flush = denormals::flush();
     // The input kernel in row-major order (a copy only when it is not): the products' blocking,
     // and so their rounding, then do not depend on how the caller laid it out.
     let kernel = weights.kernel.as_standard_layout();
@@ -862,7 +862,7 @@ pub(crate) fn backward_sharing<T: Float>(
     cancel: &Cancel,
     threads: usize,
 ) -> Result<Gradients<T>> {
-    let _flush = FlushDenormals::new();
+    let _flush = denormals::flush();
     if saved.options.inference {
         return Err(Error::Value {
             argument: "saved".into(),

@@ -1,4 +1,5 @@
-//! Denormal floats flushed to zero while the kernels run.
+//! Denormal floats flushed to zero while the recurrent passes run, and the floating-point mode
+//! carried to whichever thread runs a parallel task.
 //!
 //! Gradients that vanish through a long sequence reach the denormal range, where x86 CPUs take a
 //! slow path for every operation: a Bidirectional LSTM backward pass (B=32, T=200, H=128) with its
@@ -6,45 +7,57 @@
 //! TensorFlow (so Keras on it) flushes denormals in its kernels the same way; the values
 //! concerned are below 1.2e-38 (f32), where a difference cannot matter to training.
 
-/// Flushes denormal results to zero and reads denormal inputs as zero (MXCSR's FTZ and DAZ) on
-/// this thread until dropped, then restores the previous mode. A no-op off x86-64.
-pub struct FlushDenormals {
+/// A thread's floating-point mode (MXCSR on x86-64; nothing elsewhere).
+#[derive(Clone, Copy, Debug)]
+pub struct FloatMode {
     #[cfg(target_arch = "x86_64")]
-    saved: u32,
+    mxcsr: u32,
 }
 
-#[cfg(target_arch = "x86_64")]
-impl FlushDenormals {
-    /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
-    const FTZ_DAZ: u32 = 1 << 15 | 1 << 6;
+/// A floating-point mode in force on this thread until dropped, then the previous one again.
+pub struct ModeGuard {
+    previous: FloatMode,
+}
 
-    /// Starts flushing on this thread.
-    pub fn new() -> Self {
-        let saved = read_mxcsr();
-        write_mxcsr(saved | Self::FTZ_DAZ);
-        Self { saved }
+impl FloatMode {
+    /// This thread's mode.
+    pub fn current() -> Self {
+        Self {
+            #[cfg(target_arch = "x86_64")]
+            mxcsr: read_mxcsr(),
+        }
+    }
+
+    /// Puts this mode in force on this thread.
+    pub fn enter(self) -> ModeGuard {
+        let previous = Self::current();
+        self.set();
+        ModeGuard { previous }
+    }
+
+    fn set(self) {
+        #[cfg(target_arch = "x86_64")]
+        write_mxcsr(self.mxcsr);
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-impl FlushDenormals {
-    /// Does nothing here.
-    pub fn new() -> Self {
-        Self {}
-    }
-}
-
-impl Default for FlushDenormals {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Drop for FlushDenormals {
+impl Drop for ModeGuard {
     fn drop(&mut self) {
-        write_mxcsr(self.saved);
+        self.previous.set();
     }
+}
+
+/// Flushes denormal results to zero and reads denormal inputs as zero (MXCSR's FTZ and DAZ) on
+/// this thread until the guard is dropped. A no-op off x86-64.
+pub fn flush() -> ModeGuard {
+    #[allow(unused_mut)]
+    let mut mode = FloatMode::current();
+    // MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
+    #[cfg(target_arch = "x86_64")]
+    {
+        mode.mxcsr |= 1 << 15 | 1 << 6;
+    }
+    mode.enter()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -71,19 +84,41 @@ mod tests {
     use super::*;
     use std::hint::black_box;
 
+    /// A product of a denormal, computed where it is called (the result passes a black box, so
+    /// the multiplication cannot move across a change of mode).
+    fn denormal_product() -> f32 {
+        black_box(black_box(f32::MIN_POSITIVE / 8.0) * black_box(1.0f32))
+    }
+
     #[test]
-    fn denormals_are_flushed_inside_the_guard_only() {
-        let tiny = black_box(f32::MIN_POSITIVE / 8.0); // a denormal
-        let product = || black_box(tiny) * black_box(1.0f32);
-        assert!(product() > 0.0);
+    fn denormals_are_flushed_inside_the_guard_only_and_the_mode_travels() {
+        // A thread started now keeps the default mode (a new thread copies its creator's).
+        let (send, receive) = std::sync::mpsc::channel::<FloatMode>();
+        let elsewhere = std::thread::spawn(move || {
+            let plain = denormal_product();
+            let _mode = receive.recv().unwrap().enter();
+            (plain, denormal_product())
+        });
+        assert!(denormal_product() > 0.0);
         {
-            let _flush = FlushDenormals::new();
+            let _flush = flush();
             if cfg!(target_arch = "x86_64") {
-                assert_eq!(product(), 0.0);
-                assert_eq!(black_box(f32::MIN_POSITIVE) * black_box(0.5f32), 0.0);
+                assert_eq!(denormal_product(), 0.0);
+                assert_eq!(
+                    black_box(black_box(f32::MIN_POSITIVE) * black_box(0.5f32)),
+                    0.0
+                );
             }
             assert_eq!(black_box(2.0f32) * black_box(3.0f32), 6.0);
+            // The other thread computes under this thread's mode once it enters it.
+            send.send(FloatMode::current()).unwrap();
         }
-        assert!(product() > 0.0);
+        // Compared outside the guard: with DAZ a denormal compares as zero.
+        let (plain, flushed) = elsewhere.join().unwrap();
+        assert!(plain > 0.0);
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(flushed, 0.0);
+        }
+        assert!(denormal_product() > 0.0);
     }
 }

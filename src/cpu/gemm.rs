@@ -82,10 +82,7 @@ pub fn par_gemm_rows<T: Float>(
     let a_blocks: Vec<_> = a.axis_chunks_iter(Axis(0), rows).collect();
     let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(0), rows).collect();
     let blocks: Vec<_> = a_blocks.into_iter().zip(c_blocks).collect();
-    let _ = team::for_each(blocks, |(a, mut c)| {
-        gemm(a, b, beta, &mut c);
-        Ok::<(), ()>(())
-    });
+    team::each(blocks, |(a, mut c)| gemm(a, b, beta, &mut c));
 }
 
 /// `c = aᵀ · b + beta · c` with the columns of `c` split across threads: the weight gradients,
@@ -105,10 +102,7 @@ pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c:
     let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
     let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
     let blocks: Vec<_> = b_blocks.into_iter().zip(c_blocks).collect();
-    let _ = team::for_each(blocks, |(b, mut c)| {
-        gemm_tn(a, b, beta, &mut c);
-        Ok::<(), ()>(())
-    });
+    team::each(blocks, |(b, mut c)| gemm_tn(a, b, beta, &mut c));
 }
 
 /// `c = aᵀ · b + beta · c`, computed serially: by the packed tiles reading `b` in place where

@@ -9,8 +9,8 @@
 //! sleep, as OpenMP runtimes do (PyTorch's threads spin the same way), and the caller takes part
 //! in its own job, so a call on a warm team wakes no thread at all.
 //!
-//! One job runs at a time: a caller that finds the team busy (another Python thread, or the
-//! other direction of a Bidirectional layer) runs its tasks on rayon's pool instead. Which
+//! One job runs at a time: a caller that finds the team busy (another Python thread) runs its
+//! tasks on rayon's pool instead. Which
 //! thread runs a task never changes its result: tasks are independent, and each computes the
 //! same way wherever it runs.
 
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::denormals::FlushDenormals;
+use super::denormals::FloatMode;
 
 /// How long an idle helper keeps looking for the next job before it sleeps.
 const SPIN: Duration = Duration::from_millis(2);
@@ -33,15 +33,16 @@ const SPIN: Duration = Duration::from_millis(2);
 const MAX_TASKS: usize = u16::MAX as usize;
 
 /// Runs `run` on every item, in parallel on the team (or on rayon's pool when the team is busy),
-/// and returns the first error any of them returned. Every item runs, even after an error.
+/// and returns the first error any of them returned. Every item runs, even after an error, and
+/// under the caller's floating-point mode (see [`super::denormals`]) whichever thread runs it.
 pub fn for_each<I: Send, E: Send>(
     items: Vec<I>,
     run: impl Fn(I) -> Result<(), E> + Sync + Send,
 ) -> Result<(), E> {
     let first_error = Mutex::new(None);
+    let mode = FloatMode::current();
     let run = |item: I| {
-        // On whichever thread runs it (see `denormals`).
-        let _flush = FlushDenormals::new();
+        let _mode = mode.enter();
         if let Err(e) = run(item) {
             first_error
                 .lock()
@@ -49,15 +50,16 @@ pub fn for_each<I: Send, E: Send>(
                 .get_or_insert(e);
         }
     };
-    let team = team().filter(|_| (2..=MAX_TASKS).contains(&items.len()));
-    let busy = team.map(|team| match team.lock.try_lock() {
-        Ok(guard) => Ok(guard),
-        // A panic re-raised on an earlier caller: the team itself is in order.
-        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-        Err(TryLockError::WouldBlock) => Err(()),
-    });
-    match (team, busy) {
-        (Some(team), Some(Ok(_guard))) => {
+    let team = team()
+        .filter(|_| (2..=MAX_TASKS).contains(&items.len()))
+        .and_then(|team| match team.lock.try_lock() {
+            Ok(guard) => Some((team, guard)),
+            // A panic re-raised on an earlier caller: the team itself is in order.
+            Err(TryLockError::Poisoned(p)) => Some((team, p.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        });
+    match team {
+        Some((team, _guard)) => {
             // Each slot is taken by the one thread that claims its index.
             let slots: Vec<Slot<I>> = items
                 .into_iter()
@@ -68,13 +70,21 @@ pub fn for_each<I: Send, E: Send>(
                 run(unsafe { (*slots[i].0.get()).take() }.expect("each task runs once"))
             });
         }
-        _ if items.len() <= 1 => items.into_iter().for_each(run),
-        _ => items.into_par_iter().for_each(run),
+        None if items.len() <= 1 => items.into_iter().for_each(run),
+        None => items.into_par_iter().for_each(run),
     }
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// [`for_each`] for work that cannot fail.
+pub fn each<I: Send>(items: Vec<I>, run: impl Fn(I) + Sync + Send) {
+    let Ok(()) = for_each(items, |item| {
+        run(item);
+        Ok::<(), std::convert::Infallible>(())
+    });
 }
 
 /// One item, moved out by the task that claims it.
