@@ -93,8 +93,9 @@ impl<T: Float> Engine<T> for Cpu {
     }
 }
 
-/// The threads a pass's time loop splits its batch for: all of rayon's, or half of them for
-/// one of two lanes running side by side (a Bidirectional layer's directions).
+/// The threads a pass splits its work for: all of rayon's, or half of them for one of two lanes
+/// running side by side (a Bidirectional layer's directions), so that the two together do not
+/// ask for more threads than there are.
 fn lane_threads(lane: Option<usize>) -> usize {
     let threads = rayon::current_num_threads();
     if lane.is_some() {

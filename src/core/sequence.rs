@@ -294,8 +294,8 @@ pub fn forward<T: Float>(
     forward_sharing(spec, weights, input, options, rayon::current_num_threads())
 }
 
-/// [`forward`] for a pass that runs beside others: its time loop splits the batch for
-/// `threads` threads (each task's rows then stream the recurrent kernel once per step).
+/// [`forward`] for a pass that runs beside others: its time loop and its products split the
+/// work for `threads` threads (each task's rows then stream the recurrent kernel once per step).
 pub(crate) fn forward_sharing<T: Float>(
     spec: &CellSpec,
     weights: &Weights<T>,
@@ -378,6 +378,7 @@ pub(crate) fn forward_sharing<T: Float>(
             x,
             input_dropout.as_ref().map(|m| m.view()),
             pre,
+            threads,
         );
     }
 
@@ -469,13 +470,14 @@ fn backward_copy<T: Float>(a: ArrayView2<T>, inference: bool) -> Array2<T> {
 
 /// The input projection of every step at once: `pre += (x ⊙ m_g)·W_g` onto the input bias,
 /// one product over all `time · batch` rows (one per gate when input dropout gives each gate
-/// its own mask).
+/// its own mask), split for `threads` threads.
 fn project_inputs<T: Float>(
     spec: &CellSpec,
     weights: &Weights<T>,
     x: ArrayView3<T>,
     dropout: Option<ArrayView3<T>>,
     pre: ndarray::ArrayViewMut3<T>,
+    threads: usize,
 ) {
     let (t, b, f) = x.dim();
     let x2 = x
@@ -485,11 +487,17 @@ fn project_inputs<T: Float>(
         .into_shape_with_order((t * b, spec.width()))
         .expect("pre is contiguous");
     match dropout {
-        None => par_gemm_rows(x2, weights.kernel, T::one(), pre2.view_mut()),
+        None => par_gemm_rows(x2, weights.kernel, T::one(), pre2.view_mut(), threads),
         Some(masks) if masks.dim().0 == 1 => {
             let mut xm = Array2::zeros((t * b, f));
             masked_rows(x2, masks.index_axis(Axis(0), 0), &mut xm);
-            par_gemm_rows(xm.view(), weights.kernel, T::one(), pre2.view_mut());
+            par_gemm_rows(
+                xm.view(),
+                weights.kernel,
+                T::one(),
+                pre2.view_mut(),
+                threads,
+            );
         }
         Some(masks) => {
             let mut xm = Array2::zeros((t * b, f));
@@ -501,6 +509,7 @@ fn project_inputs<T: Float>(
                     gate(weights.kernel, g, spec.units),
                     T::one(),
                     pre2.slice_mut(s![.., cols]),
+                    threads,
                 );
             }
         }
@@ -852,8 +861,8 @@ pub fn backward<T: Float>(
     )
 }
 
-/// [`backward`] for a pass that runs beside others: its time loop splits the batch for
-/// `threads` threads.
+/// [`backward`] for a pass that runs beside others: its time loop and its products split the
+/// work for `threads` threads.
 pub(crate) fn backward_sharing<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
@@ -967,14 +976,22 @@ pub(crate) fn backward_sharing<T: Float>(
 
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
     let input = if input_gradient {
-        Some(input_gradient_of(saved, dpre2)?)
+        Some(input_gradient_of(saved, dpre2, threads)?)
     } else {
         None
     };
 
     cancel.check()?;
     let mut kernel = zeros((f, width), "kernel gradient")?;
-    weight_grad(x2, idrop, dpre2, 0..spec.gates(), u, kernel.view_mut())?;
+    weight_grad(
+        x2,
+        idrop,
+        dpre2,
+        0..spec.gates(),
+        u,
+        kernel.view_mut(),
+        threads,
+    )?;
 
     cancel.check()?;
     let mut recurrent_kernel = zeros((u, width), "recurrent kernel gradient")?;
@@ -988,13 +1005,14 @@ pub(crate) fn backward_sharing<T: Float>(
                 0..2,
                 u,
                 recurrent_kernel.slice_mut(s![.., ..2 * u]),
+                threads,
             )?;
             let out = recurrent_kernel.slice_mut(s![.., 2 * u..]);
             if reset_after {
-                weight_grad(h_prev, rdrop, g.view(), 2..3, u, out)?;
+                weight_grad(h_prev, rdrop, g.view(), 2..3, u, out, threads)?;
             } else {
                 // `q` already carries the reset gate and the dropout mask.
-                par_gemm_tn(g.view(), gate(dpre2, 2, u), T::zero(), out);
+                par_gemm_tn(g.view(), gate(dpre2, 2, u), T::zero(), out, threads);
             }
         }
         _ => weight_grad(
@@ -1004,6 +1022,7 @@ pub(crate) fn backward_sharing<T: Float>(
             0..spec.gates(),
             u,
             recurrent_kernel.view_mut(),
+            threads,
         )?,
     }
 
@@ -1029,16 +1048,20 @@ pub(crate) fn backward_sharing<T: Float>(
 }
 
 /// The input's gradient, `(batch, time, features)`, from the pre-activation gradients
-/// `dpre2` (`(time * batch, width)`, in processing order).
-fn input_gradient_of<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Result<Array3<T>> {
+/// `dpre2` (`(time * batch, width)`, in processing order), its products split for `threads`.
+fn input_gradient_of<T: Float>(
+    saved: &Saved<T>,
+    dpre2: ArrayView2<T>,
+    threads: usize,
+) -> Result<Array3<T>> {
     let spec = &saved.spec;
     let (b, t, f, u) = saved.dims();
     let rows_all = t * b;
     let mut dx = zeros((rows_all, f), "input gradients")?;
     match saved.input_dropout.as_ref().map(|m| m.view()) {
-        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut()),
+        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads),
         Some(masks) if masks.dim().0 == 1 => {
-            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut());
+            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads);
             let m = masks.index_axis(Axis(0), 0);
             dx.axis_iter_mut(Axis(0))
                 .into_par_iter()
@@ -1054,6 +1077,7 @@ fn input_gradient_of<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Result
                     gate(saved.kernel.view(), g, u).t(),
                     T::zero(),
                     scratch.view_mut(),
+                    threads,
                 );
                 let m = masks.index_axis(Axis(0), g);
                 dx.axis_iter_mut(Axis(0))
@@ -1079,7 +1103,7 @@ fn input_gradient_of<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Result
 }
 
 /// `out[:, gate g] = (lhs ⊙ m_g)ᵀ · grad[:, gate g]` for the gates in `gates`, over all
-/// time-major rows; one product when there are no masks.
+/// time-major rows, split for `threads`; one product when there are no masks.
 fn weight_grad<T: Float>(
     lhs: ArrayView2<T>,
     masks: Option<ArrayView3<T>>,
@@ -1087,13 +1111,14 @@ fn weight_grad<T: Float>(
     gates: std::ops::Range<usize>,
     units: usize,
     mut out: ArrayViewMut2<T>,
+    threads: usize,
 ) -> Result<()> {
     match masks {
-        None => par_gemm_tn(lhs, grad, T::zero(), out),
+        None => par_gemm_tn(lhs, grad, T::zero(), out, threads),
         Some(masks) if masks.dim().0 == 1 => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             masked_rows(lhs, masks.index_axis(Axis(0), 0), &mut masked);
-            par_gemm_tn(masked.view(), grad, T::zero(), out);
+            par_gemm_tn(masked.view(), grad, T::zero(), out, threads);
         }
         Some(masks) => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
@@ -1105,6 +1130,7 @@ fn weight_grad<T: Float>(
                     grad.slice(s![.., cols.clone()]),
                     T::zero(),
                     out.slice_mut(s![.., cols]),
+                    threads,
                 );
             }
         }

@@ -64,17 +64,16 @@ pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut Array
     }
 }
 
-/// `c = a · b + beta · c` with the rows of `c` split across threads.
+/// `c = a · b + beta · c` with the rows of `c` split for `threads` threads (the pass's share).
 pub fn par_gemm_rows<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     beta: T,
     mut c: ArrayViewMut2<T>,
+    threads: usize,
 ) {
     // One block per thread: equal shares keep both cores busy to the end.
-    let blocks = rayon::current_num_threads()
-        .min(a.nrows() / MIN_ROWS)
-        .max(1);
+    let blocks = threads.min(a.nrows() / MIN_ROWS).max(1);
     if blocks == 1 {
         return gemm(a, b, beta, &mut c);
     }
@@ -85,16 +84,20 @@ pub fn par_gemm_rows<T: Float>(
     team::each(blocks, |(a, mut c)| gemm(a, b, beta, &mut c));
 }
 
-/// `c = aᵀ · b + beta · c` with the columns of `c` split across threads: the weight gradients,
+/// `c = aᵀ · b + beta · c` with the columns of `c` split for `threads` threads: the weight gradients,
 /// where the inner dimension runs over every time step and batch row.
 ///
 /// One block of columns per thread (whole panels of 16): each block reads (or packs) all of
 /// `a` again, so more blocks than threads would only repeat that work. The split does not change the rounding
 /// (each element is one product over the whole inner dimension, wherever its column lands).
-pub fn par_gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
-    let blocks = rayon::current_num_threads()
-        .min(b.ncols().div_ceil(PANEL))
-        .max(1);
+pub fn par_gemm_tn<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    beta: T,
+    mut c: ArrayViewMut2<T>,
+    threads: usize,
+) {
+    let blocks = threads.min(b.ncols().div_ceil(PANEL)).max(1);
     let cols = b.ncols().div_ceil(blocks).next_multiple_of(PANEL).max(1);
     if blocks == 1 {
         return gemm_tn(a, b, beta, &mut c);
@@ -126,14 +129,14 @@ mod tests {
         let mut serial = Array2::zeros((600, 150));
         gemm(a.view(), b.view(), 0.0, &mut serial.view_mut());
         let mut split = Array2::zeros((600, 150));
-        par_gemm_rows(a.view(), b.view(), 0.0, split.view_mut());
+        par_gemm_rows(a.view(), b.view(), 0.0, split.view_mut(), 2);
         assert_eq!(serial, split);
 
         let g = filled(600, 150, 0.23);
         let mut serial_tn = Array2::zeros((40, 150));
         gemm(a.t(), g.view(), 0.0, &mut serial_tn.view_mut());
         let mut split_tn = Array2::zeros((40, 150));
-        par_gemm_tn(a.view(), g.view(), 0.0, split_tn.view_mut());
+        par_gemm_tn(a.view(), g.view(), 0.0, split_tn.view_mut(), 2);
         assert_eq!(serial_tn, split_tn);
     }
 
@@ -144,7 +147,7 @@ mod tests {
         let mut serial = Array2::zeros((38, 96));
         gemm_tn(a.view(), g.view(), 0.0, &mut serial.view_mut());
         let mut split = Array2::zeros((38, 96));
-        par_gemm_tn(a.view(), g.view(), 0.0, split.view_mut());
+        par_gemm_tn(a.view(), g.view(), 0.0, split.view_mut(), 2);
         assert_eq!(serial, split);
         let want = a.t().mapv(f64::from).dot(&g.mapv(f64::from));
         let err = (&want - &split.mapv(f64::from))
