@@ -8,7 +8,7 @@ import numpy as np
 from rnnkit.tape import record
 from rnnkit.tensor import Tensor, convert_to_tensor, wrap
 
-__all__ = ["cast", "convert_to_tensor", "shape", "stop_gradient"]
+__all__ = ["cast", "convert_to_numpy", "convert_to_tensor", "shape", "stop_gradient"]
 
 
 def _is_python_scalar(value):
@@ -136,3 +136,15 @@ def shape(x):
         A tuple of ints.
     """
     return np.shape(x)
+
+
+def convert_to_numpy(x):
+    """Returns the value of a tensor-like as a numpy array the caller may modify.
+
+    Args:
+        x: A Tensor, Variable, numpy array, number or nested list.
+
+    Returns:
+        A new numpy array.
+    """
+    return np.array(x)

@@ -7,12 +7,15 @@ import string
 import numpy as np
 
 from rnnkit.ops.core import op
+from rnnkit.ops.manipulation import reshape, take_along_axis
+from rnnkit.tensor import Tensor, convert_to_tensor
 
 __all__ = [
-    "abs", "add", "argmax", "clip", "divide", "einsum", "equal", "erf", "exp", "expm1", "greater",
-    "greater_equal", "less", "less_equal", "log", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "multiply", "negative", "not_equal", "power", "sqrt", "square", "subtract", "sum",
-    "tanh", "where",
+    "abs", "add", "all", "any", "argmax", "argmin", "argsort", "clip", "cumprod", "cumsum", "divide",
+    "einsum", "equal", "erf", "exp", "expm1", "greater", "greater_equal", "isfinite", "isinf", "isnan",
+    "less", "less_equal", "log", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "multiply", "negative", "not_equal", "power", "segment_sum", "sort", "sqrt", "square", "subtract",
+    "sum", "tanh", "top_k", "where",
 ]
 
 
@@ -254,18 +257,30 @@ def minimum(x1, x2):
     return np.minimum(x1, x2), lambda grad: _first_or_second(grad, x1 <= x2)
 
 
-@op(inputs=3)
-def where(condition, x1, x2):
+def where(condition, x1=None, x2=None):
     """Picks `x1` where `condition` is true and `x2` elsewhere, with broadcasting.
 
     Args:
         condition: A boolean tensor-like; it gets no gradient.
-        x1: A tensor-like.
-        x2: A tensor-like.
+        x1: A tensor-like, or None (with `x2`) to ask for the indices where `condition` holds.
+        x2: A tensor-like, or None.
 
     Returns:
-        A Tensor of the broadcast shape.
+        A Tensor of the broadcast shape; with `x1` and `x2` both None, a tuple of integer
+        Tensors, one per axis of `condition`, as `np.nonzero`.
+
+    Raises:
+        ValueError: If only one of `x1` and `x2` is given.
     """
+    if x1 is None and x2 is None:
+        return tuple(Tensor(indices) for indices in np.nonzero(np.asarray(condition)))
+    if x1 is None or x2 is None:
+        raise ValueError("where: x1 and x2: expected both or neither, received one of them")
+    return _where(condition, x1, x2)
+
+
+@op(inputs=3)
+def _where(condition, x1, x2):
     return np.where(condition, x1, x2), lambda grad: (None, *_first_or_second(grad, condition))
 
 
@@ -384,6 +399,233 @@ def argmax(x, axis=None, keepdims=False):
         An integer Tensor.
     """
     return np.argmax(x, axis=axis, keepdims=keepdims), None
+
+
+@op()
+def argmin(x, axis=None, keepdims=False):
+    """Returns the indices of the minima (no gradient).
+
+    Args:
+        x: A tensor-like.
+        axis: An int, or None to index the flattened tensor.
+        keepdims: Whether to keep the reduced axis with size 1.
+
+    Returns:
+        An integer Tensor.
+    """
+    return np.argmin(x, axis=axis, keepdims=keepdims), None
+
+
+@op()
+def argsort(x, axis=-1):
+    """Returns the indices that sort a tensor along an axis (stable; no gradient).
+
+    Args:
+        x: A tensor-like.
+        axis: The axis to sort along, or None to sort the flattened tensor.
+
+    Returns:
+        An int32 Tensor, as Keras's.
+    """
+    return np.argsort(x, axis=axis, kind="stable").astype(np.int32), None
+
+
+def sort(x, axis=-1):
+    """Sorts a tensor along an axis, ascending; the gradient follows each element to its place.
+
+    Args:
+        x: A tensor-like.
+        axis: The axis to sort along, or None to sort the flattened tensor.
+
+    Returns:
+        A Tensor.
+    """
+    x = convert_to_tensor(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return take_along_axis(x, argsort(x, axis=axis), axis=axis)
+
+
+def top_k(x, k, sorted=True):
+    """Finds the `k` largest entries along the last axis.
+
+    Args:
+        x: A tensor-like with at least one axis.
+        k: How many entries.
+        sorted: Accepted for Keras's signature: the entries always come largest first, and
+            equal values in the order of their indices.
+
+    Returns:
+        A tuple `(values, indices)` of Tensors of shape `x.shape[:-1] + (k,)`; the values are
+        differentiable, the indices are int32.
+
+    Raises:
+        ValueError: If `k` is not between 1 and the size of the last axis.
+    """
+    x = convert_to_tensor(x)
+    if not 1 <= k <= x.shape[-1]:
+        raise ValueError(f"top_k: k: expected an int in [1, {x.shape[-1]}], received {k!r}")
+    keys = np.asarray(x)
+    keys = keys.astype(np.float64) if keys.dtype.kind in "bu" else keys
+    indices = Tensor(np.argsort(-keys, axis=-1, kind="stable")[..., :k].astype(np.int32))
+    return take_along_axis(x, indices, axis=-1), indices
+
+
+def _cumulative_axis(x, axis):
+    """The flattened `x` and axis 0 when `axis` is None (numpy's convention), else `x` and `axis`."""
+    return (x.reshape(-1), 0) if axis is None else (x, axis % x.ndim)
+
+
+def _cumulative_dtype(x, dtype):
+    """Booleans accumulate as int32, as in Keras."""
+    return dtype or (np.int32 if x.dtype == np.bool_ else x.dtype)
+
+
+@op()
+def cumsum(x, axis=None, dtype=None):
+    """Computes the cumulative sum along an axis.
+
+    Args:
+        x: A tensor-like.
+        axis: The axis, or None to accumulate over the flattened tensor.
+        dtype: The dtype of the result; by default that of `x` (int32 for booleans).
+
+    Returns:
+        A Tensor.
+    """
+    flat, along = _cumulative_axis(x, axis)
+    out = np.cumsum(flat, axis=along, dtype=_cumulative_dtype(x, dtype))
+    # Each input reaches every later output: the gradient is the reversed cumulative sum.
+    return out, lambda grad: np.flip(np.cumsum(np.flip(grad, along), axis=along), along).reshape(x.shape)
+
+
+@op()
+def cumprod(x, axis=None, dtype=None):
+    """Computes the cumulative product along an axis; the gradient is exact where `x` has zeros.
+
+    Args:
+        x: A tensor-like.
+        axis: The axis, or None to accumulate over the flattened tensor.
+        dtype: The dtype of the result; by default that of `x` (int32 for booleans).
+
+    Returns:
+        A Tensor.
+    """
+    flat, along = _cumulative_axis(x, axis)
+    out = np.cumprod(flat, axis=along, dtype=_cumulative_dtype(x, dtype))
+
+    def backward(grad):
+        # d out_j / d x_i = prod(x[:i]) * prod(x[i+1 : j+1]) for j >= i: no division by x_i.
+        # `after[i]` = sum over j >= i of grad_j * prod(x[i+1 : j+1]), built from the end.
+        grad, values = np.moveaxis(grad, along, 0), np.moveaxis(flat, along, 0)
+        after = np.array(grad)
+        for i in range(len(after) - 2, -1, -1):
+            after[i] += values[i + 1] * after[i + 1]
+        before = np.concatenate([np.ones_like(values[:1]), np.cumprod(values[:-1], axis=0)])
+        return np.moveaxis(before * after, 0, along).reshape(x.shape)
+
+    return out, backward
+
+
+@op()
+def logsumexp(x, axis=None, keepdims=False):
+    """Computes log(sum(exp(x))) over axes without overflow.
+
+    Args:
+        x: A tensor-like.
+        axis: An int, a tuple of ints, or None for all axes.
+        keepdims: Whether to keep the reduced axes with size 1.
+
+    Returns:
+        A Tensor.
+    """
+    peak = np.max(x, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0)  # all -inf (or an inf) must not give nan here
+    out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+
+    def backward(grad):
+        # The gradient is the softmax of x over the reduced axes.
+        return _restore_reduced(grad, axis, keepdims) * np.exp(x - out)
+
+    return (out if keepdims else np.squeeze(out, axis=axis)), backward
+
+
+def _logical_reduction(reduce):
+    def reduction(x, axis=None, keepdims=False):
+        return reduce(x, axis=axis, keepdims=keepdims), None
+
+    reduction.__name__ = reduction.__qualname__ = reduce.__name__
+    reduction.__doc__ = f"""Tests whether {reduce.__name__} element along the given axes is true (no gradient).
+
+    Args:
+        x: A tensor-like; nonzero numbers count as true.
+        axis: An int, a tuple of ints, or None for all axes.
+        keepdims: Whether to keep the reduced axes with size 1.
+
+    Returns:
+        A boolean Tensor.
+    """
+    return op()(reduction)
+
+
+any = _logical_reduction(np.any)
+all = _logical_reduction(np.all)
+
+
+def _predicate(ufunc, what):
+    def predicate(x):
+        return ufunc(x), None
+
+    predicate.__name__ = predicate.__qualname__ = ufunc.__name__
+    predicate.__doc__ = f"""Tests elementwise whether `x` is {what} (no gradient).
+
+    Args:
+        x: A tensor-like.
+
+    Returns:
+        A boolean Tensor.
+    """
+    return op()(predicate)
+
+
+isnan = _predicate(np.isnan, "NaN")
+isinf = _predicate(np.isinf, "infinite")
+isfinite = _predicate(np.isfinite, "finite (neither infinite nor NaN)")
+
+
+@op(inputs=2)
+def segment_sum(data, segment_ids, num_segments=None, sorted=False):
+    """Sums the rows of `data` that share a segment id.
+
+    Args:
+        data: A tensor-like; its first axis is split into segments.
+        segment_ids: Integer ids, one per row of `data`; rows with an id below 0 or at least
+            `num_segments` are dropped.
+        num_segments: The number of segments, by default the largest id plus one.
+        sorted: Accepted for Keras's signature; the ids need not be sorted.
+
+    Returns:
+        A Tensor of shape `(num_segments,) + data.shape[1:]`.
+
+    Raises:
+        ValueError: If `segment_ids` is not one id per row of `data`.
+    """
+    if segment_ids.shape != data.shape[:1]:
+        raise ValueError(
+            f"segment_ids: expected shape {data.shape[:1]} (one id per row of data), received {segment_ids.shape}"
+        )
+    if num_segments is None:
+        num_segments = int(segment_ids.max()) + 1 if segment_ids.size else 0
+    kept = (segment_ids >= 0) & (segment_ids < num_segments)
+    out = np.zeros((num_segments,) + data.shape[1:], data.dtype)
+    np.add.at(out, segment_ids[kept], data[kept])
+
+    def backward(grad):
+        d_data = np.zeros(data.shape, grad.dtype)
+        d_data[kept] = grad[segment_ids[kept]]
+        return d_data, None
+
+    return out, backward
 
 
 @op(inputs=2)

@@ -1,10 +1,10 @@
-"""Activation functions: sigmoid, relu, softplus, softmax, log_softmax."""
+"""Activation functions (sigmoid, relu, softplus, softmax, log_softmax) and one_hot."""
 
 import numpy as np
 
 from rnnkit.ops.core import op
 
-__all__ = ["log_softmax", "relu", "sigmoid", "softmax", "softplus"]
+__all__ = ["log_softmax", "one_hot", "relu", "sigmoid", "softmax", "softplus"]
 
 
 @op()
@@ -80,3 +80,28 @@ def log_softmax(x, axis=-1):
     shifted = x - np.max(x, axis=axis, keepdims=True)
     out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
     return out, lambda grad: grad - np.exp(out) * np.sum(grad, axis=axis, keepdims=True)
+
+
+@op()
+def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+    """Encodes integer class ids as one-hot vectors (no gradient).
+
+    Args:
+        x: An integer tensor-like of class ids; ids outside `[0, num_classes)` give all zeros.
+        num_classes: The length of each one-hot vector.
+        axis: Where the new axis goes in the result.
+        dtype: The dtype, float32 by default.
+        sparse: Must be False: rnnkit has no sparse tensors.
+
+    Returns:
+        A Tensor with one more axis than `x`.
+
+    Raises:
+        ValueError: If `sparse` is True or `x` is not integer.
+    """
+    if sparse:
+        raise ValueError("one_hot: sparse: expected False (rnnkit has no sparse tensors), received True")
+    if x.dtype.kind not in "iu":
+        raise ValueError(f"one_hot: x: expected integer class ids, received dtype {x.dtype}")
+    out = np.expand_dims(x, -1) == np.arange(num_classes)
+    return np.moveaxis(out, -1, axis).astype(dtype or np.float32), None
