@@ -6,7 +6,7 @@ Use it as Keras: `import rnnkit as keras`, then `keras.layers.LSTM(64)`, `keras.
 
 from rnnkit import (
     activations, callbacks, config, constraints, datasets, initializers, layers, losses, metrics, models, ops,
-    optimizers, regularizers, saving, tree, utils,
+    optimizers, preprocessing, regularizers, saving, tree, utils,
 )
 from rnnkit.config import device
 from rnnkit.layers import Input
@@ -19,5 +19,5 @@ __version__ = "0.1.0"
 __all__ = [
     "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "callbacks", "config",
     "constraints", "device", "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
-    "regularizers", "saving", "tree", "utils",
+    "preprocessing", "regularizers", "saving", "tree", "utils",
 ]

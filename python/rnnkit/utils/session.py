@@ -1,10 +1,9 @@
-"""Utilities: seeding and session reset."""
+"""Seeding and session reset."""
 
 from rnnkit import _core, random
 from rnnkit.layers import layer
-from rnnkit.layers.serialization import custom_object_scope
 
-__all__ = ["clear_session", "custom_object_scope", "set_random_seed"]
+__all__ = ["clear_session", "set_random_seed"]
 
 
 def clear_session():
