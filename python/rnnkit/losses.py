@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 
 from rnnkit import ops
+from rnnkit._naming import snake_case, unique_name
 from rnnkit._registry import Registry
-from rnnkit.layers.layer import snake_case, unique_name
 from rnnkit.ops.core import op
 from rnnkit.tensor import convert_to_tensor, wrap
 

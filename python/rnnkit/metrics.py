@@ -9,8 +9,8 @@ recorded on gradient tapes.
 import numpy as np
 
 from rnnkit import losses
+from rnnkit._naming import snake_case, unique_name
 from rnnkit._registry import Registry
-from rnnkit.layers.layer import snake_case, unique_name
 
 __all__ = [
     "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "Mean", "MeanAbsoluteError",

@@ -156,8 +156,8 @@ _registry = Registry(
     "regularizer",
     "keras.regularizers",
     [Regularizer, L1, L2, L1L2, OrthogonalRegularizer],
-    # Keras 3 itself accepts "l1l2"; its documentation (and Keras 2) say "l1_l2".
-    aliases={"l1l2": L1L2},
+    # Keras 3 itself accepts "l1l2" (the snake_case name); its documentation (and Keras 2) say "l1_l2".
+    aliases={"l1_l2": L1L2},
 )
 
 

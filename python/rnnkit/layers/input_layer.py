@@ -3,7 +3,7 @@
 import numpy as np
 
 from rnnkit.layers.layer import Layer
-from rnnkit.symbolic import KerasTensor
+from rnnkit.symbolic import KerasTensor, Node
 
 
 class InputLayer(Layer):
@@ -36,8 +36,10 @@ class InputLayer(Layer):
                     f"batch shape {tuple(batch_shape)}."
                 )
         self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
-        self.output = KerasTensor(self.batch_shape, self.dtype, name=self.name)
-        self.output.input_layer = self
+        tensor = KerasTensor(self.batch_shape, self.dtype, name=self.name)
+        tensor.input_layer = self
+        # A call without inputs whose output is the tensor: `self.output` gives it, as in Keras.
+        self.inbound_nodes.append(Node(self, (), {}, tensor))
         self.built = True
 
     def call(self, inputs):

@@ -1,40 +1,21 @@
 """The `Layer` base class: lazy build, weights, configs, masks, training flag, symbolic calls."""
 
-import collections
 import contextlib
 import functools
 import inspect
 import math
 import os
-import re
 import threading
 
 import numpy as np
 
 from rnnkit import config, ops, tree
+# clear_session is imported by rnnkit.utils from here.
+from rnnkit._naming import clear_session, snake_case, unique_name  # noqa: F401
 from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
 from rnnkit.tensor import Tensor, Variable, convert_to_tensor, wrap
 
-_name_counts = collections.Counter()
 _context = threading.local()
-
-
-def unique_name(base):
-    """`base`, then `base_1`, `base_2`, ... as Keras names layers and models."""
-    count = _name_counts[base]
-    _name_counts[base] += 1
-    return base if count == 0 else f"{base}_{count}"
-
-
-def clear_session():
-    """Resets the automatic layer names (Keras's `clear_session`)."""
-    _name_counts.clear()
-
-
-def snake_case(name):
-    """`LSTMCell` -> `lstm_cell`, `SimpleRNN` -> `simple_rnn`, as Keras derives default names."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 def in_symbolic_call():
@@ -63,6 +44,11 @@ def _device_context(kind):
 def call_parameters(cls):
     """The parameter names of `cls.call` (looked up once per class: this runs on every call)."""
     return frozenset(inspect.signature(cls.call).parameters)
+
+
+def _one_or_list(tensors):
+    """A lone tensor as itself, several as a list (Keras's `layer.input`/`output`)."""
+    return tensors[0] if len(tensors) == 1 else list(tensors)
 
 
 def _shape_of(x):
@@ -418,6 +404,33 @@ class Layer:
             tensor.node, tensor.index = node, i
         self.inbound_nodes.append(node)
         return outputs
+
+    # --- the functional graph -----------------------------------------------------------------
+
+    def _first_call(self, what):
+        if not self.inbound_nodes:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}.")
+        return self.inbound_nodes[0]
+
+    @property
+    def input(self):
+        """The symbolic input(s) of the layer's first call on symbolic tensors: one KerasTensor, or
+        a list when the call took several (the `initial_state` tensors included), as in Keras.
+
+        Raises:
+            AttributeError: If the layer was never called on symbolic tensors.
+        """
+        return _one_or_list(self._first_call("input").input_tensors)
+
+    @property
+    def output(self):
+        """The symbolic output(s) of the layer's first call on symbolic tensors: one KerasTensor,
+        or a list (an RNN's `[output, *states]` with `return_state=True`).
+
+        Raises:
+            AttributeError: If the layer was never called on symbolic tensors.
+        """
+        return _one_or_list(tree.flatten(self._first_call("output").outputs))
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

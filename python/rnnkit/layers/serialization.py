@@ -1,53 +1,52 @@
-"""Layer configs to and from `{"class_name": ..., "config": ...}` dicts, as Keras serialises."""
+"""Layer configs to and from `{"module", "class_name", "config", "registered_name"}` dicts, as
+Keras serialises layers (models nested in models included)."""
 
-import contextlib
-
-_custom_objects = {}
-
-
-def _registry():
-    from rnnkit import layers
-
-    return {name: obj for name, obj in vars(layers).items() if isinstance(obj, type)}
+from rnnkit._registry import Registry, custom_object_scope  # noqa: F401 (rnnkit.utils imports the scope here)
 
 
-@contextlib.contextmanager
-def custom_object_scope(custom_objects):
-    """Makes `{name: class}` known to every `deserialize` inside the block, nested configs (an
-    RNN's cell, a wrapper's layer) included, as Keras's `custom_object_scope`."""
-    saved = dict(_custom_objects)
-    _custom_objects.update(custom_objects or {})
-    try:
-        yield
-    finally:
-        _custom_objects.clear()
-        _custom_objects.update(saved)
+def _builtin_layers():
+    from rnnkit import layers, models
+
+    classes = [obj for obj in vars(layers).values() if isinstance(obj, type)]
+    return [*classes, models.Model, models.Sequential]
+
+
+def _functional():
+    from rnnkit.models import Model
+
+    return {"Functional": Model}  # the class name Keras writes for a `Model(inputs, outputs)`
+
+
+_registry = Registry("layer", "keras.layers", _builtin_layers, aliases=_functional)
 
 
 def serialize(layer):
-    """`{"class_name": ..., "config": layer.get_config()}`."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    """The layer's config as Keras writes it.
+
+    Args:
+        layer: A layer or model with `get_config()`.
+
+    Returns:
+        `{"module", "class_name", "config", "registered_name"}`; `registered_name` is None for a
+        built-in class and `"package>name"` for a registered one.
+    """
+    return _registry.serialize(layer)
 
 
 def deserialize(config, custom_objects=None):
     """Creates a layer from `serialize`'s output.
 
     Args:
-        config: The dict `serialize` returned.
+        config: The dict `serialize` returned (older files lack "module" and "registered_name").
         custom_objects: Optional `{name: class}` for user-defined layers and cells, also known to
             the configs nested in this one.
 
+    Returns:
+        The new layer.
+
     Raises:
-        ValueError: If the class is unknown.
+        ValueError: If the config is not a dict or names an unknown class.
     """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"config: expected a dict with 'class_name' and 'config', received {config!r:.80}")
-    with custom_object_scope(custom_objects):
-        known = {**_registry(), **_custom_objects}
-        name = config["class_name"]
-        if name not in known:
-            raise ValueError(
-                f"Unknown layer: '{name}'. Please ensure you are using a `keras.utils.custom_object_scope` "
-                "and that this object is included in the scope, or pass it in `custom_objects`."
-            )
-        return known[name].from_config(dict(config["config"]))
+    return _registry.deserialize(config, custom_objects)

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from rnnkit import initializers
-from rnnkit.layers.layer import snake_case, unique_name
+from rnnkit._naming import snake_case, unique_name
 from rnnkit.optimizers import schedules
 from rnnkit.tensor import Variable
 
