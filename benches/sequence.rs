@@ -99,7 +99,7 @@ impl Data {
         }
     }
 
-    fn forward(&self) -> sequence::Forward<f32> {
+    fn forward(&self) -> rnnkit::Forward<f32> {
         let weights = Weights {
             kernel: self.kernel.view(),
             recurrent_kernel: self.recurrent_kernel.view(),

@@ -18,9 +18,11 @@ pub use crate::core::activation::Activation;
 pub use crate::core::bidirectional::{self, Direction, MergeMode};
 pub use crate::core::cancel::Cancel;
 pub use crate::core::cell::{CellKind, CellSpec, Weights};
-pub use crate::core::engine::{Cpu, Engine};
+pub use crate::core::engine::Engine;
 pub use crate::core::sequence::{
-    self, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
+    Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
 };
 pub use crate::core::Float;
+pub use crate::cpu::sequence;
+pub use crate::cpu::Cpu;
 pub use crate::error::{Error, Result};

@@ -150,7 +150,7 @@ impl Case {
             bw: Side::new(&mut rng, kind, H, true),
         };
         // Vary the masked-output option between the two directions too.
-        if masked && seed % 2 == 0 {
+        if masked && seed.is_multiple_of(2) {
             case.bw.options.zero_output_for_mask = true;
         }
         case

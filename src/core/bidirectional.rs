@@ -8,9 +8,10 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD, Axis, Slice};
 
 use super::cancel::Cancel;
 use super::cell::{CellSpec, Weights};
-use super::engine::{Cpu, Engine};
+use super::engine::Engine;
 use super::sequence::{Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions};
 use super::Float;
+use crate::cpu::Cpu;
 use crate::error::{check_shape, Error, Result};
 
 /// How the two directions' outputs are combined.
@@ -181,7 +182,7 @@ pub fn forward_on<T: Float, E: Engine<T>>(
 ///
 /// `d_outputs` has one entry per returned output (two for [`MergeMode::None`]), `None` for an
 /// unused output; an empty slice means no output is used. `input_gradient` as in
-/// [`sequence::backward`]; `cancel` stops both directions.
+/// [`crate::cpu::sequence::backward`]; `cancel` stops both directions.
 pub fn backward<T: Float>(
     saved: &BidirectionalSaved<T>,
     d_outputs: &[Option<ArrayViewD<T>>],

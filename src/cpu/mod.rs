@@ -1,5 +1,5 @@
-//! CPU kernels: register tiles and GEMMs, the thread team that runs their parallel splits, and
-//! the buffers they fill.
+//! The CPU engine ([`Cpu`]): the sequence passes' time loops, register tiles and GEMMs, the
+//! thread team that runs their parallel splits, and the buffers they fill.
 //!
 //! Every parallel split here depends only on the problem's shape, never on the number of
 //! threads, so results are bit-identical whatever the thread count.
@@ -7,9 +7,13 @@
 pub mod alloc;
 pub mod block_cache;
 pub mod denormals;
+mod engine;
 pub mod gemm;
 pub mod packed;
+pub mod sequence;
 pub mod team;
+
+pub use engine::Cpu;
 
 /// Whether the CPU has AVX2 and FMA, which the fast kernels need (checked at run time; the
 /// answer is cached by the standard library).

@@ -1,0 +1,325 @@
+//! Backpropagation through time on the CPU: the time loop on slices of the batch, then the
+//! input and weight gradients as single products over all steps.
+
+use ndarray::parallel::prelude::*;
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
+
+use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
+use super::layout::{swap_leading_axes, ROWS_PER_JOB};
+use super::steps::with_step;
+use super::time_loop::{simd, BackwardChunk, StepContext};
+use crate::core::cancel::Cancel;
+use crate::core::cell::CellKind;
+use crate::core::sequence::{check_grads, Gradients, OutputGrad, Saved};
+use crate::core::Float;
+use crate::cpu::alloc::{check_total, zeros};
+use crate::cpu::denormals;
+use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
+use crate::error::{Error, Result};
+
+/// Backpropagation through time of a [`super::forward`] pass.
+///
+/// `d_final_states` is empty or has one entry per state (`None` for a state with no gradient).
+/// The weight gradients are single products over all steps after the time loop. Without
+/// `input_gradient` the input's gradient (a product as large as the input projection) is not
+/// computed: a first layer's input is data. `cancel` stops the pass between two steps.
+pub fn backward<T: Float>(
+    saved: &Saved<T>,
+    d_outputs: OutputGrad<T>,
+    d_final_states: &[Option<ArrayView2<T>>],
+    input_gradient: bool,
+    cancel: &Cancel,
+) -> Result<Gradients<T>> {
+    let threads = rayon::current_num_threads();
+    backward_sharing(
+        saved,
+        d_outputs,
+        d_final_states,
+        input_gradient,
+        cancel,
+        threads,
+    )
+}
+
+/// [`backward`] for a pass that runs beside others: its time loop and its products split the
+/// work for `threads` threads.
+pub(crate) fn backward_sharing<T: Float>(
+    saved: &Saved<T>,
+    d_outputs: OutputGrad<T>,
+    d_final_states: &[Option<ArrayView2<T>>],
+    input_gradient: bool,
+    cancel: &Cancel,
+    threads: usize,
+) -> Result<Gradients<T>> {
+    let _flush = denormals::flush();
+    if saved.options.inference {
+        return Err(Error::Value {
+            argument: "saved".into(),
+            expected: "the activations of a forward pass run for training".into(),
+            received: "those of an inference pass, which keeps no weights".into(),
+        });
+    }
+    check_grads(&saved.spec, saved.dims(), &d_outputs, d_final_states)?;
+    let spec = &saved.spec;
+    let (b, t, f, u) = saved.dims();
+    let width = spec.width();
+    let is_gru = matches!(spec.kind, CellKind::Gru { .. });
+    // Per (step, row): pre-activation gradients, GRU terms and the input gradient (twice, three
+    // times with input dropout).
+    let input_copies = if input_gradient {
+        2 + usize::from(saved.input_dropout.is_some())
+    } else {
+        0
+    };
+    let per_row = width + usize::from(is_gru) * u + input_copies * f;
+    check_total::<T>(
+        per_row.saturating_mul(b).saturating_mul(t),
+        "the backward pass",
+    )?;
+
+    let mut dpre = zeros((t, b, width), "pre-activation gradients")?;
+    let mut gru = if is_gru {
+        Some(zeros((t, b, u), "GRU gradients")?)
+    } else {
+        None
+    };
+    let mut dh0 = zeros((b, u), "state gradients")?;
+    let mut dc0 = if spec.kind == CellKind::Lstm {
+        Some(zeros((b, u), "state gradients")?)
+    } else {
+        None
+    };
+    if let Some(Some(g)) = d_final_states.first() {
+        dh0.assign(g);
+    }
+    if let (Some(dc0), Some(Some(g))) = (dc0.as_mut(), d_final_states.get(1)) {
+        dc0.assign(g);
+    }
+    let states = (&mut dh0, dc0.as_mut());
+    let buffers = (&mut dpre, gru.as_mut());
+    time_loop(saved, d_outputs, buffers, states, cancel, threads)?;
+
+    // The products over all steps: Ctrl-C is looked for between them.
+    cancel.check()?;
+    let dpre2 = dpre
+        .view()
+        .into_shape_with_order((t * b, width))
+        .expect("contiguous");
+    let gru2 = gru.as_ref().map(|g| {
+        g.view()
+            .into_shape_with_order((t * b, u))
+            .expect("contiguous")
+    });
+    let input = if input_gradient {
+        Some(input_gradient_of(saved, dpre2, threads)?)
+    } else {
+        None
+    };
+    let (kernel, recurrent_kernel) = weight_grads(saved, dpre2, gru2, cancel, threads)?;
+    let bias = saved.bias.as_ref().map(|bias| {
+        let mut db = Array2::zeros(bias.raw_dim());
+        db.row_mut(0).assign(&dpre2.sum_axis(Axis(0)));
+        if let (2, Some(g)) = (bias.nrows(), &gru2) {
+            db.slice_mut(s![1, ..2 * u])
+                .assign(&dpre2.slice(s![.., ..2 * u]).sum_axis(Axis(0)));
+            db.slice_mut(s![1, 2 * u..]).assign(&g.sum_axis(Axis(0)));
+        }
+        db
+    });
+    Ok(Gradients {
+        input,
+        kernel,
+        recurrent_kernel,
+        bias,
+        initial_states: std::iter::once(dh0).chain(dc0).collect(),
+    })
+}
+
+/// The time loop backwards over the saved steps, one task per batch slice: fills the
+/// pre-activation gradients `dpre`, the GRU terms, and turns the final states' gradients
+/// `(dh, dc)` into the initial states'.
+fn time_loop<T: Float>(
+    saved: &Saved<T>,
+    d_outputs: OutputGrad<T>,
+    (dpre, gru): (&mut Array3<T>, Option<&mut Array3<T>>),
+    (dh0, dc0): (&mut Array2<T>, Option<&mut Array2<T>>),
+    cancel: &Cancel,
+    threads: usize,
+) -> Result<()> {
+    let spec = &saved.spec;
+    let b = dh0.nrows();
+    let rows = rows_per_task(b, threads);
+    let dh0_chunks: Vec<_> = dh0.axis_chunks_iter_mut(Axis(0), rows).collect();
+    let dc0_chunks: Vec<_> = match dc0 {
+        Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
+        None => (0..dh0_chunks.len()).map(|_| None).collect(),
+    };
+    let tasks: Vec<_> = split_rows(dpre, rows)
+        .into_iter()
+        .zip(split_opt_rows(gru, rows, b))
+        .zip(dh0_chunks)
+        .zip(dc0_chunks)
+        .enumerate()
+        .collect();
+    let packed = pack_gates(saved.recurrent_kernel.view(), spec.units, true)?;
+    let ctx = StepContext {
+        spec,
+        packed: &packed,
+        recurrent_bias: None,
+        mask: saved.mask.as_ref().map(|m| m.view()),
+        recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
+        zero_output: saved.options.zero_output_for_mask,
+        cancel,
+    };
+    crate::cpu::team::for_each(tasks, |(i, (((dpre, gru), dh0), dc0))| {
+        let chunk = BackwardChunk {
+            first_row: i * rows,
+            dpre,
+            gru,
+            dh0,
+            dc0,
+        };
+        with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
+    })
+}
+
+/// The gradients of the input and recurrent kernels from the pre-activation gradients `dpre2`
+/// and the GRU terms `gru2`, both `(time · batch, ·)`.
+fn weight_grads<T: Float>(
+    saved: &Saved<T>,
+    dpre2: ArrayView2<T>,
+    gru2: Option<ArrayView2<T>>,
+    cancel: &Cancel,
+    threads: usize,
+) -> Result<(Array2<T>, Array2<T>)> {
+    let spec = &saved.spec;
+    let (b, t, f, u) = saved.dims();
+    let width = spec.width();
+    let x2 = saved
+        .x
+        .view()
+        .into_shape_with_order((t * b, f))
+        .expect("contiguous");
+    let h_prev = saved
+        .hs
+        .slice(s![..t, .., ..])
+        .into_shape_with_order((t * b, u))
+        .expect("contiguous");
+
+    cancel.check()?;
+    let mut kernel = zeros((f, width), "kernel gradient")?;
+    let idrop = saved.input_dropout.as_ref().map(|m| m.view());
+    let all = 0..spec.gates();
+    weight_grad(x2, idrop, dpre2, all.clone(), u, kernel.view_mut(), threads)?;
+
+    cancel.check()?;
+    let mut recurrent = zeros((u, width), "recurrent kernel gradient")?;
+    let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
+    match (spec.kind, gru2) {
+        (CellKind::Gru { reset_after }, Some(g)) => {
+            let zr = dpre2.slice(s![.., ..2 * u]);
+            let out = recurrent.slice_mut(s![.., ..2 * u]);
+            weight_grad(h_prev, rdrop, zr, 0..2, u, out, threads)?;
+            let out = recurrent.slice_mut(s![.., 2 * u..]);
+            if reset_after {
+                weight_grad(h_prev, rdrop, g, 2..3, u, out, threads)?;
+            } else {
+                // `q` already carries the reset gate and the dropout mask.
+                par_gemm_tn(g, gate(dpre2, 2, u), T::zero(), out, threads);
+            }
+        }
+        _ => weight_grad(h_prev, rdrop, dpre2, all, u, recurrent.view_mut(), threads)?,
+    }
+    Ok((kernel, recurrent))
+}
+
+/// The input's gradient, `(batch, time, features)`, from the pre-activation gradients
+/// `dpre2` (`(time * batch, width)`, in processing order), its products split for `threads`.
+fn input_gradient_of<T: Float>(
+    saved: &Saved<T>,
+    dpre2: ArrayView2<T>,
+    threads: usize,
+) -> Result<Array3<T>> {
+    let spec = &saved.spec;
+    let (b, t, f, u) = saved.dims();
+    let rows_all = t * b;
+    let mut dx = zeros((rows_all, f), "input gradients")?;
+    match saved.input_dropout.as_ref().map(|m| m.view()) {
+        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads),
+        Some(masks) if masks.dim().0 == 1 => {
+            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads);
+            let m = masks.index_axis(Axis(0), 0);
+            dx.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .with_min_len(ROWS_PER_JOB)
+                .enumerate()
+                .for_each(|(r, mut dx)| dx *= &m.row(r % b));
+        }
+        Some(masks) => {
+            let mut scratch = zeros((rows_all, f), "input gradients")?;
+            for g in 0..spec.gates() {
+                par_gemm_rows(
+                    gate(dpre2, g, u),
+                    gate(saved.kernel.view(), g, u).t(),
+                    T::zero(),
+                    scratch.view_mut(),
+                    threads,
+                );
+                let m = masks.index_axis(Axis(0), g);
+                dx.axis_iter_mut(Axis(0))
+                    .into_par_iter()
+                    .with_min_len(ROWS_PER_JOB)
+                    .zip(scratch.axis_iter(Axis(0)))
+                    .enumerate()
+                    .for_each(|(r, (mut dx, tmp))| {
+                        Zip::from(&mut dx)
+                            .and(tmp)
+                            .and(m.row(r % b))
+                            .for_each(|d, &v, &m| *d += v * m)
+                    });
+            }
+        }
+    }
+    let dx3 = dx.into_shape_with_order((t, b, f)).expect("contiguous");
+    if saved.options.go_backwards {
+        swap_leading_axes(dx3.slice(s![..;-1, .., ..]), "input gradients")
+    } else {
+        swap_leading_axes(dx3.view(), "input gradients")
+    }
+}
+
+/// `out[:, gate g] = (lhs ⊙ m_g)ᵀ · grad[:, gate g]` for the gates in `gates`, over all
+/// time-major rows, split for `threads`; one product when there are no masks.
+fn weight_grad<T: Float>(
+    lhs: ArrayView2<T>,
+    masks: Option<ArrayView3<T>>,
+    grad: ArrayView2<T>,
+    gates: std::ops::Range<usize>,
+    units: usize,
+    mut out: ArrayViewMut2<T>,
+    threads: usize,
+) -> Result<()> {
+    match masks {
+        None => par_gemm_tn(lhs, grad, T::zero(), out, threads),
+        Some(masks) if masks.dim().0 == 1 => {
+            let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
+            masked_rows(lhs, masks.index_axis(Axis(0), 0), &mut masked);
+            par_gemm_tn(masked.view(), grad, T::zero(), out, threads);
+        }
+        Some(masks) => {
+            let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
+            for (i, g) in gates.enumerate() {
+                masked_rows(lhs, masks.index_axis(Axis(0), g), &mut masked);
+                let cols = i * units..(i + 1) * units;
+                par_gemm_tn(
+                    masked.view(),
+                    grad.slice(s![.., cols.clone()]),
+                    T::zero(),
+                    out.slice_mut(s![.., cols]),
+                    threads,
+                );
+            }
+        }
+    }
+    Ok(())
+}

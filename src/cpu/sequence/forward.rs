@@ -1,0 +1,261 @@
+//! The forward pass on the CPU: the input projection of every step as one product, then the
+//! time loop on slices of the batch.
+
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
+
+use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
+use super::layout::{swap_leading_axes, time_major};
+use super::steps::with_step;
+use super::time_loop::{simd, ForwardChunk, StepContext};
+use crate::core::cell::{CellKind, CellSpec, Weights};
+use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
+use crate::core::sequence::{SequenceInput, SequenceOptions};
+use crate::core::Float;
+use crate::cpu::alloc::{check_total, tiled, zeros};
+use crate::cpu::denormals;
+use crate::cpu::gemm::par_gemm_rows;
+use crate::error::Result;
+
+/// Rows of the input projection between two looks at the cancel flag.
+const PROJECTION_ROWS: usize = 1 << 16;
+
+/// Runs the cell over the sequence.
+///
+/// Every shape is checked before any work starts. A masked step keeps the previous states and
+/// outputs the previous output (zeros before the first unmasked step, as TensorFlow does), or
+/// zeros with `zero_output_for_mask`.
+pub fn forward<T: Float>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    input: &SequenceInput<T>,
+    options: SequenceOptions,
+) -> Result<Forward<T>> {
+    forward_sharing(spec, weights, input, options, rayon::current_num_threads())
+}
+
+/// [`forward`] for a pass that runs beside others: its time loop and its products split the
+/// work for `threads` threads (each task's rows then stream the recurrent kernel once per step).
+pub(crate) fn forward_sharing<T: Float>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    input: &SequenceInput<T>,
+    options: SequenceOptions,
+    threads: usize,
+) -> Result<Forward<T>> {
+    check_input(spec, weights, input)?;
+    let _flush = denormals::flush();
+    // The input kernel in row-major order (a copy only when it is not): the products' blocking,
+    // and so their rounding, then do not depend on how the caller laid it out.
+    let kernel = weights.kernel.as_standard_layout();
+    let weights = &Weights {
+        kernel: kernel.view(),
+        ..*weights
+    };
+    let mut saved = start(spec, weights, input, options)?;
+    // Without a mask every step's output is its hidden state: only a mask needs its own buffer
+    // (masked steps repeat the previous output, or zeros, while the state carries on).
+    let (b, t, _) = input.x.dim();
+    let mut ys = match saved.mask {
+        Some(_) => Some(zeros((t, b, spec.units), "outputs")?),
+        None => None,
+    };
+    // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
+    let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
+    for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
+        .zip(saved.pre.axis_chunks_iter_mut(Axis(0), chunk_steps))
+    {
+        input.cancel.check()?;
+        let dropout = saved.input_dropout.as_ref().map(|m| m.view());
+        project_inputs(spec, weights, x, dropout, pre, threads);
+    }
+    time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
+
+    let final_states = std::iter::once(&saved.hs)
+        .chain(saved.cs.as_ref())
+        .map(|a| a.index_axis(Axis(0), t).to_owned())
+        .collect();
+    let per_step = match &ys {
+        Some(ys) => ys.view(),
+        None => saved.hs.slice(s![1.., .., ..]),
+    };
+    let kept = if options.last_output_only {
+        t.saturating_sub(1)..t
+    } else {
+        0..t
+    };
+    let outputs = swap_leading_axes(per_step.slice(s![kept, .., ..]), "outputs")?;
+    Ok(Forward {
+        outputs,
+        final_states,
+        saved,
+    })
+}
+
+/// The pass's time-major buffers before any step: the input and masks in processing order,
+/// the pre-activations holding the input bias, the initial states, and the backward pass's
+/// copies of the weights (none for inference).
+fn start<T: Float>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    input: &SequenceInput<T>,
+    options: SequenceOptions,
+) -> Result<Saved<T>> {
+    let (b, t, f) = input.x.dim();
+    let (u, width) = (spec.units, spec.width());
+    let reset_after = spec.kind == (CellKind::Gru { reset_after: true });
+    // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
+    let buffers = spec.state_count() + usize::from(reset_after);
+    let per_row = f + width + u * (buffers + 2);
+    check_total::<T>(
+        per_row.saturating_mul(b).saturating_mul(t),
+        "the forward pass",
+    )?;
+    let reverse = options.go_backwards;
+    let mask = input.mask.map(|m| {
+        let mut out = Array2::from_elem((t, b), true);
+        for (s, mut row) in out.outer_iter_mut().enumerate() {
+            row.assign(&m.column(if reverse { t - 1 - s } else { s }));
+        }
+        out
+    });
+    let mut hs = zeros((t + 1, b, u), "hidden states")?;
+    let mut cs = match spec.kind {
+        CellKind::Lstm => Some(zeros((t + 1, b, u), "cell states")?),
+        _ => None,
+    };
+    if let Some(states) = &input.initial_states {
+        hs.index_axis_mut(Axis(0), 0).assign(&states[0]);
+        if let Some(cs) = &mut cs {
+            cs.index_axis_mut(Axis(0), 0).assign(&states[1]);
+        }
+    }
+    // Row-major copies: the time loop reads the multipliers as contiguous rows.
+    let standard = |m: ArrayView3<T>| m.as_standard_layout().into_owned();
+    let keep_gates = matches!(spec.kind, CellKind::Lstm) || reset_after;
+    Ok(Saved {
+        spec: *spec,
+        options,
+        kernel: backward_copy(weights.kernel, options.inference),
+        recurrent_kernel: backward_copy(weights.recurrent_kernel, options.inference),
+        bias: weights.bias.map(|b| backward_copy(b, options.inference)),
+        x: time_major(input.x, reverse, "input")?,
+        mask,
+        input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
+        recurrent_dropout: input.recurrent_dropout.map(standard),
+        // Starts as the input bias: the projection adds onto it.
+        pre: match weights.bias {
+            Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
+            None => zeros((t, b, width), "pre-activations")?,
+        },
+        keep_gates: keep_gates && spec.has_default_activations(),
+        hs,
+        cs,
+        rec_h: match reset_after {
+            true => Some(zeros((t, b, u), "GRU terms")?),
+            false => None,
+        },
+    })
+}
+
+/// The time loop over the buffers of `saved` (and the per-step outputs `ys` under a mask), one
+/// task per batch slice.
+fn time_loop<T: Float>(
+    saved: &mut Saved<T>,
+    ys: Option<&mut Array3<T>>,
+    weights: &Weights<T>,
+    input: &SequenceInput<T>,
+    threads: usize,
+) -> Result<()> {
+    let spec = saved.spec;
+    let b = saved.x.dim().1;
+    let rows = rows_per_task(b, threads);
+    let tasks: Vec<_> = split_rows(&mut saved.pre, rows)
+        .into_iter()
+        .zip(split_rows(&mut saved.hs, rows))
+        .zip(split_opt_rows(saved.cs.as_mut(), rows, b))
+        .zip(split_opt_rows(saved.rec_h.as_mut(), rows, b))
+        .zip(split_opt_rows(ys, rows, b))
+        .enumerate()
+        .collect();
+    let packed = pack_gates(weights.recurrent_kernel, spec.units, false)?;
+    let ctx = StepContext {
+        spec: &spec,
+        packed: &packed,
+        recurrent_bias: (weights.bias)
+            .filter(|b| b.nrows() == 2)
+            .map(|b| b.index_axis_move(Axis(0), 1)),
+        mask: saved.mask.as_ref().map(|m| m.view()),
+        recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
+        zero_output: saved.options.zero_output_for_mask,
+        cancel: &input.cancel,
+    };
+    let keep_gates = saved.keep_gates;
+    crate::cpu::team::for_each(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
+        let chunk = ForwardChunk {
+            first_row: i * rows,
+            pre,
+            hs,
+            cs,
+            rec_h,
+            ys,
+        };
+        with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell))
+    })
+}
+
+/// A copy of `a` for the backward pass, or an empty array when none follows.
+fn backward_copy<T: Float>(a: ArrayView2<T>, inference: bool) -> Array2<T> {
+    if inference {
+        Array2::zeros((0, 0))
+    } else {
+        a.to_owned()
+    }
+}
+
+/// The input projection of every step at once: `pre += (x ⊙ m_g)·W_g` onto the input bias,
+/// one product over all `time · batch` rows (one per gate when input dropout gives each gate
+/// its own mask), split for `threads` threads.
+fn project_inputs<T: Float>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    x: ArrayView3<T>,
+    dropout: Option<ArrayView3<T>>,
+    pre: ArrayViewMut3<T>,
+    threads: usize,
+) {
+    let (t, b, f) = x.dim();
+    let x2 = x
+        .into_shape_with_order((t * b, f))
+        .expect("x is contiguous");
+    let mut pre2 = pre
+        .into_shape_with_order((t * b, spec.width()))
+        .expect("pre is contiguous");
+    match dropout {
+        None => par_gemm_rows(x2, weights.kernel, T::one(), pre2.view_mut(), threads),
+        Some(masks) if masks.dim().0 == 1 => {
+            let mut xm = Array2::zeros((t * b, f));
+            masked_rows(x2, masks.index_axis(Axis(0), 0), &mut xm);
+            par_gemm_rows(
+                xm.view(),
+                weights.kernel,
+                T::one(),
+                pre2.view_mut(),
+                threads,
+            );
+        }
+        Some(masks) => {
+            let mut xm = Array2::zeros((t * b, f));
+            for g in 0..spec.gates() {
+                masked_rows(x2, masks.index_axis(Axis(0), g), &mut xm);
+                let cols = g * spec.units..(g + 1) * spec.units;
+                par_gemm_rows(
+                    xm.view(),
+                    gate(weights.kernel, g, spec.units),
+                    T::one(),
+                    pre2.slice_mut(s![.., cols]),
+                    threads,
+                );
+            }
+        }
+    }
+}

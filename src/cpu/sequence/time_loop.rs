@@ -1,0 +1,369 @@
+//! The time loops. Each task walks the whole sequence for its slice of the batch, with no
+//! barrier between steps: per step the cell's recurrent products for the slice, then its
+//! element-wise math row by row. What differs between cells is a [`CellStep`], chosen once
+//! before the loop; masking, dropout rows and the output copies are the loop's.
+
+use std::ops::Range;
+
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayViewMut3, Axis, Zip};
+
+use super::layout::gate;
+use super::steps::{BackwardProducts, BackwardRow, CellStep, ForwardProducts, ForwardRow};
+use crate::core::cancel::Cancel;
+use crate::core::cell::CellSpec;
+use crate::core::sequence::{OutputGrad, Saved};
+use crate::core::Float;
+use crate::cpu::alloc::zeros;
+use crate::cpu::packed::{packed_product, PackedMatrix};
+use crate::error::Result;
+
+/// What every batch slice of the time loop shares.
+pub(super) struct StepContext<'a, T> {
+    pub spec: &'a CellSpec,
+    /// The recurrent kernel's gate blocks, packed: `U_g` forward, `U_gᵀ` backward.
+    pub packed: &'a [PackedMatrix<T>],
+    /// GRU `reset_after`'s second bias row.
+    pub recurrent_bias: Option<ArrayView1<'a, T>>,
+    /// `(time, batch)`, processing order.
+    pub mask: Option<ArrayView2<'a, bool>>,
+    pub recurrent_dropout: Option<ArrayView3<'a, T>>,
+    pub zero_output: bool,
+    pub cancel: &'a Cancel,
+}
+
+/// One batch slice's share of the forward buffers (time-major).
+pub(super) struct ForwardChunk<'a, T> {
+    pub first_row: usize,
+    pub pre: ArrayViewMut3<'a, T>,
+    pub hs: ArrayViewMut3<'a, T>,
+    pub cs: Option<ArrayViewMut3<'a, T>>,
+    pub rec_h: Option<ArrayViewMut3<'a, T>>,
+    /// Only with a mask: otherwise the outputs are the hidden states.
+    pub ys: Option<ArrayViewMut3<'a, T>>,
+}
+
+/// One batch slice's share of the backward buffers (time-major).
+pub(super) struct BackwardChunk<'a, T> {
+    pub first_row: usize,
+    /// `(time, n, gates·units)` input-side gradients of the pre-activations.
+    pub dpre: ArrayViewMut3<'a, T>,
+    /// GRU only, `(time, n, units)`: with `reset_after` the gradient of the recurrent h-gate
+    /// term; without it the h-gate product's input `q = r ⊙ h₋₁ ⊙ m_h`.
+    pub gru: Option<ArrayViewMut3<'a, T>>,
+    /// `(n, units)` gradients of the initial states.
+    pub dh0: ArrayViewMut2<'a, T>,
+    pub dc0: Option<ArrayViewMut2<'a, T>>,
+}
+
+/// A slice's per-step work arrays of the forward loop, `(rows, ·)`.
+pub(super) struct StepBuffers<T> {
+    /// Recurrent products kept apart from the pre-activations (GRU).
+    pub rec: Array2<T>,
+    /// `h ⊙ m` under recurrent dropout.
+    pub scratch: Array2<T>,
+    /// GRU without `reset_after`: the h-gate product's input.
+    pub q: Array2<T>,
+}
+
+impl<T: Float> StepContext<'_, T> {
+    /// Whether the mask keeps `row` at `step`.
+    pub fn used(&self, step: usize, row: usize) -> bool {
+        self.mask.is_none_or(|m| m[[step, row]])
+    }
+
+    /// Recurrent dropout rows of gate `g` for this slice.
+    pub fn dropout_rows(&self, g: usize, rows: Range<usize>) -> Option<ArrayView2<'_, T>> {
+        self.recurrent_dropout
+            .map(|m| m.slice_move(s![g, rows, ..]))
+    }
+
+    /// `out[:, gates] = (h ⊙ m_g) · U_g` for each gate in `gates` (`+=` with `accumulate`).
+    pub fn recurrent_product(
+        &self,
+        h: ArrayView2<T>,
+        gates: Range<usize>,
+        rows: Range<usize>,
+        scratch: &mut Array2<T>,
+        out: &mut ArrayViewMut2<T>,
+        accumulate: bool,
+    ) {
+        let u = self.spec.units;
+        for g in gates {
+            let mut out = out.slice_mut(s![.., g * u..(g + 1) * u]);
+            match self.dropout_rows(g, rows.clone()) {
+                None => packed_product(h, &self.packed[g], accumulate, &mut out),
+                Some(m) => {
+                    Zip::from(&mut *scratch)
+                        .and(h)
+                        .and(m)
+                        .for_each(|s, &h, &m| *s = h * m);
+                    packed_product(scratch.view(), &self.packed[g], accumulate, &mut out);
+                }
+            }
+        }
+    }
+
+    /// `dh_prev += Σ_g (drec_g · U_gᵀ) ⊙ m_g` for the gates in `gates`, `drec` holding exactly
+    /// those gates' columns.
+    pub fn recurrent_grad(
+        &self,
+        drec: ArrayView2<T>,
+        gates: Range<usize>,
+        rows: Range<usize>,
+        scratch: &mut Array2<T>,
+        dh_prev: &mut Array2<T>,
+    ) {
+        let u = self.spec.units;
+        for (i, g) in gates.enumerate() {
+            let d = gate(drec, i, u);
+            match self.dropout_rows(g, rows.clone()) {
+                None => packed_product(d, &self.packed[g], true, &mut dh_prev.view_mut()),
+                Some(m) => {
+                    packed_product(d, &self.packed[g], false, &mut scratch.view_mut());
+                    Zip::from(&mut *dh_prev)
+                        .and(&*scratch)
+                        .and(m)
+                        .for_each(|d, &v, &m| *d += v * m);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run_forward<S: CellStep<T>>(&self, mut c: ForwardChunk<T>, cell: &S) -> Result<()> {
+        let (steps, n, width) = c.pre.dim();
+        let u = self.spec.units;
+        let rows = c.first_row..c.first_row + n;
+        let mut buffers = StepBuffers {
+            rec: zeros((n, width), "recurrent products")?,
+            scratch: zeros((n, u), "dropout scratch")?,
+            q: zeros((n, u), "GRU reset products")?,
+        };
+        for step in 0..steps {
+            self.cancel.check()?;
+            let (h_prev, mut h_next) = split_step(&mut c.hs, step);
+            let h_prev = h_prev.view();
+            let mut pre = c.pre.index_axis_mut(Axis(0), step);
+            cell.forward_products(
+                self,
+                ForwardProducts {
+                    h_prev,
+                    pre: pre.view_mut(),
+                    buffers: &mut buffers,
+                    rows: rows.clone(),
+                },
+            );
+            let mut c_pair = c.cs.as_mut().map(|cs| split_step(cs, step));
+            for r in 0..n {
+                if !self.used(step, c.first_row + r) {
+                    h_next.row_mut(r).assign(&h_prev.row(r));
+                    if let Some((c_prev, c_next)) = &mut c_pair {
+                        c_next.row_mut(r).assign(&c_prev.row(r));
+                    }
+                    pre.row_mut(r).fill(T::zero());
+                    continue;
+                }
+                cell.forward_row(ForwardRow {
+                    pre: slice_mut(pre.row_mut(r)),
+                    rec: row(buffers.rec.view(), r),
+                    h_prev: row(h_prev, r),
+                    h: slice_mut(h_next.row_mut(r)),
+                    c: c_pair.as_mut().map(|(c_prev, c_next)| {
+                        (row(c_prev.view(), r), slice_mut(c_next.row_mut(r)))
+                    }),
+                    rec_h: c
+                        .rec_h
+                        .as_mut()
+                        .map(|a| slice_mut(a.slice_mut(s![step, r, ..]))),
+                });
+            }
+            if let Some(ys) = &mut c.ys {
+                self.write_outputs(ys, &h_next, step, c.first_row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-step outputs: `h` where the step is used, else the previous output (or zeros).
+    fn write_outputs(
+        &self,
+        ys: &mut ArrayViewMut3<T>,
+        h: &ArrayViewMut2<T>,
+        step: usize,
+        first_row: usize,
+    ) {
+        let (before, mut after) = ys.view_mut().split_at(Axis(0), step);
+        let mut now = after.index_axis_mut(Axis(0), 0);
+        for (r, mut y) in now.outer_iter_mut().enumerate() {
+            if self.used(step, first_row + r) {
+                y.assign(&h.row(r));
+            } else if !self.zero_output && step > 0 {
+                y.assign(&before.slice(s![step - 1, r, ..]));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run_backward<S: CellStep<T>>(
+        &self,
+        saved: &Saved<T>,
+        d_outputs: OutputGrad<T>,
+        mut c: BackwardChunk<T>,
+        cell: &S,
+    ) -> Result<()> {
+        let (steps, n, _) = c.dpre.dim();
+        let u = self.spec.units;
+        let rows = c.first_row..c.first_row + n;
+        let pre = saved.pre.slice(s![.., rows.clone(), ..]);
+        let hs = saved.hs.slice(s![.., rows.clone(), ..]);
+        let cs = saved.cs.as_ref().map(|a| a.slice(s![.., rows.clone(), ..]));
+        let rec_h = (saved.rec_h.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
+        let mut dh = c.dh0.to_owned();
+        let mut dc = c.dc0.as_ref().map(|d| d.to_owned());
+        let mut dh_prev = zeros((n, u), "state gradients")?;
+        let mut carry = zeros((n, u), "output gradients")?;
+        let mut scratch = zeros((n, u), "dropout scratch")?;
+        for step in (0..steps).rev() {
+            self.cancel.check()?;
+            match d_outputs {
+                OutputGrad::Sequence(g) => carry += &g.slice(s![rows.clone(), step, ..]),
+                OutputGrad::Last(g) if step + 1 == steps => carry += &g.slice(s![rows.clone(), ..]),
+                _ => {}
+            }
+            let mut dpre = c.dpre.index_axis_mut(Axis(0), step);
+            let mut gru = c.gru.as_mut().map(|g| g.index_axis_mut(Axis(0), step));
+            let (pre, h_prev) = (pre.index_axis(Axis(0), step), hs.index_axis(Axis(0), step));
+            for r in 0..n {
+                let mut carry_row = carry.row_mut(r);
+                if !self.used(step, c.first_row + r) {
+                    if self.zero_output {
+                        carry_row.fill(T::zero());
+                    }
+                    dh_prev.row_mut(r).assign(&dh.row(r));
+                    continue;
+                }
+                let mut dh_row = dh.row_mut(r);
+                dh_row += &carry_row;
+                carry_row.fill(T::zero());
+                cell.backward_row(BackwardRow {
+                    pre: row(pre, r),
+                    h_prev: row(h_prev, r),
+                    dh: dh_row.into_slice().expect("contiguous"),
+                    dpre: slice_mut(dpre.row_mut(r)),
+                    dh_prev: slice_mut(dh_prev.row_mut(r)),
+                    c: cs.as_ref().zip(dc.as_mut()).map(|(cs, dc)| {
+                        let c_prev = cs.slice(s![step, r, ..]);
+                        let c = cs.slice(s![step + 1, r, ..]);
+                        (slice(c_prev), slice(c), slice_mut(dc.row_mut(r)))
+                    }),
+                    rec_h: (rec_h.as_ref().zip(gru.as_mut()))
+                        .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
+                });
+            }
+            cell.backward_products(
+                self,
+                BackwardProducts {
+                    step,
+                    first_row: c.first_row,
+                    rows: rows.clone(),
+                    pre,
+                    h_prev,
+                    dpre,
+                    gru,
+                    scratch: &mut scratch,
+                    dh_prev: &mut dh_prev,
+                },
+            );
+            std::mem::swap(&mut dh, &mut dh_prev);
+        }
+        c.dh0.assign(&dh);
+        if let (Some(dc0), Some(dc)) = (c.dc0.as_mut(), dc) {
+            dc0.assign(&dc);
+        }
+        Ok(())
+    }
+}
+
+/// `(a[step], a[step + 1])` of a time-major buffer.
+fn split_step<'b, T>(
+    a: &'b mut ArrayViewMut3<'_, T>,
+    step: usize,
+) -> (ArrayViewMut2<'b, T>, ArrayViewMut2<'b, T>) {
+    let (before, after) = a.view_mut().split_at(Axis(0), step + 1);
+    (
+        before.index_axis_move(Axis(0), step),
+        after.index_axis_move(Axis(0), 0),
+    )
+}
+
+/// Row `r` of a standard-layout matrix as a slice.
+pub(super) fn row<T>(a: ArrayView2<'_, T>, r: usize) -> &[T] {
+    slice(a.index_axis_move(Axis(0), r))
+}
+
+/// A standard-layout row as a slice.
+fn slice<T>(row: ArrayView1<'_, T>) -> &[T] {
+    row.to_slice()
+        .expect("rows of the time-major buffers are contiguous")
+}
+
+/// A standard-layout row as a mutable slice.
+pub(super) fn slice_mut<T>(row: ArrayViewMut1<'_, T>) -> &mut [T] {
+    row.into_slice()
+        .expect("rows of the time-major buffers are contiguous")
+}
+
+pub(super) mod simd {
+    //! The time loops compiled for the CPU's vector extensions, picked at run time: AVX-512
+    //! (16 floats at a time, 32 registers: no spills in the activation math), else AVX2 with
+    //! FMA (8 at a time), else the baseline. The AVX-512 and AVX2 loops do the same operations
+    //! on each element, so their results are the same; the baseline rounds differently where
+    //! the others fuse multiply-adds (the fixed activation pairs, the f32 recurrent products).
+    use super::{BackwardChunk, CellStep, ForwardChunk, OutputGrad, Saved, StepContext};
+    use crate::core::Float;
+    use crate::error::Result;
+
+    /// Expands to the three compilations of one loop and the dispatch between them.
+    macro_rules! dispatch {
+        ($name:ident($($arg:ident: $ty:ty),*) => $run:ident) => {
+            pub(in crate::cpu::sequence) fn $name<T: Float, S: CellStep<T>>(
+                ctx: &StepContext<T>,
+                $($arg: $ty,)*
+                cell: &S,
+            ) -> Result<()> {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512dq,avx512bw")]
+                    unsafe fn avx512<T: Float, S: CellStep<T>>(
+                        ctx: &StepContext<T>,
+                        $($arg: $ty,)*
+                        cell: &S,
+                    ) -> Result<()> {
+                        ctx.$run($($arg,)* cell)
+                    }
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn avx2<T: Float, S: CellStep<T>>(
+                        ctx: &StepContext<T>,
+                        $($arg: $ty,)*
+                        cell: &S,
+                    ) -> Result<()> {
+                        ctx.$run($($arg,)* cell)
+                    }
+                    if crate::cpu::has_avx512() {
+                        // SAFETY: the CPU has these extensions (checked just above).
+                        return unsafe { avx512(ctx, $($arg,)* cell) };
+                    }
+                    if crate::cpu::has_avx2_fma() {
+                        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                        return unsafe { avx2(ctx, $($arg,)* cell) };
+                    }
+                }
+                ctx.$run($($arg,)* cell)
+            }
+        };
+    }
+
+    dispatch!(forward(c: ForwardChunk<T>) => run_forward);
+    dispatch!(backward(saved: &Saved<T>, d_outputs: OutputGrad<T>, c: BackwardChunk<T>) => run_backward);
+}
