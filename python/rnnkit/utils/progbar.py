@@ -3,30 +3,43 @@
 import sys
 import time
 
+import numpy as np
+
 __all__ = ["Progbar"]
 
 
 class Progbar:
     """Displays a progress bar: `32/100 [=====>......] - ETA: 2s - loss: 0.4321`.
 
-    Values passed to `update` are averaged over the steps so far, except the
-    `stateful_metrics`, which are shown as given.
+    As in Keras 3, values passed to `update` are shown as given, except the stateless ones,
+    which are averaged over the steps until the final update: the names in `stateless_metrics`,
+    or every name not in `stateful_metrics` when that is given.
 
     Args:
         target: The total number of steps, or None when it is unknown.
         width: The width of the bar in characters.
         verbose: 0 for silence, 1 for a bar redrawn in place, 2 for one line when finished.
         interval: The minimum seconds between redraws.
-        stateful_metrics: Names of values shown as given rather than averaged.
+        stateful_metrics: Names of values shown as given; all others are averaged.
         unit_name: What one step is called in the timing ("step", "sample", ...).
+        stateless_metrics: Names of values averaged; all others are shown as given.
+
+    Raises:
+        ValueError: If both `stateful_metrics` and `stateless_metrics` are given.
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None, unit_name="step"):
+    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None, unit_name="step",
+                 stateless_metrics=None):
+        if stateful_metrics is not None and stateless_metrics is not None:
+            raise ValueError(
+                "Progbar: stateful_metrics and stateless_metrics: expected at most one of them, received both"
+            )
         self.target = target
         self.width = width
         self.verbose = verbose
         self.interval = interval
-        self.stateful_metrics = set(stateful_metrics or ())
+        self.stateful_metrics = None if stateful_metrics is None else set(stateful_metrics)
+        self.stateless_metrics = set(stateless_metrics or ())
         self.unit_name = unit_name
         self._seen = 0
         self._sums = {}  # name -> [weighted sum, weight], or [value, 1] for stateful metrics
@@ -44,12 +57,17 @@ class Progbar:
         if finalize is None:
             finalize = self.target is not None and current >= self.target
         for name, value in values or ():
-            if name in self.stateful_metrics:
-                self._sums[name] = [value, 1]
+            value = float(np.mean(value))
+            if self.stateful_metrics is not None:
+                averaged = name not in self.stateful_metrics
             else:
+                averaged = name in self.stateless_metrics
+            if averaged and not finalize:
                 steps = max(current - self._seen, 1)
                 total, weight = self._sums.get(name, [0.0, 0])
                 self._sums[name] = [total + value * steps, weight + steps]
+            else:
+                self._sums[name] = [value, 1]
         self._seen = current
         now = time.time()
         if self.verbose == 1 and (finalize or now - self._last_draw >= self.interval):
@@ -84,7 +102,8 @@ class Progbar:
         elapsed = now - self._start
         per_step = elapsed / current if current else 0.0
         if finalize:
-            parts.append(f"{elapsed:.0f}s {_per_unit(per_step)}/{self.unit_name}")
+            timing = f"{_per_unit(per_step)}/{self.unit_name}"
+            parts += [f"{elapsed:.0f}s {timing}"] if bar else [f"{elapsed:.0f}s", timing]
         elif self.target is not None:
             parts.append(f"ETA: {per_step * (self.target - current):.0f}s")
         for name, (total, weight) in self._sums.items():
