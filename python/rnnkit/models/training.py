@@ -1,87 +1,21 @@
 """`compile`, `fit`, `evaluate`, `predict` and the `*_on_batch` methods of models."""
 
+import warnings
+
 import numpy as np
 
 from rnnkit import tree
-from rnnkit.callbacks import CallbackList, History, ProgbarLogger
+from rnnkit.callbacks import CallbackList
+from rnnkit.models import data_adapter
+from rnnkit.models.data_adapter import EpochIterator, batches_of, count_samples, is_batch_iterable, to_arrays
 from rnnkit.tape import GradientTape
-from rnnkit.tensor import Tensor, wrap
-
-
-def _is_data_leaf(value):
-    return isinstance(value, (np.ndarray, Tensor)) or np.isscalar(value)
-
-
-def _is_batch_iterable(data):
-    """Whether `data` is an iterable of batches (a generator, iterator or dataset object)
-    rather than in-memory arrays."""
-    return not isinstance(data, (np.ndarray, Tensor, list, tuple, dict, str, bytes)) and hasattr(data, "__iter__")
-
-
-def _to_arrays(data):
-    """numpy arrays in the structure of `data` (an array, nested lists of numbers, or a
-    list/tuple/dict of arrays for several inputs or outputs); an iterable of batches is
-    returned as is (`_batches` converts each batch)."""
-    if data is None or _is_batch_iterable(data):
-        return data
-    if isinstance(data, dict):
-        return {k: _to_arrays(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)) and data and all(_is_data_leaf(d) or isinstance(d, (list, tuple, dict)) for d in data) and any(
-        isinstance(d, (np.ndarray, Tensor, dict)) for d in data
-    ):
-        return [_to_arrays(d) for d in data]
-    array = np.asarray(data)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"Expected numeric data (numpy arrays or nested lists of numbers), received dtype {array.dtype}.")
-    return array
+from rnnkit.tensor import wrap
 
 
 def _shared(x):
     """The arrays of a batch as read-only Tensors sharing their memory: a step reads its inputs
     and keeps none of them, so the copy a Tensor makes of a user's array is not needed."""
     return tree.map_structure(lambda a: wrap(a.view()) if isinstance(a, np.ndarray) else a, x)
-
-
-def _count(arrays, name):
-    for a in tree.flatten(arrays):
-        if np.ndim(a) == 0:
-            raise ValueError(f"{name}: expected arrays with a batch axis (samples first), received a scalar {a!r:.40}.")
-    sizes = {len(a) for a in tree.flatten(arrays)}
-    if len(sizes) > 1:
-        raise ValueError(f"Data cardinality is ambiguous: {name} sizes: {sorted(sizes)}. Make sure all arrays contain the same number of samples.")
-    return sizes.pop() if sizes else 0
-
-
-def _batch_size(value, default=32):
-    """`value`, checked to be a positive integer, or `default` for None."""
-    if value is None:
-        return default
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"batch_size: expected a positive integer, received {value!r}.")
-    return int(value)
-
-
-def _take(arrays, index):
-    return None if arrays is None else tree.map_structure(lambda a: a[index], arrays)
-
-
-def _batches(x, y, sw, batch_size, shuffle):
-    """`(x, y, sample_weight)` batches of in-memory arrays, or of an iterable of batches."""
-    if _is_batch_iterable(x):
-        for batch in x:
-            batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-            bx, by, bsw = (batch + (None, None))[:3]
-            yield _to_arrays(bx), _to_arrays(by), None if bsw is None else np.asarray(bsw)
-        return
-    n = _count(x, "x")
-    if y is not None and _count(y, "y") != n:
-        raise ValueError(
-            f"Data cardinality is ambiguous: x sizes: {n}, y sizes: {_count(y, 'y')}. Make sure all arrays contain the same number of samples."
-        )
-    order = np.random.permutation(n) if shuffle else None
-    for start in range(0, n, batch_size):
-        index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-        yield _take(x, index), _take(y, index), _take(sw, index)
 
 
 def _loss_object(identifier):
@@ -98,11 +32,81 @@ def _as_list(value):
     return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_int_or_none(value, name):
+    if value is not None and (not _is_int(value) or value <= 0):
+        raise ValueError(f"{name}: expected a positive integer or None, received {value!r}.")
+    return None if value is None else int(value)
+
+
+def _verbosity(verbose):
+    """0, 1 or 2 for `verbose` ("auto" is 1, as Keras has it outside Colab-style notebooks)."""
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, float):
+        raise ValueError(f"verbose: expected 0, 1, 2 or 'auto', received {verbose!r}.")
+    return int(verbose)
+
+
+def _should_validate(epoch, validation_freq):
+    """Whether epoch `epoch` (0-based) is followed by validation: every `validation_freq`-th
+    epoch counted from 1, or the 1-based epochs listed."""
+    if _is_int(validation_freq) and validation_freq > 0:
+        return (epoch + 1) % validation_freq == 0
+    if isinstance(validation_freq, (list, tuple, set, range)) and all(_is_int(e) for e in validation_freq):
+        return epoch + 1 in validation_freq
+    raise ValueError(f"validation_freq: expected a positive integer or a list of epochs (1-based), received {validation_freq!r}.")
+
+
+def _split_validation(x, y, sample_weight, validation_split):
+    """`(x, y, sample_weight)` for training and `(x, y, sample_weight)` held out for validation: the
+    last `validation_split` fraction of the samples, before any shuffling (as Keras)."""
+    if is_batch_iterable(x):
+        raise ValueError(
+            f"validation_split: expected x as arrays, received an iterable of batches ({type(x).__name__}); "
+            "pass validation_data instead."
+        )
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not 0 < validation_split < 1:
+        raise ValueError(f"validation_split: expected a float in (0, 1), received {validation_split!r}.")
+    x, y, sample_weight = to_arrays(x), to_arrays(y), to_arrays(sample_weight)
+    n = count_samples(x, "x")
+    split = int(n * (1.0 - validation_split))
+    if split in (0, n):
+        raise ValueError(
+            f"validation_split: expected a fraction that leaves samples on both sides, received {validation_split} "
+            f"of {n} samples ({split} for training)."
+        )
+
+    def part(index):
+        return tuple(None if a is None else tree.map_structure(lambda v: v[index], a) for a in (x, y, sample_weight))
+
+    return part(slice(0, split)), part(slice(split, None))
+
+
+class _StepPlan:
+    """What every training step needs from the model and is the same at every step: the trainable
+    weights, their constraints and the output names. Made once per `compile` and per `fit` (after
+    the first forward pass, so a model built by its first call has its weights)."""
+
+    def __init__(self, model):
+        self.params = model.trainable_weights
+        self.constraints = {id(w): c for w in self.params if (c := model.constraint_for(w)) is not None}
+        self.names = model._output_names()
+
+
 class Trainer:
     """The Keras training API, mixed into `Model`."""
 
     compiled = False
     stop_training = False
+    stop_evaluating = False
+    stop_predicting = False
+    history = None
+    _plan = None
+    _initial_epoch = None  # set by `BackupAndRestore` to resume an interrupted fit
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None, **kwargs):
         """Sets the optimizer, the loss (one per output for several outputs) and the metrics.
@@ -132,6 +136,7 @@ class Trainer:
             if spec not in ("accuracy", "acc"):
                 metric_registry.get(spec)  # an unknown name fails here, before any batch is computed
         self._metrics = None  # built on the first batch, when shapes are known
+        self._plan = None
         self.compiled = True
 
     def _output_names(self):
@@ -183,38 +188,62 @@ class Trainer:
                     built.append((out, metric, weighted))
         self._metrics = built
 
-    def _compute_loss(self, y_true, y_pred, sample_weight):
+    def _compute_loss(self, y_true, y_pred, sample_weights):
         per_output = []
         total = 0.0
-        for fn, weight, yt, yp in zip(self._losses, self._loss_weights, y_true, y_pred):
+        for fn, weight, yt, yp, sw in zip(self._losses, self._loss_weights, y_true, y_pred, sample_weights):
             if fn is None:
                 continue
-            value = fn(yt, yp, sample_weight=sample_weight)
+            value = fn(yt, yp, sample_weight=sw)
             per_output.append(value)
             total = total + weight * value
         for extra in self.losses:
             total = total + extra
         return total, per_output
 
-    def _listify(self, y):
-        if isinstance(y, dict):
-            # Targets keyed by output name go to their outputs, in the model's output order.
-            names = self._output_names()
-            if set(y) == set(names):
-                return [y[name] for name in names]
-        return tree.flatten(y) if isinstance(y, (list, tuple, dict)) else [y]
+    @staticmethod
+    def _by_output(value, names):
+        """`value` (targets or sample weights: one array, a list in output order, or a dict keyed
+        by output name) as a list in output order."""
+        if isinstance(value, dict) and set(value) == set(names):
+            return [value[name] for name in names]
+        return tree.flatten(value) if isinstance(value, (list, tuple, dict)) else [value]
 
-    def _step_logs(self, total, per_output, y_true, y_pred, sample_weight):
+    def _sample_weights(self, sample_weight, names):
+        """One sample-weight array (or None) per output; a single array applies to every output."""
+        if isinstance(sample_weight, (list, tuple, dict)):
+            weights = self._by_output(sample_weight, names)
+            if len(weights) != len(names):
+                raise ValueError(f"sample_weight: expected one array per output ({names}), received {len(weights)}.")
+            return weights
+        return [sample_weight] * len(names)
+
+    def _step_plan(self):
+        if self._plan is None:
+            self._plan = _StepPlan(self)
+        return self._plan
+
+    def _forward(self, x, y, sample_weight, training):
+        """The total loss, the per-output losses, and the targets, predictions and sample weights per
+        output (`_step_logs`'s arguments)."""
+        y_pred = self(_shared(x), training=training)
+        names = self._step_plan().names
+        y_pred, y_true = self._by_output(y_pred, names), self._by_output(y, names)
+        sample_weights = self._sample_weights(sample_weight, names)
+        total, per_output = self._compute_loss(y_true, y_pred, sample_weights)
+        return total, per_output, y_true, y_pred, sample_weights
+
+    def _step_logs(self, total, per_output, y_true, y_pred, sample_weights):
         if self._metrics is None:
             self._build_metrics(y_true, y_pred)
-        names = self._output_names()
+        names = self._step_plan().names
         logs = {"loss": float(np.asarray(total))}
         if len(names) > 1:
             for name, value in zip([n for n, f in zip(names, self._losses) if f is not None], per_output):
                 logs[f"{name}_loss"] = float(np.asarray(value))
         for out, metric, weighted in self._metrics:
             # The prediction Tensor carries its mask, which metrics honour as Keras's do.
-            metric.update_state(y_true[out], y_pred[out], sample_weight=sample_weight if weighted else None)
+            metric.update_state(y_true[out], y_pred[out], sample_weight=sample_weights[out] if weighted else None)
             key = metric.name if len(names) == 1 else f"{names[out]}_{metric.name}"
             logs[key] = float(metric.result())
         return logs
@@ -227,77 +256,140 @@ class Trainer:
         if not self.compiled:
             raise ValueError("You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet.")
 
-    def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """One gradient step on one batch; returns the batch's loss (and metrics)."""
-        self._check_compiled()
-        self._reset_metrics()
-        logs = self._train_step(_to_arrays(x), _to_arrays(y), None if sample_weight is None else np.asarray(sample_weight))
-        return self._format(logs, return_dict)
+    def _reset_metrics(self):
+        for _, metric, _ in self._metrics or []:
+            metric.reset_state()
+
+    def _check_compiled(self):
+        if not self.compiled:
+            raise ValueError("You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet.")
 
     def _train_step(self, x, y, sample_weight):
-        params = self.trainable_weights
         with GradientTape() as tape:
-            y_pred = self._listify(self(_shared(x), training=True))
-            y_true = self._listify(y)
-            total, per_output = self._compute_loss(y_true, y_pred, sample_weight)
-        grads = tape.gradient(total, params)
-        constraints = {id(w): c for w in params if (c := self.constraint_for(w)) is not None}
-        self.optimizer.apply(grads, params, constraints=constraints)
-        return self._step_logs(total, per_output, y_true, y_pred, sample_weight)
+            outcome = self._forward(x, y, sample_weight, training=True)
+        plan = self._step_plan()
+        grads = tape.gradient(outcome[0], plan.params)
+        self.optimizer.apply(grads, plan.params, constraints=plan.constraints)
+        return self._step_logs(*outcome)
 
     def _test_step(self, x, y, sample_weight):
-        y_pred = self._listify(self(_shared(x), training=False))
-        y_true = self._listify(y)
-        total, per_output = self._compute_loss(y_true, y_pred, sample_weight)
-        return self._step_logs(total, per_output, y_true, y_pred, sample_weight)
+        return self._step_logs(*self._forward(x, y, sample_weight, training=False))
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns the batch's loss (and metrics).
+
+        Args:
+            x, y: The batch's inputs and targets (arrays, or lists/dicts of arrays).
+            sample_weight: Per-sample weights of the loss.
+            class_weight: Dict from class index to weight (instead of `sample_weight`).
+            return_dict: Return `{name: value}` instead of a value or list of values.
+        """
+        self._check_compiled()
+        self._reset_metrics()
+        y = to_arrays(y)
+        sample_weight = data_adapter.apply_class_weight(y, to_arrays(sample_weight), class_weight)
+        return self._format(self._train_step(to_arrays(x), y, sample_weight), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch, without training."""
         self._check_compiled()
         self._reset_metrics()
-        logs = self._test_step(_to_arrays(x), _to_arrays(y), None if sample_weight is None else np.asarray(sample_weight))
-        return self._format(logs, return_dict)
+        return self._format(self._test_step(to_arrays(x), to_arrays(y), to_arrays(sample_weight)), return_dict)
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as numpy arrays."""
-        return tree.map_structure(np.asarray, self(_shared(_to_arrays(x)), training=False))
+        return tree.map_structure(np.asarray, self(_shared(to_arrays(x)), training=False))
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for `x`, computed in batches of `batch_size` (32 by default)."""
-        x = _to_arrays(x)
-        batch_size = _batch_size(batch_size)
-        if not _is_batch_iterable(x) and _count(x, "x") == 0:
-            return self.predict_on_batch(x)  # no samples: an empty result of the right shape
-        outputs = [self.predict_on_batch(bx) for bx, _, _ in _batches(x, None, None, batch_size, False)]
-        if not outputs:
-            raise ValueError("predict: received no input samples.")
-        return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
-
-    def _run_epoch(self, step, x, y, sample_weight, batch_size, shuffle, callbacks=None):
+    def _run_batches(self, step, batches, callbacks, mode):
+        """Runs `step` on each batch of one epoch, calling the `on_{mode}_batch_*` hooks; returns
+        the logs (losses averaged over the samples seen, metrics accumulated), or None when no
+        batch came."""
         self._reset_metrics()
-        seen, loss_sum, logs = 0, {}, {}
-        for batch, (bx, by, bsw) in enumerate(_batches(x, y, sample_weight, batch_size, shuffle)):
-            if callbacks is not None:
-                callbacks.on_train_batch_begin(batch)
+        begin, end = getattr(callbacks, f"on_{mode}_batch_begin"), getattr(callbacks, f"on_{mode}_batch_end")
+        stop_flag = "stop_training" if mode == "train" else "stop_evaluating"
+        seen, loss_sums, logs = 0, {}, None
+        for batch, (bx, by, bsw) in enumerate(batches):
+            begin(batch)
             logs = step(bx, by, bsw)
             n = len(tree.flatten(bx)[0])
             seen += n
             for key, value in logs.items():
                 if key == "loss" or key.endswith("_loss"):
-                    loss_sum[key] = loss_sum.get(key, 0.0) + value * n
-            logs.update({k: v / seen for k, v in loss_sum.items()})
-            if callbacks is not None:
-                callbacks.on_train_batch_end(batch, dict(logs))
-                if self.stop_training:
-                    break
+                    loss_sums[key] = loss_sums.get(key, 0.0) + value * n
+            logs.update({k: v / seen for k, v in loss_sums.items()})
+            end(batch, dict(logs))
+            if getattr(self, stop_flag):
+                break
+        return logs
+
+    def _evaluate_epoch(self, batches, callbacks):
+        self.stop_evaluating = False
+        callbacks.on_test_begin()
+        logs = self._run_batches(self._test_step, batches.epoch(), callbacks, "test")
+        if logs is None:
+            raise ValueError(
+                "x: expected at least one batch to evaluate, received none (empty arrays, or an iterator "
+                "already run out; pass a dataset that can be iterated again, or validation_steps)."
+            )
+        callbacks.on_test_end(logs)
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """The loss and metrics over `x`, `y`, in batches."""
+        """The loss and metrics over `x`, `y`, in batches.
+
+        Args:
+            x: Inputs as arrays (or lists/dicts of arrays), or an iterable of batches `x`,
+                `(x, y)` or `(x, y, sample_weight)`.
+            y: Targets, when `x` is arrays.
+            batch_size: Samples per batch of arrays (32 by default).
+            verbose: 0 silent, 1 or 2 a progress bar; "auto" is 1.
+            sample_weight: Per-sample weights of the loss, when `x` is arrays.
+            steps: Batches to evaluate (default: all).
+            callbacks: Callbacks; their `on_test_*` hooks are called.
+            return_dict: Return `{name: value}` instead of a value or list of values.
+        """
         self._check_compiled()
-        logs = self._run_epoch(self._test_step, _to_arrays(x), _to_arrays(y), _to_arrays(sample_weight), _batch_size(batch_size), False)
-        return self._format(logs, return_dict)
+        verbose = _verbosity(verbose)
+        steps = _positive_int_or_none(steps, "steps")
+        batches = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps), steps)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
+        return self._format(self._evaluate_epoch(batches, callbacks), return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for `x`, computed in batches.
+
+        Args:
+            x: Inputs as arrays (or lists/dicts of arrays), or an iterable of batches (`x`, or
+                tuples whose first entry is `x`).
+            batch_size: Samples per batch of arrays (32 by default).
+            verbose: 0 silent, 1 or 2 a progress bar; "auto" is 1.
+            steps: Batches to predict (default: all).
+            callbacks: Callbacks; their `on_predict_*` hooks are called, the batch's outputs
+                logged as `{"outputs": ...}`.
+
+        Returns:
+            numpy arrays in the structure of the model's outputs.
+        """
+        verbose = _verbosity(verbose)
+        steps = _positive_int_or_none(steps, "steps")
+        if not is_batch_iterable(x) and count_samples(to_arrays(x), "x") == 0:
+            return self.predict_on_batch(x)  # no samples: an empty result of the right shape
+        batches = EpochIterator(batches_of(x, batch_size=batch_size, steps=steps), steps)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
+        self.stop_predicting = False
+        callbacks.on_predict_begin()
+        outputs = []
+        for batch, (bx, _, _) in enumerate(batches.epoch()):
+            callbacks.on_predict_batch_begin(batch)
+            outputs.append(self.predict_on_batch(bx))
+            callbacks.on_predict_batch_end(batch, {"outputs": outputs[-1]})
+            if self.stop_predicting:
+                break
+        callbacks.on_predict_end()
+        if not outputs:
+            raise ValueError("x: expected at least one batch to predict, received none.")
+        return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
 
     @staticmethod
     def _format(logs, return_dict):
@@ -312,79 +404,69 @@ class Trainer:
         """Trains the model; returns a `History` of the epochs' logs.
 
         Args:
-            x, y: Arrays (or lists/dicts of arrays for several inputs/outputs), or `x` an
-                iterable of `(x, y)` / `(x, y, sample_weight)` batches.
-            batch_size: Samples per step (32 by default).
+            x: Inputs as arrays (or lists/dicts of arrays for several inputs), or an iterable of
+                batches `x`, `(x, y)` or `(x, y, sample_weight)`: a generator, a PyDataset, a
+                `tf.data.Dataset`, a `torch.utils.data.DataLoader`, any object with `__iter__`.
+            y: Targets, when `x` is arrays.
+            batch_size: Samples per step for arrays (32 by default).
             epochs: Index of the last epoch (training starts at `initial_epoch`).
             verbose: 0 silent, 1 progress bar, 2 one line per epoch; "auto" is 1.
             callbacks: List of callbacks.
-            validation_split: Fraction of the (unshuffled) data, taken from the end, held out.
-            validation_data: `(x_val, y_val)` or `(x_val, y_val, sample_weight)`.
-            shuffle: Shuffle the samples before each epoch.
-            sample_weight: Per-sample weights of the loss.
+            validation_split: Fraction of the (unshuffled) arrays, taken from the end, held out.
+            validation_data: `(x_val, y_val)`, `(x_val, y_val, sample_weight)` or an iterable of
+                batches; evaluated after each epoch (it overrides `validation_split`).
+            shuffle: Shuffle the samples before each epoch (True, False, or "batch" to shuffle
+                within batches); for a PyDataset, the order of its batches.
+            class_weight: Dict from class index to a weight multiplying its samples' loss.
+            sample_weight: Per-sample weights of the loss, when `x` is arrays.
             initial_epoch: Epoch to start from.
+            steps_per_epoch: Batches per epoch; the next epoch goes on where the last stopped
+                (needed for an infinite generator).
+            validation_steps: Batches per validation; the next goes on where the last stopped.
+            validation_batch_size: Samples per validation batch (default: `batch_size`).
+            validation_freq: Validate every this many epochs, or after the (1-based) epochs listed.
         """
         self._check_compiled()
-        x, y, sample_weight = _to_arrays(x), _to_arrays(y), _to_arrays(sample_weight)
-        batch_size = _batch_size(batch_size)
-        if y is not None and not _is_batch_iterable(x) and _count(x, "x") != _count(y, "y"):
-            raise ValueError(
-                f"Data cardinality is ambiguous: x sizes: {_count(x, 'x')}, y sizes: {_count(y, 'y')}. "
-                "Make sure all arrays contain the same number of samples."
-            )
+        verbose = _verbosity(verbose)
+        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if not _is_int(value) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, received {value!r}.")
+        steps_per_epoch = _positive_int_or_none(steps_per_epoch, "steps_per_epoch")
+        validation_steps = _positive_int_or_none(validation_steps, "validation_steps")
+        if validation_data is not None:
+            _should_validate(0, validation_freq)  # a bad validation_freq fails before training
         if validation_split and validation_data is None:
-            if _is_batch_iterable(x):
-                raise ValueError("validation_split is only supported for arrays, not for an iterable of batches; pass validation_data instead.")
-            if not 0 < validation_split < 1:
-                raise ValueError(f"validation_split: expected a float in (0, 1), received {validation_split}")
-            n = _count(x, "x")
-            split = int(n * (1.0 - validation_split))
-            validation_data = (_take(x, slice(split, None)), _take(y, slice(split, None)), _take(sample_weight, slice(split, None)))
-            x, y, sample_weight = _take(x, slice(0, split)), _take(y, slice(0, split)), _take(sample_weight, slice(0, split))
-        steps = None
-        if isinstance(x, (np.ndarray, list, dict)):
-            steps = -(-_count(x, "x") // batch_size)
-        history = History()
-        callbacks = list(callbacks or [])
-        if verbose == "auto":
-            verbose = 1
-        if verbose:
-            progbar = ProgbarLogger()
-            if verbose == 2:
-                progbar.stream = _LineStream(progbar.stream)
-            callbacks.append(progbar)
-        callbacks.append(history)
-        callback_list = CallbackList(callbacks, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
+            (x, y, sample_weight), validation_data = _split_validation(x, y, sample_weight, validation_split)
+        train = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight), steps_per_epoch)
+        validation = None
+        if validation_data is not None:
+            vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
+            val_batch_size = validation_batch_size or (None if is_batch_iterable(vx) else batch_size)
+            validation = EpochIterator(batches_of(vx, vy, vsw, val_batch_size, validation_steps), validation_steps)
+        callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                 epochs=epochs, steps=train.num_batches)
         self.stop_training = False
-        callback_list.on_train_begin()
+        self._plan = None  # layers may have been frozen or unfrozen since the last fit
+        callbacks.on_train_begin()
         logs = {}
-        for epoch in range(initial_epoch, epochs):
-            callback_list.on_epoch_begin(epoch)
-            logs = self._run_epoch(self._train_step, x, y, sample_weight, batch_size, shuffle, callback_list)
-            if validation_data is not None and (epoch + 1 - initial_epoch) % validation_freq == 0:
-                vx, vy, vsw = (list(validation_data) + [None])[:3]
-                val = self._run_epoch(self._test_step, _to_arrays(vx), _to_arrays(vy), _to_arrays(vsw),
-                                      validation_batch_size or batch_size, False)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            callback_list.on_epoch_end(epoch, logs)
+        for epoch in range(self._initial_epoch or initial_epoch, epochs):
+            callbacks.on_epoch_begin(epoch)
+            epoch_logs = self._run_batches(self._train_step, train.epoch(), callbacks, "train")
+            if epoch_logs is None:
+                warnings.warn(
+                    f"x: ran out of data at the start of epoch {epoch + 1}; training stops. A generator is one pass: "
+                    "pass steps_per_epoch with enough batches for all epochs, or a dataset that can be iterated again.",
+                    stacklevel=2,
+                )
+                break
+            if validation is not None and _should_validate(epoch, validation_freq):
+                val_logs = self._evaluate_epoch(validation, callbacks)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
             if self.stop_training:
                 break
+        self._initial_epoch = None
         self.optimizer.finalize_variable_values(self.trainable_weights)
-        callback_list.on_train_end(logs)
-        return history
-
-
-class _LineStream:
-    """A stream that never reports a terminal, so the progress bar prints one line per epoch."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def isatty(self):
-        return False
-
-    def write(self, text):
-        self._stream.write(text)
-
-    def flush(self):
-        self._stream.flush()
+        callbacks.on_train_end(logs)
+        return self.history
