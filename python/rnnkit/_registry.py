@@ -114,8 +114,31 @@ custom_object_scope = CustomObjectScope
 def builtin_module(cls):
     """The Keras module that holds the built-in class `cls` ("keras.layers", ...), or None."""
     for registry in _builtin_registries:
-        if registry.objects.get(cls.__name__) is cls:
+        if registry.holds(cls):
             return registry.module
+    return None
+
+
+def lookup(name, registered_name=None, module=None, custom_objects=None, accept=callable):
+    """The user's or built-in object a config names, whatever its kind.
+
+    Args:
+        name: The class or function name.
+        registered_name: The config's "registered_name", if any.
+        module: The config's "module": only the built-ins of that Keras module are searched when
+            one has it, every kind's otherwise.
+        custom_objects: Optional `{name: object}` given by the caller.
+        accept: Which objects qualify, e.g. `inspect.isfunction` for a function config (the
+            name "mse" is a function among losses and a class among metrics).
+
+    Returns:
+        The object, or None.
+    """
+    registries = [r for r in _builtin_registries if r.module == module] or _builtin_registries
+    for registry in registries:
+        found = registry.find(name, registered_name, custom_objects)
+        if found is not None and accept(found):
+            return found
     return None
 
 
@@ -153,6 +176,10 @@ class Registry:
                     self._objects[snake_case(obj.__name__)] = obj
             self._objects.update(aliases() if callable(aliases) else aliases)
         return self._objects
+
+    def holds(self, obj):
+        """Whether `obj` is one of the built-ins."""
+        return any(obj is builtin for builtin in self.objects.values())
 
     def _error(self, identifier):
         return ValueError(
@@ -199,7 +226,7 @@ class Registry:
         if obj is None:
             return None
         if inspect.isfunction(obj):
-            if self.objects.get(obj.__name__) is obj:
+            if self.holds(obj):
                 return obj.__name__
             if obj in _registered_names:
                 return _registered_names[obj]
@@ -208,7 +235,7 @@ class Registry:
                 "`@rk.saving.register_keras_serializable()`."
             )
         cls = type(obj)
-        builtin = self.objects.get(cls.__name__) is cls
+        builtin = self.holds(cls)
         return {
             "module": self.module if builtin else cls.__module__,
             "class_name": cls.__name__,

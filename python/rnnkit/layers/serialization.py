@@ -50,3 +50,17 @@ def deserialize(config, custom_objects=None):
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"config: expected a dict with 'class_name' and 'config', received {config!r:.80}")
     return _registry.deserialize(config, custom_objects)
+
+
+def find(class_name, registered_name=None, custom_objects=None):
+    """The layer or model class a config names (registered and scoped classes included).
+
+    Args:
+        class_name: The config's "class_name".
+        registered_name: The config's "registered_name", if any.
+        custom_objects: Optional `{name: class}` given by the caller.
+
+    Returns:
+        The class, or None if no class has the name.
+    """
+    return _registry.find(class_name, registered_name, custom_objects)

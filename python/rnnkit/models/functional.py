@@ -1,9 +1,12 @@
 """`Model`: a functional graph of layer calls (`Model(inputs, outputs)`), or a subclass with `call`."""
 
+import json
+
 from rnnkit import tree
+from rnnkit._naming import unique_name
 from rnnkit.layers.input_layer import InputLayer
 from rnnkit.layers import serialization
-from rnnkit.layers.layer import Layer, unique_name
+from rnnkit.layers.layer import Layer
 from rnnkit.models import summary
 from rnnkit.models.training import Trainer
 from rnnkit.symbolic import KerasTensor
@@ -36,29 +39,39 @@ def _graph(inputs, outputs):
     return sorted(nodes, key=lambda n: n.order)
 
 
-def _layers_by_depth(nodes, outputs):
+def _layers_by_depth(nodes, inputs, outputs):
     """The graph's layers in Keras's order (which is also `get_weights()`'s): deepest first, that
     is farthest from the outputs, ties broken by the order a depth-first walk from the outputs
     finishes them."""
     depth, finish = {}, {}
+    input_ids = {id(x) for x in tree.flatten(inputs)}
 
     def walk(node, d):
         if d <= depth.get(id(node), -1):
             return
         depth[id(node)] = d
         for parent in node.input_tensors:
-            if parent.node is not None:
+            if parent.node is not None and id(parent) not in input_ids:
                 walk(parent.node, d + 1)
         finish.setdefault(id(node.layer), len(finish))
 
     for out in tree.flatten(outputs):
-        if out.node is not None:
+        if out.node is not None and id(out) not in input_ids:
             walk(out.node, 0)
     layer_depth = {}
     for node in nodes:
         layer_depth[id(node.layer)] = max(layer_depth.get(id(node.layer), 0), depth[id(node)])
     layers = list({id(n.layer): n.layer for n in nodes}.values())
     return sorted(layers, key=lambda l: (-layer_depth[id(l)], finish[id(l)]))
+
+
+def _stand_in(tensor):
+    """An `Input` of the same shape and dtype, standing for an inner tensor used as a model input."""
+    return InputLayer(batch_shape=tensor.shape, dtype=tensor.dtype.name).output
+
+
+def _one_or_list(values):
+    return values[0] if len(values) == 1 else values
 
 
 def _is_tensor_ref(value):
@@ -87,9 +100,14 @@ def _resolve(value, outputs):
 class Model(Trainer, Layer):
     """A model: `Model(inputs, outputs)` for the functional API, or subclassed with a `call`.
 
+    Any symbolic tensors can be the inputs and outputs, inner ones of another model included (to
+    build an encoder or a one-step decoder from a trained seq2seq model): the new model calls the
+    same layers, so it shares their weights. An inner tensor used as an input gets an `Input` of
+    its shape standing for it, which `model.input` shows, as in Keras.
+
     Args:
-        inputs: The `rk.Input(...)` tensors (one, or a list or dict).
-        outputs: KerasTensors computed from them by layer calls.
+        inputs: The input KerasTensors (one, or a list or dict), usually from `rk.Input(...)`.
+        outputs: KerasTensors computed from them by layer calls (one, or a list or dict).
         name: Optional name ("functional", "functional_1", ... by default).
     """
 
@@ -100,11 +118,16 @@ class Model(Trainer, Layer):
             return
         super().__init__(name=name or unique_name("functional"), **kwargs)
         for x in tree.flatten(inputs):
-            if not isinstance(x, KerasTensor) or x.input_layer is None:
-                raise TypeError(f"inputs: expected tensors returned by `rk.Input`, received {x!r:.80}")
-        self._inputs, self._outputs = inputs, outputs
+            if not isinstance(x, KerasTensor):
+                raise TypeError(f"inputs: expected symbolic tensors such as `rk.Input`'s, received {x!r:.80}")
+        # The tensors the inputs' values stand for in the graph, and their `Input`s.
+        self._sources = tree.flatten(inputs)
+        self._inputs = tree.map_structure(lambda x: x if x.input_layer is not None else _stand_in(x), inputs)
+        self._stand_ins = {id(x): s for x, s in zip(self._sources, tree.flatten(self._inputs)) if x is not s}
+        self._outputs = outputs
         self._nodes = _graph(inputs, outputs)
-        self._model_layers = [x.input_layer for x in tree.flatten(inputs)] + _layers_by_depth(self._nodes, outputs)
+        entry_layers = [x.input_layer for x in tree.flatten(self._inputs)]
+        self._model_layers = entry_layers + _layers_by_depth(self._nodes, inputs, outputs)
         self.built = True
 
     @property
@@ -114,20 +137,73 @@ class Model(Trainer, Layer):
 
     @property
     def inputs(self):
+        """The input tensors, as a flat list."""
         return tree.flatten(self._inputs)
 
     @property
     def outputs(self):
+        """The output tensors, as a flat list."""
         return tree.flatten(self._outputs)
 
+    @property
+    def input(self):
+        """The inputs as given to the constructor: one tensor, or a list or dict of them."""
+        return self._inputs if self._nodes is not None else super().input
+
+    @property
+    def output(self):
+        """The outputs as given to the constructor: one tensor, or a list or dict of them."""
+        return self._outputs if self._nodes is not None else super().output
+
+    @property
+    def input_shape(self):
+        """The inputs' shapes: one tuple, or a list of tuples for several inputs.
+
+        Raises:
+            AttributeError: If the model's inputs are not known yet.
+        """
+        return self._shapes(self.inputs, "input")
+
+    @property
+    def output_shape(self):
+        """The outputs' shapes: one tuple, or a list of tuples for several outputs.
+
+        Raises:
+            AttributeError: If the model's outputs are not known yet.
+        """
+        return self._shapes(self.outputs, "output")
+
+    def _shapes(self, tensors, what):
+        if not tensors:
+            raise AttributeError(f"Model '{self.name}' has no defined {what} shape yet.")
+        return _one_or_list([t.shape for t in tensors])
+
     def get_layer(self, name=None, index=None):
-        """A layer by name or index."""
+        """A layer by name or by its index in `layers`, as Keras's `get_layer`.
+
+        Args:
+            name: The layer's name.
+            index: The layer's position in `model.layers` (negative counts from the end).
+
+        Returns:
+            The layer.
+
+        Raises:
+            ValueError: If both or neither are given, or no layer has that name or index.
+        """
+        if name is not None and index is not None:
+            raise ValueError(f"get_layer: expected a name or an index, received both (name={name!r}, index={index}).")
+        layers = self.layers
         if index is not None:
-            return self.layers[index]
-        for layer in self.layers:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: index {index} is out of range; model {self.name} has {len(layers)} layers.")
+            return layers[index]
+        if name is None:
+            raise ValueError("get_layer: expected a name or an index, received neither.")
+        for layer in layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in layers]}.")
 
     def build(self, input_shape):
         self.built = True
@@ -150,14 +226,14 @@ class Model(Trainer, Layer):
         if len(values) != len(flat_in):
             raise ValueError(f"Model {self.name} expects {len(flat_in)} input(s), but it received {len(values)} input tensors.")
         computed = {}
-        for kt, value in zip(flat_in, values):
+        for kt, source, value in zip(flat_in, self._sources, values):
             value = kt.input_layer._convert_input(value)
             if len(value.shape) != len(kt.shape) or any(d is not None and d != v for d, v in zip(kt.shape, value.shape)):
                 raise ValueError(
                     f"Input {kt.name} of model {self.name} is incompatible: expected shape {kt.shape}, "
                     f"received {tuple(value.shape)}."
                 )
-            computed[id(kt)] = value
+            computed[id(source)] = value
         for node in self._nodes:
             args, kwargs = tree.map_structure(
                 lambda x: computed[id(x)] if isinstance(x, KerasTensor) else x, (node.args, node.kwargs)
@@ -187,6 +263,7 @@ class Model(Trainer, Layer):
             links = []
             for node in nodes:
                 for t in node.input_tensors:
+                    t = self._stand_ins.get(id(t), t)
                     source = t.input_layer if t.node is None else t.node.layer
                     node_index = 0 if t.node is None else source.inbound_nodes.index(t.node)
                     links.append(f"{source.name}[{node_index}][{t.index}]")
@@ -202,6 +279,7 @@ class Model(Trainer, Layer):
         def ref(x):
             if not isinstance(x, KerasTensor):
                 return x
+            x = self._stand_ins.get(id(x), x)
             source = x.input_layer if x.node is None else x.node.layer
             call = 0 if x.node is None else [n for n in self._nodes if n.layer is source].index(x.node)
             return ["__tensor__", source.name, call, x.index]
@@ -242,17 +320,29 @@ class Model(Trainer, Layer):
         inputs, outs = (_resolve(config[key], outputs) for key in ("input_layers", "output_layers"))
         return cls(inputs, outs, name=config.get("name"))
 
-    def save(self, filepath):
-        """Saves the architecture, compile settings and weights to one file (see `rk.saving`)."""
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string, for `rk.models.model_from_json`.
+
+        Args:
+            **kwargs: Passed to `json.dumps` (e.g. `indent=2`).
+
+        Returns:
+            The JSON of `{"module", "class_name", "config", "registered_name"}`.
+        """
+        return json.dumps(serialization.serialize(self), **kwargs)
+
+    def save(self, filepath, overwrite=True, zipped=None):
+        """Saves the architecture, compile settings and weights to one file (see
+        `rk.saving.save_model`)."""
         from rnnkit import saving
 
-        saving.save_model(self, filepath)
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
 
-    def save_weights(self, filepath):
-        """Saves the weights to an npz file."""
+    def save_weights(self, filepath, overwrite=True):
+        """Saves the weights to an npz file (see `rk.saving.save_weights`)."""
         from rnnkit import saving
 
-        saving.save_weights(self, filepath)
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
         """Loads weights saved by `save_weights` (or `save`) into this architecture."""

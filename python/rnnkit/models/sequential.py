@@ -2,7 +2,8 @@
 
 from rnnkit import tree
 from rnnkit.layers.input_layer import Input, InputLayer
-from rnnkit.layers.layer import Layer, unique_name
+from rnnkit._naming import unique_name
+from rnnkit.layers.layer import Layer
 from rnnkit.models import summary
 from rnnkit.models.functional import Model
 from rnnkit.symbolic import KerasTensor
@@ -97,11 +98,35 @@ class Sequential(Model):
 
     @property
     def inputs(self):
+        """`[input tensor]` once the input shape is known, else `[]`."""
         return [] if self._input is None else [self._input]
 
     @property
     def outputs(self):
+        """`[output tensor]` once the input shape is known, else `[]`."""
         return [] if self._output is None else [self._output]
+
+    @property
+    def input(self):
+        """The input tensor.
+
+        Raises:
+            AttributeError: If the input shape is not known yet.
+        """
+        if self._input is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input yet.")
+        return self._input
+
+    @property
+    def output(self):
+        """The output tensor.
+
+        Raises:
+            AttributeError: If the input shape is not known yet.
+        """
+        if self._output is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined output yet.")
+        return self._output
 
     def get_config(self):
         from rnnkit.layers import serialization

@@ -17,10 +17,16 @@ import zipfile
 import numpy as np
 
 import rnnkit
+from rnnkit._registry import CustomObjectScope
 from rnnkit.layers import serialization
 
 _CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER = "config.json", "metadata.json", "model.weights.npz", "optimizer.npz"
 _MAX_JSON_BYTES = 64 << 20
+
+
+def _check_target(filepath, overwrite):
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{os.fspath(filepath)}: the file exists and overwrite=False.")
 
 
 def _atomic_write(path, write):
@@ -100,8 +106,15 @@ def _expected(model):
     return [(w.shape, w.dtype) for w in model.weights]
 
 
-def save_weights(model, filepath):
-    """Writes the model's weights to an npz file (atomically)."""
+def save_weights(model, filepath, overwrite=True):
+    """Writes the model's weights to an npz file (atomically).
+
+    Args:
+        model: The model.
+        filepath: The file to write.
+        overwrite: Whether to replace an existing file (False raises FileExistsError then).
+    """
+    _check_target(filepath, overwrite)
     data = _weights_bytes(model.get_weights())
     _atomic_write(filepath, lambda f: f.write(data))
 
@@ -147,13 +160,22 @@ def _compile_config(model):
     }
 
 
-def save_model(model, filepath):
-    """Writes the architecture, compile settings and weights to one file (atomically)."""
-    config = {
-        "class_name": type(model).__name__,
-        "config": model.get_config(),
-        "compile_config": _compile_config(model),
-    }
+def save_model(model, filepath, overwrite=True, zipped=None):
+    """Writes the architecture, compile settings and weights to one zip file (atomically).
+
+    Args:
+        model: The model.
+        filepath: The file to write, e.g. "model.keras".
+        overwrite: Whether to replace an existing file (False raises FileExistsError then).
+        zipped: None or True; the file is always a zip archive.
+
+    Raises:
+        ValueError: If `zipped` is False.
+    """
+    if zipped is not None and not zipped:
+        raise ValueError(f"zipped: rnnkit writes model files as zip archives only, received {zipped!r}")
+    _check_target(filepath, overwrite)
+    config = {**serialization.serialize(model), "compile_config": _compile_config(model)}
     metadata = {"rnnkit_version": rnnkit.__version__, "format": 1}
     weights = _weights_bytes(model.get_weights())
     optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
@@ -184,13 +206,42 @@ def _read_member(archive, name, limit, filepath):
     return data
 
 
-def load_model(filepath, custom_objects=None, compile=True):
+def model_from_config(config, custom_objects=None, source="config"):
+    """Builds the model (with fresh weights) that `{"class_name", "config", ...}` describes.
+
+    Args:
+        config: The model's serialised form, as `model.save` and `model.to_json` write it.
+        custom_objects: `{name: class}` for user-defined layers, cells or models that are not
+            registered with `rk.saving.register_keras_serializable`.
+        source: Where the config comes from, for messages.
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: If the config does not describe a model, or names an unknown class.
+    """
+    from rnnkit.models import Model
+
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ValueError(f"{source} does not describe a model (expected an object with 'class_name' and 'config').")
+    cls = serialization.find(config.get("class_name"), config.get("registered_name"), custom_objects)
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"{source}: unknown model class {config.get('class_name')!r}; pass it in custom_objects.")
+    with CustomObjectScope(custom_objects):
+        return cls.from_config(config["config"])
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Loads a model saved by `model.save`.
 
     Args:
         filepath: The file.
-        custom_objects: `{name: class}` for user-defined layers, cells or models.
+        custom_objects: `{name: class}` for user-defined layers, cells or models that are not
+            registered with `rk.saving.register_keras_serializable`.
         compile: Whether to compile the model with the saved settings.
+        safe_mode: Accepted for Keras's signature: loading never runs code from the file, so it
+            is always safe.
 
     Raises:
         ValueError: If the file is not an rnnkit model file, or is damaged.
@@ -208,18 +259,9 @@ def load_model(filepath, custom_objects=None, compile=True):
             config = json.loads(_read_member(archive, _CONFIG, _MAX_JSON_BYTES, filepath))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{filepath}: config.json is not valid JSON ({err}).") from None
-        if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
-            raise ValueError(f"{filepath}: config.json does not describe a model (expected an object with 'class_name' and 'config').")
         weights = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
         state = io.BytesIO(_read_member(archive, _OPTIMIZER, None, filepath)) if _OPTIMIZER in names else None
-    from rnnkit.models import Model, Sequential
-
-    classes = {"Model": Model, "Functional": Model, "Sequential": Sequential, **(custom_objects or {})}
-    cls = classes.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"{filepath}: unknown model class {config.get('class_name')!r}; pass it in custom_objects.")
-    with serialization.custom_object_scope(custom_objects):
-        model = cls.from_config(config["config"], custom_objects=custom_objects)
+    model = model_from_config(config, custom_objects, f"{filepath}: config.json")
     model.set_weights(_read_weights(weights, _expected(model), filepath))
     compile_config = config.get("compile_config")
     if compile and compile_config and compile_config.get("optimizer") is not None:
