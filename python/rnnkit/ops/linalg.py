@@ -84,7 +84,9 @@ def norm(x, ord=None, axis=None, keepdims=False):
         x = cast(x, np.float32)
     if axis is None:
         if ord is not None and x.ndim > 2:
-            raise ValueError(f"norm: axis: expected an axis or two when ord is given and x has {x.ndim} axes, received None")
+            raise ValueError(
+                f"norm: axis: expected an axis or two when ord is given and x has {x.ndim} axes, received None"
+            )
         axis = tuple(range(x.ndim)) if ord is None or x.ndim == 2 else (0,)
         if ord is None:  # the whole tensor as one vector
             out = sqrt(sum(square(x), axis=axis, keepdims=True))
@@ -128,7 +130,9 @@ def _matrix_norm(x, ord, axes):
         values = _singular_values(moveaxis(x, axes, (-2, -1)))
         reduced = sum(values, axis=-1) if ord == "nuc" else (max if ord == 2 else min)(values, axis=-1)
         return expand_dims(reduced, sorted(axes))
-    raise ValueError(f"norm: ord: expected None, 'fro', 'nuc', 1, -1, 2, -2, inf or -inf for a matrix norm, received {ord!r}")
+    raise ValueError(
+        f"norm: ord: expected None, 'fro', 'nuc', 1, -1, 2, -2, inf or -inf for a matrix norm, received {ord!r}"
+    )
 
 
 @op()

@@ -161,10 +161,14 @@ def _samples(dataset):
         arrays = [np.asarray(a) for a in tree.flatten(dataset)]
         lengths = {len(a) for a in arrays}
         if len(lengths) != 1:
-            raise ValueError(f"split_dataset: dataset: expected arrays of one length, received lengths {sorted(lengths)}")
+            raise ValueError(
+                f"split_dataset: dataset: expected arrays of one length, received lengths {sorted(lengths)}"
+            )
         return [tree.pack_sequence_as(dataset, [a[i] for a in arrays]) for i in range(lengths.pop())]
     if not hasattr(dataset, "__len__"):
-        raise TypeError(f"split_dataset: dataset: expected arrays or samples with len(), received {type(dataset).__name__}")
+        raise TypeError(
+            f"split_dataset: dataset: expected arrays or samples with len(), received {type(dataset).__name__}"
+        )
     return list(dataset)
 
 

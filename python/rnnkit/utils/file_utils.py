@@ -134,7 +134,9 @@ def _extract(archive, destination, archive_format):
                 root = os.path.realpath(destination)
                 for name in zipped.namelist():
                     if not os.path.realpath(os.path.join(root, name)).startswith(root + os.sep):
-                        raise ValueError(f"get_file: extract: expected archive members inside the folder, received {name!r}")
+                        raise ValueError(
+                            f"get_file: extract: expected archive members inside the folder, received {name!r}"
+                        )
                 zipped.extractall(destination)
             return
     raise ValueError(f"get_file: archive_format: expected an archive of format {archive_format!r}, received {archive}")
