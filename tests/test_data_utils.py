@@ -230,8 +230,8 @@ def test_split_dataset_batches_dicts():
         (dict(left_size=1.5), ValueError, r"left_size: expected a fraction in \(0, 1\), received 1.5"),
         (dict(right_size=10), ValueError, r"right_size: expected a count in \[1, 9\], received 10"),
         (dict(left_size="half"), TypeError, "left_size: expected an int, a float or None, received str"),
-        (dict(left_size=6, right_size=5), ValueError, "right_size: expected two non-empty parts .* received 6 and 5"),
-        (dict(left_size=0.01), ValueError, "right_size: expected two non-empty parts .* received 0 and 10"),
+        (dict(left_size=6, right_size=5), ValueError, "left_size and right_size: expected two non-empty parts .* received 6 and 5"),
+        (dict(left_size=0.01), ValueError, "left_size and right_size: expected two non-empty parts .* received 0 and 10"),
     ],
 )
 def test_split_dataset_rejects_bad_sizes(kwargs, error, message):
