@@ -301,7 +301,7 @@ def take_along_axis(x, indices, axis=None):
         x_shape, x, axis = x.shape, x.reshape(-1), 0
     else:
         x_shape, axis = x.shape, axis % x.ndim
-    index = along_axis_index(x.shape, indices, axis)
+    index = _along_axis_index(x.shape, indices, axis)
 
     def backward(grad):
         d_x = np.zeros(x.shape, grad.dtype)
@@ -311,10 +311,10 @@ def take_along_axis(x, indices, axis=None):
     return x[index], backward
 
 
-def along_axis_index(shape, indices, axis):
+def _along_axis_index(shape, indices, axis):
     """The index tuple that picks `indices` along `axis` of an array of `shape`, elementwise.
 
-    `array[along_axis_index(array.shape, indices, axis)]` is `np.take_along_axis(array,
+    `array[_along_axis_index(array.shape, indices, axis)]` is `np.take_along_axis(array,
     indices, axis)`; the same tuple scatters gradients back with `np.add.at`.
     """
     ndim = len(shape)
@@ -468,7 +468,7 @@ def arange(start, stop=None, step=None, dtype=None):
     given = [v for v in (start, stop, step) if v is not None]
     if stop is None:
         start, stop = 0, start
-    return wrap(np.arange(start, stop, 1 if step is None else step, dtype=dtype or default_dtype(*given)))
+    return wrap(np.arange(start, stop, 1 if step is None else step, dtype=dtype or _default_dtype(*given)))
 
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
@@ -486,13 +486,13 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     Returns:
         A Tensor, or `(Tensor, step)` when `retstep` is True.
     """
-    dtype = dtype or default_dtype(start, stop, 1.0)
+    dtype = dtype or _default_dtype(start, stop, 1.0)
     start, stop = np.asarray(start), np.asarray(stop)
     result = np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis)
     return (wrap(result[0]), result[1]) if retstep else wrap(result)
 
 
-def default_dtype(*values):
+def _default_dtype(*values):
     """Keras's dtype for a constant made from `values`: numpy and Tensor values keep their dtype,
     Python ints count as int32 and Python floats as float32; any float makes it a float."""
     dtypes = [
