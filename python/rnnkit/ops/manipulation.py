@@ -297,10 +297,8 @@ def take_along_axis(x, indices, axis=None):
     Returns:
         A Tensor of the broadcast shape, with `indices.shape[axis]` along `axis`.
     """
-    if axis is None:
-        x_shape, x, axis = x.shape, x.reshape(-1), 0
-    else:
-        x_shape, axis = x.shape, axis % x.ndim
+    x_shape = x.shape
+    x, axis = (x.reshape(-1), 0) if axis is None else (x, axis % x.ndim)
     index = _along_axis_index(x.shape, indices, axis)
 
     def backward(grad):
