@@ -463,6 +463,14 @@ def test_get_file_rejects_bad_names(tmp_path, kwargs, message):
         utils.get_file(cache_dir=str(tmp_path), **kwargs)
 
 
+def test_registry_is_reexported_as_in_keras():
+    for name in ("CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
+                 "get_registered_object", "register_keras_serializable", "serialize_keras_object",
+                 "deserialize_keras_object"):
+        assert hasattr(keras.utils, name)
+        assert getattr(rk.utils, name) is getattr(rk.saving, name)
+
+
 def test_existing_utilities_are_kept():
     for name in ("set_random_seed", "clear_session", "custom_object_scope"):
         assert callable(getattr(rk.utils, name))
