@@ -12,6 +12,7 @@ Two kinds of sources, as in Keras 3:
 `EpochIterator` turns a source into epochs, with Keras's rule for `steps_per_epoch`.
 """
 
+import itertools
 import math
 import random
 import warnings
@@ -210,8 +211,8 @@ class IterableBatches:
     def __iter__(self):
         """One pass over the batches, converted to numpy."""
         if self.indexed:
-            indices = list(range(self.num_batches))
-            if self.shuffle:
+            indices = itertools.count() if self.num_batches is None else list(range(self.num_batches))
+            if self.shuffle and self.num_batches is not None:
                 random.shuffle(indices)
             batches = (self.data[i] for i in indices)
         else:
@@ -227,14 +228,14 @@ class IterableBatches:
 
 
 def _length(data):
-    """The number of batches of `data`, or None when it does not say (a generator, an infinite
-    tf.data.Dataset, whose `len()` raises)."""
-    num_batches = getattr(data, "num_batches", None)
-    if isinstance(num_batches, (int, np.integer)):
-        return int(num_batches)
+    """The number of batches of `data` (its `num_batches`, else its `len()`), or None when it
+    does not say (a generator, an infinite PyDataset or tf.data.Dataset, whose `len()` raises)."""
     try:
-        return len(data)
-    except TypeError:
+        num_batches = getattr(data, "num_batches", None)
+        if num_batches is None and hasattr(data, "num_batches"):
+            return None  # an infinite PyDataset
+        return int(num_batches) if num_batches is not None else len(data)
+    except (TypeError, NotImplementedError):
         return None
 
 
@@ -288,6 +289,10 @@ class EpochIterator:
     def num_batches(self):
         """Batches per epoch, or None when the source does not say."""
         return self.steps or self.source.num_batches
+
+    def reset(self):
+        """Starts the next epoch with a new pass (evaluation always reads from the start)."""
+        self._pass = None
 
     def epoch(self):
         """The batches of the next epoch."""

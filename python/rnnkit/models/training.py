@@ -324,6 +324,7 @@ class Trainer:
 
     def _evaluate_epoch(self, batches, callbacks):
         self.stop_evaluating = False
+        batches.reset()
         callbacks.on_test_begin()
         logs = self._run_batches(self._test_step, batches.epoch(), callbacks, "test")
         if logs is None:
@@ -422,7 +423,7 @@ class Trainer:
             initial_epoch: Epoch to start from.
             steps_per_epoch: Batches per epoch; the next epoch goes on where the last stopped
                 (needed for an infinite generator).
-            validation_steps: Batches per validation; the next goes on where the last stopped.
+            validation_steps: Batches per validation, read from the start each time.
             validation_batch_size: Samples per validation batch (default: `batch_size`).
             validation_freq: Validate every this many epochs, or after the (1-based) epochs listed.
         """
