@@ -12,9 +12,13 @@ __all__ = [
     "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize",
 ]
 
-# Keras finds optimizers by their lower-case class names, whatever the case it is given.
+# Keras finds optimizers by their lower-case class names, whatever the case it is given; the class
+# names themselves are for configs read without this module's `deserialize`.
 _registry = Registry(
-    "optimizer", "keras.optimizers", [], {c.__name__.lower(): c for c in (SGD, Adagrad, Adam, AdamW, RMSprop)}
+    "optimizer",
+    "keras.optimizers",
+    [],
+    {name: c for c in (SGD, Adagrad, Adam, AdamW, RMSprop) for name in (c.__name__, c.__name__.lower())},
 )
 
 
