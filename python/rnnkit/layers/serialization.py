@@ -1,7 +1,7 @@
 """Layer configs to and from `{"module", "class_name", "config", "registered_name"}` dicts, as
 Keras serialises layers (models nested in models included)."""
 
-from rnnkit._registry import Registry, custom_object_scope  # noqa: F401 (rnnkit.utils imports the scope here)
+from rnnkit._registry import Registry
 
 
 def _builtin_layers():
