@@ -8,6 +8,9 @@ pub mod core;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "no_cuda.rs"]
+pub mod cuda;
 pub mod error;
 
 #[cfg(feature = "python")]

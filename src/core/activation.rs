@@ -88,12 +88,17 @@ fn softplus<T: Float>(x: T) -> T {
 impl Activation {
     /// Looks an activation up by its Keras name (`None` in Keras is `"linear"` here).
     pub fn from_name(name: &str) -> Result<Self> {
+        Self::parse("activation", name)
+    }
+
+    /// Parses the name given as `argument` (which a bad name's error names).
+    pub fn parse(argument: &str, name: &str) -> Result<Self> {
         NAMES
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| *a)
             .ok_or_else(|| Error::Value {
-                argument: "activation".into(),
+                argument: argument.into(),
                 expected: format!("one of {}", Self::names().join(", ")),
                 received: format!("'{name}'"),
             })

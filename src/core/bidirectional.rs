@@ -9,7 +9,9 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD, Axis, Slice};
 use super::cancel::Cancel;
 use super::cell::{CellSpec, Weights};
 use super::engine::Engine;
-use super::sequence::{Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions};
+use super::sequence::{
+    last_output, Forward, Gradients, OutputGrad, Saved, SequenceInput, SequenceOptions,
+};
 use super::Float;
 use crate::cpu::Cpu;
 use crate::error::{check_shape, Error, Result};
@@ -94,12 +96,7 @@ fn direction_output<T: Float>(out: &Array3<T>, return_sequences: bool, flip: boo
         };
         out.slice_axis(Axis(1), slice).to_owned().into_dyn()
     } else {
-        let t = out.dim().1;
-        if t == 0 {
-            Array2::zeros((out.dim().0, out.dim().2)).into_dyn()
-        } else {
-            out.index_axis(Axis(1), t - 1).to_owned().into_dyn()
-        }
+        last_output(out).into_dyn()
     }
 }
 

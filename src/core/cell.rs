@@ -22,6 +22,34 @@ pub enum CellKind {
     Lstm,
 }
 
+impl CellKind {
+    /// The names [`CellKind::from_name`] accepts, as error messages list them.
+    pub const EXPECTED: &str = "one of 'simple_rnn', 'gru', 'lstm'";
+
+    /// Parses `"simple_rnn"`, `"gru"` (with `reset_after`, ignored by the others) or `"lstm"`.
+    pub fn from_name(name: &str, reset_after: bool) -> Result<Self> {
+        match name {
+            "simple_rnn" => Ok(Self::SimpleRnn),
+            "gru" => Ok(Self::Gru { reset_after }),
+            "lstm" => Ok(Self::Lstm),
+            other => Err(Error::Value {
+                argument: "kind".into(),
+                expected: Self::EXPECTED.into(),
+                received: format!("'{other}'"),
+            }),
+        }
+    }
+
+    /// The name [`CellKind::from_name`] parses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SimpleRnn => "simple_rnn",
+            Self::Gru { .. } => "gru",
+            Self::Lstm => "lstm",
+        }
+    }
+}
+
 /// The shape and functions of a cell: everything but its weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CellSpec {

@@ -202,3 +202,13 @@ pub(crate) fn shared_or_per_gate<T: Float>(masks: ArrayView3<T>) -> ArrayView3<T
         masks
     }
 }
+
+/// The last step's output of `(batch, time, units)` outputs, `(batch, units)`; zeros for an
+/// empty sequence.
+pub fn last_output<T: Float>(outputs: &Array3<T>) -> Array2<T> {
+    let (b, t, u) = outputs.dim();
+    match t {
+        0 => Array2::zeros((b, u)),
+        _ => outputs.index_axis(Axis(1), t - 1).to_owned(),
+    }
+}

@@ -66,6 +66,15 @@ pub fn gpu() -> std::result::Result<&'static Gpu, &'static str> {
     .map_err(String::as_str)
 }
 
+/// Compiles the kernels with NVRTC for compute capability `major.minor` and returns the PTX's
+/// size in bytes; needs NVRTC, not a GPU. The error is NVRTC's log, or says NVRTC is missing.
+pub fn ptx_size(major: i32, minor: i32) -> std::result::Result<usize, String> {
+    if !has_nvrtc() {
+        return Err("NVRTC (libnvrtc) could not be loaded".into());
+    }
+    kernels::compile(major, minor).map(|ptx| ptx.to_src().len())
+}
+
 /// Whether NVRTC, CUDA's run-time compiler, can be loaded (it needs no GPU).
 pub fn has_nvrtc() -> bool {
     // SAFETY: only tries to load the library.

@@ -14,6 +14,7 @@ use pyo3::exceptions::{
     PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyInt};
 
 use super::ShapeError;
 use crate::error::ShapeDisplay;
@@ -44,16 +45,18 @@ impl Dtype {
     }
 }
 
-/// Maps a core error to its Python exception.
-pub fn to_py_err(err: Error) -> PyErr {
-    match err {
-        Error::Shape { .. } => ShapeError::new_err(err.to_string()),
-        Error::Value { .. } => PyValueError::new_err(err.to_string()),
-        Error::Allocation { .. } | Error::Memory { .. } | Error::DeviceMemory(_) => {
-            PyMemoryError::new_err(err.to_string())
+/// Each core error as its Python exception.
+impl From<Error> for PyErr {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Shape { .. } => ShapeError::new_err(err.to_string()),
+            Error::Value { .. } => PyValueError::new_err(err.to_string()),
+            Error::Allocation { .. } | Error::Memory { .. } | Error::DeviceMemory(_) => {
+                PyMemoryError::new_err(err.to_string())
+            }
+            Error::Device(_) => PyRuntimeError::new_err(err.to_string()),
+            Error::Cancelled => PyKeyboardInterrupt::new_err(err.to_string()),
         }
-        Error::Device(_) => PyRuntimeError::new_err(err.to_string()),
-        Error::Cancelled => PyKeyboardInterrupt::new_err(err.to_string()),
     }
 }
 
@@ -81,7 +84,7 @@ pub fn compute<R: Send>(
     };
     match interrupt {
         Some(err) => Err(err),
-        None => result.map_err(internal_error)?.map_err(to_py_err),
+        None => Ok(result.map_err(internal_error)??),
     }
 }
 
@@ -145,16 +148,57 @@ fn internal_error(message: String) -> PyErr {
     ))
 }
 
+/// `obj` as a positive integer (a Python or numpy int, not a bool); a too large int is a
+/// ValueError like any other bad value, never an OverflowError.
+pub fn positive_int(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let message = || {
+        let shown = obj
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| type_name(obj));
+        format!("{name}: expected a positive integer, received {shown}")
+    };
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(message()));
+    }
+    match obj.extract::<i64>() {
+        Ok(n) => usize::try_from(n)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| PyValueError::new_err(message())),
+        Err(_) if obj.is_instance_of::<PyInt>() => Err(PyValueError::new_err(message())),
+        Err(_) => Err(PyTypeError::new_err(message())),
+    }
+}
+
+/// `obj` as an instance of the pyclass `T`, or a TypeError naming the argument.
+pub fn instance<'a, 'py, T: pyo3::PyClass>(
+    name: &str,
+    class: &str,
+    obj: &'a Bound<'py, PyAny>,
+) -> PyResult<&'a Bound<'py, T>> {
+    obj.cast::<T>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name}: expected a {class}, received {}",
+            type_name(obj)
+        ))
+    })
+}
+
+/// The name of `obj`'s type, for messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
 fn numpy_array<'a, 'py>(
     name: &str,
     obj: &'a Bound<'py, PyAny>,
 ) -> PyResult<&'a Bound<'py, PyUntypedArray>> {
     obj.cast::<PyUntypedArray>().map_err(|_| {
-        let kind = obj
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".into());
+        let kind = type_name(obj);
         PyTypeError::new_err(format!("{name}: expected a numpy array, received {kind}"))
     })
 }

@@ -4,8 +4,11 @@
 //! core computes, saved activations stay in Rust behind an opaque object, and every failure,
 //! panics included, becomes a Python exception.
 
+mod cell_spec;
 mod convert;
-mod functions;
+mod device;
+mod optimizers;
+mod passes;
 
 use pyo3::prelude::*;
 
@@ -24,16 +27,34 @@ pyo3::create_exception!(
     "An array argument has the wrong shape; the message names the argument, the expected and the received shapes."
 );
 
+/// Bytes of freed large blocks the extension keeps for its next calls.
+#[pyfunction]
+pub fn cached_bytes() -> usize {
+    ALLOCATOR.held()
+}
+
+/// Returns the freed large blocks the extension keeps to the system.
+#[pyfunction]
+pub fn release_cached_memory() {
+    ALLOCATOR.release();
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::functions::{
-        adam_update, bidirectional_backward, bidirectional_forward, cached_bytes,
-        compile_cuda_kernels, cuda_status, release_cached_memory, rnn_backward, rnn_forward,
-        sgd_update, CellSpec, SavedActivations,
+    use super::cell_spec::CellSpec;
+    #[pymodule_export]
+    use super::device::{compile_cuda_kernels, cuda_status};
+    #[pymodule_export]
+    use super::optimizers::{adam_update, sgd_update};
+    #[pymodule_export]
+    use super::passes::{
+        bidirectional_backward, bidirectional_forward, rnn_backward, rnn_forward, SavedActivations,
     };
     #[pymodule_export]
     use super::ShapeError;
+    #[pymodule_export]
+    use super::{cached_bytes, release_cached_memory};
 
     use pyo3::prelude::*;
 

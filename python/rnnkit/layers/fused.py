@@ -78,8 +78,6 @@ def rnn_stack(
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
-    if not return_sequences:
-        y = y[:, -1] if y.shape[1] else np.zeros((y.shape[0], y.shape[2]), y.dtype)
     outputs = [wrap(y)] + [s for cell_finals in finals for s in cell_finals]
 
     x_gradient = needs_gradient(x)
