@@ -246,7 +246,8 @@ def batches_of(x, y=None, sample_weight=None, batch_size=None, steps=None, shuff
         x, y, sample_weight, class_weight: As `Model.fit` takes them.
         batch_size: Samples per batch of arrays; an iterable's batches keep their size.
         steps: Batches per epoch asked for (sizes the batches of arrays without `batch_size`).
-        shuffle: As `Model.fit` takes it; an iterable that is not a PyDataset cannot be shuffled.
+        shuffle: As `Model.fit` takes it; as in Keras, it does not apply to an iterable that is
+            not a PyDataset (whose batches come in the order it gives them).
 
     Returns:
         An `ArrayBatches` or `IterableBatches`.
@@ -262,8 +263,6 @@ def batches_of(x, y=None, sample_weight=None, batch_size=None, steps=None, shuff
             raise ValueError(f"{name}: expected None when x is an iterable of batches ({kind}: each batch carries its own {name}), received {type(value).__name__}.")
     if batch_size is not None:
         warnings.warn(f"batch_size={batch_size} has no effect when x is an iterable of batches ({kind}): its batches keep their size.", stacklevel=3)
-    if shuffle and not _is_indexed(x):
-        warnings.warn(f"shuffle=True has no effect when x is an iterable of batches ({kind}): shuffle it before passing it.", stacklevel=3)
     return IterableBatches(x, shuffle=shuffle, class_weight=class_weight)
 
 

@@ -353,6 +353,7 @@ class Trainer:
         self._check_compiled()
         verbose = _verbosity(verbose)
         steps = _positive_int_or_none(steps, "steps")
+        batch_size = _positive_int_or_none(batch_size, "batch_size")
         batches = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps), steps)
         callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
         return self._format(self._evaluate_epoch(batches, callbacks), return_dict)
@@ -374,6 +375,7 @@ class Trainer:
         """
         verbose = _verbosity(verbose)
         steps = _positive_int_or_none(steps, "steps")
+        batch_size = _positive_int_or_none(batch_size, "batch_size")
         if not is_batch_iterable(x) and count_samples(to_arrays(x), "x") == 0:
             return self.predict_on_batch(x)  # no samples: an empty result of the right shape
         batches = EpochIterator(batches_of(x, batch_size=batch_size, steps=steps), steps)
@@ -434,6 +436,8 @@ class Trainer:
                 raise ValueError(f"{name}: expected a non-negative integer, received {value!r}.")
         steps_per_epoch = _positive_int_or_none(steps_per_epoch, "steps_per_epoch")
         validation_steps = _positive_int_or_none(validation_steps, "validation_steps")
+        batch_size = _positive_int_or_none(batch_size, "batch_size")
+        validation_batch_size = _positive_int_or_none(validation_batch_size, "validation_batch_size")
         if validation_data is not None:
             _should_validate(0, validation_freq)  # a bad validation_freq fails before training
         if validation_split and validation_data is None:
