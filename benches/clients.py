@@ -15,8 +15,9 @@ prints a markdown table:
   generation examples call `fit(epochs=1)` in a loop; the guide's fits are single epochs of
   fresh models) counts Keras's graph tracing of its first call, so the ms/step columns add the
   median training-step time over all fits, which excludes it;
-- script s: the whole script (including the sampling and decoding loops, one `predict` call per
-  character, where rnnkit's per-call overhead is small).
+- script s: the whole script, up to where it stopped if it raised (listed under the table),
+  including the sampling and decoding loops, one `predict` call per
+  character, where rnnkit's per-call overhead is small.
 
 Where matplotlib is not installed (the bench environment), the worker substitutes a no-op
 pyplot: plotting is not timed.
@@ -132,6 +133,7 @@ def worker(framework, script):
     import runpy
 
     real_stdout = os.dup(1)
+    error = None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, open(os.devnull, "w") as devnull:
         os.chdir(folder)
@@ -140,11 +142,13 @@ def worker(framework, script):
         try:
             with contextlib.redirect_stdout(devnull):
                 runpy.run_path(os.path.join(CLIENT_DIR, f"{script}.py"), run_name="__main__")
+        except Exception as exc:  # the fits before it still count; the table says it stopped
+            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         finally:
             sys.stdout.flush()
             os.dup2(real_stdout, 1)
     total = time.perf_counter() - start
-    print(json.dumps({"fits": fits, "script_s": total}))
+    print(json.dumps({"fits": fits, "script_s": total, "error": error}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,14 +163,15 @@ def run_worker(python, framework, script):
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        return {"error": " / ".join(tail)}
+        return {"fits": [], "error": " / ".join(tail)}
     return json.loads(lines[-1])
 
 
 def summarize(result, fit_index, key):
-    if "error" in result:
+    fits = result["fits"]
+    if not -len(fits) <= fit_index < len(fits):
         return None
-    fit = result["fits"][fit_index]
+    fit = fits[fit_index]
     steps = [s for f in result["fits"] for s in f["step_s"]]
     return {
         "metric": fit["history"][key][-1],
@@ -202,8 +207,8 @@ def main():
         cells = {}
         for framework in args.frameworks:
             result = run_worker(args.python, framework, script)
-            if "error" in result:
-                errors.append(f"{script} on {framework}: {result['error']}")
+            if result.get("error"):
+                errors.append(f"{script} on {framework} stopped: {result['error']}")
             cells[framework] = summarize(result, fit_index, key)
         rows.append((label, key, cells))
 
@@ -221,8 +226,10 @@ def main():
             f"| {cell(cells, 'rnnkit', 'step_ms', '.1f')} | {cell(cells, 'keras', 'step_ms', '.1f')} "
             f"| {cell(cells, 'rnnkit', 'script_s', '.1f')} | {cell(cells, 'keras', 'script_s', '.1f')} |"
         )
+    if errors:
+        print()
     for error in errors:
-        print(f"\nerror: {error}", file=sys.stderr)
+        print(f"- {error}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ EarlyStopping and ModelCheckpoint, the loss plot and the single-step predictions
 import os
 
 import numpy as np
+import pytest
 
 
 def test_timeseries_weather_forecasting(run_client):
@@ -28,3 +29,22 @@ def test_timeseries_weather_forecasting(run_client):
     assert len(predictions) == len(g["dataset_val"]) >= 1
     assert all(p.shape == (1,) and np.isfinite(p).all() for p in predictions)
     assert np.isfinite(model.evaluate(g["dataset_val"], verbose=0))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason=(
+        "the example reads its first batch with `for batch in dataset_train.take(1)` (tf.data's "
+        "Dataset.take); rnnkit's timeseries_dataset_from_array returns a plain iterable "
+        "(TimeseriesDataset) without take(); the client uses itertools.islice instead"
+    ),
+)
+def test_the_examples_take_call():
+    import rnnkit as keras
+
+    series = np.arange(100.0).reshape(50, 2)
+    dataset = keras.preprocessing.timeseries_dataset_from_array(series, series[:, 0], sequence_length=5, batch_size=8)
+    for batch in dataset.take(1):
+        inputs, targets = batch
+    assert inputs.shape == (8, 5, 2) and targets.shape == (8,)
