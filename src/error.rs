@@ -28,7 +28,7 @@ pub enum Error {
     /// The buffers a call needs together exceed the machine's memory (bytes).
     #[error("{what} needs {:.1} GiB, more than this machine's {:.1} GiB of memory", gib(*.needed), gib(*.available))]
     Memory {
-        what: &'static str,
+        what: String,
         needed: u64,
         available: u64,
     },

@@ -131,6 +131,9 @@ def cached_bytes() -> int:
 def release_cached_memory() -> None:
     """Returns the freed large blocks the extension keeps to the system."""
 
+def check_memory(nbytes: int, what: str) -> None:
+    """Raises MemoryError, naming `what`, when `nbytes` exceed the machine's memory."""
+
 def cuda_status() -> Tuple[bool, str]:
     """Whether `device="cuda"` works here, with the GPU's name, or why not."""
 

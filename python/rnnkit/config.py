@@ -11,8 +11,6 @@ import contextlib
 import os
 import threading
 
-import numpy as np
-
 from rnnkit import _core, _cuda_libraries
 
 _state = threading.local()
@@ -72,10 +70,11 @@ def device(name):
         _state.device = saved
 
 
-def compute_device(dtype):
-    """The `device` argument of the core's calls for arrays of `dtype`: "cuda" or "cpu"."""
+def compute_device():
+    """The `device` argument of the core's calls: "cuda" or "cpu" (the core runs float64 on
+    the CPU whatever it is asked)."""
     kind = current_device()
-    if kind == "cpu" or np.dtype(dtype) != np.float32:
+    if kind == "cpu":
         return "cpu"
     if kind == "cuda":
         return "cuda"

@@ -89,12 +89,17 @@ fn too_large(dims: &[usize], what: &'static str) -> Error {
 /// process killed once their pages are touched, so a call checks its total before allocating.
 /// Where the size of the memory is unknown (not Linux) only each buffer's own allocation is
 /// checked.
-pub fn check_total<T>(elements: usize, what: &'static str) -> Result<()> {
-    let needed =
-        u64::try_from(elements.saturating_mul(std::mem::size_of::<T>())).unwrap_or(u64::MAX);
+pub fn check_total<T>(elements: usize, what: &str) -> Result<()> {
+    let needed = elements.saturating_mul(std::mem::size_of::<T>());
+    check_bytes(u64::try_from(needed).unwrap_or(u64::MAX), what)
+}
+
+/// Fails with [`Error::Memory`] when `needed` bytes exceed the machine's physical memory: the
+/// one guard, on the one measure of the RAM, for the core's buffers and Python's arrays alike.
+pub fn check_bytes(needed: u64, what: &str) -> Result<()> {
     match physical_memory() {
         Some(available) if needed > available => Err(Error::Memory {
-            what,
+            what: what.to_string(),
             needed,
             available,
         }),

@@ -39,6 +39,13 @@ pub fn release_cached_memory() {
     ALLOCATOR.release();
 }
 
+/// Raises MemoryError when `nbytes` exceed the machine's physical memory, naming `what` (the
+/// check every large buffer of the core goes through, for arrays Python is about to make).
+#[pyfunction]
+pub fn check_memory(nbytes: u64, what: &str) -> PyResult<()> {
+    Ok(crate::cpu::alloc::check_bytes(nbytes, what)?)
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -54,7 +61,7 @@ mod _core {
     #[pymodule_export]
     use super::ShapeError;
     #[pymodule_export]
-    use super::{cached_bytes, release_cached_memory};
+    use super::{cached_bytes, check_memory, release_cached_memory};
 
     use pyo3::prelude::*;
 

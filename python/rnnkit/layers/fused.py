@@ -73,7 +73,7 @@ def rnn_stack(
             go_backwards=go_backwards and i == 0,
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
-            device=config.compute_device(y.dtype),
+            device=config.compute_device(),
             inference=inference,
         )
         saved.append(cell_saved)
@@ -148,7 +148,7 @@ def bidirectional(
         bw_recurrent_dropout=bw_rec,
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
-        device=config.compute_device(np.asarray(x).dtype),
+        device=config.compute_device(),
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

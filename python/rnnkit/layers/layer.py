@@ -4,12 +4,11 @@ import contextlib
 import functools
 import inspect
 import math
-import os
 import threading
 
 import numpy as np
 
-from rnnkit import config, ops, tree
+from rnnkit import _core, config, ops, tree
 # clear_session is imported by rnnkit.utils from here.
 from rnnkit._naming import clear_session, snake_case, unique_name  # noqa: F401
 from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
@@ -63,28 +62,16 @@ def _is_number_list(value):
     return bool(leaves) and all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in leaves)
 
 
-@functools.lru_cache(maxsize=None)
-def _physical_memory():
-    """Bytes of RAM, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def check_allocation(what, shape, dtype):
-    """Raises MemoryError, before allocating, for an array larger than the machine's memory.
+    """Raises MemoryError, before allocating, for an array larger than the machine's memory
+    (the core's check, on the same measure of the RAM).
 
     A size that cannot fit would otherwise fail deep in numpy or the Rust core, or, with
     memory overcommit, get the process killed once the pages are touched.
     """
-    nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
-    limit = _physical_memory()
-    if limit is not None and nbytes > limit:
-        raise MemoryError(
-            f"{what}: shape {tuple(int(d) for d in shape)} of {np.dtype(dtype).name} needs {nbytes / 2**30:.1f} GiB, "
-            f"more than this machine's {limit / 2**30:.1f} GiB of memory."
-        )
+    shape = tuple(int(d) for d in shape)
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    _core.check_memory(min(nbytes, 2**64 - 1), f"{what}: shape {shape} of {np.dtype(dtype).name}")
 
 
 class Layer:
