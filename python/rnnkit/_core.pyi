@@ -1,31 +1,62 @@
-"""Type stubs of the compiled extension ``rnnkit._core`` (the Rust core's bindings)."""
+"""Type stubs of the compiled extension ``rnnkit._core`` (the Rust core's bindings).
 
-from typing import Optional, Sequence, Tuple, Union
+Checked against the built extension in CI with
+``python -m mypy.stubtest rnnkit._core --allowlist python/rnnkit/_core_stubtest_allowlist.txt``.
+"""
+
+from typing import Any, Literal, Sequence, SupportsIndex, overload
 
 import numpy as np
+from typing_extensions import Self, TypeAlias, final
+
+__all__ = [
+    "CellSpec",
+    "compile_cuda_kernels",
+    "cuda_status",
+    "adam_update",
+    "sgd_update",
+    "bidirectional_backward",
+    "bidirectional_forward",
+    "rnn_backward",
+    "rnn_forward",
+    "SavedActivations",
+    "ShapeError",
+    "cached_bytes",
+    "check_memory",
+    "release_cached_memory",
+    "__version__",
+    "ACTIVATIONS",
+]
+
+# Stub-only aliases (private: the extension has no such names).
+_Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
+# `(kernel, recurrent_kernel)` or `(kernel, recurrent_kernel, bias or None)`.
+_Weights: TypeAlias = tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None]
+# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
+_WeightGrads: TypeAlias = tuple[_Array, _Array, _Array | None, list[_Array]]
 
 __version__: str
 ACTIVATIONS: list[str]
 
-Array = np.ndarray
-Weights = Union[Tuple[Array, Array], Tuple[Array, Array, Optional[Array]]]
-WeightGrads = Tuple[Array, Array, Optional[Array], list[Array]]
-
 class ShapeError(ValueError):
-    """An array argument has the wrong shape."""
+    """An array argument has the wrong shape; the message names the argument, the expected and the received shapes."""
 
+@final
 class CellSpec:
-    """A recurrent cell's kind ("simple_rnn", "gru", "lstm"), size and activations."""
+    """A recurrent cell's kind ("simple_rnn", "gru", "lstm"), size and functions (no weights).
 
-    def __init__(
-        self,
+    An activation of None is "linear".
+    """
+
+    def __new__(
+        cls,
         kind: str,
-        units: int,
-        activation: Optional[str] = "tanh",
-        recurrent_activation: Optional[str] = "sigmoid",
+        units: SupportsIndex,
+        activation: str | None = "tanh",
+        recurrent_activation: str | None = "sigmoid",
         use_bias: bool = True,
         reset_after: bool = True,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def kind(self) -> str: ...
     @property
@@ -45,85 +76,161 @@ class CellSpec:
     @property
     def bias_shape(self) -> list[int]: ...
 
+@final
 class SavedActivations:
     """Activations a forward pass keeps in Rust memory for its backward pass (weak-referenceable)."""
 
+@overload
 def rnn_forward(
     spec: CellSpec,
-    weights: Weights,
-    x: Array,
+    weights: _Weights,
+    x: _Array,
     *,
-    initial_states: Optional[Sequence[Array]] = None,
-    mask: Optional[Array] = None,
-    input_dropout: Optional[Array] = None,
-    recurrent_dropout: Optional[Array] = None,
+    initial_states: Sequence[_Array] | None = None,
+    mask: _Array | None = None,
+    input_dropout: _Array | None = None,
+    recurrent_dropout: _Array | None = None,
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
     return_sequences: bool = True,
-    device: Optional[str] = None,
+    device: str | None = None,
+    inference: Literal[False] = False,
+) -> tuple[_Array, list[_Array], SavedActivations]: ...
+@overload
+def rnn_forward(
+    spec: CellSpec,
+    weights: _Weights,
+    x: _Array,
+    *,
+    initial_states: Sequence[_Array] | None = None,
+    mask: _Array | None = None,
+    input_dropout: _Array | None = None,
+    recurrent_dropout: _Array | None = None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    return_sequences: bool = True,
+    device: str | None = None,
+    inference: Literal[True],
+) -> tuple[_Array, list[_Array], None]: ...
+@overload
+def rnn_forward(
+    spec: CellSpec,
+    weights: _Weights,
+    x: _Array,
+    *,
+    initial_states: Sequence[_Array] | None = None,
+    mask: _Array | None = None,
+    input_dropout: _Array | None = None,
+    recurrent_dropout: _Array | None = None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    return_sequences: bool = True,
+    device: str | None = None,
     inference: bool = False,
-) -> Tuple[Array, list[Array], Optional[SavedActivations]]: ...
+) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
     saved: SavedActivations,
-    d_outputs: Optional[Array] = None,
-    d_last_output: Optional[Array] = None,
-    d_final_states: Optional[Sequence[Optional[Array]]] = None,
+    d_outputs: _Array | None = None,
+    d_last_output: _Array | None = None,
+    d_final_states: Sequence[_Array | None] | None = None,
     *,
     input_gradient: bool = True,
-) -> Tuple[Optional[Array], Array, Array, Optional[Array], list[Array]]: ...
+) -> tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]]: ...
+@overload
 def bidirectional_forward(
     fw_spec: CellSpec,
-    fw_weights: Weights,
+    fw_weights: _Weights,
     bw_spec: CellSpec,
-    bw_weights: Weights,
-    x: Array,
+    bw_weights: _Weights,
+    x: _Array,
     *,
-    merge_mode: Optional[str] = "concat",
+    merge_mode: str = "concat",
     return_sequences: bool = False,
-    mask: Optional[Array] = None,
-    fw_initial_states: Optional[Sequence[Array]] = None,
-    bw_initial_states: Optional[Sequence[Array]] = None,
-    fw_input_dropout: Optional[Array] = None,
-    fw_recurrent_dropout: Optional[Array] = None,
-    bw_input_dropout: Optional[Array] = None,
-    bw_recurrent_dropout: Optional[Array] = None,
+    mask: _Array | None = None,
+    fw_initial_states: Sequence[_Array] | None = None,
+    bw_initial_states: Sequence[_Array] | None = None,
+    fw_input_dropout: _Array | None = None,
+    fw_recurrent_dropout: _Array | None = None,
+    bw_input_dropout: _Array | None = None,
+    bw_recurrent_dropout: _Array | None = None,
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
-    device: Optional[str] = None,
-) -> Tuple[Union[Array, Tuple[Array, Array]], list[Array], list[Array], SavedActivations]: ...
+    device: str | None = None,
+) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
+@overload
+def bidirectional_forward(
+    fw_spec: CellSpec,
+    fw_weights: _Weights,
+    bw_spec: CellSpec,
+    bw_weights: _Weights,
+    x: _Array,
+    *,
+    merge_mode: None,
+    return_sequences: bool = False,
+    mask: _Array | None = None,
+    fw_initial_states: Sequence[_Array] | None = None,
+    bw_initial_states: Sequence[_Array] | None = None,
+    fw_input_dropout: _Array | None = None,
+    fw_recurrent_dropout: _Array | None = None,
+    bw_input_dropout: _Array | None = None,
+    bw_recurrent_dropout: _Array | None = None,
+    zero_output_for_mask: bool = False,
+    fw_go_backwards: bool = False,
+    device: str | None = None,
+) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
+@overload
+def bidirectional_forward(
+    fw_spec: CellSpec,
+    fw_weights: _Weights,
+    bw_spec: CellSpec,
+    bw_weights: _Weights,
+    x: _Array,
+    *,
+    merge_mode: str | None = "concat",
+    return_sequences: bool = False,
+    mask: _Array | None = None,
+    fw_initial_states: Sequence[_Array] | None = None,
+    bw_initial_states: Sequence[_Array] | None = None,
+    fw_input_dropout: _Array | None = None,
+    fw_recurrent_dropout: _Array | None = None,
+    bw_input_dropout: _Array | None = None,
+    bw_recurrent_dropout: _Array | None = None,
+    zero_output_for_mask: bool = False,
+    fw_go_backwards: bool = False,
+    device: str | None = None,
+) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,
-    d_outputs: Optional[Union[Array, Sequence[Optional[Array]]]] = None,
-    d_fw_states: Optional[Sequence[Optional[Array]]] = None,
-    d_bw_states: Optional[Sequence[Optional[Array]]] = None,
+    d_outputs: _Array | Sequence[_Array | None] | None = None,
+    d_fw_states: Sequence[_Array | None] | None = None,
+    d_bw_states: Sequence[_Array | None] | None = None,
     *,
     input_gradient: bool = True,
-) -> Tuple[Optional[Array], WeightGrads, WeightGrads]: ...
-
+) -> tuple[_Array | None, _WeightGrads, _WeightGrads]: ...
 def adam_update(
-    values: Sequence[Array],
-    gradients: Sequence[Array],
-    momentums: Sequence[Array],
-    velocities: Sequence[Array],
-    velocity_hats: Optional[Sequence[Array]],
+    values: Sequence[_Array],
+    gradients: Sequence[_Array],
+    momentums: Sequence[_Array],
+    velocities: Sequence[_Array],
+    velocity_hats: Sequence[_Array] | None,
     *,
     alpha: float,
     one_minus_beta_1: float,
     one_minus_beta_2: float,
     epsilon: float,
-) -> Tuple[list[Array], list[Array], list[Array], Optional[list[Array]]]:
-    """Adam's step for every weight at once (numpy's arithmetic); new values, m, v, largest v."""
+) -> tuple[list[_Array], list[_Array], list[_Array], list[_Array] | None]:
+    """Adam's step for every weight at once; new values, momentums, velocities, largest velocities (None without velocity_hats)."""
 
 def sgd_update(
-    values: Sequence[Array],
-    gradients: Sequence[Array],
-    momentums: Optional[Sequence[Array]] = None,
+    values: Sequence[_Array],
+    gradients: Sequence[_Array],
+    momentums: Sequence[_Array] | None = None,
     *,
     learning_rate: float,
     momentum: float = 0.0,
     nesterov: bool = False,
-) -> Tuple[list[Array], Optional[list[Array]]]:
-    """SGD's step for every weight at once (numpy's arithmetic); new values and momentums."""
+) -> tuple[list[_Array], list[_Array] | None]:
+    """SGD's step for every weight at once; new values and momentums (None without momentums)."""
 
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""
@@ -132,10 +239,10 @@ def release_cached_memory() -> None:
     """Returns the freed large blocks the extension keeps to the system."""
 
 def check_memory(nbytes: int, what: str) -> None:
-    """Raises MemoryError, naming `what`, when `nbytes` exceed the machine's memory."""
+    """Raises MemoryError when `nbytes` exceed the machine's physical memory, naming `what`."""
 
-def cuda_status() -> Tuple[bool, str]:
+def cuda_status() -> tuple[bool, str]:
     """Whether `device="cuda"` works here, with the GPU's name, or why not."""
 
 def compile_cuda_kernels(major: int, minor: int) -> int:
-    """Compiles the GPU kernels with NVRTC for compute capability `major.minor`; the PTX's size."""
+    """Compiles the GPU kernels with NVRTC for compute capability `major.minor`; the PTX's size in bytes."""
