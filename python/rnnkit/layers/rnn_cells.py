@@ -23,6 +23,16 @@ _CELL_ARGS = (
 )
 
 
+def _seed(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument `seed` expected a non-negative integer or None, received {value!r}.")
+    if value < 0:
+        raise ValueError(f"Argument `seed` expected a non-negative integer or None, received {value!r}.")
+    return value
+
+
 def _rate(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"Argument `{name}` expected a float between 0 and 1, received {value!r}.")
@@ -36,6 +46,36 @@ class DropoutRNNCell(Layer):
 
     Dropout masks are drawn once per layer call and shared by every time step (variational
     dropout, as Keras); `dropout_masks` returns them as `(gates, batch, dim)` multipliers.
+    Use one of its subclasses, `SimpleRNNCell`, `GRUCell` or `LSTMCell`; the gated ones add
+    `recurrent_activation`.
+
+    Args:
+        units: Size of the output and of each state; a positive integer.
+        activation: The activation of the candidate state and of the output.
+        use_bias: Whether the cell adds a bias.
+        kernel_initializer: Initializer of `kernel`, which multiplies the step's input.
+        recurrent_initializer: Initializer of `recurrent_kernel`, which multiplies the previous
+            output.
+        bias_initializer: Initializer of `bias`.
+        kernel_regularizer: Optional regularizer of `kernel`.
+        recurrent_regularizer: Optional regularizer of `recurrent_kernel`.
+        bias_regularizer: Optional regularizer of `bias`.
+        kernel_constraint: Optional constraint applied to `kernel` after each update.
+        recurrent_constraint: Optional constraint applied to `recurrent_kernel` after each update.
+        bias_constraint: Optional constraint applied to `bias` after each update.
+        dropout: Fraction of the input's units dropped in training; clipped to [0, 1].
+        recurrent_dropout: Fraction of the previous output's units dropped in training;
+            clipped to [0, 1].
+        seed: Seed of the dropout masks (a non-negative integer), or None for the global
+            generator (`rk.utils.set_random_seed`).
+        implementation: 2 (default) draws one dropout mask shared by every gate; 1 draws one
+            per gate, as Keras's implementation 1 (chosen whenever `recurrent_dropout` is set).
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...).
+
+    Raises:
+        ValueError: For a `units` that is not a positive integer, an unknown activation,
+            initializer, regularizer or constraint name, or an `implementation` other than 1 or 2.
+        TypeError: For a dropout rate or seed that is not a number.
     """
 
     kind = None  # "simple_rnn", "gru" or "lstm"
@@ -44,8 +84,8 @@ class DropoutRNNCell(Layer):
     def __init__(
         self,
         units,
+        *,
         activation="tanh",
-        recurrent_activation="sigmoid",
         use_bias=True,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
@@ -59,17 +99,19 @@ class DropoutRNNCell(Layer):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        implementation=2,
         **kwargs,
     ):
-        self.implementation = kwargs.pop("implementation", 2)
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
             raise ValueError(
                 f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}."
             )
+        if isinstance(implementation, bool) or implementation not in (1, 2):
+            raise ValueError(f"Argument `implementation` expected 1 or 2, received {implementation!r}.")
+        self.implementation = int(implementation)
         self.units = int(units)
         self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -85,7 +127,7 @@ class DropoutRNNCell(Layer):
         self.recurrent_dropout = min(1.0, max(0.0, _rate("recurrent_dropout", recurrent_dropout)))
         if self.recurrent_dropout != 0:
             self.implementation = 1
-        self.seed = seed
+        self.seed = _seed(seed)
         self._rng = np.random.default_rng(seed) if seed is not None else None
         # While an RNN steps this cell in Python, the masks drawn at its first step, reused by
         # every later step of the call (see `RNN._step_loop`); None outside such a loop.
@@ -134,7 +176,8 @@ class DropoutRNNCell(Layer):
             self.kind,
             self.units,
             self.activation,
-            self.recurrent_activation,
+            # SimpleRNNCell has no gates: the spec's gate activation is a placeholder there.
+            getattr(self, "recurrent_activation", activations.sigmoid),
             self.use_bias,
             getattr(self, "reset_after", True),
         )
@@ -216,17 +259,75 @@ class DropoutRNNCell(Layer):
 
 
 class SimpleRNNCell(DropoutRNNCell):
-    """Cell of `SimpleRNN`: `h = activation(x·W + b + h₋₁·U)`. Arguments as Keras's."""
+    """The step of `SimpleRNN`: `h = activation(x·kernel + h₋₁·recurrent_kernel + bias)`.
+
+    Args:
+        units: Size of the output and of the state; a positive integer.
+        activation: The output's activation (default tanh); None for the identity.
+        use_bias: Whether the cell adds a bias.
+        kernel_initializer: Initializer of `kernel`, which multiplies the step's input.
+        recurrent_initializer: Initializer of `recurrent_kernel`, which multiplies the previous
+            output.
+        bias_initializer: Initializer of `bias`.
+        kernel_regularizer: Optional regularizer of `kernel`.
+        recurrent_regularizer: Optional regularizer of `recurrent_kernel`.
+        bias_regularizer: Optional regularizer of `bias`.
+        kernel_constraint: Optional constraint applied to `kernel` after each update.
+        recurrent_constraint: Optional constraint applied to `recurrent_kernel` after each update.
+        bias_constraint: Optional constraint applied to `bias` after each update.
+        dropout: Fraction of the input's units dropped in training; clipped to [0, 1].
+        recurrent_dropout: Fraction of the previous output's units dropped in training;
+            clipped to [0, 1].
+        seed: Seed of the dropout masks (a non-negative integer), or None for the global
+            generator.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...); anything else
+            raises ValueError.
+
+    Raises:
+        ValueError: For a `units` that is not a positive integer, an unknown activation,
+            initializer, regularizer or constraint name, or an unknown keyword argument.
+        TypeError: For a dropout rate or seed that is not a number.
+    """
 
     kind = "simple_rnn"
 
-    def __init__(self, units, activation="tanh", use_bias=True, **kwargs):
-        if "recurrent_activation" in kwargs:  # it has no gates; Keras refuses the argument too
-            raise ValueError(
-                f"Unrecognized keyword arguments passed to {type(self).__name__}: "
-                f"{{'recurrent_activation': {kwargs['recurrent_activation']!r}}}"
-            )
-        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            **kwargs,
+        )
 
     def call(self, inputs, states, training=False):
         (x,), (h,) = self._step_inputs(inputs, states, training)
@@ -238,13 +339,85 @@ class SimpleRNNCell(DropoutRNNCell):
 
 
 class GRUCell(DropoutRNNCell):
-    """Cell of `GRU`, gates z, r, h; with `reset_after` (the default) the bias is `(2, 3·units)`."""
+    """The step of `GRU`: update gate z, reset gate r and candidate h, in Keras's weight layout.
+
+    Args:
+        units: Size of the output and of the state; a positive integer.
+        activation: The candidate's activation (default tanh); None for the identity.
+        recurrent_activation: The gates' activation (default sigmoid).
+        use_bias: Whether the cell adds biases.
+        kernel_initializer: Initializer of `kernel` `(input_dim, 3·units)`, which multiplies the
+            step's input.
+        recurrent_initializer: Initializer of `recurrent_kernel` `(units, 3·units)`, which
+            multiplies the previous output.
+        bias_initializer: Initializer of `bias`.
+        kernel_regularizer: Optional regularizer of `kernel`.
+        recurrent_regularizer: Optional regularizer of `recurrent_kernel`.
+        bias_regularizer: Optional regularizer of `bias`.
+        kernel_constraint: Optional constraint applied to `kernel` after each update.
+        recurrent_constraint: Optional constraint applied to `recurrent_kernel` after each update.
+        bias_constraint: Optional constraint applied to `bias` after each update.
+        dropout: Fraction of the input's units dropped in training; clipped to [0, 1].
+        recurrent_dropout: Fraction of the previous output's units dropped in training;
+            clipped to [0, 1].
+        reset_after: Apply the reset gate after the recurrent matrix product (True, the default,
+            with separate input and recurrent biases: `bias` is `(2, 3·units)`) or before it
+            (False, one `(3·units,)` bias).
+        seed: Seed of the dropout masks (a non-negative integer), or None for the global
+            generator.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
+            `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
+            anything else raises ValueError.
+
+    Raises:
+        ValueError: For a `units` that is not a positive integer, an unknown activation,
+            initializer, regularizer or constraint name, or an unknown keyword argument.
+        TypeError: For a dropout rate or seed that is not a number.
+    """
 
     kind = "gru"
     gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        reset_after=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            **kwargs,
+        )
+        self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = reset_after
 
     def build(self, input_shape):
@@ -282,14 +455,85 @@ class GRUCell(DropoutRNNCell):
 
 
 class LSTMCell(DropoutRNNCell):
-    """Cell of `LSTM`, gates i, f, c, o, states `[h, c]`; `unit_forget_bias` starts the forget
-    gate's bias at one."""
+    """The step of `LSTM`: input, forget, cell and output gates (i, f, c, o), states `[h, c]`.
+
+    Args:
+        units: Size of the output and of each state; a positive integer.
+        activation: The activation of the candidate cell state and of the output (default
+            tanh); None for the identity.
+        recurrent_activation: The gates' activation (default sigmoid).
+        use_bias: Whether the cell adds a bias.
+        kernel_initializer: Initializer of `kernel` `(input_dim, 4·units)`, which multiplies the
+            step's input.
+        recurrent_initializer: Initializer of `recurrent_kernel` `(units, 4·units)`, which
+            multiplies the previous output.
+        bias_initializer: Initializer of `bias` `(4·units,)`.
+        unit_forget_bias: Start the forget gate's bias at one (whatever `bias_initializer`
+            says), so that the cell remembers by default early in training.
+        kernel_regularizer: Optional regularizer of `kernel`.
+        recurrent_regularizer: Optional regularizer of `recurrent_kernel`.
+        bias_regularizer: Optional regularizer of `bias`.
+        kernel_constraint: Optional constraint applied to `kernel` after each update.
+        recurrent_constraint: Optional constraint applied to `recurrent_kernel` after each update.
+        bias_constraint: Optional constraint applied to `bias` after each update.
+        dropout: Fraction of the input's units dropped in training; clipped to [0, 1].
+        recurrent_dropout: Fraction of the previous output's units dropped in training;
+            clipped to [0, 1].
+        seed: Seed of the dropout masks (a non-negative integer), or None for the global
+            generator.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
+            `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
+            anything else raises ValueError.
+
+    Raises:
+        ValueError: For a `units` that is not a positive integer, an unknown activation,
+            initializer, regularizer or constraint name, or an unknown keyword argument.
+        TypeError: For a dropout rate or seed that is not a number.
+    """
 
     kind = "lstm"
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            **kwargs,
+        )
+        self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         self.state_size = [self.units, self.units]
 
