@@ -8,28 +8,39 @@ pub enum Error {
     /// An array has the wrong shape (or count). `argument` names the caller's argument.
     #[error("{argument}: expected shape {expected}, received {received}")]
     Shape {
+        /// The argument's name.
         argument: String,
+        /// The shape it must have.
         expected: String,
+        /// The shape it has.
         received: String,
     },
     /// A value is outside what the argument accepts.
     #[error("{argument}: expected {expected}, received {received}")]
     Value {
+        /// The argument's name.
         argument: String,
+        /// What it accepts.
         expected: String,
+        /// What it was given.
         received: String,
     },
     /// The buffers a call needs cannot be allocated.
     #[error("cannot allocate {elements} elements for {what}")]
     Allocation {
+        /// The buffer.
         what: &'static str,
+        /// Its dimensions, `a x b x c`.
         elements: String,
     },
     /// The buffers a call needs together exceed the machine's memory (bytes).
     #[error("{what} needs {:.1} GiB, more than this machine's {:.1} GiB of memory", gib(*.needed), gib(*.available))]
     Memory {
+        /// The call or array.
         what: String,
+        /// Bytes it needs.
         needed: u64,
+        /// Bytes of RAM.
         available: u64,
     },
     /// The GPU failed: a CUDA driver, cuBLAS or NVRTC error, or no usable GPU.

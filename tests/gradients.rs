@@ -130,9 +130,13 @@ fn check(case: Case, seed: u64) {
         g.kernel.into_dyn(),
         g.recurrent_kernel.into_dyn(),
     ];
-    analytic.extend(g.bias.map(|b| b.into_dyn()));
+    analytic.extend(g.bias.map(ndarray::ArrayBase::into_dyn));
     if case.with_states {
-        analytic.extend(g.initial_states.into_iter().map(|s| s.into_dyn()));
+        analytic.extend(
+            g.initial_states
+                .into_iter()
+                .map(ndarray::ArrayBase::into_dyn),
+        );
     }
 
     let step = 1e-6;

@@ -1,5 +1,5 @@
 //! Property tests of the sequence loop: invariants that must hold exactly for every cell and
-//! option (all-true mask == no mask, go_backwards == reversed input, rows independent, threads ==
+//! option (all-true mask == no mask, `go_backwards` == reversed input, rows independent, threads ==
 //! serial, masked steps keep the state), and the errors bad input gets.
 
 mod common;

@@ -6,31 +6,51 @@ use crate::error::{Error, Result};
 /// An element-wise activation function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
+    /// Keras's `linear`.
     Linear,
+    /// Keras's `tanh`.
     Tanh,
+    /// Keras's `sigmoid`.
     Sigmoid,
     /// Keras 3: `relu6(x + 3) / 6`.
     HardSigmoid,
+    /// Keras's `relu`.
     Relu,
+    /// Keras's `relu6`.
     Relu6,
     /// Keras 3 default slope 0.2.
     LeakyRelu,
+    /// Keras's `elu`.
     Elu,
+    /// Keras's `selu`.
     Selu,
+    /// Keras's `softplus`.
     Softplus,
+    /// Keras's `softsign`.
     Softsign,
+    /// Keras's `soft_shrink`.
     SoftShrink,
+    /// Keras's `sparse_plus`.
     SparsePlus,
+    /// Keras's `silu`.
     Silu,
+    /// Keras's `hard_silu`.
     HardSilu,
+    /// Keras's `squareplus`.
     Squareplus,
     /// The exact (erf) form, Keras's default `approximate=False`.
     Gelu,
+    /// Keras's `celu`.
     Celu,
+    /// Keras's `mish`.
     Mish,
+    /// Keras's `tanh_shrink`.
     TanhShrink,
+    /// Keras's `hard_tanh`.
     HardTanh,
+    /// Keras's `exponential`.
     Exponential,
+    /// Keras's `log_sigmoid`.
     LogSigmoid,
     /// `x` where `|x| > 0.5`, else 0.
     HardShrink,
@@ -311,6 +331,7 @@ pub trait Pointwise<T: Float>: Sync {
 
 /// An activation fixed at compile time.
 pub trait Fixed: Sync {
+    /// The activation this type stands for.
     const ACTIVATION: Activation;
 }
 
@@ -330,6 +351,7 @@ fixed!(Tanh, Sigmoid, Relu, HardSigmoid);
 pub struct FixedPair<A, R, const FMA: bool>(std::marker::PhantomData<(A, R)>);
 
 impl<A, R, const FMA: bool> FixedPair<A, R, FMA> {
+    /// The pair (a type-level value: it holds nothing).
     pub const fn new() -> Self {
         Self(std::marker::PhantomData)
     }

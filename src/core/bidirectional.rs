@@ -19,9 +19,13 @@ use crate::error::{check_shape, Error, Result};
 /// How the two directions' outputs are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeMode {
+    /// The outputs side by side on the last axis.
     Concat,
+    /// Their sum.
     Sum,
+    /// Their product.
     Mul,
+    /// Their mean.
     Ave,
     /// Both outputs are returned separately.
     None,
@@ -47,9 +51,13 @@ impl MergeMode {
 
 /// One direction: its cell, weights, inputs and options.
 pub struct Direction<'a, T> {
+    /// The direction's cell.
     pub spec: &'a CellSpec,
+    /// Its weights.
     pub weights: Weights<'a, T>,
+    /// The input (shared by both directions) with this direction's states and dropout.
     pub input: SequenceInput<'a, T>,
+    /// How it walks the sequence (the second direction has the opposite `go_backwards`).
     pub options: SequenceOptions,
 }
 
@@ -59,8 +67,11 @@ pub struct BidirectionalForward<T, S = Saved<T>> {
     /// The merged output, or both outputs for [`MergeMode::None`]: `(batch, time, ·)` with
     /// `return_sequences`, else `(batch, ·)`.
     pub outputs: Vec<ArrayD<T>>,
+    /// The first direction's final states.
     pub forward_states: Vec<Array2<T>>,
+    /// The second direction's final states.
     pub backward_states: Vec<Array2<T>>,
+    /// What the backward pass needs.
     pub saved: BidirectionalSaved<T, S>,
 }
 
@@ -68,7 +79,9 @@ pub struct BidirectionalForward<T, S = Saved<T>> {
 /// its backward.
 #[derive(Debug)]
 pub struct BidirectionalSaved<T, S = Saved<T>> {
+    /// The first direction's.
     pub forward: S,
+    /// The second direction's.
     pub backward: S,
     merge_mode: MergeMode,
     return_sequences: bool,
@@ -81,7 +94,9 @@ pub struct BidirectionalSaved<T, S = Saved<T>> {
 pub struct BidirectionalGradients<T> {
     /// The sum of both directions' input gradients; `None` when not asked for.
     pub input: Option<Array3<T>>,
+    /// The first direction's weight and state gradients.
     pub forward: Gradients<T>,
+    /// The second direction's.
     pub backward: Gradients<T>,
 }
 

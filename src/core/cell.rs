@@ -17,7 +17,10 @@ pub enum CellKind {
     SimpleRnn,
     /// Gated recurrent unit; `reset_after` applies the reset gate after the recurrent product
     /// (Keras's default, cuDNN's form) and gives it its own bias row.
-    Gru { reset_after: bool },
+    Gru {
+        /// Whether the reset gate applies after the recurrent product.
+        reset_after: bool,
+    },
     /// Long short-term memory, states `[h, c]`.
     Lstm,
 }
@@ -53,11 +56,15 @@ impl CellKind {
 /// The shape and functions of a cell: everything but its weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CellSpec {
+    /// Which cell.
     pub kind: CellKind,
+    /// The size of the state (and of each gate block).
     pub units: usize,
+    /// The activation of the candidate state and output.
     pub activation: Activation,
     /// The gates' activation (GRU and LSTM; unused by SimpleRNN).
     pub recurrent_activation: Activation,
+    /// Whether the cell has a bias.
     pub use_bias: bool,
 }
 
@@ -66,8 +73,11 @@ pub struct CellSpec {
 /// recurrent) for GRU with `reset_after`, one otherwise.
 #[derive(Clone, Copy, Debug)]
 pub struct Weights<'a, T> {
+    /// `W`, applied to the input.
     pub kernel: ArrayView2<'a, T>,
+    /// `U`, applied to the previous `h`.
     pub recurrent_kernel: ArrayView2<'a, T>,
+    /// `b`; `None` without bias.
     pub bias: Option<ArrayView2<'a, T>>,
 }
 

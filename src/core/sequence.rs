@@ -122,7 +122,9 @@ pub enum OutputGrad<'a, T> {
 pub struct Gradients<T> {
     /// `(batch, time, features)`; `None` when the caller did not ask for it.
     pub input: Option<Array3<T>>,
+    /// Same shape as the kernel.
     pub kernel: Array2<T>,
+    /// Same shape as the recurrent kernel.
     pub recurrent_kernel: Array2<T>,
     /// Same shape as the bias; `None` without bias.
     pub bias: Option<Array2<T>>,

@@ -28,7 +28,7 @@ pub fn zeros<T: Float, D: Dimension>(
         // whose all-zero bit pattern is 0.0, so the zeroed block holds `len` initialised values;
         // the Vec takes ownership with the same layout the block was allocated with.
         unsafe {
-            let ptr = alloc_zeroed(layout) as *mut T;
+            let ptr = alloc_zeroed(layout).cast::<T>();
             if ptr.is_null() {
                 return Err(too_large());
             }

@@ -65,7 +65,7 @@ fn read_mxcsr() -> u32 {
     let mut value = 0u32;
     // SAFETY: stores the MXCSR register into a local (SSE is part of x86-64).
     unsafe {
-        std::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags));
+        std::arch::asm!("stmxcsr [{}]", in(reg) &raw mut value, options(nostack, preserves_flags));
     }
     value
 }
@@ -75,7 +75,7 @@ fn write_mxcsr(value: u32) {
     // SAFETY: loads MXCSR from a local holding a valid value: one read from MXCSR with at most
     // the FTZ and DAZ bits set, which every x86-64 CPU supports.
     unsafe {
-        std::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, preserves_flags));
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &raw const value, options(nostack, preserves_flags));
     }
 }
 

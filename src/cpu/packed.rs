@@ -343,7 +343,7 @@ impl<T: Float> Tile<T> {
             4 => [1, 2, 3, 4],
             5 => [1, 2, 3, 4],
             6 => [1, 2, 3, 4],
-        )
+        );
     }
 
     /// Computes the tile.
@@ -359,15 +359,15 @@ impl<T: Float> Tile<T> {
             // CPU has the extensions (checked in `isa`).
             Isa::Avx512 => {
                 return avx512::tile_f32::<ROWS, PANELS>(
-                    &*(self as *const Self as *const Tile<f32>),
+                    &*(self as *const Self).cast::<Tile<f32>>(),
                 )
             }
             Isa::Avx2 => {
-                return avx2::tile_f32::<ROWS, PANELS>(&*(self as *const Self as *const Tile<f32>))
+                return avx2::tile_f32::<ROWS, PANELS>(&*(self as *const Self).cast::<Tile<f32>>())
             }
             Isa::Portable => {}
         }
-        self.run_generic::<ROWS, PANELS>()
+        self.run_generic::<ROWS, PANELS>();
     }
 
     /// The portable tile: plain multiply and add, in the same order as the intrinsics ones.

@@ -5,7 +5,7 @@
 //! tens of microseconds on a virtual machine (measured here: a forward pass of one step, B=32,
 //! H=128, took 83 us on one thread and 173 us on two). A training step of a small model makes a
 //! few dozen such calls with Python in between, so the threads would sleep and wake for each.
-//! The team's helpers instead keep looking for work for [`SPIN`] after each job before they
+//! The team's helpers instead keep looking for work for `SPIN` after each job before they
 //! sleep, as OpenMP runtimes do (PyTorch's threads spin the same way), and the caller takes part
 //! in its own job, so a call on a warm team wakes no thread at all.
 //!
@@ -67,7 +67,7 @@ pub fn for_each<I: Send, E: Send>(
                 .collect();
             team.shared.run(slots.len(), &|i| {
                 // SAFETY: index `i` is claimed exactly once (see `Shared::claim`).
-                run(unsafe { (*slots[i].0.get()).take() }.expect("each task runs once"))
+                run(unsafe { (*slots[i].0.get()).take() }.expect("each task runs once"));
             });
         }
         None if items.len() <= 1 => items.into_iter().for_each(run),

@@ -4,9 +4,9 @@
 //! CUDA's libraries are loaded at run time (cudarc's dynamic loading), so the crate builds and
 //! runs without them: [`gpu`] then says why there is no GPU and the callers use the CPU. The
 //! buffers follow the CPU loops' layout (time-major, processing order); matrices are row-major,
-//! which [`Lane::gemm`] maps onto cuBLAS's column-major convention. Only `f32` runs here.
+//! which `Lane::gemm` maps onto cuBLAS's column-major convention. Only `f32` runs here.
 
-pub mod kernels;
+pub(crate) mod kernels;
 pub mod sequence;
 
 use std::cell::RefCell;
@@ -422,12 +422,12 @@ impl Lane {
                 int(n)?,
                 int(m)?,
                 int(k)?,
-                &alpha,
+                &raw const alpha,
                 b as *const f32,
                 int(ldb)?,
                 a as *const f32,
                 int(lda)?,
-                &beta,
+                &raw const beta,
                 c as *mut f32,
                 int(ldc)?,
             )

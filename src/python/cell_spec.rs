@@ -16,7 +16,10 @@ pub struct CellSpec {
 #[pymethods]
 impl CellSpec {
     #[new]
-    #[pyo3(signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true))]
+    #[pyo3(
+        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true),
+        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True)"
+    )]
     fn new(
         kind: &Bound<'_, PyAny>,
         units: &Bound<'_, PyAny>,

@@ -116,7 +116,7 @@ fn run_interruptible<R: Send>(
                     }
                 }
             }
-        })
+        });
     });
     (result, interrupt)
 }

@@ -530,7 +530,7 @@ where
     mask = None, fw_initial_states = None, bw_initial_states = None, fw_input_dropout = None,
     fw_recurrent_dropout = None, bw_input_dropout = None, bw_recurrent_dropout = None,
     zero_output_for_mask = false, fw_go_backwards = false, device = None
-))]
+), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn bidirectional_forward<'py>(
     py: Python<'py>,
@@ -643,7 +643,7 @@ fn bidirectional_backward_typed<'py, T: Elem, E: Engine<T>>(
 
 /// Backward of a `bidirectional_forward` pass.
 ///
-/// `d_outputs` is the gradient of the merged output (a pair for merge_mode None, entries may be
+/// `d_outputs` is the gradient of the merged output (a pair for `merge_mode` None, entries may be
 /// None). Returns `(dx, forward_grads, backward_grads)`, each direction's grads being
 /// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`; `dx` is None with
 /// `input_gradient=False`.

@@ -275,7 +275,7 @@ fn input_gradient_of<T: Float>(
                         Zip::from(&mut dx)
                             .and(tmp)
                             .and(m.row(r % b))
-                            .for_each(|d, &v, &m| *d += v * m)
+                            .for_each(|d, &v, &m| *d += v * m);
                     });
             }
         }
