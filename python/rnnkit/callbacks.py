@@ -660,9 +660,12 @@ class LambdaCallback(Callback):
     """A callback made of functions, one per hook: `on_epoch_end=lambda epoch, logs: ...`.
 
     Args:
-        on_epoch_begin, on_epoch_end: Functions of `(epoch, logs)`.
-        on_train_begin, on_train_end: Functions of `(logs)`.
-        on_train_batch_begin, on_train_batch_end: Functions of `(batch, logs)`.
+        on_epoch_begin: Function of `(epoch, logs)` called when an epoch starts.
+        on_epoch_end: Function of `(epoch, logs)` called when an epoch ends.
+        on_train_begin: Function of `(logs)` called when training starts.
+        on_train_end: Function of `(logs)` called when training ends.
+        on_train_batch_begin: Function of `(batch, logs)` called before each training batch.
+        on_train_batch_end: Function of `(batch, logs)` called after each training batch.
         **kwargs: Any other hook: `on_batch_begin/end`, `on_test_*`, `on_predict_*`.
     """
 

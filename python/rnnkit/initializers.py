@@ -154,7 +154,13 @@ def _truncated_normal(generator, shape, mean, stddev):
 
 
 class _Normal(RandomInitializer):
-    """Holds the mean and stddev of RandomNormal and TruncatedNormal."""
+    """Holds the mean and stddev of RandomNormal and TruncatedNormal.
+
+    Args:
+        mean: Mean of the (underlying) normal distribution.
+        stddev: Standard deviation of the (underlying) normal distribution.
+        seed: An int for reproducible values, or None.
+    """
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean = mean

@@ -13,9 +13,12 @@ class Dense(Layer):
         units: Output size (positive).
         activation: Activation name or function; None is linear.
         use_bias: Whether to add a bias.
-        kernel_initializer, bias_initializer: Initializers.
-        kernel_regularizer, bias_regularizer: Optional regularizers.
-        kernel_constraint, bias_constraint: Optional constraints.
+        kernel_initializer: Initializer of the `(input_dim, units)` kernel.
+        bias_initializer: Initializer of the bias.
+        kernel_regularizer: Optional regularizer of the kernel.
+        bias_regularizer: Optional regularizer of the bias.
+        kernel_constraint: Optional constraint applied to the kernel after each update.
+        bias_constraint: Optional constraint applied to the bias after each update.
         **kwargs: Base `Layer` arguments.
     """
 

@@ -92,6 +92,8 @@ class Layer:
             Sequential model.
         batch_size: Fixed batch size to go with `input_shape`.
         batch_input_shape: Shape of the input with the batch axis.
+        device: Where this layer's calls compute: "cpu", "cuda" or "auto"; None (the default)
+            follows the enclosing `rk.device(...)` scope.
     """
 
     def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, device=None, **kwargs):

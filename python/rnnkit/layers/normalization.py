@@ -121,10 +121,14 @@ class BatchNormalization(Layer):
         epsilon: Added to the variance.
         center: Whether to add the offset `beta`.
         scale: Whether to multiply by `gamma`.
-        beta_initializer, gamma_initializer: Initializers of the trainable weights.
-        moving_mean_initializer, moving_variance_initializer: Initializers of the statistics.
-        beta_regularizer, gamma_regularizer: Optional regularizers.
-        beta_constraint, gamma_constraint: Optional constraints.
+        beta_initializer: Initializer of the offset `beta`.
+        gamma_initializer: Initializer of the scale `gamma`.
+        moving_mean_initializer: Initializer of the moving mean.
+        moving_variance_initializer: Initializer of the moving variance.
+        beta_regularizer: Optional regularizer of `beta`.
+        gamma_regularizer: Optional regularizer of `gamma`.
+        beta_constraint: Optional constraint applied to `beta` after each update.
+        gamma_constraint: Optional constraint applied to `gamma` after each update.
         synchronized: Only False: synchronising replicas is a TensorFlow-backend feature.
         renorm: Whether to use batch renormalisation (Ioffe, 2017), which adds the
             non-trainable weights `moving_stddev`, `renorm_mean` and `renorm_stddev`.
@@ -313,9 +317,12 @@ class LayerNormalization(Layer):
         epsilon: Added to the variance.
         center: Whether to add the offset `beta`.
         scale: Whether to multiply by `gamma`.
-        beta_initializer, gamma_initializer: Initializers.
-        beta_regularizer, gamma_regularizer: Optional regularizers.
-        beta_constraint, gamma_constraint: Optional constraints.
+        beta_initializer: Initializer of the offset `beta`.
+        gamma_initializer: Initializer of the scale `gamma`.
+        beta_regularizer: Optional regularizer of `beta`.
+        gamma_regularizer: Optional regularizer of `gamma`.
+        beta_constraint: Optional constraint applied to `beta` after each update.
+        gamma_constraint: Optional constraint applied to `gamma` after each update.
         **kwargs: Base `Layer` arguments. Keras's deprecated `rms_scaling` is accepted only as
             False (the value in Keras's configs); use an RMS normalisation layer instead.
     """
