@@ -31,20 +31,18 @@ def test_timeseries_weather_forecasting(run_client):
     assert np.isfinite(model.evaluate(g["dataset_val"], verbose=0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason=(
-        "the example reads its first batch with `for batch in dataset_train.take(1)` (tf.data's "
-        "Dataset.take); rnnkit's timeseries_dataset_from_array returns a plain iterable "
-        "(TimeseriesDataset) without take(); the client uses itertools.islice instead"
-    ),
-)
 def test_the_examples_take_call():
     import rnnkit as keras
 
     series = np.arange(100.0).reshape(50, 2)
     dataset = keras.preprocessing.timeseries_dataset_from_array(series, series[:, 0], sequence_length=5, batch_size=8)
-    for batch in dataset.take(1):
-        inputs, targets = batch
-    assert inputs.shape == (8, 5, 2) and targets.shape == (8,)
+    taken = dataset.take(1)
+    assert len(taken) == 1 and len(dataset.take(-1)) == len(dataset) == 6
+    for _ in range(2):  # reusable, as a tf.data dataset is
+        batches = list(taken)
+        assert len(batches) == 1
+        inputs, targets = batches[0]
+        np.testing.assert_array_equal(inputs, [series[i : i + 5] for i in range(8)])
+        np.testing.assert_array_equal(targets, series[:8, 0])
+    with pytest.raises(ValueError, match=r"^take: count: expected an int >= -1, received -2$"):
+        dataset.take(-2)

@@ -13,9 +13,8 @@ What differs from the example:
   and the example's DataFrame steps are written with numpy: `df[keys]` is a column selection,
   `.loc[a:b]`/`.iloc[a:b]` row slices, `data.corr()` is `np.corrcoef`, the raw plot draws
   each column with `plt.plot` instead of `Series.plot`;
-- `dataset.take(n)` and `tensor.numpy()` are TensorFlow's tf.data/tf.Tensor methods:
-  rnnkit's `timeseries_dataset_from_array` gives a plain iterable of numpy batches, so the
-  script reads its first batches with `itertools.islice` and uses the arrays as they are;
+- `tensor.numpy()` is a tf.Tensor method: rnnkit's `timeseries_dataset_from_array` gives
+  numpy batches (with tf.data's `take`), so the script uses the arrays as they are;
 - the checkpoint file is "model_checkpoint.weights.h5" (Keras 3 requires that suffix with
   `save_weights_only=True`; the example predates it and writes "model_checkpoint.h5");
 - 2 epochs instead of 10; the history of `fit` is kept in `history` (as in the example), the
@@ -27,7 +26,6 @@ Adam(0.001) with mse, EarlyStopping and ModelCheckpoint(save_best_only) on val_l
 plot and the single-step prediction plots follow the example.
 """
 
-import itertools
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -149,7 +147,7 @@ dataset_val = keras.preprocessing.timeseries_dataset_from_array(
     x_val, y_val, sequence_length=sequence_length, sampling_rate=step, batch_size=batch_size
 )
 
-for batch in itertools.islice(dataset_train, 1):
+for batch in dataset_train.take(1):
     inputs, targets = batch
 print("Input shape:", np.shape(inputs))
 print("Target shape:", np.shape(targets))
@@ -206,7 +204,7 @@ def show_plot(plot_data, delta, title):
 
 
 predictions = []
-for x, y in itertools.islice(dataset_val, 5):
+for x, y in dataset_val.take(5):
     prediction = model.predict(x)[0]
     predictions.append(prediction)
     show_plot([np.asarray(x[0][:, 1]), np.asarray(y[0]), prediction], 12, "Single Step Prediction")

@@ -203,7 +203,43 @@ def _split_sizes(left_size, right_size, total):
     return left, right
 
 
-class ArrayDataset:
+class Taking:
+    """`take(count)` on the dataset objects of `rk.utils`, as on a `tf.data.Dataset`."""
+
+    def take(self, count):
+        """The first `count` elements (all of them for -1), as a reusable iterable with `len()`.
+
+        Args:
+            count: How many elements to keep; -1 keeps them all.
+
+        Returns:
+            A `Taken` view of this dataset.
+        """
+        return Taken(self, count)
+
+
+class Taken(Taking):
+    """The first `count` elements of a dataset (all for -1), read from it on each iteration.
+
+    Args:
+        source: A dataset with `len()`.
+        count: How many elements to keep; -1 keeps them all.
+    """
+
+    def __init__(self, source, count):
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < -1:
+            raise ValueError(f"take: count: expected an int >= -1, received {count!r}")
+        self._source, self._count = source, int(count)
+
+    def __len__(self):
+        size = len(self._source)
+        return size if self._count == -1 else min(self._count, size)
+
+    def __iter__(self):
+        return itertools.islice(iter(self._source), len(self))
+
+
+class ArrayDataset(Taking):
     """Samples stored as arrays (or a tuple, list or dict of arrays) along their first axis.
 
     Iterating yields one sample at a time, in the structure of `arrays`, as iterating a
@@ -237,7 +273,7 @@ class ArrayDataset:
         return Batches(self.arrays, batch_size, drop_remainder)
 
 
-class Batches:
+class Batches(Taking):
     """Consecutive batches of arrays (or a structure of arrays) along their first axis.
 
     Args:

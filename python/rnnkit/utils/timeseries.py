@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from rnnkit.utils.dataset import Taking
+
 __all__ = ["timeseries_dataset_from_array"]
 
 
@@ -61,7 +63,7 @@ def _check_range(name, value, low, high):
         )
 
 
-class TimeseriesDataset:
+class TimeseriesDataset(Taking):
     """The windows of `timeseries_dataset_from_array`, cut batch by batch as they are read."""
 
     def __init__(self, data, targets, sequence_length, sequence_stride, sampling_rate, batch_size, shuffle,
