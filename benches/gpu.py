@@ -47,9 +47,7 @@ def rnnkit_train(b, t, f, h, repeat):
     rng = np.random.default_rng(0)
     x = rng.random((b, t, f), dtype=np.float32)
     y = rng.integers(0, 10, size=b)
-    model = rk.Sequential(
-        [rk.Input((t, f)), rk.layers.LSTM(h), rk.layers.BatchNormalization(), rk.layers.Dense(10)]
-    )
+    model = rk.Sequential([rk.Input((t, f)), rk.layers.LSTM(h), rk.layers.BatchNormalization(), rk.layers.Dense(10)])
     model.compile(optimizer=rk.optimizers.SGD(0.01), loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True))
     with rk.device("cuda"):
         return median_ms(lambda: model.train_on_batch(x, y), repeat)
@@ -153,8 +151,13 @@ def main():
     # A call's fixed cost: one step of a tiny cell.
     for backward in (False, True):
         label = f"fixed cost: lstm B1 H8 F8 T1 {'fwd+bwd' if backward else 'fwd'}"
-        rows.append((label, rnnkit_layer("lstm", 1, 1, 8, 8, backward, repeat),
-                     torch_layer(torch, "lstm", 1, 1, 8, 8, backward, repeat)))
+        rows.append(
+            (
+                label,
+                rnnkit_layer("lstm", 1, 1, 8, 8, backward, repeat),
+                torch_layer(torch, "lstm", 1, 1, 8, 8, backward, repeat),
+            )
+        )
 
     print(f"{'workload':<46} {'rnnkit ms':>10} {'cuDNN ms':>10} {'ratio':>7}")
     for label, ours, theirs in rows:

@@ -50,28 +50,53 @@ _ADDITION = dict(model="addition", cell="lstm", H=128, T=7, F=12, T_OUT=4)
 WORKLOADS = {
     "W1": dict(_MNIST, mode="train", title="LSTM H=64, B=64, T=28, F=28, train step (guide's MNIST model)"),
     "W2": dict(_MNIST, mode="predict", title="LSTM H=64, B=64, T=28, F=28, predict_on_batch"),
-    "W3": dict(cell="lstm", H=512, B=64, T=100, F=512, mode="train", title="LSTM H=512, B=64, T=100, F=512, train step"),
+    "W3": dict(
+        cell="lstm", H=512, B=64, T=100, F=512, mode="train", title="LSTM H=512, B=64, T=100, F=512, train step"
+    ),
     "W4": dict(cell="gru", H=256, B=64, T=100, F=128, mode="train", title="GRU H=256, B=64, T=100, F=128, train step"),
-    "W5": dict(cell="lstm", H=128, B=1, T=100, F=64, mode="predict",
-               title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch"),
-    "W6": dict(cell="lstm", bidir=True, H=128, B=32, T=200, F=64, mode="train",
-               title="Bidirectional(LSTM H=128), B=32, T=200, F=64, train step"),
-    "W1-mask": dict(_MNIST, mode="train", mask="random",
-                    title="W1 + mask of a random pattern (each step kept with p=0.8)"),
-    "W1-mask-rpad": dict(_MNIST, mode="train", mask="rightpad",
-                         title="W1 + right-padded mask (random lengths T/2..T)"),
-    "W1-dropout": dict(_MNIST, mode="train", dropout=0.2, recurrent_dropout=0.2,
-                       title="W1 + dropout=0.2, recurrent_dropout=0.2"),
+    "W5": dict(
+        cell="lstm",
+        H=128,
+        B=1,
+        T=100,
+        F=64,
+        mode="predict",
+        title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch",
+    ),
+    "W6": dict(
+        cell="lstm",
+        bidir=True,
+        H=128,
+        B=32,
+        T=200,
+        F=64,
+        mode="train",
+        title="Bidirectional(LSTM H=128), B=32, T=200, F=64, train step",
+    ),
+    "W1-mask": dict(
+        _MNIST, mode="train", mask="random", title="W1 + mask of a random pattern (each step kept with p=0.8)"
+    ),
+    "W1-mask-rpad": dict(_MNIST, mode="train", mask="rightpad", title="W1 + right-padded mask (random lengths T/2..T)"),
+    "W1-dropout": dict(
+        _MNIST, mode="train", dropout=0.2, recurrent_dropout=0.2, title="W1 + dropout=0.2, recurrent_dropout=0.2"
+    ),
     "W1-backwards": dict(_MNIST, mode="train", go_backwards=True, title="W1 + go_backwards=True"),
     "W1-relu": dict(_MNIST, mode="train", activation="relu", title='W1 + activation="relu"'),
     "W1-nobias": dict(_MNIST, mode="train", use_bias=False, title="W1 + use_bias=False"),
-    "W7": dict(_MNIST, mode="epoch", N=60000,
-               title="one epoch: fit on 60000x28x28 random inputs, W1's model, batch 64, verbose=0 (wall time)"),
-    "W8": dict(_ADDITION, mode="train", B=32,
-               title="Keras addition seq2seq (LSTM 128 -> RepeatVector 4 -> LSTM 128 -> Dense 12 softmax), "
-                     "batch 32, Adam, train step"),
-    "W9": dict(_ADDITION, mode="predict", B=32, N=1000,
-               title="the W8 model's predict on 1,000 samples (batch 32)"),
+    "W7": dict(
+        _MNIST,
+        mode="epoch",
+        N=60000,
+        title="one epoch: fit on 60000x28x28 random inputs, W1's model, batch 64, verbose=0 (wall time)",
+    ),
+    "W8": dict(
+        _ADDITION,
+        mode="train",
+        B=32,
+        title="Keras addition seq2seq (LSTM 128 -> RepeatVector 4 -> LSTM 128 -> Dense 12 softmax), "
+        "batch 32, Adam, train step",
+    ),
+    "W9": dict(_ADDITION, mode="predict", B=32, N=1000, title="the W8 model's predict on 1,000 samples (batch 32)"),
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
@@ -80,13 +105,26 @@ PRINT_ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
-LABELS = {"rnnkit": "rnnkit", "torch": "PyTorch", "torch-nomkldnn": "PyTorch (oneDNN off)",
-          "keras-tensorflow": "Keras/TF", "keras-jax": "Keras/JAX"}
+LABELS = {
+    "rnnkit": "rnnkit",
+    "torch": "PyTorch",
+    "torch-nomkldnn": "PyTorch (oneDNN off)",
+    "keras-tensorflow": "Keras/TF",
+    "keras-jax": "Keras/JAX",
+}
 
 # Targets of the performance issue: (reference, factor) means rnnkit <= factor x reference.
-TARGETS = {"W1": ("torch", 0.7), "W2": ("torch", 0.7), "W3": ("torch", 0.8), "W4": ("best", 0.7),
-           "W5": ("torch", 0.7), "W6": ("best", 0.75), "W7": ("torch", 0.7),
-           "W8": ("keras-tensorflow", 0.5), "W9": ("keras-tensorflow", 0.5)}
+TARGETS = {
+    "W1": ("torch", 0.7),
+    "W2": ("torch", 0.7),
+    "W3": ("torch", 0.8),
+    "W4": ("best", 0.7),
+    "W5": ("torch", 0.7),
+    "W6": ("best", 0.75),
+    "W7": ("torch", 0.7),
+    "W8": ("keras-tensorflow", 0.5),
+    "W9": ("keras-tensorflow", 0.5),
+}
 # Second references: rnnkit <= factor x this framework too.
 EXTRA_TARGETS = {"W8": ("torch", 0.7)}
 W3_SGEMM_FRACTION = 0.85
@@ -94,13 +132,13 @@ W3_SGEMM_FRACTION = 0.85
 # Why PyTorch does not run a W1 variant (None: it runs one).
 TORCH_VARIANT_SKIP = {
     "W1-mask": "skipped: nn.LSTM has no per-step mask; a random pattern is not right-padded, so packed "
-               "sequences cannot express it",
+    "sequences cannot express it",
     "W1-dropout": "skipped: nn.LSTM has no input/recurrent dropout inside the recurrence",
     "W1-relu": "skipped: nn.LSTM has no activation option (no fused equivalent)",
 }
 TORCH_VARIANT_NOTE = {
     "W1-mask-rpad": "emulated with pack_padded_sequence (enforce_sorted=False; packing counted in the step; "
-                    "the packed path is native ATen, not oneDNN, and skips the padded steps)",
+    "the packed path is native ATen, not oneDNN, and skips the padded steps)",
     "W1-backwards": "emulated by torch.flip of the input along time (counted in the step)",
     "W1-nobias": "nn.LSTM(bias=False)",
 }
@@ -169,6 +207,7 @@ def addition_data(rng, n, t_in, t_out):
 # Worker side: one framework per process
 # ---------------------------------------------------------------------------------------------
 
+
 def _rss_kib(field="VmRSS"):
     with open("/proc/self/status") as status:
         for line in status:
@@ -197,8 +236,11 @@ class KerasStyle:
         cpus = len(os.sched_getaffinity(0))
         if self.name == "rnnkit":
             env = os.environ.get("RAYON_NUM_THREADS")
-            info["threads"] = (f"rayon global pool: RAYON_NUM_THREADS={env}" if env else
-                               f"rayon global pool, default size = {cpus} (one per CPU; RAYON_NUM_THREADS unset)")
+            info["threads"] = (
+                f"rayon global pool: RAYON_NUM_THREADS={env}"
+                if env
+                else f"rayon global pool, default size = {cpus} (one per CPU; RAYON_NUM_THREADS unset)"
+            )
         elif self.name == "keras-tensorflow":
             import tensorflow as tf
 
@@ -211,15 +253,19 @@ class KerasStyle:
                 onednn = "oneDNN " + ("on" if _pywrap_util_port.IsMklEnabled() else "off")
             except Exception:  # noqa: BLE001 - private API; report what is known
                 onednn = f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (default on)')}"
-            info["threads"] = (f"intra-op {intra}, inter-op {inter} (0 = TensorFlow's default: all {cpus} cores); "
-                               f"{onednn}; devices {[d.device_type for d in tf.config.list_physical_devices()]}")
+            info["threads"] = (
+                f"intra-op {intra}, inter-op {inter} (0 = TensorFlow's default: all {cpus} cores); "
+                f"{onednn}; devices {[d.device_type for d in tf.config.list_physical_devices()]}"
+            )
         else:
             import jax
             import jaxlib
 
             info["version"] += f", jax {jax.__version__}, jaxlib {jaxlib.__version__}"
-            info["threads"] = (f"XLA:CPU default thread pool (all {cpus} cores; XLA_FLAGS="
-                               f"{os.environ.get('XLA_FLAGS', 'unset')}); devices {[str(d) for d in jax.devices()]}")
+            info["threads"] = (
+                f"XLA:CPU default thread pool (all {cpus} cores; XLA_FLAGS="
+                f"{os.environ.get('XLA_FLAGS', 'unset')}); devices {[str(d) for d in jax.devices()]}"
+            )
         return info
 
     def setup(self, wl):
@@ -227,8 +273,9 @@ class KerasStyle:
             return self.setup_addition(wl)
         K = self.K
         L = K.layers
-        options = {k: wl[k] for k in ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias")
-                   if k in wl}
+        options = {
+            k: wl[k] for k in ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias") if k in wl
+        }
         rnn = (L.LSTM if wl["cell"] == "lstm" else L.GRU)(wl["H"], **options)
         if wl.get("bidir"):
             rnn = L.Bidirectional(rnn)
@@ -240,8 +287,10 @@ class KerasStyle:
             inputs, hidden = x_in, rnn(x_in)
         outputs = L.Dense(10)(L.BatchNormalization()(hidden))
         model = K.Model(inputs, outputs)
-        model.compile(optimizer=K.optimizers.SGD(learning_rate=0.01),
-                      loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=K.optimizers.SGD(learning_rate=0.01),
+            loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         self.model = model
         x, y, mask = make_data(wl)
         self.x = [x, mask] if mask is not None else x
@@ -258,20 +307,29 @@ class KerasStyle:
             # (60000 = 937·64 + 32) before the timed epoch, as the second epoch of a real fit would be.
             model.fit(x[:160], y[:160], batch_size=64, epochs=1, verbose=0)
             self.step = None
-            note = "; ".join(filter(None, [note, "fit(shuffle=True) timed after a warm-up fit on 160 samples "
-                                                 "(full + last partial batch shapes)"]))
+            note = "; ".join(
+                filter(
+                    None,
+                    [
+                        note,
+                        "fit(shuffle=True) timed after a warm-up fit on 160 samples (full + last partial batch shapes)",
+                    ],
+                )
+            )
         return note
 
     def setup_addition(self, wl):
         K = self.K
         L = K.layers
-        model = K.Sequential([
-            K.Input(shape=(wl["T"], wl["F"])),
-            L.LSTM(wl["H"]),
-            L.RepeatVector(wl["T_OUT"]),
-            L.LSTM(wl["H"], return_sequences=True),
-            L.Dense(wl["F"], activation="softmax"),
-        ])
+        model = K.Sequential(
+            [
+                K.Input(shape=(wl["T"], wl["F"])),
+                L.LSTM(wl["H"]),
+                L.RepeatVector(wl["T_OUT"]),
+                L.LSTM(wl["H"], return_sequences=True),
+                L.Dense(wl["F"], activation="softmax"),
+            ]
+        )
         model.compile(loss="categorical_crossentropy", optimizer="adam")
         self.model = model
         self.x, self.y, _ = make_data(wl)
@@ -310,10 +368,14 @@ class Torch:
         cpus = len(os.sched_getaffinity(0))
         threads = torch.get_num_threads()
         note = "the default" if threads == cpus else f"not all {cpus} cores"
-        return {"version": f"torch {torch.__version__}",
-                "threads": (f"torch.get_num_threads()={threads} ({note}), interop {torch.get_num_interop_threads()}; "
-                            f"oneDNN (mkldnn) available={torch.backends.mkldnn.is_available()}, "
-                            f"enabled={torch.backends.mkldnn.enabled}")}
+        return {
+            "version": f"torch {torch.__version__}",
+            "threads": (
+                f"torch.get_num_threads()={threads} ({note}), interop {torch.get_num_interop_threads()}; "
+                f"oneDNN (mkldnn) available={torch.backends.mkldnn.is_available()}, "
+                f"enabled={torch.backends.mkldnn.enabled}"
+            ),
+        }
 
     def setup(self, wl):
         if wl.get("model") == "addition":
@@ -323,9 +385,13 @@ class Torch:
         F_ = torch.nn.functional
         for key in ("dropout", "recurrent_dropout", "activation"):
             if key in wl:
-                raise SkipWorkload({"dropout": TORCH_VARIANT_SKIP["W1-dropout"],
-                                    "recurrent_dropout": TORCH_VARIANT_SKIP["W1-dropout"],
-                                    "activation": TORCH_VARIANT_SKIP["W1-relu"]}[key])
+                raise SkipWorkload(
+                    {
+                        "dropout": TORCH_VARIANT_SKIP["W1-dropout"],
+                        "recurrent_dropout": TORCH_VARIANT_SKIP["W1-dropout"],
+                        "activation": TORCH_VARIANT_SKIP["W1-relu"],
+                    }[key]
+                )
         if wl.get("mask") == "random":
             raise SkipWorkload(TORCH_VARIANT_SKIP["W1-mask"])
         bidir = bool(wl.get("bidir"))
@@ -380,11 +446,16 @@ class Torch:
             with torch.autograd.profiler.profile() as prof:
                 self.step()
             names = {event.name for event in prof.function_events}
-            path = ("oneDNN RNN (mkldnn_rnn_layer)" if any("mkldnn_rnn" in n for n in names)
-                    else "native ATen RNN (no oneDNN)")
+            path = (
+                "oneDNN RNN (mkldnn_rnn_layer)"
+                if any("mkldnn_rnn" in n for n in names)
+                else "native ATen RNN (no oneDNN)"
+            )
         if wl["mode"] == "epoch":
-            path = ("a plain loop as fit: torch.randperm shuffle, 938 batches indexed from one tensor (no DataLoader), "
-                    "the train step above; warmed up on 3 batches first")
+            path = (
+                "a plain loop as fit: torch.randperm shuffle, 938 batches indexed from one tensor (no DataLoader), "
+                "the train step above; warmed up on 3 batches first"
+            )
         notes = [n for n in (path, TORCH_VARIANT_NOTE.get(wl.get("_name", ""))) if n]
         return "; ".join(notes) or None
 
@@ -431,8 +502,9 @@ class Torch:
 
         def predict():  # batches of 32, as Keras's predict
             with torch.inference_mode():
-                return torch.cat([torch.softmax(net(xt[i:i + wl["B"]]), -1)
-                                  for i in range(0, xt.shape[0], wl["B"])]).numpy()
+                return torch.cat(
+                    [torch.softmax(net(xt[i : i + wl["B"]]), -1) for i in range(0, xt.shape[0], wl["B"])]
+                ).numpy()
 
         self.step = self._step(net, wl, train, predict)
         return "nn.LSTM encoder/decoder, cross_entropy on logits (= softmax + categorical cross-entropy), Adam"
@@ -443,7 +515,7 @@ class Torch:
         start = time.perf_counter()
         perm = torch.randperm(n)  # shuffled every epoch, as fit(shuffle=True)
         for i in range(0, n, 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             self.train(self.xt[idx], self.yt[idx], None)
         return time.perf_counter() - start
 
@@ -493,8 +565,9 @@ def worker_main(name):
             elif cmd == "warmup":
                 # At least `min_steps` steps and `seconds` of stepping; the first includes tracing/compiling.
                 times, start = [], time.perf_counter()
-                while len(times) < msg["min_steps"] or (time.perf_counter() - start < msg["seconds"]
-                                                         and len(times) < msg["max_steps"]):
+                while len(times) < msg["min_steps"] or (
+                    time.perf_counter() - start < msg["seconds"] and len(times) < msg["max_steps"]
+                ):
                     t0 = time.perf_counter()
                     fw.step()
                     times.append(time.perf_counter() - t0)
@@ -526,6 +599,7 @@ def worker_main(name):
 # Parent side
 # ---------------------------------------------------------------------------------------------
 
+
 class WorkerDied(Exception):
     pass
 
@@ -541,9 +615,15 @@ class Worker:
             env["KERAS_BACKEND"] = name.split("-", 1)[1]
         if name == "keras-jax":
             env["JAX_PLATFORMS"] = "cpu"
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", name],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                     text=True, bufsize=1, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
         self.dead = None
 
     def send(self, cmd, **kwargs):
@@ -610,10 +690,27 @@ def cpu_model():
     except OSError:
         return platform.processor() or "unknown"
     flags = set(fields.get("flags", "").split())
-    isa = [f for f in ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16", "avx512_fp16",
-                       "amx_tile", "amx_bf16", "amx_int8") if f in flags]
-    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')}, model "
-            f"{fields.get('model', '?')}; {' '.join(isa) or 'no AVX2'})")
+    isa = [
+        f
+        for f in (
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512vl",
+            "avx512bw",
+            "avx512dq",
+            "avx512_bf16",
+            "avx512_fp16",
+            "amx_tile",
+            "amx_bf16",
+            "amx_int8",
+        )
+        if f in flags
+    ]
+    return (
+        f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')}, model "
+        f"{fields.get('model', '?')}; {' '.join(isa) or 'no AVX2'})"
+    )
 
 
 def loadavg():
@@ -654,8 +751,13 @@ def available_frameworks():
     """Which frameworks are installed, and why the others are skipped."""
     have = {m: importlib.util.find_spec(m) is not None for m in ("rnnkit", "torch", "keras", "tensorflow", "jax")}
     ok, missing = {}, {}
-    need = {"rnnkit": ["rnnkit"], "torch": ["torch"], "torch-nomkldnn": ["torch"],
-            "keras-tensorflow": ["keras", "tensorflow"], "keras-jax": ["keras", "jax"]}
+    need = {
+        "rnnkit": ["rnnkit"],
+        "torch": ["torch"],
+        "torch-nomkldnn": ["torch"],
+        "keras-tensorflow": ["keras", "tensorflow"],
+        "keras-jax": ["keras", "jax"],
+    }
     for name, mods in need.items():
         lacking = [m for m in mods if not have[m]]
         (missing if lacking else ok)[name] = f"not installed ({', '.join(lacking)})" if lacking else True
@@ -768,8 +870,13 @@ class Bench:
             times, live = self.run_steps(wl_name, todo)
             for fw, ts in times.items():
                 q1, q3 = quartiles(ts)
-                self.results[wl_name][fw] = {"median": statistics.median(ts), "q1": q1, "q3": q3, "n": len(ts),
-                                             "min": min(ts)}
+                self.results[wl_name][fw] = {
+                    "median": statistics.median(ts),
+                    "q1": q1,
+                    "q3": q3,
+                    "n": len(ts),
+                    "min": min(ts),
+                }
             if wl_name == "W3":
                 for fw in live:
                     try:
@@ -806,13 +913,19 @@ class Bench:
                     times[fw].append(r["seconds"])
         for fw, ts in times.items():
             if ts and fw not in self.results[wl_name]:
-                self.results[wl_name][fw] = {"median": statistics.median(ts), "q1": min(ts), "q3": max(ts), "n": len(ts),
-                                             "min": min(ts)}
+                self.results[wl_name][fw] = {
+                    "median": statistics.median(ts),
+                    "q1": min(ts),
+                    "q3": max(ts),
+                    "n": len(ts),
+                    "min": min(ts),
+                }
 
     # -- reporting -----------------------------------------------------------------------------
     def best_peer(self, wl_name):
-        peers = [(r["median"], fw) for fw, r in self.results.get(wl_name, {}).items()
-                 if fw != "rnnkit" and "median" in r]
+        peers = [
+            (r["median"], fw) for fw, r in self.results.get(wl_name, {}).items() if fw != "rnnkit" and "median" in r
+        ]
         return min(peers) if peers else None
 
     def verdicts(self, wl_name):
@@ -835,11 +948,15 @@ class Bench:
         else:
             ratio = rk / ref_time
             met = "MET" if ratio <= factor else "NOT MET"
-            lines.append(f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {LABELS[ref_name]} {fmt_ms(ref_time)} ms "
-                         f"= {ratio:.2f} (target <= {factor}) -> {met}")
+            lines.append(
+                f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {LABELS[ref_name]} {fmt_ms(ref_time)} ms "
+                f"= {ratio:.2f} (target <= {factor}) -> {met}"
+            )
             min_ratio = res["rnnkit"]["min"] / res[ref_name]["min"]
-            lines.append(f"          (fastest steps only: {fmt_ms(res['rnnkit']['min'])} / {fmt_ms(res[ref_name]['min'])} ms "
-                         f"= {min_ratio:.2f} -> {'MET' if min_ratio <= factor else 'NOT MET'})")
+            lines.append(
+                f"          (fastest steps only: {fmt_ms(res['rnnkit']['min'])} / {fmt_ms(res[ref_name]['min'])} ms "
+                f"= {min_ratio:.2f} -> {'MET' if min_ratio <= factor else 'NOT MET'})"
+            )
         if wl_name in EXTRA_TARGETS:
             ref_name, factor = EXTRA_TARGETS[wl_name]
             ref_time = res.get(ref_name, {}).get("median")
@@ -848,31 +965,41 @@ class Bench:
                 lines.append(f"target {wl_name}: {what}: cannot judge (rnnkit or the reference not measured)")
             else:
                 met = "MET" if rk / ref_time <= factor else "NOT MET"
-                lines.append(f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {fmt_ms(ref_time)} ms "
-                             f"= {rk / ref_time:.2f} (target <= {factor}) -> {met}")
+                lines.append(
+                    f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {fmt_ms(ref_time)} ms "
+                    f"= {rk / ref_time:.2f} (target <= {factor}) -> {met}"
+                )
         if wl_name == "W3":
             if rk is not None and self.sgemm:
                 gflops = step_flops(WORKLOADS["W3"]) / rk / 1e9
                 best = step_flops(WORKLOADS["W3"]) / res["rnnkit"]["min"] / 1e9
                 need = W3_SGEMM_FRACTION * self.sgemm
                 met = "MET" if gflops >= need else "NOT MET"
-                lines.append(f"target W3: rnnkit >= {W3_SGEMM_FRACTION:.0%} of sgemm ({self.sgemm:.1f} GFLOP/s, the best "
-                             f"sgemm measured so far): {gflops:.1f} GFLOP/s = {gflops / self.sgemm:.0%} (needs >= "
-                             f"{need:.1f}) -> {met}; fastest step {best:.1f} GFLOP/s = {best / self.sgemm:.0%}")
+                lines.append(
+                    f"target W3: rnnkit >= {W3_SGEMM_FRACTION:.0%} of sgemm ({self.sgemm:.1f} GFLOP/s, the best "
+                    f"sgemm measured so far): {gflops:.1f} GFLOP/s = {gflops / self.sgemm:.0%} (needs >= "
+                    f"{need:.1f}) -> {met}; fastest step {best:.1f} GFLOP/s = {best / self.sgemm:.0%}"
+                )
                 computed = (step_flops(WORKLOADS["W3"]) - input_gradient_flops(WORKLOADS["W3"])) / rk / 1e9
-                lines.append(f"          (the count includes the input gradient, which rnnkit skips for a first layer; "
-                             f"over the products it computes: {computed:.1f} GFLOP/s = {computed / self.sgemm:.0%})")
+                lines.append(
+                    f"          (the count includes the input gradient, which rnnkit skips for a first layer; "
+                    f"over the products it computes: {computed:.1f} GFLOP/s = {computed / self.sgemm:.0%})"
+                )
             else:
                 lines.append("target W3: >= 85% of sgemm: cannot judge")
             if "rnnkit" in self.memory and "torch" in self.memory:
                 (rk_peak, rk_base), (pt_peak, pt_base) = self.memory["rnnkit"], self.memory["torch"]
                 met = "MET" if rk_peak <= pt_peak else "NOT MET"
                 met2 = "MET" if rk_peak - rk_base <= pt_peak - pt_base else "NOT MET"
-                lines.append(f"target W3: peak RSS <= PyTorch's: rnnkit {rk_peak / 1024:.0f} MiB vs PyTorch "
-                             f"{pt_peak / 1024:.0f} MiB -> {met}")
-                lines.append(f"          (growth over the post-import RSS, i.e. without the libraries' own footprint: "
-                             f"rnnkit {(rk_peak - rk_base) / 1024:.0f} MiB vs PyTorch {(pt_peak - pt_base) / 1024:.0f} "
-                             f"MiB -> {met2})")
+                lines.append(
+                    f"target W3: peak RSS <= PyTorch's: rnnkit {rk_peak / 1024:.0f} MiB vs PyTorch "
+                    f"{pt_peak / 1024:.0f} MiB -> {met}"
+                )
+                lines.append(
+                    f"          (growth over the post-import RSS, i.e. without the libraries' own footprint: "
+                    f"rnnkit {(rk_peak - rk_base) / 1024:.0f} MiB vs PyTorch {(pt_peak - pt_base) / 1024:.0f} "
+                    f"MiB -> {met2})"
+                )
             else:
                 lines.append("target W3: peak RSS <= PyTorch's: cannot judge (rnnkit or PyTorch not measured)")
         return lines
@@ -887,7 +1014,9 @@ class Bench:
         rk = res.get("rnnkit", {}).get("median")
         unit = "s/epoch" if epoch else "ms/step"
         header = f"   {'framework':<22}{'median ' + unit:>16}{'p25-p75' if not epoch else 'min-max':>20}{'n':>6}"
-        header += f"{'GFLOP/s':>9}{'min':>10}{'rnnkit/peer':>13}{'(of mins)':>11}" if not epoch else f"{'rnnkit/peer':>13}"
+        header += (
+            f"{'GFLOP/s':>9}{'min':>10}{'rnnkit/peer':>13}{'(of mins)':>11}" if not epoch else f"{'rnnkit/peer':>13}"
+        )
         out(header)
         for fw, r in res.items():
             label = LABELS[fw]
@@ -900,8 +1029,10 @@ class Bench:
                 line = f"   {label:<22}{r['median']:>16.2f}{spread:>20}{r['n']:>6}"
             else:
                 spread = f"{fmt_ms(r['q1'])}-{fmt_ms(r['q3'])}"
-                line = (f"   {label:<22}{fmt_ms(r['median']):>16}{spread:>20}{r['n']:>6}"
-                        f"{flops / r['median'] / 1e9:>9.1f}{fmt_ms(r['min']):>10}")
+                line = (
+                    f"   {label:<22}{fmt_ms(r['median']):>16}{spread:>20}{r['n']:>6}"
+                    f"{flops / r['median'] / 1e9:>9.1f}{fmt_ms(r['min']):>10}"
+                )
             if fw != "rnnkit" and rk is not None:
                 line += f"{rk / r['median']:>13.2f}"
                 if not epoch:
@@ -910,17 +1041,23 @@ class Bench:
         for fw, note in self.notes.get(wl_name, {}).items():
             out(f"   note {LABELS[fw]}: {note}")
         if wl_name in self.cut:
-            out(f"   rounds cut to {self.cut[wl_name]} of {self.rounds} by the {self.budget_s} s time budget per workload")
+            out(
+                f"   rounds cut to {self.cut[wl_name]} of {self.rounds} by the {self.budget_s} s time budget per workload"
+            )
         if not epoch and self.sgemm:
             out(f"   FLOPs per step {flops / 1e9:.3f} G (matrix products only); sgemm here {self.sgemm:.1f} GFLOP/s")
         if wl_name == "W3" and self.memory:
-            parts = [f"{LABELS[fw]} {peak / 1024:.0f} MiB (+{(peak - base) / 1024:.0f} over {base / 1024:.0f} after "
-                     "import)" for fw, (peak, base) in self.memory.items()]
+            parts = [
+                f"{LABELS[fw]} {peak / 1024:.0f} MiB (+{(peak - base) / 1024:.0f} over {base / 1024:.0f} after import)"
+                for fw, (peak, base) in self.memory.items()
+            ]
             out("   peak RSS (each framework in its own process, W3 first): " + "; ".join(parts))
         if wl_name.startswith("W1-") and "rnnkit" in res and "median" in res["rnnkit"]:
             base = self.results.get("W1", {}).get("rnnkit", {}).get("median")
             if base:
-                out(f"   rnnkit with this option / plain W1 (measured in the W1 group) = {res['rnnkit']['median'] / base:.2f}")
+                out(
+                    f"   rnnkit with this option / plain W1 (measured in the W1 group) = {res['rnnkit']['median'] / base:.2f}"
+                )
         for line in self.verdicts(wl_name):
             out("   " + line)
 
@@ -956,21 +1093,27 @@ class Bench:
     def main(self):
         args = self.args
         t_start = time.perf_counter()
-        out(f"rnnkit peer benchmark (CPU) -- {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, mode: "
-            f"{'quick' if args.quick else 'full' if args.full else 'default'}")
+        out(
+            f"rnnkit peer benchmark (CPU) -- {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, mode: "
+            f"{'quick' if args.quick else 'full' if args.full else 'default'}"
+        )
         out(f"CPU: {cpu_model()}; {os.cpu_count()} logical CPUs ({len(os.sched_getaffinity(0))} usable)")
         out(f"load average at start: {loadavg()}")
         if os.getloadavg()[0] > 0.5 * len(os.sched_getaffinity(0)):
-            out("WARNING: the machine is busy (load average above half the CPUs): times are inflated and noisy, "
+            out(
+                "WARNING: the machine is busy (load average above half the CPUs): times are inflated and noisy, "
                 "most for frameworks that synchronise their threads many times per step (PyTorch's OpenMP loops); "
-                "the 'min' column shows the least disturbed step")
+                "the 'min' column shows the least disturbed step"
+            )
         out(f"python {platform.python_version()}, {platform.platform()}")
         self.sgemm_runs = [sgemm_gflops()]
         self.sgemm = self.sgemm_runs[0]
         import numpy as np
 
-        out(f"sgemm: numpy {np.__version__} ({numpy_blas()}, default threads = all cores) float32 2048x2048 product, "
-            f"median of 7: {self.sgemm:.1f} GFLOP/s (measured again before W3 and at the end)")
+        out(
+            f"sgemm: numpy {np.__version__} ({numpy_blas()}, default threads = all cores) float32 2048x2048 product, "
+            f"median of 7: {self.sgemm:.1f} GFLOP/s (measured again before W3 and at the end)"
+        )
 
         ok, missing = available_frameworks()
         wanted = args.frameworks.split(",") if args.frameworks else FRAMEWORKS
@@ -993,10 +1136,12 @@ class Bench:
             selected = [n for n in RUN_ORDER if n in names]
         else:
             selected = [n for n in RUN_ORDER if not (n == "W7" and args.quick)]
-        out(f"workloads: {', '.join(n for n in PRINT_ORDER if n in selected)}; "
+        out(
+            f"workloads: {', '.join(n for n in PRINT_ORDER if n in selected)}; "
             f"{self.rounds} alternating rounds of ~{self.block_s * 1e3:.0f} ms blocks per framework after "
             f"~{self.warm_s:.1f} s warm-up; "
-            + (f"W7 {'3 times' if args.full else 'once'} per framework" if "W7" in selected else "W7 not run"))
+            + (f"W7 {'3 times' if args.full else 'once'} per framework" if "W7" in selected else "W7 not run")
+        )
         out("Every framework runs in its own process with its default thread settings, which use all cores:")
 
         for fw in fws:
@@ -1012,11 +1157,15 @@ class Bench:
                     out(f"   {LABELS[fw]}: FAILED to start: {info['error']}")
                     self.workers[fw].dead = info["error"]
                     continue
-                out(f"   {LABELS[fw]:<22}{info['version']}; {info['threads']}; import {info['import_s']:.1f} s, "
-                    f"RSS after import {info['rss_kib'] / 1024:.0f} MiB")
-            out("FLOPs are counted for the matrix products only: forward 2*G*H*(F+H)*B*T per direction "
+                out(
+                    f"   {LABELS[fw]:<22}{info['version']}; {info['threads']}; import {info['import_s']:.1f} s, "
+                    f"RSS after import {info['rss_kib'] / 1024:.0f} MiB"
+                )
+            out(
+                "FLOPs are counted for the matrix products only: forward 2*G*H*(F+H)*B*T per direction "
                 "(G = 4 LSTM, 3 GRU; input projection + recurrent product), a train step 3x forward "
-                "(forward, dgates->dx/dh, dW); pointwise math, BatchNormalization and Dense are not counted.")
+                "(forward, dgates->dx/dh, dW); pointwise math, BatchNormalization and Dense are not counted."
+            )
             live = [fw for fw in self.workers if not self.workers[fw].dead]
             for wl_name in selected:
                 self.run_workload(wl_name, [fw for fw in live if not self.workers[fw].dead])
@@ -1027,9 +1176,11 @@ class Bench:
         self.sgemm = max(self.sgemm_runs)
         self.summary()
         out()
-        out(f"sgemm GFLOP/s measured at start{', before W3' if len(self.sgemm_runs) > 2 else ''} and at end: "
+        out(
+            f"sgemm GFLOP/s measured at start{', before W3' if len(self.sgemm_runs) > 2 else ''} and at end: "
             f"{', '.join(f'{g:.1f}' for g in self.sgemm_runs)}; the W3 target above uses the best, {self.sgemm:.1f} "
-            "(a busy machine lowers every measurement)")
+            "(a busy machine lowers every measurement)"
+        )
         out(f"load average at end: {loadavg()}")
         out(f"total wall time {time.perf_counter() - t_start:.0f} s")
 

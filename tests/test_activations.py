@@ -19,10 +19,37 @@ def keras():
 
 # Every name keras.activations.get accepts in Keras 3.15.
 NAMES = [
-    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
-    "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu",
-    "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign",
-    "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink",
+    "celu",
+    "elu",
+    "exponential",
+    "gelu",
+    "glu",
+    "hard_shrink",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "soft_shrink",
+    "softmax",
+    "softplus",
+    "softsign",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "sparsemax",
+    "squareplus",
+    "swish",
+    "tanh",
+    "tanh_shrink",
     "threshold",
 ]
 
@@ -48,11 +75,17 @@ CASES = [(name, {}) for name in NAMES if name != "threshold"] + [
 IDS = [name + "".join(f"-{k}={v}" for k, v in kwargs.items()) for name, kwargs in CASES]
 
 # Kinks of all the piecewise functions above and inputs around them, extremes, and a grid.
-VALUES = np.concatenate([
-    [-1.0, -0.5, 0.0, 0.5, 1.0, -3.0, 3.0, 6.0, 0.3, -0.3, 1.5, -1.5, 2.5, 4.0],
-    [1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0, 0.7, -2.2, 5.5, -5.5],
-    np.linspace(-7, 7, 48),
-]).astype(np.float32).reshape(6, 12)
+VALUES = (
+    np.concatenate(
+        [
+            [-1.0, -0.5, 0.0, 0.5, 1.0, -3.0, 3.0, 6.0, 0.3, -0.3, 1.5, -1.5, 2.5, 4.0],
+            [1e-4, -1e-4, 20.0, -20.0, 60.0, -60.0, 0.7, -2.2, 5.5, -5.5],
+            np.linspace(-7, 7, 48),
+        ]
+    )
+    .astype(np.float32)
+    .reshape(6, 12)
+)
 
 # Inputs at least 0.03 away from every kink, for finite differences.
 SMOOTH = np.linspace(-6.9, 6.9, 24).reshape(4, 6) + 0.0123
@@ -60,7 +93,9 @@ SMOOTH = np.linspace(-6.9, 6.9, 24).reshape(4, 6) + 0.0123
 
 def test_every_keras_name_is_known(keras):
     keras_names = {n for n in dir(keras.activations) if not n.startswith("_")} - {
-        "get", "serialize", "deserialize",
+        "get",
+        "serialize",
+        "deserialize",
     }
     assert keras_names <= set(NAMES)
     for name in NAMES:
@@ -134,7 +169,11 @@ def test_leaky_relu_with_a_slope_above_one_follows_its_definition():
 
 def test_exact_gradients_at_points_that_matter():
     x = rk.Tensor(np.array([0.0, 100.0]))
-    for fn, expected in [(activations.softplus, [0.5, 1.0]), (activations.elu, [1.0, 1.0]), (activations.celu, [1.0, 1.0])]:
+    for fn, expected in [
+        (activations.softplus, [0.5, 1.0]),
+        (activations.elu, [1.0, 1.0]),
+        (activations.celu, [1.0, 1.0]),
+    ]:
         with rk.GradientTape() as tape:
             tape.watch(x)
             y = fn(x)
@@ -146,7 +185,9 @@ def test_get_resolves_identifiers():
     assert activations.get("swish") is activations.silu is activations.swish
     assert activations.get("hard_swish") is activations.hard_silu
     assert activations.get(np.tanh) is np.tanh
-    assert activations.get({"class_name": "function", "config": "relu", "module": "keras.activations"}) is activations.relu
+    assert (
+        activations.get({"class_name": "function", "config": "relu", "module": "keras.activations"}) is activations.relu
+    )
     assert activations.deserialize("gelu") is activations.gelu
 
 

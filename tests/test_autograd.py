@@ -13,7 +13,6 @@ from rnnkit import ops, tree
 from rnnkit.tape import record
 from rnnkit.tensor import convert_to_tensor, wrap
 
-
 # Tensor and Variable
 
 

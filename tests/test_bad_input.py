@@ -180,7 +180,9 @@ def test_mask_of_the_wrong_shape_dtype_or_values(cls):
         layer(x, mask=np.full((2, 3), None, dtype=object))
     # 0/1 numbers are a valid mask, the same as booleans.
     keep = np.array([[1, 1, 0], [1, 0, 0]])
-    np.testing.assert_array_equal(np.asarray(layer(x, mask=keep.astype("float32"))), np.asarray(layer(x, mask=keep.astype(bool))))
+    np.testing.assert_array_equal(
+        np.asarray(layer(x, mask=keep.astype("float32"))), np.asarray(layer(x, mask=keep.astype(bool)))
+    )
 
 
 def test_time_distributed_mask_of_the_wrong_shape():
@@ -204,8 +206,15 @@ BAD_KINDS = {
 @pytest.mark.parametrize("kind", list(BAD_KINDS))
 @pytest.mark.parametrize(
     "make",
-    [lambda: L.SimpleRNN(4), lambda: L.GRU(4), lambda: L.LSTM(4), lambda: L.Dense(3),
-     lambda: L.Bidirectional(L.LSTM(3)), lambda: L.TimeDistributed(L.Dense(3)), lambda: L.Embedding(10, 3)],
+    [
+        lambda: L.SimpleRNN(4),
+        lambda: L.GRU(4),
+        lambda: L.LSTM(4),
+        lambda: L.Dense(3),
+        lambda: L.Bidirectional(L.LSTM(3)),
+        lambda: L.TimeDistributed(L.Dense(3)),
+        lambda: L.Embedding(10, 3),
+    ],
     ids=["SimpleRNN", "GRU", "LSTM", "Dense", "Bidirectional", "TimeDistributed", "Embedding"],
 )
 def test_string_and_object_inputs_raise_type_error(make, kind):
@@ -343,9 +352,11 @@ def test_compile_rejects_unknown_names_before_any_batch(kwargs, fragments):
 
 def test_fit_without_compile():
     model = small_model()
-    for method in (lambda: model.fit(x_of(2, 3, 8), np.zeros((2, 1)), verbose=0),
-                   lambda: model.evaluate(x_of(2, 3, 8), np.zeros((2, 1)), verbose=0),
-                   lambda: model.train_on_batch(x_of(2, 3, 8), np.zeros((2, 1)))):
+    for method in (
+        lambda: model.fit(x_of(2, 3, 8), np.zeros((2, 1)), verbose=0),
+        lambda: model.evaluate(x_of(2, 3, 8), np.zeros((2, 1)), verbose=0),
+        lambda: model.train_on_batch(x_of(2, 3, 8), np.zeros((2, 1))),
+    ):
         with raises(ValueError, "compile()"):
             method()
 
@@ -530,7 +541,11 @@ def test_huge_embedding_raises_memory_error():
 
 
 def core_weights(units=3, features=4, gates=4, dtype="float32"):
-    return (np.zeros((features, gates * units), dtype), np.zeros((units, gates * units), dtype), np.zeros(gates * units, dtype))
+    return (
+        np.zeros((features, gates * units), dtype),
+        np.zeros((units, gates * units), dtype),
+        np.zeros(gates * units, dtype),
+    )
 
 
 def test_core_rejects_bad_arguments_with_named_errors():
@@ -573,7 +588,15 @@ def test_core_rejects_bad_arguments_with_named_errors():
 
 @pytest.mark.parametrize(
     "units, exc",
-    [(0, ValueError), (-1, ValueError), (2**70, ValueError), (True, TypeError), (2.0, TypeError), ("3", TypeError), ([3], TypeError)],
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (2**70, ValueError),
+        (True, TypeError),
+        (2.0, TypeError),
+        ("3", TypeError),
+        ([3], TypeError),
+    ],
     ids=repr,
 )
 def test_core_cell_spec_units(units, exc):

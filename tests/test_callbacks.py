@@ -8,12 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from keras_training import assert_same_history, assert_same_weights, keras, model_pair, regression_data
-
 import rnnkit as rk
+from keras_training import assert_same_history, assert_same_weights, keras, model_pair, regression_data
 from rnnkit import callbacks as cbks
-
-
 
 
 def scripted(lib, values):
@@ -37,9 +34,22 @@ def recorder(lib):
 
         return record
 
-    for name in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end",
-                 "on_predict_begin", "on_predict_end", "on_train_batch_begin", "on_train_batch_end",
-                 "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end"):
+    for name in (
+        "on_train_begin",
+        "on_train_end",
+        "on_epoch_begin",
+        "on_epoch_end",
+        "on_test_begin",
+        "on_test_end",
+        "on_predict_begin",
+        "on_predict_end",
+        "on_train_batch_begin",
+        "on_train_batch_end",
+        "on_test_batch_begin",
+        "on_test_batch_end",
+        "on_predict_batch_begin",
+        "on_predict_batch_end",
+    ):
         setattr(Recorder, name, hook(name))
     return Recorder()
 
@@ -52,8 +62,16 @@ def test_hooks_and_their_logs_match_keras():
         callback = recorder(lib)
         batch_logs = []
         logger = lib.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_logs.append(dict(logs)))
-        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(x[:10], y[:10]),
-                  callbacks=[callback, logger])
+        model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            validation_data=(x[:10], y[:10]),
+            callbacks=[callback, logger],
+        )
         model.evaluate(x, y, batch_size=10, verbose=0, callbacks=[callback])
         model.predict(x, batch_size=16, verbose=0, callbacks=[callback])
         runs[name] = callback.calls, batch_logs
@@ -91,24 +109,39 @@ def test_history_is_model_history():
 
 def checkpoint_names(lib, model, folder, x, y, **kwargs):
     scores = [3.0, 1.0, 2.0, 0.5, 0.7]
-    model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0,
-              callbacks=[scripted(lib, scores), lib.callbacks.ModelCheckpoint(str(folder / "deep" / "er" / kwargs.pop("name")), **kwargs)])
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=5,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            scripted(lib, scores),
+            lib.callbacks.ModelCheckpoint(str(folder / "deep" / "er" / kwargs.pop("name")), **kwargs),
+        ],
+    )
     return sorted(p.name for p in (folder / "deep" / "er").iterdir())
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(name="w-{epoch:02d}-{score:.2f}.weights.h5", monitor="score", mode="min", save_best_only=True),
-    dict(name="w-{epoch:02d}-{score:.2f}.weights.h5", monitor="score", mode="max", save_best_only=True),
-    dict(name="w-{epoch}.weights.h5"),
-    dict(name="w-{epoch}-{batch}.weights.h5", save_freq=3),
-    dict(name="w-{epoch}-{batch}-{loss:.3f}.weights.h5", save_freq=4, monitor="loss", save_best_only=True),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(name="w-{epoch:02d}-{score:.2f}.weights.h5", monitor="score", mode="min", save_best_only=True),
+        dict(name="w-{epoch:02d}-{score:.2f}.weights.h5", monitor="score", mode="max", save_best_only=True),
+        dict(name="w-{epoch}.weights.h5"),
+        dict(name="w-{epoch}-{batch}.weights.h5", save_freq=3),
+        dict(name="w-{epoch}-{batch}-{loss:.3f}.weights.h5", save_freq=4, monitor="loss", save_best_only=True),
+    ],
+)
 def test_model_checkpoint_writes_the_files_keras_writes(tmp_path, kwargs):
     x, y = regression_data(n=40)
     ours, theirs = model_pair()
     names = {}
     for name, model in (("ours", ours), ("keras", theirs)):
-        names[name] = checkpoint_names(rk if name == "ours" else keras, model, tmp_path / name, x, y, save_weights_only=True, **dict(kwargs))
+        names[name] = checkpoint_names(
+            rk if name == "ours" else keras, model, tmp_path / name, x, y, save_weights_only=True, **dict(kwargs)
+        )
     assert names["ours"] == names["keras"] and names["ours"]
 
 
@@ -117,29 +150,40 @@ def test_model_checkpoint_saves_a_loadable_best_model(tmp_path):
     model, _ = model_pair()
     per_epoch = []
     path = tmp_path / "missing" / "folder" / "best.keras"
-    model.fit(x, y, epochs=4, verbose=0, callbacks=[
-        scripted(rk, [3.0, 1.0, 2.0, 4.0]),
-        cbks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(model.get_weights())),
-        cbks.ModelCheckpoint(path, monitor="score", mode="min", save_best_only=True),
-    ])
+    model.fit(
+        x,
+        y,
+        epochs=4,
+        verbose=0,
+        callbacks=[
+            scripted(rk, [3.0, 1.0, 2.0, 4.0]),
+            cbks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(model.get_weights())),
+            cbks.ModelCheckpoint(path, monitor="score", mode="min", save_best_only=True),
+        ],
+    )
     for got, want in zip(rk.models.load_model(path).get_weights(), per_epoch[1]):
         np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match=r"^save_freq: expected 'epoch' or a positive integer \(batches\), received 'batch'"):
+    with pytest.raises(
+        ValueError, match=r"^save_freq: expected 'epoch' or a positive integer \(batches\), received 'batch'"
+    ):
         cbks.ModelCheckpoint(path, save_freq="batch")
 
 
 # --- EarlyStopping --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, scores", [
-    (dict(patience=2), [3.0, 1.0, 2.0, 4.0, 0.5, 0.1, 0.1, 0.1]),
-    (dict(patience=1, min_delta=0.5), [3.0, 2.7, 2.0, 1.8, 1.7, 1.0, 0.9, 0.8]),
-    (dict(patience=2, baseline=1.0), [3.0, 2.0, 1.5, 1.2, 0.9, 0.95, 0.97, 0.99]),
-    (dict(patience=1, start_from_epoch=3), [1.0, 2.0, 3.0, 4.0, 3.0, 5.0, 6.0, 7.0]),
-    (dict(patience=1, mode="max"), [1.0, 2.0, 3.0, 2.5, 2.0, 1.0, 1.0, 1.0]),
-    (dict(patience=3, restore_best_weights=True), [3.0, 1.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
-    (dict(patience=1, restore_best_weights=True, start_from_epoch=2), [0.1, 0.2, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
-])
+@pytest.mark.parametrize(
+    "kwargs, scores",
+    [
+        (dict(patience=2), [3.0, 1.0, 2.0, 4.0, 0.5, 0.1, 0.1, 0.1]),
+        (dict(patience=1, min_delta=0.5), [3.0, 2.7, 2.0, 1.8, 1.7, 1.0, 0.9, 0.8]),
+        (dict(patience=2, baseline=1.0), [3.0, 2.0, 1.5, 1.2, 0.9, 0.95, 0.97, 0.99]),
+        (dict(patience=1, start_from_epoch=3), [1.0, 2.0, 3.0, 4.0, 3.0, 5.0, 6.0, 7.0]),
+        (dict(patience=1, mode="max"), [1.0, 2.0, 3.0, 2.5, 2.0, 1.0, 1.0, 1.0]),
+        (dict(patience=3, restore_best_weights=True), [3.0, 1.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
+        (dict(patience=1, restore_best_weights=True, start_from_epoch=2), [0.1, 0.2, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
+    ],
+)
 def test_early_stopping_matches_keras(kwargs, scores):
     x, y = regression_data(n=16)
     ours, theirs = model_pair()
@@ -147,8 +191,9 @@ def test_early_stopping_matches_keras(kwargs, scores):
     for name, model in (("ours", ours), ("keras", theirs)):
         lib = rk if name == "ours" else keras
         stoppers[name] = lib.callbacks.EarlyStopping(monitor="score", **{"mode": "min", **kwargs})
-        histories[name] = model.fit(x, y, batch_size=8, epochs=8, shuffle=False, verbose=0,
-                                    callbacks=[scripted(lib, scores), stoppers[name]])
+        histories[name] = model.fit(
+            x, y, batch_size=8, epochs=8, shuffle=False, verbose=0, callbacks=[scripted(lib, scores), stoppers[name]]
+        )
     assert_same_history(histories["ours"], histories["keras"])
     assert len(histories["ours"].epoch) < 8 or "baseline" in kwargs  # the scripts stop early
     for attribute in ("stopped_epoch", "best_epoch", "wait", "best"):
@@ -161,7 +206,9 @@ def test_monitor_direction_from_the_name():
     model, _ = model_pair(metrics=["mae"])
     history = model.fit(x, y, epochs=3, verbose=0, callbacks=[cbks.EarlyStopping("mae", patience=0)])
     assert len(history.epoch) == 3  # "mae" falls while it trains
-    with pytest.raises(ValueError, match=r"^mode: 'auto' cannot tell whether monitor='score' should be maximized or minimized"):
+    with pytest.raises(
+        ValueError, match=r"^mode: 'auto' cannot tell whether monitor='score' should be maximized or minimized"
+    ):
         model.fit(x, y, epochs=2, verbose=0, callbacks=[scripted(rk, [1.0, 2.0]), cbks.EarlyStopping("score")])
     with pytest.raises(ValueError, match=r"^mode: expected 'auto', 'min' or 'max', received 'up'"):
         cbks.EarlyStopping(mode="up")
@@ -170,11 +217,14 @@ def test_monitor_direction_from_the_name():
 # --- learning rates -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, scores", [
-    (dict(factor=0.5, patience=2, min_lr=0.03), [5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]),
-    (dict(factor=0.5, patience=1, cooldown=2), [5.0, 5.0, 5.0, 5.0, 5.0, 4.0, 5.0, 5.0]),
-    (dict(factor=0.1, patience=1, min_delta=0.5, mode="max"), [1.0, 1.2, 2.0, 2.1, 2.2, 3.0, 3.6, 3.7]),
-])
+@pytest.mark.parametrize(
+    "kwargs, scores",
+    [
+        (dict(factor=0.5, patience=2, min_lr=0.03), [5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]),
+        (dict(factor=0.5, patience=1, cooldown=2), [5.0, 5.0, 5.0, 5.0, 5.0, 4.0, 5.0, 5.0]),
+        (dict(factor=0.1, patience=1, min_delta=0.5, mode="max"), [1.0, 1.2, 2.0, 2.1, 2.2, 3.0, 3.6, 3.7]),
+    ],
+)
 def test_reduce_lr_on_plateau_matches_keras(kwargs, scores):
     x, y = regression_data(n=16)
     ours, theirs = model_pair()
@@ -182,27 +232,41 @@ def test_reduce_lr_on_plateau_matches_keras(kwargs, scores):
     for name, model in (("ours", ours), ("keras", theirs)):
         lib = rk if name == "ours" else keras
         callback = lib.callbacks.ReduceLROnPlateau(monitor="score", **{"mode": "min", **kwargs})
-        histories[name] = model.fit(x, y, batch_size=8, epochs=8, shuffle=False, verbose=0, callbacks=[scripted(lib, scores), callback])
+        histories[name] = model.fit(
+            x, y, batch_size=8, epochs=8, shuffle=False, verbose=0, callbacks=[scripted(lib, scores), callback]
+        )
     assert_same_history(histories["ours"], histories["keras"])
     assert len(set(histories["ours"].history["learning_rate"])) > 1
     assert_same_weights(ours, theirs)
 
 
-@pytest.mark.parametrize("schedule", [
-    lambda epoch, lr: lr * 0.5 if epoch else 0.2,
-    lambda epoch: 0.0 if epoch == 1 else 0.1 / (epoch + 1),
-])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        lambda epoch, lr: lr * 0.5 if epoch else 0.2,
+        lambda epoch: 0.0 if epoch == 1 else 0.1 / (epoch + 1),
+    ],
+)
 def test_learning_rate_scheduler_matches_keras(schedule):
     x, y = regression_data(n=16)
     ours, theirs = model_pair()
     histories = {}
     for name, model in (("ours", ours), ("keras", theirs)):
         lib = rk if name == "ours" else keras
-        histories[name] = model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0,
-                                    callbacks=[lib.callbacks.LearningRateScheduler(schedule)])
+        histories[name] = model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=4,
+            shuffle=False,
+            verbose=0,
+            callbacks=[lib.callbacks.LearningRateScheduler(schedule)],
+        )
     assert_same_history(histories["ours"], histories["keras"])
     assert_same_weights(ours, theirs)
-    with pytest.raises(ValueError, match=r"^schedule: expected a function returning a float, received '0.1' for epoch 0"):
+    with pytest.raises(
+        ValueError, match=r"^schedule: expected a function returning a float, received '0.1' for epoch 0"
+    ):
         ours.fit(x, y, verbose=0, callbacks=[cbks.LearningRateScheduler(lambda epoch: "0.1")])
 
 
@@ -223,9 +287,16 @@ def test_csv_logger_matches_keras(tmp_path, validate, separator):
         lib = rk if name == "ours" else keras
         files[name] = tmp_path / f"{name}.csv"
         for append, epochs in ((False, 2), (True, 3)):  # the second run appends without a header
-            model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0,
-                      validation_data=(x[:8], y[:8]) if validate else None,
-                      callbacks=[lib.callbacks.CSVLogger(files[name], separator=separator, append=append)])
+            model.fit(
+                x,
+                y,
+                batch_size=8,
+                epochs=epochs,
+                shuffle=False,
+                verbose=0,
+                validation_data=(x[:8], y[:8]) if validate else None,
+                callbacks=[lib.callbacks.CSVLogger(files[name], separator=separator, append=append)],
+            )
     ours_rows, theirs_rows = read_csv(files["ours"], separator), read_csv(files["keras"], separator)
     assert len(ours_rows) == len(theirs_rows) == 6
     assert ours_rows[0] == theirs_rows[0]  # the header
@@ -245,10 +316,20 @@ def test_terminate_on_nan_matches_keras(capsys):
     for name, model in (("ours", ours), ("keras", theirs)):
         lib = rk if name == "ours" else keras
         seen[name] = []
-        history = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=[
-            lib.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs, name=name: seen[name].append(batch)),
-            lib.callbacks.TerminateOnNaN(),
-        ])
+        history = model.fit(
+            x,
+            y,
+            epochs=3,
+            batch_size=8,
+            shuffle=False,
+            verbose=0,
+            callbacks=[
+                lib.callbacks.LambdaCallback(
+                    on_train_batch_end=lambda batch, logs, name=name: seen[name].append(batch)
+                ),
+                lib.callbacks.TerminateOnNaN(),
+            ],
+        )
         seen[name].append(history.epoch)
     assert seen["ours"] == seen["keras"] == [0, 1, [0]]
     assert capsys.readouterr().out.count("Batch 1: Invalid loss, terminating training") == 2
@@ -290,8 +371,15 @@ def interrupted_then_resumed(lib, model, backup_dir, x, y, save_freq="epoch"):
 
     backup = lib.callbacks.BackupAndRestore(str(backup_dir), save_freq=save_freq)
     with pytest.raises(Interrupt):
-        model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0,
-                  callbacks=[backup, lib.callbacks.LambdaCallback(on_epoch_begin=fail_at_epoch_2)])
+        model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=5,
+            shuffle=False,
+            verbose=0,
+            callbacks=[backup, lib.callbacks.LambdaCallback(on_epoch_begin=fail_at_epoch_2)],
+        )
     metadata = json.loads((backup_dir / "training_metadata.json").read_text())
     history = model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0, callbacks=[backup])
     return metadata["epoch"], history

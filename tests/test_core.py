@@ -55,7 +55,11 @@ def test_keras_golden_values(kind, cell_options, call_options, expected):
 def test_float64_agrees_with_float32_and_layouts_do_not_matter(kind):
     rng = np.random.default_rng(1)
     spec = _core.CellSpec(kind, 5)
-    weights = [rng.normal(size=(7, 5 * spec.gates)), rng.normal(size=(5, 5 * spec.gates)), rng.normal(size=spec.bias_shape)]
+    weights = [
+        rng.normal(size=(7, 5 * spec.gates)),
+        rng.normal(size=(5, 5 * spec.gates)),
+        rng.normal(size=spec.bias_shape),
+    ]
     x = rng.normal(size=(4, 9, 7))
     w32 = [w.astype(np.float32) for w in weights]
     out32 = _core.rnn_forward(spec, w32, x.astype(np.float32))[0]
@@ -130,17 +134,45 @@ def call(**overrides):
         ({"x": X.tolist()}, TypeError, "x: expected a numpy array, received list"),
         ({"x": X.astype(np.int64)}, TypeError, "x: expected dtype float32 or float64, received int64"),
         ({"x": X.astype(np.float64)}, TypeError, "kernel: expected dtype float64, received float32"),
-        ({"weights": (np.zeros((5, 12), np.float32), *GOOD[1:])}, ValueError, "kernel: expected shape (4, 12), received (5, 12)"),
-        ({"weights": (GOOD[0], GOOD[1][:, :8], GOOD[2])}, ValueError, "recurrent_kernel: expected shape (3, 12), received (3, 8)"),
+        (
+            {"weights": (np.zeros((5, 12), np.float32), *GOOD[1:])},
+            ValueError,
+            "kernel: expected shape (4, 12), received (5, 12)",
+        ),
+        (
+            {"weights": (GOOD[0], GOOD[1][:, :8], GOOD[2])},
+            ValueError,
+            "recurrent_kernel: expected shape (3, 12), received (3, 8)",
+        ),
         ({"weights": (GOOD[0], GOOD[1], GOOD[2][:9])}, ValueError, "bias: expected shape (12,), received (9,)"),
-        ({"weights": (GOOD[0], GOOD[1], None)}, ValueError, "bias: expected an array since use_bias is true, received None"),
+        (
+            {"weights": (GOOD[0], GOOD[1], None)},
+            ValueError,
+            "bias: expected an array since use_bias is true, received None",
+        ),
         ({"weights": GOOD[:1]}, ValueError, "weights: expected (kernel, recurrent_kernel, bias), received 1 items"),
-        ({"initial_states": [np.zeros((3, 3), np.float32)]}, ValueError, "initial_states: expected 2 arrays, received 1"),
-        ({"initial_states": [np.zeros((2, 3), np.float32)] * 2}, ValueError, "initial_states[0]: expected shape (3, 3), received (2, 3)"),
+        (
+            {"initial_states": [np.zeros((3, 3), np.float32)]},
+            ValueError,
+            "initial_states: expected 2 arrays, received 1",
+        ),
+        (
+            {"initial_states": [np.zeros((2, 3), np.float32)] * 2},
+            ValueError,
+            "initial_states[0]: expected shape (3, 3), received (2, 3)",
+        ),
         ({"mask": np.ones((3, 5), bool)}, ValueError, "mask: expected shape (3, 6), received (3, 5)"),
         ({"mask": np.ones((3, 6), np.int8)}, TypeError, "mask: expected dtype bool, received int8"),
-        ({"input_dropout": np.ones((1, 3, 4), np.float32)}, ValueError, "input_dropout: expected shape (4, 3, 4), received (1, 3, 4)"),
-        ({"recurrent_dropout": np.ones((4, 3, 2), np.float32)}, ValueError, "recurrent_dropout: expected shape (4, 3, 3), received (4, 3, 2)"),
+        (
+            {"input_dropout": np.ones((1, 3, 4), np.float32)},
+            ValueError,
+            "input_dropout: expected shape (4, 3, 4), received (1, 3, 4)",
+        ),
+        (
+            {"recurrent_dropout": np.ones((4, 3, 2), np.float32)},
+            ValueError,
+            "recurrent_dropout: expected shape (4, 3, 3), received (4, 3, 2)",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(overrides, error, message):
@@ -156,20 +188,34 @@ def test_bad_input_names_the_argument(overrides, error, message):
     [
         (lambda: _core.CellSpec("lstm", 0), ValueError, "units: expected a positive integer, received 0"),
         (lambda: _core.CellSpec("lstm", -3), ValueError, "units: expected a positive integer, received -3"),
-        (lambda: _core.CellSpec("rnn", 3), ValueError, "kind: expected one of 'simple_rnn', 'gru', 'lstm', received 'rnn'"),
+        (
+            lambda: _core.CellSpec("rnn", 3),
+            ValueError,
+            "kind: expected one of 'simple_rnn', 'gru', 'lstm', received 'rnn'",
+        ),
         (lambda: _core.CellSpec("gru", 3, activation="tanhh"), ValueError, "received 'tanhh'"),
-        (lambda: _core.CellSpec("gru", 3, recurrent_activation="nope"), ValueError, "recurrent_activation: expected one of"),
+        (
+            lambda: _core.CellSpec("gru", 3, recurrent_activation="nope"),
+            ValueError,
+            "recurrent_activation: expected one of",
+        ),
         (
             lambda: _core.bidirectional_forward(LSTM3, GOOD, LSTM3, GOOD, X, merge_mode="max"),
             ValueError,
             "merge_mode: expected one of 'sum', 'mul', 'ave', 'concat', None, received 'max'",
         ),
         (
-            lambda: _core.rnn_backward(call()[2], d_outputs=np.ones((3, 6, 3), np.float32), d_last_output=np.ones((3, 3), np.float32)),
+            lambda: _core.rnn_backward(
+                call()[2], d_outputs=np.ones((3, 6, 3), np.float32), d_last_output=np.ones((3, 3), np.float32)
+            ),
             ValueError,
             "d_outputs, d_last_output: expected at most one of them, received both",
         ),
-        (lambda: _core.rnn_backward(call()[2], d_outputs=np.ones((3, 5, 3), np.float32)), ValueError, "d_outputs: expected shape (3, 6, 3), received (3, 5, 3)"),
+        (
+            lambda: _core.rnn_backward(call()[2], d_outputs=np.ones((3, 5, 3), np.float32)),
+            ValueError,
+            "d_outputs: expected shape (3, 6, 3), received (3, 5, 3)",
+        ),
         (
             lambda: _core.rnn_backward(_core.bidirectional_forward(LSTM3, GOOD, LSTM3, GOOD, X)[3]),
             TypeError,

@@ -438,8 +438,6 @@ def test_batch_normalization_passes_the_mask_on():
     np.testing.assert_array_equal(out._keras_mask, MASK_A)
 
 
-
-
 @pytest.mark.parametrize(
     "layer, call",
     [

@@ -38,14 +38,18 @@ TIMESERIES_CASES = {
     "targets_stride_rate_start_end": (
         (np.arange(20), np.arange(20) * 10, 5),
         dict(sequence_stride=2, sampling_rate=2, batch_size=3, start_index=1, end_index=18),
-        [[[[1, 3, 5, 7, 9], [3, 5, 7, 9, 11], [5, 7, 9, 11, 13]], [10, 30, 50]],
-         [[[7, 9, 11, 13, 15], [9, 11, 13, 15, 17]], [70, 90]]],
+        [
+            [[[1, 3, 5, 7, 9], [3, 5, 7, 9, 11], [5, 7, 9, 11, 13]], [10, 30, 50]],
+            [[[7, 9, 11, 13, 15], [9, 11, 13, 15, 17]], [70, 90]],
+        ],
     ),
     "no_targets_2d": (
         (np.arange(16).reshape(8, 2), None, 3),
         dict(batch_size=4),
-        [[[[0, 1], [2, 3], [4, 5]], [[2, 3], [4, 5], [6, 7]], [[4, 5], [6, 7], [8, 9]], [[6, 7], [8, 9], [10, 11]]],
-         [[[8, 9], [10, 11], [12, 13]], [[10, 11], [12, 13], [14, 15]]]],
+        [
+            [[[0, 1], [2, 3], [4, 5]], [[2, 3], [4, 5], [6, 7]], [[4, 5], [6, 7], [8, 9]], [[6, 7], [8, 9], [10, 11]]],
+            [[[8, 9], [10, 11], [12, 13]], [[10, 11], [12, 13], [14, 15]]],
+        ],
     ),
     "short_targets_unbatched": (
         (np.arange(12), np.arange(4), 3),
@@ -141,7 +145,9 @@ def test_pad_sequences_elements_with_shape_and_float_dtype():
 def test_pad_sequences_strings_match_keras(dtype):
     sequences = [["the", "cat"], ["a"], ["big", "red", "dog"]]
     kwargs = dict(maxlen=2, dtype=dtype, value="<pad>", truncating="post")
-    np.testing.assert_array_equal(utils.pad_sequences(sequences, **kwargs), keras.utils.pad_sequences(sequences, **kwargs))
+    np.testing.assert_array_equal(
+        utils.pad_sequences(sequences, **kwargs), keras.utils.pad_sequences(sequences, **kwargs)
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,9 +156,17 @@ def test_pad_sequences_strings_match_keras(dtype):
         (([[1]],), dict(padding="middle"), "padding: expected 'pre' or 'post', received 'middle'"),
         (([[1]],), dict(truncating="both"), "truncating: expected 'pre' or 'post', received 'both'"),
         (([[1], 5],), {}, "sequences: expected a list of sequences, received 5 at position 1"),
-        (([["a"]],), dict(value="x"), "dtype: expected object or a string dtype for the string value 'x', received 'int32'"),
+        (
+            ([["a"]],),
+            dict(value="x"),
+            "dtype: expected object or a string dtype for the string value 'x', received 'int32'",
+        ),
         (([[1]],), dict(maxlen=-1), "maxlen: expected None or an int >= 0, received -1"),
-        (([[[1, 2]], [[1, 2, 3]]],), {}, r"sequences: expected elements of shape \(2,\), received \(3,\) in the sequence at position 1"),
+        (
+            ([[[1, 2]], [[1, 2, 3]]],),
+            {},
+            r"sequences: expected elements of shape \(2,\), received \(3,\) in the sequence at position 1",
+        ),
     ],
 )
 def test_pad_sequences_rejects_bad_arguments(args, kwargs, message):
@@ -171,7 +185,9 @@ def test_to_categorical_matches_keras(x, num_classes):
 
 
 def test_to_categorical_rejects_ids_out_of_range():
-    with pytest.raises(ValueError, match=r"to_categorical: x: expected class ids in \[0, 3\), received ids from -1 to 2"):
+    with pytest.raises(
+        ValueError, match=r"to_categorical: x: expected class ids in \[0, 3\), received ids from -1 to 2"
+    ):
         utils.to_categorical([2, -1], 3)
 
 
@@ -230,8 +246,16 @@ def test_split_dataset_batches_dicts():
         (dict(left_size=1.5), ValueError, r"left_size: expected a fraction in \(0, 1\), received 1.5"),
         (dict(right_size=10), ValueError, r"right_size: expected a count in \[1, 9\], received 10"),
         (dict(left_size="half"), TypeError, "left_size: expected an int, a float or None, received str"),
-        (dict(left_size=6, right_size=5), ValueError, "left_size and right_size: expected two non-empty parts .* received 6 and 5"),
-        (dict(left_size=0.01), ValueError, "left_size and right_size: expected two non-empty parts .* received 0 and 10"),
+        (
+            dict(left_size=6, right_size=5),
+            ValueError,
+            "left_size and right_size: expected two non-empty parts .* received 6 and 5",
+        ),
+        (
+            dict(left_size=0.01),
+            ValueError,
+            "left_size and right_size: expected two non-empty parts .* received 0 and 10",
+        ),
     ],
 )
 def test_split_dataset_rejects_bad_sizes(kwargs, error, message):
@@ -263,7 +287,11 @@ def test_pydataset_iterates_in_order_every_epoch():
     for _ in range(2):
         assert [int(y[0]) for _, y in dataset] == [0, 1, 4, 9]
     assert utils.Sequence is utils.PyDataset
-    assert dataset.num_batches == 4 and (dataset.workers, dataset.use_multiprocessing, dataset.max_queue_size) == (1, False, 10)
+    assert dataset.num_batches == 4 and (dataset.workers, dataset.use_multiprocessing, dataset.max_queue_size) == (
+        1,
+        False,
+        10,
+    )
 
 
 def test_pydataset_workers_are_threads_and_keep_the_order():
@@ -291,7 +319,9 @@ def test_pydataset_matches_keras_default_attributes():
     theirs = Theirs(workers=2, max_queue_size=3)
     ours = Squares(1, workers=2, max_queue_size=3)
     assert (ours.workers, ours.use_multiprocessing, ours.max_queue_size) == (
-        theirs.workers, theirs.use_multiprocessing, theirs.max_queue_size
+        theirs.workers,
+        theirs.use_multiprocessing,
+        theirs.max_queue_size,
     )
 
 
@@ -321,7 +351,8 @@ def test_pydataset_needs_getitem():
 
 
 @pytest.mark.parametrize(
-    "args", [(np.ones(2),), ([np.ones(2), np.zeros(2)],), (1, 2), (1, 2, 3), (1, None, 3)],
+    "args",
+    [(np.ones(2),), ([np.ones(2), np.zeros(2)],), (1, 2), (1, 2, 3), (1, None, 3)],
 )
 def test_pack_x_y_sample_weight_matches_keras(args):
     assert repr(utils.pack_x_y_sample_weight(*args)) == repr(keras.utils.pack_x_y_sample_weight(*args))
@@ -333,7 +364,9 @@ def test_unpack_x_y_sample_weight_matches_keras(data):
 
 
 def test_unpack_rejects_long_tuples():
-    with pytest.raises(ValueError, match=r"data: expected x, \(x,\), \(x, y\) or \(x, y, sample_weight\), received a tuple of 4"):
+    with pytest.raises(
+        ValueError, match=r"data: expected x, \(x,\), \(x, y\) or \(x, y, sample_weight\), received a tuple of 4"
+    ):
         utils.unpack_x_y_sample_weight((1, 2, 3, 4))
 
 
@@ -398,7 +431,7 @@ def test_get_file_downloads_once_into_the_cache(served, tmp_path):
     (tmp_path / "keras").mkdir()  # Keras falls back to /tmp/.keras for a folder that does not exist
     keras_path = keras.utils.get_file(origin=origin, cache_dir=str(tmp_path / "keras"))
     assert os.path.relpath(keras_path, tmp_path / "keras") == os.path.relpath(path, cache)
-    os.remove(origin[len("file://"):])  # from now on only the cache has it
+    os.remove(origin[len("file://") :])  # from now on only the cache has it
     assert utils.get_file("data.csv", origin, cache_dir=str(cache)) == path
     with pytest.raises(OSError, match="copy it to " + str(cache / "other" / "data.csv")):
         utils.get_file("data.csv", origin, cache_dir=str(cache), cache_subdir="other")
@@ -419,7 +452,9 @@ def test_get_file_checks_hashes(served, tmp_path):
     with open(path, "wb") as f:
         f.write(b"stale")  # a cached file that does not match is downloaded again
     assert open(utils.get_file("w.bin", origin, file_hash=sha256, cache_dir=str(tmp_path)), "rb").read() == content
-    with pytest.raises(ValueError, match=f"get_file: file_hash: expected {'0' * 64} \\(auto\\), received a different file"):
+    with pytest.raises(
+        ValueError, match=f"get_file: file_hash: expected {'0' * 64} \\(auto\\), received a different file"
+    ):
         utils.get_file("w.bin", origin, file_hash="0" * 64, cache_dir=str(tmp_path), force_download=True)
 
 
@@ -464,9 +499,16 @@ def test_get_file_rejects_bad_names(tmp_path, kwargs, message):
 
 
 def test_registry_is_reexported_as_in_keras():
-    for name in ("CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
-                 "get_registered_object", "register_keras_serializable", "serialize_keras_object",
-                 "deserialize_keras_object"):
+    for name in (
+        "CustomObjectScope",
+        "custom_object_scope",
+        "get_custom_objects",
+        "get_registered_name",
+        "get_registered_object",
+        "register_keras_serializable",
+        "serialize_keras_object",
+        "deserialize_keras_object",
+    ):
         assert hasattr(keras.utils, name)
         assert getattr(rk.utils, name) is getattr(rk.saving, name)
 

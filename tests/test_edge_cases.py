@@ -108,7 +108,12 @@ def test_terminate_on_nan_stops_fit():
     x[4, 0, 0] = np.nan  # in the third batch of two
     batches = []
     history = model.fit(
-        x, y, batch_size=2, epochs=3, shuffle=False, verbose=0,
+        x,
+        y,
+        batch_size=2,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
         callbacks=[
             rk.callbacks.TerminateOnNaN(),
             rk.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b)),
@@ -201,7 +206,9 @@ def test_an_empty_sequence_through_bidirectional_stacks_and_models():
     assert [o.shape for o in out] == [(2, 2), (2, 3), (2, 2), (2, 2)]
     model = rk.Sequential([rk.Input((None, 5)), L.LSTM(3, return_sequences=True), L.LSTM(2), L.Dense(1)])
     # The LSTM's last output is zeros, so the model returns the Dense layer's value at zero.
-    np.testing.assert_allclose(model.predict(empty, verbose=0), np.asarray(model.layers[-1](np.zeros((2, 2), "float32"))))
+    np.testing.assert_allclose(
+        model.predict(empty, verbose=0), np.asarray(model.layers[-1](np.zeros((2, 2), "float32")))
+    )
 
 
 def test_an_empty_sequence_with_a_mask_and_gradients():
@@ -257,13 +264,19 @@ def test_any_layout_dtype_or_list_gives_the_same_result_in_wrappers_and_models()
     inp = rk.Input((4, 5))
     functional = rk.Model(inp, L.Dense(1)(L.LSTM(2)(inp)))
     expected = {
-        "bi": np.asarray(bi(x)), "td": np.asarray(td(x)), "model": np.asarray(model(x)),
-        "predict": model.predict(x, verbose=0), "functional": functional.predict(x, verbose=0),
+        "bi": np.asarray(bi(x)),
+        "td": np.asarray(td(x)),
+        "model": np.asarray(model(x)),
+        "predict": model.predict(x, verbose=0),
+        "functional": functional.predict(x, verbose=0),
     }
     for name, variant in layouts(x).items():
         got = {
-            "bi": np.asarray(bi(variant)), "td": np.asarray(td(variant)), "model": np.asarray(model(variant)),
-            "predict": model.predict(variant, verbose=0), "functional": functional.predict(variant, verbose=0),
+            "bi": np.asarray(bi(variant)),
+            "td": np.asarray(td(variant)),
+            "model": np.asarray(model(variant)),
+            "predict": model.predict(variant, verbose=0),
+            "functional": functional.predict(variant, verbose=0),
         }
         for key in expected:
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-6, err_msg=f"{key} on {name}")

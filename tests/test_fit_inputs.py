@@ -5,18 +5,22 @@ and the errors for arguments that cannot be honoured."""
 
 import io
 import re
-
 import warnings
 
 import numpy as np
 import pytest
 
+import rnnkit as rk
 from keras_training import (
-    Batches, assert_same_history, assert_same_weights, classification_data, keras, keras_batches, model_pair,
+    Batches,
+    assert_same_history,
+    assert_same_weights,
+    classification_data,
+    keras,
+    keras_batches,
+    model_pair,
     regression_data,
 )
-
-import rnnkit as rk
 
 
 def forever(x, y, batch_size=8):
@@ -34,14 +38,19 @@ def test_pydataset_style_object_trains_as_keras_pydataset():
     ours, theirs = model_pair()
     data = Batches(x, y, batch_size=8)
     h_ours = ours.fit(data, epochs=3, shuffle=False, verbose=0, validation_data=Batches(x[:20], y[:20], 6))
-    h_theirs = theirs.fit(keras_batches(x, y, 8), epochs=3, shuffle=False, verbose=0,
-                          validation_data=keras_batches(x[:20], y[:20], 6))
+    h_theirs = theirs.fit(
+        keras_batches(x, y, 8), epochs=3, shuffle=False, verbose=0, validation_data=keras_batches(x[:20], y[:20], 6)
+    )
     assert_same_history(h_ours, h_theirs)
     assert_same_weights(ours, theirs)
     assert data.epochs_ended == 3  # on_epoch_end after every epoch
     assert ours.evaluate(data, verbose=0) == pytest.approx(theirs.evaluate(keras_batches(x, y, 8), verbose=0), rel=1e-5)
-    np.testing.assert_allclose(ours.predict(Batches(x, batch_size=8), verbose=0),
-                               theirs.predict(keras_batches(x, batch_size=8), verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ours.predict(Batches(x, batch_size=8), verbose=0),
+        theirs.predict(keras_batches(x, batch_size=8), verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_pydataset_with_sample_weights_and_shuffled_batch_order():
@@ -168,8 +177,16 @@ def test_tf_data_and_torch_style_batches_are_read_by_iteration():
 def test_validation_steps_batch_size_and_freq_match_keras(validation_freq):
     x, y = regression_data(n=48)
     ours, theirs = model_pair()
-    kwargs = dict(batch_size=8, epochs=4, shuffle=False, verbose=0, validation_data=(x[32:], y[32:]),
-                  validation_batch_size=4, validation_steps=2, validation_freq=validation_freq)
+    kwargs = dict(
+        batch_size=8,
+        epochs=4,
+        shuffle=False,
+        verbose=0,
+        validation_data=(x[32:], y[32:]),
+        validation_batch_size=4,
+        validation_steps=2,
+        validation_freq=validation_freq,
+    )
     h_ours = ours.fit(x[:32], y[:32], **kwargs)
     h_theirs = theirs.fit(x[:32], y[:32], **kwargs)
     assert_same_history(h_ours, h_theirs)
@@ -230,7 +247,9 @@ def test_evaluate_and_predict_steps_and_return_dict_match_keras():
         assert ours.evaluate(x, y, verbose=0, return_dict=True, **kwargs) == pytest.approx(
             theirs.evaluate(x, y, verbose=0, return_dict=True, **kwargs), rel=1e-5
         )
-        np.testing.assert_allclose(ours.predict(x, verbose=0, **kwargs), theirs.predict(x, verbose=0, **kwargs), rtol=1e-5)
+        np.testing.assert_allclose(
+            ours.predict(x, verbose=0, **kwargs), theirs.predict(x, verbose=0, **kwargs), rtol=1e-5
+        )
     assert ours.evaluate(forever(x, y), steps=2, verbose=0) == pytest.approx(
         theirs.evaluate(forever(x, y), steps=2, verbose=0), rel=1e-5
     )
@@ -254,7 +273,14 @@ def test_progress_bar_knows_the_length_or_counts():
     # A generator has no length: the bar counts, and knows the count from the first epoch's end.
     stream = Terminal()
     batches = (b for _ in range(2) for b in ((x[i : i + 8], y[i : i + 8]) for i in range(0, 24, 8)))
-    model.fit(batches, steps_per_epoch=None, epochs=1, shuffle=False, verbose=1, callbacks=[rk.callbacks.ProgbarLogger(stream)])
+    model.fit(
+        batches,
+        steps_per_epoch=None,
+        epochs=1,
+        shuffle=False,
+        verbose=1,
+        callbacks=[rk.callbacks.ProgbarLogger(stream)],
+    )
     out = stream.getvalue()
     assert "1/Unknown" in out and "\r6/6 [" in out
 
@@ -266,8 +292,11 @@ def test_verbose_values(capsys):
     model.predict(x, verbose=2)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[0].startswith("1/1 [") and "loss:" in lines[0] and "loss" not in lines[1]
-    for call in (lambda: model.fit(x, y, verbose=3), lambda: model.evaluate(x, y, verbose="loud"),
-                 lambda: model.predict(x, verbose=1.0)):
+    for call in (
+        lambda: model.fit(x, y, verbose=3),
+        lambda: model.evaluate(x, y, verbose="loud"),
+        lambda: model.predict(x, verbose=1.0),
+    ):
         with pytest.raises(ValueError, match=r"verbose: expected 0, 1, 2 or 'auto', received"):
             call()
 
@@ -281,20 +310,55 @@ def test_arguments_that_cannot_be_honoured_raise():
     data = Batches(x, y, 8)
     errors = [
         (lambda: model.fit(data, y, verbose=0), r"^y: expected None when x is an iterable of batches \(Batches"),
-        (lambda: model.fit(data, sample_weight=np.ones(16), verbose=0), r"^sample_weight: expected None when x is an iterable"),
-        (lambda: model.fit(data, validation_split=0.2, verbose=0), r"^validation_split: expected x as arrays, received an iterable"),
-        (lambda: model.fit(x, y, validation_split=1.5, verbose=0), r"^validation_split: expected a float in \(0, 1\), received 1.5"),
-        (lambda: model.fit(x, y, steps_per_epoch=0, verbose=0), r"^steps_per_epoch: expected a positive integer or None, received 0"),
-        (lambda: model.fit(x, y, validation_data=(x, y), validation_steps=2.5, verbose=0), r"^validation_steps: expected a positive integer"),
-        (lambda: model.fit(x, y, validation_data=(x, y), validation_freq=0, verbose=0), r"^validation_freq: expected a positive integer or a list"),
+        (
+            lambda: model.fit(data, sample_weight=np.ones(16), verbose=0),
+            r"^sample_weight: expected None when x is an iterable",
+        ),
+        (
+            lambda: model.fit(data, validation_split=0.2, verbose=0),
+            r"^validation_split: expected x as arrays, received an iterable",
+        ),
+        (
+            lambda: model.fit(x, y, validation_split=1.5, verbose=0),
+            r"^validation_split: expected a float in \(0, 1\), received 1.5",
+        ),
+        (
+            lambda: model.fit(x, y, steps_per_epoch=0, verbose=0),
+            r"^steps_per_epoch: expected a positive integer or None, received 0",
+        ),
+        (
+            lambda: model.fit(x, y, validation_data=(x, y), validation_steps=2.5, verbose=0),
+            r"^validation_steps: expected a positive integer",
+        ),
+        (
+            lambda: model.fit(x, y, validation_data=(x, y), validation_freq=0, verbose=0),
+            r"^validation_freq: expected a positive integer or a list",
+        ),
         (lambda: model.fit(x, y, epochs=-1, verbose=0), r"^epochs: expected a non-negative integer, received -1"),
-        (lambda: model.fit(x, y, shuffle="yes", verbose=0), r"^shuffle: expected True, False or 'batch', received 'yes'"),
-        (lambda: model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(16), verbose=0),
-         r"^class_weight: expected no sample weights alongside, received both"),
-        (lambda: model.fit(x, y, class_weight=[1.0, 2.0], verbose=0), r"^class_weight: expected a dict from class index to weight, received list"),
-        (lambda: model.fit(Batches(x, y, 8, np.ones(16)), class_weight={0: 2.0}, verbose=0), r"^class_weight: expected no sample weights alongside"),
-        (lambda: model.evaluate(x, y, steps=-2, verbose=0), r"^steps: expected a positive integer or None, received -2"),
-        (lambda: model.fit(iter([(x, y, None, None)]), verbose=0, shuffle=False), r"^batch: expected x, \(x,\), \(x, y\) or \(x, y, sample_weight\), received a tuple of 4"),
+        (
+            lambda: model.fit(x, y, shuffle="yes", verbose=0),
+            r"^shuffle: expected True, False or 'batch', received 'yes'",
+        ),
+        (
+            lambda: model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(16), verbose=0),
+            r"^class_weight: expected no sample weights alongside, received both",
+        ),
+        (
+            lambda: model.fit(x, y, class_weight=[1.0, 2.0], verbose=0),
+            r"^class_weight: expected a dict from class index to weight, received list",
+        ),
+        (
+            lambda: model.fit(Batches(x, y, 8, np.ones(16)), class_weight={0: 2.0}, verbose=0),
+            r"^class_weight: expected no sample weights alongside",
+        ),
+        (
+            lambda: model.evaluate(x, y, steps=-2, verbose=0),
+            r"^steps: expected a positive integer or None, received -2",
+        ),
+        (
+            lambda: model.fit(iter([(x, y, None, None)]), verbose=0, shuffle=False),
+            r"^batch: expected x, \(x,\), \(x, y\) or \(x, y, sample_weight\), received a tuple of 4",
+        ),
     ]
     for call, message in errors:
         with pytest.raises(ValueError, match=message):
@@ -302,7 +366,9 @@ def test_arguments_that_cannot_be_honoured_raise():
     a, b = rk.Input((3,), name="a"), rk.Input((3,), name="b")
     two = rk.Model([a, b], [rk.layers.Dense(2, name="p")(a), rk.layers.Dense(2, name="q")(b)])
     two.compile("sgd", "sparse_categorical_crossentropy")
-    with pytest.raises(ValueError, match=r"^class_weight: expected a model with one output, received targets for 2 outputs"):
+    with pytest.raises(
+        ValueError, match=r"^class_weight: expected a model with one output, received targets for 2 outputs"
+    ):
         two.fit([x, x], [y.astype(int), y.astype(int)], class_weight={0: 1.0}, verbose=0)
     # Arguments an iterable cannot use are said, not silently dropped.
     with pytest.warns(UserWarning, match=r"batch_size=4 has no effect when x is an iterable of batches"):

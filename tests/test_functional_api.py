@@ -82,7 +82,7 @@ def shapes(structure):
 
 
 def container(structure):
-    """"list" or "dict" for a structure of tensors, "tensor" for one."""
+    """ "list" or "dict" for a structure of tensors, "tensor" for one."""
     return type(structure).__name__ if isinstance(structure, (list, dict)) else "tensor"
 
 
@@ -318,7 +318,9 @@ def test_clone_model_errors():
         def call(self, x):
             return x
 
-    with pytest.raises(ValueError, match="apply to Sequential and functional models, received the subclassed model Subclassed"):
+    with pytest.raises(
+        ValueError, match="apply to Sequential and functional models, received the subclassed model Subclassed"
+    ):
         rk.models.clone_model(Subclassed(), clone_function=lambda layer: layer)
     sequential = rk.Sequential([rk.Input((3,)), rk.layers.Dense(1)])
     with pytest.raises(ValueError, match="call_function: only functional models"):
@@ -339,7 +341,10 @@ def test_to_json_round_trip_and_structure(seq2seq_pair):
     text = ours.to_json(indent=1)
     config = json.loads(text)
     assert set(config) >= {"module", "class_name", "config", "registered_name"}
-    assert set(config) - {"build_config", "compile_config"} == set(json.loads(theirs.to_json())) - {"build_config", "compile_config"}
+    assert set(config) - {"build_config", "compile_config"} == set(json.loads(theirs.to_json())) - {
+        "build_config",
+        "compile_config",
+    }
     rebuilt = rk.models.model_from_json(text)
     assert [l.name for l in rebuilt.layers] == [l.name for l in ours.layers]
     rebuilt.set_weights(ours.get_weights())

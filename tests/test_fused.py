@@ -17,7 +17,9 @@ MASK = np.array([[1, 1, 0, 1, 0, 1], [0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]], bo
 
 def stepping(cell_class):
     """A subclass with the same math, which RNN cannot fuse (it steps it in Python)."""
-    return type("Stepped" + cell_class.__name__, (cell_class,), {"call": lambda self, *a, **k: cell_class.call(self, *a, **k)})
+    return type(
+        "Stepped" + cell_class.__name__, (cell_class,), {"call": lambda self, *a, **k: cell_class.call(self, *a, **k)}
+    )
 
 
 def values_and_grads(layer, **call):
@@ -44,7 +46,9 @@ def count_records(monkeypatch):
 def test_stacked_cells_are_one_op_equal_to_stepping(go_backwards, monkeypatch):
     cells = [layers.LSTMCell(5), layers.GRUCell(4, reset_after=False), layers.SimpleRNNCell(3)]
     fused_layer = layers.RNN(cells, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    stepped = [stepping(type(c))(c.units, **({"reset_after": False} if isinstance(c, layers.GRUCell) else {})) for c in cells]
+    stepped = [
+        stepping(type(c))(c.units, **({"reset_after": False} if isinstance(c, layers.GRUCell) else {})) for c in cells
+    ]
     step_layer = layers.RNN(stepped, return_sequences=True, return_state=True, go_backwards=go_backwards)
     fused_layer(X)
     step_layer(X)
@@ -66,7 +70,9 @@ def test_fused_bidirectional_equals_two_layers(cls, merge_mode, return_sequences
     make = lambda **kw: cls(4, return_sequences=return_sequences, return_state=True, **kw)  # noqa: E731
     fast = layers.Bidirectional(make(), merge_mode=merge_mode)
     # A backward layer over a stepping cell makes Bidirectional call its two halves separately.
-    slow_backward = layers.RNN(stepping(cell_class)(4), return_sequences=return_sequences, return_state=True, go_backwards=True)
+    slow_backward = layers.RNN(
+        stepping(cell_class)(4), return_sequences=return_sequences, return_state=True, go_backwards=True
+    )
     slow = layers.Bidirectional(make(), merge_mode=merge_mode, backward_layer=slow_backward)
     fast(X)
     slow(X)

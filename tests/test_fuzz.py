@@ -26,7 +26,10 @@ L = rk.layers
 ACCEPTED = (ValueError, TypeError, MemoryError)
 COUNTS = collections.Counter()
 FUZZ = settings(
-    max_examples=120, deadline=None, derandomize=True, database=None,
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -138,8 +141,12 @@ def call_arguments(draw):
     dtype = draw(st.sampled_from(DTYPES[:3] + DTYPES[:3] + DTYPES))
     return {
         "x": fill(shape, draw(st.sampled_from(FILLS)), dtype, seed=draw(st.integers(0, 3))),
-        "mask": draw(st.sampled_from([None, None, "random", "all_false", "all_true", "wrong_shape", "float01", "float", "str"])),
-        "initial_state": draw(st.sampled_from([None, None, "right", "nan", "wrong_count", "wrong_batch", "wrong_units"])),
+        "mask": draw(
+            st.sampled_from([None, None, "random", "all_false", "all_true", "wrong_shape", "float01", "float", "str"])
+        ),
+        "initial_state": draw(
+            st.sampled_from([None, None, "right", "nan", "wrong_count", "wrong_batch", "wrong_units"])
+        ),
         "training": draw(st.booleans()),
         "layout": draw(st.sampled_from(["c", "fortran", "strided", "list"])),
     }
@@ -217,7 +224,9 @@ def test_rnn_layers(kind_options, units, args, how):
             return LAYER_CLASSES[kind](units, **options, **layer_options)
         cell_class = CELL_CLASSES[kind]
         if how == "stepping":
-            cell_class = type("Stepped", (cell_class,), {"call": lambda self, *a, **k: CELL_CLASSES[kind].call(self, *a, **k)})
+            cell_class = type(
+                "Stepped", (cell_class,), {"call": lambda self, *a, **k: CELL_CLASSES[kind].call(self, *a, **k)}
+            )
         return L.RNN(cell_class(units, **options), **layer_options)
 
     layer = probe(make)
@@ -254,7 +263,11 @@ def test_bidirectional(merge_mode, kind, return_sequences, return_state, args):
 
 
 @FUZZ
-@given(call_arguments(), st.integers(-2, 4), st.sampled_from(["Dense", "TimeDistributed", "Embedding", "Masking", "stacked"]))
+@given(
+    call_arguments(),
+    st.integers(-2, 4),
+    st.sampled_from(["Dense", "TimeDistributed", "Embedding", "Masking", "stacked"]),
+)
 def test_other_layers(args, units, which):
     def make():
         if which == "Dense":
@@ -274,7 +287,10 @@ def test_other_layers(args, units, which):
 
 @FUZZ
 @given(
-    call_arguments(), call_arguments(), st.sampled_from([None, 0, 1, 3, -1]), st.sampled_from(["predict", "fit", "evaluate", "call"])
+    call_arguments(),
+    call_arguments(),
+    st.sampled_from([None, 0, 1, 3, -1]),
+    st.sampled_from(["predict", "fit", "evaluate", "call"]),
 )
 def test_models(args, targets, batch_size, method):
     model = rk.Sequential([rk.Input((None, 3)), L.GRU(2, return_sequences=True), L.LSTM(2), L.Dense(1)])
@@ -322,15 +338,19 @@ def core_arguments(draw):
     count = 2 if kind == "lstm" else 1
     return {
         "spec": (
-            kind, units, draw(st.sampled_from(list(_core.ACTIVATIONS) + ["nope"])),
-            draw(st.sampled_from(["sigmoid", "hard_sigmoid", "relu"])), use_bias, reset_after,
+            kind,
+            units,
+            draw(st.sampled_from(list(_core.ACTIVATIONS) + ["nope"])),
+            draw(st.sampled_from(["sigmoid", "hard_sigmoid", "relu"])),
+            use_bias,
+            reset_after,
         ),
         "weights": weights,
         "x": relayout(fill(x_shape, how, dtype), draw(st.sampled_from(["c", "fortran", "strided"]))),
         "mask": draw(st.sampled_from([None, (batch, steps), (batch, off(steps)), "float"])),
-        "initial_states": None if states is None else [
-            fill((off(batch) if states == "wrong" else batch, units), how, dtype) for _ in range(count)
-        ],
+        "initial_states": None
+        if states is None
+        else [fill((off(batch) if states == "wrong" else batch, units), how, dtype) for _ in range(count)],
         "input_dropout": draw(st.sampled_from([None, (gates, batch, features), (1, batch, features)])),
         "recurrent_dropout": draw(st.sampled_from([None, (gates, batch, units), (gates, batch, units + 1)])),
         "go_backwards": draw(st.booleans()),
@@ -358,11 +378,19 @@ def test_core_rnn_forward_and_backward(args):
     if spec is None:
         return
     mask, input_dropout, recurrent_dropout = core_inputs(args)
-    result = probe(lambda: _core.rnn_forward(
-        spec, tuple(args["weights"]), args["x"], initial_states=args["initial_states"], mask=mask,
-        input_dropout=input_dropout, recurrent_dropout=recurrent_dropout, go_backwards=args["go_backwards"],
-        zero_output_for_mask=args["zero_output_for_mask"],
-    ))
+    result = probe(
+        lambda: _core.rnn_forward(
+            spec,
+            tuple(args["weights"]),
+            args["x"],
+            initial_states=args["initial_states"],
+            mask=mask,
+            input_dropout=input_dropout,
+            recurrent_dropout=recurrent_dropout,
+            go_backwards=args["go_backwards"],
+            zero_output_for_mask=args["zero_output_for_mask"],
+        )
+    )
     if result is None:
         return
     outputs, states, saved = result
@@ -395,13 +423,26 @@ def test_core_bidirectional_forward_and_backward(args, merge_mode, return_sequen
     bw_spec = _core.CellSpec("lstm" if spec.kind != "lstm" else "gru", spec.units) if wrong_pair else spec
     mask, input_dropout, recurrent_dropout = core_inputs(args)
     weights = tuple(args["weights"])
-    result = probe(lambda: _core.bidirectional_forward(
-        spec, weights, bw_spec, weights, args["x"], merge_mode=merge_mode, return_sequences=return_sequences,
-        mask=mask, fw_initial_states=args["initial_states"], bw_initial_states=args["initial_states"],
-        fw_input_dropout=input_dropout, fw_recurrent_dropout=recurrent_dropout, bw_input_dropout=input_dropout,
-        bw_recurrent_dropout=recurrent_dropout, zero_output_for_mask=args["zero_output_for_mask"],
-        fw_go_backwards=args["go_backwards"],
-    ))
+    result = probe(
+        lambda: _core.bidirectional_forward(
+            spec,
+            weights,
+            bw_spec,
+            weights,
+            args["x"],
+            merge_mode=merge_mode,
+            return_sequences=return_sequences,
+            mask=mask,
+            fw_initial_states=args["initial_states"],
+            bw_initial_states=args["initial_states"],
+            fw_input_dropout=input_dropout,
+            fw_recurrent_dropout=recurrent_dropout,
+            bw_input_dropout=input_dropout,
+            bw_recurrent_dropout=recurrent_dropout,
+            zero_output_for_mask=args["zero_output_for_mask"],
+            fw_go_backwards=args["go_backwards"],
+        )
+    )
     if result is None:
         return
     output, fw_states, bw_states, saved = result
@@ -411,10 +452,14 @@ def test_core_bidirectional_forward_and_backward(args, merge_mode, return_sequen
         d_out = [np.ones(o.shape + (1,), o.dtype) for o in outputs]
     elif args["d_outputs"] == "none":
         d_out = None
-    probe(lambda: _core.bidirectional_backward(
-        saved, d_outputs=d_out if d_out is None or len(d_out) > 1 else d_out[0],
-        d_fw_states=[np.ones_like(s) for s in fw_states], d_bw_states=[None] * len(bw_states),
-    ))
+    probe(
+        lambda: _core.bidirectional_backward(
+            saved,
+            d_outputs=d_out if d_out is None or len(d_out) > 1 else d_out[0],
+            d_fw_states=[np.ones_like(s) for s in fw_states],
+            d_bw_states=[None] * len(bw_states),
+        )
+    )
 
 
 @FUZZ
@@ -423,13 +468,48 @@ def test_core_arguments_of_the_wrong_kind(data):
     spec = _core.CellSpec("gru", 2)
     good = (np.zeros((3, 6), "float32"), np.zeros((2, 6), "float32"), np.zeros((2, 6), "float32"))
     x = np.zeros((1, 2, 3), "float32")
-    junk = data.draw(st.sampled_from([
-        None, 1, 0, -1, 2**70, True, 1.5, float("nan"), "x", b"x", [], [1, 2], (np.zeros(2),), {"a": 1}, object(),
-        np.float32(1), np.zeros(()), np.zeros((2, 3), "float32"), spec,
-    ]))
-    slot = data.draw(st.sampled_from(
-        ["spec", "weights", "weight", "x", "mask", "initial_states", "input_dropout", "saved", "d_outputs", "kind", "units"]
-    ))
+    junk = data.draw(
+        st.sampled_from(
+            [
+                None,
+                1,
+                0,
+                -1,
+                2**70,
+                True,
+                1.5,
+                float("nan"),
+                "x",
+                b"x",
+                [],
+                [1, 2],
+                (np.zeros(2),),
+                {"a": 1},
+                object(),
+                np.float32(1),
+                np.zeros(()),
+                np.zeros((2, 3), "float32"),
+                spec,
+            ]
+        )
+    )
+    slot = data.draw(
+        st.sampled_from(
+            [
+                "spec",
+                "weights",
+                "weight",
+                "x",
+                "mask",
+                "initial_states",
+                "input_dropout",
+                "saved",
+                "d_outputs",
+                "kind",
+                "units",
+            ]
+        )
+    )
     calls = {
         "spec": lambda: _core.rnn_forward(junk, good, x),
         "weights": lambda: _core.rnn_forward(spec, junk, x),

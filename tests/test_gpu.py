@@ -114,8 +114,22 @@ def _close(gpu, cpu, what, exact=None):
     assert error < tolerance, f"{what}: relative error {error:.2e} (allowed {tolerance:.1e})"
 
 
-def _case(rng, kind, reset_after=True, *, batch=5, time=7, features=6, units=8, activation="tanh",
-          recurrent_activation="sigmoid", use_bias=True, mask=False, dropout=False, states=False):
+def _case(
+    rng,
+    kind,
+    reset_after=True,
+    *,
+    batch=5,
+    time=7,
+    features=6,
+    units=8,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    use_bias=True,
+    mask=False,
+    dropout=False,
+    states=False,
+):
     spec = _core.CellSpec(kind, units, activation, recurrent_activation, use_bias, reset_after)
     g = spec.gates
     # Glorot-like scales: larger weights make long sequences chaotic, where float32 itself
@@ -261,7 +275,10 @@ def test_bidirectional_gpu_matches_cpu(merge_mode):
                 out = layer(x, mask=mask, training=True)
                 outs = out if isinstance(out, list) else [out]
                 loss = sum(rk.ops.sum(o * o) for o in outs)
-            results[device] = ([np.asarray(o) for o in outs], [np.asarray(g) for g in tape.gradient(loss, layer.trainable_weights)])
+            results[device] = (
+                [np.asarray(o) for o in outs],
+                [np.asarray(g) for g in tape.gradient(loss, layer.trainable_weights)],
+            )
     for g, c in zip(results["cuda"][0], results["cpu"][0]):
         _close(g, c, f"output ({merge_mode})")
     for w, g, c in zip(layer.trainable_weights, results["cuda"][1], results["cpu"][1]):
@@ -298,7 +315,9 @@ def test_pip_cuda_libraries_are_preloaded_from_site_packages(tmp_path, monkeypat
     loaded = []
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
     monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(_cuda_libraries.ctypes, "CDLL", lambda path, mode=0: loaded.append(os.path.relpath(path, tmp_path)))
+    monkeypatch.setattr(
+        _cuda_libraries.ctypes, "CDLL", lambda path, mode=0: loaded.append(os.path.relpath(path, tmp_path))
+    )
     _cuda_libraries.preload()
     # Each library once, from the first folder that has it (cuBLASLt from cu13, not cublas/);
     # within a folder cuBLASLt before cuBLAS and NVRTC's builtins before NVRTC; never NVRTC's

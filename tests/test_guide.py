@@ -20,7 +20,6 @@ depend on a GPU and on random initialisations.
 """
 
 import numpy as np
-import pytest
 
 import rnnkit as keras
 from rnnkit import layers
@@ -150,25 +149,17 @@ def test_outputs_and_states_encoder_decoder():
     decoder_vocab = 2000
 
     encoder_input = layers.Input(shape=(None,))
-    encoder_embedded = layers.Embedding(input_dim=encoder_vocab, output_dim=64)(
-        encoder_input
-    )
+    encoder_embedded = layers.Embedding(input_dim=encoder_vocab, output_dim=64)(encoder_input)
 
     # Return states in addition to output
-    output, state_h, state_c = layers.LSTM(64, return_state=True, name="encoder")(
-        encoder_embedded
-    )
+    output, state_h, state_c = layers.LSTM(64, return_state=True, name="encoder")(encoder_embedded)
     encoder_state = [state_h, state_c]
 
     decoder_input = layers.Input(shape=(None,))
-    decoder_embedded = layers.Embedding(input_dim=decoder_vocab, output_dim=64)(
-        decoder_input
-    )
+    decoder_embedded = layers.Embedding(input_dim=decoder_vocab, output_dim=64)(decoder_input)
 
     # Pass the 2 states to a new LSTM layer, as initial state
-    decoder_output = layers.LSTM(64, name="decoder")(
-        decoder_embedded, initial_state=encoder_state
-    )
+    decoder_output = layers.LSTM(64, name="decoder")(decoder_embedded, initial_state=encoder_state)
     output = layers.Dense(10)(decoder_output)
 
     model = keras.Model([encoder_input, decoder_input], output)
@@ -313,9 +304,7 @@ def test_rnn_state_reuse():
 def test_bidirectional_rnns():
     model = keras.Sequential()
 
-    model.add(
-        layers.Bidirectional(layers.LSTM(64, return_sequences=True), input_shape=(5, 10))
-    )
+    model.add(layers.Bidirectional(layers.LSTM(64, return_sequences=True), input_shape=(5, 10)))
     model.add(layers.Bidirectional(layers.LSTM(32)))
     model.add(layers.Dense(10))
 
@@ -345,7 +334,7 @@ class NestedCell(keras.layers.Layer):
         self.unit_3 = unit_3
         self.state_size = [[unit_1], [unit_2, unit_3]]
         self.output_size = [[unit_1], [unit_2, unit_3]]
-        super(NestedCell, self).__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def build(self, input_shapes):
         # expect input_shape to contain 2 items, [(batch, i1), (batch, i2, i3)]
@@ -353,9 +342,7 @@ class NestedCell(keras.layers.Layer):
         i2 = input_shapes[1][1]
         i3 = input_shapes[1][2]
 
-        self.kernel_1 = self.add_weight(
-            shape=(i1, self.unit_1), initializer="uniform", name="kernel_1"
-        )
+        self.kernel_1 = self.add_weight(shape=(i1, self.unit_1), initializer="uniform", name="kernel_1")
         self.kernel_2_3 = self.add_weight(
             shape=(i2, i3, self.unit_2, self.unit_3),
             initializer="uniform",
@@ -449,9 +436,7 @@ def test_nested_cell_one_training_step_reduces_mse():
 
     def mse():
         predictions = model(input_data)
-        return sum(
-            keras.ops.mean(keras.ops.square(p - t.astype(np.float32))) for p, t in zip(predictions, target_data)
-        )
+        return sum(keras.ops.mean(keras.ops.square(p - t.astype(np.float32))) for p, t in zip(predictions, target_data))
 
     with keras.GradientTape() as tape:
         before = mse()

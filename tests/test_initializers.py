@@ -66,28 +66,70 @@ def keras_numpy_values():
 
 
 SEEDED = [
-    initializers.GlorotUniform, initializers.GlorotNormal, initializers.HeUniform,
-    initializers.HeNormal, initializers.LecunUniform, initializers.LecunNormal,
-    initializers.Orthogonal, initializers.RandomUniform, initializers.RandomNormal,
-    initializers.TruncatedNormal, initializers.VarianceScaling,
+    initializers.GlorotUniform,
+    initializers.GlorotNormal,
+    initializers.HeUniform,
+    initializers.HeNormal,
+    initializers.LecunUniform,
+    initializers.LecunNormal,
+    initializers.Orthogonal,
+    initializers.RandomUniform,
+    initializers.RandomNormal,
+    initializers.TruncatedNormal,
+    initializers.VarianceScaling,
 ]
 # One instance of every initializer, with arguments that differ from the defaults where any.
 EXAMPLES = [
-    initializers.Constant(0.25), initializers.Zeros(), initializers.Ones(), initializers.Identity(gain=2.0),
-    initializers.RandomUniform(-1.0, 2.0, seed=3), initializers.RandomNormal(1.0, 0.5, seed=3),
-    initializers.TruncatedNormal(0.5, 2.0, seed=3), initializers.Orthogonal(gain=1.5, seed=3),
+    initializers.Constant(0.25),
+    initializers.Zeros(),
+    initializers.Ones(),
+    initializers.Identity(gain=2.0),
+    initializers.RandomUniform(-1.0, 2.0, seed=3),
+    initializers.RandomNormal(1.0, 0.5, seed=3),
+    initializers.TruncatedNormal(0.5, 2.0, seed=3),
+    initializers.Orthogonal(gain=1.5, seed=3),
     initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal", seed=3),
     initializers.VarianceScaling(0.5, "fan_avg", "uniform", seed=4),
 ] + [cls(seed=5) for cls in SEEDED[:6]]
 
 # Names keras.initializers.get accepts in Keras 3.15 (all but STFT's).
 NAMES = [
-    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity",
-    "IdentityInitializer", "LecunNormal", "LecunUniform", "Ones", "Orthogonal",
-    "OrthogonalInitializer", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
-    "Zeros", "constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
-    "lecun_normal", "lecun_uniform", "normal", "one", "ones", "orthogonal", "random_normal",
-    "random_uniform", "truncated_normal", "uniform", "variance_scaling", "zero", "zeros",
+    "Constant",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Identity",
+    "IdentityInitializer",
+    "LecunNormal",
+    "LecunUniform",
+    "Ones",
+    "Orthogonal",
+    "OrthogonalInitializer",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Zeros",
+    "constant",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "lecun_normal",
+    "lecun_uniform",
+    "normal",
+    "one",
+    "ones",
+    "orthogonal",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "zero",
+    "zeros",
 ]
 
 
@@ -138,14 +180,22 @@ def test_golden_values_from_keras_numpy_backend():
     #             keras.initializers.Orthogonal, keras.initializers.TruncatedNormal]:
     #     print(cls(seed=3)((2, 3)).tolist())"
     golden = {
-        initializers.GlorotUniform: [[-0.9077972173690796, -0.5766192674636841, 0.6600592732429504],
-                                     [0.18000800907611847, -0.8892195820808411, -0.14651153981685638]],
-        initializers.HeNormal: [[0.47531452775001526, -0.6454672813415527, -0.5145931243896484],
-                                [-0.24510103464126587, -0.2636716961860657, -0.9836151003837585]],
-        initializers.Orthogonal: [[0.9573186635971069, 0.19611449539661407, -0.21232081949710846],
-                                  [-0.19634442031383514, -0.09782607108354568, -0.9756428003311157]],
-        initializers.TruncatedNormal: [[0.020904941484332085, -0.028388479724526405, -0.02263246476650238],
-                                       [-0.010779858566820621, -0.01159661915153265, -0.04326065257191658]],
+        initializers.GlorotUniform: [
+            [-0.9077972173690796, -0.5766192674636841, 0.6600592732429504],
+            [0.18000800907611847, -0.8892195820808411, -0.14651153981685638],
+        ],
+        initializers.HeNormal: [
+            [0.47531452775001526, -0.6454672813415527, -0.5145931243896484],
+            [-0.24510103464126587, -0.2636716961860657, -0.9836151003837585],
+        ],
+        initializers.Orthogonal: [
+            [0.9573186635971069, 0.19611449539661407, -0.21232081949710846],
+            [-0.19634442031383514, -0.09782607108354568, -0.9756428003311157],
+        ],
+        initializers.TruncatedNormal: [
+            [0.020904941484332085, -0.028388479724526405, -0.02263246476650238],
+            [-0.010779858566820621, -0.01159661915153265, -0.04326065257191658],
+        ],
     }
     for cls, expected in golden.items():
         np.testing.assert_array_equal(cls(seed=3)((2, 3)), np.array(expected, np.float32), err_msg=cls.__name__)

@@ -121,7 +121,9 @@ def interrupted(run, source, delay=0.5):
 def test_ctrl_c_interrupts_fit_within_a_second_and_leaves_the_model_usable(source):
     model, x, y = model_and_data()
     before = model.predict(x[:4], verbose=0)
-    latency = interrupted(lambda: model.fit(x, y, batch_size=8, epochs=10_000, verbose=0, callbacks=[Watchdog()]), source)
+    latency = interrupted(
+        lambda: model.fit(x, y, batch_size=8, epochs=10_000, verbose=0, callbacks=[Watchdog()]), source
+    )
     assert latency < 1.0, f"KeyboardInterrupt took {latency:.2f} s"
     weights = model.get_weights()
     assert all(np.isfinite(w).all() for w in weights)

@@ -45,27 +45,52 @@ checks rnnkit alone (finite outputs and gradients of the right shapes with `trai
 identical results for the same `seed`, and no dropout with `training=False`).
 """
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from keras_reference import (
-    KINDS, MERGE_MODES, assert_close, jax, jax_h0_quirk_applies, jax_x64, keras, leading_masked,
-)
-
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import jax.numpy as jnp
-
 import rnnkit as rk
+from keras_reference import (
+    KINDS,
+    MERGE_MODES,
+    assert_close,
+    jax,
+    jax_h0_quirk_applies,
+    jax_x64,
+    keras,
+    leading_masked,
+)
 from rnnkit import _core
 
 # Known by name to both libraries (equal to about 5e-7 in float32) and finite over a few steps
 # of small random inputs ("exponential" can overflow, so it is left out).
 ACTIVATIONS = [
-    "tanh", "sigmoid", "relu", "elu", "selu", "softsign", "softplus", "silu", "gelu", "hard_sigmoid", "linear",
-    "relu6", "leaky_relu", "celu", "mish", "hard_silu", "hard_tanh", "log_sigmoid", "soft_shrink", "sparse_plus",
-    "squareplus", "tanh_shrink", "hard_shrink",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "elu",
+    "selu",
+    "softsign",
+    "softplus",
+    "silu",
+    "gelu",
+    "hard_sigmoid",
+    "linear",
+    "relu6",
+    "leaky_relu",
+    "celu",
+    "mish",
+    "hard_silu",
+    "hard_tanh",
+    "log_sigmoid",
+    "soft_shrink",
+    "sparse_plus",
+    "squareplus",
+    "tanh_shrink",
+    "hard_shrink",
 ]
 # GRU and LSTM gates (recurrent_activation) are drawn among the bounded ones. An unbounded gate
 # multiplies the state by an unbounded factor at every step: a drawn stacked GRU with "linear"
@@ -207,9 +232,7 @@ def cell_kwargs(lib, cell, extra):
 
 
 def make_rnn(lib, cfg, extra, go_backwards):
-    kwargs = dict(
-        return_sequences=cfg["return_sequences"], return_state=cfg["return_state"], go_backwards=go_backwards
-    )
+    kwargs = dict(return_sequences=cfg["return_sequences"], return_state=cfg["return_state"], go_backwards=go_backwards)
     if cfg["structure"] != "bidirectional":
         kwargs["zero_output_for_mask"] = cfg["zero_output_for_mask"]
     cells = cfg["cells"]
@@ -405,12 +428,14 @@ def check_parity(cfg):
     r_states = [rng.standard_normal(s.shape).astype(np.float32) for s in our_states]
 
     (k_outputs, k_states), (k_dw, k_dx, k_ds) = keras_value_and_vjp(
-        cfg, k_layer, [v.value for v in k_layer.trainable_variables], x, as_initial_state(cfg, groups),
+        cfg,
+        k_layer,
+        [v.value for v in k_layer.trainable_variables],
+        x,
+        as_initial_state(cfg, groups),
         (r_outputs, r_states),
     )
-    (ours, our_states), (dw, dx, ds) = rnnkit_value_and_grads(
-        cfg, rk_layer, x, groups, cotangents=r_outputs + r_states
-    )
+    (ours, our_states), (dw, dx, ds) = rnnkit_value_and_grads(cfg, rk_layer, x, groups, cotangents=r_outputs + r_states)
 
     # Forward values.
     assert len(ours) == len(k_outputs) and len(our_states) == len(k_states) == len(r_states)

@@ -23,20 +23,24 @@ evaluated in float64) where "tanh" is drawn; float32 layers use Keras's own "tan
 float64 comparisons agree to about 1e-15 relative, and their tolerance is 1e-9.
 """
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from keras_reference import (
-    KINDS, MERGE_MODES, assert_close, jax, jax_h0_quirk_applies, jax_x64, keras, leading_masked,
-)
-
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import jax.numpy as jnp
-
+from keras_reference import (
+    KINDS,
+    MERGE_MODES,
+    assert_close,
+    jax,
+    jax_h0_quirk_applies,
+    jax_x64,
+    keras,
+    leading_masked,
+)
 from rnnkit import _core
-
 
 # Activations that Keras and rnnkit both know by name and that stay finite on small random inputs
 # over a few steps ("exponential" can overflow, so it is left out).
@@ -353,9 +357,21 @@ def test_masked_leading_steps_follow_tf_semantics(kind, go_backwards):
     previous output from zeros like the TF backend, agrees with rnnkit at every step, in values
     and in gradients (including the initial state's, which gets nothing from the zero outputs).
     """
-    cfg = dict(kind=kind.replace("_before", ""), reset_after=kind != "gru_before", units=3, batch=3,
-               time=5, features=2, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-               go_backwards=go_backwards, initial_state=True, zero_output_for_mask=False, seed=11)
+    cfg = dict(
+        kind=kind.replace("_before", ""),
+        reset_after=kind != "gru_before",
+        units=3,
+        batch=3,
+        time=5,
+        features=2,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        go_backwards=go_backwards,
+        initial_state=True,
+        zero_output_for_mask=False,
+        seed=11,
+    )
     # In processing order: row 0 masked at its first two steps, row 1 fully masked, row 2 unmasked
     # at its first step and masked at its last one.
     processed = np.array([[0, 0, 1, 0, 1], [0, 0, 0, 0, 0], [1, 0, 1, 1, 0]], bool)
@@ -402,8 +418,12 @@ def test_masked_leading_steps_follow_tf_semantics(kind, go_backwards):
 
     scanned = np.asarray(run_keras(cfg, layers[False], x, weights, h0)[0])
     # The documented JAX-backend difference: h0 where TF and rnnkit output 0 ...
-    assert_close(scanned[lead], np.broadcast_to(h0[0][:, None, :], scanned.shape)[lead], FLOAT64_OUTPUT_TOL,
-                 "Keras-JAX scan output at leading masked steps")
+    assert_close(
+        scanned[lead],
+        np.broadcast_to(h0[0][:, None, :], scanned.shape)[lead],
+        FLOAT64_OUTPUT_TOL,
+        "Keras-JAX scan output at leading masked steps",
+    )
     assert np.all(np.abs(scanned[lead]) > 1e-3)
     # ... and agreement everywhere else.
     assert_close(ours, scanned, FLOAT64_OUTPUT_TOL, "outputs vs Keras scan", keep=~lead[..., None])

@@ -104,8 +104,11 @@ WEIGHT_LAYOUTS = [
         ["kernel", "recurrent_kernel", "bias"] * 3,
         [(3, 16), (4, 16), (16,), (4, 6), (2, 6), (2, 6), (2, 5), (5, 5), (5,)],
     ),
-    (lambda: L.RNN([L.GRUCell(2), L.LSTMCell(4)]), ["kernel", "recurrent_kernel", "bias"] * 2,
-     [(3, 6), (2, 6), (2, 6), (2, 16), (4, 16), (16,)]),
+    (
+        lambda: L.RNN([L.GRUCell(2), L.LSTMCell(4)]),
+        ["kernel", "recurrent_kernel", "bias"] * 2,
+        [(3, 6), (2, 6), (2, 6), (2, 16), (4, 16), (16,)],
+    ),
     (lambda: L.TimeDistributed(L.Dense(5)), ["kernel", "bias"], [(3, 5), (5,)]),
 ]
 
@@ -310,9 +313,13 @@ def test_invalid_arguments_raise():
         L.RNN(NoStateSize())
     with pytest.raises(ValueError, match="state_size"):
         L.RNN(L.Dense(3))
-    with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to LSTMCell: \{'not_an_argument': 1\}"):
+    with pytest.raises(
+        ValueError, match=r"Unrecognized keyword arguments passed to LSTMCell: \{'not_an_argument': 1\}"
+    ):
         L.LSTM(3, not_an_argument=1)
-    with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to SimpleRNNCell: \{'recurrent_activation'"):
+    with pytest.raises(
+        ValueError, match=r"Unrecognized keyword arguments passed to SimpleRNNCell: \{'recurrent_activation'"
+    ):
         L.SimpleRNN(3, recurrent_activation="relu")  # it has no gates
 
 
@@ -528,9 +535,7 @@ def test_go_backwards_returns_processing_order():
     np.testing.assert_allclose(a(backward(x)), a(forward(x[:, ::-1])), atol=1e-6)
     # With a mask, the mask is reversed with the input.
     mask = np.array([[1, 1, 0, 1, 1], [1, 1, 1, 0, 0]], bool)
-    np.testing.assert_allclose(
-        a(backward(x, mask=mask)), a(forward(x[:, ::-1], mask=mask[:, ::-1])), atol=1e-6
-    )
+    np.testing.assert_allclose(a(backward(x, mask=mask)), a(forward(x[:, ::-1], mask=mask[:, ::-1])), atol=1e-6)
 
 
 # --- stateful -----------------------------------------------------------------------------------
@@ -702,7 +707,9 @@ def test_dropout_of_one_is_ignored_by_gated_layers_only():
 
 def test_training_flag_reaches_layers_inside_models():
     x = randn(4, 5, 3)
-    model = rk.Sequential([L.Bidirectional(L.LSTM(4, dropout=0.5, return_sequences=True)), L.GRU(2, recurrent_dropout=0.5)])
+    model = rk.Sequential(
+        [L.Bidirectional(L.LSTM(4, dropout=0.5, return_sequences=True)), L.GRU(2, recurrent_dropout=0.5)]
+    )
     inference = a(model(x))
     np.testing.assert_array_equal(a(model(x, training=False)), inference)
     assert not np.allclose(a(model(x, training=True)), inference, atol=1e-4)
@@ -713,8 +720,12 @@ def test_training_flag_reaches_layers_inside_models():
 
 @pytest.mark.parametrize(
     "cell_cls,layer_cls,kwargs",
-    [(L.LSTMCell, L.LSTM, {}), (L.GRUCell, L.GRU, {}), (L.GRUCell, L.GRU, {"reset_after": False}),
-     (L.SimpleRNNCell, L.SimpleRNN, {})],
+    [
+        (L.LSTMCell, L.LSTM, {}),
+        (L.GRUCell, L.GRU, {}),
+        (L.GRUCell, L.GRU, {"reset_after": False}),
+        (L.SimpleRNNCell, L.SimpleRNN, {}),
+    ],
 )
 def test_rnn_over_a_builtin_cell_equals_the_layer(cell_cls, layer_cls, kwargs):
     x = randn(3, 6, 4)
@@ -752,7 +763,9 @@ def _outputs_and_grads(layer, x, mask, initial_state, seeds):
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
-@pytest.mark.parametrize("stepped_cls,fused_cls,n_states", [(SteppedLSTMCell, L.LSTMCell, 2), (SteppedGRUCell, L.GRUCell, 1)])
+@pytest.mark.parametrize(
+    "stepped_cls,fused_cls,n_states", [(SteppedLSTMCell, L.LSTMCell, 2), (SteppedGRUCell, L.GRUCell, 1)]
+)
 def test_python_stepping_path_equals_the_fused_path(stepped_cls, fused_cls, n_states, go_backwards):
     rng = np.random.default_rng(7)
     x = randn(3, 5, 4, rng=rng)
@@ -796,7 +809,9 @@ def test_stacked_cells_python_path_equals_fused_with_mask_and_go_backwards():
     x = randn(2, 6, 3)
     mask = np.array([[1, 1, 0, 1, 1, 0], [0, 1, 1, 1, 1, 1]], bool)
     fused = L.RNN([L.LSTMCell(4), L.GRUCell(3)], go_backwards=True, return_sequences=True, return_state=True)
-    stepped = L.RNN([SteppedLSTMCell(4), SteppedGRUCell(3)], go_backwards=True, return_sequences=True, return_state=True)
+    stepped = L.RNN(
+        [SteppedLSTMCell(4), SteppedGRUCell(3)], go_backwards=True, return_sequences=True, return_state=True
+    )
     fused(x)
     stepped(x)
     stepped.set_weights(fused.get_weights())
@@ -924,7 +939,10 @@ def test_layer_matches_keras(keras, label, make, return_sequences):
     _compare(kcall(k_layer, x, mask=safe, initial_state=states), r_layer(x, mask=safe, initial_state=states))
 
 
-BIDIRECTIONAL_CASES = [(mode, True) for mode in ("concat", "sum", "mul", "ave", None)] + [("concat", False), (None, False)]
+BIDIRECTIONAL_CASES = [(mode, True) for mode in ("concat", "sum", "mul", "ave", None)] + [
+    ("concat", False),
+    (None, False),
+]
 
 
 @pytest.mark.parametrize("merge_mode,return_sequences", BIDIRECTIONAL_CASES)

@@ -116,9 +116,7 @@ FUNCTION_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "name, kwargs, y_true, y_pred", FUNCTION_CASES, ids=[f"{n}{k}" for n, k, *_ in FUNCTION_CASES]
-)
+@pytest.mark.parametrize("name, kwargs, y_true, y_pred", FUNCTION_CASES, ids=[f"{n}{k}" for n, k, *_ in FUNCTION_CASES])
 def test_loss_functions_give_keras_per_sample_losses(keras, name, kwargs, y_true, y_pred):
     ours = getattr(losses, name)(y_true, y_pred, **kwargs)
     theirs = getattr(keras.losses, name)(y_true, y_pred, **kwargs)
@@ -128,10 +126,13 @@ def test_loss_functions_give_keras_per_sample_losses(keras, name, kwargs, y_true
 def test_short_names_are_the_functions():
     assert losses.mse is losses.mean_squared_error and losses.mae is losses.mean_absolute_error
     for name, fn in [
-        ("mse", losses.mean_squared_error), ("MAE", losses.mean_absolute_error), ("huber", losses.huber),
+        ("mse", losses.mean_squared_error),
+        ("MAE", losses.mean_absolute_error),
+        ("huber", losses.huber),
         ("sparse_categorical_crossentropy", losses.sparse_categorical_crossentropy),
         ("categorical_crossentropy", losses.categorical_crossentropy),
-        ("binary_crossentropy", losses.binary_crossentropy), ("bce", losses.binary_crossentropy),
+        ("binary_crossentropy", losses.binary_crossentropy),
+        ("bce", losses.binary_crossentropy),
         ("mean_squared_error", losses.mean_squared_error),
     ]:
         assert losses.get(name) is fn
@@ -404,11 +405,15 @@ def test_metric_of_masked_predictions_skips_masked_entries():
 @pytest.mark.parametrize(
     "name, kwargs",
     [
-        ("Mean", {"name": "m"}), ("Accuracy", {}), ("BinaryAccuracy", {"threshold": 0.3}),
-        ("CategoricalAccuracy", {"dtype": "float16"}), ("SparseCategoricalAccuracy", {}),
+        ("Mean", {"name": "m"}),
+        ("Accuracy", {}),
+        ("BinaryAccuracy", {"threshold": 0.3}),
+        ("CategoricalAccuracy", {"dtype": "float16"}),
+        ("SparseCategoricalAccuracy", {}),
         ("TopKCategoricalAccuracy", {"k": 3}),
         ("SparseTopKCategoricalAccuracy", {"k": 2, "from_sorted_ids": True}),
-        ("MeanSquaredError", {}), ("MeanAbsoluteError", {"name": "err"}),
+        ("MeanSquaredError", {}),
+        ("MeanAbsoluteError", {"name": "err"}),
     ],
 )
 def test_metric_configs_match_keras(keras, name, kwargs):
@@ -427,13 +432,17 @@ def test_sparse_top_k_from_sorted_ids_matches_keras(keras):
 @pytest.mark.parametrize(
     "identifier, cls",
     [
-        ("accuracy", metrics.Accuracy), ("acc", metrics.Accuracy),
+        ("accuracy", metrics.Accuracy),
+        ("acc", metrics.Accuracy),
         ("sparse_categorical_accuracy", metrics.SparseCategoricalAccuracy),
-        ("categorical_accuracy", metrics.CategoricalAccuracy), ("binary_accuracy", metrics.BinaryAccuracy),
-        ("mae", metrics.MeanAbsoluteError), ("mse", metrics.MeanSquaredError),
+        ("categorical_accuracy", metrics.CategoricalAccuracy),
+        ("binary_accuracy", metrics.BinaryAccuracy),
+        ("mae", metrics.MeanAbsoluteError),
+        ("mse", metrics.MeanSquaredError),
         ("top_k_categorical_accuracy", metrics.TopKCategoricalAccuracy),
         ("sparse_top_k_categorical_accuracy", metrics.SparseTopKCategoricalAccuracy),
-        ("SparseCategoricalAccuracy", metrics.SparseCategoricalAccuracy), (metrics.Mean, metrics.Mean),
+        ("SparseCategoricalAccuracy", metrics.SparseCategoricalAccuracy),
+        (metrics.Mean, metrics.Mean),
         ({"class_name": "BinaryAccuracy", "config": {"threshold": 0.9}}, metrics.BinaryAccuracy),
     ],
 )

@@ -77,7 +77,9 @@ def test_many_train_steps_do_not_grow_memory():
     # Keeping even a quarter of one step's activations per step would add iterations·per_step/4
     # (about 240 MB; a real leak of them grows about 830 MiB); allocator noise is a few MB.
     bound = iterations * per_step // 4
-    assert rss_growth < bound, f"RSS grew {rss_growth / 2**20:.1f} MiB over {iterations} steps (bound {bound / 2**20:.1f} MiB)"
+    assert rss_growth < bound, (
+        f"RSS grew {rss_growth / 2**20:.1f} MiB over {iterations} steps (bound {bound / 2**20:.1f} MiB)"
+    )
     assert objects_growth < iterations // 4, f"{objects_growth} more Python objects after {iterations} steps"
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
@@ -153,7 +155,9 @@ def test_saved_activations_memory_goes_back_when_the_tape_goes():
     cached = _core.cached_bytes()
     assert cached > 0.8 * expected
     left = rss() - before
-    assert left - cached < 0.2 * expected, f"{left / 2**20:.0f} MiB of {held / 2**20:.0f} MiB resident, {cached / 2**20:.0f} MiB of it cached"
+    assert left - cached < 0.2 * expected, (
+        f"{left / 2**20:.0f} MiB of {held / 2**20:.0f} MiB resident, {cached / 2**20:.0f} MiB of it cached"
+    )
     rk.utils.clear_session()
     assert _core.cached_bytes() == 0
     left = rss() - before

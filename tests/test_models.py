@@ -531,7 +531,13 @@ def test_initial_epoch_and_history():
     model = dense_model()
     seen = []
     history = model.fit(
-        x, y, epochs=5, initial_epoch=3, batch_size=10, validation_data=(x, y), verbose=0,
+        x,
+        y,
+        epochs=5,
+        initial_epoch=3,
+        batch_size=10,
+        validation_data=(x, y),
+        verbose=0,
         callbacks=[cbks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))],
     )
     assert seen == [3, 4] and history.epoch == [3, 4]
@@ -542,10 +548,21 @@ def test_initial_epoch_and_history():
     # Each epoch's loss is the mean over its batches, weighted by their sizes.
     model = dense_model()
     batch_losses = []
-    history = model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[
-        cbks.LambdaCallback(on_train_batch_begin=lambda batch, logs: batch_losses.append(
-            model.evaluate(x[16 * batch : 16 * batch + 16], y[16 * batch : 16 * batch + 16], verbose=0)))
-    ])
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            cbks.LambdaCallback(
+                on_train_batch_begin=lambda batch, logs: batch_losses.append(
+                    model.evaluate(x[16 * batch : 16 * batch + 16], y[16 * batch : 16 * batch + 16], verbose=0)
+                )
+            )
+        ],
+    )
     assert history.history["loss"][0] == pytest.approx(np.dot(batch_losses, [16, 16, 8]) / 40, rel=1e-5)
 
 
@@ -637,7 +654,10 @@ def test_early_stopping_restores_the_best_weights():
     per_epoch = []
     stopper = cbks.EarlyStopping(monitor="score", patience=2, restore_best_weights=True, mode="min")
     history = model.fit(
-        x, y, epochs=10, verbose=0,
+        x,
+        y,
+        epochs=10,
+        verbose=0,
         callbacks=[scripted_monitor([3.0, 1.0, 2.0, 4.0, 0.5, 0.1]), weights_recorder(model, per_epoch), stopper],
     )
     assert history.epoch == [0, 1, 2, 3] and stopper.best_epoch == 1
@@ -652,13 +672,19 @@ def test_model_checkpoint_save_best_only(tmp_path):
     per_epoch = []
     pattern = str(tmp_path / "ckpt-{epoch:02d}.keras")
     best = tmp_path / "best.keras"
-    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[
-        scripted_monitor([3.0, 1.0, 2.0, 0.5, 0.7]),
-        weights_recorder(model, per_epoch),
-        cbks.ModelCheckpoint(pattern, monitor="score", save_best_only=True, mode="min"),
-        cbks.ModelCheckpoint(str(best), monitor="score", save_best_only=True, mode="min"),
-        cbks.ModelCheckpoint(str(tmp_path / "w-{epoch}.weights.npz"), save_weights_only=True),
-    ])
+    history = model.fit(
+        x,
+        y,
+        epochs=5,
+        verbose=0,
+        callbacks=[
+            scripted_monitor([3.0, 1.0, 2.0, 0.5, 0.7]),
+            weights_recorder(model, per_epoch),
+            cbks.ModelCheckpoint(pattern, monitor="score", save_best_only=True, mode="min"),
+            cbks.ModelCheckpoint(str(best), monitor="score", save_best_only=True, mode="min"),
+            cbks.ModelCheckpoint(str(tmp_path / "w-{epoch}.weights.npz"), save_weights_only=True),
+        ],
+    )
     assert len(history.epoch) == 5
     assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-01.keras", "ckpt-02.keras", "ckpt-04.keras"]
     assert sorted(p.name for p in tmp_path.glob("w-*")) == [f"w-{e}.weights.npz" for e in range(1, 6)]
@@ -687,10 +713,17 @@ def test_learning_rate_scheduler():
         moved.append(max(np.abs(a - b).max() for a, b in zip(state["start"], model.get_weights())))
 
     schedule = lambda epoch, lr: 0.0 if epoch == 2 else 0.1 * 0.5**epoch  # noqa: E731
-    history = model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[
-        cbks.LearningRateScheduler(schedule),
-        cbks.LambdaCallback(on_epoch_begin=remember, on_epoch_end=movement),
-    ])
+    history = model.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            cbks.LearningRateScheduler(schedule),
+            cbks.LambdaCallback(on_epoch_begin=remember, on_epoch_end=movement),
+        ],
+    )
     assert seen == pytest.approx([0.1, 0.05, 0.0, 0.0125])
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.0, 0.0125])
     assert moved[2] == 0.0 and moved[0] > 0 and moved[3] > 0  # the step follows the learning rate
@@ -699,10 +732,16 @@ def test_learning_rate_scheduler():
 def test_reduce_lr_on_plateau():
     x, y = regression_data()
     model = dense_model(lr=0.1)
-    history = model.fit(x, y, epochs=7, verbose=0, callbacks=[
-        scripted_monitor([5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]),
-        cbks.ReduceLROnPlateau(monitor="score", factor=0.5, patience=2, min_lr=0.03, mode="min"),
-    ])
+    history = model.fit(
+        x,
+        y,
+        epochs=7,
+        verbose=0,
+        callbacks=[
+            scripted_monitor([5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]),
+            cbks.ReduceLROnPlateau(monitor="score", factor=0.5, patience=2, min_lr=0.03, mode="min"),
+        ],
+    )
     # Logged at each epoch's end before any reduction: plateau from epoch 2; reduced after
     # epochs 3 and 5 (the wait restarts after a reduction), never below min_lr.
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.03])
@@ -736,10 +775,18 @@ def test_terminate_on_nan_inputs(capsys):
     x[13] = np.nan  # in the second batch of 8
     model = dense_model()
     batches = []
-    history = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=[
-        cbks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch)),
-        cbks.TerminateOnNaN(),
-    ])
+    history = model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=8,
+        shuffle=False,
+        verbose=0,
+        callbacks=[
+            cbks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch)),
+            cbks.TerminateOnNaN(),
+        ],
+    )
     assert batches == [0, 1] and history.epoch == [0]
     assert not math.isfinite(history.history["loss"][0])
     assert "Invalid loss" in capsys.readouterr().out
@@ -751,10 +798,17 @@ def test_terminate_on_nan_with_a_huge_learning_rate():
     model.compile(rk.optimizers.SGD(1e12), "mse")
     batches = []
     with np.errstate(all="ignore"):
-        history = model.fit(x * 1e3, y, epochs=50, batch_size=4, verbose=0, callbacks=[
-            cbks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(logs["loss"])),
-            cbks.TerminateOnNaN(),
-        ])
+        history = model.fit(
+            x * 1e3,
+            y,
+            epochs=50,
+            batch_size=4,
+            verbose=0,
+            callbacks=[
+                cbks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(logs["loss"])),
+                cbks.TerminateOnNaN(),
+            ],
+        )
     assert len(history.epoch) == 1 and len(batches) < 16  # stopped within the first epoch
     assert not math.isfinite(batches[-1]) and all(math.isfinite(v) for v in batches[:-1])
 
@@ -774,8 +828,12 @@ def test_lambda_callback_hooks():
     epoch = ["batch_begin 0", "batch_end 0 ['loss']", "batch_begin 1", "batch_end 1 ['loss']"]
     assert calls == [
         "train_begin",
-        "epoch_begin 0", *epoch, "epoch_end 0 ['loss', 'val_loss']",
-        "epoch_begin 1", *epoch, "epoch_end 1 ['loss', 'val_loss']",
+        "epoch_begin 0",
+        *epoch,
+        "epoch_end 0 ['loss', 'val_loss']",
+        "epoch_begin 1",
+        *epoch,
+        "epoch_end 1 ['loss', 'val_loss']",
         "train_end",
     ]
     with pytest.raises(TypeError):

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+
 from test_ops import check_gradients
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -95,7 +96,10 @@ VALUE_CASES = {
     "dot_vector": (lambda o, x: o.dot(x, x[0]), [X]),
     "dot_scalar": (lambda o, x: o.dot(x, 3.0), [X]),
     "tensordot_int": (lambda o, x, y: o.tensordot(x, y, axes=2), [X3, normal(3, 4, 2).astype(np.float32)]),
-    "tensordot_pairs": (lambda o, x, y: o.tensordot(x, y, axes=([0, 2], [1, 0])), [X3, normal(4, 2, 5).astype(np.float32)]),
+    "tensordot_pairs": (
+        lambda o, x, y: o.tensordot(x, y, axes=([0, 2], [1, 0])),
+        [X3, normal(4, 2, 5).astype(np.float32)],
+    ),
     "matmul": (lambda o, x: o.matmul(x, x.T), [X]),
     "softmax_axis0": (lambda o, x: o.softmax(x, axis=0), [X3]),
     "softmax_axes": (lambda o, x: o.softmax(x, axis=(1, 2)), [X3]),
@@ -163,14 +167,21 @@ def test_unstack_gives_every_slice():
         (lambda: ops.unstack(X, num=2), ValueError, "unstack: num: expected the size of axis 0, 3, received 2"),
         (lambda: ops.top_k(X, 5), ValueError, r"top_k: k: expected an int in \[1, 4\], received 5"),
         (lambda: ops.pad(X, 1, mode="mean"), ValueError, "pad: mode: expected one of .*, received 'mean'"),
-        (lambda: ops.pad(X, 1, mode="edge", constant_values=1), ValueError,
-         "pad: constant_values: expected only with mode='constant', received mode='edge'"),
+        (
+            lambda: ops.pad(X, 1, mode="edge", constant_values=1),
+            ValueError,
+            "pad: constant_values: expected only with mode='constant', received mode='edge'",
+        ),
         (lambda: ops.one_hot(IDS, 3, sparse=True), ValueError, "one_hot: sparse: expected False"),
         (lambda: ops.one_hot(X, 3), ValueError, "one_hot: x: expected integer class ids, received dtype float32"),
         (lambda: ops.norm(X3, ord=1), ValueError, "norm: axis: expected an axis or two when ord is given"),
         (lambda: ops.norm(X, ord="fro", axis=0), ValueError, "norm: ord: expected a number for a vector norm"),
         (lambda: ops.norm(X, ord=3, axis=(0, 1)), ValueError, "norm: ord: expected None, 'fro', 'nuc'"),
-        (lambda: ops.norm(X3, axis=(0, 1, 2)), ValueError, r"norm: axis: expected an int or a pair of ints, received \(0, 1, 2\)"),
+        (
+            lambda: ops.norm(X3, axis=(0, 1, 2)),
+            ValueError,
+            r"norm: axis: expected an int or a pair of ints, received \(0, 1, 2\)",
+        ),
         (lambda: ops.segment_sum(X, [0, 1]), ValueError, r"segment_sum.*segment_ids: expected shape \(3,\)"),
         (lambda: ops.where(X > 0, X), ValueError, "where: x1 and x2: expected both or neither"),
     ],
@@ -260,6 +271,14 @@ def test_integer_ops_pass_no_gradient():
 
 def test_float32_results_stay_float32():
     x = rk.Tensor(X)
-    for result in (ops.cumsum(x), ops.logsumexp(x), ops.norm(x), ops.tile(x, 2), ops.pad(x, 1), ops.dot(x, x.T),
-                   ops.sort(x), ops.segment_sum(x, [0, 0, 1])):
+    for result in (
+        ops.cumsum(x),
+        ops.logsumexp(x),
+        ops.norm(x),
+        ops.tile(x, 2),
+        ops.pad(x, 1),
+        ops.dot(x, x.T),
+        ops.sort(x),
+        ops.segment_sum(x, [0, 0, 1]),
+    ):
         assert result.dtype == np.float32

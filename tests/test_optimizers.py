@@ -15,7 +15,6 @@ import rnnkit as rk  # noqa: E402
 from rnnkit import constraints, optimizers  # noqa: E402
 from rnnkit.optimizers import schedules  # noqa: E402
 
-
 # Keras 3.15's Variable.numpy() trips numpy 2's `__array__(copy=...)` deprecation on JAX.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
@@ -49,9 +48,7 @@ def _schedule(module, spec):
 
 def _pair(keras, name, kwargs):
     ours = getattr(optimizers, name)(**{k: _schedule(schedules, v) for k, v in kwargs.items()})
-    theirs = getattr(keras.optimizers, name)(
-        **{k: _schedule(keras.optimizers.schedules, v) for k, v in kwargs.items()}
-    )
+    theirs = getattr(keras.optimizers, name)(**{k: _schedule(keras.optimizers.schedules, v) for k, v in kwargs.items()})
     return ours, theirs
 
 
@@ -291,9 +288,14 @@ def test_invalid_arguments_raise():
 @pytest.mark.parametrize(
     "identifier, cls",
     [
-        ("sgd", optimizers.SGD), ("adam", optimizers.Adam), ("adamw", optimizers.AdamW),
-        ("rmsprop", optimizers.RMSprop), ("adagrad", optimizers.Adagrad), ("Adam", optimizers.Adam),
-        ("RMSprop", optimizers.RMSprop), ({"class_name": "SGD", "config": {"momentum": 0.9}}, optimizers.SGD),
+        ("sgd", optimizers.SGD),
+        ("adam", optimizers.Adam),
+        ("adamw", optimizers.AdamW),
+        ("rmsprop", optimizers.RMSprop),
+        ("adagrad", optimizers.Adagrad),
+        ("Adam", optimizers.Adam),
+        ("RMSprop", optimizers.RMSprop),
+        ({"class_name": "SGD", "config": {"momentum": 0.9}}, optimizers.SGD),
     ],
 )
 def test_get_resolves_names_in_any_case(identifier, cls):

@@ -92,7 +92,9 @@ def test_registering_a_class_without_get_config_fails():
         rk.saving.register_keras_serializable()(NoConfig)
 
 
-@pytest.mark.parametrize("name", ["LSTMCell", "SimpleRNN", "GRU", "GlorotUniform", "L1L2", "MeanSquaredError", "KLDivergence", "AdamW"])
+@pytest.mark.parametrize(
+    "name", ["LSTMCell", "SimpleRNN", "GRU", "GlorotUniform", "L1L2", "MeanSquaredError", "KLDivergence", "AdamW"]
+)
 def test_snake_case_is_keras(name):
     from keras.src.utils.naming import to_snake_case
 
@@ -149,7 +151,9 @@ def test_builtin_objects_serialize_with_keras_structure(make):
     ours, theirs = rk.saving.serialize_keras_object(make(rk)), keras.saving.serialize_keras_object(make(keras))
     assert set(ours) == set(theirs) - {"build_config"}
     assert (ours["module"], ours["class_name"], ours["registered_name"]) == (
-        theirs["module"], theirs["class_name"], theirs["registered_name"]
+        theirs["module"],
+        theirs["class_name"],
+        theirs["registered_name"],
     )
     rebuilt = rk.saving.deserialize_keras_object(ours)
     assert type(rebuilt) is type(make(rk)) and rk.saving.serialize_keras_object(rebuilt) == ours
@@ -167,7 +171,9 @@ def test_registered_layer_serializes_with_its_registered_name():
 
 def test_deserialize_errors_name_what_is_missing():
     with pytest.raises(ValueError, match="Unknown class: 'Ghost'. Register it with"):
-        rk.saving.deserialize_keras_object({"module": None, "class_name": "Ghost", "config": {}, "registered_name": "x>Ghost"})
+        rk.saving.deserialize_keras_object(
+            {"module": None, "class_name": "Ghost", "config": {}, "registered_name": "x>Ghost"}
+        )
     with pytest.raises(ValueError, match="Unknown function: 'ghost'"):
         rk.saving.deserialize_keras_object({"module": "builtins", "class_name": "function", "config": "ghost"})
     with pytest.raises(ValueError, match="rnnkit never loads"):
@@ -245,6 +251,8 @@ def test_an_unregistered_layer_needs_custom_objects(tmp_path):
 
     inputs = rk.Input((2,))
     rk.Model(inputs, Unlisted()(inputs)).save(tmp_path / "u.keras")
-    with pytest.raises(ValueError, match="Unknown layer: 'Unlisted'. Register it with `@rk.saving.register_keras_serializable"):
+    with pytest.raises(
+        ValueError, match="Unknown layer: 'Unlisted'. Register it with `@rk.saving.register_keras_serializable"
+    ):
         rk.models.load_model(tmp_path / "u.keras")
     assert type(rk.models.load_model(tmp_path / "u.keras", custom_objects={"Unlisted": Unlisted}).layers[1]) is Unlisted

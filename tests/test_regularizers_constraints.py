@@ -22,14 +22,25 @@ MATRIX = _rng.normal(size=(5, 7))
 KERNEL = _rng.normal(size=(3, 4, 6)) * 2
 
 REGULARIZERS = [
-    regularizers.L1(0.3), regularizers.L1(), regularizers.L2(0.2), regularizers.L2(),
-    regularizers.L1L2(l1=0.01, l2=0.05), regularizers.L1L2(l1=0.1), regularizers.L1L2(),
-    regularizers.OrthogonalRegularizer(0.2), regularizers.OrthogonalRegularizer(0.5, mode="columns"),
+    regularizers.L1(0.3),
+    regularizers.L1(),
+    regularizers.L2(0.2),
+    regularizers.L2(),
+    regularizers.L1L2(l1=0.01, l2=0.05),
+    regularizers.L1L2(l1=0.1),
+    regularizers.L1L2(),
+    regularizers.OrthogonalRegularizer(0.2),
+    regularizers.OrthogonalRegularizer(0.5, mode="columns"),
 ]
 CONSTRAINTS = [
-    constraints.MaxNorm(), constraints.MaxNorm(max_value=1.5, axis=1), constraints.MaxNorm(3.0, axis=[0, 1]),
-    constraints.NonNeg(), constraints.UnitNorm(), constraints.UnitNorm(axis=-1),
-    constraints.MinMaxNorm(), constraints.MinMaxNorm(0.5, 2.0, rate=0.7, axis=1),
+    constraints.MaxNorm(),
+    constraints.MaxNorm(max_value=1.5, axis=1),
+    constraints.MaxNorm(3.0, axis=[0, 1]),
+    constraints.NonNeg(),
+    constraints.UnitNorm(),
+    constraints.UnitNorm(axis=-1),
+    constraints.MinMaxNorm(),
+    constraints.MinMaxNorm(0.5, 2.0, rate=0.7, axis=1),
     constraints.MinMaxNorm(min_value=4.0, max_value=5.0, axis=[0, 2]),
 ]
 
@@ -72,7 +83,9 @@ def test_regularizers_on_known_values():
     rows = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
     cosines = [np.sqrt(0.5), 0.0, np.sqrt(0.5)]
     assert float(regularizers.OrthogonalRegularizer(0.3)(rows)) == pytest.approx(0.3 * np.mean(cosines))
-    assert float(regularizers.OrthogonalRegularizer(0.3, mode="columns")(rows.T)) == pytest.approx(0.3 * np.mean(cosines))
+    assert float(regularizers.OrthogonalRegularizer(0.3, mode="columns")(rows.T)) == pytest.approx(
+        0.3 * np.mean(cosines)
+    )
 
 
 def test_l1_l2_gradients():
@@ -106,8 +119,12 @@ def test_orthogonal_regularizer_gradient_is_finite_for_zero_rows():
 
 
 def test_invalid_regularizer_arguments_raise_value_error():
-    for make in [lambda: regularizers.L1(-1.0), lambda: regularizers.L2(float("nan")),
-                 lambda: regularizers.L1L2(l2="0.1"), lambda: regularizers.OrthogonalRegularizer(-0.1)]:
+    for make in [
+        lambda: regularizers.L1(-1.0),
+        lambda: regularizers.L2(float("nan")),
+        lambda: regularizers.L1L2(l2="0.1"),
+        lambda: regularizers.OrthogonalRegularizer(-0.1),
+    ]:
         with pytest.raises(ValueError, match="non-negative"):
             make()
     with pytest.raises(ValueError, match="mode"):
@@ -155,7 +172,8 @@ def test_configs_match_keras_and_round_trip(keras, module, obj):
     keras_config = keras_module.serialize(_keras_twin(keras_module, obj))
     # Keras keeps L1's and OrthogonalRegularizer's factors as float32, so its configs are rounded.
     assert {**config, "config": _rounded(config["config"])} == {
-        **keras_config, "config": _rounded(keras_config["config"])
+        **keras_config,
+        "config": _rounded(keras_config["config"]),
     }
     rebuilt = module.deserialize(config)
     assert type(rebuilt) is type(obj) and rebuilt.get_config() == obj.get_config()
@@ -165,14 +183,19 @@ def test_configs_match_keras_and_round_trip(keras, module, obj):
 @pytest.mark.parametrize(
     "module, name, cls",
     [
-        (regularizers, "l1", regularizers.L1), (regularizers, "l2", regularizers.L2),
-        (regularizers, "l1_l2", regularizers.L1L2), (regularizers, "l1l2", regularizers.L1L2),
+        (regularizers, "l1", regularizers.L1),
+        (regularizers, "l2", regularizers.L2),
+        (regularizers, "l1_l2", regularizers.L1L2),
+        (regularizers, "l1l2", regularizers.L1L2),
         (regularizers, "L1L2", regularizers.L1L2),
         (regularizers, "orthogonal_regularizer", regularizers.OrthogonalRegularizer),
         (regularizers, "OrthogonalRegularizer", regularizers.OrthogonalRegularizer),
-        (constraints, "max_norm", constraints.MaxNorm), (constraints, "MaxNorm", constraints.MaxNorm),
-        (constraints, "non_neg", constraints.NonNeg), (constraints, "unit_norm", constraints.UnitNorm),
-        (constraints, "min_max_norm", constraints.MinMaxNorm), (constraints, "MinMaxNorm", constraints.MinMaxNorm),
+        (constraints, "max_norm", constraints.MaxNorm),
+        (constraints, "MaxNorm", constraints.MaxNorm),
+        (constraints, "non_neg", constraints.NonNeg),
+        (constraints, "unit_norm", constraints.UnitNorm),
+        (constraints, "min_max_norm", constraints.MinMaxNorm),
+        (constraints, "MinMaxNorm", constraints.MinMaxNorm),
     ],
 )
 def test_get_by_name(module, name, cls):

@@ -47,7 +47,8 @@ def every_layer_functional_model():
     h = L.LSTM(4, return_sequences=True)(h)
     h = L.RNN([L.LSTMCell(3), L.GRUCell(3), L.SimpleRNNCell(3)], return_sequences=True)(h)
     merged = [
-        L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode=mode)(h) for mode in ("concat", "sum", "mul", "ave")
+        L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode=mode)(h)
+        for mode in ("concat", "sum", "mul", "ave")
     ]
     merged += L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None)(h)
     merged.append(
@@ -250,7 +251,10 @@ def test_saved_files_contain_no_pickle(tmp_path, trained_functional):
         weights = archive.read("model.weights.npz")
         state = archive.read("optimizer.npz")
     assert config["class_name"] in ("Model", "Functional")
-    for data, count in ((weights, len(trained_functional.weights)), (state, len(trained_functional.optimizer.variables))):
+    for data, count in (
+        (weights, len(trained_functional.weights)),
+        (state, len(trained_functional.optimizer.variables)),
+    ):
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = [npz[name] for name in npz.files]
         assert len(arrays) == count
@@ -474,8 +478,12 @@ def test_bad_configs(tmp_path, saved):
         (b"{not json", "not valid JSON"),
         (b"[1, 2, 3]", "does not describe a model"),
         (b'{"class_name": "os.system", "config": {}}', "unknown model class"),
-        (json.dumps({"class_name": "Sequential", "config": {"name": "s", "layers": [
-            {"class_name": "Evil", "config": {}}]}}).encode(), "Unknown layer: 'Evil'"),
+        (
+            json.dumps(
+                {"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "Evil", "config": {}}]}}
+            ).encode(),
+            "Unknown layer: 'Evil'",
+        ),
     ]:
         with pytest.raises(ValueError, match=message):
             members = {"config.json": config, "model.weights.npz": weights}

@@ -5,8 +5,23 @@ Use it as Keras: `import rnnkit as keras`, then `keras.layers.LSTM(64)`, `keras.
 """
 
 from rnnkit import (
-    activations, callbacks, config, constraints, datasets, initializers, layers, losses, metrics, models, ops,
-    optimizers, preprocessing, regularizers, saving, tree, utils,
+    activations,
+    callbacks,
+    config,
+    constraints,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    ops,
+    optimizers,
+    preprocessing,
+    regularizers,
+    saving,
+    tree,
+    utils,
 )
 from rnnkit.config import device
 from rnnkit.layers import Input
@@ -17,7 +32,28 @@ from rnnkit.tensor import Tensor, Variable
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradientTape", "Input", "Model", "Sequential", "Tensor", "Variable", "activations", "callbacks", "config",
-    "constraints", "device", "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
-    "preprocessing", "regularizers", "saving", "tree", "utils",
+    "GradientTape",
+    "Input",
+    "Model",
+    "Sequential",
+    "Tensor",
+    "Variable",
+    "activations",
+    "callbacks",
+    "config",
+    "constraints",
+    "device",
+    "datasets",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "ops",
+    "optimizers",
+    "preprocessing",
+    "regularizers",
+    "saving",
+    "tree",
+    "utils",
 ]

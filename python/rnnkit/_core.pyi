@@ -4,7 +4,8 @@ Checked against the built extension in CI with
 ``python -m mypy.stubtest rnnkit._core --allowlist python/rnnkit/_core_stubtest_allowlist.txt``.
 """
 
-from typing import Any, Literal, Sequence, SupportsIndex, overload
+from collections.abc import Sequence
+from typing import Any, Literal, SupportsIndex, overload
 
 import numpy as np
 from typing_extensions import Self, TypeAlias, final

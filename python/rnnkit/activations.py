@@ -13,11 +13,41 @@ from rnnkit._registry import Registry
 from rnnkit.ops import convert_to_tensor, log_softmax, sigmoid, softmax, softplus, tanh
 
 __all__ = [
-    "celu", "deserialize", "elu", "exponential", "gelu", "get", "glu", "hard_shrink", "hard_sigmoid",
-    "hard_silu", "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax",
-    "mish", "relu", "relu6", "selu", "serialize", "sigmoid", "silu", "soft_shrink", "softmax",
-    "softplus", "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish",
-    "tanh", "tanh_shrink", "threshold",
+    "celu",
+    "deserialize",
+    "elu",
+    "exponential",
+    "gelu",
+    "get",
+    "glu",
+    "hard_shrink",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "serialize",
+    "sigmoid",
+    "silu",
+    "soft_shrink",
+    "softmax",
+    "softplus",
+    "softsign",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "sparsemax",
+    "squareplus",
+    "swish",
+    "tanh",
+    "tanh_shrink",
+    "threshold",
 ]
 
 # Constants of SELU (Klambauer et al., 2017), to the digits Keras uses.
@@ -360,9 +390,7 @@ def glu(x, axis=-1):
     """
     x = convert_to_tensor(x)
     if x.shape[axis] % 2:
-        raise ValueError(
-            f"axis size must be divisible by 2. Received: x.shape={x.shape} with axis={axis}"
-        )
+        raise ValueError(f"axis size must be divisible by 2. Received: x.shape={x.shape} with axis={axis}")
     a, b = ops.split(x, 2, axis)
     return a * sigmoid(b)
 
@@ -401,10 +429,36 @@ _registry = Registry(
     "activation function",
     "keras.activations",
     [
-        celu, elu, exponential, gelu, glu, hard_shrink, hard_sigmoid, hard_silu, hard_tanh,
-        leaky_relu, linear, log_sigmoid, log_softmax, mish, relu, relu6, selu, sigmoid, silu,
-        soft_shrink, softmax, softplus, softsign, sparse_plus, sparse_sigmoid, sparsemax,
-        squareplus, tanh, tanh_shrink, threshold,
+        celu,
+        elu,
+        exponential,
+        gelu,
+        glu,
+        hard_shrink,
+        hard_sigmoid,
+        hard_silu,
+        hard_tanh,
+        leaky_relu,
+        linear,
+        log_sigmoid,
+        log_softmax,
+        mish,
+        relu,
+        relu6,
+        selu,
+        sigmoid,
+        silu,
+        soft_shrink,
+        softmax,
+        softplus,
+        softsign,
+        sparse_plus,
+        sparse_sigmoid,
+        sparsemax,
+        squareplus,
+        tanh,
+        tanh_shrink,
+        threshold,
     ],
     aliases={"swish": silu, "hard_swish": hard_silu},
 )

@@ -255,7 +255,9 @@ class ProgbarLogger(Callback):
         if final:
             timing = f" - {elapsed:.0f}s {per_step * 1e3:.0f}ms/step"
         else:
-            timing = f" - ETA: {per_step * max(self.target - self.seen, 0):.0f}s" if self.target else f" - {elapsed:.0f}s"
+            timing = (
+                f" - ETA: {per_step * max(self.target - self.seen, 0):.0f}s" if self.target else f" - {elapsed:.0f}s"
+            )
         values = "".join(f" - {k}: {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, numbers.Real))
         return head + timing + values
 
@@ -300,11 +302,24 @@ class ProgbarLogger(Callback):
 
 # Words in a metric's name that say which way is better, for `mode="auto"`.
 _RISING = ("acc", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2", "cosine_similarity", "true_")
-_FALLING = ("loss", "error", "crossentropy", "hinge", "poisson", "divergence", "logcosh", "mse", "mae", "mape", "msle", "false_")
+_FALLING = (
+    "loss",
+    "error",
+    "crossentropy",
+    "hinge",
+    "poisson",
+    "divergence",
+    "logcosh",
+    "mse",
+    "mae",
+    "mape",
+    "msle",
+    "false_",
+)
 
 
 def _direction(monitor):
-    """"max" or "min" for a monitored log key, from its name, as Keras's metrics declare it."""
+    """ "max" or "min" for a monitored log key, from its name, as Keras's metrics declare it."""
     name = monitor.removeprefix("val_")
     if any(word in name for word in _RISING):
         return "max"
@@ -370,8 +385,17 @@ class EarlyStopping(MonitorCallback):
         start_from_epoch: Epochs of warm-up before any epoch is watched.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0,
+        patience=0,
+        verbose=0,
+        mode="auto",
+        baseline=None,
+        restore_best_weights=False,
+        start_from_epoch=0,
+    ):
         super().__init__(monitor, mode, min_delta=min_delta)
         self.patience = patience
         self.verbose = verbose
@@ -450,8 +474,17 @@ class ModelCheckpoint(MonitorCallback):
         initial_value_threshold: The value `monitor` must beat for the first save.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        save_freq="epoch",
+        initial_value_threshold=None,
+    ):
         super().__init__(monitor, mode, baseline=initial_value_threshold)
         self._batches = _batch_counter(save_freq)
         self.save_freq = save_freq
@@ -479,14 +512,19 @@ class ModelCheckpoint(MonitorCallback):
         try:
             return self.filepath.format(epoch=epoch + 1, **fields)
         except KeyError as error:
-            raise KeyError(f"filepath: the field {error} of {self.filepath!r} is not in the logs ({', '.join(fields)}).") from None
+            raise KeyError(
+                f"filepath: the field {error} of {self.filepath!r} is not in the logs ({', '.join(fields)})."
+            ) from None
 
     def _save(self, epoch, batch, logs):
         path = self._path(epoch, batch, logs)
         if self.save_best_only:
             value = (logs or {}).get(self.monitor)
             if value is None:
-                warnings.warn(f"ModelCheckpoint can save the best model only with {self.monitor} in the logs; saving anyway.", stacklevel=3)
+                warnings.warn(
+                    f"ModelCheckpoint can save the best model only with {self.monitor} in the logs; saving anyway.",
+                    stacklevel=3,
+                )
             elif not self._is_improvement(value, self.best):
                 if self.verbose > 0:
                     print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
@@ -494,7 +532,9 @@ class ModelCheckpoint(MonitorCallback):
             else:
                 if self.verbose > 0:
                     best = "None" if self.best is None else f"{self.best:.5f}"
-                    print(f"Epoch {epoch + 1}: {self.monitor} improved from {best} to {value:.5f}, saving model to {path}")
+                    print(
+                        f"Epoch {epoch + 1}: {self.monitor} improved from {best} to {value:.5f}, saving model to {path}"
+                    )
                 self.best = value
         elif self.verbose > 0:
             print(f"Epoch {epoch + 1}: saving model to {path}")
@@ -551,10 +591,21 @@ class ReduceLROnPlateau(MonitorCallback):
         min_lr: The learning rate is never reduced below this.
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
         if factor >= 1.0:
-            raise ValueError(f"factor: expected a float below 1.0 (ReduceLROnPlateau does not support a factor >= 1.0), received {factor}.")
+            raise ValueError(
+                f"factor: expected a float below 1.0 (ReduceLROnPlateau does not support a factor >= 1.0), received {factor}."
+            )
         super().__init__(monitor, mode, min_delta=min_delta)
         self.factor, self.patience, self.verbose = factor, patience, verbose
         self.cooldown, self.min_lr = cooldown, min_lr
@@ -647,7 +698,9 @@ class TerminateOnNaN(Callback):
         if loss is None or math.isfinite(loss):
             return
         if self.raise_error:
-            raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. Terminating training immediately.")
+            raise RuntimeError(
+                f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. Terminating training immediately."
+            )
         print(f"Batch {batch}: Invalid loss, terminating training")
         self.model.stop_training = True
 
@@ -669,14 +722,29 @@ class LambdaCallback(Callback):
         **kwargs: Any other hook: `on_batch_begin/end`, `on_test_*`, `on_predict_*`.
     """
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
-                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+    def __init__(
+        self,
+        on_epoch_begin=None,
+        on_epoch_end=None,
+        on_train_begin=None,
+        on_train_end=None,
+        on_train_batch_begin=None,
+        on_train_batch_end=None,
+        **kwargs,
+    ):
         super().__init__()
         unknown = sorted(set(kwargs) - set(_HOOKS))
         if unknown:
             raise TypeError(f"LambdaCallback: unknown hooks {unknown}; expected some of {list(_HOOKS)}.")
-        hooks = dict(kwargs, on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
-                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin, on_train_batch_end=on_train_batch_end)
+        hooks = dict(
+            kwargs,
+            on_epoch_begin=on_epoch_begin,
+            on_epoch_end=on_epoch_end,
+            on_train_begin=on_train_begin,
+            on_train_end=on_train_end,
+            on_train_batch_begin=on_train_batch_begin,
+            on_train_batch_end=on_train_batch_end,
+        )
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)

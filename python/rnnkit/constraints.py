@@ -8,7 +8,14 @@ import numpy as np
 from rnnkit._registry import Registry
 
 __all__ = [
-    "Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "deserialize", "get", "serialize",
+    "Constraint",
+    "MaxNorm",
+    "MinMaxNorm",
+    "NonNeg",
+    "UnitNorm",
+    "deserialize",
+    "get",
+    "serialize",
 ]
 
 # Keras's fuzz factor (keras.config.epsilon()), added to norms before dividing by them.
@@ -132,9 +139,7 @@ class MinMaxNorm(Constraint):
         }
 
 
-_registry = Registry(
-    "constraint", "keras.constraints", [Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm]
-)
+_registry = Registry("constraint", "keras.constraints", [Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm])
 
 
 def serialize(constraint):

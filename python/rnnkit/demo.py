@@ -50,7 +50,11 @@ def plot(history, path):
     for ax, key in zip(axes, ("loss", "accuracy")):
         for prefix in ("", "val_"):
             if prefix + key in history.history:
-                ax.plot(np.arange(1, len(history.history[prefix + key]) + 1), history.history[prefix + key], label=prefix + key)
+                ax.plot(
+                    np.arange(1, len(history.history[prefix + key]) + 1),
+                    history.history[prefix + key],
+                    label=prefix + key,
+                )
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend()
@@ -77,7 +81,9 @@ def main(argv=None):
     is_mnist = name == "MNIST"
     epochs = args.epochs or (1 if is_mnist else 20)
     optimizer = args.optimizer or ("sgd" if is_mnist else "adam")
-    print(f"Data: {name}, {len(x_train)} training and {len(x_test)} test sequences of {x_train.shape[1]} steps x {x_train.shape[2]} features")
+    print(
+        f"Data: {name}, {len(x_train)} training and {len(x_test)} test sequences of {x_train.shape[1]} steps x {x_train.shape[2]} features"
+    )
 
     model = build_model(x_train.shape[2])
     model.summary()
@@ -87,9 +93,7 @@ def main(argv=None):
         metrics=["accuracy"],
     )
     start = time.perf_counter()
-    history = model.fit(
-        x_train, y_train, validation_data=(x_test, y_test), batch_size=args.batch_size, epochs=epochs
-    )
+    history = model.fit(x_train, y_train, validation_data=(x_test, y_test), batch_size=args.batch_size, epochs=epochs)
     elapsed = time.perf_counter() - start
     steps = epochs * -(-len(x_train) // args.batch_size)
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)

@@ -14,9 +14,25 @@ from rnnkit import random
 from rnnkit._registry import Registry
 
 __all__ = [
-    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
-    "LecunNormal", "LecunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform",
-    "TruncatedNormal", "VarianceScaling", "Zeros", "compute_fans", "deserialize", "get",
+    "Constant",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Identity",
+    "Initializer",
+    "LecunNormal",
+    "LecunUniform",
+    "Ones",
+    "Orthogonal",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Zeros",
+    "compute_fans",
+    "deserialize",
+    "get",
     "serialize",
 ]
 
@@ -278,9 +294,7 @@ class VarianceScaling(RandomInitializer):
             distribution = "truncated_normal"
         distributions = ("uniform", "truncated_normal", "untruncated_normal")
         if distribution not in distributions:
-            raise ValueError(
-                f"Invalid `distribution` argument: {distribution}. Please use one of {distributions}"
-            )
+            raise ValueError(f"Invalid `distribution` argument: {distribution}. Please use one of {distributions}")
         self.scale = scale
         self.mode = mode
         self.distribution = distribution
@@ -427,9 +441,22 @@ _registry = Registry(
     "initializer",
     "keras.initializers",
     [
-        Initializer, Constant, Zeros, Ones, Identity, RandomNormal, TruncatedNormal, RandomUniform,
-        VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform,
-        LecunNormal, Orthogonal,
+        Initializer,
+        Constant,
+        Zeros,
+        Ones,
+        Identity,
+        RandomNormal,
+        TruncatedNormal,
+        RandomUniform,
+        VarianceScaling,
+        GlorotUniform,
+        GlorotNormal,
+        HeUniform,
+        HeNormal,
+        LecunUniform,
+        LecunNormal,
+        Orthogonal,
     ],
     aliases={
         "normal": RandomNormal,

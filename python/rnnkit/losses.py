@@ -17,10 +17,25 @@ from rnnkit.ops.core import op
 from rnnkit.tensor import convert_to_tensor, wrap
 
 __all__ = [
-    "BinaryCrossentropy", "CategoricalCrossentropy", "Huber", "Loss", "LossFunctionWrapper",
-    "MeanAbsoluteError", "MeanSquaredError", "SparseCategoricalCrossentropy", "binary_crossentropy",
-    "categorical_crossentropy", "deserialize", "get", "huber", "mae", "mean_absolute_error",
-    "mean_squared_error", "mse", "serialize", "sparse_categorical_crossentropy",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "Huber",
+    "Loss",
+    "LossFunctionWrapper",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "SparseCategoricalCrossentropy",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "deserialize",
+    "get",
+    "huber",
+    "mae",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mse",
+    "serialize",
+    "sparse_categorical_crossentropy",
 ]
 
 # Keras's fuzz factor (keras.config.epsilon()): probabilities are clipped to [EPSILON, 1 - EPSILON].
@@ -43,8 +58,7 @@ def standardize_reduction(reduction):
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(
-            f"Invalid value for argument `reduction`. Expected one of {_REDUCTIONS}. "
-            f"Received: reduction={reduction!r}"
+            f"Invalid value for argument `reduction`. Expected one of {_REDUCTIONS}. Received: reduction={reduction!r}"
         )
     return reduction
 
@@ -524,8 +538,13 @@ class BinaryCrossentropy(LossFunctionWrapper):
         dtype=None,
     ):
         super().__init__(
-            binary_crossentropy, name=name, reduction=reduction, dtype=dtype,
-            from_logits=from_logits, label_smoothing=label_smoothing, axis=axis,
+            binary_crossentropy,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
         )
         self.from_logits = from_logits
         self.label_smoothing = label_smoothing
@@ -554,8 +573,13 @@ class CategoricalCrossentropy(LossFunctionWrapper):
         dtype=None,
     ):
         super().__init__(
-            categorical_crossentropy, name=name, reduction=reduction, dtype=dtype,
-            from_logits=from_logits, label_smoothing=label_smoothing, axis=axis,
+            categorical_crossentropy,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
         )
         self.from_logits = from_logits
         self.label_smoothing = label_smoothing
@@ -587,8 +611,13 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         dtype=None,
     ):
         super().__init__(
-            sparse_categorical_crossentropy, name=name, reduction=reduction, dtype=dtype,
-            from_logits=from_logits, ignore_class=ignore_class, axis=axis,
+            sparse_categorical_crossentropy,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+            from_logits=from_logits,
+            ignore_class=ignore_class,
+            axis=axis,
         )
         self.from_logits = from_logits
         self.ignore_class = ignore_class
@@ -601,14 +630,27 @@ _registry = Registry(
     # Classes first: their snake_case names ("huber", "mean_squared_error", ...) are taken over by
     # the functions of the same name, as in Keras, where a name gives the function.
     [
-        Loss, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
-        CategoricalCrossentropy, SparseCategoricalCrossentropy, mean_squared_error,
-        mean_absolute_error, huber, binary_crossentropy, categorical_crossentropy,
+        Loss,
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+        mean_squared_error,
+        mean_absolute_error,
+        huber,
+        binary_crossentropy,
+        categorical_crossentropy,
         sparse_categorical_crossentropy,
     ],
     aliases={
-        "mse": mean_squared_error, "MSE": mean_squared_error, "mae": mean_absolute_error,
-        "MAE": mean_absolute_error, "bce": binary_crossentropy, "BCE": binary_crossentropy,
+        "mse": mean_squared_error,
+        "MSE": mean_squared_error,
+        "mae": mean_absolute_error,
+        "MAE": mean_absolute_error,
+        "bce": binary_crossentropy,
+        "BCE": binary_crossentropy,
     },
 )
 

@@ -8,7 +8,14 @@ from rnnkit import ops
 from rnnkit._registry import Registry
 
 __all__ = [
-    "L1", "L1L2", "L2", "OrthogonalRegularizer", "Regularizer", "deserialize", "get", "serialize",
+    "L1",
+    "L1L2",
+    "L2",
+    "OrthogonalRegularizer",
+    "Regularizer",
+    "deserialize",
+    "get",
+    "serialize",
 ]
 
 
@@ -17,8 +24,7 @@ def _factor(value, name):
     valid = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not valid or not math.isfinite(value) or value < 0:
         raise ValueError(
-            f"Invalid value for argument {name}: expected a non-negative float. "
-            f"Received: {name}={value!r}"
+            f"Invalid value for argument {name}: expected a non-negative float. Received: {name}={value!r}"
         )
     return float(value)
 
@@ -127,17 +133,14 @@ class OrthogonalRegularizer(Regularizer):
         self.factor = _factor(factor, "factor")
         if mode not in ("rows", "columns"):
             raise ValueError(
-                "Invalid value for argument `mode`. Expected one of "
-                f'{{"rows", "columns"}}. Received: mode={mode}'
+                f'Invalid value for argument `mode`. Expected one of {{"rows", "columns"}}. Received: mode={mode}'
             )
         self.mode = mode
 
     def __call__(self, x):
         x = ops.convert_to_tensor(x)
         if x.ndim != 2:
-            raise ValueError(
-                f"Inputs to OrthogonalRegularizer must have rank 2. Received: inputs.shape={x.shape}"
-            )
+            raise ValueError(f"Inputs to OrthogonalRegularizer must have rank 2. Received: inputs.shape={x.shape}")
         if self.mode == "columns":
             x = ops.transpose(x)
         # Clamping the squared norm, not the norm, keeps the gradient finite for zero rows.

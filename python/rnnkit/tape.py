@@ -153,9 +153,7 @@ class GradientTape:
             ValueError: If `output_gradients` does not match `target`.
         """
         if unconnected_gradients not in ("none", "zero"):
-            raise ValueError(
-                f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}."
-            )
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}.")
         if self._nodes is None:
             raise RuntimeError(
                 "A non-persistent GradientTape can compute gradients only once; "
@@ -187,8 +185,7 @@ class GradientTape:
             in_grads = node.backward(out_grads)
             if len(in_grads) != len(node.inputs):
                 raise ValueError(
-                    f"{_name(node.backward)} returned {len(in_grads)} gradients "
-                    f"for {len(node.inputs)} inputs."
+                    f"{_name(node.backward)} returned {len(in_grads)} gradients for {len(node.inputs)} inputs."
                 )
             for spec, grad in zip(node.inputs, in_grads):
                 if spec is not None and grad is not None:
@@ -218,8 +215,6 @@ def _accumulate(grads, spec, grad, origin):
     key, shape, dtype = spec
     grad = np.asarray(grad, dtype=dtype)
     if grad.shape != shape:
-        raise ValueError(
-            f"Gradient of shape {grad.shape} for a tensor of shape {shape}, from {_name(origin)}."
-        )
+        raise ValueError(f"Gradient of shape {grad.shape} for a tensor of shape {shape}, from {_name(origin)}.")
     # Never in place: a backward may hand the same array to several inputs.
     grads[key] = grad if key not in grads else grads[key] + grad

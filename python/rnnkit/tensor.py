@@ -246,8 +246,7 @@ class Variable(Tensor):
         array = _to_array(value, self.dtype)
         if array.shape != self.shape:
             raise ValueError(
-                f"Cannot assign to variable '{self.name}': expected shape {self.shape}, "
-                f"received shape {array.shape}."
+                f"Cannot assign to variable '{self.name}': expected shape {self.shape}, received shape {array.shape}."
             )
         self._array = array
         return self

@@ -56,9 +56,7 @@ def pack_sequence_as(structure, flat_sequence):
     flat_sequence = list(flat_sequence)
     expected = len(flatten(structure))
     if len(flat_sequence) != expected:
-        raise ValueError(
-            f"The structure has {expected} leaves but flat_sequence has {len(flat_sequence)}."
-        )
+        raise ValueError(f"The structure has {expected} leaves but flat_sequence has {len(flat_sequence)}.")
     leaves = iter(flat_sequence)
 
     def pack(node):

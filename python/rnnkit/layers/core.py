@@ -37,7 +37,9 @@ class Dense(Layer):
     ):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}.")
+            raise ValueError(
+                f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}."
+            )
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -59,7 +61,9 @@ class Dense(Layer):
     def build(self, input_shape):
         self._check_rank(input_shape)
         if input_shape[-1] is None:
-            raise ValueError(f"Layer {self.name}: the last dimension of the inputs must be known, received {input_shape}.")
+            raise ValueError(
+                f"Layer {self.name}: the last dimension of the inputs must be known, received {input_shape}."
+            )
         self.kernel = self.add_weight(
             shape=(input_shape[-1], self.units),
             initializer=self.kernel_initializer,

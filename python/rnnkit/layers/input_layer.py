@@ -25,10 +25,14 @@ class InputLayer(Layer):
             if isinstance(shape, int):
                 shape = (shape,)
             if not isinstance(shape, (list, tuple)):
-                raise TypeError(f"Input: shape expected a tuple of integers (None for unknown sizes), received {shape!r}.")
+                raise TypeError(
+                    f"Input: shape expected a tuple of integers (None for unknown sizes), received {shape!r}."
+                )
             batch_shape = (batch_size, *tuple(shape))
         if not isinstance(batch_shape, (list, tuple)):
-            raise TypeError(f"Input: batch_shape expected a tuple of integers (None for unknown sizes), received {batch_shape!r}.")
+            raise TypeError(
+                f"Input: batch_shape expected a tuple of integers (None for unknown sizes), received {batch_shape!r}."
+            )
         for d in batch_shape:
             if d is not None and (isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 0):
                 raise ValueError(

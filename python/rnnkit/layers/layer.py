@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 from rnnkit import _core, config, ops, tree
+
 # clear_session is imported by rnnkit.utils from here.
 from rnnkit._naming import clear_session, snake_case, unique_name  # noqa: F401
 from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
@@ -39,7 +40,7 @@ def _device_context(kind):
     return contextlib.nullcontext() if kind is None else config.device(kind)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def call_parameters(cls):
     """The parameter names of `cls.call` (looked up once per class: this runs on every call)."""
     return frozenset(inspect.signature(cls.call).parameters)
@@ -219,7 +220,9 @@ class Layer:
         dtype = np.dtype(dtype or self.dtype)
         shape = () if shape is None else tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
-            raise ValueError(f"Layer {self.name}: weight {name or 'variable'} expected a shape of sizes >= 0, received {shape}.")
+            raise ValueError(
+                f"Layer {self.name}: weight {name or 'variable'} expected a shape of sizes >= 0, received {shape}."
+            )
         check_allocation(f"Layer {self.name}: weight {name or 'variable'}", shape, dtype)
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"

@@ -91,19 +91,25 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
     return output
 
 
-
 def _add_scale_and_offset(layer, shape):
     """Creates `gamma` (with `scale`) and `beta` (with `center`) of `shape`, in Keras's order."""
     if layer.scale:
         layer.gamma = layer.add_weight(
-            shape, layer.gamma_initializer, regularizer=layer.gamma_regularizer,
-            constraint=layer.gamma_constraint, name="gamma",
+            shape,
+            layer.gamma_initializer,
+            regularizer=layer.gamma_regularizer,
+            constraint=layer.gamma_constraint,
+            name="gamma",
         )
     if layer.center:
         layer.beta = layer.add_weight(
-            shape, layer.beta_initializer, regularizer=layer.beta_regularizer,
-            constraint=layer.beta_constraint, name="beta",
+            shape,
+            layer.beta_initializer,
+            regularizer=layer.beta_regularizer,
+            constraint=layer.beta_constraint,
+            name="beta",
         )
+
 
 class BatchNormalization(Layer):
     """Normalises each feature with batch statistics in training and moving ones in inference.

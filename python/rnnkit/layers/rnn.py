@@ -52,8 +52,7 @@ class RNN(Layer):
             cell = StackedRNNCells(cell)
         if not callable(getattr(cell, "call", None)) or not hasattr(cell, "state_size"):
             raise ValueError(
-                "Argument `cell` should have a `call` method and a `state_size` attribute. "
-                f"Received: cell={cell}"
+                f"Argument `cell` should have a `call` method and a `state_size` attribute. Received: cell={cell}"
             )
         super().__init__(**kwargs)
         self.cell = cell
@@ -84,7 +83,9 @@ class RNN(Layer):
 
     def get_initial_state(self, batch_size):
         """Zero states for `batch_size` samples, nested per cell for stacked cells."""
-        per_cell = [[ops.zeros((batch_size, *s), dtype=self.dtype) for s in shapes] for shapes in self._cell_state_shapes()]
+        per_cell = [
+            [ops.zeros((batch_size, *s), dtype=self.dtype) for s in shapes] for shapes in self._cell_state_shapes()
+        ]
         return per_cell if isinstance(self.cell, StackedRNNCells) else per_cell[0]
 
     def _flat_state_count(self):
@@ -194,7 +195,9 @@ class RNN(Layer):
                 states = self._cell_initial_states(batch)
             outputs, finals = self._step_loop(sequences, states, mask, training)
             # With no steps, the last output is the "previous output" before the first step: zeros.
-            last = tree.map_structure(lambda y: y[:, -1] if steps else ops.zeros((batch, *y.shape[2:]), y.dtype), outputs)
+            last = tree.map_structure(
+                lambda y: y[:, -1] if steps else ops.zeros((batch, *y.shape[2:]), y.dtype), outputs
+            )
             output = outputs if self.return_sequences else last
         if self.stateful and not in_symbolic_call():
             self.states = [wrap(np.asarray(s)) for cell in finals for s in cell]
@@ -274,7 +277,9 @@ class RNN(Layer):
             mask = tree.flatten(mask)[0]
         out = mask if self.return_sequences else None
         if self.return_state:
-            states = self.cell.state_size if isinstance(self.cell, StackedRNNCells) else [None] * self._flat_state_count()
+            states = (
+                self.cell.state_size if isinstance(self.cell, StackedRNNCells) else [None] * self._flat_state_count()
+            )
             return [out] + [None] * len(states)
         return out
 

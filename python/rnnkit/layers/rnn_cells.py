@@ -450,7 +450,9 @@ class GRUCell(DropoutRNNCell):
 
     def get_config(self):
         config = super().get_config()
-        config.update(recurrent_activation=activations.serialize(self.recurrent_activation), reset_after=self.reset_after)
+        config.update(
+            recurrent_activation=activations.serialize(self.recurrent_activation), reset_after=self.reset_after
+        )
         return config
 
 
@@ -579,8 +581,7 @@ class StackedRNNCells(Layer):
         for cell in cells:
             if not hasattr(cell, "call") or not hasattr(cell, "state_size"):
                 raise ValueError(
-                    "All cells must have a `call` method and a `state_size` attribute. "
-                    f"Received cell without: {cell}"
+                    f"All cells must have a `call` method and a `state_size` attribute. Received cell without: {cell}"
                 )
         self.cells = list(cells)
 
@@ -606,8 +607,7 @@ class StackedRNNCells(Layer):
 
     def get_initial_state(self, batch_size=None):
         return [
-            cell.get_initial_state(batch_size) if hasattr(cell, "get_initial_state") else None
-            for cell in self.cells
+            cell.get_initial_state(batch_size) if hasattr(cell, "get_initial_state") else None for cell in self.cells
         ]
 
     def call(self, inputs, states, training=False):

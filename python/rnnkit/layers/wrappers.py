@@ -35,8 +35,7 @@ class Bidirectional(Layer):
             )
         if backward_layer is not None and not isinstance(backward_layer, Layer):
             raise ValueError(
-                "`backward_layer` needs to be a `keras.layers.Layer` instance. "
-                f"Received: {backward_layer}"
+                f"`backward_layer` needs to be a `keras.layers.Layer` instance. Received: {backward_layer}"
             )
         if merge_mode not in _MERGE_MODES:
             raise ValueError(
@@ -48,7 +47,12 @@ class Bidirectional(Layer):
         if backward_layer is None:
             backward_layer = _copy(layer, name="backward_" + layer.name, go_backwards=not layer.go_backwards)
         else:
-            for attr, same in (("go_backwards", False), ("stateful", True), ("return_sequences", True), ("return_state", True)):
+            for attr, same in (
+                ("go_backwards", False),
+                ("stateful", True),
+                ("return_sequences", True),
+                ("return_state", True),
+            ):
                 if (getattr(backward_layer, attr) == getattr(layer, attr)) != same:
                     raise ValueError(
                         f"Forward layer and backward layer should have {'the same' if same else 'different'} "
@@ -153,8 +157,16 @@ class Bidirectional(Layer):
             h.cell.dropout_masks(batch, x.shape[-1], self.dtype) if training else (None, None) for h in (fw, bw)
         )
         return fused.bidirectional(
-            fw.cell, bw.cell, x, states, None if mask is None else np.asarray(mask, dtype=bool), dropouts,
-            self.merge_mode, self.return_sequences, self.return_sequences, fw.go_backwards,
+            fw.cell,
+            bw.cell,
+            x,
+            states,
+            None if mask is None else np.asarray(mask, dtype=bool),
+            dropouts,
+            self.merge_mode,
+            self.return_sequences,
+            self.return_sequences,
+            fw.go_backwards,
         )
 
     def compute_mask(self, inputs, mask=None):

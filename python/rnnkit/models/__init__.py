@@ -40,7 +40,9 @@ def model_from_json(json_string, custom_objects=None):
     try:
         config = json.loads(json_string)
     except (TypeError, json.JSONDecodeError) as err:
-        raise ValueError(f"json_string: expected the JSON that model.to_json() returns, received {json_string!r:.80} ({err})") from None
+        raise ValueError(
+            f"json_string: expected the JSON that model.to_json() returns, received {json_string!r:.80} ({err})"
+        ) from None
     return model_from_config(config, custom_objects, "json_string")
 
 

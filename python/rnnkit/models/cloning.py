@@ -37,6 +37,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     Raises:
         ValueError: If an argument does not apply to this kind of model.
     """
+
     def clone_layer(layer):
         if recursive and _is_graph(layer):
             return clone_model(layer, clone_function=clone_function, call_function=call_function, recursive=True)
@@ -44,7 +45,9 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
 
     if isinstance(model, Sequential):
         if call_function is not None:
-            raise ValueError("call_function: only functional models call their layers while they are built, received a Sequential model.")
+            raise ValueError(
+                "call_function: only functional models call their layers while they are built, received a Sequential model."
+            )
         return _clone_sequential(model, clone_layer, input_tensors)
     if _is_graph(model):
         return _clone_functional(model, clone_layer, call_function, input_tensors)
@@ -60,7 +63,9 @@ def _clone_sequential(model, clone_layer, input_tensors):
     if input_tensors is not None:
         if isinstance(input_tensors, (list, tuple)):
             if len(input_tensors) != 1:
-                raise ValueError(f"input_tensors: expected one tensor for a Sequential model, received {len(input_tensors)}")
+                raise ValueError(
+                    f"input_tensors: expected one tensor for a Sequential model, received {len(input_tensors)}"
+                )
             input_tensors = input_tensors[0]
         if not isinstance(input_tensors, KerasTensor) or input_tensors.input_layer is None:
             raise ValueError(f"input_tensors: expected an `rk.Input` tensor, received {input_tensors!r:.80}")
@@ -69,7 +74,9 @@ def _clone_sequential(model, clone_layer, input_tensors):
         first = [Input(batch_shape=model._input.shape, dtype=model._input.dtype.name)]
     else:
         first = []
-    return Sequential(first + [clone_layer(layer) for layer in model.layers], trainable=model.trainable, name=model.name)
+    return Sequential(
+        first + [clone_layer(layer) for layer in model.layers], trainable=model.trainable, name=model.name
+    )
 
 
 def _clone_functional(model, clone_layer, call_function, input_tensors):
@@ -81,7 +88,9 @@ def _clone_functional(model, clone_layer, call_function, input_tensors):
         inputs = input_tensors
     new_inputs = tree.flatten(inputs)
     if len(new_inputs) != len(model._sources):
-        raise ValueError(f"input_tensors: expected {len(model._sources)} tensors for model {model.name}, received {len(new_inputs)}")
+        raise ValueError(
+            f"input_tensors: expected {len(model._sources)} tensors for model {model.name}, received {len(new_inputs)}"
+        )
     computed = {id(old): new for old, new in zip(model._sources, new_inputs)}
     clones = {}
     for node in model._nodes:

@@ -25,7 +25,11 @@ from rnnkit.tensor import Tensor
 
 def is_batch_iterable(data):
     """Whether `data` is a source of batches rather than in-memory arrays."""
-    if data is None or isinstance(data, (np.ndarray, Tensor, list, tuple, dict, str, bytes)) or hasattr(data, "__array__"):
+    if (
+        data is None
+        or isinstance(data, (np.ndarray, Tensor, list, tuple, dict, str, bytes))
+        or hasattr(data, "__array__")
+    ):
         return False
     return hasattr(data, "__iter__") or _is_indexed(data)
 
@@ -49,7 +53,7 @@ def _is_leaf(value):
 
 
 def to_arrays(data):
-    """numpy arrays in the structure of `data`.
+    """Numpy arrays in the structure of `data`.
 
     Args:
         data: None, an array-like, nested lists of numbers, or a list/tuple/dict of those (several
@@ -65,11 +69,15 @@ def to_arrays(data):
         return None
     if isinstance(data, dict):
         return {k: to_arrays(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)) and any(isinstance(d, dict) or (_is_leaf(d) and not np.isscalar(d)) for d in data):
+    if isinstance(data, (list, tuple)) and any(
+        isinstance(d, dict) or (_is_leaf(d) and not np.isscalar(d)) for d in data
+    ):
         return [to_arrays(d) for d in data]
     array = _leaf_array(data)
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"Expected numeric data (numpy arrays or nested lists of numbers), received dtype {array.dtype}.")
+        raise TypeError(
+            f"Expected numeric data (numpy arrays or nested lists of numbers), received dtype {array.dtype}."
+        )
     return array
 
 
@@ -82,7 +90,9 @@ def unpack_x_y_sample_weight(data):
     if not isinstance(data, (tuple, list)):
         return data, None, None
     if len(data) > 3:
-        raise ValueError(f"batch: expected x, (x,), (x, y) or (x, y, sample_weight), received a {type(data).__name__} of {len(data)} entries.")
+        raise ValueError(
+            f"batch: expected x, (x,), (x, y) or (x, y, sample_weight), received a {type(data).__name__} of {len(data)} entries."
+        )
     return (*data, None, None)[:3]
 
 
@@ -97,16 +107,22 @@ def class_weight_to_sample_weight(y, class_weight):
     if labels.ndim == 2:
         labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[:, 0]
     if labels.ndim != 1:
-        raise ValueError(f"class_weight: expected labels of shape (samples,), (samples, 1) or one-hot (samples, classes), received shape {np.shape(y)}.")
+        raise ValueError(
+            f"class_weight: expected labels of shape (samples,), (samples, 1) or one-hot (samples, classes), received shape {np.shape(y)}."
+        )
     labels = np.round(labels).astype(np.int64)
     return np.array([float(class_weight.get(int(c), 1.0)) for c in labels], dtype="float32")
 
 
 def _check_class_weight(class_weight, y):
     if not isinstance(class_weight, dict):
-        raise ValueError(f"class_weight: expected a dict from class index to weight, received {type(class_weight).__name__}.")
+        raise ValueError(
+            f"class_weight: expected a dict from class index to weight, received {type(class_weight).__name__}."
+        )
     if isinstance(y, (list, tuple, dict)):
-        raise ValueError(f"class_weight: expected a model with one output, received targets for {len(tree.flatten(y))} outputs.")
+        raise ValueError(
+            f"class_weight: expected a model with one output, received targets for {len(tree.flatten(y))} outputs."
+        )
 
 
 def apply_class_weight(y, sample_weight, class_weight):
@@ -114,7 +130,9 @@ def apply_class_weight(y, sample_weight, class_weight):
     if class_weight is None:
         return sample_weight
     if sample_weight is not None:
-        raise ValueError("class_weight: expected no sample weights alongside, received both class_weight and sample_weight.")
+        raise ValueError(
+            "class_weight: expected no sample weights alongside, received both class_weight and sample_weight."
+        )
     _check_class_weight(class_weight, y)
     return class_weight_to_sample_weight(y, class_weight)
 
@@ -131,7 +149,9 @@ def count_samples(arrays, name):
             raise ValueError(f"{name}: expected arrays with a batch axis (samples first), received a scalar {a!r:.40}.")
     sizes = {len(a) for a in leaves}
     if len(sizes) > 1:
-        raise ValueError(f"Data cardinality is ambiguous: {name} sizes: {sorted(sizes)}. Make sure all arrays contain the same number of samples.")
+        raise ValueError(
+            f"Data cardinality is ambiguous: {name} sizes: {sorted(sizes)}. Make sure all arrays contain the same number of samples."
+        )
     return sizes.pop() if sizes else 0
 
 
@@ -260,9 +280,14 @@ def batches_of(x, y=None, sample_weight=None, batch_size=None, steps=None, shuff
     kind = type(x).__name__
     for name, value in (("y", y), ("sample_weight", sample_weight)):
         if value is not None:
-            raise ValueError(f"{name}: expected None when x is an iterable of batches ({kind}: each batch carries its own {name}), received {type(value).__name__}.")
+            raise ValueError(
+                f"{name}: expected None when x is an iterable of batches ({kind}: each batch carries its own {name}), received {type(value).__name__}."
+            )
     if batch_size is not None:
-        warnings.warn(f"batch_size={batch_size} has no effect when x is an iterable of batches ({kind}): its batches keep their size.", stacklevel=3)
+        warnings.warn(
+            f"batch_size={batch_size} has no effect when x is an iterable of batches ({kind}): its batches keep their size.",
+            stacklevel=3,
+        )
     return IterableBatches(x, shuffle=shuffle, class_weight=class_weight)
 
 

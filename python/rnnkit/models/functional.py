@@ -4,8 +4,8 @@ import json
 
 from rnnkit import tree
 from rnnkit._naming import unique_name
-from rnnkit.layers.input_layer import InputLayer
 from rnnkit.layers import serialization
+from rnnkit.layers.input_layer import InputLayer
 from rnnkit.layers.layer import Layer
 from rnnkit.models import summary
 from rnnkit.models.training import Trainer
@@ -34,7 +34,9 @@ def _graph(inputs, outputs):
 
     for out in tree.flatten(outputs):
         if not isinstance(out, KerasTensor):
-            raise TypeError(f"outputs: expected KerasTensors from layer calls on `Input`s, received {type(out).__name__}")
+            raise TypeError(
+                f"outputs: expected KerasTensors from layer calls on `Input`s, received {type(out).__name__}"
+            )
         visit(out)
     return sorted(nodes, key=lambda n: n.order)
 
@@ -196,7 +198,9 @@ class Model(Trainer, Layer):
         layers = self.layers
         if index is not None:
             if not -len(layers) <= index < len(layers):
-                raise ValueError(f"get_layer: index {index} is out of range; model {self.name} has {len(layers)} layers.")
+                raise ValueError(
+                    f"get_layer: index {index} is out of range; model {self.name} has {len(layers)} layers."
+                )
             return layers[index]
         if name is None:
             raise ValueError("get_layer: expected a name or an index, received neither.")
@@ -224,11 +228,15 @@ class Model(Trainer, Layer):
         else:
             values = tree.flatten(inputs) if len(flat_in) > 1 else [inputs]
         if len(values) != len(flat_in):
-            raise ValueError(f"Model {self.name} expects {len(flat_in)} input(s), but it received {len(values)} input tensors.")
+            raise ValueError(
+                f"Model {self.name} expects {len(flat_in)} input(s), but it received {len(values)} input tensors."
+            )
         computed = {}
         for kt, source, value in zip(flat_in, self._sources, values):
             value = kt.input_layer._convert_input(value)
-            if len(value.shape) != len(kt.shape) or any(d is not None and d != v for d, v in zip(kt.shape, value.shape)):
+            if len(value.shape) != len(kt.shape) or any(
+                d is not None and d != v for d, v in zip(kt.shape, value.shape)
+            ):
                 raise ValueError(
                     f"Input {kt.name} of model {self.name} is incompatible: expected shape {kt.shape}, "
                     f"received {tuple(value.shape)}."
@@ -287,7 +295,9 @@ class Model(Trainer, Layer):
         layers = []
         for layer in self.layers:
             entry = {**serialization.serialize(layer), "name": layer.name}
-            entry["calls"] = [tree.map_structure(ref, [list(n.args), n.kwargs]) for n in self._nodes if n.layer is layer]
+            entry["calls"] = [
+                tree.map_structure(ref, [list(n.args), n.kwargs]) for n in self._nodes if n.layer is layer
+            ]
             layers.append(entry)
         return {
             "name": self.name,

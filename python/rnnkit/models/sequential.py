@@ -1,8 +1,8 @@
 """`Sequential`: a linear stack of layers."""
 
 from rnnkit import tree
-from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit._naming import unique_name
+from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit.layers.layer import Layer
 from rnnkit.models import summary
 from rnnkit.models.functional import Model
@@ -45,7 +45,9 @@ class Sequential(Model):
             self._input = self._output = layer.output
             return
         if not isinstance(layer, Layer):
-            raise TypeError(f"The added layer must be an instance of class Layer. Received: layer={layer} of type {type(layer)}.")
+            raise TypeError(
+                f"The added layer must be an instance of class Layer. Received: layer={layer} of type {type(layer)}."
+            )
         if any(layer is l for l in self._stack):
             raise ValueError(f"Layer {layer.name} is already in the model.")
         self._stack.append(layer)
@@ -131,7 +133,11 @@ class Sequential(Model):
     def get_config(self):
         from rnnkit.layers import serialization
 
-        config = {"name": self.name, "trainable": self.trainable, "layers": [serialization.serialize(l) for l in self._stack]}
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [serialization.serialize(l) for l in self._stack],
+        }
         if self._input is not None:
             config["build_input_shape"] = list(self._input.shape)
             config["input_dtype"] = self._input.dtype.name

@@ -58,7 +58,9 @@ def _should_validate(epoch, validation_freq):
         return (epoch + 1) % validation_freq == 0
     if isinstance(validation_freq, (list, tuple, set, range)) and all(_is_int(e) for e in validation_freq):
         return epoch + 1 in validation_freq
-    raise ValueError(f"validation_freq: expected a positive integer or a list of epochs (1-based), received {validation_freq!r}.")
+    raise ValueError(
+        f"validation_freq: expected a positive integer or a list of epochs (1-based), received {validation_freq!r}."
+    )
 
 
 def _split_validation(x, y, sample_weight, validation_split):
@@ -69,7 +71,11 @@ def _split_validation(x, y, sample_weight, validation_split):
             f"validation_split: expected x as arrays, received an iterable of batches ({type(x).__name__}); "
             "pass validation_data instead."
         )
-    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not 0 < validation_split < 1:
+    if (
+        isinstance(validation_split, bool)
+        or not isinstance(validation_split, (int, float))
+        or not 0 < validation_split < 1
+    ):
         raise ValueError(f"validation_split: expected a float in (0, 1), received {validation_split!r}.")
     x, y, sample_weight = to_arrays(x), to_arrays(y), to_arrays(sample_weight)
     n = count_samples(x, "x")
@@ -118,8 +124,8 @@ class Trainer:
             metrics: Metric names or instances, applied to every output (or a list/dict per output).
             weighted_metrics: Metrics that also receive the sample weights.
         """
-        from rnnkit import optimizers
         from rnnkit import metrics as metric_registry
+        from rnnkit import optimizers
 
         for key in ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"):
             kwargs.pop(key, None)
@@ -131,7 +137,9 @@ class Trainer:
         weights = self._per_output(loss_weights, names, "loss_weights", float) if loss_weights is not None else None
         self._loss_weights = weights or [1.0] * len(names)
         self._metric_specs = self._per_output(metrics, names, "metrics", _as_list, broadcast_lists=True)
-        self._weighted_specs = self._per_output(weighted_metrics, names, "weighted_metrics", _as_list, broadcast_lists=True)
+        self._weighted_specs = self._per_output(
+            weighted_metrics, names, "weighted_metrics", _as_list, broadcast_lists=True
+        )
         for spec in (s for per_output in self._metric_specs + self._weighted_specs for s in per_output):
             if spec not in ("accuracy", "acc"):
                 metric_registry.get(spec)  # an unknown name fails here, before any batch is computed
@@ -160,10 +168,16 @@ class Trainer:
             return [convert(value.get(n)) for n in names]
         if isinstance(value, (list, tuple)) and not broadcast_lists:
             if len(value) != len(names):
-                raise ValueError(f"{arg}: expected {len(names)} entries (one per output: {names}), received {len(value)}.")
+                raise ValueError(
+                    f"{arg}: expected {len(names)} entries (one per output: {names}), received {len(value)}."
+                )
             return [convert(v) for v in value]
-        if broadcast_lists and isinstance(value, (list, tuple)) and len(names) > 1 and len(value) == len(names) and all(
-            isinstance(v, (list, tuple)) for v in value
+        if (
+            broadcast_lists
+            and isinstance(value, (list, tuple))
+            and len(names) > 1
+            and len(value) == len(names)
+            and all(isinstance(v, (list, tuple)) for v in value)
         ):
             return [convert(v) for v in value]
         return [convert(value) for _ in names]
@@ -254,7 +268,9 @@ class Trainer:
 
     def _check_compiled(self):
         if not self.compiled:
-            raise ValueError("You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet.")
+            raise ValueError(
+                "You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet."
+            )
 
     def _reset_metrics(self):
         for _, metric, _ in self._metrics or []:
@@ -262,7 +278,9 @@ class Trainer:
 
     def _check_compiled(self):
         if not self.compiled:
-            raise ValueError("You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet.")
+            raise ValueError(
+                "You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet."
+            )
 
     def _train_step(self, x, y, sample_weight):
         with GradientTape() as tape:
@@ -335,8 +353,17 @@ class Trainer:
         callbacks.on_test_end(logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        return_dict=False,
+    ):
         """The loss and metrics over `x`, `y`, in batches.
 
         Args:
@@ -355,7 +382,9 @@ class Trainer:
         steps = _positive_int_or_none(steps, "steps")
         batch_size = _positive_int_or_none(batch_size, "batch_size")
         batches = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps), steps)
-        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
+        callbacks = CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches
+        )
         return self._format(self._evaluate_epoch(batches, callbacks), return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -379,7 +408,9 @@ class Trainer:
         if not is_batch_iterable(x) and count_samples(to_arrays(x), "x") == 0:
             return self.predict_on_batch(x)  # no samples: an empty result of the right shape
         batches = EpochIterator(batches_of(x, batch_size=batch_size, steps=steps), steps)
-        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches)
+        callbacks = CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches
+        )
         self.stop_predicting = False
         callbacks.on_predict_begin()
         outputs = []
@@ -401,9 +432,25 @@ class Trainer:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+    ):
         """Trains the model; returns a `History` of the epochs' logs.
 
         Args:
@@ -442,14 +489,23 @@ class Trainer:
             _should_validate(0, validation_freq)  # a bad validation_freq fails before training
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = _split_validation(x, y, sample_weight, validation_split)
-        train = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight), steps_per_epoch)
+        train = EpochIterator(
+            batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight), steps_per_epoch
+        )
         validation = None
         if validation_data is not None:
             vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
             val_batch_size = validation_batch_size or (None if is_batch_iterable(vx) else batch_size)
             validation = EpochIterator(batches_of(vx, vy, vsw, val_batch_size, validation_steps), validation_steps)
-        callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                 epochs=epochs, steps=train.num_batches)
+        callbacks = CallbackList(
+            callbacks,
+            add_history=True,
+            add_progbar=verbose != 0,
+            model=self,
+            verbose=verbose,
+            epochs=epochs,
+            steps=train.num_batches,
+        )
         self.stop_training = False
         self._plan = None  # layers may have been frozen or unfrozen since the last fit
         callbacks.on_train_begin()

@@ -56,12 +56,12 @@ def op(inputs=1):
     """
 
     def decorate(kernel):
-        names = list(inspect.signature(kernel).parameters)[:inputs or 0]
+        names = list(inspect.signature(kernel).parameters)[: inputs or 0]
 
         @functools.wraps(kernel)
         def apply(*args, **kwargs):
             # Tensor arguments may also be passed by keyword, e.g. matmul(x1=a, x2=b).
-            args += tuple(kwargs.pop(name) for name in names[len(args):] if name in kwargs)
+            args += tuple(kwargs.pop(name) for name in names[len(args) :] if name in kwargs)
             count = len(args) if inputs is None else inputs
             tensors = [v if _is_python_scalar(v) else convert_to_tensor(v) for v in args[:count]]
             if not any(isinstance(t, Tensor) and t.dtype.kind in "fc" for t in tensors):
@@ -94,9 +94,7 @@ def _backward(backward, input_shapes, output_specs, output_grads):
         grads = backward([np.zeros(*spec) if g is None else g for g, spec in zip(output_grads, output_specs)])
     if not isinstance(grads, (list, tuple)):
         grads = (grads,)
-    return [
-        None if g is None or shape is None else unbroadcast(g, shape) for g, shape in zip(grads, input_shapes)
-    ]
+    return [None if g is None or shape is None else unbroadcast(g, shape) for g, shape in zip(grads, input_shapes)]
 
 
 @op()

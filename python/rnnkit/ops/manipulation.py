@@ -6,9 +6,30 @@ from rnnkit.ops.core import op
 from rnnkit.tensor import Tensor, convert_to_tensor, wrap
 
 __all__ = [
-    "arange", "concatenate", "expand_dims", "eye", "flip", "full", "full_like", "linspace", "moveaxis",
-    "ones", "ones_like", "pad", "repeat", "reshape", "split", "squeeze", "stack", "take",
-    "take_along_axis", "tile", "transpose", "unstack", "zeros", "zeros_like",
+    "arange",
+    "concatenate",
+    "expand_dims",
+    "eye",
+    "flip",
+    "full",
+    "full_like",
+    "linspace",
+    "moveaxis",
+    "ones",
+    "ones_like",
+    "pad",
+    "repeat",
+    "reshape",
+    "split",
+    "squeeze",
+    "stack",
+    "take",
+    "take_along_axis",
+    "tile",
+    "transpose",
+    "unstack",
+    "zeros",
+    "zeros_like",
 ]
 
 
@@ -317,8 +338,7 @@ def _along_axis_index(shape, indices, axis):
     """
     ndim = len(shape)
     return tuple(
-        indices if i == axis else np.arange(size).reshape((-1,) + (1,) * (ndim - i - 1))
-        for i, size in enumerate(shape)
+        indices if i == axis else np.arange(size).reshape((-1,) + (1,) * (ndim - i - 1)) for i, size in enumerate(shape)
     )
 
 
@@ -494,7 +514,8 @@ def _default_dtype(*values):
     """Keras's dtype for a constant made from `values`: numpy and Tensor values keep their dtype,
     Python ints count as int32 and Python floats as float32; any float makes it a float."""
     dtypes = [
-        np.asarray(v).dtype if isinstance(v, (np.ndarray, np.generic, Tensor))
+        np.asarray(v).dtype
+        if isinstance(v, (np.ndarray, np.generic, Tensor))
         else np.dtype(np.float32 if isinstance(v, float) else np.int32)
         for v in values
     ]

@@ -9,7 +9,16 @@ from rnnkit.optimizers.rmsprop import RMSprop
 from rnnkit.optimizers.sgd import SGD
 
 __all__ = [
-    "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "deserialize",
+    "get",
+    "schedules",
+    "serialize",
 ]
 
 # Keras finds optimizers by their lower-case class names, whatever the case it is given; the class

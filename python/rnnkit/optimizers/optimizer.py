@@ -79,11 +79,11 @@ class Optimizer:
                 f"Received: gradient_accumulation_steps={gradient_accumulation_steps}"
             )
         if use_ema and not 0 <= ema_momentum <= 1:
-            raise ValueError(
-                f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}"
-            )
-        if use_ema and ema_overwrite_frequency and (
-            not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1
+            raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
+        if (
+            use_ema
+            and ema_overwrite_frequency
+            and (not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1)
         ):
             raise ValueError(
                 "`ema_overwrite_frequency` must be an integer >= 1 or None. "
@@ -198,7 +198,9 @@ class Optimizer:
             The new Variable.
         """
         return self.add_variable(
-            reference_variable.shape, initializer, reference_variable.dtype,
+            reference_variable.shape,
+            initializer,
+            reference_variable.dtype,
             f"{reference_variable.name}_{name or 'var'}",
         )
 
@@ -250,9 +252,7 @@ class Optimizer:
             ValueError: If the optimizer is built already.
         """
         if self.built:
-            raise ValueError(
-                "`exclude_from_weight_decay()` can only be configured before the optimizer is built."
-            )
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before the optimizer is built.")
         self._excluded_ids = {id(v) for v in var_list or ()}
         self._excluded_pattern = re.compile("|".join(map(re.escape, set(var_names)))) if var_names else None
 

@@ -37,9 +37,7 @@ class RMSprop(Optimizer):
         super().build(variables)
         self._velocities = self.add_optimizer_variables(variables, "velocity")
         self._momentums = self.add_optimizer_variables(variables, "momentum") if self.momentum > 0 else []
-        self._average_gradients = (
-            self.add_optimizer_variables(variables, "average_gradient") if self.centered else []
-        )
+        self._average_gradients = self.add_optimizer_variables(variables, "average_gradient") if self.centered else []
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)

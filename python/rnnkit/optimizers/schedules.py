@@ -34,8 +34,7 @@ class LearningRateSchedule:
     def get_config(self):
         """Returns the constructor arguments as a JSON-serializable dict."""
         raise NotImplementedError(
-            f"Learning rate schedule '{type(self).__name__}' must override `get_config()` in order to be "
-            "serializable."
+            f"Learning rate schedule '{type(self).__name__}' must override `get_config()` in order to be serializable."
         )
 
     @classmethod
@@ -65,9 +64,7 @@ class ExponentialDecay(LearningRateSchedule):
         ValueError: If `decay_steps` is not positive.
     """
 
-    def __init__(
-        self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"
-    ):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
         _check_decay_steps(decay_steps)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps

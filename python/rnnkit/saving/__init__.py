@@ -8,13 +8,27 @@ user-defined objects, and the serialisation of any object to Keras-style configs
 """
 
 from rnnkit._registry import (
-    CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name, get_registered_object,
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
     register_keras_serializable,
 )
 from rnnkit.saving.model_file import load_model, load_weights, save_model, save_weights
 from rnnkit.saving.serialization_lib import deserialize_keras_object, serialize_keras_object
 
 __all__ = [
-    "CustomObjectScope", "custom_object_scope", "deserialize_keras_object", "get_custom_objects",
-    "get_registered_name", "get_registered_object", "load_model", "load_weights", "register_keras_serializable", "save_model", "save_weights", "serialize_keras_object",
+    "CustomObjectScope",
+    "custom_object_scope",
+    "deserialize_keras_object",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
+    "load_model",
+    "load_weights",
+    "register_keras_serializable",
+    "save_model",
+    "save_weights",
+    "serialize_keras_object",
 ]

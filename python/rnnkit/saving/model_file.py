@@ -179,7 +179,9 @@ def save_model(model, filepath, overwrite=True, zipped=None):
     metadata = {"rnnkit_version": rnnkit.__version__, "format": 1}
     weights = _weights_bytes(model.get_weights())
     optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
-    state = _weights_bytes([v.numpy() for v in optimizer.variables]) if optimizer is not None and optimizer.built else None
+    state = (
+        _weights_bytes([v.numpy() for v in optimizer.variables]) if optimizer is not None and optimizer.built else None
+    )
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -275,6 +277,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             optimizer = model.optimizer
             optimizer.build(model.trainable_weights)
             expected = [(v.shape, v.dtype) for v in optimizer.variables]
-            for variable, value in zip(optimizer.variables, _read_weights(state, expected, f"{filepath}: optimizer state")):
+            for variable, value in zip(
+                optimizer.variables, _read_weights(state, expected, f"{filepath}: optimizer state")
+            ):
                 variable.assign(value)
     return model

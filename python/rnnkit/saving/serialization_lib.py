@@ -43,9 +43,16 @@ def serialize_keras_object(obj):
     if inspect.isfunction(obj):
         if obj.__name__ == "<lambda>":
             raise ValueError("obj: expected a named function, received a lambda; define it with `def` and register it.")
-        return {"module": "builtins", "class_name": "function", "config": get_registered_name(obj), "registered_name": "function"}
+        return {
+            "module": "builtins",
+            "class_name": "function",
+            "config": get_registered_name(obj),
+            "registered_name": "function",
+        }
     if not hasattr(obj, "get_config"):
-        raise ValueError(f"obj: expected a serialisable value or an object with get_config(), received {type(obj).__name__}")
+        raise ValueError(
+            f"obj: expected a serialisable value or an object with get_config(), received {type(obj).__name__}"
+        )
     cls = type(obj)
     module = builtin_module(cls)
     return {
@@ -94,9 +101,13 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     if class_name == "function":
         found = lookup(inner, module=config.get("module"), custom_objects=custom_objects, accept=inspect.isfunction)
         if found is None:
-            raise ValueError(f"Unknown function: '{inner}'. Register it with `@rk.saving.register_keras_serializable()` or pass it in `custom_objects`.")
+            raise ValueError(
+                f"Unknown function: '{inner}'. Register it with `@rk.saving.register_keras_serializable()` or pass it in `custom_objects`."
+            )
         return found
-    cls = lookup(class_name, config.get("registered_name"), config.get("module"), custom_objects, accept=inspect.isclass)
+    cls = lookup(
+        class_name, config.get("registered_name"), config.get("module"), custom_objects, accept=inspect.isclass
+    )
     if cls is None:
         raise ValueError(
             f"Unknown class: '{class_name}'. Register it with `@rk.saving.register_keras_serializable()`, pass it "

@@ -19,8 +19,17 @@ def rnnkit_home():
 
 
 def get_file(
-    fname=None, origin=None, untar=False, md5_hash=None, file_hash=None, cache_subdir="datasets",
-    hash_algorithm="auto", extract=False, archive_format="auto", cache_dir=None, force_download=False,
+    fname=None,
+    origin=None,
+    untar=False,
+    md5_hash=None,
+    file_hash=None,
+    cache_subdir="datasets",
+    hash_algorithm="auto",
+    extract=False,
+    archive_format="auto",
+    cache_dir=None,
+    force_download=False,
 ):
     """Downloads a file unless the cache already has it, as Keras's `get_file`.
 
@@ -121,8 +130,10 @@ def _matches(path, file_hash, algorithm):
 
 def _extract(archive, destination, archive_format):
     """Extracts a tar or zip archive into `destination`, refusing members that would land outside it."""
-    formats = ["tar", "zip"] if archive_format == "auto" else (
-        [archive_format] if isinstance(archive_format, str) else list(archive_format)
+    formats = (
+        ["tar", "zip"]
+        if archive_format == "auto"
+        else ([archive_format] if isinstance(archive_format, str) else list(archive_format))
     )
     for kind in formats:
         if kind == "tar" and tarfile.is_tarfile(archive):

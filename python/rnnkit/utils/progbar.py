@@ -28,8 +28,16 @@ class Progbar:
         ValueError: If both `stateful_metrics` and `stateless_metrics` are given.
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None, unit_name="step",
-                 stateless_metrics=None):
+    def __init__(
+        self,
+        target,
+        width=20,
+        verbose=1,
+        interval=0.05,
+        stateful_metrics=None,
+        unit_name="step",
+        stateless_metrics=None,
+    ):
         if stateful_metrics is not None and stateless_metrics is not None:
             raise ValueError(
                 "Progbar: stateful_metrics and stateless_metrics: expected at most one of them, received both"

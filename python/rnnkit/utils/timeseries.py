@@ -10,8 +10,16 @@ __all__ = ["timeseries_dataset_from_array"]
 
 
 def timeseries_dataset_from_array(
-    data, targets, sequence_length, sequence_stride=1, sampling_rate=1, batch_size=128, shuffle=False,
-    seed=None, start_index=None, end_index=None,
+    data,
+    targets,
+    sequence_length,
+    sequence_stride=1,
+    sampling_rate=1,
+    batch_size=128,
+    shuffle=False,
+    seed=None,
+    start_index=None,
+    end_index=None,
 ):
     """Makes batches of sliding windows over a series, as Keras's `timeseries_dataset_from_array`.
 
@@ -51,8 +59,16 @@ def timeseries_dataset_from_array(
     if batch_size is not None:
         _check_range("batch_size", batch_size, 1, math.inf)
     return TimeseriesDataset(
-        data, targets, sequence_length, sequence_stride, sampling_rate, batch_size, shuffle, seed,
-        start_index or 0, end_index or length,
+        data,
+        targets,
+        sequence_length,
+        sequence_stride,
+        sampling_rate,
+        batch_size,
+        shuffle,
+        seed,
+        start_index or 0,
+        end_index or length,
     )
 
 
@@ -66,8 +82,19 @@ def _check_range(name, value, low, high):
 class TimeseriesDataset(Taking):
     """The windows of `timeseries_dataset_from_array`, cut batch by batch as they are read."""
 
-    def __init__(self, data, targets, sequence_length, sequence_stride, sampling_rate, batch_size, shuffle,
-                 seed, start_index, end_index):
+    def __init__(
+        self,
+        data,
+        targets,
+        sequence_length,
+        sequence_stride,
+        sampling_rate,
+        batch_size,
+        shuffle,
+        seed,
+        start_index,
+        end_index,
+    ):
         self._data = np.asarray(data)[start_index:end_index]
         self._targets = None if targets is None else np.asarray(targets)[start_index:end_index]
         count = end_index - start_index - (sequence_length - 1) * sampling_rate
