@@ -1042,7 +1042,8 @@ class Bench:
             out(f"   note {LABELS[fw]}: {note}")
         if wl_name in self.cut:
             out(
-                f"   rounds cut to {self.cut[wl_name]} of {self.rounds} by the {self.budget_s} s time budget per workload"
+                f"   rounds cut to {self.cut[wl_name]} of {self.rounds} by the {self.budget_s} s time budget per "
+                "workload"
             )
         if not epoch and self.sgemm:
             out(f"   FLOPs per step {flops / 1e9:.3f} G (matrix products only); sgemm here {self.sgemm:.1f} GFLOP/s")
@@ -1056,7 +1057,8 @@ class Bench:
             base = self.results.get("W1", {}).get("rnnkit", {}).get("median")
             if base:
                 out(
-                    f"   rnnkit with this option / plain W1 (measured in the W1 group) = {res['rnnkit']['median'] / base:.2f}"
+                    "   rnnkit with this option / plain W1 (measured in the W1 group) = "
+                    f"{res['rnnkit']['median'] / base:.2f}"
                 )
         for line in self.verdicts(wl_name):
             out("   " + line)

@@ -61,7 +61,9 @@ def test_hooks_and_their_logs_match_keras():
         lib = rk if name == "ours" else keras
         callback = recorder(lib)
         batch_logs = []
-        logger = lib.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_logs.append(dict(logs)))
+        logger = lib.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs, batch_logs=batch_logs: batch_logs.append(dict(logs))
+        )
         model.fit(
             x,
             y,
@@ -87,7 +89,7 @@ def test_on_batch_aliases_see_training_batches_only():
         lib = rk if name == "ours" else keras
 
         class Old(lib.callbacks.Callback):
-            def on_batch_end(self, batch, logs=None):
+            def on_batch_end(self, batch, logs=None, name=name):
                 seen.setdefault(name, []).append(batch)
 
         model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y), callbacks=[Old()])

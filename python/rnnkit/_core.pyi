@@ -220,7 +220,10 @@ def adam_update(
     one_minus_beta_2: float,
     epsilon: float,
 ) -> tuple[list[_Array], list[_Array], list[_Array], list[_Array] | None]:
-    """Adam's step for every weight at once; new values, momentums, velocities, largest velocities (None without velocity_hats)."""
+    """Adam's step for every weight at once.
+
+    Returns the new values, momentums, velocities and largest velocities (None without velocity_hats).
+    """
 
 def sgd_update(
     values: Sequence[_Array],

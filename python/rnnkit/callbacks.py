@@ -319,7 +319,10 @@ _FALLING = (
 
 
 def _direction(monitor):
-    """ "max" or "min" for a monitored log key, from its name, as Keras's metrics declare it."""
+    """Whether a monitored log key improves upwards ("max") or downwards ("min"), from its name.
+
+    As Keras's metrics declare it.
+    """
     name = monitor.removeprefix("val_")
     if any(word in name for word in _RISING):
         return "max"
@@ -604,7 +607,8 @@ class ReduceLROnPlateau(MonitorCallback):
     ):
         if factor >= 1.0:
             raise ValueError(
-                f"factor: expected a float below 1.0 (ReduceLROnPlateau does not support a factor >= 1.0), received {factor}."
+                "factor: expected a float below 1.0 (ReduceLROnPlateau does not support a factor >= 1.0), received "
+                f"{factor}."
             )
         super().__init__(monitor, mode, min_delta=min_delta)
         self.factor, self.patience, self.verbose = factor, patience, verbose

@@ -82,7 +82,8 @@ def main(argv=None):
     epochs = args.epochs or (1 if is_mnist else 20)
     optimizer = args.optimizer or ("sgd" if is_mnist else "adam")
     print(
-        f"Data: {name}, {len(x_train)} training and {len(x_test)} test sequences of {x_train.shape[1]} steps x {x_train.shape[2]} features"
+        f"Data: {name}, {len(x_train)} training and {len(x_test)} test sequences of {x_train.shape[1]} steps x "
+        f"{x_train.shape[2]} features"
     )
 
     model = build_model(x_train.shape[2])

@@ -35,7 +35,8 @@ class Embedding(Layer):
         for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(
-                    f"Received an invalid value for argument `{arg}`. Expected a positive integer, received {arg}={value}"
+                    f"Received an invalid value for argument `{arg}`. Expected a positive integer, received "
+                    f"{arg}={value}"
                 )
         kwargs.pop("input_length", None)
         if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:

@@ -114,7 +114,8 @@ def bidirectional(
     """Runs a forward and a backward built-in cell concurrently and merges them, as one op.
 
     Args:
-        fw, bw: The two directions' cells; `fw` runs forwards, `bw` backwards.
+        fw: The cell of the forward direction.
+        bw: The cell of the backward direction.
         x: `(batch, time, features)` Tensor.
         initial_states: None, or `(fw_states, bw_states)` lists of Tensors.
         mask: Optional `(batch, time)` boolean array.

@@ -207,6 +207,8 @@ class Layer:
             regularizer: Optional regularizer; its value joins `layer.losses`.
             constraint: Optional constraint applied after each optimizer update.
             name: The weight's name.
+            **kwargs: Keras's `autocast` and `aggregation`, accepted and ignored; anything else
+                raises TypeError.
 
         Returns:
             The new Variable.
@@ -386,7 +388,7 @@ class Layer:
         runs = []
         for size in (2, 3):
             concrete = tree.map_structure(
-                lambda x: x.placeholder(size) if isinstance(x, KerasTensor) else x, (args, kwargs)
+                lambda x, size=size: x.placeholder(size) if isinstance(x, KerasTensor) else x, (args, kwargs)
             )
             with _call_context(False, symbolic=True):
                 runs.append(self(*concrete[0], **concrete[1]))
@@ -406,7 +408,7 @@ class Layer:
 
     @property
     def input(self):
-        """The symbolic input(s) of the layer's first call on symbolic tensors: one KerasTensor, or
+        """The symbolic inputs of the layer's first call on symbolic tensors: one KerasTensor, or
         a list when the call took several (the `initial_state` tensors included), as in Keras.
 
         Raises:
@@ -416,7 +418,7 @@ class Layer:
 
     @property
     def output(self):
-        """The symbolic output(s) of the layer's first call on symbolic tensors: one KerasTensor,
+        """The symbolic outputs of the layer's first call on symbolic tensors: one KerasTensor,
         or a list (an RNN's `[output, *states]` with `return_state=True`).
 
         Raises:

@@ -254,17 +254,19 @@ class RNN(Layer):
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
         outputs, previous = [], None
         for t in order:
-            step_input = tree.map_structure(lambda x: x[:, t], sequences)
+            step_input = tree.map_structure(lambda x, t=t: x[:, t], sequences)
             kwargs = {"training": training} if pass_training else {}
             output, new_states = self.cell(step_input, cell_states, **kwargs)
             new_states = [new_states] if not isinstance(new_states, (list, tuple)) else list(new_states)
             if mask is not None:
                 keep = mask[:, t]
-                new_states = tree.map_structure(lambda n, o: _select(keep, n, o), new_states, list(cell_states))
+                new_states = tree.map_structure(
+                    lambda n, o, keep=keep: _select(keep, n, o), new_states, list(cell_states)
+                )
                 if previous is None:
                     previous = tree.map_structure(ops.zeros_like, output)
                 fallback = tree.map_structure(ops.zeros_like, output) if self.zero_output_for_mask else previous
-                output = tree.map_structure(lambda n, o: _select(keep, n, o), output, fallback)
+                output = tree.map_structure(lambda n, o, keep=keep: _select(keep, n, o), output, fallback)
             previous = output
             cell_states = new_states
             outputs.append(output)

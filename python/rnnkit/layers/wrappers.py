@@ -214,7 +214,8 @@ class TimeDistributed(Layer):
     def build(self, input_shape):
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 3:
             raise ValueError(
-                f"`TimeDistributed` Layer should be passed an `input_shape` with at least 3 dimensions, received: {input_shape}"
+                "`TimeDistributed` Layer should be passed an `input_shape` with at least 3 dimensions, received: "
+                f"{input_shape}"
             )
         if not self.layer.built:
             self.layer.build((input_shape[0], *input_shape[2:]))

@@ -46,7 +46,8 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     if isinstance(model, Sequential):
         if call_function is not None:
             raise ValueError(
-                "call_function: only functional models call their layers while they are built, received a Sequential model."
+                "call_function: only functional models call their layers while they are built, received a Sequential "
+                "model."
             )
         return _clone_sequential(model, clone_layer, input_tensors)
     if _is_graph(model):

@@ -91,7 +91,8 @@ def unpack_x_y_sample_weight(data):
         return data, None, None
     if len(data) > 3:
         raise ValueError(
-            f"batch: expected x, (x,), (x, y) or (x, y, sample_weight), received a {type(data).__name__} of {len(data)} entries."
+            f"batch: expected x, (x,), (x, y) or (x, y, sample_weight), received a {type(data).__name__} of "
+            f"{len(data)} entries."
         )
     return (*data, None, None)[:3]
 
@@ -108,7 +109,8 @@ def class_weight_to_sample_weight(y, class_weight):
         labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[:, 0]
     if labels.ndim != 1:
         raise ValueError(
-            f"class_weight: expected labels of shape (samples,), (samples, 1) or one-hot (samples, classes), received shape {np.shape(y)}."
+            "class_weight: expected labels of shape (samples,), (samples, 1) or one-hot (samples, classes), received "
+            f"shape {np.shape(y)}."
         )
     labels = np.round(labels).astype(np.int64)
     return np.array([float(class_weight.get(int(c), 1.0)) for c in labels], dtype="float32")
@@ -150,7 +152,8 @@ def count_samples(arrays, name):
     sizes = {len(a) for a in leaves}
     if len(sizes) > 1:
         raise ValueError(
-            f"Data cardinality is ambiguous: {name} sizes: {sorted(sizes)}. Make sure all arrays contain the same number of samples."
+            f"Data cardinality is ambiguous: {name} sizes: {sorted(sizes)}. Make sure all arrays contain the same "
+            "number of samples."
         )
     return sizes.pop() if sizes else 0
 
@@ -180,7 +183,8 @@ class ArrayBatches:
         for name, value in (("y", self.y), ("sample_weight", self.sample_weight)):
             if value is not None and count_samples(value, name) != self.num_samples:
                 raise ValueError(
-                    f"Data cardinality is ambiguous: x sizes: {self.num_samples}, {name} sizes: {count_samples(value, name)}. "
+                    f"Data cardinality is ambiguous: x sizes: {self.num_samples}, {name} sizes: "
+                    f"{count_samples(value, name)}. "
                     "Make sure all arrays contain the same number of samples."
                 )
         if batch_size is None:
@@ -263,7 +267,10 @@ def batches_of(x, y=None, sample_weight=None, batch_size=None, steps=None, shuff
     """The batch source for `x` (arrays or an iterable of batches) and its companions.
 
     Args:
-        x, y, sample_weight, class_weight: As `Model.fit` takes them.
+        x: Inputs, as `Model.fit` takes them.
+        y: Targets, as `Model.fit` takes them.
+        sample_weight: Per-sample weights, as `Model.fit` takes them.
+        class_weight: Weights per class index, as `Model.fit` takes them.
         batch_size: Samples per batch of arrays; an iterable's batches keep their size.
         steps: Batches per epoch asked for (sizes the batches of arrays without `batch_size`).
         shuffle: As `Model.fit` takes it; as in Keras, it does not apply to an iterable that is
@@ -281,11 +288,13 @@ def batches_of(x, y=None, sample_weight=None, batch_size=None, steps=None, shuff
     for name, value in (("y", y), ("sample_weight", sample_weight)):
         if value is not None:
             raise ValueError(
-                f"{name}: expected None when x is an iterable of batches ({kind}: each batch carries its own {name}), received {type(value).__name__}."
+                f"{name}: expected None when x is an iterable of batches ({kind}: each batch carries its own {name}), "
+                f"received {type(value).__name__}."
             )
     if batch_size is not None:
         warnings.warn(
-            f"batch_size={batch_size} has no effect when x is an iterable of batches ({kind}): its batches keep their size.",
+            f"batch_size={batch_size} has no effect when x is an iterable of batches ({kind}): its batches keep their "
+            "size.",
             stacklevel=3,
         )
     return IterableBatches(x, shuffle=shuffle, class_weight=class_weight)

@@ -64,7 +64,7 @@ def _layers_by_depth(nodes, inputs, outputs):
     for node in nodes:
         layer_depth[id(node.layer)] = max(layer_depth.get(id(node.layer), 0), depth[id(node)])
     layers = list({id(n.layer): n.layer for n in nodes}.values())
-    return sorted(layers, key=lambda l: (-layer_depth[id(l)], finish[id(l)]))
+    return sorted(layers, key=lambda layer: (-layer_depth[id(layer)], finish[id(layer)]))
 
 
 def _stand_in(tensor):
@@ -207,7 +207,7 @@ class Model(Trainer, Layer):
         for layer in layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in layers]}.")
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in layers]}.")
 
     def build(self, input_shape):
         self.built = True

@@ -48,7 +48,7 @@ class Sequential(Model):
             raise TypeError(
                 f"The added layer must be an instance of class Layer. Received: layer={layer} of type {type(layer)}."
             )
-        if any(layer is l for l in self._stack):
+        if any(layer is existing for existing in self._stack):
             raise ValueError(f"Layer {layer.name} is already in the model.")
         self._stack.append(layer)
         self._model_layers = self._stack  # tracks the weights
@@ -72,11 +72,11 @@ class Sequential(Model):
         if not self._stack:
             raise TypeError("There are no layers in the model.")
         layer = self._stack.pop()
-        self._layers = [l for l in self._layers if l is not layer]
+        self._layers = [kept for kept in self._layers if kept is not layer]
         if self._input is not None:
             self._output = self._input
-            for l in self._stack:
-                self._output = l(self._output)
+            for remaining in self._stack:
+                self._output = remaining(self._output)
         return layer
 
     def build(self, input_shape=None):
@@ -136,7 +136,7 @@ class Sequential(Model):
         config = {
             "name": self.name,
             "trainable": self.trainable,
-            "layers": [serialization.serialize(l) for l in self._stack],
+            "layers": [serialization.serialize(layer) for layer in self._stack],
         }
         if self._input is not None:
             config["build_input_shape"] = list(self._input.shape)

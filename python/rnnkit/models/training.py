@@ -123,6 +123,8 @@ class Trainer:
             loss_weights: Optional list/dict of scalars weighting the outputs' losses.
             metrics: Metric names or instances, applied to every output (or a list/dict per output).
             weighted_metrics: Metrics that also receive the sample weights.
+            **kwargs: Keras's `run_eagerly`, `steps_per_execution`, `jit_compile` and
+                `auto_scale_loss`, accepted and ignored; anything else raises TypeError.
         """
         from rnnkit import metrics as metric_registry
         from rnnkit import optimizers
@@ -269,7 +271,8 @@ class Trainer:
     def _check_compiled(self):
         if not self.compiled:
             raise ValueError(
-                "You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet."
+                "You must call `compile()` before using the model for training or evaluation: the model has no loss "
+                "or optimizer yet."
             )
 
     def _reset_metrics(self):
@@ -279,7 +282,8 @@ class Trainer:
     def _check_compiled(self):
         if not self.compiled:
             raise ValueError(
-                "You must call `compile()` before using the model for training or evaluation: the model has no loss or optimizer yet."
+                "You must call `compile()` before using the model for training or evaluation: the model has no loss "
+                "or optimizer yet."
             )
 
     def _train_step(self, x, y, sample_weight):
@@ -297,7 +301,8 @@ class Trainer:
         """One gradient step on one batch; returns the batch's loss (and metrics).
 
         Args:
-            x, y: The batch's inputs and targets (arrays, or lists/dicts of arrays).
+            x: The batch's inputs (an array, or a list/dict of arrays).
+            y: The batch's targets (an array, or a list/dict of arrays).
             sample_weight: Per-sample weights of the loss.
             class_weight: Dict from class index to weight (instead of `sample_weight`).
             return_dict: Return `{name: value}` instead of a value or list of values.

@@ -65,7 +65,7 @@ class Optimizer:
         **kwargs,
     ):
         if kwargs.pop("decay", None) is not None:
-            warnings.warn("Argument `decay` is no longer supported and will be ignored.")
+            warnings.warn("Argument `decay` is no longer supported and will be ignored.", stacklevel=2)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
@@ -323,7 +323,8 @@ class Optimizer:
         if missing:
             warnings.warn(
                 f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
-                "`model.compile()`, did you forget to provide a `loss` argument?"
+                "`model.compile()`, did you forget to provide a `loss` argument?",
+                stacklevel=2,
             )
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
         if self.loss_scale_factor is not None:

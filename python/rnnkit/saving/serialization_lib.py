@@ -102,7 +102,8 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
         found = lookup(inner, module=config.get("module"), custom_objects=custom_objects, accept=inspect.isfunction)
         if found is None:
             raise ValueError(
-                f"Unknown function: '{inner}'. Register it with `@rk.saving.register_keras_serializable()` or pass it in `custom_objects`."
+                f"Unknown function: '{inner}'. Register it with `@rk.saving.register_keras_serializable()` or pass it "
+                "in `custom_objects`."
             )
         return found
     cls = lookup(
