@@ -139,7 +139,7 @@ fn timed<'a, O>(
             let elapsed = start.elapsed();
             record.push(elapsed.as_secs_f64() / iters.max(1) as f64);
             elapsed
-        })
+        });
     }
 }
 

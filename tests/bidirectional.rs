@@ -113,7 +113,7 @@ fn grads_of(g: &rnnkit::Gradients<f64>) -> Vec<ArrayD<f64>> {
         g.kernel.clone().into_dyn(),
         g.recurrent_kernel.clone().into_dyn(),
     ];
-    out.extend(g.bias.clone().map(|b| b.into_dyn()));
+    out.extend(g.bias.clone().map(ndarray::ArrayBase::into_dyn));
     out.extend(g.initial_states.iter().map(|s| s.clone().into_dyn()));
     out
 }
@@ -365,7 +365,7 @@ fn merged_output_equals_merging_two_independent_passes() {
     }
 }
 
-/// Every merge mode × return_sequences for one cell; masked (with masked steps at both ends of
+/// Every merge mode × `return_sequences` for one cell; masked (with masked steps at both ends of
 /// a row, and a fully masked row) when `return_sequences == masked_sequences`, so that across
 /// the cells both output forms meet a mask.
 fn check_every_merge(kind: CellKind, masked_sequences: bool, seed: u64) {

@@ -4,7 +4,7 @@
 use ndarray::{Array, Array2, Array3, Dimension, IntoDimension};
 use rnnkit::{Activation, CellKind, CellSpec};
 
-/// A small deterministic generator (SplitMix64), so the tests need no random crate.
+/// A small deterministic generator (`SplitMix64`), so the tests need no random crate.
 pub struct Rng(u64);
 
 impl Rng {
