@@ -79,6 +79,28 @@ class _CellLayer(RNN):
             cell_config.pop(key, None)
         return {**config, **cell_config}
 
+    @classmethod
+    def from_torch(cls, module, **kwargs):
+        """This layer made from a PyTorch `nn.LSTM`/`nn.GRU`/`nn.RNN` or its state dict.
+
+        Args:
+            module: The PyTorch module, or a dict of arrays with PyTorch's key names.
+            **kwargs: See `rnnkit.interop.torch.from_torch` (`num_layers`, `bidirectional`,
+                `nonlinearity`, `return_sequences`, layer arguments, ...).
+
+        Returns:
+            The layer, a `Bidirectional`, or a list of them for `num_layers > 1`.
+        """
+        from rnnkit.interop import torch
+
+        return torch.from_torch(module, cls, **kwargs)
+
+    def to_torch_state_dict(self):
+        """The PyTorch state dict (numpy arrays) of this layer; see `rnnkit.interop.torch`."""
+        from rnnkit.interop import torch
+
+        return torch.to_torch_state_dict(self)
+
 
 class SimpleRNN(_CellLayer):
     """A fully-connected RNN whose output is fed back as input: `RNN(SimpleRNNCell(units))`.

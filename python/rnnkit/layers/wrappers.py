@@ -185,6 +185,12 @@ class Bidirectional(Layer):
         config["backward_layer"] = serialization.serialize(self.backward_layer)
         return {**super().get_config(), **config}
 
+    def to_torch_state_dict(self):
+        """The PyTorch state dict (numpy arrays, `_reverse` keys) of this bidirectional layer."""
+        from rnnkit.interop import torch
+
+        return torch.to_torch_state_dict(self)
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
