@@ -282,12 +282,12 @@ _FROM_TORCH = {"lstm": (0, 1, 2, 3), "gru": (1, 0, 2), "simple_rnn": (0,)}
 
 def _keras_weights(kind, arrays, tag, gates, use_bias):
     """[kernel, recurrent_kernel, (bias)] in Keras's layout from one PyTorch layer direction."""
+    units = _get(arrays, f"weight_hh_{tag}", (None, None)).shape[1]
     w_ih = _get(arrays, f"weight_ih_{tag}", (None, None))
-    units = w_ih.shape[0] // gates
     if w_ih.shape[0] != gates * units or units == 0:
         raise ValueError(
-            f"Argument `module`: 'weight_ih_{tag}' expected {gates}·hidden_size rows for {_TORCH_NAMES[kind]}, "
-            f"received shape {w_ih.shape}."
+            f"Argument `module`: 'weight_ih_{tag}' expected {gates}·hidden_size = {gates * units} rows for "
+            f"{_TORCH_NAMES[kind]} (hidden_size {units}, from 'weight_hh_{tag}'), received shape {w_ih.shape}."
         )
     w_hh = _get(arrays, f"weight_hh_{tag}", (gates * units, units))
     order = _FROM_TORCH[kind]
