@@ -1,44 +1,83 @@
 """Keras-style layers."""
 
-from rnnkit.layers.activation import Activation
-from rnnkit.layers.core import Dense
+from rnnkit.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
+from rnnkit.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit.layers.layer import Layer
 from rnnkit.layers.masking import Masking
-from rnnkit.layers.merging import Add, Concatenate
-from rnnkit.layers.normalization import BatchNormalization, LayerNormalization
+from rnnkit.layers.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from rnnkit.layers.normalization import (
+    BatchNormalization,
+    GroupNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
-from rnnkit.layers.regularization import Dropout
+from rnnkit.layers.regularization import (
+    ActivityRegularization,
+    Dropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+)
 from rnnkit.layers.reshaping import Flatten, RepeatVector, Reshape
+from rnnkit.layers.reshaping_1d import Cropping1D, Permute, UpSampling1D, ZeroPadding1D
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
+    "ELU",
     "GRU",
     "LSTM",
     "RNN",
     "Activation",
+    "ActivityRegularization",
     "Add",
+    "AdditiveAttention",
+    "Attention",
+    "Average",
     "BatchNormalization",
     "Bidirectional",
     "Concatenate",
+    "Cropping1D",
     "Dense",
+    "Dot",
     "Dropout",
     "Embedding",
     "Flatten",
     "GRUCell",
+    "GaussianDropout",
+    "GaussianNoise",
+    "GroupNormalization",
+    "Identity",
     "Input",
     "InputLayer",
     "LSTMCell",
+    "Lambda",
     "Layer",
     "LayerNormalization",
+    "LeakyReLU",
     "Masking",
+    "Maximum",
+    "Minimum",
+    "MultiHeadAttention",
+    "Multiply",
+    "PReLU",
+    "Permute",
+    "ReLU",
     "RepeatVector",
     "Reshape",
     "SimpleRNN",
     "SimpleRNNCell",
+    "Softmax",
+    "SpatialDropout1D",
     "StackedRNNCells",
+    "Subtract",
     "TimeDistributed",
+    "UnitNormalization",
+    "UpSampling1D",
+    "ZeroPadding1D",
 ]

@@ -1,8 +1,11 @@
-"""`Dense`: a fully-connected layer over the last axis of inputs of any rank."""
+"""`Dense` (a fully-connected layer over the last axis of inputs of any rank), `Identity` and `Lambda`."""
+
+import inspect
 
 import numpy as np
 
 from rnnkit import activations, constraints, initializers, ops, regularizers
+from rnnkit._registry import get_registered_name, get_registered_object
 from rnnkit.layers.layer import Layer
 
 
@@ -107,3 +110,135 @@ class Dense(Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
+
+
+class Identity(Layer):
+    """Returns its inputs unchanged (masks included): a placeholder in a model.
+
+    Args:
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        return inputs
+
+
+def _function_config(fn, what):
+    """A named function as Keras's function config; a Python lambda cannot be saved."""
+    if not callable(fn):
+        raise ValueError(f"{what}: expected a callable, received {fn!r:.80}")
+    name = getattr(fn, "__name__", None)
+    if name is None or name == "<lambda>":
+        raise ValueError(
+            f"Lambda layer: cannot save a Python lambda as its `{what}` (rnnkit never writes or runs "
+            "code from a file). Use a named function registered with "
+            "`@rnnkit.saving.register_keras_serializable()` (or passed in `custom_objects` when "
+            "loading), or a subclassed layer."
+        )
+    return {
+        "module": getattr(fn, "__module__", None),
+        "class_name": "function",
+        "config": name,
+        "registered_name": get_registered_name(fn),
+    }
+
+
+def _function_from_config(config, what, custom_objects=None):
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "__lambda__":
+        raise ValueError(
+            f"Lambda layer: the file's `{what}` is a Python lambda stored as bytecode; rnnkit never "
+            "runs code from a file. Rebuild the layer with a named function registered with "
+            "`@rnnkit.saving.register_keras_serializable()` or passed in `custom_objects`."
+        )
+    name, registered = config.get("config"), config.get("registered_name")
+    fn = get_registered_object(registered or name, custom_objects) or get_registered_object(name, custom_objects)
+    if fn is None:
+        from rnnkit import activations, ops
+
+        fn = getattr(activations, name, None) if config.get("module", "").endswith("activations") else None
+        fn = fn or (getattr(ops, name, None) if config.get("module", "").endswith("ops") else None)
+    if fn is None:
+        raise ValueError(
+            f"Lambda layer: unknown function {registered or name!r} for `{what}`. Register it with "
+            "`@rnnkit.saving.register_keras_serializable()` or pass it in `custom_objects`."
+        )
+    return fn
+
+
+class Lambda(Layer):
+    """Wraps a function as a layer: `function(inputs, **arguments)`.
+
+    The function gets `mask=` and `training=` when its signature takes them. It must compute with
+    `rnnkit.ops` to be differentiable. Saving needs a named function registered with
+    `register_keras_serializable` (or given in `custom_objects` when loading): a Python lambda
+    raises a ValueError in `get_config`, and a Keras file holding lambda bytecode raises on
+    loading, since rnnkit never runs code from files.
+
+    Args:
+        function: The function, taking the inputs first.
+        output_shape: Optional output shape (without the batch axis) or function of the input
+            shape, kept for Keras compatibility; rnnkit infers shapes by running the function.
+        mask: Optional output mask, or a function `(inputs, mask) -> mask`; None drops the mask.
+        arguments: Optional dict of keyword arguments for `function`.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise ValueError(f"function: expected a callable, received {function!r:.80}")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise ValueError(f"arguments: expected a dict, received {type(arguments).__name__}")
+        self.function = function
+        self.arguments = dict(arguments or {})
+        self.mask = mask
+        self._output_shape = output_shape
+        self.supports_masking = mask is not None
+        params = inspect.signature(function).parameters if _has_signature(function) else {}
+        self._takes_mask = "mask" in params
+        self._takes_training = "training" in params
+        self.built = True
+
+    def call(self, inputs, mask=None, training=None):
+        kwargs = dict(self.arguments)
+        if self._takes_mask:
+            kwargs["mask"] = mask
+        if self._takes_training:
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.mask(inputs, mask) if callable(self.mask) else self.mask
+
+    def get_config(self):
+        config = {**super().get_config(), "function": _function_config(self.function, "function")}
+        if self._output_shape is not None:
+            shape = self._output_shape
+            config["output_shape"] = _function_config(shape, "output_shape") if callable(shape) else list(shape)
+        if self.mask is not None:
+            config["mask"] = _function_config(self.mask, "mask") if callable(self.mask) else self.mask
+        config["arguments"] = self.arguments
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("function", "output_shape", "mask"):
+            if key in config:
+                config[key] = _function_from_config(config[key], key, custom_objects)
+        return cls(**config)
+
+
+def _has_signature(fn):
+    try:
+        inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,4 +1,5 @@
-"""`BatchNormalization` and `LayerNormalization`, each normalising in one op with an analytic gradient."""
+"""`BatchNormalization` and `LayerNormalization` (each normalising in one op with an analytic gradient),
+`GroupNormalization` and `UnitNormalization` (composed of differentiable ops)."""
 
 import collections
 import math
@@ -403,3 +404,149 @@ class LayerNormalization(Layer):
             "beta_constraint": constraints.serialize(self.beta_constraint),
             "gamma_constraint": constraints.serialize(self.gamma_constraint),
         }
+
+
+def _check_axis(axis):
+    if isinstance(axis, (list, tuple)):
+        return [int(a) for a in axis]
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        return int(axis)
+    raise TypeError(f"axis: expected an int or a list/tuple of ints, received {axis!r}")
+
+
+class GroupNormalization(Layer):
+    """Normalises groups of channels per sample (Wu & He, 2018), as Keras's.
+
+    The `axis` channels are split into `groups` groups; each sample's group is normalised over
+    its channels and all other non-batch axes, then scaled by `gamma` and offset by `beta`
+    (one per channel). `groups=-1` is instance normalisation, `groups=1` layer normalisation
+    over all axes. Masks pass through.
+
+    Args:
+        groups: Number of groups, a divisor of the channel count (or -1: one per channel).
+        axis: The channel axis.
+        epsilon: Added to the variance.
+        center: Whether to add the offset `beta`.
+        scale: Whether to multiply by `gamma`.
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        beta_regularizer: Optional regularizer of `beta`.
+        gamma_regularizer: Optional regularizer of `gamma`.
+        beta_constraint: Optional constraint of `beta`.
+        gamma_constraint: Optional constraint of `gamma`.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        groups=32,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or (groups <= 0 and groups != -1):
+            raise ValueError(
+                "Received an invalid value for argument `groups`, expected a positive integer "
+                f"(or `-1` for instance normalization). Received: groups={groups!r}"
+            )
+        super().__init__(**kwargs)
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"axis: expected an int, received {axis!r}")
+        self.groups = int(groups)
+        self.axis = int(axis)
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.gamma = self.beta = None
+
+    def build(self, input_shape):
+        if not -len(input_shape) <= self.axis < len(input_shape):
+            raise ValueError(f"Axis {self.axis} is out of bounds for input shape {tuple(input_shape)}.")
+        dim = input_shape[self.axis]
+        if dim is None:
+            raise ValueError(
+                f"Axis {self.axis} of input tensor should have a defined dimension but the layer received "
+                f"an input with shape {tuple(input_shape)}."
+            )
+        if self.groups == -1:
+            self.groups = dim
+        if dim < self.groups:
+            raise ValueError(f"Number of groups ({self.groups}) cannot be more than the number of channels ({dim}).")
+        if dim % self.groups:
+            raise ValueError(f"groups: expected a divisor of the number of channels ({dim}), received {self.groups}.")
+        _add_scale_and_offset(self, (dim,))
+        self.built = True
+
+    def call(self, inputs):
+        axis = self.axis % inputs.ndim
+        size = inputs.shape[axis]
+        grouped_shape = (*inputs.shape[:axis], self.groups, size // self.groups, *inputs.shape[axis + 1 :])
+        x = ops.reshape(inputs, grouped_shape)
+        reduce = tuple(i for i in range(1, x.ndim) if i != axis)
+        mean = ops.mean(x, axis=reduce, keepdims=True)
+        variance = ops.mean(ops.square(x - ops.stop_gradient(mean)), axis=reduce, keepdims=True)
+        # The variance's gradient through the mean is zero (the deviations sum to zero).
+        inv = 1.0 / ops.sqrt(variance + self.epsilon)
+        param_shape = [1] * x.ndim
+        param_shape[axis], param_shape[axis + 1] = self.groups, size // self.groups
+        if self.gamma is not None:
+            inv = inv * ops.reshape(self.gamma, param_shape)
+        offset = -mean * inv
+        if self.beta is not None:
+            offset = offset + ops.reshape(self.beta, param_shape)
+        return ops.reshape(x * inv + offset, inputs.shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }
+
+
+class UnitNormalization(Layer):
+    """Scales each sample to unit L2 norm over `axis`: `x * min(1 / ||x||, 1e12)`. Masks pass through.
+
+    Args:
+        axis: An int or a list of ints: the axes the norm is taken over.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _check_axis(axis)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
+        square_sum = ops.sum(ops.square(inputs), axis=axis, keepdims=True)
+        # 1 / sqrt(max(s, 1e-24)) is Keras's min(rsqrt(s), 1e12), with a finite gradient at zero.
+        return inputs / ops.sqrt(ops.maximum(square_sum, np.asarray(1e-24, square_sum.dtype)))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -1,4 +1,5 @@
-"""`Dropout`: randomly zeroes inputs in training, scaling the rest to keep the expected sum."""
+"""`Dropout` (randomly zeroes inputs in training, scaling the rest to keep the expected sum),
+`SpatialDropout1D`, `GaussianNoise`, `GaussianDropout` and `ActivityRegularization`."""
 
 import numpy as np
 
@@ -66,3 +67,126 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape}
+
+
+def _check_rate(name, value):
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a float value between 0 and 1. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+class SpatialDropout1D(Dropout):
+    """Dropout of whole feature channels of `(batch, steps, channels)` inputs: a dropped channel is
+    zero at every step (the pattern has shape `(batch, 1, channels)`), which suits correlated
+    neighbouring steps better than element dropout.
+
+    Args:
+        rate: The fraction of channels to drop, in [0, 1].
+        seed: An int for reproducible patterns.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def call(self, inputs, training=False):
+        if inputs.ndim != 3:
+            raise ValueError(f"Layer {self.name}: expected inputs of rank 3, received shape {tuple(inputs.shape)}")
+        self.noise_shape = (inputs.shape[0], 1, inputs.shape[2])
+        try:
+            return super().call(inputs, training=training)
+        finally:
+            self.noise_shape = None
+
+    def get_config(self):
+        config = super().get_config()
+        del config["noise_shape"]
+        return config
+
+
+class GaussianNoise(Layer):
+    """Adds zero-mean Gaussian noise of standard deviation `stddev` in training only; masks pass
+    through.
+
+    Args:
+        stddev: Standard deviation of the noise, in [0, 1].
+        seed: An int for reproducible noise.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = _check_rate("stddev", stddev)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if not training or self.stddev == 0 or in_symbolic_call():
+            return inputs
+        noise = (self._rng or random.generator()).normal(0.0, self.stddev, inputs.shape)
+        return ops.add(inputs, noise.astype(inputs.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+class GaussianDropout(Layer):
+    """Multiplies the inputs by Gaussian noise of mean 1 and standard deviation
+    `sqrt(rate / (1 - rate))` in training only; masks pass through.
+
+    Args:
+        rate: The drop probability the noise's variance matches, in [0, 1].
+        seed: An int for reproducible noise.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _check_rate("rate", rate)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0 or in_symbolic_call():
+            return inputs
+        stddev = np.sqrt(self.rate / (1.0 - self.rate)) if self.rate < 1 else np.inf
+        noise = (self._rng or random.generator()).normal(1.0, stddev, inputs.shape)
+        return ops.multiply(inputs, noise.astype(inputs.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class ActivityRegularization(Layer):
+    """Returns its inputs unchanged and adds `l1 * sum(|x|) + l2 * sum(x²)` (divided by the batch
+    size, as every activity regularizer) to `layer.losses`; masks pass through.
+
+    Args:
+        l1: The L1 factor.
+        l2: The L2 factor.
+        **kwargs: Base `Layer` arguments (without `activity_regularizer`).
+    """
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        from rnnkit import regularizers
+
+        kwargs.pop("activity_regularizer", None)
+        super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)
+        self.l1 = l1
+        self.l2 = l2
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        # A new tensor, so the caller's input keeps its own mask attribute.
+        return ops.multiply(inputs, np.ones((), inputs.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
