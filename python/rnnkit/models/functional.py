@@ -360,6 +360,28 @@ class Model(Trainer, Layer):
 
         saving.load_weights(self, filepath)
 
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Writes the model for inference elsewhere, as Keras 3's `export` (ONNX only).
+
+        Args:
+            filepath: The file to write.
+            format: "onnx" (see `rk.export.export_onnx`).
+            verbose: Print where the file went.
+            input_signature: Accepted for Keras compatibility; only None (the model's inputs,
+                with dynamic batch and time axes).
+            **kwargs: `opset_version` (default 17, at least 14).
+        """
+        from rnnkit.export import onnx
+
+        if format != "onnx":
+            raise ValueError(f"Argument `format` expected 'onnx', received {format!r}.")
+        if input_signature is not None:
+            raise ValueError(f"Argument `input_signature` expected None, received {input_signature!r}.")
+        unknown = sorted(set(kwargs) - {"opset_version"})
+        if unknown:
+            raise ValueError(f"Unknown keyword arguments for export: {unknown}; expected opset_version.")
+        onnx.export_onnx(self, filepath, opset_version=kwargs.get("opset_version"), verbose=bool(verbose))
+
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Prints the layers with their output shapes and parameter counts."""
         if self._nodes is None:
