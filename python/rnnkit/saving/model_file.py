@@ -1,11 +1,14 @@
-"""Saving and loading models and weights: a zip of JSON and `.npy` arrays, never pickle.
+"""Saving and loading models and weights, never through pickle.
 
-A model file (`model.save("m.keras")`) holds `config.json` (the architecture and compile
-settings), `metadata.json`, `model.weights.npz` and, once the model has trained, the optimizer's
-state in `optimizer.npz` (so training resumes where it stopped, as with Keras). A weights file is that npz alone. Every
-write goes to a temporary file that replaces the target only once complete, so a crash mid-save
-leaves the previous file intact. Reading validates names, sizes, dtypes and shapes before any
-array data is read, and never executes code.
+`model.save("m.keras")` writes Keras 3's archive (see `keras_file`): Keras itself loads it, and
+`rk.models.load_model` reads the archives Keras writes, tf.keras's legacy `.h5` models and
+rnnkit's earlier zip format. That earlier format, written by `save_rnnkit_zip`, holds
+`config.json` (the architecture and compile settings), `metadata.json`, `model.weights.npz` and,
+once the model has trained, the optimizer's state in `optimizer.npz`. `save_weights` writes
+Keras's HDF5 layout for a `.h5` name and rnnkit's npz otherwise. Every write goes to a temporary
+file that replaces the target only once complete, so a crash mid-save leaves the previous file
+intact. Reading validates names, sizes, dtypes and shapes before any array data is read, and never
+executes code.
 """
 
 import io
@@ -19,6 +22,7 @@ import numpy as np
 import rnnkit
 from rnnkit._registry import CustomObjectScope
 from rnnkit.layers import serialization
+from rnnkit.saving import keras_file
 
 _CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER = "config.json", "metadata.json", "model.weights.npz", "optimizer.npz"
 _MAX_JSON_BYTES = 64 << 20
@@ -106,8 +110,13 @@ def _expected(model):
     return [(w.shape, w.dtype) for w in model.weights]
 
 
+def _is_h5_name(filepath):
+    return os.fspath(filepath).lower().endswith((".h5", ".hdf5"))
+
+
 def save_weights(model, filepath, overwrite=True):
-    """Writes the model's weights to an npz file (atomically).
+    """Writes the model's weights (atomically): Keras 3's HDF5 layout for a name ending in `.h5`
+    (`"model.weights.h5"`, which Keras's `load_weights` reads), rnnkit's npz otherwise.
 
     Args:
         model: The model.
@@ -115,26 +124,42 @@ def save_weights(model, filepath, overwrite=True):
         overwrite: Whether to replace an existing file (False raises FileExistsError then).
     """
     _check_target(filepath, overwrite)
-    data = _weights_bytes(model.get_weights())
+    data = keras_file.weights_bytes(model) if _is_h5_name(filepath) else _weights_bytes(model.get_weights())
     _atomic_write(filepath, lambda f: f.write(data))
 
 
 def load_weights(model, filepath):
-    """Sets the model's weights from `save_weights`' file (or a model file).
+    """Sets the model's weights from a weights file or a model file: Keras's `.weights.h5`,
+    legacy `.h5` weights or models, `.keras` archives (Keras's or rnnkit's), or rnnkit's npz.
+
+    Args:
+        model: The model.
+        filepath: The file.
 
     Raises:
         ValueError: If the file is not a weights file of this architecture.
     """
     filepath = os.fspath(filepath)
+    if os.path.exists(filepath) and keras_file.is_hdf5(filepath):
+        keras_file.load_h5_weights(model, filepath)
+        return
     source = filepath
     if zipfile.is_zipfile(filepath):
         with zipfile.ZipFile(filepath) as archive:
-            if _WEIGHTS in archive.namelist():
+            names = archive.namelist()
+            if keras_file.WEIGHTS in names:
+                keras_file._check_member_names(names, filepath)
+                data = keras_file._member(archive, keras_file.WEIGHTS, None, filepath)
+                with keras_file._open_h5(io.BytesIO(data), filepath) as h5:
+                    keras_file._load_tree(h5, model, filepath)
+                return
+            if _WEIGHTS in names:
                 source = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
     model.set_weights(_read_weights(source, _expected(model), filepath))
 
 
-def _compile_config(model):
+def compile_config(model):
+    """The record of `model.compile`'s arguments (None for an uncompiled model)."""
     if not getattr(model, "compiled", False):
         return None
     from rnnkit import losses, metrics, optimizers
@@ -161,7 +186,8 @@ def _compile_config(model):
 
 
 def save_model(model, filepath, overwrite=True, zipped=None):
-    """Writes the architecture, compile settings and weights to one zip file (atomically).
+    """Writes the architecture, compile settings, weights and optimizer state to a Keras 3
+    `.keras` archive (atomically), which `keras.models.load_model` reads too.
 
     Args:
         model: The model.
@@ -175,7 +201,27 @@ def save_model(model, filepath, overwrite=True, zipped=None):
     if zipped is not None and not zipped:
         raise ValueError(f"zipped: rnnkit writes model files as zip archives only, received {zipped!r}")
     _check_target(filepath, overwrite)
-    config = {**serialization.serialize(model), "compile_config": _compile_config(model)}
+    data = keras_file.archive_bytes(model)
+    _atomic_write(filepath, lambda f: f.write(data))
+
+
+def save_rnnkit_zip(model, filepath, overwrite=True, zipped=None):
+    """Writes rnnkit's earlier model format, a zip of JSON and npz arrays (atomically); kept so
+    that files from earlier versions can be made and tested, `load_model` reads them.
+
+    Args:
+        model: The model.
+        filepath: The file to write, e.g. "model.keras".
+        overwrite: Whether to replace an existing file (False raises FileExistsError then).
+        zipped: None or True; the file is always a zip archive.
+
+    Raises:
+        ValueError: If `zipped` is False.
+    """
+    if zipped is not None and not zipped:
+        raise ValueError(f"zipped: rnnkit writes model files as zip archives only, received {zipped!r}")
+    _check_target(filepath, overwrite)
+    config = {**serialization.serialize(model), "compile_config": compile_config(model)}
     metadata = {"rnnkit_version": rnnkit.__version__, "format": 1}
     weights = _weights_bytes(model.get_weights())
     optimizer = getattr(model, "optimizer", None) if getattr(model, "compiled", False) else None
@@ -235,26 +281,36 @@ def model_from_config(config, custom_objects=None, source="config"):
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Loads a model saved by `model.save`.
+    """Loads a model: a Keras 3 `.keras` archive (from Keras or `model.save`), a legacy HDF5
+    model (tf.keras 2's or Keras 3's `save("m.h5")`) or rnnkit's earlier zip format.
 
     Args:
         filepath: The file.
         custom_objects: `{name: class}` for user-defined layers, cells or models that are not
             registered with `rk.saving.register_keras_serializable`.
-        compile: Whether to compile the model with the saved settings.
+        compile: Whether to compile the model with the saved settings (and restore the
+            optimizer's state when the file has it).
         safe_mode: Accepted for Keras's signature: loading never runs code from the file, so it
-            is always safe.
+            is always safe (Lambda layers are refused).
+
+    Returns:
+        The model.
 
     Raises:
-        ValueError: If the file is not an rnnkit model file, or is damaged.
+        ValueError: If the file is not a model file, is damaged or hostile, or uses layers rnnkit
+            does not have (all of them are listed).
     """
     filepath = os.fspath(filepath)
+    if os.path.isfile(filepath) and keras_file.is_hdf5(filepath):
+        return keras_file.load_h5_model(filepath, custom_objects, compile)
     try:
         archive = zipfile.ZipFile(filepath)
     except zipfile.BadZipFile:
-        raise ValueError(f"{filepath}: not an rnnkit model file (expected a zip archive).") from None
+        raise ValueError(f"{filepath}: not a model file (expected a .keras zip archive or an HDF5 .h5 file).") from None
     with archive:
         names = set(archive.namelist())
+        if keras_file.WEIGHTS in names:
+            return keras_file.load_archive(archive, filepath, custom_objects, compile)
         if not {_CONFIG, _WEIGHTS} <= names or names - {_CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER}:
             raise ValueError(f"{filepath}: not an rnnkit model file (members: {sorted(names)[:5]}).")
         try:
