@@ -197,11 +197,7 @@ def _load_optimizer(h5, model, what):
         return
     optimizer = model.optimizer
     optimizer.build(model.trainable_weights)
-    try:
-        arrays = _read_vars(group, optimizer.variables, what, "optimizer")
-    except ValueError as err:
-        warnings.warn(f"Skipping the optimizer's state: {err}", stacklevel=3)
-        return
+    arrays = _read_vars(group, optimizer.variables, f"{what}: optimizer state", "optimizer")
     for variable, array in zip(optimizer.variables, arrays):
         variable.assign(array)
 
@@ -841,11 +837,7 @@ def _load_legacy_weights(root, model, what):
 def _load_legacy_optimizer(group, model, what):
     optimizer = model.optimizer
     optimizer.build(model.trainable_weights)
-    try:
-        arrays = _legacy_arrays(group, _names(group, "weight_names"), optimizer.variables, what)
-    except ValueError as err:
-        warnings.warn(f"Skipping the optimizer's state: {err}", stacklevel=3)
-        return
+    arrays = _legacy_arrays(group, _names(group, "weight_names"), optimizer.variables, f"{what}: optimizer state")
     for variable, array in zip(optimizer.variables, arrays):
         variable.assign(array)
 

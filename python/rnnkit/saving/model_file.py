@@ -306,7 +306,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     try:
         archive = zipfile.ZipFile(filepath)
     except zipfile.BadZipFile:
-        raise ValueError(f"{filepath}: not a model file (expected a .keras zip archive or an HDF5 .h5 file).") from None
+        raise ValueError(
+            f"{filepath}: not an rnnkit model file (expected a Keras .keras zip archive, an HDF5 .h5 file or "
+            "rnnkit's earlier zip)."
+        ) from None
     with archive:
         names = set(archive.namelist())
         if keras_file.WEIGHTS in names:
