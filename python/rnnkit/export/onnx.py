@@ -61,8 +61,9 @@ def _onnx():
 class _Graph:
     """ONNX nodes, initializers and fresh names, built up one operator at a time."""
 
-    def __init__(self, onnx):
+    def __init__(self, onnx, opset):
         self.onnx = onnx
+        self.opset = opset
         self.nodes = []
         self.initializers = []
         self._names = set()
@@ -423,7 +424,12 @@ def _layer_normalization(g, layer, x, ndim, opset):
 def _masking(g, layer, x):
     value = g.const(np.float32(layer.mask_value))
     differs = g.op("Cast", [g.op("Not", [g.op("Equal", [x, value])])], to=1)
-    keep = g.op("Cast", [g.op("ReduceMax", [differs, g.ints([-1])], keepdims=0)], hint=f"{layer.name}/mask", to=9)
+    # ReduceMax takes its axes as an input from opset 18, as an attribute before.
+    if g.opset >= 18:
+        any_differs = g.op("ReduceMax", [differs, g.ints([-1])], keepdims=0)
+    else:
+        any_differs = g.op("ReduceMax", [differs], axes=[-1], keepdims=0)
+    keep = g.op("Cast", [any_differs], hint=f"{layer.name}/mask", to=9)
     output = g.op("Mul", [x, g.op("Unsqueeze", [g.op("Cast", [keep], to=1), g.ints([-1])])], hint=layer.name)
     return output, keep
 
@@ -552,13 +558,12 @@ def _dims(shape, sequence):
 def _model_graph(model):
     """The model's symbolic input tensors (as the graph sees them), its Inputs and its nodes."""
     from rnnkit.models.functional import _graph
+    from rnnkit.models.sequential import Sequential
 
-    try:
-        inputs = model.inputs
-        outputs = model.outputs
-    except (AttributeError, ValueError):
-        inputs = outputs = []
-    if not inputs or not outputs or getattr(model, "_nodes", True) is None:
+    inputs = outputs = []
+    if isinstance(model, Sequential) or getattr(model, "_nodes", None) is not None:
+        inputs, outputs = model.inputs, model.outputs
+    if not inputs or not outputs:
         raise ValueError(
             f"ONNX export: model {model.name!r} has no graph to export; expected a built Sequential model "
             "(with an Input or an input shape, or called once) or a functional Model; subclassed models are "
@@ -590,7 +595,7 @@ def to_onnx(model, opset_version=None):
     sources, inputs, outputs, nodes = _model_graph(model)
     from rnnkit.symbolic import KerasTensor
 
-    g = _Graph(onnx)
+    g = _Graph(onnx, int(opset))
     values = {}  # id(KerasTensor) -> (ONNX name, ONNX mask name or None)
     graph_inputs = []
     sequence_inputs = _sequence_inputs(sources, nodes)
