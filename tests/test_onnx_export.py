@@ -255,3 +255,12 @@ def test_export_argument_errors(tmp_path):
         model.export(tmp_path / "m.onnx", opset_version=13)
     with pytest.raises(ValueError, match="no graph to export"):
         rk.Sequential([layers.LSTM(3)]).export(tmp_path / "m.onnx")
+
+
+def test_nested_models_inlined(tmp_path):
+    """A Sequential inside a functional model, itself inside a Sequential; the mask flows through."""
+    inner = rk.Sequential([rk.Input((None, 4)), layers.Masking(), layers.LSTM(6, return_sequences=True)])
+    inp = rk.Input((None, 4))
+    middle = rk.Model(inp, layers.Bidirectional(layers.GRU(3))(inner(inp)))
+    model = randomize(rk.Sequential([rk.Input((None, 4)), middle, layers.Dense(2)]))
+    check(model, padded(), tmp_path)

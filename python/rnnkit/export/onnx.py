@@ -593,7 +593,6 @@ def to_onnx(model, opset_version=None):
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < _MIN_OPSET:
         raise ValueError(f"Argument `opset_version` expected an integer >= {_MIN_OPSET}, received {opset_version!r}.")
     sources, inputs, outputs, nodes = _model_graph(model)
-    from rnnkit.symbolic import KerasTensor
 
     g = _Graph(onnx, int(opset))
     values = {}  # id(KerasTensor) -> (ONNX name, ONNX mask name or None)
@@ -609,34 +608,7 @@ def to_onnx(model, opset_version=None):
         values[id(source)] = (name, None)
 
     problems = []
-    for node in nodes:
-        layer = node.layer
-        first = node.args[0] if node.args else None
-        flat_in = [t for t in tree.flatten(first) if isinstance(t, KerasTensor)]
-        try:
-            if node.args[1:] or any(k not in ("initial_state", "mask", "training") for k in node.kwargs):
-                raise _Unsupported("call arguments other than the inputs, initial_state, mask and training")
-            kwargs = {}
-            if node.kwargs.get("initial_state") is not None:
-                kwargs["initial_state"] = [values[id(t)][0] for t in tree.flatten(node.kwargs["initial_state"])]
-            if isinstance(node.kwargs.get("mask"), KerasTensor):
-                kwargs["mask"] = g.op("Cast", [values[id(node.kwargs["mask"])][0]], to=9)
-            args = [values[id(t)] for t in flat_in]
-            if not args:
-                raise _Unsupported("no input tensor")
-            if layer.dtype is not None and np.dtype(layer.dtype) != np.float32 and type(layer).__name__ != "InputLayer":
-                raise _Unsupported(f"dtype {layer.dtype} (float32 exports)")
-            results = _convert_node(g, layer, args, kwargs, [t.shape for t in flat_in], opset)
-        except _Unsupported as reason:
-            problems.append(f"{layer.name!r} ({type(layer).__name__}): {reason}")
-            results = [(f"<unconverted {layer.name}>", None)] * len(tree.flatten(node.outputs))
-        except KeyError:
-            results = [(f"<unconverted {layer.name}>", None)] * len(tree.flatten(node.outputs))
-        flat_out = tree.flatten(node.outputs)
-        if len(results) != len(flat_out):
-            problems.append(f"{layer.name!r} ({type(layer).__name__}): {len(results)} outputs for {len(flat_out)}")
-        for kt, result in zip(flat_out, results):
-            values[id(kt)] = result
+    _convert_nodes(g, nodes, values, opset, problems)
     if problems:
         raise ValueError(
             f"ONNX export of model {model.name!r}: {len(problems)} layer(s) cannot be exported:\n  - "
@@ -661,6 +633,68 @@ def to_onnx(model, opset_version=None):
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
     onnx.checker.check_model(proto)
     return proto
+
+
+def _convert_nodes(g, nodes, values, opset, problems):
+    """Converts layer calls in order; `values` maps id(KerasTensor) to (ONNX name, mask name), and
+    every layer that cannot convert adds its reason to `problems`."""
+    from rnnkit.symbolic import KerasTensor
+
+    for node in nodes:
+        layer = node.layer
+        first = node.args[0] if node.args else None
+        flat_in = [t for t in tree.flatten(first) if isinstance(t, KerasTensor)]
+        try:
+            if node.args[1:] or any(k not in ("initial_state", "mask", "training") for k in node.kwargs):
+                raise _Unsupported("call arguments other than the inputs, initial_state, mask and training")
+            kwargs = {}
+            if node.kwargs.get("initial_state") is not None:
+                kwargs["initial_state"] = [values[id(t)][0] for t in tree.flatten(node.kwargs["initial_state"])]
+            if isinstance(node.kwargs.get("mask"), KerasTensor):
+                kwargs["mask"] = g.op("Cast", [values[id(node.kwargs["mask"])][0]], to=9)
+            args = [values[id(t)] for t in flat_in]
+            if not args:
+                raise _Unsupported("no input tensor")
+            if layer.dtype is not None and np.dtype(layer.dtype) != np.float32 and type(layer).__name__ != "InputLayer":
+                raise _Unsupported(f"dtype {layer.dtype} (float32 exports)")
+            if _is_model(layer):
+                results = _inline_model(g, layer, args, kwargs, opset, problems)
+            else:
+                results = _convert_node(g, layer, args, kwargs, [t.shape for t in flat_in], opset)
+        except _Unsupported as reason:
+            problems.append(f"{layer.name!r} ({type(layer).__name__}): {reason}")
+            results = [(f"<unconverted {layer.name}>", None)] * len(tree.flatten(node.outputs))
+        except KeyError:
+            problems.append(
+                f"{layer.name!r} ({type(layer).__name__}): an input that the model's graph does not compute"
+            )
+            results = [(f"<unconverted {layer.name}>", None)] * len(tree.flatten(node.outputs))
+        flat_out = tree.flatten(node.outputs)
+        if len(results) != len(flat_out):
+            problems.append(f"{layer.name!r} ({type(layer).__name__}): {len(results)} outputs for {len(flat_out)}")
+        for kt, result in zip(flat_out, results):
+            values[id(kt)] = result
+
+
+def _is_model(layer):
+    from rnnkit.models.functional import Model
+
+    return isinstance(layer, Model)
+
+
+def _inline_model(g, model, args, kwargs, opset, problems):
+    """A nested model's layers, inlined on the outer call's inputs (its masks included)."""
+    if kwargs:
+        raise _Unsupported("a nested model called with initial_state or mask arguments")
+    try:
+        sources, _, outputs, nodes = _model_graph(model)
+    except ValueError as error:
+        raise _Unsupported(str(error)) from None
+    if len(sources) != len(args):
+        raise _Unsupported(f"{len(args)} inputs for a model of {len(sources)}")
+    values = {id(s): a for s, a in zip(sources, args)}
+    _convert_nodes(g, nodes, values, opset, problems)
+    return [values[id(kt)] for kt in outputs]
 
 
 def _sequence_inputs(sources, nodes):
