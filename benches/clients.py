@@ -48,8 +48,16 @@ CLIENTS = {
     "addition_rnn": ("addition_rnn (LSTM 128, 450 questions)", -1, "val_accuracy"),
     "bidirectional_lstm_imdb": ("bidirectional_lstm_imdb (2 x BiLSTM 64, 400 reviews)", -1, "val_accuracy"),
     "lstm_seq2seq": ("lstm_seq2seq (LSTM 256 enc/dec, 300 pairs)", -1, "val_accuracy"),
-    "lstm_character_level_text_generation": ("lstm_character_level_text_generation (LSTM 128, 2,170 windows)", -1, "loss"),
-    "timeseries_weather_forecasting": ("timeseries_weather_forecasting (LSTM 32, 4,291 windows of 120)", -1, "val_loss"),
+    "lstm_character_level_text_generation": (
+        "lstm_character_level_text_generation (LSTM 128, 2,170 windows)",
+        -1,
+        "loss",
+    ),
+    "timeseries_weather_forecasting": (
+        "timeseries_weather_forecasting (LSTM 32, 4,291 windows of 120)",
+        -1,
+        "val_loss",
+    ),
     "working_with_rnns": ("working_with_rnns (RNN(LSTMCell(64)) + BN, 1,000 digits)", 1, "val_accuracy"),
 }
 
@@ -195,8 +203,14 @@ def main():
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); Python {platform.python_version()}")
     versions = subprocess.run(
-        [args.python, "-c", "import keras, tensorflow as tf, numpy as np; print(keras.__version__, tf.__version__, np.__version__)"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [
+            args.python,
+            "-c",
+            "import keras, tensorflow as tf, numpy as np; print(keras.__version__, tf.__version__, np.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     ).stdout.split()
     if len(versions) == 3:
         print(f"Keras {versions[0]} (TensorFlow {versions[1]} backend), numpy {versions[2]}")
@@ -216,8 +230,10 @@ def main():
         value = cells.get(framework)
         return "failed" if value is None else format(value[field], fmt)
 
-    print("| example | metric | rnnkit | Keras | rnnkit s/epoch | Keras s/epoch "
-          "| rnnkit ms/step | Keras ms/step | rnnkit script s | Keras script s |")
+    print(
+        "| example | metric | rnnkit | Keras | rnnkit s/epoch | Keras s/epoch "
+        "| rnnkit ms/step | Keras ms/step | rnnkit script s | Keras script s |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, key, cells in rows:
         print(

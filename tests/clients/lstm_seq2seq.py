@@ -31,15 +31,29 @@ latent_dim = 256
 num_samples = 300  # the example: 10000
 
 SUBJECT_VERBS = [
-    ("I see", "Je vois"), ("I like", "J'aime"), ("I want", "Je veux"),
-    ("You see", "Tu vois"), ("You like", "Tu aimes"), ("You want", "Tu veux"),
-    ("He sees", "Il voit"), ("He likes", "Il aime"), ("He wants", "Il veut"),
-    ("We see", "Nous voyons"), ("We like", "Nous aimons"), ("We want", "Nous voulons"),
+    ("I see", "Je vois"),
+    ("I like", "J'aime"),
+    ("I want", "Je veux"),
+    ("You see", "Tu vois"),
+    ("You like", "Tu aimes"),
+    ("You want", "Tu veux"),
+    ("He sees", "Il voit"),
+    ("He likes", "Il aime"),
+    ("He wants", "Il veut"),
+    ("We see", "Nous voyons"),
+    ("We like", "Nous aimons"),
+    ("We want", "Nous voulons"),
 ]
 OBJECTS = [
-    ("the cat", "le chat"), ("the dog", "le chien"), ("the house", "la maison"),
-    ("the car", "la voiture"), ("the book", "le livre"), ("the bread", "le pain"),
-    ("the sea", "la mer"), ("the tree", "l'arbre"), ("a red apple", "une pomme rouge"),
+    ("the cat", "le chat"),
+    ("the dog", "le chien"),
+    ("the house", "la maison"),
+    ("the car", "la voiture"),
+    ("the book", "le livre"),
+    ("the bread", "le pain"),
+    ("the sea", "la mer"),
+    ("the tree", "l'arbre"),
+    ("a red apple", "une pomme rouge"),
     ("the small bird", "le petit oiseau"),
 ]
 
@@ -51,7 +65,9 @@ def make_fra_lines(count, seed=7):
     for n in range(count):
         (en_sv, fr_sv), (en_o, fr_o) = rng.choice(SUBJECT_VERBS), rng.choice(OBJECTS)
         mark, fr_mark = rng.choice([(".", "."), ("!", " !")])
-        lines.append(f"{en_sv} {en_o}{mark}\t{fr_sv} {fr_o}{fr_mark}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{1000 + n}")
+        lines.append(
+            f"{en_sv} {en_o}{mark}\t{fr_sv} {fr_o}{fr_mark}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{1000 + n}"
+        )
     return lines
 
 
@@ -90,13 +106,13 @@ decoder_target_data = np.zeros(shape, dtype="float32")
 for i, (input_text, target_text) in enumerate(zip(input_texts, target_texts)):
     for t, char in enumerate(input_text):
         encoder_input_data[i, t, input_token_index[char]] = 1.0
-    encoder_input_data[i, len(input_text):, input_token_index[" "]] = 1.0
+    encoder_input_data[i, len(input_text) :, input_token_index[" "]] = 1.0
     for t, char in enumerate(target_text):
         decoder_input_data[i, t, target_token_index[char]] = 1.0
         if t > 0:  # the target is the input shifted one step ahead
             decoder_target_data[i, t - 1, target_token_index[char]] = 1.0
-    decoder_input_data[i, len(target_text):, target_token_index[" "]] = 1.0
-    decoder_target_data[i, len(target_text) - 1:, target_token_index[" "]] = 1.0
+    decoder_input_data[i, len(target_text) :, target_token_index[" "]] = 1.0
+    decoder_target_data[i, len(target_text) - 1 :, target_token_index[" "]] = 1.0
 
 # Training model: the encoder's final states start the decoder (teacher forcing).
 encoder_inputs = keras.Input(shape=(None, num_encoder_tokens))

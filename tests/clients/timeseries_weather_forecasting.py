@@ -26,22 +26,42 @@ Adam(0.001) with mse, EarlyStopping and ModelCheckpoint(save_best_only) on val_l
 plot and the single-step prediction plots follow the example.
 """
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import rnnkit as keras
 
 titles = [
-    "Pressure", "Temperature", "Temperature in Kelvin", "Temperature (dew point)",
-    "Relative Humidity", "Saturation vapor pressure", "Vapor pressure", "Vapor pressure deficit",
-    "Specific humidity", "Water vapor concentration", "Airtight", "Wind speed",
-    "Maximum wind speed", "Wind direction in degrees",
+    "Pressure",
+    "Temperature",
+    "Temperature in Kelvin",
+    "Temperature (dew point)",
+    "Relative Humidity",
+    "Saturation vapor pressure",
+    "Vapor pressure",
+    "Vapor pressure deficit",
+    "Specific humidity",
+    "Water vapor concentration",
+    "Airtight",
+    "Wind speed",
+    "Maximum wind speed",
+    "Wind direction in degrees",
 ]
 feature_keys = [
-    "p (mbar)", "T (degC)", "Tpot (K)", "Tdew (degC)", "rh (%)", "VPmax (mbar)", "VPact (mbar)",
-    "VPdef (mbar)", "sh (g/kg)", "H2OC (mmol/mol)", "rho (g/m**3)", "wv (m/s)",
-    "max. wv (m/s)", "wd (deg)",
+    "p (mbar)",
+    "T (degC)",
+    "Tpot (K)",
+    "Tdew (degC)",
+    "rh (%)",
+    "VPmax (mbar)",
+    "VPact (mbar)",
+    "VPdef (mbar)",
+    "sh (g/kg)",
+    "H2OC (mmol/mol)",
+    "rho (g/m**3)",
+    "wv (m/s)",
+    "max. wv (m/s)",
+    "wd (deg)",
 ]
 colors = ["blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan"]
 date_time_key = "Date Time"
@@ -63,9 +83,20 @@ def jena_like_table(rows=7000, seed=3):
     wv = np.abs(2 + np.sin(day * 1.7) + rng.normal(0, 0.5, rows))
     table = np.stack(
         [
-            pressure, temp, temp + 273.15 + (1000 - pressure) * 0.08, tdew, rh, vp_max, vp_act,
-            vp_max - vp_act, sh, sh * 1.6, 1290 - 4.6 * temp + (pressure - 989) * 1.2, wv,
-            wv * 1.7 + np.abs(rng.normal(0, 0.3, rows)), (180 + 90 * np.sin(day / 3) + rng.normal(0, 20, rows)) % 360,
+            pressure,
+            temp,
+            temp + 273.15 + (1000 - pressure) * 0.08,
+            tdew,
+            rh,
+            vp_max,
+            vp_act,
+            vp_max - vp_act,
+            sh,
+            sh * 1.6,
+            1290 - 4.6 * temp + (pressure - 989) * 1.2,
+            wv,
+            wv * 1.7 + np.abs(rng.normal(0, 0.3, rows)),
+            (180 + 90 * np.sin(day / 3) + rng.normal(0, 20, rows)) % 360,
         ],
         axis=1,
     )

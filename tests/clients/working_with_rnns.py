@@ -120,9 +120,7 @@ x_train, x_test = x_train / 255.0, x_test / 255.0
 sample, sample_label = x_train[0], y_train[0]
 
 model = build_model(allow_cudnn_kernel=True)
-model.compile(
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd", metrics=["accuracy"]
-)
+model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd", metrics=["accuracy"])
 history = model.fit(x_train, y_train, validation_data=(x_test, y_test), batch_size=batch_size, epochs=1)
 
 noncudnn_model = build_model(allow_cudnn_kernel=False)
