@@ -342,20 +342,22 @@ class Model(Trainer, Layer):
         return json.dumps(serialization.serialize(self), **kwargs)
 
     def save(self, filepath, overwrite=True, zipped=None):
-        """Saves the architecture, compile settings and weights to one file (see
-        `rk.saving.save_model`)."""
+        """Saves the architecture, compile settings, weights and optimizer state to a Keras 3
+        `.keras` archive, which Keras's `load_model` reads too (see `rk.saving.save_model`)."""
         from rnnkit import saving
 
         saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
 
     def save_weights(self, filepath, overwrite=True):
-        """Saves the weights to an npz file (see `rk.saving.save_weights`)."""
+        """Saves the weights: Keras's HDF5 layout for a `.weights.h5` name, rnnkit's npz otherwise
+        (see `rk.saving.save_weights`)."""
         from rnnkit import saving
 
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
-        """Loads weights saved by `save_weights` (or `save`) into this architecture."""
+        """Loads weights into this architecture from `save_weights`' or Keras's files (`.weights.h5`,
+        legacy `.h5`, `.keras`) or rnnkit's npz (see `rk.saving.load_weights`)."""
         from rnnkit import saving
 
         saving.load_weights(self, filepath)
