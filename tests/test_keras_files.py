@@ -332,3 +332,86 @@ def test_weights_of_another_architecture_are_refused(small_archive, tmp_path):
     other = rk.Sequential([rk.Input((6, 5)), rk.layers.GRU(4), rk.layers.Dense(3)])
     with pytest.raises(ValueError, match="expected 3 arrays|has shape"):
         other.load_weights(small_archive)
+
+
+# --- tf.keras 2's HDF5 dialect -------------------------------------------------------------------
+
+
+def _tf_keras_2_file(path, model_config, layers):
+    """An HDF5 model laid out as tf.keras 2 writes it (`model.save("m.h5")` in TensorFlow 2.x):
+    the config in tf.keras 2's dialect and `<layer>/<layer>/<cell>/kernel:0` weight names."""
+    with h5py.File(path, "w") as h5:
+        h5.attrs["keras_version"] = "2.15.0"
+        h5.attrs["backend"] = "tensorflow"
+        h5.attrs["model_config"] = json.dumps(model_config)
+        group = h5.create_group("model_weights")
+        group.attrs["layer_names"] = [name.encode() for name, _ in layers]
+        for name, arrays in layers:
+            layer = group.create_group(name)
+            layer.attrs["weight_names"] = [f"{name}/{key}:0".encode() for key in arrays]
+            for key, value in arrays.items():
+                layer[f"{name}/{key}:0"] = value
+    return path
+
+
+def test_tf_keras_2_functional_h5(tmp_path):
+    reference = rk.Sequential([rk.Input((6, 5)), rk.layers.LSTM(4), rk.layers.Dense(3)])
+    kernel, recurrent, bias, dense_kernel, dense_bias = [w + 0.1 for w in reference.get_weights()]
+    lstm = {
+        "name": "lstm",
+        "trainable": True,
+        "dtype": "float32",
+        "return_sequences": False,
+        "return_state": False,
+        "go_backwards": False,
+        "stateful": False,
+        "unroll": False,
+        "time_major": False,
+        "units": 4,
+        "activation": "tanh",
+        "recurrent_activation": "sigmoid",
+        "use_bias": True,
+        "unit_forget_bias": True,
+        "dropout": 0.0,
+        "recurrent_dropout": 0.0,
+        "implementation": 2,
+    }
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "model",
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "config": {"batch_input_shape": [None, 6, 5], "dtype": "float32", "sparse": False, "name": "in"},
+                    "name": "in",
+                    "inbound_nodes": [],
+                },
+                {"class_name": "LSTM", "config": lstm, "name": "lstm", "inbound_nodes": [[["in", 0, 0, {}]]]},
+                {
+                    "class_name": "Dense",
+                    "config": {"name": "dense", "units": 3, "activation": "linear", "use_bias": True},
+                    "name": "dense",
+                    "inbound_nodes": [[["lstm", 0, 0, {}]]],
+                },
+            ],
+            "input_layers": [["in", 0, 0]],
+            "output_layers": [["dense", 0, 0]],
+        },
+    }
+    path = _tf_keras_2_file(
+        tmp_path / "tf2.h5",
+        config,
+        [
+            ("in", {}),
+            ("lstm", {"lstm_cell/kernel": kernel, "lstm_cell/recurrent_kernel": recurrent, "lstm_cell/bias": bias}),
+            ("dense", {"kernel": dense_kernel, "bias": dense_bias}),
+        ],
+    )
+    loaded = rk.models.load_model(path)
+    reference.set_weights([kernel, recurrent, bias, dense_kernel, dense_bias])
+    x = _data((3, 6, 5), 30)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(reference(x)), atol=ATOL)
+    fresh = rk.Sequential([rk.Input((6, 5)), rk.layers.LSTM(4), rk.layers.Dense(3)])
+    fresh.load_weights(path)  # a legacy model file holds weights load_weights reads by layer order
+    np.testing.assert_allclose(np.asarray(fresh(x)), np.asarray(reference(x)), atol=ATOL)

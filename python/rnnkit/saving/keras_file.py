@@ -425,8 +425,8 @@ class _Reader:
             "name": config.get("name"),
             "trainable": config.get("trainable", True),
             "layers": out_layers,
-            "input_layers": _ref_tree(config.get("input_layers")),
-            "output_layers": _ref_tree(config.get("output_layers")),
+            "input_layers": _unwrap(_ref_tree(config.get("input_layers"))),
+            "output_layers": _unwrap(_ref_tree(config.get("output_layers"))),
         }
 
     def node(self, node, op_names):
@@ -443,6 +443,13 @@ class _Reader:
         if mask is None or all(ref[1] in op_names for ref in _refs(mask)):
             kwargs.pop("mask", None)
         return [args, kwargs]
+
+
+def _unwrap(value):
+    """One tensor for a list of one, as Keras reads `[[name, 0, 0]]` (tf.keras 2 always wrote lists)."""
+    if isinstance(value, list) and len(value) == 1 and _refs(value) == [value[0]]:
+        return value[0]
+    return value
 
 
 def _refs(value):
