@@ -415,3 +415,10 @@ def test_tf_keras_2_functional_h5(tmp_path):
     fresh = rk.Sequential([rk.Input((6, 5)), rk.layers.LSTM(4), rk.layers.Dense(3)])
     fresh.load_weights(path)  # a legacy model file holds weights load_weights reads by layer order
     np.testing.assert_allclose(np.asarray(fresh(x)), np.asarray(reference(x)), atol=ATOL)
+
+
+def test_saving_a_model_as_h5_points_to_keras_format(tmp_path):
+    model = rk.Sequential([rk.Input((3, 2)), rk.layers.GRU(2)])
+    with pytest.raises(ValueError, match=r"writes Keras 3's format.*\.keras"):
+        model.save(tmp_path / "m.h5")
+    assert not os.listdir(tmp_path)

@@ -196,10 +196,15 @@ def save_model(model, filepath, overwrite=True, zipped=None):
         zipped: None or True; the file is always a zip archive.
 
     Raises:
-        ValueError: If `zipped` is False.
+        ValueError: If `zipped` is False, or the name ends in `.h5` (legacy HDF5 models are read only).
     """
     if zipped is not None and not zipped:
         raise ValueError(f"zipped: rnnkit writes model files as zip archives only, received {zipped!r}")
+    if _is_h5_name(filepath):
+        raise ValueError(
+            f"filepath: rnnkit reads legacy HDF5 models but writes Keras 3's format, received {os.fspath(filepath)!r}; "
+            "use a .keras name (or save_weights for a .weights.h5 file)."
+        )
     _check_target(filepath, overwrite)
     data = keras_file.archive_bytes(model)
     _atomic_write(filepath, lambda f: f.write(data))
