@@ -2,17 +2,25 @@
 
 from rnnkit._registry import Registry
 from rnnkit.optimizers import schedules
+from rnnkit.optimizers.adadelta import Adadelta
 from rnnkit.optimizers.adagrad import Adagrad
 from rnnkit.optimizers.adam import Adam, AdamW
+from rnnkit.optimizers.adamax import Adamax
+from rnnkit.optimizers.lion import Lion
+from rnnkit.optimizers.nadam import Nadam
 from rnnkit.optimizers.optimizer import Optimizer
 from rnnkit.optimizers.rmsprop import RMSprop
 from rnnkit.optimizers.sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "Lion",
+    "Nadam",
     "Optimizer",
     "RMSprop",
     "deserialize",
@@ -27,7 +35,11 @@ _registry = Registry(
     "optimizer",
     "keras.optimizers",
     [],
-    {name: c for c in (SGD, Adagrad, Adam, AdamW, RMSprop) for name in (c.__name__, c.__name__.lower())},
+    {
+        name: c
+        for c in (SGD, Adadelta, Adagrad, Adam, AdamW, Adamax, Lion, Nadam, RMSprop)
+        for name in (c.__name__, c.__name__.lower())
+    },
 )
 
 
@@ -66,7 +78,8 @@ def get(identifier):
     """Resolves an optimizer identifier as `keras.optimizers.get` does.
 
     Args:
-        identifier: None; a name, in any case ("sgd", "adam", "adamw", "rmsprop", "adagrad",
+        identifier: None; a name, in any case ("sgd", "adam", "adamw", "adamax", "nadam", "adadelta",
+            "lion", "rmsprop", "adagrad",
             "Adam", ...), which gives an instance with the default arguments; a config dict; or an
             Optimizer instance, returned as is.
 
