@@ -17,25 +17,49 @@ from rnnkit.ops.core import op
 from rnnkit.tensor import convert_to_tensor, wrap
 
 __all__ = [
+    "KLD",
+    "MAPE",
+    "MSLE",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
+    "CategoricalHinge",
+    "CosineSimilarity",
+    "Hinge",
     "Huber",
+    "KLDivergence",
+    "LogCosh",
     "Loss",
     "LossFunctionWrapper",
     "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
     "MeanSquaredError",
+    "MeanSquaredLogarithmicError",
+    "Poisson",
     "SparseCategoricalCrossentropy",
+    "SquaredHinge",
     "binary_crossentropy",
     "categorical_crossentropy",
+    "categorical_hinge",
+    "cosine_similarity",
     "deserialize",
     "get",
+    "hinge",
     "huber",
+    "kl_divergence",
+    "kld",
+    "log_cosh",
     "mae",
+    "mape",
     "mean_absolute_error",
+    "mean_absolute_percentage_error",
     "mean_squared_error",
+    "mean_squared_logarithmic_error",
     "mse",
+    "msle",
+    "poisson",
     "serialize",
     "sparse_categorical_crossentropy",
+    "squared_hinge",
 ]
 
 # Keras's fuzz factor (keras.config.epsilon()): probabilities are clipped to [EPSILON, 1 - EPSILON].
@@ -383,6 +407,162 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     return _binary_crossentropy(y_true, y_pred, from_logits, axis)
 
 
+def mean_absolute_percentage_error(y_true, y_pred):
+    """Computes `100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7), axis=-1)`.
+
+    Args:
+        y_true: Targets.
+        y_pred: Predictions.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred)
+    scale = ops.maximum(ops.abs(y_true), np.asarray(EPSILON, y_pred.dtype))
+    return 100.0 * ops.mean(ops.abs((y_true - y_pred) / scale), axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """Computes `mean(square(log(max(y_pred, 1e-7) + 1) - log(max(y_true, 1e-7) + 1)), axis=-1)`.
+
+    Args:
+        y_true: Targets.
+        y_pred: Predictions.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred)
+    eps = np.asarray(EPSILON, y_pred.dtype)
+    first = ops.log(ops.maximum(y_pred, eps) + 1.0)
+    second = ops.log(ops.maximum(y_true, eps) + 1.0)
+    return ops.mean(ops.square(first - second), axis=-1)
+
+
+def _l2_normalize(x, axis):
+    # Keras's normalize: x * min(rsqrt(sum(x**2)), 1 / 1e-7), written with a finite gradient at 0.
+    square_sum = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    return x / ops.sqrt(ops.maximum(square_sum, np.asarray(EPSILON**2, square_sum.dtype)))
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Computes the negated cosine similarity `-sum(l2_normalize(y_true) * l2_normalize(y_pred))`
+    along `axis`: -1 for vectors pointing the same way, 0 for orthogonal ones.
+
+    Args:
+        y_true: Targets.
+        y_pred: Predictions.
+        axis: The axis the similarity is taken along.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred)
+    return -ops.sum(_l2_normalize(y_true, axis) * _l2_normalize(y_pred, axis), axis=axis)
+
+
+def _hinge_labels(y_true):
+    """Targets that are all 0 or 1 become -1 or 1 (Keras's rule, over the whole batch)."""
+    values = np.asarray(y_true)
+    return 2.0 * y_true - 1.0 if np.all((values == 0) | (values == 1)) else y_true
+
+
+def hinge(y_true, y_pred):
+    """Computes `mean(max(1 - y_true * y_pred, 0), axis=-1)`; targets of 0/1 count as -1/1.
+
+    Args:
+        y_true: Targets, -1 or 1 (or 0 or 1).
+        y_pred: Predictions.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, align=False)
+    return ops.mean(ops.maximum(1.0 - _hinge_labels(y_true) * y_pred, np.zeros((), y_pred.dtype)), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    """Computes `mean(square(max(1 - y_true * y_pred, 0)), axis=-1)`; targets of 0/1 count as -1/1.
+
+    Args:
+        y_true: Targets, -1 or 1 (or 0 or 1).
+        y_pred: Predictions.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, align=False)
+    margin = ops.maximum(1.0 - _hinge_labels(y_true) * y_pred, np.zeros((), y_pred.dtype))
+    return ops.mean(ops.square(margin), axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    """Computes `max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)` over the last axis.
+
+    Args:
+        y_true: One-hot targets.
+        y_pred: Predictions.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, align=False)
+    positive = ops.sum(y_true * y_pred, axis=-1)
+    negative = ops.max((1.0 - y_true) * y_pred, axis=-1)
+    return ops.maximum(negative - positive + 1.0, np.zeros((), y_pred.dtype))
+
+
+def log_cosh(y_true, y_pred):
+    """Computes `mean(log(cosh(y_pred - y_true)), axis=-1)`, as `x + softplus(-2x) - log(2)`
+    (no overflow for large errors).
+
+    Args:
+        y_true: Targets.
+        y_pred: Predictions.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred)
+    error = y_pred - y_true
+    return ops.mean(error + ops.softplus(-2.0 * error) - np.asarray(np.log(2.0), y_pred.dtype), axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    """Computes `sum(y_true * log(y_true / y_pred), axis=-1)`, both clipped to `[1e-7, 1]`.
+
+    Args:
+        y_true: Target probabilities.
+        y_pred: Predicted probabilities.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, align=False)
+    y_true = ops.clip(y_true, EPSILON, 1)
+    y_pred = ops.clip(y_pred, EPSILON, 1)
+    return ops.sum(y_true * ops.log(y_true / y_pred), axis=-1)
+
+
+def poisson(y_true, y_pred):
+    """Computes `mean(y_pred - y_true * log(y_pred + 1e-7), axis=-1)`.
+
+    Args:
+        y_true: Targets (counts).
+        y_pred: Predicted rates.
+
+    Returns:
+        A Tensor with one loss per sample.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, align=False)
+    return ops.mean(y_pred - y_true * ops.log(y_pred + np.asarray(EPSILON, y_pred.dtype)), axis=-1)
+
+
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+kld = KLD = kl_divergence
+
+
 class Loss:
     """Base class of losses: per-sample losses from `call`, weighted and reduced by `__call__`.
 
@@ -624,6 +804,126 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         self.axis = axis
 
 
+class MeanAbsolutePercentageError(LossFunctionWrapper):
+    """Mean absolute percentage error; see `mean_absolute_percentage_error`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(mean_absolute_percentage_error, name=name, reduction=reduction, dtype=dtype)
+
+
+class MeanSquaredLogarithmicError(LossFunctionWrapper):
+    """Mean squared logarithmic error; see `mean_squared_logarithmic_error`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(mean_squared_logarithmic_error, name=name, reduction=reduction, dtype=dtype)
+
+
+class CosineSimilarity(LossFunctionWrapper):
+    """Negated cosine similarity; see `cosine_similarity`.
+
+    Keras 3.15 leaves `axis` out of the config (so a round trip resets it to -1); here it is in.
+
+    Args:
+        axis: The axis the similarity is taken along.
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
+        super().__init__(cosine_similarity, name=name, reduction=reduction, dtype=dtype, axis=axis)
+
+
+class Hinge(LossFunctionWrapper):
+    """Hinge loss; see `hinge`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
+        super().__init__(hinge, name=name, reduction=reduction, dtype=dtype)
+
+
+class SquaredHinge(LossFunctionWrapper):
+    """Squared hinge loss; see `squared_hinge`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
+        super().__init__(squared_hinge, name=name, reduction=reduction, dtype=dtype)
+
+
+class CategoricalHinge(LossFunctionWrapper):
+    """Categorical hinge loss; see `categorical_hinge`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None):
+        super().__init__(categorical_hinge, name=name, reduction=reduction, dtype=dtype)
+
+
+class LogCosh(LossFunctionWrapper):
+    """Logarithm of the hyperbolic cosine of the error; see `log_cosh`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
+        super().__init__(log_cosh, name=name, reduction=reduction, dtype=dtype)
+
+
+class KLDivergence(LossFunctionWrapper):
+    """Kullback-Leibler divergence; see `kl_divergence`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
+        super().__init__(kl_divergence, name=name, reduction=reduction, dtype=dtype)
+
+
+class Poisson(LossFunctionWrapper):
+    """Poisson loss; see `poisson`.
+
+    Args:
+        reduction: See `Loss`.
+        name: The loss's name.
+        dtype: See `Loss`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
+        super().__init__(poisson, name=name, reduction=reduction, dtype=dtype)
+
+
 _registry = Registry(
     "loss",
     "keras.losses",
@@ -637,12 +937,30 @@ _registry = Registry(
         BinaryCrossentropy,
         CategoricalCrossentropy,
         SparseCategoricalCrossentropy,
+        MeanAbsolutePercentageError,
+        MeanSquaredLogarithmicError,
+        CosineSimilarity,
+        Hinge,
+        SquaredHinge,
+        CategoricalHinge,
+        LogCosh,
+        KLDivergence,
+        Poisson,
         mean_squared_error,
         mean_absolute_error,
         huber,
         binary_crossentropy,
         categorical_crossentropy,
         sparse_categorical_crossentropy,
+        mean_absolute_percentage_error,
+        mean_squared_logarithmic_error,
+        cosine_similarity,
+        hinge,
+        squared_hinge,
+        categorical_hinge,
+        log_cosh,
+        kl_divergence,
+        poisson,
     ],
     aliases={
         "mse": mean_squared_error,
@@ -651,6 +969,12 @@ _registry = Registry(
         "MAE": mean_absolute_error,
         "bce": binary_crossentropy,
         "BCE": binary_crossentropy,
+        "mape": mean_absolute_percentage_error,
+        "MAPE": mean_absolute_percentage_error,
+        "msle": mean_squared_logarithmic_error,
+        "MSLE": mean_squared_logarithmic_error,
+        "kld": kl_divergence,
+        "KLD": kl_divergence,
     },
 )
 
