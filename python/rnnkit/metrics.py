@@ -639,7 +639,16 @@ def _confusion(
 
 
 class _ConfusionMetric(Metric):
-    """Precision and Recall: confusion counts at each threshold, one result per threshold."""
+    """Precision and Recall: confusion counts at each threshold, one result per threshold.
+
+    Args:
+        thresholds: A float or list of floats in [0, 1] (0.5 by default, or all predictions kept
+            by `top_k`).
+        top_k: Optional int: only the `top_k` highest predictions of each sample count as positive.
+        class_id: Optional int: the class (last-axis index) the metric is computed for.
+        name: The metric's name.
+        dtype: The dtype of the state and result.
+    """
 
     _counts = ()
 
