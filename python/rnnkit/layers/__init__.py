@@ -14,6 +14,7 @@ from rnnkit.layers.normalization import (
     LayerNormalization,
     UnitNormalization,
 )
+from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
@@ -41,9 +42,11 @@ __all__ = [
     "Average",
     "BatchNormalization",
     "Bidirectional",
+    "CategoryEncoding",
     "Concatenate",
     "Cropping1D",
     "Dense",
+    "Discretization",
     "Dot",
     "Dropout",
     "Embedding",
@@ -65,6 +68,7 @@ __all__ = [
     "Minimum",
     "MultiHeadAttention",
     "Multiply",
+    "Normalization",
     "PReLU",
     "Permute",
     "ReLU",
