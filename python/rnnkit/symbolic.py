@@ -32,6 +32,24 @@ class Node:
         """The KerasTensors among the call's arguments, in order."""
         return [x for x in tree.flatten((self.args, self.kwargs)) if isinstance(x, KerasTensor)]
 
+    def bind(self, computed):
+        """The call's `(args, kwargs)` with each KerasTensor replaced by `computed[id(tensor)]`.
+
+        The leaves and where the KerasTensors sit among them are found once per node; calls
+        whose arguments are all leaves (the common case) are then rebuilt without a tree walk.
+        """
+        if not hasattr(self, "_leaves"):
+            self._leaves = tree.flatten((self.args, self.kwargs))
+            self._symbolic = [i for i, x in enumerate(self._leaves) if isinstance(x, KerasTensor)]
+            self._flat_call = not any(map(tree.is_nested, (*self.args, *self.kwargs.values())))
+        values = list(self._leaves)
+        for i in self._symbolic:
+            values[i] = computed[id(values[i])]
+        if not self._flat_call:
+            return tree.pack_sequence_as((self.args, self.kwargs), values)
+        n = len(self.args)
+        return tuple(values[:n]), dict(zip(sorted(self.kwargs), values[n:]))
+
 
 class KerasTensor:
     """A placeholder for a tensor of known rank and partly known shape.

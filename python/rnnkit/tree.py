@@ -37,7 +37,10 @@ def flatten(structure):
     """
     if not is_nested(structure):
         return [structure]
-    return [leaf for child in _children(structure) for leaf in flatten(child)]
+    children = _children(structure)
+    if not any(map(is_nested, children)):
+        return children  # a flat container, the common case: its leaves as they are
+    return [leaf for child in children for leaf in flatten(child)]
 
 
 def pack_sequence_as(structure, flat_sequence):
@@ -54,9 +57,6 @@ def pack_sequence_as(structure, flat_sequence):
         ValueError: If the number of leaves differs.
     """
     flat_sequence = list(flat_sequence)
-    expected = len(flatten(structure))
-    if len(flat_sequence) != expected:
-        raise ValueError(f"The structure has {expected} leaves but flat_sequence has {len(flat_sequence)}.")
     leaves = iter(flat_sequence)
 
     def pack(node):
@@ -64,7 +64,15 @@ def pack_sequence_as(structure, flat_sequence):
             return next(leaves)
         return _rebuild(node, [pack(child) for child in _children(node)])
 
-    return pack(structure)
+    try:
+        packed = pack(structure)
+        complete = next(leaves, leaves) is leaves
+    except StopIteration:
+        complete = False
+    if not complete:
+        expected = len(flatten(structure))
+        raise ValueError(f"The structure has {expected} leaves but flat_sequence has {len(flat_sequence)}.")
+    return packed
 
 
 def assert_same_structure(first, second):

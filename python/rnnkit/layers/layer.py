@@ -23,16 +23,23 @@ def in_symbolic_call():
     return getattr(_context, "symbolic", False)
 
 
-@contextlib.contextmanager
-def _call_context(training, symbolic=None):
-    saved = getattr(_context, "training", None), in_symbolic_call()
-    _context.training = training
-    if symbolic is not None:
-        _context.symbolic = symbolic
-    try:
-        yield
-    finally:
-        _context.training, _context.symbolic = saved
+class _call_context:
+    """Sets the calls' `training` (and `symbolic`) flags for a block, restoring them after (a
+    class rather than a generator: it runs for every layer call)."""
+
+    __slots__ = ("saved", "symbolic", "training")
+
+    def __init__(self, training, symbolic=None):
+        self.training, self.symbolic = training, symbolic
+
+    def __enter__(self):
+        self.saved = getattr(_context, "training", None), in_symbolic_call()
+        _context.training = self.training
+        if self.symbolic is not None:
+            _context.symbolic = self.symbolic
+
+    def __exit__(self, *exc_info):
+        _context.training, _context.symbolic = self.saved
 
 
 def _device_context(kind):
@@ -323,7 +330,7 @@ class Layer:
     def __call__(self, *args, **kwargs):
         if not args:
             raise TypeError(f"Layer {self.name} was called without inputs.")
-        if is_symbolic((args, kwargs)):
+        if is_symbolic(args[0] if len(args) == 1 and not kwargs else (args, kwargs)):
             return self._symbolic_call(args, kwargs)
         inputs = args[0]
         if _is_number_list(inputs):

@@ -243,9 +243,7 @@ class Model(Trainer, Layer):
                 )
             computed[id(source)] = value
         for node in self._nodes:
-            args, kwargs = tree.map_structure(
-                lambda x: computed[id(x)] if isinstance(x, KerasTensor) else x, (node.args, node.kwargs)
-            )
+            args, kwargs = node.bind(computed)
             out = node.layer(*args, **kwargs)
             for kt, value in zip(tree.flatten(node.outputs), tree.flatten(out)):
                 computed[id(kt)] = value
