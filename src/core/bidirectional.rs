@@ -216,63 +216,10 @@ pub fn backward_on<T: Float, E: Engine<T>>(
     input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<BidirectionalGradients<T>> {
-    let (b, t, _, u_fw) = E::dims(&saved.forward);
-    let u_bw = E::dims(&saved.backward).3;
-    let lead: Vec<usize> = if saved.return_sequences {
-        vec![b, t]
-    } else {
-        vec![b]
-    };
-    let with = |last: usize| [lead.as_slice(), &[last]].concat();
-    let expected: Vec<Vec<usize>> = match saved.merge_mode {
-        MergeMode::Concat => vec![with(u_fw + u_bw)],
-        MergeMode::None => vec![with(u_fw), with(u_bw)],
-        _ => vec![with(u_fw)],
-    };
-    if !d_outputs.is_empty() && d_outputs.len() != expected.len() {
-        return Err(Error::Value {
-            argument: "d_outputs".into(),
-            expected: format!("{} arrays", expected.len()),
-            received: d_outputs.len().to_string(),
-        });
-    }
-    for (i, (g, e)) in d_outputs.iter().zip(&expected).enumerate() {
-        if let Some(g) = g {
-            check_shape(&format!("d_outputs[{i}]"), e, g.shape())?;
-        }
-    }
-
-    let (d_fw, d_bw): (Option<ArrayD<T>>, Option<ArrayD<T>>) = match (saved.merge_mode, d_outputs) {
-        (_, []) | (_, [None]) => (None, None),
-        (MergeMode::Concat, [Some(d)]) => {
-            let axis = Axis(d.ndim() - 1);
-            let (a, b) = d.view().split_at(axis, u_fw);
-            (Some(a.to_owned()), Some(b.to_owned()))
-        }
-        (MergeMode::Sum, [Some(d)]) => (Some(d.to_owned()), Some(d.to_owned())),
-        (MergeMode::Ave, [Some(d)]) => {
-            let half = d.mapv(|v| v * T::lit(0.5));
-            (Some(half.clone()), Some(half))
-        }
-        (MergeMode::Mul, [Some(d)]) => {
-            let [a, b] = saved.merged_inputs.as_ref().expect("mul keeps its inputs");
-            (Some(d * b), Some(d * a))
-        }
-        (MergeMode::None, [da, db]) => (
-            da.as_ref().map(|d| d.to_owned()),
-            db.as_ref().map(|d| d.to_owned()),
-        ),
-        _ => unreachable!("counts checked above"),
-    };
-    // Undo the flip of the second direction's sequence.
-    let d_bw = d_bw.map(|d| {
-        if saved.return_sequences {
-            d.slice_axis(Axis(1), Slice::new(0, None, -1)).to_owned()
-        } else {
-            d
-        }
-    });
-
+    let (u_fw, u_bw) = (E::dims(&saved.forward).3, E::dims(&saved.backward).3);
+    let (b, t, _, _) = E::dims(&saved.forward);
+    check_output_grads(saved, (b, t, u_fw, u_bw), d_outputs)?;
+    let (d_fw, d_bw) = direction_grads(saved, u_fw, d_outputs);
     let (g_fw, g_bw) = (
         output_grad(&d_fw, saved.return_sequences),
         output_grad(&d_bw, saved.return_sequences),
@@ -305,6 +252,79 @@ pub fn backward_on<T: Float, E: Engine<T>>(
         forward,
         backward,
     })
+}
+
+/// Checks the merged output's gradients against a pass of `(batch, time, forward units,
+/// backward units)`.
+fn check_output_grads<T, S>(
+    saved: &BidirectionalSaved<T, S>,
+    (b, t, u_fw, u_bw): (usize, usize, usize, usize),
+    d_outputs: &[Option<ArrayViewD<T>>],
+) -> Result<()> {
+    let lead: Vec<usize> = if saved.return_sequences {
+        vec![b, t]
+    } else {
+        vec![b]
+    };
+    let with = |last: usize| [lead.as_slice(), &[last]].concat();
+    let expected: Vec<Vec<usize>> = match saved.merge_mode {
+        MergeMode::Concat => vec![with(u_fw + u_bw)],
+        MergeMode::None => vec![with(u_fw), with(u_bw)],
+        _ => vec![with(u_fw)],
+    };
+    if !d_outputs.is_empty() && d_outputs.len() != expected.len() {
+        return Err(Error::Value {
+            argument: "d_outputs".into(),
+            expected: format!("{} arrays", expected.len()),
+            received: d_outputs.len().to_string(),
+        });
+    }
+    for (i, (g, e)) in d_outputs.iter().zip(&expected).enumerate() {
+        if let Some(g) = g {
+            check_shape(&format!("d_outputs[{i}]"), e, g.shape())?;
+        }
+    }
+    Ok(())
+}
+
+/// Each direction's output gradient from the merged output's (checked), the second one's
+/// steps back in its processing order.
+fn direction_grads<T: Float, S>(
+    saved: &BidirectionalSaved<T, S>,
+    u_fw: usize,
+    d_outputs: &[Option<ArrayViewD<T>>],
+) -> (Option<ArrayD<T>>, Option<ArrayD<T>>) {
+    let (d_fw, d_bw) = match (saved.merge_mode, d_outputs) {
+        (_, []) | (_, [None]) => (None, None),
+        (MergeMode::Concat, [Some(d)]) => {
+            let axis = Axis(d.ndim() - 1);
+            let (a, b) = d.view().split_at(axis, u_fw);
+            (Some(a.to_owned()), Some(b.to_owned()))
+        }
+        (MergeMode::Sum, [Some(d)]) => (Some(d.to_owned()), Some(d.to_owned())),
+        (MergeMode::Ave, [Some(d)]) => {
+            let half = d.mapv(|v| v * T::lit(0.5));
+            (Some(half.clone()), Some(half))
+        }
+        (MergeMode::Mul, [Some(d)]) => {
+            let [a, b] = saved.merged_inputs.as_ref().expect("mul keeps its inputs");
+            (Some(d * b), Some(d * a))
+        }
+        (MergeMode::None, [da, db]) => (
+            da.as_ref().map(|d| d.to_owned()),
+            db.as_ref().map(|d| d.to_owned()),
+        ),
+        _ => unreachable!("counts checked before"),
+    };
+    // Undo the flip of the second direction's sequence.
+    let d_bw = d_bw.map(|d| {
+        if saved.return_sequences {
+            d.slice_axis(Axis(1), Slice::new(0, None, -1)).to_owned()
+        } else {
+            d
+        }
+    });
+    (d_fw, d_bw)
 }
 
 /// A direction's output gradient as the sequence loop takes it.

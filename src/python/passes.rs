@@ -154,44 +154,13 @@ impl<'py> DirectionArgs<'_, 'py> {
         )?;
         let bias = match items.get(2).filter(|b| !b.is_none()) {
             None => None,
-            Some(b) => {
-                let expected = bias_shape(&self.spec);
-                let arr: PyReadonlyArray<'py, T, IxDyn> = read(&format!("{p}bias"), b, "", dn)?;
-                if arr.shape() != expected.as_slice() {
-                    return Err(ShapeError::new_err(format!(
-                        "{p}bias: expected shape {}, received {}",
-                        ShapeDisplay(&expected),
-                        ShapeDisplay(arr.shape())
-                    )));
-                }
-                Some(arr)
-            }
+            Some(b) => Some(self.read_bias(b)?),
         };
-        let initial_states = read_list::<T, Ix2>(
-            &format!("{p}initial_states"),
-            self.initial_states,
-            "(batch, units)",
-            dn,
-        )?
-        .map(|states| {
-            states
-                .into_iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    s.ok_or_else(|| {
-                        PyTypeError::new_err(format!(
-                            "{p}initial_states[{i}]: expected an array, received None"
-                        ))
-                    })
-                })
-                .collect::<PyResult<Vec<_>>>()
-        })
-        .transpose()?;
         Ok(DirectionArrays {
             kernel,
             recurrent_kernel,
             bias,
-            initial_states,
+            initial_states: self.read_initial_states()?,
             input_dropout: read_opt(
                 &format!("{p}input_dropout"),
                 self.input_dropout,
@@ -205,6 +174,52 @@ impl<'py> DirectionArgs<'_, 'py> {
                 dn,
             )?,
         })
+    }
+}
+
+impl<'py> DirectionArgs<'_, 'py> {
+    /// The bias, whose shape the cell fixes: `(gates·units,)`, or `(2, 3·units)` for GRU with
+    /// `reset_after`.
+    fn read_bias<T: Elem>(
+        &self,
+        b: &Bound<'py, PyAny>,
+    ) -> PyResult<PyReadonlyArray<'py, T, IxDyn>> {
+        let (p, expected) = (self.prefix, bias_shape(&self.spec));
+        let arr: PyReadonlyArray<'py, T, IxDyn> =
+            read(&format!("{p}bias"), b, "", dtype_name(T::DTYPE))?;
+        if arr.shape() != expected.as_slice() {
+            return Err(ShapeError::new_err(format!(
+                "{p}bias: expected shape {}, received {}",
+                ShapeDisplay(&expected),
+                ShapeDisplay(arr.shape())
+            )));
+        }
+        Ok(arr)
+    }
+
+    /// The initial states, if given: a list of arrays, none of them None.
+    fn read_initial_states<T: Elem>(&self) -> PyResult<Option<Vec<PyReadonlyArray2<'py, T>>>> {
+        let p = self.prefix;
+        let name = format!("{p}initial_states");
+        let states = read_list::<T, Ix2>(
+            &name,
+            self.initial_states,
+            "(batch, units)",
+            dtype_name(T::DTYPE),
+        )?;
+        states
+            .map(|states| {
+                (states.into_iter().enumerate())
+                    .map(|(i, s)| {
+                        s.ok_or_else(|| {
+                            PyTypeError::new_err(format!(
+                                "{name}[{i}]: expected an array, received None"
+                            ))
+                        })
+                    })
+                    .collect::<PyResult<Vec<_>>>()
+            })
+            .transpose()
     }
 }
 

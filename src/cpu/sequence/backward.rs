@@ -9,7 +9,7 @@ use super::layout::{swap_leading_axes, ROWS_PER_JOB};
 use super::steps::with_step;
 use super::time_loop::{simd, BackwardChunk, StepContext};
 use crate::core::cancel::Cancel;
-use crate::core::cell::CellKind;
+use crate::core::cell::{CellKind, CellSpec};
 use crate::core::sequence::{check_grads, Gradients, OutputGrad, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
@@ -83,18 +83,7 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         None
     };
-    let mut dh0 = zeros((b, u), "state gradients")?;
-    let mut dc0 = if spec.kind == CellKind::Lstm {
-        Some(zeros((b, u), "state gradients")?)
-    } else {
-        None
-    };
-    if let Some(Some(g)) = d_final_states.first() {
-        dh0.assign(g);
-    }
-    if let (Some(dc0), Some(Some(g))) = (dc0.as_mut(), d_final_states.get(1)) {
-        dc0.assign(g);
-    }
+    let (mut dh0, mut dc0) = final_state_grads(spec, b, d_final_states)?;
     let states = (&mut dh0, dc0.as_mut());
     let buffers = (&mut dpre, gru.as_mut());
     time_loop(saved, d_outputs, buffers, states, cancel, threads)?;
@@ -133,6 +122,28 @@ pub(crate) fn backward_sharing<T: Float>(
         bias,
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
+}
+
+/// The gradients of the final states `(dh, dc)` the loop starts from (zeros where none is
+/// given); the loop turns them into the initial states'.
+fn final_state_grads<T: Float>(
+    spec: &CellSpec,
+    batch: usize,
+    given: &[Option<ArrayView2<T>>],
+) -> Result<(Array2<T>, Option<Array2<T>>)> {
+    let mut dh = zeros((batch, spec.units), "state gradients")?;
+    let mut dc = if spec.kind == CellKind::Lstm {
+        Some(zeros((batch, spec.units), "state gradients")?)
+    } else {
+        None
+    };
+    if let Some(Some(g)) = given.first() {
+        dh.assign(g);
+    }
+    if let (Some(dc), Some(Some(g))) = (dc.as_mut(), given.get(1)) {
+        dc.assign(g);
+    }
+    Ok((dh, dc))
 }
 
 /// The time loop backwards over the saved steps, one task per batch slice: fills the
