@@ -15,6 +15,7 @@ from rnnkit.layers.normalization import (
     UnitNormalization,
 )
 from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
+from rnnkit.layers.preprocessing_text import IntegerLookup, StringLookup, TextVectorization
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
@@ -58,6 +59,7 @@ __all__ = [
     "Identity",
     "Input",
     "InputLayer",
+    "IntegerLookup",
     "LSTMCell",
     "Lambda",
     "Layer",
@@ -79,7 +81,9 @@ __all__ = [
     "Softmax",
     "SpatialDropout1D",
     "StackedRNNCells",
+    "StringLookup",
     "Subtract",
+    "TextVectorization",
     "TimeDistributed",
     "UnitNormalization",
     "UpSampling1D",
