@@ -182,7 +182,8 @@ class Normalization(Layer):
 
 def _encode(indices, output_mode, depth, dtype, count_weights=None):
     """Integer indices as Keras encodes them: "int" as is, "one_hot" (a trailing size-1 axis is
-    replaced), "multi_hot" and "count" over the last axis (rank-1 inputs are one sample).
+    replaced), "multi_hot" and "count" per sample of a rank-2 input (a rank-1 input is one
+    sample; higher ranks are refused, as Keras does).
     Indices outside [0, depth) encode to nothing."""
     indices = np.asarray(indices)
     if output_mode == "int":
@@ -194,6 +195,11 @@ def _encode(indices, output_mode, depth, dtype, count_weights=None):
     hot = (indices[..., None] == np.arange(depth)).astype(dtype)
     if output_mode == "one_hot":
         return hot
+    if indices.ndim > 2:
+        raise ValueError(
+            f"output_mode={output_mode!r} encodes inputs of rank 1 or 2 (as Keras), received an input of rank "
+            f"{indices.ndim} with shape {indices.shape}"
+        )
     axis = 1 if indices.ndim > 1 else 0
     if output_mode == "multi_hot":
         return hot.max(axis=axis)
