@@ -15,7 +15,6 @@ Usage (from the repository root, in the bench environment with tensorflow-cpu an
 
 import functools
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import rnnkit as rk  # noqa: E402
+from clients import cpu_model  # noqa: E402  (benches/ is the script's folder)
 
 SHAPES = {
     "W2": dict(units=64, batch=64, steps=28, features=28),
@@ -63,7 +63,7 @@ def median_ms(step, rounds=7, block=0.3):
 
 
 def main():
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs")
     print(f"keras {keras.__version__} ({keras.backend.backend()}), rnnkit {rk.__version__}")
     print("| shape | Keras predict_on_batch ms | rnnkit ms (loaded .keras) | rnnkit / Keras | max |diff| |")
     print("|---|---:|---:|---:|---:|")
