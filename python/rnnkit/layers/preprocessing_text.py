@@ -53,10 +53,14 @@ class _Lookup(Layer):
         oov_method="floormod",
         salt=None,
         name=None,
+        vocabulary_size=None,
+        has_input_vocabulary=None,
         **kwargs,
     ):
-        has_input_vocabulary = kwargs.pop("has_input_vocabulary", vocabulary is not None)
-        frozen_size = kwargs.pop("vocabulary_size", None)
+        # `vocabulary_size` and `has_input_vocabulary` are Keras's hidden config entries.
+        if has_input_vocabulary is None:
+            has_input_vocabulary = vocabulary is not None
+        frozen_size = vocabulary_size
         kwargs.pop("vocabulary_dtype", None)
         kwargs.pop("trainable", None)
         kwargs.pop("dtype", None)
@@ -374,9 +378,10 @@ class _Lookup(Layer):
             return indices
         depth = self.max_tokens if self.pad_to_max_tokens else self._frozen_size
         mode = "count" if self.output_mode == "tf_idf" else self.output_mode
-        encoded = _encode(indices, mode, depth, "float32")
+        # Keras (on TensorFlow) encodes to int64; "tf_idf" multiplies the counts by float32 weights.
+        encoded = _encode(indices, mode, depth, "int64")
         if self.output_mode == "tf_idf":
-            encoded = (encoded * self.idf_weights[:depth]).astype("float32")
+            encoded = encoded.astype("float32") * self.idf_weights[:depth]
         return encoded
 
     def __call__(self, inputs, *args, **kwargs):
@@ -436,9 +441,9 @@ class StringLookup(_Lookup):
     """Maps strings to integer indices (or, with `invert=True`, indices back to strings).
 
     Index layout: `mask_token` at 0 (when set, "int" mode), then `num_oov_indices` OOV
-    indices, then the vocabulary. Outputs: int64 indices ("int"), or float32 encodings
-    ("one_hot", "multi_hot", "count", "tf_idf"; the last three encode the last axis of each
-    sample); inverted outputs are numpy string arrays.
+    indices, then the vocabulary. Outputs: int64 indices ("int") or encodings ("one_hot",
+    "multi_hot", "count" as int64, "tf_idf" as float32; the last three encode the last axis of
+    each sample), as Keras on TensorFlow returns them; inverted outputs are numpy string arrays.
 
     Args:
         max_tokens: Largest vocabulary size, special tokens included; None for no limit.
@@ -591,6 +596,9 @@ class TextVectorization(Layer):
         ragged: Only False is supported (outputs are padded arrays).
         encoding: Text encoding of byte-string inputs.
         name: The layer's name.
+        vocabulary_size: The vocabulary size a saved config records (set by `get_config`).
+        has_input_vocabulary: Whether a config's vocabulary was given rather than learned (set
+            by `get_config`).
         **kwargs: Base `Layer` arguments.
     """
 
@@ -609,10 +617,12 @@ class TextVectorization(Layer):
         ragged=False,
         encoding="utf-8",
         name=None,
+        vocabulary_size=None,
+        has_input_vocabulary=None,
         **kwargs,
     ):
-        has_input_vocabulary = kwargs.pop("has_input_vocabulary", vocabulary is not None)
-        vocabulary_size = kwargs.pop("vocabulary_size", None)
+        if has_input_vocabulary is None:
+            has_input_vocabulary = vocabulary is not None
         kwargs.pop("trainable", None)
         kwargs.pop("dtype", None)
         super().__init__(name=name, **kwargs)
