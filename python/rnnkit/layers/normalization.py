@@ -92,6 +92,15 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
     return output
 
 
+def _set_scale_and_offset(layer, center, scale, initializer, regularizer, constraint):
+    """Stores `center`, `scale` and the `(beta, gamma)` pairs of initializers, regularizers and
+    constraints (names or objects, resolved here) on `layer`, for `_add_scale_and_offset`."""
+    layer.center, layer.scale = center, scale
+    layer.beta_initializer, layer.gamma_initializer = map(initializers.get, initializer)
+    layer.beta_regularizer, layer.gamma_regularizer = map(regularizers.get, regularizer)
+    layer.beta_constraint, layer.gamma_constraint = map(constraints.get, constraint)
+
+
 def _add_scale_and_offset(layer, shape):
     """Creates `gamma` (with `scale`) and `beta` (with `center`) of `shape`, in Keras's order."""
     if layer.scale:
@@ -172,16 +181,16 @@ class BatchNormalization(Layer):
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
+        _set_scale_and_offset(
+            self,
+            center,
+            scale,
+            (beta_initializer, gamma_initializer),
+            (beta_regularizer, gamma_regularizer),
+            (beta_constraint, gamma_constraint),
+        )
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
         self.synchronized = synchronized
         self.renorm = renorm
         if renorm:
@@ -360,14 +369,14 @@ class LayerNormalization(Layer):
         else:
             raise TypeError(f"Expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
         self.epsilon = epsilon
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        _set_scale_and_offset(
+            self,
+            center,
+            scale,
+            (beta_initializer, gamma_initializer),
+            (beta_regularizer, gamma_regularizer),
+            (beta_constraint, gamma_constraint),
+        )
         self.supports_masking = True
         self.gamma = self.beta = None
 
@@ -463,14 +472,14 @@ class GroupNormalization(Layer):
         self.groups = int(groups)
         self.axis = int(axis)
         self.epsilon = epsilon
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        _set_scale_and_offset(
+            self,
+            center,
+            scale,
+            (beta_initializer, gamma_initializer),
+            (beta_regularizer, gamma_regularizer),
+            (beta_constraint, gamma_constraint),
+        )
         self.supports_masking = True
         self.gamma = self.beta = None
 
