@@ -6,6 +6,7 @@ from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit.layers.layer import Layer
+from rnnkit.layers.lookup import IntegerLookup, StringLookup
 from rnnkit.layers.masking import Masking
 from rnnkit.layers.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from rnnkit.layers.normalization import (
@@ -15,7 +16,6 @@ from rnnkit.layers.normalization import (
     UnitNormalization,
 )
 from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
-from rnnkit.layers.preprocessing_text import IntegerLookup, StringLookup, TextVectorization
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
@@ -28,6 +28,7 @@ from rnnkit.layers.reshaping import Flatten, RepeatVector, Reshape
 from rnnkit.layers.reshaping_1d import Cropping1D, Permute, UpSampling1D, ZeroPadding1D
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
