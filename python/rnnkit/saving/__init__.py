@@ -3,8 +3,9 @@ user-defined objects, and the serialisation of any object to Keras-style configs
 
 - `model_file`: `save_model` / `load_model` / `save_weights` / `load_weights`, and rnnkit's earlier
   zip of JSON and `.npy` arrays (still read).
-- `keras_file`: Keras's own files, which `model.save` writes: the Keras 3 `.keras` archive,
-  `.weights.h5`, and tf.keras's legacy `.h5` models (read).
+- Keras's own files, which `model.save` writes: the Keras 3 `.keras` archive, `.weights.h5`, and
+  tf.keras's legacy `.h5` models (read). `keras_format` holds their layout, `keras_writer` writes
+  them, `keras_reader` reads them and `keras_config_reader` translates Keras's configs to rnnkit's.
 - `serialization_lib`: `serialize_keras_object` / `deserialize_keras_object`.
 - `rnnkit._registry` holds the registry itself (`register_keras_serializable`, ...), which every
   kind of object (layers, initializers, losses, ...) consults when it reads a config.

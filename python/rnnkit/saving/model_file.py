@@ -1,6 +1,6 @@
 """Saving and loading models and weights, never through pickle.
 
-`model.save("m.keras")` writes Keras 3's archive (see `keras_file`): Keras itself loads it, and
+`model.save("m.keras")` writes Keras 3's archive (`keras_writer`): Keras itself loads it, and
 `rk.models.load_model` reads the archives Keras writes, tf.keras's legacy `.h5` models and
 rnnkit's earlier zip format. That earlier format, written by `save_rnnkit_zip`, holds
 `config.json` (the architecture and compile settings), `metadata.json`, `model.weights.npz` and,
@@ -22,7 +22,7 @@ import numpy as np
 import rnnkit
 from rnnkit._registry import CustomObjectScope
 from rnnkit.layers import serialization
-from rnnkit.saving import keras_file
+from rnnkit.saving import keras_format, keras_reader, keras_writer
 
 _CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER = "config.json", "metadata.json", "model.weights.npz", "optimizer.npz"
 _MAX_JSON_BYTES = 64 << 20
@@ -124,7 +124,7 @@ def save_weights(model, filepath, overwrite=True):
         overwrite: Whether to replace an existing file (False raises FileExistsError then).
     """
     _check_target(filepath, overwrite)
-    data = keras_file.weights_bytes(model) if _is_h5_name(filepath) else _weights_bytes(model.get_weights())
+    data = keras_writer.weights_bytes(model) if _is_h5_name(filepath) else _weights_bytes(model.get_weights())
     _atomic_write(filepath, lambda f: f.write(data))
 
 
@@ -140,18 +140,18 @@ def load_weights(model, filepath):
         ValueError: If the file is not a weights file of this architecture.
     """
     filepath = os.fspath(filepath)
-    if os.path.exists(filepath) and keras_file.is_hdf5(filepath):
-        keras_file.load_h5_weights(model, filepath)
+    if os.path.exists(filepath) and keras_reader.is_hdf5(filepath):
+        keras_reader.load_h5_weights(model, filepath)
         return
     source = filepath
     if zipfile.is_zipfile(filepath):
         with zipfile.ZipFile(filepath) as archive:
             names = archive.namelist()
-            if keras_file.WEIGHTS in names:
-                keras_file._check_member_names(names, filepath)
-                data = keras_file._member(archive, keras_file.WEIGHTS, None, filepath)
-                with keras_file._open_h5(io.BytesIO(data), filepath) as h5:
-                    keras_file._load_tree(h5, model, filepath)
+            if keras_format.WEIGHTS in names:
+                keras_reader._check_member_names(names, filepath)
+                data = keras_reader._member(archive, keras_format.WEIGHTS, None, filepath)
+                with keras_reader._open_h5(io.BytesIO(data), filepath) as h5:
+                    keras_reader._load_tree(h5, model, filepath)
                 return
             if _WEIGHTS in names:
                 source = io.BytesIO(_read_member(archive, _WEIGHTS, None, filepath))
@@ -206,7 +206,7 @@ def save_model(model, filepath, overwrite=True, zipped=None):
             "use a .keras name (or save_weights for a .weights.h5 file)."
         )
     _check_target(filepath, overwrite)
-    data = keras_file.archive_bytes(model)
+    data = keras_writer.archive_bytes(model)
     _atomic_write(filepath, lambda f: f.write(data))
 
 
@@ -306,8 +306,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             does not have (all of them are listed).
     """
     filepath = os.fspath(filepath)
-    if os.path.isfile(filepath) and keras_file.is_hdf5(filepath):
-        return keras_file.load_h5_model(filepath, custom_objects, compile)
+    if os.path.isfile(filepath) and keras_reader.is_hdf5(filepath):
+        return keras_reader.load_h5_model(filepath, custom_objects, compile)
     try:
         archive = zipfile.ZipFile(filepath)
     except zipfile.BadZipFile:
@@ -317,8 +317,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         ) from None
     with archive:
         names = set(archive.namelist())
-        if keras_file.WEIGHTS in names:
-            return keras_file.load_archive(archive, filepath, custom_objects, compile)
+        if keras_format.WEIGHTS in names:
+            return keras_reader.load_archive(archive, filepath, custom_objects, compile)
         if not {_CONFIG, _WEIGHTS} <= names or names - {_CONFIG, _METADATA, _WEIGHTS, _OPTIMIZER}:
             raise ValueError(f"{filepath}: not an rnnkit model file (members: {sorted(names)[:5]}).")
         try:

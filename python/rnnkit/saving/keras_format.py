@@ -1,0 +1,94 @@
+"""The layout of Keras's own files, which the reader (`keras_reader`) and the writer
+(`keras_writer`) share: the members of a `.keras` archive and the tree of its weights file.
+
+A `.keras` archive is a zip of `config.json` (the architecture in Keras's dialect: functional
+layers list their `inbound_nodes`, tensors are `__keras_tensor__` objects, dtypes are
+`DTypePolicy` objects), `metadata.json` and `model.weights.h5`. The HDF5 file holds a tree that
+follows the objects' attributes: `layers/<class in snake case>[_<k>]/vars/<i>` for each layer of a
+model (the k-th layer of the same class gets `_k`), `.../cell/vars` for a recurrent layer's cell,
+`forward_layer` and `backward_layer` for Bidirectional, `layer` for TimeDistributed, `cells/...`
+for StackedRNNCells, and `optimizer/vars/<i>` for the optimizer's state.
+
+A legacy `.h5` model has the config as a JSON attribute and one group per layer under
+`model_weights`, whose `weight_names` attribute lists the layer's arrays in `get_weights()` order.
+"""
+
+import re
+
+CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        raise ImportError("Keras's HDF5 files need h5py: `pip install h5py`.") from None
+    return h5py
+
+
+def _snake_case(name):
+    """Keras's name for a class in the weights tree ("SimpleRNN" -> "simple_rnn")."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras_class_name(obj):
+    from rnnkit.models import Model, Sequential
+
+    if isinstance(obj, Sequential):
+        return "Sequential"
+    if type(obj) is Model:
+        return "Functional"
+    return type(obj).__name__
+
+
+# --- the weights tree ------------------------------------------------------------------------
+
+
+def _is_model(obj):
+    from rnnkit.models import Model
+
+    return isinstance(obj, Model)
+
+
+def _weight_entries(obj, path):
+    """`(path, name, variables)` for `obj` and everything under it, as Keras lays out its tree."""
+    from rnnkit.layers import Bidirectional, InputLayer, StackedRNNCells, TimeDistributed
+
+    yield path, obj.name, []
+    if _is_model(obj):
+        layers = [layer for layer in obj.layers if not isinstance(layer, InputLayer)]
+        yield from _container(layers, _join(path, "layers"))
+    elif isinstance(obj, Bidirectional):
+        yield from _weight_entries(obj.forward_layer, _join(path, "forward_layer"))
+        yield from _weight_entries(obj.backward_layer, _join(path, "backward_layer"))
+    elif isinstance(obj, TimeDistributed):
+        yield from _weight_entries(obj.layer, _join(path, "layer"))
+    elif isinstance(obj, StackedRNNCells):
+        yield from _container(obj.cells, _join(path, "cells"))
+    elif hasattr(obj, "cell") and hasattr(obj.cell, "weights"):
+        yield from _weight_entries(obj.cell, _join(path, "cell"))
+    else:
+        yield path, obj.name, list(obj.weights)
+
+
+def _container(objects, path):
+    used = {}
+    for obj in objects:
+        base = _snake_case(_keras_class_name(obj))
+        used[base] = used.get(base, -1) + 1
+        yield from _weight_entries(obj, _join(path, base if used[base] == 0 else f"{base}_{used[base]}"))
+
+
+def _join(path, name):
+    return f"{path}/{name}" if path else name
+
+
+def _tree(model):
+    """`{path: (name, variables)}` for the model's weights (paths with variables only; a later
+    entry of the same path, as the plain layer after its empty header, wins)."""
+    entries = {}
+    for path, name, variables in _weight_entries(model, ""):
+        entries[path] = (name, variables)
+    return {path: entry for path, entry in entries.items() if entry[1]}
