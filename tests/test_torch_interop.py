@@ -172,6 +172,54 @@ def test_rnnkit_layer_to_state_dict_matches_own_outputs():
         np.testing.assert_allclose(np.asarray(again(x)), y, atol=1e-6)
 
 
+class _Tensor:
+    """Stands in for a torch tensor: `detach`, `cpu` and `numpy`, as the module path reads it."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.array
+
+
+class _Module:
+    """Stands in for nn.LSTM/GRU/RNN with the attributes PyTorch gives them (`mode`, sizes, flags)
+    and a `state_dict()` of tensors, so the module path runs where torch is not installed."""
+
+    def __init__(self, facts, state):
+        kind = facts["module"]
+        self.mode = "RNN_RELU" if facts.get("nonlinearity") == "relu" else {"RNN": "RNN_TANH"}.get(kind, kind)
+        self.input_size, self.hidden_size = facts["input_size"], facts["hidden_size"]
+        self.num_layers = facts.get("num_layers", 1)
+        self.bidirectional = facts.get("bidirectional", False)
+        self.bias = facts.get("bias", True)
+        self.batch_first = facts.get("batch_first", False)
+        self.proj_size = 0
+        self._state = state
+
+    def state_dict(self):
+        return {key: _Tensor(value) for key, value in self._state.items()}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_module_path_reads_a_module_by_its_attributes(name):
+    """The module path (mode, flags and tensors read through their methods) gives PyTorch's
+    outputs, with no torch installed: what it reads is exactly what a real module offers."""
+    case = CASES[name]
+    module = _Module(case["facts"], case["sd"])
+    layers = LAYERS[case["facts"]["module"]].from_torch(module)
+    np.testing.assert_allclose(run(layers, case["x"]), case["y"], atol=1e-5)
+    wrong = "GRU" if case["facts"]["module"] != "GRU" else "LSTM"
+    with pytest.raises(ValueError, match=r"^Argument `module` expected a PyTorch nn\.\w+ for this layer"):
+        LAYERS[wrong].from_torch(module)
+
+
 # --- with PyTorch itself, when it is installed ----------------------------------------------------
 
 
