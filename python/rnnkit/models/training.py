@@ -275,17 +275,6 @@ class Trainer:
                 "or optimizer yet."
             )
 
-    def _reset_metrics(self):
-        for _, metric, _ in self._metrics or []:
-            metric.reset_state()
-
-    def _check_compiled(self):
-        if not self.compiled:
-            raise ValueError(
-                "You must call `compile()` before using the model for training or evaluation: the model has no loss "
-                "or optimizer yet."
-            )
-
     def _train_step(self, x, y, sample_weight):
         with GradientTape() as tape:
             outcome = self._forward(x, y, sample_weight, training=True)
