@@ -216,8 +216,7 @@ pub fn backward_on<T: Float, E: Engine<T>>(
     input_gradient: bool,
     cancel: &Cancel,
 ) -> Result<BidirectionalGradients<T>> {
-    let (u_fw, u_bw) = (E::dims(&saved.forward).3, E::dims(&saved.backward).3);
-    let (b, t, _, _) = E::dims(&saved.forward);
+    let ((b, t, _, u_fw), u_bw) = (E::dims(&saved.forward), E::dims(&saved.backward).3);
     check_output_grads(saved, (b, t, u_fw, u_bw), d_outputs)?;
     let (d_fw, d_bw) = direction_grads(saved, u_fw, d_outputs);
     let (g_fw, g_bw) = (

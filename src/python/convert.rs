@@ -27,16 +27,21 @@ pub enum Dtype {
     F64,
 }
 
-impl Dtype {
-    /// The dtype of `T` (f32 or f64).
-    pub fn of<T: 'static>() -> Self {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            Self::F32
-        } else {
-            Self::F64
-        }
-    }
+/// The element types the bindings dispatch on, with their dtype.
+pub trait Elem: crate::Float + Element {
+    /// The dtype as the messages name it.
+    const DTYPE: Dtype;
+}
 
+impl Elem for f32 {
+    const DTYPE: Dtype = Dtype::F32;
+}
+
+impl Elem for f64 {
+    const DTYPE: Dtype = Dtype::F64;
+}
+
+impl Dtype {
     fn name(self) -> &'static str {
         match self {
             Self::F32 => "float32",

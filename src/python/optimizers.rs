@@ -6,9 +6,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::convert::{compute, dtype_name, float_dtype, guarded, read_list, to_numpy, Dtype};
+use super::convert::{compute, dtype_name, float_dtype, guarded, read_list, to_numpy, Dtype, Elem};
 use crate::core::optimizer::{AdamState, AdamStep, SgdStep};
-use crate::Float;
 
 /// Adam's step for every weight at once: returns the new values, momentums, velocities and
 /// (with AMSGrad) largest velocities, as lists in the weights' order. All arrays share one float
@@ -47,7 +46,7 @@ type AdamLists<'a, 'py> = (
     Option<&'a Bound<'py, PyAny>>,
 );
 
-fn adam_typed<'py, T: Float + Element>(
+fn adam_typed<'py, T: Elem>(
     py: Python<'py>,
     (values, gradients, momentums, velocities, velocity_hats): AdamLists<'_, 'py>,
     [alpha, one_minus_beta_1, one_minus_beta_2, epsilon]: [f64; 4],
@@ -128,7 +127,7 @@ type SgdLists<'a, 'py> = (
     Option<&'a Bound<'py, PyAny>>,
 );
 
-fn sgd_typed<'py, T: Float + Element>(
+fn sgd_typed<'py, T: Elem>(
     py: Python<'py>,
     (values, gradients, momentums): SgdLists<'_, 'py>,
     learning_rate: f64,
@@ -183,12 +182,12 @@ fn first_dtype(values: &Bound<'_, PyAny>) -> PyResult<Dtype> {
 }
 
 /// A list of arrays of `T`, none of them None, `count` of them when given.
-fn weight_arrays<'py, T: Float + Element>(
+fn weight_arrays<'py, T: Elem>(
     name: &str,
     obj: &Bound<'py, PyAny>,
     count: Option<usize>,
 ) -> PyResult<Vec<PyReadonlyArray<'py, T, IxDyn>>> {
-    let dtype = dtype_name(Dtype::of::<T>());
+    let dtype = dtype_name(T::DTYPE);
     let arrays =
         read_list::<T, IxDyn>(name, Some(obj), "(the weight's shape)", dtype)?.unwrap_or_default();
     if let Some(n) = count.filter(|&n| n != arrays.len()) {

@@ -11,7 +11,7 @@ use pyo3::types::PyTuple;
 use super::cell_spec::{bias_shape, CellSpec};
 use super::convert::{
     compute, dtype_name, float_dtype, guarded, instance, optional_array, read, read_list, read_opt,
-    to_numpy, Dtype,
+    to_numpy, Elem,
 };
 use super::device::{gpu, with_engine, Device};
 use super::ShapeError;
@@ -85,20 +85,6 @@ fn saved_object<'py>(py: Python<'py>, saved: Option<SavedInner>) -> PyResult<Bou
         Some(inner) => Ok(Bound::new(py, SavedActivations { inner })?.into_any()),
         None => Ok(py.None().into_bound(py)),
     }
-}
-
-/// The element types the bindings dispatch on.
-pub(super) trait Elem: Float + Element {
-    /// The dtype as the messages name it.
-    const DTYPE: Dtype;
-}
-
-impl Elem for f32 {
-    const DTYPE: Dtype = Dtype::F32;
-}
-
-impl Elem for f64 {
-    const DTYPE: Dtype = Dtype::F64;
 }
 
 /// One direction's arrays, borrowed from numpy for the duration of a call.
