@@ -6,6 +6,7 @@ import numpy as np
 
 from rnnkit import tree
 from rnnkit.callbacks import CallbackList
+from rnnkit.distribution.state import replicas, reports_failures
 from rnnkit.models import data_adapter
 from rnnkit.models.data_adapter import EpochIterator, batches_of, count_samples, is_batch_iterable, to_arrays
 from rnnkit.tape import GradientTape
@@ -276,15 +277,38 @@ class Trainer:
             )
 
     def _train_step(self, x, y, sample_weight):
+        # With data parallelism, each rank differentiates its share of the global batch's loss and
+        # the gradients (and the losses and metric inputs logged) are reduced over the ranks.
+        distributed = replicas()
         with GradientTape() as tape:
             outcome = self._forward(x, y, sample_weight, training=True)
+            target = outcome[0] if distributed is None else distributed._objective(outcome)
         plan = self._step_plan()
-        grads = tape.gradient(outcome[0], plan.params)
+        grads = tape.gradient(target, plan.params)
+        if distributed is not None:
+            grads, outcome = distributed._reduce_train_step(grads, plan.params, outcome, self._has_metrics())
         self.optimizer.apply(grads, plan.params, constraints=plan.constraints)
         return self._step_logs(*outcome)
 
     def _test_step(self, x, y, sample_weight):
-        return self._step_logs(*self._forward(x, y, sample_weight, training=False))
+        outcome = self._forward(x, y, sample_weight, training=False)
+        distributed = replicas()
+        if distributed is not None:
+            outcome = distributed._reduce_test_step(outcome, self._has_metrics())
+        return self._step_logs(*outcome)
+
+    def _has_metrics(self):
+        return any(self._metric_specs + self._weighted_specs)
+
+    def _distributed(self, source, synchronize=True):
+        """`source` cut to this rank's shard of each batch, after rank 0's weights and random
+        states are given to every rank (with `synchronize`); `source` itself on one process."""
+        distributed = replicas()
+        if distributed is None:
+            return source
+        if synchronize:
+            distributed._begin(self)
+        return distributed._shard(source)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics).
@@ -323,7 +347,7 @@ class Trainer:
         for batch, (bx, by, bsw) in enumerate(batches):
             begin(batch)
             logs = step(bx, by, bsw)
-            n = len(tree.flatten(bx)[0])
+            n = len(tree.flatten(bx)[0]) if replicas() is None else replicas()._batch_samples()
             seen += n
             for key, value in logs.items():
                 if key == "loss" or key.endswith("_loss"):
@@ -347,6 +371,7 @@ class Trainer:
         callbacks.on_test_end(logs)
         return logs
 
+    @reports_failures
     def evaluate(
         self,
         x=None,
@@ -375,12 +400,13 @@ class Trainer:
         verbose = _verbosity(verbose)
         steps = _positive_int_or_none(steps, "steps")
         batch_size = _positive_int_or_none(batch_size, "batch_size")
-        batches = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps), steps)
+        batches = EpochIterator(self._distributed(batches_of(x, y, sample_weight, batch_size, steps)), steps)
         callbacks = CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches
         )
         return self._format(self._evaluate_epoch(batches, callbacks), return_dict)
 
+    @reports_failures
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for `x`, computed in batches.
 
@@ -401,7 +427,7 @@ class Trainer:
         batch_size = _positive_int_or_none(batch_size, "batch_size")
         if not is_batch_iterable(x) and count_samples(to_arrays(x), "x") == 0:
             return self.predict_on_batch(x)  # no samples: an empty result of the right shape
-        batches = EpochIterator(batches_of(x, batch_size=batch_size, steps=steps), steps)
+        batches = EpochIterator(self._distributed(batches_of(x, batch_size=batch_size, steps=steps)), steps)
         callbacks = CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches
         )
@@ -415,6 +441,8 @@ class Trainer:
             if self.stop_predicting:
                 break
         callbacks.on_predict_end()
+        if replicas() is not None:
+            outputs = replicas()._gather_batches(outputs)
         if not outputs:
             raise ValueError("x: expected at least one batch to predict, received none.")
         return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
@@ -426,6 +454,7 @@ class Trainer:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    @reports_failures
     def fit(
         self,
         x=None,
@@ -484,13 +513,15 @@ class Trainer:
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = _split_validation(x, y, sample_weight, validation_split)
         train = EpochIterator(
-            batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight), steps_per_epoch
+            self._distributed(batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight)),
+            steps_per_epoch,
         )
         validation = None
         if validation_data is not None:
             vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
             val_batch_size = validation_batch_size or (None if is_batch_iterable(vx) else batch_size)
-            validation = EpochIterator(batches_of(vx, vy, vsw, val_batch_size, validation_steps), validation_steps)
+            validation_batches = batches_of(vx, vy, vsw, val_batch_size, validation_steps)
+            validation = EpochIterator(self._distributed(validation_batches, synchronize=False), validation_steps)
         callbacks = CallbackList(
             callbacks,
             add_history=True,

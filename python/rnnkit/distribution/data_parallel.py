@@ -1,0 +1,173 @@
+"""`DataParallel`: Keras's data-parallel distribution, over MPI processes.
+
+`fit`, `evaluate` and `predict` call its underscored methods at fixed points of a step; they are
+the whole of what data parallelism changes in training.
+"""
+
+import numbers
+import random
+
+import numpy as np
+
+from rnnkit import tree
+from rnnkit.distribution.communicator import Communicator
+from rnnkit.distribution.launch import initialize
+from rnnkit.distribution.sharding import ShardedBatches
+from rnnkit.tensor import wrap
+
+
+class DataParallel:
+    """Data parallelism across the processes of an MPI job (`mpiexec -n N python train.py`).
+
+    With `rk.distribution.set_distribution(DataParallel())`, `batch_size` is the global batch:
+    each process (rank) computes the loss and gradients of its slice of every batch, the gradients
+    are summed over the ranks in one allreduce per step, weighted by each rank's share of the
+    batch, so every rank applies the gradient of the global batch's mean loss and keeps the same
+    weights. On one process (or without mpi4py, outside `mpiexec`) it changes nothing.
+
+    Args:
+        timeout: Seconds a collective (a step's allreduce, a broadcast) may wait for the other
+            ranks before every rank stops with a `DistributedError`; None waits forever.
+
+    Raises:
+        ValueError: If `timeout` is not a positive number or None.
+        ImportError: If the process was started by `mpiexec` among several but mpi4py is missing.
+    """
+
+    def __init__(self, timeout=300.0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0
+        ):
+            raise ValueError(f"timeout: expected a positive number of seconds or None, received {timeout!r}.")
+        self.timeout = None if timeout is None else float(timeout)
+        comm = initialize()
+        self.communicator = None if comm is None or comm.Get_size() == 1 else Communicator(comm, self.timeout)
+        self._local_samples = self._global_samples = 0  # rows of the current batch
+
+    @property
+    def num_processes(self):
+        """The number of processes (ranks) training together."""
+        return 1 if self.communicator is None else self.communicator.size
+
+    @property
+    def process_id(self):
+        """This process's rank, 0 to `num_processes - 1`; rank 0 prints and writes files."""
+        return 0 if self.communicator is None else self.communicator.rank
+
+    def __repr__(self):
+        return f"<DataParallel process {self.process_id} of {self.num_processes}, timeout={self.timeout}>"
+
+    # --- hooks of fit, evaluate and predict ----------------------------------------------------
+
+    def _begin(self, model):
+        """Gives every rank rank 0's weights, optimizer state and random states (numpy's global
+        and Python's, which draw the shuffles), at the start of `fit`, `evaluate` and `predict`."""
+        if not model.built:
+            raise ValueError(
+                f"model: expected a built model for DataParallel, received the unbuilt model {model.name!r}; build "
+                "it first (give it an Input, or call it on a batch) so that rank 0's weights can be broadcast."
+            )
+        optimizer = getattr(model, "optimizer", None)
+        variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+        state = self.communicator.broadcast(
+            ([np.asarray(v) for v in variables], np.random.get_state(), random.getstate())
+        )
+        values, numpy_state, python_state = state
+        if len(values) != len(variables) or any(np.shape(a) != v.shape for a, v in zip(values, variables)):
+            raise ValueError(
+                f"model: rank {self.process_id}'s weights differ in number or shape from rank 0's; every rank must "
+                "build the same model."
+            )
+        if self.process_id != 0:
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+    def _shard(self, source):
+        """`source` (a batch source of the global batches) cut to this rank's rows."""
+        return ShardedBatches(source, self.process_id, self.num_processes, self._start_batch)
+
+    def _start_batch(self, local_samples, global_samples):
+        self._local_samples, self._global_samples = local_samples, global_samples
+
+    def _batch_samples(self):
+        """Rows of the current global batch."""
+        return self._global_samples
+
+    def _share(self):
+        """This rank's share of the current global batch, the weight of its loss."""
+        return self._local_samples / self._global_samples
+
+    def _objective(self, outcome):
+        """What this rank differentiates: its mean loss times its share of the batch, so that the
+        sum over the ranks is the global batch's mean loss. A rank with no rows still runs the
+        backward pass (synchronised BatchNormalization takes part in collectives there) on a
+        zero that depends on the predictions."""
+        total, _, _, y_pred, _ = outcome
+        if self._local_samples == 0:
+            from rnnkit import ops
+
+            return sum(ops.sum(p) for p in y_pred) * 0.0
+        return total * self._share()
+
+    def _reduce_train_step(self, grads, params, outcome, gather):
+        """The gradients summed over the ranks (None where no rank has one) and the step's outcome
+        with global losses (and, with `gather`, the global batch's targets and predictions for
+        the metrics): one allreduce of one flat buffer."""
+        dtype = np.result_type(*(p.dtype for p in params))
+        parts = [np.zeros(p.shape, dtype).ravel() if g is None else np.ravel(g) for g, p in zip(grads, params)]
+        present = np.array([g is not None for g in grads], dtype)
+        losses = self._weighted_losses(outcome, dtype)
+        summed = self.communicator.allreduce_sum(np.concatenate([*parts, losses, present]))
+        reduced, offset = [], 0
+        for p, has_grad in zip(params, summed[-len(params) :] if params else []):
+            size = int(np.prod(p.shape))
+            reduced.append(summed[offset : offset + size].reshape(p.shape).astype(p.dtype) if has_grad else None)
+            offset += size
+        return reduced, self._global_outcome(summed[offset : offset + losses.size], outcome, gather)
+
+    def _reduce_test_step(self, outcome, gather):
+        """The step's outcome with global losses (and gathered metric inputs with `gather`)."""
+        losses = self._weighted_losses(outcome, np.float64)
+        return self._global_outcome(self.communicator.allreduce_sum(losses), outcome, gather)
+
+    def _weighted_losses(self, outcome, dtype):
+        total, per_output = outcome[0], outcome[1]
+        if self._local_samples == 0:
+            return np.zeros(1 + len(per_output), dtype)
+        return np.array([float(np.asarray(v)) for v in (total, *per_output)], dtype) * self._share()
+
+    def _global_outcome(self, losses, outcome, gather):
+        _, per_output, y_true, y_pred, sample_weights = outcome
+        total, per_output = losses[0], list(losses[1 : 1 + len(per_output)])
+        if not gather:
+            return total, per_output, y_true, y_pred, sample_weights
+        masks = [getattr(p, "_keras_mask", None) for p in y_pred]
+        local = ([_array(a) for a in y_true], [np.asarray(p) for p in y_pred], [_array(m) for m in masks])
+        local += ([_array(w) for w in sample_weights],)
+        ranks = self.communicator.allgather(local)
+        y_true, y_pred, masks, sample_weights = (
+            [_concatenate(parts) for parts in zip(*field)] for field in zip(*ranks)
+        )
+        y_pred = [wrap(p) for p in y_pred]
+        for p, mask in zip(y_pred, masks):
+            p._keras_mask = mask
+        return total, per_output, y_true, y_pred, sample_weights
+
+    def _gather_batches(self, outputs):
+        """Every rank's per-batch outputs of `predict`, in the order of the global batches and, within
+        each, of the ranks: the outputs of the whole input, in order."""
+        ranks = self.communicator.allgather(outputs)
+        return [part for batch in zip(*ranks) for part in batch]
+
+
+def _array(value):
+    return None if value is None else np.asarray(value)
+
+
+def _concatenate(parts):
+    """The ranks' parts joined along the batch axis (None when they are None)."""
+    if all(p is None for p in parts):
+        return None
+    return tree.map_structure(lambda *leaves: np.concatenate(leaves, axis=0), *parts)

@@ -1,0 +1,251 @@
+"""Data-parallel training on MPI: `mpiexec -n 2` and `-n 3` against one process, files written by
+rank 0 only, a failing or stuck rank ending the job, and the API on one process without MPI.
+
+The same file is the program the ranks run: `python tests/test_distribution.py SCENARIO OUT`.
+The MPI tests need mpi4py and an `mpiexec` (the `mpich` wheel of the `mpi` extra); they skip
+without them, except under CI (`CI` set, as the Rust NVRTC test), where they fail.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnkit as rk
+from rnnkit.distribution.sharding import shard_bounds
+
+HERE = Path(__file__).resolve()
+
+
+def _mpiexec():
+    """The mpiexec beside this Python (the mpich wheel's), else the one on PATH, or None."""
+    beside = Path(sys.executable).with_name("mpiexec")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("mpiexec")
+
+
+def _mpi_missing():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError as error:
+        return f"mpi4py cannot be imported ({error}); pip install -e '.[mpi]'"
+    return None if _mpiexec() else "no mpiexec found (pip install -e '.[mpi]' brings MPICH's)"
+
+
+def _require_mpi():
+    """Skips without MPI, except under CI, where a missing MPI fails the test."""
+    missing = _mpi_missing()
+    if missing and "CI" in os.environ:
+        pytest.fail(f"CI runs the MPI tests: {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
+def _run(scenario, out, processes=None, timeout=60):
+    """Runs a scenario of this file, under `mpiexec -n processes` or as one plain process."""
+    command = [sys.executable, str(HERE), scenario, str(out)]
+    if processes is not None:
+        command = [_mpiexec(), "-n", str(processes), *command]
+    env = dict(os.environ, RAYON_NUM_THREADS="1", PYTHONPATH=str(HERE.parent))
+    began = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    return result, time.perf_counter() - began
+
+
+# --- one process, no MPI needed -----------------------------------------------------------------
+
+
+def test_shard_bounds_cover_each_batch_without_overlap():
+    for samples in range(0, 12):
+        for size in (1, 2, 3, 5):
+            bounds = [shard_bounds(samples, rank, size) for rank in range(size)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == samples
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
+    assert [shard_bounds(2, rank, 3) for rank in range(3)] == [(0, 1), (1, 2), (2, 2)]
+
+
+def test_set_distribution_and_distribution():
+    assert rk.distribution.distribution() is None
+    with pytest.raises(TypeError, match="expected a DataParallel or None, received str"):
+        rk.distribution.set_distribution("data_parallel")
+    for bad in (0, -1.0, "10", True):
+        with pytest.raises(ValueError, match="timeout: expected a positive number of seconds or None"):
+            rk.distribution.DataParallel(timeout=bad)
+
+
+def test_one_process_data_parallel_changes_nothing():
+    def train(distributed):
+        rk.utils.set_random_seed(0)
+        model = _model()
+        x, y = _data()
+        rk.distribution.set_distribution(rk.distribution.DataParallel() if distributed else None)
+        try:
+            model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        finally:
+            rk.distribution.set_distribution(None)
+        return model.get_weights()
+
+    data_parallel = rk.distribution.DataParallel()
+    assert (data_parallel.num_processes, data_parallel.process_id) == (1, 0)
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mpiexec_without_mpi4py_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(ImportError, match=r"one of 2 started by mpiexec, but mpi4py cannot be imported.*rnnkit\[mpi\]"):
+        rk.distribution.DataParallel()
+    monkeypatch.setenv("PMI_SIZE", "1")
+    assert rk.distribution.DataParallel().num_processes == 1
+
+
+# --- several processes --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory):
+    """The scenario "train" on one plain process (the reference)."""
+    out = tmp_path_factory.mktemp("single")
+    result, _ = _run("train", out)
+    assert result.returncode == 0, result.stderr
+    return np.load(out / "rank0.npz")
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_ranks_train_as_one_process_on_the_same_global_batches(processes, single_process, tmp_path):
+    _require_mpi()
+    result, _ = _run("train", tmp_path, processes)
+    assert result.returncode == 0, result.stderr
+    for rank in range(processes):
+        ranked = np.load(tmp_path / f"rank{rank}.npz")
+        assert sorted(ranked.files) == sorted(single_process.files)
+        for key in single_process.files:
+            # float32 sums over the ranks in another order than over one batch
+            np.testing.assert_allclose(ranked[key], single_process[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    # Only rank 0 writes: the CSV log, the checkpoints and model.save.
+    assert sorted(p.name for p in (tmp_path / "files0").iterdir()) == [
+        "ckpt-1.weights.h5",
+        "ckpt-2.weights.h5",
+        "log.csv",
+        "model.keras",
+    ]
+    assert [
+        p for p in tmp_path.iterdir() if p.name.startswith("files") and p.name != "files0" and any(p.iterdir())
+    ] == []
+    # Rank 0 alone prints the progress bar.
+    assert result.stdout.count("Epoch 1/2") == 1
+
+
+def test_a_failing_rank_stops_every_rank_with_its_error(tmp_path):
+    _require_mpi()
+    result, seconds = _run("fail", tmp_path, 3)
+    assert result.returncode != 0
+    # The ranks that did not fail name the one that did, and its message.
+    assert result.stderr.count("DistributedError: rank 1 failed with ValueError: rank 1 fails on purpose") >= 1, (
+        result.stderr
+    )
+    assert seconds < 20
+
+
+def test_a_stuck_rank_ends_the_job_after_the_timeout(tmp_path):
+    _require_mpi()
+    result, seconds = _run("stuck", tmp_path, 2)
+    assert result.returncode != 0
+    assert "rank 0: the allreduce waited more than 1 s for the other ranks" in result.stderr, result.stderr
+    assert seconds < 20  # rank 1 sleeps 60 s: the abort ended it
+
+
+# --- the ranks' program -------------------------------------------------------------------------
+
+
+def _model():
+    """The guide's MNIST model, smaller: LSTM -> BatchNormalization -> Dense."""
+    model = rk.Sequential([rk.Input((28, 28)), rk.layers.LSTM(16), rk.layers.BatchNormalization(), rk.layers.Dense(10)])
+    model.compile(
+        loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="adam", metrics=["accuracy"]
+    )
+    return model
+
+
+def _data(samples=98, seed=1):
+    """98 samples: batches of 16 end with 2, so 3 ranks get 1, 1 and 0 rows of the last one."""
+    generator = np.random.default_rng(seed)
+    return generator.normal(size=(samples, 28, 28)).astype("float32"), generator.integers(0, 10, samples)
+
+
+def _train(out):
+    """Trains on arrays (shuffled, with validation and file-writing callbacks), then on a
+    generator, then evaluates and predicts; writes each rank's results to `out/rank{r}.npz`."""
+    data_parallel = rk.distribution.DataParallel(timeout=30)
+    rk.distribution.set_distribution(data_parallel)
+    rank = data_parallel.process_id
+    # Different seeds on each rank: rank 0's weights and shuffles must win.
+    rk.utils.set_random_seed(rank)
+    np.random.seed(rank)
+    model = _model()
+    x, y = _data()
+    files = out / f"files{rank}"
+    files.mkdir()
+    callbacks = [
+        rk.callbacks.CSVLogger(str(files / "log.csv")),
+        rk.callbacks.ModelCheckpoint(str(files / "ckpt-{epoch}.weights.h5"), save_weights_only=True),
+    ]
+    history = model.fit(
+        x[:80], y[:80], batch_size=16, epochs=2, validation_data=(x[80:], y[80:]), callbacks=callbacks, verbose=2
+    )
+    # A rank's optimizer state gone astray is replaced by rank 0's at the next fit.
+    if rank != 0:
+        for variable in model.optimizer.variables[2:]:
+            variable.assign(np.ones(variable.shape, variable.dtype))
+
+    def batches():
+        for start in range(0, 98, 24):
+            yield x[start : start + 24], y[start : start + 24]
+
+    later = model.fit(batches(), epochs=1, verbose=0)
+    model.save(str(files / "model.keras"))
+    evaluated = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    predicted = model.predict(x, batch_size=32, verbose=0)
+    results = {f"weight{i}": w for i, w in enumerate(model.get_weights())}
+    results.update({f"history_{k}": np.array(v) for k, v in {**history.history, **later.history}.items()})
+    results.update({f"evaluate_{k}": np.array(v) for k, v in evaluated.items()})
+    np.savez(out / f"rank{rank}.npz", predicted=predicted, **results)
+
+
+def _fail(out):
+    """Rank 1 raises in its third training step; the others must stop with its error."""
+    rk.distribution.set_distribution(rk.distribution.DataParallel(timeout=60))
+    rank = rk.distribution.distribution().process_id
+
+    def fail(batch, logs):
+        if rank == 1 and batch == 2:
+            raise ValueError("rank 1 fails on purpose")
+
+    x, y = _data()
+    _model().fit(x, y, batch_size=16, epochs=50, verbose=0, callbacks=[rk.callbacks.LambdaCallback(on_batch_end=fail)])
+
+
+def _stuck(out):
+    """Rank 1 sleeps a minute in its second step; with a 1 s timeout the job ends long before."""
+    rk.distribution.set_distribution(rk.distribution.DataParallel(timeout=1))
+    rank = rk.distribution.distribution().process_id
+
+    def sleep(batch, logs):
+        if rank == 1 and batch == 1:
+            time.sleep(60)
+
+    x, y = _data()
+    _model().fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[rk.callbacks.LambdaCallback(on_batch_end=sleep)])
+
+
+if __name__ == "__main__":
+    scenario, out = sys.argv[1], Path(sys.argv[2])
+    {"train": _train, "fail": _fail, "stuck": _stuck}[scenario](out)
