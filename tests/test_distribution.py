@@ -163,6 +163,22 @@ def test_a_stuck_rank_ends_the_job_after_the_timeout(tmp_path):
     assert seconds < 20  # rank 1 sleeps 60 s: the abort ended it
 
 
+def test_the_example_prints_the_same_checksum_on_one_and_two_processes():
+    _require_mpi()
+    example = HERE.parent.parent / "examples" / "distributed_mnist.py"
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    lines = []
+    for prefix in ([], [_mpiexec(), "-n", "2"]):
+        result = subprocess.run(
+            [*prefix, sys.executable, str(example)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        lines.append(result.stdout.strip().splitlines()[-1])
+    assert lines[0].startswith("processes: 1 ") and lines[1].startswith("processes: 2 ")
+    assert lines[0].split("checksum: ")[1] == lines[1].split("checksum: ")[1]
+    assert "Epoch 1/3" in result.stdout and result.stdout.count("Epoch 1/3") == 1  # rank 0 alone prints
+
+
 # --- the ranks' program -------------------------------------------------------------------------
 
 

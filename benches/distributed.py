@@ -1,0 +1,125 @@
+"""Data-parallel scaling on MPI: samples per second of one process against two, and the allreduce.
+
+For W1 (the guide's MNIST train step: LSTM(64) -> BatchNormalization -> Dense(10), B=64, T=28,
+F=28) and W3 (the same model with LSTM(512), B=64, T=100, F=512), `fit` runs on random data with
+a global batch of 64, plain SGD, no metrics:
+
+- one process on one core (RAYON_NUM_THREADS=1);
+- `mpiexec -n 2`, each process on one core (32 rows of every batch each).
+
+It prints samples per second of each, the scaling efficiency throughput(2) / (2 x throughput(1)),
+and, from the two-process run, the time per step spent in allreduces (the gradients' one flat
+buffer plus BatchNormalization's statistics; waiting for the slower rank included) with the bytes
+each step sums, and the time of the gradient buffer's allreduce alone (timed apart after training).
+
+    python benches/distributed.py               # W1 and W3
+    python benches/distributed.py --only W1     # one workload
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKLOADS = {
+    "W1": dict(units=64, timesteps=28, features=28, steps=60, title="LSTM H=64, B=64, T=28, F=28 (guide's MNIST)"),
+    "W3": dict(units=512, timesteps=100, features=512, steps=6, title="LSTM H=512, B=64, T=100, F=512"),
+}
+BATCH = 64
+
+
+def _worker(name):
+    """Trains the workload under the distribution in effect; rank 0 prints its figures as JSON."""
+    import numpy as np
+
+    import rnnkit as rk
+
+    spec = WORKLOADS[name]
+    data_parallel = rk.distribution.DataParallel()
+    rk.distribution.set_distribution(data_parallel)
+    rk.utils.set_random_seed(0)
+    model = rk.Sequential(
+        [
+            rk.Input((spec["timesteps"], spec["features"])),
+            rk.layers.LSTM(spec["units"]),
+            rk.layers.BatchNormalization(),
+            rk.layers.Dense(10),
+        ]
+    )
+    model.compile(loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
+    generator = np.random.default_rng(0)
+    samples = BATCH * spec["steps"]
+    x = generator.normal(size=(samples, spec["timesteps"], spec["features"])).astype("float32")
+    y = generator.integers(0, 10, samples)
+    model.fit(x[: 2 * BATCH], y[: 2 * BATCH], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)  # warm-up
+    communicator = data_parallel.communicator
+    before = (0.0, 0, 0) if communicator is None else _stats(communicator)
+    began = time.perf_counter()
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    seconds = time.perf_counter() - began
+    result = {"samples_per_second": samples / seconds, "seconds_per_step": seconds / spec["steps"]}
+    if communicator is not None:
+        after = _stats(communicator)
+        reduce_seconds, reduce_bytes, reduce_calls = (a - b for a, b in zip(after, before))
+        result.update(
+            allreduce_ms_per_step=1e3 * reduce_seconds / spec["steps"],
+            allreduce_bytes_per_step=reduce_bytes / spec["steps"],
+            allreduces_per_step=reduce_calls / spec["steps"],
+        )
+        gradients = np.ones(sum(int(np.prod(w.shape)) for w in model.trainable_weights) + 1, "float32")
+        communicator.allreduce_sum(gradients)
+        began = time.perf_counter()
+        for _ in range(20):
+            communicator.allreduce_sum(gradients)
+        result["gradient_allreduce_ms"] = 1e3 * (time.perf_counter() - began) / 20
+        result["gradient_bytes"] = gradients.nbytes
+    if data_parallel.process_id == 0:
+        print(json.dumps(result))
+
+
+def _stats(communicator):
+    return communicator.allreduce_seconds, communicator.allreduce_bytes, communicator.allreduce_calls
+
+
+def _run(name, processes):
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name]
+    if processes > 1:
+        command = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(processes), *command]
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="W1,W3", help="workloads, comma-separated (W1, W3)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return _worker(args.worker)
+    import platform
+
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; one core per process")
+    print(f"{'':4} {'1 process':>12} {'2 processes':>12} {'efficiency':>10} {'allreduce/step':>15} {'bytes/step':>11}")
+    print(
+        f"{'':4} {'samples/s':>12} {'samples/s':>12} {'':>10} {'(ms, waits too)':>15} {'':>11}  gradient buffer alone"
+    )
+    for name in args.only.split(","):
+        one, two = _run(name, 1), _run(name, 2)
+        efficiency = two["samples_per_second"] / (2 * one["samples_per_second"])
+        print(
+            f"{name:4} {one['samples_per_second']:12.1f} {two['samples_per_second']:12.1f} {efficiency:10.0%} "
+            f"{two['allreduce_ms_per_step']:15.2f} {two['allreduce_bytes_per_step'] / 1e6:9.2f}MB  "
+            f"{two['gradient_bytes'] / 1e6:.2f} MB in {two['gradient_allreduce_ms']:.2f} ms "
+            f"({two['allreduces_per_step']:.0f} allreduces per step)  {WORKLOADS[name]['title']}"
+        )
+    return None
+
+
+if __name__ == "__main__":
+    main()
