@@ -8,6 +8,7 @@ without them, except under CI (`CI` set, as the Rust NVRTC test), where they fai
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -163,6 +164,21 @@ def test_a_stuck_rank_ends_the_job_after_the_timeout(tmp_path):
     assert seconds < 20  # rank 1 sleeps 60 s: the abort ended it
 
 
+def test_ctrl_c_stops_every_rank(tmp_path):
+    _require_mpi()
+    command = [_mpiexec(), "-n", "2", sys.executable, str(HERE), "endless", str(tmp_path)]
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert job.stdout.readline().strip() == "training"  # rank 0 is in its first step
+        job.send_signal(signal.SIGINT)  # mpiexec passes Ctrl-C on to the ranks
+        _, stderr = job.communicate(timeout=20)
+    finally:
+        job.kill()
+    assert job.returncode != 0
+    assert stderr.count("KeyboardInterrupt") >= 1, stderr
+
+
 def test_the_example_prints_the_same_checksum_on_one_and_two_processes():
     _require_mpi()
     example = HERE.parent.parent / "examples" / "distributed_mnist.py"
@@ -262,6 +278,20 @@ def _stuck(out):
     _model().fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[rk.callbacks.LambdaCallback(on_batch_end=sleep)])
 
 
+def _endless(out):
+    """Trains until interrupted; rank 0 says when it started."""
+    rk.distribution.set_distribution(rk.distribution.DataParallel(timeout=60))
+    rank = rk.distribution.distribution().process_id
+
+    def started(batch, logs):
+        if rank == 0 and batch == 0:
+            print("training", flush=True)
+
+    x, y = _data()
+    callback = rk.callbacks.LambdaCallback(on_batch_begin=started)
+    _model().fit(x, y, batch_size=16, epochs=10**6, verbose=0, callbacks=[callback])
+
+
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])
-    {"train": _train, "fail": _fail, "stuck": _stuck}[scenario](out)
+    {"train": _train, "fail": _fail, "stuck": _stuck, "endless": _endless}[scenario](out)

@@ -18,7 +18,7 @@ import numpy as np
 # The tag of fault reports on the side channel.
 _FAULT_TAG = 19
 # How long a failing rank waits for its reports to be received before it goes on raising.
-_REPORT_GRACE_S = 2.0
+_REPORT_GRACE_S = 1.0
 # Waits shorter than this spin; longer ones sleep between polls so an idle rank frees its core.
 _SPIN_S = 0.005
 
