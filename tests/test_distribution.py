@@ -114,6 +114,7 @@ def test_mpiexec_without_mpi4py_says_how_to_install(monkeypatch):
 @pytest.fixture(scope="module")
 def single_process(tmp_path_factory):
     """The scenario "train" on one plain process (the reference)."""
+    _require_mpi()
     out = tmp_path_factory.mktemp("single")
     result, _ = _run("train", out)
     assert result.returncode == 0, result.stderr

@@ -20,7 +20,7 @@ _FAULT_TAG = 19
 # How long a failing rank waits for its reports to be received before it goes on raising.
 _REPORT_GRACE_S = 1.0
 # Waits shorter than this spin; longer ones sleep between polls so an idle rank frees its core.
-_SPIN_S = 0.005
+_SPIN_S = 0.001
 
 
 class DistributedError(RuntimeError):

@@ -174,7 +174,9 @@ class BatchNormalization(Layer):
         gamma_regularizer: Optional regularizer of `gamma`.
         beta_constraint: Optional constraint applied to `beta` after each update.
         gamma_constraint: Optional constraint applied to `gamma` after each update.
-        synchronized: Only False: synchronising replicas is a TensorFlow-backend feature.
+        synchronized: Only False (Keras's TensorFlow-backend option): under
+            `rk.distribution.DataParallel` on several processes the training statistics are
+            always the global batch's, summed over the processes (and so is their gradient).
         renorm: Whether to use batch renormalisation (Ioffe, 2017), which adds the
             non-trainable weights `moving_stddev`, `renorm_mean` and `renorm_stddev`.
         renorm_clipping: Optional dict with keys among "rmax", "rmin", "dmax" bounding the
