@@ -53,7 +53,7 @@ def _run(scenario, out, processes=None, timeout=60):
     command = [sys.executable, str(HERE), scenario, str(out)]
     if processes is not None:
         command = [_mpiexec(), "-n", str(processes), *command]
-    env = dict(os.environ, RAYON_NUM_THREADS="1", PYTHONPATH=str(HERE.parent))
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
     began = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     return result, time.perf_counter() - began
@@ -247,7 +247,10 @@ def _train(out):
     model.save(str(files / "model.keras"))
     evaluated = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
     predicted = model.predict(x, batch_size=32, verbose=0)
+    # One global batch of 10 rows: 5 and 5 rows on 2 ranks, 4, 3 and 3 on 3.
+    on_batch = [model.train_on_batch(x[:10], y[:10]), model.test_on_batch(x[10:20], y[10:20])]
     results = {f"weight{i}": w for i, w in enumerate(model.get_weights())}
+    results["on_batch"] = np.array(on_batch)
     results.update({f"history_{k}": np.array(v) for k, v in {**history.history, **later.history}.items()})
     results.update({f"evaluate_{k}": np.array(v) for k, v in evaluated.items()})
     np.savez(out / f"rank{rank}.npz", predicted=predicted, **results)

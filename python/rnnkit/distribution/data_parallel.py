@@ -12,7 +12,7 @@ import numpy as np
 from rnnkit import tree
 from rnnkit.distribution.communicator import Communicator
 from rnnkit.distribution.launch import initialize
-from rnnkit.distribution.sharding import ShardedBatches
+from rnnkit.distribution.sharding import ShardedBatches, shard_batch
 from rnnkit.tensor import wrap
 
 
@@ -83,10 +83,21 @@ class DataParallel:
                 variable.assign(value)
             np.random.set_state(numpy_state)
             random.setstate(python_state)
+        model._replicated_by = self
 
     def _shard(self, source):
         """`source` (a batch source of the global batches) cut to this rank's rows."""
         return ShardedBatches(source, self.process_id, self.num_processes, self._start_batch)
+
+    def _shard_batch(self, model, batch):
+        """This rank's rows of one global batch `(x, y, sample_weight)` of `train_on_batch` or
+        `test_on_batch`; rank 0's state is broadcast first when `fit`, `evaluate`, `predict` or
+        an earlier `*_on_batch` has not yet done it for this model."""
+        if getattr(model, "_replicated_by", None) is not self:
+            self._begin(model)
+        rows, local_samples, global_samples = shard_batch(batch, self.process_id, self.num_processes)
+        self._start_batch(local_samples, global_samples)
+        return rows
 
     def _start_batch(self, local_samples, global_samples):
         self._local_samples, self._global_samples = local_samples, global_samples

@@ -14,6 +14,18 @@ def shard_bounds(samples, rank, size):
     return start, start + base + (1 if rank < extra else 0)
 
 
+def shard_batch(batch, rank, size):
+    """Rank `rank`'s rows of a global batch `(x, y, sample_weight)`.
+
+    Returns:
+        The rows as a batch of the same structure, their number, and the global batch's.
+    """
+    samples = len(tree.flatten(batch[0])[0])
+    start, stop = shard_bounds(samples, rank, size)
+    rows = slice(start, stop)
+    return tuple(_rows(a, rows) for a in batch), stop - start, samples
+
+
 class ShardedBatches:
     """A batch source (`ArrayBatches` or `IterableBatches`) whose every batch is cut to one rank's rows.
 
@@ -33,12 +45,10 @@ class ShardedBatches:
 
     def __iter__(self):
         """One pass over the source, each batch cut to this rank's rows."""
-        for x, y, sample_weight in self.source:
-            samples = len(tree.flatten(x)[0])
-            start, stop = shard_bounds(samples, self.rank, self.size)
-            self.on_batch(stop - start, samples)
-            rows = slice(start, stop)
-            yield tuple(_rows(a, rows) for a in (x, y, sample_weight))
+        for batch in self.source:
+            rows, local_samples, global_samples = shard_batch(batch, self.rank, self.size)
+            self.on_batch(local_samples, global_samples)
+            yield rows
 
     def on_epoch_end(self):
         self.source.on_epoch_end()

@@ -319,18 +319,28 @@ class Trainer:
             sample_weight: Per-sample weights of the loss.
             class_weight: Dict from class index to weight (instead of `sample_weight`).
             return_dict: Return `{name: value}` instead of a value or list of values.
+
+        Under `rk.distribution.DataParallel` the batch is the global batch: each process trains
+        on its rows, as in `fit` (so is `test_on_batch`'s; `predict_on_batch` runs on each
+        process alone).
         """
         self._check_compiled()
         self._reset_metrics()
         y = to_arrays(y)
         sample_weight = data_adapter.apply_class_weight(y, to_arrays(sample_weight), class_weight)
-        return self._format(self._train_step(to_arrays(x), y, sample_weight), return_dict)
+        return self._format(self._train_step(*self._distributed_batch(to_arrays(x), y, sample_weight)), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch, without training."""
         self._check_compiled()
         self._reset_metrics()
-        return self._format(self._test_step(to_arrays(x), to_arrays(y), to_arrays(sample_weight)), return_dict)
+        batch = self._distributed_batch(to_arrays(x), to_arrays(y), to_arrays(sample_weight))
+        return self._format(self._test_step(*batch), return_dict)
+
+    def _distributed_batch(self, x, y, sample_weight):
+        """This process's rows of a global batch under data parallelism, else the batch."""
+        distributed = replicas()
+        return (x, y, sample_weight) if distributed is None else distributed._shard_batch(self, (x, y, sample_weight))
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as numpy arrays."""
