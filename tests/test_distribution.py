@@ -19,6 +19,7 @@ import pytest
 
 import rnnkit as rk
 from rnnkit.distribution.sharding import shard_bounds
+from rnnkit.layers.normalization import moments
 
 HERE = Path(__file__).resolve()
 
@@ -70,6 +71,26 @@ def test_shard_bounds_cover_each_batch_without_overlap():
             assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
             assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
     assert [shard_bounds(2, rank, 3) for rank in range(3)] == [(0, 1), (1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_batch_statistics_summed_over_ranks_are_the_global_batchs(masked):
+    """BatchNormalization's moments on 4 simulated ranks (one with no rows) equal the whole batch's."""
+    generator = np.random.default_rng(0)
+    x = (generator.normal(size=(10, 6, 3)) * 3 + 5).astype("float32")
+    weights = (generator.random((10, 6, 3)) < 0.7).astype("float32") if masked else None
+    cuts = [(0, 4), (4, 7), (7, 10), (10, 10)]
+    parts = [(x[a:b], None if weights is None else weights[a:b]) for a, b in cuts]
+    sent = []
+    with np.errstate(invalid="ignore"):  # this pass only records: the empty rank's own 0 / 0
+        for part, w in parts:
+            moments(part, (0, 1), w, reduce=lambda a: sent.append(a) or a)
+    expected = moments(x, (0, 1), weights)
+    for part, w in parts:
+        got = moments(part, (0, 1), w, reduce=lambda a: sum(sent))
+        np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-6)
+        np.testing.assert_allclose(got.variance, expected.variance, rtol=1e-5)
+        np.testing.assert_allclose(got.count, expected.count, rtol=1e-6)
 
 
 def test_set_distribution_and_distribution():

@@ -49,15 +49,22 @@ def moments(x, axes, weights=None, reduce=None):
 
 
 def _global_moments(x, axes, weights, reduce):
-    """`moments` over the ranks: the sums and counts are summed over them, in two passes (the
-    mean, then the squared deviations from it) as one process computes them."""
+    """`moments` over the ranks in one reduction: each rank's count, mean and sum of squared
+    deviations from its mean, combined in float64 (Chan et al.'s parallel variance), which keeps
+    the two-pass accuracy of one process without a second round."""
     shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     ones = np.ones_like(x) if weights is None else weights.astype(x.dtype)
-    sums = reduce(np.concatenate([(ones * x).sum(axis=axes).ravel(), ones.sum(axis=axes).ravel()]))
-    count = sums[sums.size // 2 :].reshape(shape) + (0 if weights is None else _MASKED_COUNT_EPSILON)
-    mean = (sums[: sums.size // 2].reshape(shape) / count).astype(x.dtype)
-    variance = (reduce(np.square(ones * (x - mean)).sum(axis=axes)).reshape(shape) / count).astype(x.dtype)
-    return Moments(mean, variance, count, axes, weights, reduce)
+    count = ones.sum(axis=axes, keepdims=True)
+    local_mean = (ones * x).sum(axis=axes, keepdims=True) / np.maximum(count, 1)
+    deviations = np.square(ones * (x - local_mean)).sum(axis=axes, keepdims=True)
+    count, local_mean = count.astype(np.float64), local_mean.astype(np.float64)
+    parts = (count, count * local_mean, count * local_mean * local_mean, deviations.astype(np.float64))
+    sums = reduce(np.concatenate([p.ravel() for p in parts])).reshape(4, *shape)
+    count = sums[0] + (0 if weights is None else _MASKED_COUNT_EPSILON)
+    mean = sums[1] / count
+    # sum over ranks of count * (local mean - mean)² is sums[2] - count * mean²
+    variance = np.maximum(sums[3] + sums[2] - sums[1] * mean, 0) / count
+    return Moments(mean.astype(x.dtype), variance.astype(x.dtype), count.astype(x.dtype), axes, weights, reduce)
 
 
 def normalize(x, stats, gamma, beta, epsilon, shape):
