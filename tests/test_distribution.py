@@ -271,6 +271,11 @@ def _train(out):
     # One global batch of 10 rows: 5 and 5 rows on 2 ranks, 4, 3 and 3 on 3.
     on_batch = [model.train_on_batch(x[:10], y[:10]), model.test_on_batch(x[10:20], y[10:20])]
     results = {f"weight{i}": w for i, w in enumerate(model.get_weights())}
+    # A model built by its first batch: rank 0's weights are broadcast once it is.
+    unbuilt = rk.Sequential([rk.layers.GRU(8), rk.layers.Dense(10)])
+    unbuilt.compile(loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
+    unbuilt.fit(x[:40], y[:40], batch_size=16, epochs=2, verbose=0)
+    results.update({f"unbuilt{i}": w for i, w in enumerate(unbuilt.get_weights())})
     results["on_batch"] = np.array(on_batch)
     results.update({f"history_{k}": np.array(v) for k, v in {**history.history, **later.history}.items()})
     results.update({f"evaluate_{k}": np.array(v) for k, v in evaluated.items()})

@@ -43,6 +43,7 @@ class DataParallel:
         comm = initialize()
         self.communicator = None if comm is None or comm.Get_size() == 1 else Communicator(comm, self.timeout)
         self._local_samples = self._global_samples = 0  # rows of the current batch
+        self._unbuilt = None  # a model to build on the first batch, then give rank 0's state
 
     @property
     def num_processes(self):
@@ -59,20 +60,16 @@ class DataParallel:
 
     # --- hooks of fit, evaluate and predict ----------------------------------------------------
 
-    def _begin(self, model):
-        """Gives every rank rank 0's weights, optimizer state and random states (numpy's global
-        and Python's, which draw the shuffles), at the start of `fit`, `evaluate` and `predict`."""
-        if not model.built:
-            raise ValueError(
-                f"model: expected a built model for DataParallel, received the unbuilt model {model.name!r}; build "
-                "it first (give it an Input, or call it on a batch) so that rank 0's weights can be broadcast."
-            )
-        optimizer = getattr(model, "optimizer", None)
-        variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
-        state = self.communicator.broadcast(
-            ([np.asarray(v) for v in variables], np.random.get_state(), random.getstate())
-        )
-        values, numpy_state, python_state = state
+    def _begin(self, model, random_states=True):
+        """Gives every rank rank 0's weights and optimizer state (of a built `model`) and random
+        states (numpy's global and Python's, which draw the shuffles), at the start of `fit`,
+        `evaluate` and `predict`."""
+        variables = []
+        if model is not None and model.built:
+            optimizer = getattr(model, "optimizer", None)
+            variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+        states = (np.random.get_state(), random.getstate()) if random_states else None
+        values, states = self.communicator.broadcast(([np.asarray(v) for v in variables], states))
         if len(values) != len(variables) or any(np.shape(a) != v.shape for a, v in zip(values, variables)):
             raise ValueError(
                 f"model: rank {self.process_id}'s weights differ in number or shape from rank 0's; every rank must "
@@ -81,26 +78,40 @@ class DataParallel:
         if self.process_id != 0:
             for variable, value in zip(variables, values):
                 variable.assign(value)
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)
-        model._replicated_by = self
+            if states is not None:
+                np.random.set_state(states[0])
+                random.setstate(states[1])
+        if variables:
+            model._replicated_by = self
 
-    def _shard(self, source):
-        """`source` (a batch source of the global batches) cut to this rank's rows."""
+    def _shard(self, source, model=None):
+        """`source` (a batch source of the global batches) cut to this rank's rows; with `model`,
+        rank 0's state is given to every rank first (a model not built yet is built on the first
+        batch, then given it)."""
+        if model is not None:
+            self._begin(model)  # the random states now, before the first shuffle
+            self._unbuilt = None if model.built else model
         return ShardedBatches(source, self.process_id, self.num_processes, self._start_batch)
 
     def _shard_batch(self, model, batch):
         """This rank's rows of one global batch `(x, y, sample_weight)` of `train_on_batch` or
-        `test_on_batch`; rank 0's state is broadcast first when `fit`, `evaluate`, `predict` or
-        an earlier `*_on_batch` has not yet done it for this model."""
-        if getattr(model, "_replicated_by", None) is not self:
-            self._begin(model)
+        `test_on_batch`; rank 0's state is given first when `fit`, `evaluate`, `predict` or an
+        earlier `*_on_batch` has not yet done it for this model."""
         rows, local_samples, global_samples = shard_batch(batch, self.process_id, self.num_processes)
-        self._start_batch(local_samples, global_samples)
+        if getattr(model, "_replicated_by", None) is not self:
+            self._unbuilt = model
+        self._start_batch(rows, local_samples, global_samples)
         return rows
 
-    def _start_batch(self, local_samples, global_samples):
+    def _start_batch(self, rows, local_samples, global_samples):
+        """Notes the rows of the batch about to be computed (after building the model waiting for
+        its first batch, by calling it on its rows, and giving it rank 0's state)."""
         self._local_samples, self._global_samples = local_samples, global_samples
+        model, self._unbuilt = self._unbuilt, None
+        if model is not None:
+            if not model.built:
+                model(rows[0], training=False)
+            self._begin(model, random_states=False)
 
     def _batch_samples(self):
         """Rows of the current global batch."""

@@ -36,7 +36,8 @@ class ShardedBatches:
         source: The global batch source.
         rank: This process's index.
         size: The number of processes.
-        on_batch: Called with this rank's rows and the global batch's rows before each batch is given.
+        on_batch: Called before each batch is given with this rank's rows of it, their number and
+            the global batch's.
     """
 
     def __init__(self, source, rank, size, on_batch):
@@ -47,7 +48,7 @@ class ShardedBatches:
         """One pass over the source, each batch cut to this rank's rows."""
         for batch in self.source:
             rows, local_samples, global_samples = shard_batch(batch, self.rank, self.size)
-            self.on_batch(local_samples, global_samples)
+            self.on_batch(rows, local_samples, global_samples)
             yield rows
 
     def on_epoch_end(self):

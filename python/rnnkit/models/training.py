@@ -304,11 +304,7 @@ class Trainer:
         """`source` cut to this rank's shard of each batch, after rank 0's weights and random
         states are given to every rank (with `synchronize`); `source` itself on one process."""
         distributed = replicas()
-        if distributed is None:
-            return source
-        if synchronize:
-            distributed._begin(self)
-        return distributed._shard(source)
+        return source if distributed is None else distributed._shard(source, self if synchronize else None)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics).
