@@ -22,6 +22,7 @@ __all__ = [
     "rnn_forward",
     "SavedActivations",
     "ShapeError",
+    "bfloat16_products",
     "cached_bytes",
     "check_memory",
     "release_cached_memory",
@@ -96,6 +97,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[False] = False,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations]: ...
 @overload
 def rnn_forward(
@@ -112,6 +114,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[True],
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], None]: ...
 @overload
 def rnn_forward(
@@ -128,6 +131,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: bool = False,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
     saved: SavedActivations,
@@ -157,6 +161,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -178,6 +183,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -199,6 +205,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,
@@ -235,6 +242,9 @@ def sgd_update(
     nesterov: bool = False,
 ) -> tuple[list[_Array], list[_Array] | None]:
     """SGD's step for every weight at once; new values and momentums (None without momentums)."""
+
+def bfloat16_products() -> Literal["amx", "emulated"]:
+    """How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (portable tiles)."""
 
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""

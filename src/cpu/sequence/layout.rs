@@ -4,6 +4,7 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 
+use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
 use crate::cpu::packed::PackedMatrix;
@@ -32,15 +33,17 @@ pub(super) fn pack_gates<T: Float>(
     kernel: ArrayView2<T>,
     units: usize,
     transpose: bool,
+    precision: Precision,
 ) -> Result<Vec<PackedMatrix<T>>> {
     (0..kernel.ncols() / units.max(1))
         .map(|g| {
             let block = gate(kernel, g, units);
-            PackedMatrix::new(if transpose {
+            let block = if transpose {
                 block.reversed_axes()
             } else {
                 block
-            })
+            };
+            PackedMatrix::new(block, precision)
         })
         .collect()
 }
