@@ -235,6 +235,36 @@ def _data(samples=98, seed=1):
     return generator.normal(size=(samples, 28, 28)).astype("float32"), generator.integers(0, 10, samples)
 
 
+def _masked_data(samples=98, steps=12, seed=2):
+    """Token sequences right-padded with zeros (lengths 3 to 12) and a class per step."""
+    generator = np.random.default_rng(seed)
+    tokens = generator.integers(1, 21, (samples, steps))
+    tokens[np.arange(steps) >= generator.integers(3, steps + 1, (samples, 1))] = 0
+    return tokens, generator.integers(0, 5, (samples, steps))
+
+
+def _masked_model():
+    """A per-step classifier whose loss averages over the unmasked steps of the batch."""
+    model = rk.Sequential(
+        [
+            rk.Input((12,)),
+            rk.layers.Embedding(21, 8, mask_zero=True),
+            rk.layers.LSTM(8, return_sequences=True),
+            rk.layers.Dense(5),
+        ]
+    )
+    model.compile(loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd", metrics=["accuracy"])
+    return model
+
+
+def _summed_model():
+    """A linear classifier whose loss is summed over the batch."""
+    model = rk.Sequential([rk.Input((28, 28)), rk.layers.Flatten(), rk.layers.Dense(10)])
+    loss = rk.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    model.compile(loss=loss, optimizer=rk.optimizers.SGD(learning_rate=1e-3))
+    return model
+
+
 def _train(out):
     """Trains on arrays (shuffled, with validation and file-writing callbacks), then on a
     generator, then evaluates and predicts; writes each rank's results to `out/rank{r}.npz`."""
@@ -276,6 +306,13 @@ def _train(out):
     unbuilt.compile(loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
     unbuilt.fit(x[:40], y[:40], batch_size=16, epochs=2, verbose=0)
     results.update({f"unbuilt{i}": w for i, w in enumerate(unbuilt.get_weights())})
+    # Losses whose divisor is not the rows: a mean over unmasked steps, and a sum.
+    for name, model_of_loss in (("masked", _masked_model()), ("summed", _summed_model())):
+        inputs, targets = _masked_data() if name == "masked" else (x, y)
+        fitted = model_of_loss.fit(inputs, targets, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        results.update({f"{name}{i}": w for i, w in enumerate(model_of_loss.get_weights())})
+        results.update({f"{name}_{k}": np.array(v) for k, v in fitted.history.items()})
+        results[f"{name}_evaluate"] = np.array(model_of_loss.evaluate(inputs, targets, batch_size=16, verbose=0))
     results["on_batch"] = np.array(on_batch)
     results.update({f"history_{k}": np.array(v) for k, v in {**history.history, **later.history}.items()})
     results.update({f"evaluate_{k}": np.array(v) for k, v in evaluated.items()})

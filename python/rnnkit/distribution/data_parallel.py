@@ -13,6 +13,7 @@ from rnnkit import tree
 from rnnkit.distribution.communicator import Communicator
 from rnnkit.distribution.launch import initialize
 from rnnkit.distribution.sharding import ShardedBatches, shard_batch
+from rnnkit.losses.loss import apply_mask
 from rnnkit.tensor import wrap
 
 
@@ -44,6 +45,7 @@ class DataParallel:
         self.communicator = None if comm is None or comm.Get_size() == 1 else Communicator(comm, self.timeout)
         self._local_samples = self._global_samples = 0  # rows of the current batch
         self._unbuilt = None  # a model to build on the first batch, then give rank 0's state
+        self._loss_factors = None  # the step's weights of the losses, from `_weigh_losses`
 
     @property
     def num_processes(self):
@@ -121,17 +123,47 @@ class DataParallel:
         """This rank's share of the current global batch, the weight of its loss."""
         return self._local_samples / self._global_samples
 
-    def _objective(self, outcome):
-        """What this rank differentiates: its mean loss times its share of the batch, so that the
-        sum over the ranks is the global batch's mean loss. A rank with no rows still runs the
-        backward pass (synchronised BatchNormalization takes part in collectives there) on a
+    def _objective(self, outcome, losses, loss_weights):
+        """What this rank differentiates: its loss weighted so that the sum over the ranks is one
+        process's loss of the global batch (see `_weigh_losses`). A rank with no rows still runs
+        the backward pass (synchronised BatchNormalization takes part in collectives there) on a
         zero that depends on the predictions."""
-        total, _, _, y_pred, _ = outcome
+        total, per_output, _, y_pred, _ = outcome
+        share, coefficients, weights = self._weigh_losses(outcome, losses, loss_weights)
         if self._local_samples == 0:
             from rnnkit import ops
 
             return sum(ops.sum(p) for p in y_pred) * 0.0
-        return total * self._share()
+        objective = total * share
+        for value, coefficient, weight in zip(per_output, coefficients, weights):
+            if coefficient != share:
+                objective = objective + value * ((coefficient - share) * weight)
+        return objective
+
+    def _weigh_losses(self, outcome, losses, loss_weights):
+        """This rank's share of the global batch's rows (the factor of the regularisation losses
+        and of losses averaged over the samples) and, per output with a loss, the factor of its
+        loss: the share, 1 for `reduction="sum"`, or this rank's part of the global divisor for
+        a mean over unmasked entries or over sample weights (one allreduce of those divisors).
+        Kept with the outputs' loss weights for the losses logged."""
+        share = self._share()
+        _, _, _, y_pred, sample_weights = outcome
+        kinds = [
+            (fn, weight, _divisor(fn, p, w)) for fn, weight, p, w in zip(losses, loss_weights, y_pred, sample_weights)
+        ]
+        kinds = [k for k in kinds if k[0] is not None]
+        counted = np.array([d for _, _, d in kinds if d is not None], np.float64)
+        ratios = iter(self._ratios(counted))
+        coefficients = [1.0 if fn.reduction == "sum" else share if d is None else next(ratios) for fn, _, d in kinds]
+        self._loss_factors = (share, coefficients, [weight for _, weight, _ in kinds])
+        return self._loss_factors
+
+    def _ratios(self, counted):
+        """Each rank's divisors over their sums over the ranks (0 where the sum is 0)."""
+        if counted.size == 0:
+            return counted
+        totals = self.communicator.allreduce_sum(counted)
+        return np.divide(counted, totals, out=np.zeros_like(counted), where=totals > 0)
 
     def _reduce_train_step(self, grads, params, outcome, gather):
         """The gradients summed over the ranks (None where no rank has one) and the step's outcome
@@ -149,16 +181,22 @@ class DataParallel:
             offset += size
         return reduced, self._global_outcome(summed[offset : offset + losses.size], outcome, gather)
 
-    def _reduce_test_step(self, outcome, gather):
+    def _reduce_test_step(self, outcome, losses, loss_weights, gather):
         """The step's outcome with global losses (and gathered metric inputs with `gather`)."""
-        losses = self._weighted_losses(outcome, np.float64)
-        return self._global_outcome(self.communicator.allreduce_sum(losses), outcome, gather)
+        self._weigh_losses(outcome, losses, loss_weights)
+        summed = self.communicator.allreduce_sum(self._weighted_losses(outcome, np.float64))
+        return self._global_outcome(summed, outcome, gather)
 
     def _weighted_losses(self, outcome, dtype):
+        """This rank's parts of the total loss and of each output's, weighted as `_objective`."""
         total, per_output = outcome[0], outcome[1]
         if self._local_samples == 0:
             return np.zeros(1 + len(per_output), dtype)
-        return np.array([float(np.asarray(v)) for v in (total, *per_output)], dtype) * self._share()
+        share, coefficients, weights = self._loss_factors
+        values = [float(np.asarray(v)) for v in per_output]
+        total = float(np.asarray(total)) * share
+        total += sum((c - share) * w * v for v, c, w in zip(values, coefficients, weights))
+        return np.array([total, *(c * v for v, c in zip(values, coefficients))], dtype)
 
     def _global_outcome(self, losses, outcome, gather):
         _, per_output, y_true, y_pred, sample_weights = outcome
@@ -182,6 +220,19 @@ class DataParallel:
         each, of the ranks: the outputs of the whole input, in order."""
         ranks = self.communicator.allgather(outputs)
         return [part for batch in zip(*ranks) for part in batch]
+
+
+def _divisor(loss, y_pred, sample_weight):
+    """What `loss` divides this rank's summed losses by when that is not proportional to its rows:
+    the unmasked entries of a masked prediction, or the sample weights for
+    `reduction="mean_with_sample_weight"` (the count `Loss.__call__` divides by); else None."""
+    if loss is None or loss.reduction not in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
+        return None
+    mask = getattr(y_pred, "_keras_mask", None)
+    if loss.reduction == "mean_with_sample_weight":
+        weights = apply_mask(sample_weight, mask, np.float64, loss.reduction)
+        return None if weights is None else float(np.sum(weights))
+    return None if mask is None else float(np.sum(np.asarray(mask, bool)))
 
 
 def _array(value):

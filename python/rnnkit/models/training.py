@@ -282,7 +282,9 @@ class Trainer:
         distributed = replicas()
         with GradientTape() as tape:
             outcome = self._forward(x, y, sample_weight, training=True)
-            target = outcome[0] if distributed is None else distributed._objective(outcome)
+            target = (
+                outcome[0] if distributed is None else distributed._objective(outcome, self._losses, self._loss_weights)
+            )
         plan = self._step_plan()
         grads = tape.gradient(target, plan.params)
         if distributed is not None:
@@ -294,7 +296,7 @@ class Trainer:
         outcome = self._forward(x, y, sample_weight, training=False)
         distributed = replicas()
         if distributed is not None:
-            outcome = distributed._reduce_test_step(outcome, self._has_metrics())
+            outcome = distributed._reduce_test_step(outcome, self._losses, self._loss_weights, self._has_metrics())
         return self._step_logs(*outcome)
 
     def _has_metrics(self):
