@@ -21,10 +21,12 @@ class DataParallel:
     """Data parallelism across the processes of an MPI job (`mpiexec -n N python train.py`).
 
     With `rk.distribution.set_distribution(DataParallel())`, `batch_size` is the global batch:
-    each process (rank) computes the loss and gradients of its slice of every batch, the gradients
-    are summed over the ranks in one allreduce per step, weighted by each rank's share of the
-    batch, so every rank applies the gradient of the global batch's mean loss and keeps the same
-    weights. On one process (or without mpi4py, outside `mpiexec`) it changes nothing.
+    each process (rank) computes the loss and gradients of its slice of every batch, weighted by
+    its part of the batch, and the gradients are summed over the ranks in one allreduce per step,
+    so every rank applies the gradient of the global batch's loss and keeps the same weights.
+    Metrics, BatchNormalization's statistics, `evaluate` and `predict` are global too; rank 0
+    alone prints and writes files. On one process (or without mpi4py, outside `mpiexec`) it
+    changes nothing. The README's "Distributed training" section has the details.
 
     Args:
         timeout: Seconds a collective (a step's allreduce, a broadcast) may wait for the other
@@ -199,6 +201,8 @@ class DataParallel:
         return np.array([total, *(c * v for v, c in zip(values, coefficients))], dtype)
 
     def _global_outcome(self, losses, outcome, gather):
+        """`outcome` with the losses summed over the ranks and, with `gather`, every rank's targets,
+        predictions (with their masks) and sample weights joined in rank order: the global batch's."""
         _, per_output, y_true, y_pred, sample_weights = outcome
         total, per_output = losses[0], list(losses[1 : 1 + len(per_output)])
         if not gather:
