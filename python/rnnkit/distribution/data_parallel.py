@@ -179,7 +179,9 @@ class DataParallel:
         reduced, offset = [], 0
         for p, has_grad in zip(params, summed[-len(params) :] if params else []):
             size = int(np.prod(p.shape))
-            reduced.append(summed[offset : offset + size].reshape(p.shape).astype(p.dtype) if has_grad else None)
+            reduced.append(
+                summed[offset : offset + size].reshape(p.shape).astype(p.dtype, copy=False) if has_grad else None
+            )
             offset += size
         return reduced, self._global_outcome(summed[offset : offset + losses.size], outcome, gather)
 
