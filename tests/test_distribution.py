@@ -7,6 +7,7 @@ without them, except under CI (`CI` set, as the Rust NVRTC test), where they fai
 """
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -186,6 +187,15 @@ def test_a_stuck_rank_ends_the_job_after_the_timeout(tmp_path):
     assert seconds < 20  # rank 1 sleeps 60 s: the abort ended it
 
 
+def test_datasets_of_unequal_lengths_stop_every_rank_with_an_error(tmp_path):
+    _require_mpi()
+    result, seconds = _run("uneven", tmp_path, 2)
+    assert result.returncode != 0
+    assert "expected as many batches from every process's dataset (auto_shard_dataset=False)" in result.stderr
+    assert "received 1 of 2 processes with a batch 5" in result.stderr, result.stderr
+    assert seconds < 20
+
+
 def test_ctrl_c_stops_every_rank(tmp_path):
     _require_mpi()
     command = [_mpiexec(), "-n", "2", sys.executable, str(HERE), "endless", str(tmp_path)]
@@ -235,6 +245,22 @@ def _data(samples=98, seed=1):
     return generator.normal(size=(samples, 28, 28)).astype("float32"), generator.integers(0, 10, samples)
 
 
+def _own_rows(x, y, data_parallel, batches=None):
+    """A dataset of this rank's rows of each global batch of 16 (a PyDataset-style object, read
+    again each epoch); `batches` cuts it short."""
+
+    class OwnRows:
+        def __len__(self):
+            return len(range(0, len(x), 16)) if batches is None else batches
+
+        def __getitem__(self, index):
+            start = 16 * index
+            a, b = shard_bounds(min(16, len(x) - start), data_parallel.process_id, data_parallel.num_processes)
+            return x[start + a : start + b], y[start + a : start + b]
+
+    return OwnRows()
+
+
 def _masked_data(samples=98, steps=12, seed=2):
     """Token sequences right-padded with zeros (lengths 3 to 12) and a class per step."""
     generator = np.random.default_rng(seed)
@@ -274,6 +300,7 @@ def _train(out):
     # Different seeds on each rank: rank 0's weights and shuffles must win.
     rk.utils.set_random_seed(rank)
     np.random.seed(rank)
+    random.seed(rank)  # shuffles a PyDataset's batches
     model = _model()
     x, y = _data()
     files = out / f"files{rank}"
@@ -306,6 +333,11 @@ def _train(out):
     unbuilt.compile(loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
     unbuilt.fit(x[:40], y[:40], batch_size=16, epochs=2, verbose=0)
     results.update({f"unbuilt{i}": w for i, w in enumerate(unbuilt.get_weights())})
+    # Each rank reading its own rows of every global batch (auto_shard_dataset=False).
+    rk.distribution.set_distribution(rk.distribution.DataParallel(timeout=30, auto_shard_dataset=False))
+    own = _model()
+    own.fit(_own_rows(x, y, data_parallel), epochs=2, verbose=0)
+    results.update({f"own{i}": w for i, w in enumerate(own.get_weights())})
     # Losses whose divisor is not the rows: a mean over unmasked steps, and a sum.
     for name, model_of_loss in (("masked", _masked_model()), ("summed", _summed_model())):
         inputs, targets = _masked_data() if name == "masked" else (x, y)
@@ -345,6 +377,14 @@ def _stuck(out):
     _model().fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[rk.callbacks.LambdaCallback(on_batch_end=sleep)])
 
 
+def _uneven(out):
+    """Rank 1's dataset has one batch fewer than rank 0's: both stop with an error saying so."""
+    data_parallel = rk.distribution.DataParallel(timeout=30, auto_shard_dataset=False)
+    rk.distribution.set_distribution(data_parallel)
+    x, y = _data()
+    _model().fit(_own_rows(x, y, data_parallel, 4 if data_parallel.process_id == 1 else 5), verbose=0)
+
+
 def _endless(out):
     """Trains until interrupted; rank 0 says when it started."""
     rk.distribution.set_distribution(rk.distribution.DataParallel(timeout=60))
@@ -361,4 +401,4 @@ def _endless(out):
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])
-    {"train": _train, "fail": _fail, "stuck": _stuck, "endless": _endless}[scenario](out)
+    {"train": _train, "fail": _fail, "stuck": _stuck, "uneven": _uneven, "endless": _endless}[scenario](out)

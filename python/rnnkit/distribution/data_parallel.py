@@ -12,7 +12,7 @@ import numpy as np
 from rnnkit import tree
 from rnnkit.distribution.communicator import Communicator
 from rnnkit.distribution.launch import initialize
-from rnnkit.distribution.sharding import ShardedBatches, shard_batch
+from rnnkit.distribution.sharding import RankBatches, ShardedBatches, shard_batch
 from rnnkit.losses.loss import apply_mask
 from rnnkit.tensor import wrap
 
@@ -31,18 +31,25 @@ class DataParallel:
     Args:
         timeout: Seconds a collective (a step's allreduce, a broadcast) may wait for the other
             ranks before every rank stops with a `DistributedError`; None waits forever.
+        auto_shard_dataset: As Keras's: True, every process reads the same batches from an
+            iterable (a generator, a PyDataset, ...) and keeps its rows of each; False, each
+            process's iterable gives its own rows of each global batch (a dataset split by
+            process), and all must give as many batches. Arrays are cut either way.
 
     Raises:
         ValueError: If `timeout` is not a positive number or None.
         ImportError: If the process was started by `mpiexec` among several but mpi4py is missing.
     """
 
-    def __init__(self, timeout=300.0):
+    def __init__(self, timeout=300.0, auto_shard_dataset=True):
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0
         ):
             raise ValueError(f"timeout: expected a positive number of seconds or None, received {timeout!r}.")
         self.timeout = None if timeout is None else float(timeout)
+        if not isinstance(auto_shard_dataset, bool):
+            raise ValueError(f"auto_shard_dataset: expected True or False, received {auto_shard_dataset!r}.")
+        self.auto_shard_dataset = auto_shard_dataset
         comm = initialize()
         self.communicator = None if comm is None or comm.Get_size() == 1 else Communicator(comm, self.timeout)
         self._local_samples = self._global_samples = 0  # rows of the current batch
@@ -60,7 +67,10 @@ class DataParallel:
         return 0 if self.communicator is None else self.communicator.rank
 
     def __repr__(self):
-        return f"<DataParallel process {self.process_id} of {self.num_processes}, timeout={self.timeout}>"
+        return (
+            f"<DataParallel process {self.process_id} of {self.num_processes}, timeout={self.timeout}, "
+            f"auto_shard_dataset={self.auto_shard_dataset}>"
+        )
 
     # --- hooks of fit, evaluate and predict ----------------------------------------------------
 
@@ -89,13 +99,17 @@ class DataParallel:
             model._replicated_by = self
 
     def _shard(self, source, model=None):
-        """`source` (a batch source of the global batches) cut to this rank's rows; with `model`,
-        rank 0's state is given to every rank first (a model not built yet is built on the first
-        batch, then given it)."""
+        """`source` (a batch source of the global batches, or of this rank's rows of them with
+        `auto_shard_dataset=False`) as this rank's rows; with `model`, rank 0's state is given to
+        every rank first (a model not built yet is built on the first batch, then given it)."""
+        from rnnkit.models.data_adapter import ArrayBatches
+
         if model is not None:
             self._begin(model)  # the random states now, before the first shuffle
             self._unbuilt = None if model.built else model
-        return ShardedBatches(source, self.process_id, self.num_processes, self._start_batch)
+        if self.auto_shard_dataset or isinstance(source, ArrayBatches):
+            return ShardedBatches(source, self.process_id, self.num_processes, self._start_batch)
+        return RankBatches(source, self.communicator, self._start_batch)
 
     def _shard_batch(self, model, batch):
         """This rank's rows of one global batch `(x, y, sample_weight)` of `train_on_batch` or

@@ -1,4 +1,9 @@
-"""Each rank's share of every global batch: `shard_bounds` and `ShardedBatches`."""
+"""Each rank's share of every global batch: `shard_bounds`, `ShardedBatches` (every rank reads the
+global batches and keeps its rows) and `RankBatches` (each rank reads its own rows)."""
+
+import itertools
+
+import numpy as np
 
 from rnnkit import tree
 
@@ -50,6 +55,46 @@ class ShardedBatches:
             rows, local_samples, global_samples = shard_batch(batch, self.rank, self.size)
             self.on_batch(rows, local_samples, global_samples)
             yield rows
+
+    def on_epoch_end(self):
+        self.source.on_epoch_end()
+
+
+class RankBatches:
+    """A batch source whose batches are already this rank's rows of each global batch (a dataset
+    each process reads its own part of: `DataParallel(auto_shard_dataset=False)`).
+
+    Before each batch the ranks sum their row counts (the global batch's) in a small allreduce
+    that also checks that every rank has a batch: the ranks' sources must give as many batches.
+
+    Args:
+        source: This rank's batch source.
+        communicator: The ranks' `Communicator`.
+        on_batch: Called before each batch is given with the batch, its number of rows and the
+            global batch's.
+    """
+
+    def __init__(self, source, communicator, on_batch):
+        self.source, self.communicator, self.on_batch = source, communicator, on_batch
+        self.num_batches = source.num_batches
+
+    def __iter__(self):
+        """One pass over this rank's batches, ending on every rank together."""
+        batches = iter(self.source)
+        for step in itertools.count():
+            batch = next(batches, None)
+            rows = 0 if batch is None else len(tree.flatten(batch[0])[0])
+            having, samples = self.communicator.allreduce_sum(np.array([batch is not None, rows], np.float64))
+            if having not in (0, self.communicator.size):
+                raise ValueError(
+                    "x: expected as many batches from every process's dataset (auto_shard_dataset=False), received "
+                    f"{int(having)} of {self.communicator.size} processes with a batch {step + 1} (rank "
+                    f"{self.communicator.rank} {'had one' if batch is not None else 'had run out'})."
+                )
+            if batch is None:
+                return
+            self.on_batch(batch, rows, int(samples))
+            yield batch
 
     def on_epoch_end(self):
         self.source.on_epoch_end()
