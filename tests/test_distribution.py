@@ -191,9 +191,19 @@ def test_datasets_of_unequal_lengths_stop_every_rank_with_an_error(tmp_path):
     _require_mpi()
     result, seconds = _run("uneven", tmp_path, 2)
     assert result.returncode != 0
-    assert "expected as many batches from every process's dataset (auto_shard_dataset=False)" in result.stderr
-    assert "received 1 of 2 processes with a batch 5" in result.stderr, result.stderr
+    for rank, mine in ((0, "a batch of 8 rows"), (1, "no batch")):
+        message = f"expected as many batches from every process's iterable, received at batch 5 {mine} on rank {rank}"
+        assert f"{message}, a batch on 1 of the 2 processes, 8 rows in all." in result.stderr, result.stderr
     assert seconds < 20
+
+
+def test_iterables_giving_different_batches_stop_every_rank_with_an_error(tmp_path):
+    _require_mpi()
+    result, _ = _run("differing", tmp_path, 2)
+    assert result.returncode != 0
+    for rank, rows in ((0, 16), (1, 8)):
+        message = f"expected the same batches from every process's iterable, received at batch 1 a batch of {rows} rows"
+        assert f"{message} on rank {rank}, a batch on 2 of the 2 processes, 24 rows in all." in result.stderr
 
 
 def test_ctrl_c_stops_every_rank(tmp_path):
@@ -385,6 +395,15 @@ def _uneven(out):
     _model().fit(_own_rows(x, y, data_parallel, 4 if data_parallel.process_id == 1 else 5), verbose=0)
 
 
+def _differing(out):
+    """Rank 1's generator gives batches of 8 where rank 0's give 16: both stop with an error."""
+    data_parallel = rk.distribution.DataParallel(timeout=30)
+    rk.distribution.set_distribution(data_parallel)
+    x, y = _data()
+    size = 8 if data_parallel.process_id == 1 else 16
+    _model().fit(((x[i : i + size], y[i : i + size]) for i in range(0, 96, size)), verbose=0)
+
+
 def _endless(out):
     """Trains until interrupted; rank 0 says when it started."""
     rk.distribution.set_distribution(rk.distribution.DataParallel(timeout=60))
@@ -401,4 +420,6 @@ def _endless(out):
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])
-    {"train": _train, "fail": _fail, "stuck": _stuck, "uneven": _uneven, "endless": _endless}[scenario](out)
+    {"train": _train, "fail": _fail, "stuck": _stuck, "uneven": _uneven, "differing": _differing, "endless": _endless}[
+        scenario
+    ](out)

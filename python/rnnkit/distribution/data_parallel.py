@@ -107,8 +107,9 @@ class DataParallel:
         if model is not None:
             self._begin(model)  # the random states now, before the first shuffle
             self._unbuilt = None if model.built else model
-        if self.auto_shard_dataset or isinstance(source, ArrayBatches):
-            return ShardedBatches(source, self.process_id, self.num_processes, self._start_batch)
+        arrays = isinstance(source, ArrayBatches)
+        if self.auto_shard_dataset or arrays:
+            return ShardedBatches(source, self.communicator, self._start_batch, check=not arrays)
         return RankBatches(source, self.communicator, self._start_batch)
 
     def _shard_batch(self, model, batch):

@@ -36,23 +36,27 @@ class ShardedBatches:
 
     Every rank reads the same global batches (the same arrays in the same shuffled order, or the
     same iterable) and keeps its rows, so the shards never overlap and together cover each batch.
+    For an iterable, whose batches no rank can know in advance, a small allreduce before each
+    batch checks that every rank has one of the same size.
 
     Args:
         source: The global batch source.
-        rank: This process's index.
-        size: The number of processes.
+        communicator: The ranks' `Communicator`.
         on_batch: Called before each batch is given with this rank's rows of it, their number and
             the global batch's.
+        check: Whether to check each batch (iterables) or not (arrays, cut alike on every rank).
     """
 
-    def __init__(self, source, rank, size, on_batch):
-        self.source, self.rank, self.size, self.on_batch = source, rank, size, on_batch
+    def __init__(self, source, communicator, on_batch, check):
+        self.source, self.communicator, self.on_batch, self.check = source, communicator, on_batch, check
         self.num_batches = source.num_batches
 
     def __iter__(self):
         """One pass over the source, each batch cut to this rank's rows."""
-        for batch in self.source:
-            rows, local_samples, global_samples = shard_batch(batch, self.rank, self.size)
+        rank, size = self.communicator.rank, self.communicator.size
+        checked = _checked(self.source, self.communicator, "the same batches")
+        for batch in (batch for batch, _ in checked) if self.check else self.source:
+            rows, local_samples, global_samples = shard_batch(batch, rank, size)
             self.on_batch(rows, local_samples, global_samples)
             yield rows
 
@@ -80,24 +84,38 @@ class RankBatches:
 
     def __iter__(self):
         """One pass over this rank's batches, ending on every rank together."""
-        batches = iter(self.source)
-        for step in itertools.count():
-            batch = next(batches, None)
-            rows = 0 if batch is None else len(tree.flatten(batch[0])[0])
-            having, samples = self.communicator.allreduce_sum(np.array([batch is not None, rows], np.float64))
-            if having not in (0, self.communicator.size):
-                raise ValueError(
-                    "x: expected as many batches from every process's dataset (auto_shard_dataset=False), received "
-                    f"{int(having)} of {self.communicator.size} processes with a batch {step + 1} (rank "
-                    f"{self.communicator.rank} {'had one' if batch is not None else 'had run out'})."
-                )
-            if batch is None:
-                return
-            self.on_batch(batch, rows, int(samples))
+        for batch, global_rows in _checked(self.source, self.communicator, "as many batches"):
+            self.on_batch(batch, len(tree.flatten(batch[0])[0]), global_rows)
             yield batch
 
     def on_epoch_end(self):
         self.source.on_epoch_end()
+
+
+def _checked(source, communicator, expected):
+    """The batches of `source`, each with the global batch's rows, after a small allreduce before
+    each (and after the last) that sums `[has a batch, rows]` over the ranks.
+
+    Raises:
+        ValueError: Unless every rank has a batch or none has, and, when `expected` is "the same
+            batches", unless all have as many rows.
+    """
+    batches = iter(source)
+    for step in itertools.count(1):
+        batch = next(batches, None)
+        rows = 0 if batch is None else len(tree.flatten(batch[0])[0])
+        having, samples = communicator.allreduce_sum(np.array([batch is not None, rows], np.float64))
+        same_rows = expected != "the same batches" or samples == rows * communicator.size
+        if having not in (0, communicator.size) or not same_rows:
+            mine = "no batch" if batch is None else f"a batch of {rows} rows"
+            raise ValueError(
+                f"x: expected {expected} from every process's iterable, received at batch {step} {mine} on rank "
+                f"{communicator.rank}, a batch on {int(having)} of the {communicator.size} processes, "
+                f"{int(samples)} rows in all."
+            )
+        if batch is None:
+            return
+        yield batch, int(samples)
 
 
 def _rows(arrays, rows):
