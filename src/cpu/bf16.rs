@@ -100,43 +100,6 @@ unsafe fn round_slice_avx512(src: &[f32], dst: &mut [u16]) {
     }
 }
 
-/// Writes `even` and `odd` (up to 16 values each, the same number) rounded and side by side:
-/// `out[2j] = even[j]`, `out[2j + 1] = odd[j]`.
-fn interleave(even: &[f32], odd: &[f32], out: &mut [u16]) {
-    assert!(
-        even.len() == odd.len() && even.len() <= PANEL && out.len() == 2 * PANEL,
-        "interleave"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512bf16") && super::has_avx512() {
-        // SAFETY: the CPU has the features; the lengths were checked.
-        return unsafe { interleave_avx512(even, odd, out) };
-    }
-    for (j, (&e, &o)) in even.iter().zip(odd).enumerate() {
-        out[2 * j] = round(e);
-        out[2 * j + 1] = round(o);
-    }
-}
-
-/// [`interleave`] with one conversion of both rows and one permutation.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16,avx512bw")]
-unsafe fn interleave_avx512(even: &[f32], odd: &[f32], out: &mut [u16]) {
-    use std::arch::x86_64::*;
-    let mask = ((1u32 << even.len()) - 1) as __mmask16;
-    let e = _mm512_maskz_loadu_ps(mask, even.as_ptr());
-    let o = _mm512_maskz_loadu_ps(mask, odd.as_ptr());
-    // Values 0..16 the even row's, 16..32 the odd row's; then 0, 16, 1, 17, ...
-    let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(o, e));
-    let order = _mm512_set_epi16(
-        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
-        19, 3, 18, 2, 17, 1, 16, 0,
-    );
-    let mixed = _mm512_permutexvar_epi16(order, both);
-    // Lanes past the rows' length are zeros, which is what the panel holds there.
-    _mm512_storeu_si512(out.as_mut_ptr().cast(), mixed);
-}
-
 /// `k` rounded up to whole chunks of the tiles (one chunk of zeros for `k = 0`).
 fn padded_k(k: usize) -> usize {
     k.div_ceil(TILE_K).max(1) * TILE_K
@@ -155,57 +118,42 @@ pub struct Bf16Matrix {
 
 impl Bf16Matrix {
     /// Rounds and packs `b` (any strides), split by rows for `threads` threads.
+    ///
+    /// # Errors
+    /// When the memory cannot be obtained.
     pub fn new(b: ArrayView2<f32>, threads: usize) -> Result<Self> {
         let (k, n) = b.dim();
         let k_pad = padded_k(k);
-        let len = n.div_ceil(PANEL).saturating_mul(k_pad * PANEL);
-        let mut data = reserved(len, "bf16 packed kernel")?;
-        data.resize(len, 0);
+        let mut data = zeroed(
+            n.div_ceil(PANEL).saturating_mul(k_pad * PANEL),
+            "bf16 packed kernel",
+        )?;
         let out = Out {
             ptr: data.as_mut_ptr().cast(),
             ldc: 0,
         };
-        // Each job packs a range of row pairs across every panel, reading `b`'s rows in order
-        // when they are contiguous (else element by element, down the columns).
-        let by_rows = b.strides()[1] == 1 || n <= 1;
-        let pairs = k.div_ceil(2);
-        let per_job = pairs.div_ceil(threads.max(1)).max(1);
-        let jobs: Vec<_> = (0..pairs)
+        // Each job packs a range of chunks (16 row pairs) across every panel.
+        let chunks = k.div_ceil(TILE_K);
+        let per_job = chunks.div_ceil(threads.max(1)).max(1);
+        let jobs: Vec<_> = (0..chunks)
             .step_by(per_job)
-            .map(|p| p..pairs.min(p + per_job))
+            .map(|c| c..chunks.min(c + per_job))
             .collect();
-        team::each(jobs, |pairs| {
-            let full_zeros = vec![0f32; if by_rows { n } else { 0 }];
-            for pair in pairs {
-                let row = |r: usize| match r < k {
-                    true => b.row(r).to_slice().expect("contiguous row"),
-                    false => &full_zeros[..],
-                };
-                let (even, odd) = match by_rows {
-                    true => (row(2 * pair), row(2 * pair + 1)),
-                    false => (&[][..], &[][..]),
-                };
-                for (p, c0) in (0..n).step_by(PANEL).enumerate() {
-                    let cols = c0..n.min(c0 + PANEL);
-                    // SAFETY: pair `pair` of panel `p` is 32 values inside `data`, and only
-                    // this job writes it.
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            out.base()
-                                .cast::<u16>()
-                                .add((p * k_pad / 2 + pair) * 2 * PANEL),
-                            2 * PANEL,
-                        )
-                    };
-                    if by_rows {
-                        interleave(&even[cols.clone()], &odd[cols], dst);
-                    } else {
-                        for (j, col) in cols.enumerate() {
-                            dst[2 * j] = round(b[[2 * pair, col]]);
-                            if 2 * pair + 1 < k {
-                                dst[2 * j + 1] = round(b[[2 * pair + 1, col]]);
-                            }
-                        }
+        team::each(jobs, |chunks| {
+            for chunk in chunks {
+                for p in 0..n.div_ceil(PANEL) {
+                    let block = b.slice(ndarray::s![
+                        chunk * TILE_K..k.min((chunk + 1) * TILE_K),
+                        p * PANEL..n.min((p + 1) * PANEL)
+                    ]);
+                    // SAFETY: chunk `chunk` of panel `p` is 16 rows of 16 pairs inside `data`,
+                    // written by this job only.
+                    unsafe {
+                        let dst = out
+                            .base()
+                            .cast::<u32>()
+                            .add((p * k_pad / 2 + chunk * TILE_K / 2) * PANEL);
+                        pack_block(block, dst, PANEL, true);
                     }
                 }
             }
@@ -223,32 +171,183 @@ impl Bf16Matrix {
     }
 }
 
-/// Writes `a` rounded to bf16 into `out` (zeros), row-major with rows of `k_pad` values.
+/// Writes `a` rounded to bf16 into `out` (zeros past `a`), row-major with rows of `k_pad`
+/// values.
 fn round_rows(a: ArrayView2<f32>, k_pad: usize, out: &mut [u16]) {
     let (m, k) = a.dim();
-    assert!(out.len() >= m * k_pad, "round_rows buffer");
+    assert!(
+        out.len() >= m * k_pad && k_pad.is_multiple_of(TILE_K) && k <= k_pad,
+        "round_rows buffer"
+    );
     if a.strides()[1] == 1 || k <= 1 {
         for (row, dst) in a.rows().into_iter().zip(out.chunks_mut(k_pad)) {
             round_slice(row.as_slice().expect("contiguous row"), &mut dst[..k]);
         }
-    } else {
-        // A transposed view: in blocks, so that both the reads and the writes stay in cache.
-        const B: usize = 64;
-        for i0 in (0..m).step_by(B) {
-            for k0 in (0..k).step_by(B) {
-                for kk in k0..k.min(k0 + B) {
-                    for i in i0..m.min(i0 + B) {
-                        out[i * k_pad + kk] = round(a[[i, kk]]);
-                    }
-                }
+        return;
+    }
+    // Blocks of 16 rows × 32 columns, each a 16 × 16 block of bf16 pairs.
+    for i0 in (0..m).step_by(TILE_ROWS) {
+        for k0 in (0..k).step_by(TILE_K) {
+            let block = a.slice(ndarray::s![
+                i0..m.min(i0 + TILE_ROWS),
+                k0..k.min(k0 + TILE_K)
+            ]);
+            // SAFETY: rows `i0..` of `out` hold `k_pad / 2` pairs each, pairs `k0 / 2..` of
+            // them the block's.
+            unsafe {
+                let dst = out.as_mut_ptr().cast::<u32>().add(i0 * k_pad / 2 + k0 / 2);
+                pack_block(block.reversed_axes(), dst, k_pad / 2, false);
             }
         }
     }
 }
 
+/// Rounds `block` (at most 32 × 16, any strides) to bf16 pairs along its rows: the pair of rows
+/// `2q`, `2q + 1` at column `j` goes to `dst[q · stride + j]` (`pairs_by_row`) or to
+/// `dst[j · stride + q]`. Only the block's pairs are written (a row past an odd count is zero).
+///
+/// # Safety
+/// Every destination of the block's pairs must be writable.
+unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs_by_row: bool) {
+    let (rows, cols) = block.dim();
+    debug_assert!(rows <= TILE_K && cols <= PANEL);
+    let at = |q: usize, j: usize| {
+        if pairs_by_row {
+            q * stride + j
+        } else {
+            j * stride + q
+        }
+    };
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512bf16") && super::has_avx512() {
+        // SAFETY (of both): the CPU has the features; the block is read at its strides.
+        if block.strides()[1] == 1 || cols == 1 {
+            let pairs = pairs_of_rows(block);
+            for (q, row) in pairs.iter().enumerate().take(rows.div_ceil(2)) {
+                for (j, &pair) in row.iter().enumerate().take(cols) {
+                    *dst.add(at(q, j)) = pair;
+                }
+            }
+            return;
+        }
+        if block.strides()[0] == 1 {
+            let pairs = pairs_of_columns(block);
+            for (j, column) in pairs.iter().enumerate().take(cols) {
+                for (q, &pair) in column.iter().enumerate().take(rows.div_ceil(2)) {
+                    *dst.add(at(q, j)) = pair;
+                }
+            }
+            return;
+        }
+    }
+    pack_block_portable(block, dst, stride, pairs_by_row);
+}
+
+/// [`pack_block`] element by element.
+///
+/// # Safety
+/// As [`pack_block`].
+unsafe fn pack_block_portable(
+    block: ArrayView2<f32>,
+    dst: *mut u32,
+    stride: usize,
+    pairs_by_row: bool,
+) {
+    let rows = block.nrows();
+    for q in 0..rows.div_ceil(2) {
+        for (j, column) in block.columns().into_iter().enumerate() {
+            let odd = if 2 * q + 1 < rows {
+                round(column[2 * q + 1])
+            } else {
+                0
+            };
+            let at = if pairs_by_row {
+                q * stride + j
+            } else {
+                j * stride + q
+            };
+            *dst.add(at) = u32::from(round(column[2 * q])) | u32::from(odd) << 16;
+        }
+    }
+}
+
+/// The bf16 pairs of `block` (its rows contiguous): `out[q][j]` holds rows `2q` and `2q + 1` of
+/// column `j`, zeros past the block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw")]
+unsafe fn pairs_of_rows(block: ArrayView2<f32>) -> [[u32; PANEL]; PANEL] {
+    use std::arch::x86_64::*;
+    let (rows, cols) = block.dim();
+    let mut out = [[0u32; PANEL]; PANEL];
+    let mask = ((1u32 << cols) - 1) as __mmask16;
+    // Values 0..16 the even row's, 16..32 the odd row's; then 0, 16, 1, 17, ...
+    let order = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+        19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    let row = |r: usize| match r < rows {
+        true => _mm512_maskz_loadu_ps(mask, block.as_ptr().offset(r as isize * block.strides()[0])),
+        false => _mm512_setzero_ps(),
+    };
+    for (q, out) in out.iter_mut().enumerate().take(rows.div_ceil(2)) {
+        let both = _mm512_cvtne2ps_pbh(row(2 * q + 1), row(2 * q));
+        let pairs = _mm512_permutexvar_epi16(order, std::mem::transmute::<__m512bh, __m512i>(both));
+        _mm512_storeu_si512(out.as_mut_ptr().cast(), pairs);
+    }
+    out
+}
+
+/// The bf16 pairs of `block` (its columns contiguous): `out[j][q]` holds rows `2q` and `2q + 1`
+/// of column `j`, zeros past the block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw")]
+unsafe fn pairs_of_columns(block: ArrayView2<f32>) -> [[u32; PANEL]; PANEL] {
+    use std::arch::x86_64::*;
+    let (rows, cols) = block.dim();
+    let mut out = [[0u32; PANEL]; PANEL];
+    let (low, high) = (rows.min(16), rows.saturating_sub(16));
+    let mask = |n: usize| ((1u32 << n) - 1) as __mmask16;
+    for (j, out) in out.iter_mut().enumerate().take(cols) {
+        let column = block.as_ptr().offset(j as isize * block.strides()[1]);
+        let lo = _mm512_maskz_loadu_ps(mask(low), column);
+        let hi = _mm512_maskz_loadu_ps(mask(high), column.add(16));
+        let pairs = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(out.as_mut_ptr().cast(), pairs);
+    }
+    out
+}
+
+/// A zeroed buffer of `len` values, or [`crate::error::Error::Allocation`]: the memory comes
+/// zeroed from the allocator (fresh pages for large blocks), with no pass writing the zeros.
+fn zeroed(len: usize, what: &'static str) -> Result<Vec<u16>> {
+    let mut data = reserved::<u16>(0, what)?;
+    if len > 0 {
+        let layout = std::alloc::Layout::array::<u16>(len).map_err(|_| too_large(len, what))?;
+        // SAFETY: the layout is not empty; zero is a valid u16; the Vec takes the block with
+        // the layout it was allocated with.
+        data = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout).cast::<u16>();
+            if ptr.is_null() {
+                return Err(too_large(len, what));
+            }
+            Vec::from_raw_parts(ptr, len, len)
+        };
+    }
+    Ok(data)
+}
+
+fn too_large(len: usize, what: &'static str) -> crate::error::Error {
+    crate::error::Error::Allocation {
+        what,
+        elements: len.to_string(),
+    }
+}
+
 thread_local! {
-    /// Each thread's rounded rows of the per-step products.
-    static ROUNDED: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's rounded rows of the per-step products, with their `(m, k, k_pad)` (the
+    /// next call of the same shape overwrites the same elements: the padding stays zero).
+    static ROUNDED: std::cell::RefCell<((usize, usize, usize), Vec<u16>)> =
+        const { std::cell::RefCell::new(((0, 0, 0), Vec::new())) };
 }
 
 /// `c = a · b`, or `c += a · b` with `accumulate`, on this thread: the per-step products. `c`'s
@@ -274,9 +373,12 @@ fn product_on(
     if m == 0 || b.n == 0 {
         return;
     }
-    ROUNDED.with_borrow_mut(|rows| {
-        rows.clear();
-        rows.resize(m.next_multiple_of(TILE_ROWS) * b.k_pad, 0);
+    ROUNDED.with_borrow_mut(|(shape, rows)| {
+        if *shape != (m, k, b.k_pad) {
+            *shape = (m, k, b.k_pad);
+            rows.clear();
+            rows.resize(m.next_multiple_of(TILE_ROWS) * b.k_pad, 0);
+        }
         round_rows(a, b.k_pad, rows);
         let job = Job {
             on_amx,
@@ -319,8 +421,7 @@ pub fn par_gemm(
     let b = Bf16Matrix::new(b, threads)?;
     let k_pad = b.k_pad;
     let row_tiles = m.div_ceil(TILE_ROWS);
-    let mut rows = reserved(row_tiles * TILE_ROWS * k_pad, "bf16 rows")?;
-    rows.resize(row_tiles * TILE_ROWS * k_pad, 0);
+    let mut rows = zeroed(row_tiles * TILE_ROWS * k_pad, "bf16 rows")?;
     // The rows are rounded in whole tiles, one block per thread.
     let per_thread = row_tiles.div_ceil(threads.max(1)).max(1) * TILE_ROWS;
     let parts: Vec<_> = rows
@@ -641,6 +742,27 @@ mod tests {
     }
 
     #[test]
+    fn blocks_pack_alike_along_either_axis() {
+        let wide = filled(40, 40, 0.3).mapv(|v| v as f32);
+        for (rows, cols) in [(32, 16), (31, 16), (7, 5), (1, 1), (32, 3)] {
+            for block in [
+                wide.slice(s![..rows, 3..3 + cols]),
+                wide.t().slice_move(s![..rows, 3..3 + cols]),
+            ] {
+                for pairs_by_row in [true, false] {
+                    let (mut fast, mut plain) = ([7u32; 16 * 40], [7u32; 16 * 40]);
+                    // SAFETY: 16 pairs of 16 columns at stride 40 fit in 640 values.
+                    unsafe {
+                        pack_block(block, fast.as_mut_ptr(), 40, pairs_by_row);
+                        pack_block_portable(block, plain.as_mut_ptr(), 40, pairs_by_row);
+                    }
+                    assert_eq!(fast, plain, "({rows}, {cols}) by row {pairs_by_row}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn views_may_be_transposed_and_results_column_blocks() {
         let wide = filled(70, 300, 0.3).mapv(|v| v as f32);
         let a = wide.slice(s![.., 10..50]).reversed_axes(); // (40, 70), column-major
@@ -652,6 +774,10 @@ mod tests {
             .iter()
             .fold(0.0f64, |e, v| e.max(v.abs()));
         assert!(err < 1e-4, "error {err}");
+        let mut from_columns = Array2::<f32>::zeros((40, 33));
+        let b_columns = b.t().to_owned(); // (33, 70) row-major: `b` read down its columns
+        par_gemm(a, b_columns.t(), false, from_columns.view_mut(), 2).unwrap();
+        assert_eq!(from_columns, out.slice(s![.., 20..53]));
         assert!(out
             .slice(s![.., ..20])
             .iter()
