@@ -74,6 +74,16 @@ WORKLOADS = {
         mode="predict",
         title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch",
     ),
+    "W5-bf16": dict(
+        cell="lstm",
+        H=128,
+        B=1,
+        T=100,
+        F=64,
+        mode="predict",
+        policy="mixed_bfloat16",
+        title="W5 in bfloat16: rnnkit dtype='mixed_bfloat16', PyTorch torch.autocast('cpu', torch.bfloat16)",
+    ),
     "W6": dict(
         cell="lstm",
         bidir=True,
@@ -111,8 +121,8 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W4", "W5", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W4", "W5", "W6", *VARIANTS, "W7", "W8", "W9"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
@@ -137,6 +147,8 @@ TARGETS = {
     "W9": ("keras-tensorflow", 0.5),
     # The bf16 mode against PyTorch's float32 W3 (the row above), where AMX exists.
     "W3-bf16": ("torch@W3", 0.4),
+    # Informational: the bf16 mode's streaming inference against PyTorch's float32 W5.
+    "W5-bf16": ("torch@W5", 0.7),
 }
 # Second references: rnnkit <= factor x this framework too.
 EXTRA_TARGETS = {"W8": ("torch", 0.7)}
@@ -450,8 +462,8 @@ class Torch:
             return loss.item()
 
         def predict():
-            with torch.inference_mode():
-                return net(xt, lengths).numpy()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return net(xt, lengths).float().numpy()
 
         self.train = train
         if wl["mode"] == "epoch":  # warm up on a full and a partial (last) batch, as Keras's warm-up fit
@@ -785,7 +797,7 @@ def available_frameworks():
 def applies(fw, wl_name):
     if wl_name.startswith("W1-") and fw.startswith("keras-"):
         return "not run: the W1 variants are rnnkit vs PyTorch only"
-    if wl_name == "W3-bf16" and fw != "rnnkit" and fw != "torch":
+    if wl_name.endswith("-bf16") and fw != "rnnkit" and fw != "torch":
         return "not run: the bf16 row is rnnkit vs PyTorch's autocast (Keras's mixed policy is judged by accuracy)"
     return None
 

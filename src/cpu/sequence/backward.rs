@@ -177,6 +177,7 @@ fn time_loop<T: Float>(
         spec.units,
         true,
         saved.options.precision,
+        b,
     )?;
     let ctx = StepContext {
         spec,

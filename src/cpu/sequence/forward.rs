@@ -182,6 +182,7 @@ fn time_loop<T: Float>(
         spec.units,
         false,
         saved.options.precision,
+        b,
     )?;
     let ctx = StepContext {
         spec: &spec,

@@ -27,13 +27,14 @@ pub(super) fn gate<T>(a: ArrayView2<T>, g: usize, units: usize) -> ArrayView2<T>
     a.slice_move(s![.., g * units..(g + 1) * units])
 }
 
-/// The gate blocks of the recurrent kernel `U`, packed for the per-step products: `U_g`, or
-/// `U_gᵀ` (`transpose`) for the backward pass.
+/// The gate blocks of the recurrent kernel `U`, packed for the per-step products of a batch of
+/// `batch` rows: `U_g`, or `U_gᵀ` (`transpose`) for the backward pass.
 pub(super) fn pack_gates<T: Float>(
     kernel: ArrayView2<T>,
     units: usize,
     transpose: bool,
     precision: Precision,
+    batch: usize,
 ) -> Result<Vec<PackedMatrix<T>>> {
     (0..kernel.ncols() / units.max(1))
         .map(|g| {
@@ -43,7 +44,7 @@ pub(super) fn pack_gates<T: Float>(
             } else {
                 block
             };
-            PackedMatrix::new(block, precision)
+            PackedMatrix::new(block, precision, batch)
         })
         .collect()
 }
