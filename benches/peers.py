@@ -46,41 +46,23 @@ import traceback
 _MNIST = dict(cell="lstm", H=64, B=64, T=28, F=28)
 # The keras-io addition example: "123+45 " (7 characters of 12) in, "168 " (4) out, one-hot.
 _ADDITION = dict(model="addition", cell="lstm", H=128, T=7, F=12, T_OUT=4)
+_W3 = dict(cell="lstm", H=512, B=64, T=100, F=512, mode="train")
+_W5 = dict(cell="lstm", H=128, B=1, T=100, F=64, mode="predict")
 
 WORKLOADS = {
     "W1": dict(_MNIST, mode="train", title="LSTM H=64, B=64, T=28, F=28, train step (guide's MNIST model)"),
     "W2": dict(_MNIST, mode="predict", title="LSTM H=64, B=64, T=28, F=28, predict_on_batch"),
-    "W3": dict(
-        cell="lstm", H=512, B=64, T=100, F=512, mode="train", title="LSTM H=512, B=64, T=100, F=512, train step"
-    ),
+    "W3": dict(_W3, title="LSTM H=512, B=64, T=100, F=512, train step"),
     "W3-bf16": dict(
-        cell="lstm",
-        H=512,
-        B=64,
-        T=100,
-        F=512,
-        mode="train",
+        _W3,
         policy="mixed_bfloat16",
         title="W3 in bfloat16: rnnkit dtype='mixed_bfloat16' (AMX where the CPU has it), PyTorch "
         "torch.autocast('cpu', torch.bfloat16)",
     ),
     "W4": dict(cell="gru", H=256, B=64, T=100, F=128, mode="train", title="GRU H=256, B=64, T=100, F=128, train step"),
-    "W5": dict(
-        cell="lstm",
-        H=128,
-        B=1,
-        T=100,
-        F=64,
-        mode="predict",
-        title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch",
-    ),
+    "W5": dict(_W5, title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch"),
     "W5-bf16": dict(
-        cell="lstm",
-        H=128,
-        B=1,
-        T=100,
-        F=64,
-        mode="predict",
+        _W5,
         policy="mixed_bfloat16",
         title="W5 in bfloat16: rnnkit dtype='mixed_bfloat16', PyTorch torch.autocast('cpu', torch.bfloat16)",
     ),
