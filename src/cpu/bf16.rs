@@ -5,12 +5,14 @@
 //! Operands are rounded to bf16 (to nearest, ties to even; subnormals to zero, as the CPU's
 //! conversion instructions do) into padded buffers: `a` row-major with rows of a whole number
 //! of 32 values, `b` as a [`Bf16Matrix`] of 16-column panels in the pairwise layout the
-//! tiles read. The products run on AMX tiles where the CPU has them (`super::amx`), else on a
-//! portable tile with the same operands and the same f32 sums in the same order of chunks:
-//! the mode is then emulated (same numbers within f32 rounding, no faster than f32).
+//! tiles read. Three kernels compute the products, chosen by `Kernel::for_rows` from the CPU
+//! and the problem's rows: AMX tiles (`super::amx`, Intel since Sapphire Rapids), AVX512-BF16
+//! dot products (`vdpbf16ps`: small batches on AMX CPUs, every product on AMD Zen 4), or a
+//! portable tile, the mode then emulated (the same numbers within f32 rounding, no faster than
+//! f32). They differ only in the rounding of their f32 sums.
 //!
-//! Every result element is one tile's sums over the chunks of `k` in order, wherever its rows
-//! and columns land: results do not depend on how the work is split between threads.
+//! Every result element is one kernel's sums over `k` in order, wherever its rows and columns
+//! land: results do not depend on how the work is split between threads.
 
 use std::any::TypeId;
 use std::ops::Range;
@@ -263,7 +265,7 @@ fn round_rows(a: ArrayView2<f32>, k_pad: usize, out: &mut [u16]) {
 /// `dst[j · stride + q]`. Only the block's pairs are written (a row past an odd count is zero).
 ///
 /// # Safety
-/// Every destination of the block's pairs must be writable.
+/// Every destination of the block's pairs must be writable (any alignment).
 unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs_by_row: bool) {
     let (rows, cols) = block.dim();
     debug_assert!(rows <= TILE_K && cols <= PANEL);
@@ -281,7 +283,7 @@ unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs
             let pairs = pairs_of_rows(block);
             for (q, row) in pairs.iter().enumerate().take(rows.div_ceil(2)) {
                 for (j, &pair) in row.iter().enumerate().take(cols) {
-                    *dst.add(at(q, j)) = pair;
+                    dst.add(at(q, j)).write_unaligned(pair);
                 }
             }
             return;
@@ -290,7 +292,7 @@ unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs
             let pairs = pairs_of_columns(block);
             for (j, column) in pairs.iter().enumerate().take(cols) {
                 for (q, &pair) in column.iter().enumerate().take(rows.div_ceil(2)) {
-                    *dst.add(at(q, j)) = pair;
+                    dst.add(at(q, j)).write_unaligned(pair);
                 }
             }
             return;
@@ -322,7 +324,8 @@ unsafe fn pack_block_portable(
             } else {
                 j * stride + q
             };
-            *dst.add(at) = u32::from(round(column[2 * q])) | u32::from(odd) << 16;
+            dst.add(at)
+                .write_unaligned(u32::from(round(column[2 * q])) | u32::from(odd) << 16);
         }
     }
 }
@@ -759,7 +762,7 @@ unsafe fn dot_block<const R: usize, const P: usize>(op: &DotBlock) {
         }
         for (i, acc) in acc.iter_mut().enumerate() {
             let a = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
-                *op.a.add(i * op.pairs + q) as i32,
+                op.a.add(i * op.pairs + q).read_unaligned() as i32,
             ));
             for (acc, &b) in acc.iter_mut().zip(&b) {
                 *acc = _mm512_dpbf16_ps(*acc, a, std::mem::transmute::<__m512i, __m512bh>(b));
