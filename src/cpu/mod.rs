@@ -6,6 +6,8 @@
 
 pub mod alloc;
 pub mod block_cache;
+pub mod conv;
+pub mod conv_lstm;
 pub mod denormals;
 mod engine;
 pub mod gemm;

@@ -2,6 +2,8 @@
 
 from rnnkit.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
 from rnnkit.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from rnnkit.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
+from rnnkit.layers.convolutional import Conv1D, Conv2D, Conv3D
 from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.input_layer import Input, InputLayer
@@ -46,6 +48,12 @@ __all__ = [
     "Bidirectional",
     "CategoryEncoding",
     "Concatenate",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
     "Cropping1D",
     "Dense",
     "Discretization",

@@ -1,6 +1,7 @@
 """Differentiable operations on tensor-likes (Tensors, Variables, numpy arrays, Python numbers)."""
 
 from rnnkit.ops import linalg
+from rnnkit.ops.conv import conv, depthwise_conv
 from rnnkit.ops.core import cast, convert_to_numpy, convert_to_tensor, shape, stop_gradient
 from rnnkit.ops.linalg import dot, norm, tensordot
 from rnnkit.ops.manipulation import (
@@ -89,10 +90,12 @@ __all__ = [
     "cast",
     "clip",
     "concatenate",
+    "conv",
     "convert_to_numpy",
     "convert_to_tensor",
     "cumprod",
     "cumsum",
+    "depthwise_conv",
     "divide",
     "dot",
     "einsum",
