@@ -265,7 +265,7 @@ def conv_forward(
     padding: str,
     groups: int = 1,
 ) -> _Array:
-    """Convolves channels-last `x` `(batch, *spatial, channels)` with `kernel` `(*kernel_size, channels/groups, filters)`."""
+    """Convolves channels-last `x` `(batch, *spatial, channels)` with `kernel` `(*kernel_size, in/groups, filters)`."""
 
 def conv_backward(
     x: _Array,
