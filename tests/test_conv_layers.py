@@ -69,6 +69,38 @@ def test_conv_matches_keras(keras, rank, seed):
     assert_same_config(ours, theirs)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("name", ["DepthwiseConv1D", "SeparableConv1D"])
+def test_depthwise_and_separable_conv_match_keras(keras, name, seed):
+    rng = np.random.default_rng(seed)
+    kwargs = {
+        "kernel_size": int(rng.integers(1, 4)),
+        "depth_multiplier": int(rng.integers(1, 3)),
+        "padding": ["valid", "same"][rng.integers(2)],
+        "data_format": ["channels_last", "channels_first"][rng.integers(2)],
+        "use_bias": bool(rng.integers(3)),
+        "activation": ["linear", "tanh"][rng.integers(2)],
+    }
+    if rng.integers(2):
+        kwargs["strides"] = int(rng.integers(1, 3))
+    else:
+        kwargs["dilation_rate"] = int(rng.integers(1, 3))
+    if name == "SeparableConv1D":
+        kwargs["filters"] = int(rng.integers(1, 4))
+    channels, steps = int(rng.integers(1, 4)), int(rng.integers(6, 10))
+    shape = (2, steps, channels) if kwargs["data_format"] == "channels_last" else (2, channels, steps)
+    theirs, ours = getattr(keras.layers, name)(**kwargs), getattr(layers, name)(**kwargs)
+    theirs.build(shape)
+    ours.build(shape)
+    assert [w.name for w in ours.weights] == [w.name for w in theirs.weights]
+    weights = [rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.normal(size=shape).astype("float32")
+    assert_twins_agree(theirs, ours, (x,), rng=rng, rtol=1e-4, atol=1e-4)
+    assert_same_config(ours, theirs)
+
+
 def test_conv_op_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     for rank, kwargs in [

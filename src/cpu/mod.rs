@@ -12,6 +12,7 @@ pub mod denormals;
 mod engine;
 pub mod gemm;
 pub mod packed;
+pub mod pool;
 pub mod sequence;
 pub mod team;
 

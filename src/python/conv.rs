@@ -1,6 +1,6 @@
 //! The convolution bindings: `conv_forward`/`conv_backward` (Keras's `ops.conv`, channels-last)
 //! and the `ConvLSTM` recurrence `conv_lstm_forward`/`conv_lstm_backward`, with the opaque object
-//! holding what its forward pass saves.
+//! holding what its forward pass saves; and max and average pooling, `pool_forward`/`pool_backward`.
 
 use numpy::ndarray::{Array, ArrayView2, IxDyn};
 use numpy::{PyReadonlyArray, PyUntypedArrayMethods};
@@ -16,6 +16,7 @@ use super::ShapeError;
 use crate::core::conv::{ConvGeometry, Padding};
 use crate::cpu::conv::Conv;
 use crate::cpu::conv_lstm::{self, ConvLstmInput, ConvLstmSaved, ConvLstmSpec};
+use crate::cpu::pool::{Pool, PoolKind};
 use crate::error::ShapeDisplay;
 use crate::Activation;
 
@@ -529,4 +530,126 @@ fn conv_lstm_backward_typed<'py, T: Elem>(
             .into_any(),
         ],
     )
+}
+
+/// The geometry of pooling `x` (`(batch, *spatial, channels)`) with windows of `pool_size`.
+fn pool_geometry(
+    x: &[usize],
+    pool_size: &[usize],
+    strides: &[usize],
+    padding: &str,
+) -> PyResult<ConvGeometry> {
+    let rank = x.len().saturating_sub(2);
+    if rank == 0 {
+        return Err(ShapeError::new_err(format!(
+            "x: expected (batch, *spatial, channels) with at least one spatial axis, received shape {}",
+            ShapeDisplay(x)
+        )));
+    }
+    let ones = vec![1; rank];
+    let channels = x[rank + 1];
+    Ok(ConvGeometry::new(
+        x[0],
+        &x[1..=rank],
+        channels,
+        pool_size,
+        channels,
+        strides,
+        &ones,
+        Padding::parse("padding", padding)?,
+        1,
+    )?)
+}
+
+fn pool_kind(kind: &str) -> PyResult<PoolKind> {
+    match kind {
+        "max" => Ok(PoolKind::Max),
+        "average" => Ok(PoolKind::Average),
+        other => Err(PyValueError::new_err(format!(
+            "kind: expected 'max' or 'average', received '{other}'"
+        ))),
+    }
+}
+
+/// Max or average pooling of channels-last `x` `(batch, *spatial, channels)`: `(batch,
+/// *output, channels)`; padding "same" is never read (an average counts the positions inside).
+#[pyfunction]
+#[pyo3(signature = (x, *, pool_size, strides, padding, kind))]
+pub fn pool_forward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    pool_size: Vec<usize>,
+    strides: Vec<usize>,
+    padding: &str,
+    kind: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    guarded(|| {
+        let kind = pool_kind(kind)?;
+        match float_dtype("x", x)? {
+            Dtype::F32 => pool_typed::<f32>(py, x, None, (&pool_size, &strides, padding, kind)),
+            Dtype::F64 => pool_typed::<f64>(py, x, None, (&pool_size, &strides, padding, kind)),
+        }
+    })
+}
+
+/// The input gradient of `pool_forward(x, ...)` given `dy`, that of its output.
+#[pyfunction]
+#[pyo3(signature = (x, dy, *, pool_size, strides, padding, kind))]
+pub fn pool_backward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    pool_size: Vec<usize>,
+    strides: Vec<usize>,
+    padding: &str,
+    kind: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    guarded(|| {
+        let kind = pool_kind(kind)?;
+        match float_dtype("x", x)? {
+            Dtype::F32 => pool_typed::<f32>(py, x, Some(dy), (&pool_size, &strides, padding, kind)),
+            Dtype::F64 => pool_typed::<f64>(py, x, Some(dy), (&pool_size, &strides, padding, kind)),
+        }
+    })
+}
+
+/// Pool size, strides, padding and kind.
+type PoolOptions<'a> = (&'a [usize], &'a [usize], &'a str, PoolKind);
+
+/// The forward pass, or with `dy` the backward pass, of a pooling.
+fn pool_typed<'py, T: Elem>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    dy: Option<&Bound<'py, PyAny>>,
+    (pool_size, strides, padding, kind): PoolOptions<'_>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let x = read_any::<T>("x", x)?;
+    let g = pool_geometry(x.shape(), pool_size, strides, padding)?;
+    let dy = dy.map(|dy| read_any::<T>("dy", dy)).transpose()?;
+    if let Some(dy) = &dy {
+        crate::error::check_shape("dy", &g.output_shape(), dy.shape())?;
+    }
+    let shape = if dy.is_some() {
+        g.input_shape()
+    } else {
+        g.output_shape()
+    };
+    let pool = Pool::new(g, kind);
+    let (x, dy) = (x.as_array(), dy.as_ref().map(|d| d.as_array()));
+    let work = pool.geometry().batch
+        * pool.geometry().output_positions()
+        * pool.geometry().taps()
+        * pool.geometry().in_channels;
+    let out = compute(py, work, |_| {
+        let x = x.as_standard_layout();
+        let x = x.as_slice().expect("standard");
+        match &dy {
+            None => pool.forward(x),
+            Some(dy) => pool.backward(x, dy.as_standard_layout().as_slice().expect("standard")),
+        }
+    })?;
+    Ok(to_numpy(
+        py,
+        Array::from_shape_vec(IxDyn(&shape), out).expect("pooled shape"),
+    ))
 }

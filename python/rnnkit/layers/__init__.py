@@ -3,7 +3,7 @@
 from rnnkit.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
 from rnnkit.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from rnnkit.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
-from rnnkit.layers.convolutional import Conv1D, Conv2D, Conv3D
+from rnnkit.layers.convolutional import Conv1D, Conv2D, Conv3D, DepthwiseConv1D, SeparableConv1D
 from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.input_layer import Input, InputLayer
@@ -16,6 +16,20 @@ from rnnkit.layers.normalization import (
     GroupNormalization,
     LayerNormalization,
     UnitNormalization,
+)
+from rnnkit.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
 )
 from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
@@ -44,6 +58,9 @@ __all__ = [
     "AdditiveAttention",
     "Attention",
     "Average",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
     "BatchNormalization",
     "Bidirectional",
     "CategoryEncoding",
@@ -56,6 +73,7 @@ __all__ = [
     "ConvLSTM3D",
     "Cropping1D",
     "Dense",
+    "DepthwiseConv1D",
     "Discretization",
     "Dot",
     "Dropout",
@@ -64,6 +82,12 @@ __all__ = [
     "GRUCell",
     "GaussianDropout",
     "GaussianNoise",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
     "GroupNormalization",
     "Identity",
     "Input",
@@ -75,6 +99,9 @@ __all__ = [
     "LayerNormalization",
     "LeakyReLU",
     "Masking",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
     "Maximum",
     "Minimum",
     "MultiHeadAttention",
@@ -85,6 +112,7 @@ __all__ = [
     "ReLU",
     "RepeatVector",
     "Reshape",
+    "SeparableConv1D",
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",

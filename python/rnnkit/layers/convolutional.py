@@ -218,3 +218,253 @@ class Conv3D(BaseConv):
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(3, filters, kernel_size, **kwargs)
+
+
+class DepthwiseConv1D(_SpatialLayer):
+    """Depthwise 1-D convolution, as Keras's: each input channel convolved with its own
+    `depth_multiplier` filters (output channel `c * depth_multiplier + m`).
+
+    Args:
+        kernel_size: An int or a 1-tuple.
+        strides: An int or a 1-tuple.
+        padding: "valid" or "same" (case-insensitive).
+        depth_multiplier: Filters per input channel.
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or a 1-tuple.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        depthwise_initializer: Initializer of the `(kernel_size, channels, depth_multiplier)` kernel.
+        bias_initializer: Initializer of the bias.
+        depthwise_regularizer: Optional regularizer of the kernel.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        depthwise_constraint: Optional constraint of the kernel.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
+        self.kernel_size = per_axis("kernel_size", kernel_size, 1)
+        self.strides = per_axis("strides", strides, 1)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, 1)
+        self.padding = padding_of(padding)
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        self.kernel = self.add_weight(
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+            name="kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(channels * self.depth_multiplier,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.kernel.shape[-2])
+        outputs = ops.depthwise_conv(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class SeparableConv1D(_SpatialLayer):
+    """Separable 1-D convolution, as Keras's: a depthwise convolution (`depth_multiplier` filters
+    per input channel) followed by a pointwise (1-wide) convolution to `filters` channels.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 1-tuple, of the depthwise convolution.
+        strides: An int or a 1-tuple, of the depthwise convolution.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or a 1-tuple.
+        depth_multiplier: Depthwise filters per input channel.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        depthwise_initializer: Initializer of `depthwise_kernel` `(kernel_size, channels, depth_multiplier)`.
+        pointwise_initializer: Initializer of `pointwise_kernel` `(1, channels * depth_multiplier, filters)`.
+        bias_initializer: Initializer of the bias.
+        depthwise_regularizer: Optional regularizer of `depthwise_kernel`.
+        pointwise_regularizer: Optional regularizer of `pointwise_kernel`.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        depthwise_constraint: Optional constraint of `depthwise_kernel`.
+        pointwise_constraint: Optional constraint of `pointwise_kernel`.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        pointwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = positive("filters", filters)
+        self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
+        self.kernel_size = per_axis("kernel_size", kernel_size, 1)
+        self.strides = per_axis("strides", strides, 1)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, 1)
+        self.padding = padding_of(padding)
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        self.depthwise_kernel = self.add_weight(
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+            name="depthwise_kernel",
+        )
+        self.pointwise_kernel = self.add_weight(
+            shape=(1, channels * self.depth_multiplier, self.filters),
+            initializer=self.pointwise_initializer,
+            regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint,
+            name="pointwise_kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.depthwise_kernel.shape[-2])
+        depthwise = ops.depthwise_conv(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.depthwise_kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        outputs = ops.conv(depthwise, self.pointwise_kernel, data_format=self.data_format)
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }

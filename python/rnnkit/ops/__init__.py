@@ -77,6 +77,7 @@ from rnnkit.ops.math import (
     where,
 )
 from rnnkit.ops.nn import log_softmax, one_hot, relu, sigmoid, softmax, softplus
+from rnnkit.ops.pooling import average_pool, max_pool
 
 __all__ = [
     "abs",
@@ -87,6 +88,7 @@ __all__ = [
     "argmax",
     "argmin",
     "argsort",
+    "average_pool",
     "cast",
     "clip",
     "concatenate",
@@ -122,6 +124,7 @@ __all__ = [
     "logsumexp",
     "matmul",
     "max",
+    "max_pool",
     "maximum",
     "mean",
     "min",
