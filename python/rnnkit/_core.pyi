@@ -27,6 +27,8 @@ __all__ = [
     "conv_lstm_backward",
     "conv_lstm_forward",
     "ConvLstmSaved",
+    "pool_backward",
+    "pool_forward",
     "cached_bytes",
     "check_memory",
     "release_cached_memory",
@@ -304,3 +306,24 @@ def conv_lstm_backward(
     d_final_states: tuple[_Array | None, _Array | None] | None = None,
 ) -> tuple[_Array, _Array, list[_Array]]:
     """Backpropagation through time: `(d_projected, d_recurrent_kernel, [d_h0, d_c0])`."""
+
+def pool_forward(
+    x: _Array,
+    *,
+    pool_size: Sequence[int],
+    strides: Sequence[int],
+    padding: str,
+    kind: str,
+) -> _Array:
+    """Max or average pooling of channels-last `x` `(batch, *spatial, channels)`."""
+
+def pool_backward(
+    x: _Array,
+    dy: _Array,
+    *,
+    pool_size: Sequence[int],
+    strides: Sequence[int],
+    padding: str,
+    kind: str,
+) -> _Array:
+    """The input gradient of `pool_forward(x, ...)` given `dy`, that of its output."""
