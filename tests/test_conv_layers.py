@@ -101,6 +101,38 @@ def test_depthwise_and_separable_conv_match_keras(keras, name, seed):
     assert_same_config(ours, theirs)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_conv_transpose_matches_keras(keras, rank, seed):
+    rng = np.random.default_rng(50 * rank + seed)
+    strides = tuple(int(s) for s in rng.integers(1, 4, size=rank))
+    kwargs = {
+        "filters": int(rng.integers(1, 4)),
+        "kernel_size": tuple(int(k) for k in rng.integers(1, 4, size=rank)),
+        "strides": strides,
+        "padding": ["valid", "same"][rng.integers(2)],
+        "data_format": ["channels_last", "channels_first"][rng.integers(2)],
+        "use_bias": bool(rng.integers(3)),
+    }
+    if rng.integers(2):
+        kwargs["output_padding"] = tuple(int(rng.integers(0, s)) for s in strides)
+    if max(strides) == 1 and rng.integers(2):
+        kwargs["dilation_rate"] = tuple(int(d) for d in rng.integers(1, 3, size=rank))
+    channels, spatial = int(rng.integers(1, 4)), tuple(int(s) for s in rng.integers(2, 6 - rank, size=rank))
+    shape = (2, *spatial, channels) if kwargs["data_format"] == "channels_last" else (2, channels, *spatial)
+    name = f"Conv{rank}DTranspose"
+    theirs, ours = getattr(keras.layers, name)(**kwargs), getattr(layers, name)(**kwargs)
+    theirs.build(shape)
+    ours.build(shape)
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    weights = [rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.normal(size=shape).astype("float32")
+    assert_twins_agree(theirs, ours, (x,), rng=rng, rtol=1e-4, atol=1e-4)
+    assert_same_config(ours, theirs)
+
+
 def test_conv_op_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     for rank, kwargs in [
@@ -176,6 +208,10 @@ def test_bad_conv_arguments_are_named():
         layers.Conv2D(3, 2, padding="causal")
     with pytest.raises(ValueError, match="`strides > 1` not supported in conjunction with `dilation_rate > 1`"):
         layers.Conv1D(3, 2, strides=2, dilation_rate=2)
+    with pytest.raises(ValueError, match="`output_padding` must be strictly less than `strides`"):
+        layers.Conv1DTranspose(2, 3, strides=2, output_padding=2)
+    with pytest.raises(ValueError, match="`padding` argument must be one of"):
+        layers.DepthwiseConv1D(3, padding="causal")
     with pytest.raises(ValueError, match="input channels must be evenly divisible"):
         layers.Conv1D(4, 2, groups=2)(np.zeros((1, 5, 3), "float32"))
     layer = layers.Conv2D(2, 3)

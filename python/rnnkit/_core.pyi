@@ -27,6 +27,8 @@ __all__ = [
     "conv_lstm_backward",
     "conv_lstm_forward",
     "ConvLstmSaved",
+    "conv_transpose_backward",
+    "conv_transpose_forward",
     "pool_backward",
     "pool_forward",
     "cached_bytes",
@@ -327,3 +329,26 @@ def pool_backward(
     kind: str,
 ) -> _Array:
     """The input gradient of `pool_forward(x, ...)` given `dy`, that of its output."""
+
+def conv_transpose_forward(
+    x: _Array,
+    kernel: _Array,
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None = None,
+) -> _Array:
+    """Keras's transposed convolution of channels-last `x` with `kernel` `(*kernel_size, filters, channels)`."""
+
+def conv_transpose_backward(
+    x: _Array,
+    kernel: _Array,
+    dy: _Array,
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None = None,
+) -> tuple[_Array, _Array]:
+    """The gradients `(dx, d_kernel)` of `conv_transpose_forward` given that of its output."""

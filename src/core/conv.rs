@@ -176,6 +176,92 @@ impl ConvGeometry {
         })
     }
 
+    /// The geometry of the convolution whose input gradient is Keras's transposed convolution
+    /// (`Conv1DTranspose`, ...) of `x` `(batch, *input, in_channels)` with a kernel `(*kernel,
+    /// filters, in_channels)`: that convolution reads the transposed one's output `(batch,
+    /// *output, filters)` and writes `x`'s shape. Sizes and padding follow Keras (its JAX
+    /// backend's `conv_transpose`): `output_padding` None picks Keras's default.
+    ///
+    /// # Errors
+    /// [`Error::Value`] for the same reasons as [`Self::new`], for causal padding, and for an
+    /// `output_padding` not smaller than its stride.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transposed(
+        batch: usize,
+        input: &[usize],
+        in_channels: usize,
+        kernel: &[usize],
+        filters: usize,
+        strides: &[usize],
+        dilation: &[usize],
+        padding: Padding,
+        output_padding: Option<&[usize]>,
+    ) -> Result<Self> {
+        let rank = input.len();
+        // Checks the per-axis arguments (the sizes it computes are not used).
+        let mut geometry = Self::new(
+            batch,
+            input,
+            in_channels,
+            kernel,
+            filters,
+            strides,
+            dilation,
+            Padding::Same,
+            1,
+        )?;
+        if padding == Padding::Causal {
+            return Err(value_error("padding", "'valid' or 'same'", "'causal'"));
+        }
+        if let Some(op) = output_padding {
+            if op.len() != rank || op.iter().zip(strides).any(|(&p, &s)| p >= s) {
+                return Err(value_error(
+                    "output_padding",
+                    format!("{rank} integers each smaller than its stride {strides:?}"),
+                    format!("{op:?}"),
+                ));
+            }
+        }
+        let (mut output, mut pad_before) = (Vec::with_capacity(rank), Vec::with_capacity(rank));
+        for d in 0..rank {
+            let extent = (kernel[d] - 1) * dilation[d] + 1;
+            let (length, left) = match (padding, output_padding.map(|p| p[d])) {
+                (Padding::Valid, None) => (
+                    input[d] * strides[d] + extent.saturating_sub(strides[d]),
+                    extent - 1,
+                ),
+                (Padding::Valid, Some(p)) => ((input[d] - 1) * strides[d] + extent + p, extent - 1),
+                (_, None) => {
+                    let pad = strides[d] + extent - 2;
+                    (input[d] * strides[d], (pad / 2 + pad % 2).min(extent - 1))
+                }
+                (_, Some(p)) => {
+                    let pad = extent + extent % 2 - 2 + p;
+                    let length =
+                        ((input[d] - 1) * strides[d] + extent + p).saturating_sub(2 * (extent / 2));
+                    (length, (pad / 2 + pad % 2).min(extent - 1))
+                }
+            };
+            if length == 0 {
+                return Err(value_error(
+                    "inputs",
+                    "an output of at least one position",
+                    format!("spatial sizes {input:?}"),
+                ));
+            }
+            output.push(length);
+            // The transposed convolution dilates its input by the stride, pads it with `left`
+            // and slides the flipped kernel: its input gradient's convolution pads by the rest.
+            pad_before.push(extent - 1 - left);
+        }
+        geometry.input = output;
+        geometry.output = input.to_vec();
+        geometry.in_channels = filters;
+        geometry.out_channels = in_channels;
+        geometry.pad_before = pad_before;
+        Ok(geometry)
+    }
+
     /// Input positions per sample.
     pub fn input_positions(&self) -> usize {
         self.input.iter().product()

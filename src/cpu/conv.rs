@@ -199,30 +199,75 @@ impl Conv {
                 let (dy, dk) = (dy.slice(s![.., c0..c1]), dkernel.slice_mut(s![.., c0..c1]));
                 par_gemm_tn(a, dy, T::one(), dk, threads);
             });
-            let Some(dx) = dx.as_deref_mut() else {
-                continue;
-            };
-            let mut dcol = col;
-            let (k, out) = (g.taps() * g.group_in(), kernel.ncols() / g.groups);
-            for group in 0..g.groups {
-                let (c0, c1) = (group * out, (group + 1) * out);
-                par_gemm_rows(
-                    dy.slice(s![.., c0..c1]),
-                    kernel.slice(s![.., c0..c1]).t(),
-                    T::zero(),
-                    dcol.slice_mut(s![.., group * k..(group + 1) * k]),
-                    threads,
-                );
+            if let Some(dx) = dx.as_deref_mut() {
+                let dx = &mut dx[i * chunk * per_input..][..x.len()];
+                self.add_input_gradient(kernel, dy, col, dx, threads);
             }
-            let dx = &mut dx[i * chunk * per_input..][..x.len()];
-            let per_col = positions * self.width();
-            let items: Vec<_> = dx
-                .chunks_mut(per_input)
-                .zip(dcol.as_slice().expect("fresh array").chunks(per_col))
-                .collect();
-            team::each(items, |(dx, dcol)| self.col2im(dcol, dx));
         }
         Ok(())
+    }
+
+    /// Adds to `dx` (consecutive samples) the input gradient of the rows `dy` of their outputs,
+    /// with `dcol` (a window matrix of those samples, overwritten) as the scratch buffer.
+    fn add_input_gradient<T: Float>(
+        &self,
+        kernel: ArrayView2<T>,
+        dy: ArrayView2<T>,
+        mut dcol: Array2<T>,
+        dx: &mut [T],
+        threads: usize,
+    ) {
+        let g = &self.geometry;
+        let (k, out) = (g.taps() * g.group_in(), kernel.ncols() / g.groups);
+        for group in 0..g.groups {
+            let (c0, c1) = (group * out, (group + 1) * out);
+            par_gemm_rows(
+                dy.slice(s![.., c0..c1]),
+                kernel.slice(s![.., c0..c1]).t(),
+                T::zero(),
+                dcol.slice_mut(s![.., group * k..(group + 1) * k]),
+                threads,
+            );
+        }
+        let per_input = g.input_positions() * g.in_channels;
+        let per_col = g.output_positions() * self.width();
+        let items: Vec<_> = dx
+            .chunks_mut(per_input)
+            .zip(dcol.as_slice().expect("fresh array").chunks(per_col))
+            .collect();
+        team::each(items, |(dx, dcol)| self.col2im(dcol, dx));
+    }
+
+    /// The input gradient alone of `y = conv(x)` given `dy` (`(batch · positions, out)`), flat
+    /// in `x`'s shape: the transposed convolution of `dy` (Keras's `Conv1DTranspose` forward).
+    pub fn input_gradient<T: Float>(
+        &self,
+        kernel: &[T],
+        dy: &[T],
+        threads: usize,
+    ) -> Result<Vec<T>> {
+        let g = &self.geometry;
+        let (per_input, positions) = (g.input_positions() * g.in_channels, g.output_positions());
+        let mut dx = alloc::zeros(g.batch * per_input, "the input gradient")?
+            .into_raw_vec_and_offset()
+            .0;
+        let dy = ArrayView2::from_shape((g.batch * positions, g.out_channels), dy)
+            .expect("output gradient length checked by the caller");
+        let kernel = self.kernel_matrix(kernel);
+        let chunk = self.chunk();
+        for (i, dx) in dx.chunks_mut(per_input * chunk).enumerate() {
+            let rows = dx.len() / per_input.max(1) * positions;
+            let dcol = alloc::zeros((rows, self.width()), "the convolution's window matrix")?;
+            let first = i * chunk * positions;
+            self.add_input_gradient(
+                kernel,
+                dy.slice(s![first..first + rows, ..]),
+                dcol,
+                dx,
+                threads,
+            );
+        }
+        Ok(dx)
     }
 
     /// The backward pass over the whole batch: the input gradient (when `input_gradient`) and

@@ -653,3 +653,149 @@ fn pool_typed<'py, T: Elem>(
         Array::from_shape_vec(IxDyn(&shape), out).expect("pooled shape"),
     ))
 }
+
+/// The geometry of Keras's transposed convolution of `x` with `kernel` `(*kernel_size, filters,
+/// channels)`, as the convolution whose input gradient it is.
+fn transposed_geometry(
+    x: &[usize],
+    kernel: &[usize],
+    (strides, dilation, padding, output_padding): TransposeOptions<'_>,
+) -> PyResult<ConvGeometry> {
+    let rank = x.len().saturating_sub(2);
+    if rank == 0 || kernel.len() != x.len() || kernel[rank + 1] != x[rank + 1] {
+        return Err(ShapeError::new_err(format!(
+            "kernel: expected (*kernel_size, filters, {}) for inputs of shape {}, received shape {}",
+            x.get(rank + 1).copied().unwrap_or(0),
+            ShapeDisplay(x),
+            ShapeDisplay(kernel)
+        )));
+    }
+    Ok(ConvGeometry::transposed(
+        x[0],
+        &x[1..=rank],
+        x[rank + 1],
+        &kernel[..rank],
+        kernel[rank],
+        strides,
+        dilation,
+        Padding::parse("padding", padding)?,
+        output_padding,
+    )?)
+}
+
+/// Strides, dilation, padding and output padding of a transposed convolution.
+type TransposeOptions<'a> = (&'a [usize], &'a [usize], &'a str, Option<&'a [usize]>);
+
+/// Keras's transposed convolution of channels-last `x` `(batch, *spatial, channels)` with
+/// `kernel` `(*kernel_size, filters, channels)`: `(batch, *output, filters)`, the output sizes
+/// and padding as Keras's (`output_padding` None is Keras's default).
+#[pyfunction]
+#[pyo3(signature = (x, kernel, *, strides, dilation_rate, padding, output_padding = None))]
+pub fn conv_transpose_forward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    kernel: &Bound<'py, PyAny>,
+    strides: Vec<usize>,
+    dilation_rate: Vec<usize>,
+    padding: &str,
+    output_padding: Option<Vec<usize>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    guarded(|| {
+        let options = (
+            &strides[..],
+            &dilation_rate[..],
+            padding,
+            output_padding.as_deref(),
+        );
+        match float_dtype("x", x)? {
+            Dtype::F32 => transpose_typed::<f32>(py, x, kernel, None, options),
+            Dtype::F64 => transpose_typed::<f64>(py, x, kernel, None, options),
+        }
+    })
+}
+
+/// The gradients `(dx, d_kernel)` of `conv_transpose_forward(x, kernel, ...)` given `dy`, that
+/// of its output.
+#[pyfunction]
+#[pyo3(signature = (x, kernel, dy, *, strides, dilation_rate, padding, output_padding = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose_backward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    kernel: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    strides: Vec<usize>,
+    dilation_rate: Vec<usize>,
+    padding: &str,
+    output_padding: Option<Vec<usize>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    guarded(|| {
+        let options = (
+            &strides[..],
+            &dilation_rate[..],
+            padding,
+            output_padding.as_deref(),
+        );
+        match float_dtype("x", x)? {
+            Dtype::F32 => transpose_typed::<f32>(py, x, kernel, Some(dy), options),
+            Dtype::F64 => transpose_typed::<f64>(py, x, kernel, Some(dy), options),
+        }
+    })
+}
+
+/// The forward pass, or with `dy` the backward pass, of a transposed convolution.
+fn transpose_typed<'py, T: Elem>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    kernel: &Bound<'py, PyAny>,
+    dy: Option<&Bound<'py, PyAny>>,
+    options: TransposeOptions<'_>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (x, kernel) = (read_any::<T>("x", x)?, read_any::<T>("kernel", kernel)?);
+    let g = transposed_geometry(x.shape(), kernel.shape(), options)?;
+    let dy = dy.map(|dy| read_any::<T>("dy", dy)).transpose()?;
+    if let Some(dy) = &dy {
+        crate::error::check_shape("dy", &g.input_shape(), dy.shape())?;
+    }
+    let (x_shape, y_shape, kernel_shape) = (g.output_shape(), g.input_shape(), g.kernel_shape());
+    let conv = Conv::new(g);
+    let (x, kernel, dy) = (
+        x.as_array(),
+        kernel.as_array(),
+        dy.as_ref().map(|d| d.as_array()),
+    );
+    let threads = rayon::current_num_threads();
+    let shaped = |v: Vec<T>, shape: &[usize]| {
+        to_numpy(
+            py,
+            Array::from_shape_vec(IxDyn(shape), v).expect("computed shape"),
+        )
+    };
+    let Some(dy) = dy else {
+        let y = compute(py, conv.geometry().work(), |_| {
+            let (x, kernel) = (x.as_standard_layout(), kernel.as_standard_layout());
+            conv.input_gradient(
+                kernel.as_slice().expect("standard"),
+                x.as_slice().expect("standard"),
+                threads,
+            )
+        })?;
+        return Ok(shaped(y, &y_shape));
+    };
+    let (dx, dk) = compute(py, 2 * conv.geometry().work(), |_| {
+        let (x, kernel, dy) = (
+            x.as_standard_layout(),
+            kernel.as_standard_layout(),
+            dy.as_standard_layout(),
+        );
+        let (x, kernel, dy) = (
+            x.as_slice().expect("standard"),
+            kernel.as_slice().expect("standard"),
+            dy.as_slice().expect("standard"),
+        );
+        let dx = conv.forward(dy, kernel, threads)?;
+        let (_, dk) = conv.backward(dy, kernel, x, false, threads)?;
+        Ok((dx.into_raw_vec_and_offset().0, dk))
+    })?;
+    PyTuple::new(py, [shaped(dx, &x_shape), shaped(dk, &kernel_shape)]).map(Bound::into_any)
+}

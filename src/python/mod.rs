@@ -53,8 +53,9 @@ mod _core {
     use super::cell_spec::CellSpec;
     #[pymodule_export]
     use super::conv::{
-        conv_backward, conv_forward, conv_lstm_backward, conv_lstm_forward, pool_backward,
-        pool_forward, ConvLstmSavedObject,
+        conv_backward, conv_forward, conv_lstm_backward, conv_lstm_forward,
+        conv_transpose_backward, conv_transpose_forward, pool_backward, pool_forward,
+        ConvLstmSavedObject,
     };
     #[pymodule_export]
     use super::device::{compile_cuda_kernels, cuda_status};

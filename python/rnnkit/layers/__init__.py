@@ -3,7 +3,16 @@
 from rnnkit.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
 from rnnkit.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from rnnkit.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
-from rnnkit.layers.convolutional import Conv1D, Conv2D, Conv3D, DepthwiseConv1D, SeparableConv1D
+from rnnkit.layers.convolutional import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    DepthwiseConv1D,
+    SeparableConv1D,
+)
 from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.input_layer import Input, InputLayer
@@ -66,8 +75,11 @@ __all__ = [
     "CategoryEncoding",
     "Concatenate",
     "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
+    "Conv2DTranspose",
     "Conv3D",
+    "Conv3DTranspose",
     "ConvLSTM1D",
     "ConvLSTM2D",
     "ConvLSTM3D",

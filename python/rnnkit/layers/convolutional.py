@@ -1,4 +1,5 @@
-"""Convolution layers: `Conv1D`, `Conv2D`, `Conv3D`, `DepthwiseConv1D` and `SeparableConv1D`,
+"""Convolution layers: `Conv1D`, `Conv2D`, `Conv3D`, `Conv1DTranspose`, `Conv2DTranspose`,
+`Conv3DTranspose`, `DepthwiseConv1D` and `SeparableConv1D`,
 with Keras 3's arguments, weights and numbers; the convolutions run in the Rust core
 (`rk.ops.conv`)."""
 
@@ -468,3 +469,172 @@ class SeparableConv1D(_SpatialLayer):
             "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
+
+
+class BaseConvTranspose(_SpatialLayer):
+    """The N-d transposed convolution layer (Keras's `BaseConvTranspose`):
+    `activation(conv_transpose(inputs, kernel) + bias)`, with Keras's output sizes.
+
+    Args:
+        rank: Spatial axes (1, 2 or 3).
+        filters: Output channels.
+        kernel_size: An int or `rank` ints.
+        strides: An int or `rank` ints.
+        padding: "valid" or "same" (case-insensitive).
+        output_padding: None (Keras's default sizes), or an int or `rank` ints each smaller than
+            its stride.
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or `rank` ints.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        kernel_initializer: Initializer of the `(*kernel_size, filters, channels)` kernel.
+        bias_initializer: Initializer of the bias.
+        kernel_regularizer: Optional regularizer of the kernel.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        kernel_constraint: Optional constraint of the kernel.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.rank = rank
+        self.filters = positive("filters", filters)
+        self.kernel_size = per_axis("kernel_size", kernel_size, rank)
+        self.strides = per_axis("strides", strides, rank)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, rank)
+        self.padding = padding_of(padding)
+        self.output_padding = None if output_padding is None else per_axis("output_padding", output_padding, rank, 0)
+        if self.output_padding is not None:
+            for i, (op, s) in enumerate(zip(self.output_padding, self.strides)):
+                if op >= s:
+                    raise ValueError(
+                        "`output_padding` must be strictly less than `strides` for all dimensions. At dimension "
+                        f"{i}, `output_padding` is {op} but `strides` is {s}. Received: "
+                        f"output_padding={self.output_padding}, strides={self.strides}"
+                    )
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        self.kernel = self.add_weight(
+            shape=(*self.kernel_size, self.filters, channels),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            name="kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.kernel.shape[-1])
+        outputs = ops.conv_transpose(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "output_padding": self.output_padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class Conv1DTranspose(BaseConvTranspose):
+    """1-D transposed convolution over `(batch, steps, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 1-tuple.
+        **kwargs: The other arguments of `BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(1, filters, kernel_size, **kwargs)
+
+
+class Conv2DTranspose(BaseConvTranspose):
+    """2-D transposed convolution over `(batch, rows, cols, channels)` (channels_last) inputs.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 2-tuple.
+        **kwargs: The other arguments of `BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(2, filters, kernel_size, **kwargs)
+
+
+class Conv3DTranspose(BaseConvTranspose):
+    """3-D transposed convolution over `(batch, d1, d2, d3, channels)` (channels_last) inputs.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 3-tuple.
+        **kwargs: The other arguments of `BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(3, filters, kernel_size, **kwargs)

@@ -1,7 +1,7 @@
 """Differentiable operations on tensor-likes (Tensors, Variables, numpy arrays, Python numbers)."""
 
 from rnnkit.ops import linalg
-from rnnkit.ops.conv import conv, depthwise_conv
+from rnnkit.ops.conv import conv, conv_transpose, depthwise_conv
 from rnnkit.ops.core import cast, convert_to_numpy, convert_to_tensor, shape, stop_gradient
 from rnnkit.ops.linalg import dot, norm, tensordot
 from rnnkit.ops.manipulation import (
@@ -93,6 +93,7 @@ __all__ = [
     "clip",
     "concatenate",
     "conv",
+    "conv_transpose",
     "convert_to_numpy",
     "convert_to_tensor",
     "cumprod",

@@ -1,12 +1,12 @@
-"""Convolution, as Keras's `ops.conv` and `ops.depthwise_conv`: computed in the Rust core
-(im2col and the core's GEMM), differentiable through the tape."""
+"""Convolution, as Keras's `ops.conv`, `ops.depthwise_conv` and `ops.conv_transpose`: computed in
+the Rust core (im2col and the core's GEMM), differentiable through the tape."""
 
 import numpy as np
 
 from rnnkit import _core
 from rnnkit.ops.core import op
 
-__all__ = ["conv", "depthwise_conv"]
+__all__ = ["conv", "conv_transpose", "depthwise_conv"]
 
 _PADDINGS = ("valid", "same", "causal")
 
@@ -138,3 +138,46 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     shape = tuple(np.shape(kernel))
     grouped = reshape(kernel, (*shape[:-2], 1, shape[-2] * shape[-1]))
     return conv(inputs, grouped, strides, padding, data_format, dilation_rate)
+
+
+@op(inputs=2)
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None, dilation_rate=1):
+    """Transposed convolution (the input gradient of a convolution), with Keras's output sizes.
+
+    Args:
+        inputs: `(batch, *spatial, channels)` (channels_last) or `(batch, channels, *spatial)`.
+        kernel: `(*kernel_size, filters, channels)`.
+        strides: An int or one int per spatial axis.
+        padding: "valid" or "same".
+        output_padding: None (Keras's default sizes), an int or one int per axis, each smaller
+            than its stride: the positions added at the end of each output axis.
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or one int per spatial axis.
+
+    Returns:
+        A Tensor `(batch, *output, filters)` (channels_last).
+    """
+    data_format = data_format_of(data_format)
+    rank = inputs.ndim - 2
+    if rank < 1 or kernel.ndim != inputs.ndim:
+        raise ValueError(
+            f"expected inputs with 1 to 3 spatial axes and a kernel of the same rank (*kernel_size, filters, "
+            f"channels), received inputs of shape {inputs.shape} and kernel of shape {kernel.shape}"
+        )
+    dtype = _float_dtype(inputs, kernel)
+    x = _channels_last(inputs, data_format).astype(dtype, copy=False)
+    k = kernel.astype(dtype, copy=False)
+    options = {
+        "strides": list(per_axis("strides", strides, rank)),
+        "dilation_rate": list(per_axis("dilation_rate", dilation_rate, rank)),
+        "padding": padding_of(padding),
+        "output_padding": None if output_padding is None else list(per_axis("output_padding", output_padding, rank, 0)),
+    }
+    y = _core.conv_transpose_forward(x, k, **options)
+
+    def backward(grad):
+        dy = _channels_last(np.asarray(grad, dtype=dtype), data_format)
+        dx, dk = _core.conv_transpose_backward(x, k, dy, **options)
+        return _channels_back(dx, data_format).astype(inputs.dtype, copy=False), dk.astype(kernel.dtype, copy=False)
+
+    return _channels_back(y, data_format), backward
