@@ -243,3 +243,24 @@ def test_core_conv_rejects_mismatched_arrays():
             dilation_rate=[1],
             padding="valid",
         )
+
+
+def test_keras_files_move_both_ways(keras, tmp_path):
+    """A Keras model of the convolution and pooling layers saved by Keras loads in rnnkit with
+    the same outputs, and rnnkit's file of it loads back in Keras."""
+    inp = keras.Input((12, 3))
+    h = keras.layers.Conv1D(4, 3, padding="causal")(inp)
+    h = keras.layers.MaxPooling1D(2)(h)
+    h = keras.layers.SeparableConv1D(3, 2)(h)
+    h = keras.layers.DepthwiseConv1D(2, depth_multiplier=2)(h)
+    h = keras.layers.Conv1DTranspose(2, 3, strides=2)(h)
+    h = keras.layers.AveragePooling1D(2, padding="same")(h)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    theirs = keras.Model(inp, h)
+    theirs.save(tmp_path / "keras.keras")
+    x = np.random.default_rng(1).normal(size=(2, 12, 3)).astype("float32")
+    ours = rk.models.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "rnnkit.keras")
+    back = keras.models.load_model(tmp_path / "rnnkit.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

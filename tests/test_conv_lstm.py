@@ -236,6 +236,13 @@ def test_next_frame_model_matches_keras_and_trains(keras, tmp_path):
     ours.save(path)
     loaded = rk.models.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), ours.predict(x, verbose=0))
+    # Files move between the libraries: Keras reads ours, and rnnkit reads Keras's.
+    np.testing.assert_allclose(
+        keras.models.load_model(path).predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-4, atol=1e-5
+    )
+    theirs.save(tmp_path / "keras.keras")
+    from_keras = rk.models.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(from_keras.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
 
 
 def test_conv_lstm_refuses_the_gpu(monkeypatch):
