@@ -46,22 +46,25 @@ import traceback
 _MNIST = dict(cell="lstm", H=64, B=64, T=28, F=28)
 # The keras-io addition example: "123+45 " (7 characters of 12) in, "168 " (4) out, one-hot.
 _ADDITION = dict(model="addition", cell="lstm", H=128, T=7, F=12, T_OUT=4)
+_W3 = dict(cell="lstm", H=512, B=64, T=100, F=512, mode="train")
+_W5 = dict(cell="lstm", H=128, B=1, T=100, F=64, mode="predict")
 
 WORKLOADS = {
     "W1": dict(_MNIST, mode="train", title="LSTM H=64, B=64, T=28, F=28, train step (guide's MNIST model)"),
     "W2": dict(_MNIST, mode="predict", title="LSTM H=64, B=64, T=28, F=28, predict_on_batch"),
-    "W3": dict(
-        cell="lstm", H=512, B=64, T=100, F=512, mode="train", title="LSTM H=512, B=64, T=100, F=512, train step"
+    "W3": dict(_W3, title="LSTM H=512, B=64, T=100, F=512, train step"),
+    "W3-bf16": dict(
+        _W3,
+        policy="mixed_bfloat16",
+        title="W3 in bfloat16: rnnkit dtype='mixed_bfloat16' (AMX where the CPU has it), PyTorch "
+        "torch.autocast('cpu', torch.bfloat16)",
     ),
     "W4": dict(cell="gru", H=256, B=64, T=100, F=128, mode="train", title="GRU H=256, B=64, T=100, F=128, train step"),
-    "W5": dict(
-        cell="lstm",
-        H=128,
-        B=1,
-        T=100,
-        F=64,
-        mode="predict",
-        title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch",
+    "W5": dict(_W5, title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch"),
+    "W5-bf16": dict(
+        _W5,
+        policy="mixed_bfloat16",
+        title="W5 in bfloat16: rnnkit dtype='mixed_bfloat16', PyTorch torch.autocast('cpu', torch.bfloat16)",
     ),
     "W6": dict(
         cell="lstm",
@@ -100,8 +103,8 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W4", "W5", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", *VARIANTS, "W7", "W8", "W9"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
@@ -124,6 +127,10 @@ TARGETS = {
     "W7": ("torch", 0.7),
     "W8": ("keras-tensorflow", 0.5),
     "W9": ("keras-tensorflow", 0.5),
+    # The bf16 mode against PyTorch's float32 W3 (the row above), where AMX exists.
+    "W3-bf16": ("torch@W3", 0.4),
+    # Informational: the bf16 mode's streaming inference against PyTorch's float32 W5.
+    "W5-bf16": ("torch@W5", 0.7),
 }
 # Second references: rnnkit <= factor x this framework too.
 EXTRA_TARGETS = {"W8": ("torch", 0.7)}
@@ -276,6 +283,8 @@ class KerasStyle:
         options = {
             k: wl[k] for k in ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias") if k in wl
         }
+        if "policy" in wl:
+            options["dtype"] = wl["policy"]
         rnn = (L.LSTM if wl["cell"] == "lstm" else L.GRU)(wl["H"], **options)
         if wl.get("bidir"):
             rnn = L.Bidirectional(rnn)
@@ -424,16 +433,19 @@ class Torch:
         lengths = torch.from_numpy(mask.sum(axis=1).astype("int64")) if mask is not None else None
         self.net, self.xt, self.yt = net, xt, yt
 
+        bf16 = wl.get("policy") == "mixed_bfloat16"
+
         def train(xb=xt, yb=yt, lb=lengths):
             opt.zero_grad(set_to_none=True)
-            loss = F_.cross_entropy(net(xb, lb), yb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F_.cross_entropy(net(xb, lb), yb)
             loss.backward()
             opt.step()
             return loss.item()
 
         def predict():
-            with torch.inference_mode():
-                return net(xt, lengths).numpy()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return net(xt, lengths).float().numpy()
 
         self.train = train
         if wl["mode"] == "epoch":  # warm up on a full and a partial (last) batch, as Keras's warm-up fit
@@ -767,6 +779,8 @@ def available_frameworks():
 def applies(fw, wl_name):
     if wl_name.startswith("W1-") and fw.startswith("keras-"):
         return "not run: the W1 variants are rnnkit vs PyTorch only"
+    if wl_name.endswith("-bf16") and fw != "rnnkit" and fw != "torch":
+        return "not run: the bf16 row is rnnkit vs PyTorch's autocast (Keras's mixed policy is judged by accuracy)"
     return None
 
 
@@ -940,6 +954,12 @@ class Bench:
             best = self.best_peer(wl_name)
             what = f"rnnkit <= {factor} x best peer"
             ref_time, ref_name = (best[0], best[1]) if best else (None, None)
+        elif "@" in ref:  # another workload's result: "framework@workload"
+            ref_name, ref_wl = ref.split("@")
+            what = f"rnnkit <= {factor} x {LABELS[ref_name]}'s {ref_wl}"
+            other = self.results.get(ref_wl, {}).get(ref_name, {})
+            ref_time = other.get("median")
+            res = {**res, ref_name: other}
         else:
             what = f"rnnkit <= {factor} x {LABELS[ref]}"
             ref_time, ref_name = res.get(ref, {}).get("median"), ref

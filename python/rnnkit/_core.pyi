@@ -14,7 +14,9 @@ __all__ = [
     "CellSpec",
     "compile_cuda_kernels",
     "cuda_status",
+    "adagrad_update",
     "adam_update",
+    "rmsprop_update",
     "sgd_update",
     "bidirectional_backward",
     "bidirectional_forward",
@@ -31,6 +33,7 @@ __all__ = [
     "conv_transpose_forward",
     "pool_backward",
     "pool_forward",
+    "bfloat16_products",
     "cached_bytes",
     "check_memory",
     "release_cached_memory",
@@ -105,6 +108,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[False] = False,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations]: ...
 @overload
 def rnn_forward(
@@ -121,6 +125,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[True],
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], None]: ...
 @overload
 def rnn_forward(
@@ -137,6 +142,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: bool = False,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
     saved: SavedActivations,
@@ -166,6 +172,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -187,6 +194,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -208,6 +216,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,
@@ -244,6 +253,33 @@ def sgd_update(
     nesterov: bool = False,
 ) -> tuple[list[_Array], list[_Array] | None]:
     """SGD's step for every weight at once; new values and momentums (None without momentums)."""
+
+def rmsprop_update(
+    values: Sequence[_Array],
+    gradients: Sequence[_Array],
+    velocities: Sequence[_Array],
+    momentums: Sequence[_Array] | None = None,
+    averages: Sequence[_Array] | None = None,
+    *,
+    learning_rate: float,
+    rho: float,
+    momentum: float = 0.0,
+    epsilon: float,
+) -> tuple[list[_Array], list[_Array], list[_Array] | None, list[_Array] | None]:
+    """RMSprop's step for every weight at once; new values, velocities, momentums and averages."""
+
+def adagrad_update(
+    values: Sequence[_Array],
+    gradients: Sequence[_Array],
+    accumulators: Sequence[_Array],
+    *,
+    learning_rate: float,
+    epsilon: float,
+) -> tuple[list[_Array], list[_Array]]:
+    """Adagrad's step for every weight at once; new values and accumulators."""
+
+def bfloat16_products() -> Literal["amx", "emulated"]:
+    """How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (portable tiles)."""
 
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""

@@ -47,6 +47,17 @@ pub fn check_memory(nbytes: u64, what: &str) -> PyResult<()> {
     Ok(crate::cpu::alloc::check_bytes(nbytes, what)?)
 }
 
+/// How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (the same
+/// rounding on the portable tile).
+#[pyfunction]
+pub fn bfloat16_products() -> &'static str {
+    if crate::cpu::bf16::on_amx() {
+        "amx"
+    } else {
+        "emulated"
+    }
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -60,7 +71,7 @@ mod _core {
     #[pymodule_export]
     use super::device::{compile_cuda_kernels, cuda_status};
     #[pymodule_export]
-    use super::optimizers::{adam_update, sgd_update};
+    use super::optimizers::{adagrad_update, adam_update, rmsprop_update, sgd_update};
     #[pymodule_export]
     use super::passes::{
         bidirectional_backward, bidirectional_forward, rnn_backward, rnn_forward, SavedActivations,
@@ -68,7 +79,7 @@ mod _core {
     #[pymodule_export]
     use super::ShapeError;
     #[pymodule_export]
-    use super::{cached_bytes, check_memory, release_cached_memory};
+    use super::{bfloat16_products, cached_bytes, check_memory, release_cached_memory};
 
     use pyo3::prelude::*;
 

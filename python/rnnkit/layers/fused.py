@@ -13,6 +13,14 @@ from rnnkit.tape import needs_gradient, record, recording
 from rnnkit.tensor import wrap
 
 
+def _compute(cell):
+    """`compute_dtype` and `device` of the core's calls for `cell`: bfloat16 products (on the
+    CPU: under "auto" the GPU is passed over, an explicit "cuda" is refused by the core)."""
+    if cell.compute_dtype != "bfloat16":
+        return {"compute_dtype": None, "device": config.compute_device()}
+    return {"compute_dtype": "bfloat16", "device": "cpu" if config.current_device() != "cuda" else "cuda"}
+
+
 def _array(t):
     return None if t is None else np.asarray(t)
 
@@ -73,8 +81,8 @@ def rnn_stack(
             go_backwards=go_backwards and i == 0,
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
-            device=config.compute_device(),
             inference=inference,
+            **_compute(cell),
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
@@ -149,7 +157,7 @@ def bidirectional(
         bw_recurrent_dropout=bw_rec,
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
-        device=config.compute_device(),
+        **_compute(fw),
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

@@ -10,11 +10,11 @@ use super::steps::with_step;
 use super::time_loop::{simd, BackwardChunk, StepContext};
 use crate::core::cancel::Cancel;
 use crate::core::cell::{CellKind, CellSpec};
-use crate::core::sequence::{check_grads, Gradients, OutputGrad, Saved};
+use crate::core::sequence::{check_grads, Gradients, OutputGrad, Precision, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
 use crate::cpu::denormals;
-use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
+use crate::cpu::gemm::{products, products_tn};
 use crate::error::{Error, Result};
 
 /// Backpropagation through time of a [`super::forward`] pass.
@@ -172,7 +172,13 @@ fn time_loop<T: Float>(
         .zip(dc0_chunks)
         .enumerate()
         .collect();
-    let packed = pack_gates(saved.recurrent_kernel.view(), spec.units, true)?;
+    let packed = pack_gates(
+        saved.recurrent_kernel.view(),
+        spec.units,
+        true,
+        saved.options.precision,
+        b,
+    )?;
     let ctx = StepContext {
         spec,
         packed: &packed,
@@ -206,6 +212,7 @@ fn weight_grads<T: Float>(
     let spec = &saved.spec;
     let (b, t, f, u) = saved.dims();
     let width = spec.width();
+    let precision = saved.options.precision;
     let x2 = saved
         .x
         .view()
@@ -221,7 +228,16 @@ fn weight_grads<T: Float>(
     let mut kernel = zeros((f, width), "kernel gradient")?;
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
     let all = 0..spec.gates();
-    weight_grad(x2, idrop, dpre2, all.clone(), u, kernel.view_mut(), threads)?;
+    weight_grad(
+        x2,
+        idrop,
+        dpre2,
+        all.clone(),
+        u,
+        kernel.view_mut(),
+        threads,
+        precision,
+    )?;
 
     cancel.check()?;
     let mut recurrent = zeros((u, width), "recurrent kernel gradient")?;
@@ -230,16 +246,25 @@ fn weight_grads<T: Float>(
         (CellKind::Gru { reset_after }, Some(g)) => {
             let zr = dpre2.slice(s![.., ..2 * u]);
             let out = recurrent.slice_mut(s![.., ..2 * u]);
-            weight_grad(h_prev, rdrop, zr, 0..2, u, out, threads)?;
+            weight_grad(h_prev, rdrop, zr, 0..2, u, out, threads, precision)?;
             let out = recurrent.slice_mut(s![.., 2 * u..]);
             if reset_after {
-                weight_grad(h_prev, rdrop, g, 2..3, u, out, threads)?;
+                weight_grad(h_prev, rdrop, g, 2..3, u, out, threads, precision)?;
             } else {
                 // `q` already carries the reset gate and the dropout mask.
-                par_gemm_tn(g, gate(dpre2, 2, u), T::zero(), out, threads);
+                products_tn(g, gate(dpre2, 2, u), T::zero(), out, threads, precision)?;
             }
         }
-        _ => weight_grad(h_prev, rdrop, dpre2, all, u, recurrent.view_mut(), threads)?,
+        _ => weight_grad(
+            h_prev,
+            rdrop,
+            dpre2,
+            all,
+            u,
+            recurrent.view_mut(),
+            threads,
+            precision,
+        )?,
     }
     Ok((kernel, recurrent))
 }
@@ -254,11 +279,26 @@ fn input_gradient_of<T: Float>(
     let spec = &saved.spec;
     let (b, t, f, u) = saved.dims();
     let rows_all = t * b;
+    let precision = saved.options.precision;
     let mut dx = zeros((rows_all, f), "input gradients")?;
     match saved.input_dropout.as_ref().map(|m| m.view()) {
-        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads),
+        None => products(
+            dpre2,
+            saved.kernel.t(),
+            T::zero(),
+            dx.view_mut(),
+            threads,
+            precision,
+        )?,
         Some(masks) if masks.dim().0 == 1 => {
-            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads);
+            products(
+                dpre2,
+                saved.kernel.t(),
+                T::zero(),
+                dx.view_mut(),
+                threads,
+                precision,
+            )?;
             let m = masks.index_axis(Axis(0), 0);
             dx.axis_iter_mut(Axis(0))
                 .into_par_iter()
@@ -269,13 +309,14 @@ fn input_gradient_of<T: Float>(
         Some(masks) => {
             let mut scratch = zeros((rows_all, f), "input gradients")?;
             for g in 0..spec.gates() {
-                par_gemm_rows(
+                products(
                     gate(dpre2, g, u),
                     gate(saved.kernel.view(), g, u).t(),
                     T::zero(),
                     scratch.view_mut(),
                     threads,
-                );
+                    precision,
+                )?;
                 let m = masks.index_axis(Axis(0), g);
                 dx.axis_iter_mut(Axis(0))
                     .into_par_iter()
@@ -301,6 +342,7 @@ fn input_gradient_of<T: Float>(
 
 /// `out[:, gate g] = (lhs ⊙ m_g)ᵀ · grad[:, gate g]` for the gates in `gates`, over all
 /// time-major rows, split for `threads`; one product when there are no masks.
+#[allow(clippy::too_many_arguments)]
 fn weight_grad<T: Float>(
     lhs: ArrayView2<T>,
     masks: Option<ArrayView3<T>>,
@@ -309,26 +351,28 @@ fn weight_grad<T: Float>(
     units: usize,
     mut out: ArrayViewMut2<T>,
     threads: usize,
+    precision: Precision,
 ) -> Result<()> {
     match masks {
-        None => par_gemm_tn(lhs, grad, T::zero(), out, threads),
+        None => products_tn(lhs, grad, T::zero(), out, threads, precision)?,
         Some(masks) if masks.dim().0 == 1 => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             masked_rows(lhs, masks.index_axis(Axis(0), 0), &mut masked);
-            par_gemm_tn(masked.view(), grad, T::zero(), out, threads);
+            products_tn(masked.view(), grad, T::zero(), out, threads, precision)?;
         }
         Some(masks) => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             for (i, g) in gates.enumerate() {
                 masked_rows(lhs, masks.index_axis(Axis(0), g), &mut masked);
                 let cols = i * units..(i + 1) * units;
-                par_gemm_tn(
+                products_tn(
                     masked.view(),
                     grad.slice(s![.., cols.clone()]),
                     T::zero(),
                     out.slice_mut(s![.., cols]),
                     threads,
-                );
+                    precision,
+                )?;
             }
         }
     }

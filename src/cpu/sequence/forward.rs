@@ -9,11 +9,11 @@ use super::steps::with_step;
 use super::time_loop::{simd, ForwardChunk, StepContext};
 use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
-use crate::core::sequence::{SequenceInput, SequenceOptions};
+use crate::core::sequence::{Precision, SequenceInput, SequenceOptions};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, tiled, zeros};
 use crate::cpu::denormals;
-use crate::cpu::gemm::par_gemm_rows;
+use crate::cpu::gemm::products;
 use crate::error::Result;
 
 /// Rows of the input projection between two looks at the cancel flag.
@@ -42,7 +42,7 @@ pub(crate) fn forward_sharing<T: Float>(
     options: SequenceOptions,
     threads: usize,
 ) -> Result<Forward<T>> {
-    check_input(spec, weights, input)?;
+    check_input(spec, weights, input, options)?;
     let _flush = denormals::flush();
     // The input kernel in row-major order (a copy only when it is not): the products' blocking,
     // and so their rounding, then do not depend on how the caller laid it out.
@@ -66,7 +66,7 @@ pub(crate) fn forward_sharing<T: Float>(
     {
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
-        project_inputs(spec, weights, x, dropout, pre, threads);
+        project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
     }
     time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
 
@@ -177,7 +177,13 @@ fn time_loop<T: Float>(
         .zip(split_opt_rows(ys, rows, b))
         .enumerate()
         .collect();
-    let packed = pack_gates(weights.recurrent_kernel, spec.units, false)?;
+    let packed = pack_gates(
+        weights.recurrent_kernel,
+        spec.units,
+        false,
+        saved.options.precision,
+        b,
+    )?;
     let ctx = StepContext {
         spec: &spec,
         packed: &packed,
@@ -222,7 +228,8 @@ fn project_inputs<T: Float>(
     dropout: Option<ArrayView3<T>>,
     pre: ArrayViewMut3<T>,
     threads: usize,
-) {
+    precision: Precision,
+) -> Result<()> {
     let (t, b, f) = x.dim();
     let x2 = x
         .into_shape_with_order((t * b, f))
@@ -231,31 +238,41 @@ fn project_inputs<T: Float>(
         .into_shape_with_order((t * b, spec.width()))
         .expect("pre is contiguous");
     match dropout {
-        None => par_gemm_rows(x2, weights.kernel, T::one(), pre2.view_mut(), threads),
+        None => products(
+            x2,
+            weights.kernel,
+            T::one(),
+            pre2.view_mut(),
+            threads,
+            precision,
+        )?,
         Some(masks) if masks.dim().0 == 1 => {
             let mut xm = Array2::zeros((t * b, f));
             masked_rows(x2, masks.index_axis(Axis(0), 0), &mut xm);
-            par_gemm_rows(
+            products(
                 xm.view(),
                 weights.kernel,
                 T::one(),
                 pre2.view_mut(),
                 threads,
-            );
+                precision,
+            )?;
         }
         Some(masks) => {
             let mut xm = Array2::zeros((t * b, f));
             for g in 0..spec.gates() {
                 masked_rows(x2, masks.index_axis(Axis(0), g), &mut xm);
                 let cols = g * spec.units..(g + 1) * spec.units;
-                par_gemm_rows(
+                products(
                     xm.view(),
                     gate(weights.kernel, g, spec.units),
                     T::one(),
                     pre2.slice_mut(s![.., cols]),
                     threads,
-                );
+                    precision,
+                )?;
             }
         }
     }
+    Ok(())
 }

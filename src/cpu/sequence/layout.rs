@@ -4,6 +4,7 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 
+use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
 use crate::cpu::packed::PackedMatrix;
@@ -26,21 +27,24 @@ pub(super) fn gate<T>(a: ArrayView2<T>, g: usize, units: usize) -> ArrayView2<T>
     a.slice_move(s![.., g * units..(g + 1) * units])
 }
 
-/// The gate blocks of the recurrent kernel `U`, packed for the per-step products: `U_g`, or
-/// `U_gᵀ` (`transpose`) for the backward pass.
+/// The gate blocks of the recurrent kernel `U`, packed for the per-step products of a batch of
+/// `batch` rows: `U_g`, or `U_gᵀ` (`transpose`) for the backward pass.
 pub(super) fn pack_gates<T: Float>(
     kernel: ArrayView2<T>,
     units: usize,
     transpose: bool,
+    precision: Precision,
+    batch: usize,
 ) -> Result<Vec<PackedMatrix<T>>> {
     (0..kernel.ncols() / units.max(1))
         .map(|g| {
             let block = gate(kernel, g, units);
-            PackedMatrix::new(if transpose {
+            let block = if transpose {
                 block.reversed_axes()
             } else {
                 block
-            })
+            };
+            PackedMatrix::new(block, precision, batch)
         })
         .collect()
 }
