@@ -384,6 +384,47 @@ mod tests {
     }
 
     #[test]
+    fn transposed_sizes_follow_keras() {
+        let transposed = |input: usize,
+                          kernel: usize,
+                          stride: usize,
+                          padding,
+                          output_padding: Option<&[usize]>| {
+            ConvGeometry::transposed(
+                1,
+                &[input],
+                1,
+                &[kernel],
+                1,
+                &[stride],
+                &[1],
+                padding,
+                output_padding,
+            )
+            .unwrap()
+        };
+        // keras.layers.Conv1DTranspose on 5 steps: valid 5·s + max(k - s, 0), same 5·s, and
+        // (5 - 1)·s + k - 2·(k / 2) + output_padding with an output padding.
+        let g = transposed(5, 3, 2, Padding::Valid, None);
+        assert_eq!(
+            (g.input.clone(), g.output.clone(), g.pad_before.clone()),
+            (vec![11], vec![5], vec![0])
+        );
+        let g = transposed(5, 4, 3, Padding::Same, None);
+        assert_eq!((g.input.clone(), g.pad_before.clone()), (vec![15], vec![0]));
+        let g = transposed(5, 3, 2, Padding::Same, Some(&[1]));
+        assert_eq!(g.input, [10]);
+        let err =
+            ConvGeometry::transposed(1, &[5], 1, &[3], 1, &[2], &[1], Padding::Same, Some(&[2]))
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("output_padding: expected 1 integers each smaller"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn taps_on_padding_read_nothing() {
         let g = geometry(4, 3, 1, 1, Padding::Same);
         let table = g.tap_table();
