@@ -106,3 +106,15 @@ def test_bad_pooling_arguments_are_named():
         layers.MaxPooling1D(3)(np.zeros((1, 2, 4), "float32"))
     with pytest.raises(ValueError, match="kind: expected 'max' or 'average', received 'min'"):
         rk._core.pool_forward(np.zeros((1, 4, 1), "float32"), pool_size=[2], strides=[2], padding="valid", kind="min")
+
+
+def test_keras_other_names_are_the_same_classes(keras):
+    for name in [
+        "MaxPool1D",
+        "AvgPool2D",
+        "GlobalAvgPool1D",
+        "GlobalMaxPool3D",
+        "Convolution2D",
+        "SeparableConvolution1D",
+    ]:
+        assert getattr(layers, name) is getattr(layers, getattr(keras.layers, name).__name__), name

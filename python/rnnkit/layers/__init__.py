@@ -56,6 +56,23 @@ from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNN
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
+# Keras's other names of the same classes.
+AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
+MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
+    Conv1DTranspose,
+    Conv2DTranspose,
+    Conv3DTranspose,
+)
+SeparableConvolution1D = SeparableConv1D
+
 __all__ = [
     "ELU",
     "GRU",
@@ -70,6 +87,9 @@ __all__ = [
     "AveragePooling1D",
     "AveragePooling2D",
     "AveragePooling3D",
+    "AvgPool1D",
+    "AvgPool2D",
+    "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
     "CategoryEncoding",
@@ -83,6 +103,12 @@ __all__ = [
     "ConvLSTM1D",
     "ConvLSTM2D",
     "ConvLSTM3D",
+    "Convolution1D",
+    "Convolution1DTranspose",
+    "Convolution2D",
+    "Convolution2DTranspose",
+    "Convolution3D",
+    "Convolution3DTranspose",
     "Cropping1D",
     "Dense",
     "DepthwiseConv1D",
@@ -97,6 +123,12 @@ __all__ = [
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
     "GlobalAveragePooling3D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalAvgPool3D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPool3D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
@@ -111,6 +143,9 @@ __all__ = [
     "LayerNormalization",
     "LeakyReLU",
     "Masking",
+    "MaxPool1D",
+    "MaxPool2D",
+    "MaxPool3D",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
@@ -125,6 +160,7 @@ __all__ = [
     "RepeatVector",
     "Reshape",
     "SeparableConv1D",
+    "SeparableConvolution1D",
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",
