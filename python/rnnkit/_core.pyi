@@ -24,6 +24,15 @@ __all__ = [
     "rnn_forward",
     "SavedActivations",
     "ShapeError",
+    "conv_backward",
+    "conv_forward",
+    "conv_lstm_backward",
+    "conv_lstm_forward",
+    "ConvLstmSaved",
+    "conv_transpose_backward",
+    "conv_transpose_forward",
+    "pool_backward",
+    "pool_forward",
     "bfloat16_products",
     "cached_bytes",
     "check_memory",
@@ -286,3 +295,96 @@ def cuda_status() -> tuple[bool, str]:
 
 def compile_cuda_kernels(major: int, minor: int) -> int:
     """Compiles the GPU kernels with NVRTC for compute capability `major.minor`; the PTX's size in bytes."""
+
+def conv_forward(
+    x: _Array,
+    kernel: _Array,
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    groups: int = 1,
+) -> _Array:
+    """Convolves channels-last `x` `(batch, *spatial, channels)` with `kernel` `(*kernel_size, in/groups, filters)`."""
+
+def conv_backward(
+    x: _Array,
+    kernel: _Array,
+    dy: _Array,
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    groups: int = 1,
+    input_gradient: bool = True,
+) -> tuple[_Array | None, _Array]:
+    """The gradients `(dx or None, d_kernel)` of `conv_forward` given that of its output."""
+
+@final
+class ConvLstmSaved:
+    """What a ConvLSTM forward pass keeps in Rust memory for its backward pass (weak-referenceable)."""
+
+def conv_lstm_forward(
+    projected: _Array,
+    recurrent_kernel: _Array,
+    *,
+    initial_states: tuple[_Array, _Array] | None = None,
+    mask: _Array | None = None,
+    recurrent_dropout: _Array | None = None,
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    zero_output_for_mask: bool = False,
+    device: str | None = None,
+) -> tuple[_Array, _Array, _Array, ConvLstmSaved]:
+    """The ConvLSTM recurrence over the hoisted input convolution: `(outputs, h, c, saved)`."""
+
+def conv_lstm_backward(
+    saved: ConvLstmSaved,
+    d_outputs: _Array | None = None,
+    d_final_states: tuple[_Array | None, _Array | None] | None = None,
+) -> tuple[_Array, _Array, list[_Array]]:
+    """Backpropagation through time: `(d_projected, d_recurrent_kernel, [d_h0, d_c0])`."""
+
+def pool_forward(
+    x: _Array,
+    *,
+    pool_size: Sequence[int],
+    strides: Sequence[int],
+    padding: str,
+    kind: str,
+) -> _Array:
+    """Max or average pooling of channels-last `x` `(batch, *spatial, channels)`."""
+
+def pool_backward(
+    x: _Array,
+    dy: _Array,
+    *,
+    pool_size: Sequence[int],
+    strides: Sequence[int],
+    padding: str,
+    kind: str,
+) -> _Array:
+    """The input gradient of `pool_forward(x, ...)` given `dy`, that of its output."""
+
+def conv_transpose_forward(
+    x: _Array,
+    kernel: _Array,
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None = None,
+) -> _Array:
+    """Keras's transposed convolution of channels-last `x` with `kernel` `(*kernel_size, filters, channels)`."""
+
+def conv_transpose_backward(
+    x: _Array,
+    kernel: _Array,
+    dy: _Array,
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None = None,
+) -> tuple[_Array, _Array]:
+    """The gradients `(dx, d_kernel)` of `conv_transpose_forward` given that of its output."""

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod bidirectional;
 pub mod cancel;
 pub mod cell;
+pub mod conv;
 pub mod engine;
 pub mod optimizer;
 pub mod sequence;

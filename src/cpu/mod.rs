@@ -8,10 +8,13 @@ pub mod alloc;
 mod amx;
 pub mod bf16;
 pub mod block_cache;
+pub mod conv;
+pub mod conv_lstm;
 pub mod denormals;
 mod engine;
 pub mod gemm;
 pub mod packed;
+pub mod pool;
 pub mod sequence;
 pub mod team;
 

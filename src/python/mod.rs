@@ -5,6 +5,7 @@
 //! panics included, becomes a Python exception.
 
 mod cell_spec;
+mod conv;
 mod convert;
 mod device;
 mod optimizers;
@@ -61,6 +62,12 @@ pub fn bfloat16_products() -> &'static str {
 mod _core {
     #[pymodule_export]
     use super::cell_spec::CellSpec;
+    #[pymodule_export]
+    use super::conv::{
+        conv_backward, conv_forward, conv_lstm_backward, conv_lstm_forward,
+        conv_transpose_backward, conv_transpose_forward, pool_backward, pool_forward,
+        ConvLstmSavedObject,
+    };
     #[pymodule_export]
     use super::device::{compile_cuda_kernels, cuda_status};
     #[pymodule_export]

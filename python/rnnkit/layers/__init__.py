@@ -2,6 +2,17 @@
 
 from rnnkit.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
 from rnnkit.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from rnnkit.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
+from rnnkit.layers.convolutional import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    DepthwiseConv1D,
+    SeparableConv1D,
+)
 from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.input_layer import Input, InputLayer
@@ -14,6 +25,20 @@ from rnnkit.layers.normalization import (
     GroupNormalization,
     LayerNormalization,
     UnitNormalization,
+)
+from rnnkit.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
 )
 from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
@@ -31,6 +56,23 @@ from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNN
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
+# Keras's other names of the same classes.
+AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
+MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
+    Conv1DTranspose,
+    Conv2DTranspose,
+    Conv3DTranspose,
+)
+SeparableConvolution1D = SeparableConv1D
+
 __all__ = [
     "ELU",
     "GRU",
@@ -42,12 +84,34 @@ __all__ = [
     "AdditiveAttention",
     "Attention",
     "Average",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "AvgPool1D",
+    "AvgPool2D",
+    "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
     "CategoryEncoding",
     "Concatenate",
+    "Conv1D",
+    "Conv1DTranspose",
+    "Conv2D",
+    "Conv2DTranspose",
+    "Conv3D",
+    "Conv3DTranspose",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "Convolution1D",
+    "Convolution1DTranspose",
+    "Convolution2D",
+    "Convolution2DTranspose",
+    "Convolution3D",
+    "Convolution3DTranspose",
     "Cropping1D",
     "Dense",
+    "DepthwiseConv1D",
     "Discretization",
     "Dot",
     "Dropout",
@@ -56,6 +120,18 @@ __all__ = [
     "GRUCell",
     "GaussianDropout",
     "GaussianNoise",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalAvgPool3D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPool3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
     "GroupNormalization",
     "Identity",
     "Input",
@@ -67,6 +143,12 @@ __all__ = [
     "LayerNormalization",
     "LeakyReLU",
     "Masking",
+    "MaxPool1D",
+    "MaxPool2D",
+    "MaxPool3D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
     "Maximum",
     "Minimum",
     "MultiHeadAttention",
@@ -77,6 +159,8 @@ __all__ = [
     "ReLU",
     "RepeatVector",
     "Reshape",
+    "SeparableConv1D",
+    "SeparableConvolution1D",
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",

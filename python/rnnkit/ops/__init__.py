@@ -1,6 +1,7 @@
 """Differentiable operations on tensor-likes (Tensors, Variables, numpy arrays, Python numbers)."""
 
 from rnnkit.ops import linalg
+from rnnkit.ops.conv import conv, conv_transpose, depthwise_conv
 from rnnkit.ops.core import cast, convert_to_numpy, convert_to_tensor, shape, stop_gradient
 from rnnkit.ops.linalg import dot, norm, tensordot
 from rnnkit.ops.manipulation import (
@@ -76,6 +77,7 @@ from rnnkit.ops.math import (
     where,
 )
 from rnnkit.ops.nn import log_softmax, one_hot, relu, sigmoid, softmax, softplus
+from rnnkit.ops.pooling import average_pool, max_pool
 
 __all__ = [
     "abs",
@@ -86,13 +88,17 @@ __all__ = [
     "argmax",
     "argmin",
     "argsort",
+    "average_pool",
     "cast",
     "clip",
     "concatenate",
+    "conv",
+    "conv_transpose",
     "convert_to_numpy",
     "convert_to_tensor",
     "cumprod",
     "cumsum",
+    "depthwise_conv",
     "divide",
     "dot",
     "einsum",
@@ -119,6 +125,7 @@ __all__ = [
     "logsumexp",
     "matmul",
     "max",
+    "max_pool",
     "maximum",
     "mean",
     "min",

@@ -1,0 +1,640 @@
+"""Convolution layers: `Conv1D`, `Conv2D`, `Conv3D`, `Conv1DTranspose`, `Conv2DTranspose`,
+`Conv3DTranspose`, `DepthwiseConv1D` and `SeparableConv1D`,
+with Keras 3's arguments, weights and numbers; the convolutions run in the Rust core
+(`rk.ops.conv`)."""
+
+from rnnkit import activations, constraints, initializers, ops, regularizers
+from rnnkit.layers.layer import Layer
+from rnnkit.ops.conv import data_format_of, padding_of, per_axis, positive
+
+
+def _check_strides_dilation(strides, dilation_rate):
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(
+            "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+            f"Received: strides={strides} and dilation_rate={dilation_rate}"
+        )
+
+
+class _SpatialLayer(Layer):
+    """What every convolution layer checks: the input's rank and its channels, per data format."""
+
+    rank = 1
+
+    def _channels(self, shape):
+        if len(shape) != self.rank + 2:
+            raise ValueError(
+                f"Input 0 of layer {self.name} is incompatible with the layer: expected ndim={self.rank + 2}, "
+                f"found ndim={len(shape)}. Full shape received: {tuple(shape)}"
+            )
+        channels = shape[-1] if self.data_format == "channels_last" else shape[1]
+        if channels is None:
+            raise ValueError(
+                f"Layer {self.name}: the channel dimension of the inputs should be defined. Found None. "
+                f"Full input shape received: {tuple(shape)}"
+            )
+        return int(channels)
+
+    def _check_input(self, inputs, channels):
+        got = self._channels(inputs.shape)
+        if got != channels:
+            axis = -1 if self.data_format == "channels_last" else 1
+            raise ValueError(
+                f"Input 0 of layer {self.name} is incompatible with the layer: expected axis {axis} of input "
+                f"shape to have value {channels}, but received input with shape {tuple(inputs.shape)}"
+            )
+
+    def _add_bias(self, outputs, bias):
+        if self.data_format == "channels_last":
+            return ops.add(outputs, bias)
+        return ops.add(outputs, ops.reshape(bias, (1, -1) + (1,) * self.rank))
+
+
+class BaseConv(_SpatialLayer):
+    """The N-d convolution layer (Keras's `BaseConv`): `activation(conv(inputs, kernel) + bias)`.
+
+    Args:
+        rank: Spatial axes (1, 2 or 3).
+        filters: Output channels.
+        kernel_size: An int or `rank` ints.
+        strides: An int or `rank` ints (not with `dilation_rate > 1`).
+        padding: "valid", "same" or, for `rank=1`, "causal" (case-insensitive).
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or `rank` ints.
+        groups: Channel groups; `filters` and the input channels must be divisible by it.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        kernel_initializer: Initializer of the `(*kernel_size, channels // groups, filters)` kernel.
+        bias_initializer: Initializer of the bias.
+        kernel_regularizer: Optional regularizer of the kernel.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        kernel_constraint: Optional constraint of the kernel.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.rank = rank
+        self.filters = positive("filters", filters)
+        self.groups = positive("groups", groups)
+        if self.filters % self.groups:
+            raise ValueError(
+                "The number of filters must be evenly divisible by the number of groups. "
+                f"Received: groups={self.groups}, filters={self.filters}."
+            )
+        self.kernel_size = per_axis("kernel_size", kernel_size, rank)
+        self.strides = per_axis("strides", strides, rank)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, rank)
+        _check_strides_dilation(self.strides, self.dilation_rate)
+        self.padding = padding_of(padding, allow_causal=rank == 1)
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        if channels % self.groups:
+            raise ValueError(
+                "The number of input channels must be evenly divisible by the number of groups. Received "
+                f"groups={self.groups}, but the input has {channels} channels (full input shape is {input_shape})."
+            )
+        self.kernel = self.add_weight(
+            shape=(*self.kernel_size, channels // self.groups, self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            name="kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.kernel.shape[-2] * self.groups)
+        outputs = ops.conv(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        config = {**super().get_config()}
+        config.pop("rank", None)
+        return {
+            **config,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "groups": self.groups,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class Conv1D(BaseConv):
+    """1-D convolution over `(batch, steps, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 1-tuple.
+        **kwargs: The other arguments of `BaseConv` (padding "causal" allowed).
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(1, filters, kernel_size, **kwargs)
+
+
+class Conv2D(BaseConv):
+    """2-D convolution over `(batch, rows, cols, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 2-tuple.
+        **kwargs: The other arguments of `BaseConv`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(2, filters, kernel_size, **kwargs)
+
+
+class Conv3D(BaseConv):
+    """3-D convolution over `(batch, d1, d2, d3, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 3-tuple.
+        **kwargs: The other arguments of `BaseConv`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(3, filters, kernel_size, **kwargs)
+
+
+class DepthwiseConv1D(_SpatialLayer):
+    """Depthwise 1-D convolution, as Keras's: each input channel convolved with its own
+    `depth_multiplier` filters (output channel `c * depth_multiplier + m`).
+
+    Args:
+        kernel_size: An int or a 1-tuple.
+        strides: An int or a 1-tuple.
+        padding: "valid" or "same" (case-insensitive).
+        depth_multiplier: Filters per input channel.
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or a 1-tuple.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        depthwise_initializer: Initializer of the `(kernel_size, channels, depth_multiplier)` kernel.
+        bias_initializer: Initializer of the bias.
+        depthwise_regularizer: Optional regularizer of the kernel.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        depthwise_constraint: Optional constraint of the kernel.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
+        self.kernel_size = per_axis("kernel_size", kernel_size, 1)
+        self.strides = per_axis("strides", strides, 1)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, 1)
+        self.padding = padding_of(padding)
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        self.kernel = self.add_weight(
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+            name="kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(channels * self.depth_multiplier,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.kernel.shape[-2])
+        outputs = ops.depthwise_conv(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class SeparableConv1D(_SpatialLayer):
+    """Separable 1-D convolution, as Keras's: a depthwise convolution (`depth_multiplier` filters
+    per input channel) followed by a pointwise (1-wide) convolution to `filters` channels.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 1-tuple, of the depthwise convolution.
+        strides: An int or a 1-tuple, of the depthwise convolution.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or a 1-tuple.
+        depth_multiplier: Depthwise filters per input channel.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        depthwise_initializer: Initializer of `depthwise_kernel` `(kernel_size, channels, depth_multiplier)`.
+        pointwise_initializer: Initializer of `pointwise_kernel` `(1, channels * depth_multiplier, filters)`.
+        bias_initializer: Initializer of the bias.
+        depthwise_regularizer: Optional regularizer of `depthwise_kernel`.
+        pointwise_regularizer: Optional regularizer of `pointwise_kernel`.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        depthwise_constraint: Optional constraint of `depthwise_kernel`.
+        pointwise_constraint: Optional constraint of `pointwise_kernel`.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        pointwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = positive("filters", filters)
+        self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
+        self.kernel_size = per_axis("kernel_size", kernel_size, 1)
+        self.strides = per_axis("strides", strides, 1)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, 1)
+        self.padding = padding_of(padding)
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        self.depthwise_kernel = self.add_weight(
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+            name="depthwise_kernel",
+        )
+        self.pointwise_kernel = self.add_weight(
+            shape=(1, channels * self.depth_multiplier, self.filters),
+            initializer=self.pointwise_initializer,
+            regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint,
+            name="pointwise_kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.depthwise_kernel.shape[-2])
+        depthwise = ops.depthwise_conv(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.depthwise_kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        outputs = ops.conv(depthwise, self.pointwise_kernel, data_format=self.data_format)
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class BaseConvTranspose(_SpatialLayer):
+    """The N-d transposed convolution layer (Keras's `BaseConvTranspose`):
+    `activation(conv_transpose(inputs, kernel) + bias)`, with Keras's output sizes.
+
+    Args:
+        rank: Spatial axes (1, 2 or 3).
+        filters: Output channels.
+        kernel_size: An int or `rank` ints.
+        strides: An int or `rank` ints.
+        padding: "valid" or "same" (case-insensitive).
+        output_padding: None (Keras's default sizes), or an int or `rank` ints each smaller than
+            its stride.
+        data_format: "channels_last" (None) or "channels_first".
+        dilation_rate: An int or `rank` ints.
+        activation: Activation name or function; None is linear.
+        use_bias: Whether to add a bias.
+        kernel_initializer: Initializer of the `(*kernel_size, filters, channels)` kernel.
+        bias_initializer: Initializer of the bias.
+        kernel_regularizer: Optional regularizer of the kernel.
+        bias_regularizer: Optional regularizer of the bias.
+        activity_regularizer: Optional regularizer of the output.
+        kernel_constraint: Optional constraint of the kernel.
+        bias_constraint: Optional constraint of the bias.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.rank = rank
+        self.filters = positive("filters", filters)
+        self.kernel_size = per_axis("kernel_size", kernel_size, rank)
+        self.strides = per_axis("strides", strides, rank)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, rank)
+        self.padding = padding_of(padding)
+        self.output_padding = None if output_padding is None else per_axis("output_padding", output_padding, rank, 0)
+        if self.output_padding is not None:
+            for i, (op, s) in enumerate(zip(self.output_padding, self.strides)):
+                if op >= s:
+                    raise ValueError(
+                        "`output_padding` must be strictly less than `strides` for all dimensions. At dimension "
+                        f"{i}, `output_padding` is {op} but `strides` is {s}. Received: "
+                        f"output_padding={self.output_padding}, strides={self.strides}"
+                    )
+        self.data_format = data_format_of(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        channels = self._channels(input_shape)
+        self.kernel = self.add_weight(
+            shape=(*self.kernel_size, self.filters, channels),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            name="kernel",
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
+            )
+        self.built = True
+
+    def call(self, inputs):
+        self._check_input(inputs, self.kernel.shape[-1])
+        outputs = ops.conv_transpose(
+            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        if self.use_bias:
+            outputs = self._add_bias(outputs, self.bias)
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "output_padding": self.output_padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class Conv1DTranspose(BaseConvTranspose):
+    """1-D transposed convolution over `(batch, steps, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 1-tuple.
+        **kwargs: The other arguments of `BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(1, filters, kernel_size, **kwargs)
+
+
+class Conv2DTranspose(BaseConvTranspose):
+    """2-D transposed convolution over `(batch, rows, cols, channels)` (channels_last) inputs.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 2-tuple.
+        **kwargs: The other arguments of `BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(2, filters, kernel_size, **kwargs)
+
+
+class Conv3DTranspose(BaseConvTranspose):
+    """3-D transposed convolution over `(batch, d1, d2, d3, channels)` (channels_last) inputs.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 3-tuple.
+        **kwargs: The other arguments of `BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(3, filters, kernel_size, **kwargs)
