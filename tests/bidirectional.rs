@@ -45,6 +45,7 @@ impl Clone for OwnedWeights {
             kernel: self.kernel.clone(),
             recurrent_kernel: self.recurrent_kernel.clone(),
             bias: self.bias.clone(),
+            peephole: self.peephole.clone(),
         }
     }
 }

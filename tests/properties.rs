@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cast, mixed_mask, spec, OwnedWeights, Rng, KINDS};
+use common::{cast, cell_spec, mixed_mask, spec, OwnedWeights, Rng, CELLS};
 use ndarray::{s, Array, Array2, Array3, Axis, Dimension};
 use rnnkit::{
     sequence, Activation, Cancel, CellKind, CellSpec, Error, Float, Gradients, MergeMode,
@@ -21,6 +21,7 @@ struct Setup<T> {
     kernel: Array2<T>,
     recurrent_kernel: Array2<T>,
     bias: Option<Array2<T>>,
+    peephole: Option<Array2<T>>,
     states: Option<Vec<Array2<T>>>,
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<T>>,
@@ -134,16 +135,25 @@ const VARIANTS: [Variant; 6] = [
 impl<T: Float> Setup<T> {
     /// Random arrays of `(batch, time, features)` input and `units` for `kind` under `v`.
     #[allow(clippy::too_many_arguments)]
-    fn new(kind: CellKind, v: Variant, seed: u64, b: usize, t: usize, f: usize, h: usize) -> Self {
+    fn new(
+        cell: (CellKind, bool),
+        v: Variant,
+        seed: u64,
+        b: usize,
+        t: usize,
+        f: usize,
+        h: usize,
+    ) -> Self {
         let mut rng = Rng::new(seed);
-        let spec = spec(kind, h, v.act, v.ract, v.use_bias);
+        let spec = cell_spec(cell, h, v.act, v.ract, v.use_bias);
+        let (kind, peephole) = cell;
         let g = spec.gates();
         let w = OwnedWeights::random(&mut rng, &spec, f, 0.6);
         let states = (0..spec.state_count())
             .map(|_| cast(&rng.array((b, h), 0.5)))
             .collect();
         Self {
-            label: format!("{kind:?} {} {}", v.act, v.ract),
+            label: format!("{kind:?} (peephole {peephole}) {} {}", v.act, v.ract),
             spec,
             options: SequenceOptions {
                 go_backwards: v.go_backwards,
@@ -154,6 +164,7 @@ impl<T: Float> Setup<T> {
             kernel: cast(&w.kernel),
             recurrent_kernel: cast(&w.recurrent_kernel),
             bias: w.bias.as_ref().map(cast),
+            peephole: w.peephole.as_ref().map(cast),
             states: v.states.then_some(states),
             mask: v.mask.then(|| mixed_mask(&mut rng, b, t)),
             input_dropout: v.input_dropout.then(|| cast(&rng.dropout(g, b, f, 0.3))),
@@ -173,10 +184,10 @@ impl<T: Float> Setup<T> {
         }
     }
 
-    /// Every cell in [`KINDS`] under every variant in [`VARIANTS`].
+    /// Every cell in [`CELLS`] under every variant in [`VARIANTS`].
     fn all(seed: u64, b: usize, t: usize, f: usize, h: usize) -> Vec<Self> {
         let mut out = Vec::new();
-        for (i, kind) in KINDS.into_iter().enumerate() {
+        for (i, kind) in CELLS.into_iter().enumerate() {
             for (j, v) in VARIANTS.into_iter().enumerate() {
                 out.push(Self::new(kind, v, seed + (10 * i + j) as u64, b, t, f, h));
             }
@@ -189,6 +200,7 @@ impl<T: Float> Setup<T> {
             kernel: self.kernel.view(),
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
+            peephole: self.peephole.as_ref().map(|p| p.view()),
         }
     }
 
@@ -343,6 +355,10 @@ fn assert_runs_identical<T: Float>(what: &str, a: &Run<T>, b: &Run<T>) {
     if let (Some(x), Some(y)) = (&a.grads.bias, &b.grads.bias) {
         assert_identical(&format!("{what}: d bias"), x, y);
     }
+    assert_eq!(a.grads.peephole.is_some(), b.grads.peephole.is_some());
+    if let (Some(x), Some(y)) = (&a.grads.peephole, &b.grads.peephole) {
+        assert_identical(&format!("{what}: d peephole"), x, y);
+    }
     assert_all_identical(
         &format!("{what}: d initial states"),
         &a.grads.initial_states,
@@ -478,7 +494,7 @@ fn batch_rows_are_independent() {
 fn thread_count_does_not_change_any_bit() {
     // 37 rows split into 1, 2, 3 or 4 slices of 37, 19, 13 or 10 rows.
     let variants = [VARIANTS[2], VARIANTS[3], VARIANTS[4]];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         for (j, v) in variants.into_iter().enumerate() {
             let setup = Setup::<f32>::new(kind, v, 400 + (10 * i + j) as u64, 37, 7, 9, 8);
             let in_pool = |n: usize| {
@@ -661,7 +677,7 @@ fn forward_err(s: &Setup<f64>) -> String {
 #[test]
 fn bad_forward_input_is_an_error_naming_the_argument() {
     let (b, t) = (2, 5);
-    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 600, b, t, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, false), VARIANTS[1], 600, b, t, F, H);
     assert!(sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).is_ok());
     let cases: Vec<(Setup<f64>, &str)> = vec![
         (
@@ -740,7 +756,15 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
     }
 
     // GRU with reset_after has two bias rows, without it one.
-    let gru = Setup::<f64>::new(CellKind::Gru { reset_after: true }, PLAIN, 601, b, t, F, H);
+    let gru = Setup::<f64>::new(
+        (CellKind::Gru { reset_after: true }, false),
+        PLAIN,
+        601,
+        b,
+        t,
+        F,
+        H,
+    );
     let one_row = Setup {
         bias: Some(Array2::zeros((1, 9))),
         ..gru.clone()
@@ -749,8 +773,15 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
         forward_err(&one_row),
         "bias: expected shape (2, 9), received (1, 9)"
     );
-    let gru_before =
-        Setup::<f64>::new(CellKind::Gru { reset_after: false }, PLAIN, 602, b, t, F, H);
+    let gru_before = Setup::<f64>::new(
+        (CellKind::Gru { reset_after: false }, false),
+        PLAIN,
+        602,
+        b,
+        t,
+        F,
+        H,
+    );
     let two_rows = Setup {
         bias: Some(Array2::zeros((2, 9))),
         ..gru_before
@@ -759,7 +790,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
         forward_err(&two_rows),
         "bias: expected shape (1, 9), received (2, 9)"
     );
-    let simple = Setup::<f64>::new(CellKind::SimpleRnn, PLAIN, 603, b, t, F, H);
+    let simple = Setup::<f64>::new((CellKind::SimpleRnn, false), PLAIN, 603, b, t, F, H);
     let two_states = Setup {
         states: Some(vec![Array2::zeros((b, H)), Array2::zeros((b, H))]),
         ..simple
@@ -773,7 +804,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
 #[test]
 fn bad_backward_input_is_an_error_naming_the_argument() {
     let (b, t) = (2, 5);
-    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 610, b, t, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, false), VARIANTS[1], 610, b, t, F, H);
     let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
     let seq = Array3::<f64>::zeros((b, t, H));
     let short = Array3::<f64>::zeros((b, t - 1, H));
@@ -846,7 +877,15 @@ fn bad_names_and_units_are_value_errors() {
 
 #[test]
 fn shape_errors_are_the_shape_variant() {
-    let s = Setup::<f64>::new(CellKind::Gru { reset_after: true }, PLAIN, 620, 2, 4, F, H);
+    let s = Setup::<f64>::new(
+        (CellKind::Gru { reset_after: true }, false),
+        PLAIN,
+        620,
+        2,
+        4,
+        F,
+        H,
+    );
     let bad = Setup {
         kernel: Array2::zeros((F + 1, 9)),
         ..s
@@ -919,7 +958,7 @@ fn any_memory_layout_gives_the_same_bits() {
 
 fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
     let base = Setup::<f64>::new(
-        CellKind::Gru { reset_after: false },
+        (CellKind::Gru { reset_after: false }, false),
         VARIANTS[2],
         710,
         B,
@@ -934,7 +973,7 @@ fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
 
 #[test]
 fn a_raised_cancel_flag_stops_forward_and_backward() {
-    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 620, 6, 40, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, false), VARIANTS[1], 620, 6, 40, F, H);
     let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
     let cancel = Cancel::new();
     let input = SequenceInput {

@@ -32,9 +32,15 @@ __all__ = [
 # Stub-only aliases (private: the extension has no such names).
 _Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
 # `(kernel, recurrent_kernel)` or `(kernel, recurrent_kernel, bias or None)`.
-_Weights: TypeAlias = tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None]
-# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
-_WeightGrads: TypeAlias = tuple[_Array, _Array, _Array | None, list[_Array]]
+# `(kernel, recurrent_kernel[, bias[, peephole]])`; the peephole only for `CellSpec(peephole=True)`.
+_Weights: TypeAlias = (
+    tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None] | tuple[_Array, _Array, _Array | None, _Array]
+)
+# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then `d_peephole` for
+# an LSTM with peepholes.
+_WeightGrads: TypeAlias = (
+    tuple[_Array, _Array, _Array | None, list[_Array]] | tuple[_Array, _Array, _Array | None, list[_Array], _Array]
+)
 
 __version__: str
 ACTIVATIONS: list[str]
@@ -44,9 +50,9 @@ class ShapeError(ValueError):
 
 @final
 class CellSpec:
-    """A recurrent cell's kind ("simple_rnn", "gru", "lstm"), size and functions (no weights).
+    """A recurrent cell's kind ("simple_rnn", "gru", "lstm", "indrnn"), size and functions (no weights).
 
-    An activation of None is "linear".
+    An activation of None is "linear"; `peephole` (LSTM only) adds peephole connections.
     """
 
     def __new__(
@@ -57,6 +63,8 @@ class CellSpec:
         recurrent_activation: str | None = "sigmoid",
         use_bias: bool = True,
         reset_after: bool = True,
+        *,
+        peephole: bool = False,
     ) -> Self: ...
     @property
     def kind(self) -> str: ...
@@ -70,6 +78,8 @@ class CellSpec:
     def use_bias(self) -> bool: ...
     @property
     def reset_after(self) -> bool: ...
+    @property
+    def peephole(self) -> bool: ...
     @property
     def gates(self) -> int: ...
     @property
@@ -136,7 +146,10 @@ def rnn_backward(
     d_final_states: Sequence[_Array | None] | None = None,
     *,
     input_gradient: bool = True,
-) -> tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]]: ...
+) -> (
+    tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]]
+    | tuple[_Array | None, _Array, _Array, _Array | None, list[_Array], _Array]
+): ...
 @overload
 def bidirectional_forward(
     fw_spec: CellSpec,

@@ -76,6 +76,7 @@ pub struct Saved<T> {
     pub(crate) kernel: Array2<T>,
     pub(crate) recurrent_kernel: Array2<T>,
     pub(crate) bias: Option<Array2<T>>,
+    pub(crate) peephole: Option<Array2<T>>,
     /// `(time, batch, features)`, processing order.
     pub(crate) x: Array3<T>,
     /// `(time, batch)`, processing order.
@@ -128,6 +129,8 @@ pub struct Gradients<T> {
     pub recurrent_kernel: Array2<T>,
     /// Same shape as the bias; `None` without bias.
     pub bias: Option<Array2<T>>,
+    /// `(3, units)`, for an LSTM with peepholes; else `None`.
+    pub peephole: Option<Array2<T>>,
     /// One per state.
     pub initial_states: Vec<Array2<T>>,
 }

@@ -68,6 +68,21 @@ fn row_major<'a, D: Dimension>(a: &'a ArrayView<'_, f32, D>) -> Cow<'a, [f32]> {
     }
 }
 
+/// Refuses the cells the GPU kernels do not run yet (IndRNN, LSTM peepholes): they run on the
+/// CPU (`device="cpu"`), never as another cell here.
+pub fn check_supported(spec: &CellSpec) -> Result<()> {
+    let variant = match spec.kind {
+        CellKind::IndRnn => "IndRNN",
+        CellKind::Lstm if spec.peephole => "an LSTM with peepholes",
+        _ => return Ok(()),
+    };
+    Err(crate::error::Error::Value {
+        argument: "spec".into(),
+        expected: "a cell the GPU kernels run (SimpleRNN, GRU, LSTM without peepholes)".into(),
+        received: format!("{variant}, which runs on the CPU only: use device=\"cpu\""),
+    })
+}
+
 /// A dimension as the kernels' `int` ([`check_dims`] keeps them in range).
 fn int(v: usize) -> i32 {
     i32::try_from(v).expect("dimensions checked by check_dims")
@@ -234,6 +249,7 @@ pub fn forward(
     lane: Option<usize>,
 ) -> Result<Forward<f32, DeviceSaved>> {
     check_input(spec, weights, input)?;
+    check_supported(spec)?;
     let (b, t, f) = input.x.dim();
     check_dims(b, t, f, spec.width())?;
     let (u, width) = (spec.units, spec.width());
@@ -423,6 +439,7 @@ pub fn forward(
                 )?;
                 l.launch(&functions.gru_before_output, b * u, &[&step, &pre_t, &rec])?;
             }
+            CellKind::IndRnn => unreachable!("check_supported refuses IndRNN"),
         }
     }
 
@@ -700,6 +717,7 @@ pub fn backward(
                 l.launch(&functions.gru_before_backward_reset, n, &args)?;
                 (dpre_t, 0..2)
             }
+            CellKind::IndRnn => unreachable!("check_supported refuses IndRNN"),
         };
         let (d, range) = recurrent;
         l.recurrent_gradient(gpu, saved, d, range, scratch, ptr(&dh_prev))?;
@@ -857,6 +875,7 @@ pub fn backward(
         kernel,
         recurrent_kernel,
         bias,
+        peephole: None,
         initial_states,
     })
 }

@@ -17,9 +17,10 @@ pub struct CellSpec {
 impl CellSpec {
     #[new]
     #[pyo3(
-        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true),
-        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True)"
+        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true, *, peephole = false),
+        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True, *, peephole=False)"
     )]
+    #[allow(clippy::fn_params_excessive_bools)] // Keras's flags, named at every call
     fn new(
         kind: &Bound<'_, PyAny>,
         units: &Bound<'_, PyAny>,
@@ -27,6 +28,7 @@ impl CellSpec {
         recurrent_activation: Option<&str>,
         use_bias: bool,
         reset_after: bool,
+        peephole: bool,
     ) -> PyResult<Self> {
         let kind: String = kind.extract().map_err(|_| {
             let expected = CellKind::EXPECTED;
@@ -43,11 +45,12 @@ impl CellSpec {
             act("activation", activation)?,
             act("recurrent_activation", recurrent_activation)?,
             use_bias,
-        )?;
+        )?
+        .with_peephole(peephole)?;
         Ok(Self { inner })
     }
 
-    /// `"simple_rnn"`, `"gru"` or `"lstm"`.
+    /// `"simple_rnn"`, `"gru"`, `"lstm"` or `"indrnn"`.
     #[getter]
     fn kind(&self) -> &'static str {
         self.inner.kind.name()
@@ -79,6 +82,12 @@ impl CellSpec {
         self.inner.kind == CellKind::Gru { reset_after: true }
     }
 
+    /// Whether an LSTM has peephole connections (weights `(3, units)` after the bias).
+    #[getter]
+    fn peephole(&self) -> bool {
+        self.inner.peephole
+    }
+
     /// Gate blocks in the kernels (1, 3 or 4).
     #[getter]
     fn gates(&self) -> usize {
@@ -98,14 +107,20 @@ impl CellSpec {
     }
 
     fn __repr__(&self) -> String {
+        let flag = |b: bool| if b { "True" } else { "False" };
+        let peephole = if self.peephole() {
+            ", peephole=True"
+        } else {
+            ""
+        };
         format!(
-            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={})",
+            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={}{peephole})",
             self.kind(),
             self.units(),
             self.activation(),
             self.recurrent_activation(),
-            if self.use_bias() { "True" } else { "False" },
-            if self.reset_after() { "True" } else { "False" },
+            flag(self.use_bias()),
+            flag(self.reset_after()),
         )
     }
 }

@@ -2,7 +2,7 @@
 //! written once over the float type and the engine, and the opaque object holding what a
 //! forward pass saves for its backward pass.
 
-use numpy::ndarray::{ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use numpy::ndarray::{ArrayView2, ArrayViewD, Axis, Ix1, Ix2, IxDyn};
 use numpy::{Element, PyReadonlyArray, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -90,8 +90,10 @@ fn saved_object<'py>(py: Python<'py>, saved: Option<SavedInner>) -> PyResult<Bou
 /// One direction's arrays, borrowed from numpy for the duration of a call.
 struct DirectionArrays<'py, T: Element> {
     kernel: PyReadonlyArray2<'py, T>,
-    recurrent_kernel: PyReadonlyArray2<'py, T>,
+    /// `(units, gates·units)`, or IndRNN's `(units,)`.
+    recurrent_kernel: PyReadonlyArray<'py, T, IxDyn>,
     bias: Option<PyReadonlyArray<'py, T, IxDyn>>,
+    peephole: Option<PyReadonlyArray2<'py, T>>,
     initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
     input_dropout: Option<PyReadonlyArray3<'py, T>>,
     recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
@@ -120,9 +122,15 @@ impl<'py> DirectionArgs<'_, 'py> {
                     "{p}weights: expected (kernel, recurrent_kernel, bias)"
                 ))
             })?;
-        if !(2..=3).contains(&items.len()) {
+        let most = if self.spec.peephole { 4 } else { 3 };
+        if !(2..=most).contains(&items.len()) {
+            let expected = if self.spec.peephole {
+                "(kernel, recurrent_kernel, bias, peephole)"
+            } else {
+                "(kernel, recurrent_kernel, bias)"
+            };
             return Err(PyValueError::new_err(format!(
-                "{p}weights: expected (kernel, recurrent_kernel, bias), received {} items",
+                "{p}weights: expected {expected}, received {} items",
                 items.len()
             )));
         }
@@ -132,20 +140,19 @@ impl<'py> DirectionArgs<'_, 'py> {
             "(input_dim, gates*units)",
             dn,
         )?;
-        let recurrent_kernel: PyReadonlyArray2<T> = read(
-            &format!("{p}recurrent_kernel"),
-            &items[1],
-            "(units, gates*units)",
-            dn,
-        )?;
         let bias = match items.get(2).filter(|b| !b.is_none()) {
             None => None,
             Some(b) => Some(self.read_bias(b)?),
         };
+        let peephole = match items.get(3).filter(|w| !w.is_none()) {
+            None => None,
+            Some(w) => Some(read(&format!("{p}peephole"), w, "(3, units)", dn)?),
+        };
         Ok(DirectionArrays {
             kernel,
-            recurrent_kernel,
+            recurrent_kernel: self.read_recurrent_kernel(&items[1])?,
             bias,
+            peephole,
             initial_states: self.read_initial_states()?,
             input_dropout: read_opt(
                 &format!("{p}input_dropout"),
@@ -164,6 +171,26 @@ impl<'py> DirectionArgs<'_, 'py> {
 }
 
 impl<'py> DirectionArgs<'_, 'py> {
+    /// The recurrent kernel: `(units, gates·units)`, or IndRNN's vector `(units,)`.
+    fn read_recurrent_kernel<T: Elem>(
+        &self,
+        w: &Bound<'py, PyAny>,
+    ) -> PyResult<PyReadonlyArray<'py, T, IxDyn>> {
+        let name = format!("{}recurrent_kernel", self.prefix);
+        let (ndim, dims) = match self.spec.kind {
+            crate::CellKind::IndRnn => (1, "(units,)"),
+            _ => (2, "(units, gates*units)"),
+        };
+        let arr: PyReadonlyArray<'py, T, IxDyn> = read(&name, w, dims, dtype_name(T::DTYPE))?;
+        if arr.ndim() != ndim {
+            return Err(ShapeError::new_err(format!(
+                "{name}: expected a {ndim}-d array {dims}, received shape {}",
+                ShapeDisplay(arr.shape())
+            )));
+        }
+        Ok(arr)
+    }
+
     /// The bias, whose shape the cell fixes: `(gates·units,)`, or `(2, 3·units)` for GRU with
     /// `reset_after`.
     fn read_bias<T: Elem>(
@@ -213,17 +240,9 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
     fn weights(&self) -> Weights<'_, T> {
         Weights {
             kernel: self.kernel.as_array(),
-            recurrent_kernel: self.recurrent_kernel.as_array(),
-            bias: self.bias.as_ref().map(|b| {
-                let b = b.as_array();
-                match b.ndim() {
-                    1 => b
-                        .into_dimensionality::<Ix1>()
-                        .expect("1-d")
-                        .insert_axis(Axis(0)),
-                    _ => b.into_dimensionality::<Ix2>().expect("2-d"),
-                }
-            }),
+            recurrent_kernel: as_matrix(self.recurrent_kernel.as_array()),
+            bias: self.bias.as_ref().map(|b| as_matrix(b.as_array())),
+            peephole: self.peephole.as_ref().map(|w| w.as_array()),
         }
     }
 
@@ -246,32 +265,49 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
     }
 }
 
-/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, the bias gradient
-/// shaped like the bias.
+/// A 1-d or 2-d array (the ranks [`DirectionArgs::read`] lets through) as a matrix, a vector
+/// becoming one row.
+fn as_matrix<T>(a: ArrayViewD<'_, T>) -> ArrayView2<'_, T> {
+    match a.ndim() {
+        1 => a
+            .into_dimensionality::<Ix1>()
+            .expect("1-d")
+            .insert_axis(Axis(0)),
+        _ => a.into_dimensionality::<Ix2>().expect("2-d"),
+    }
+}
+
+/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, then
+/// `d_peephole` for an LSTM with peepholes; the bias gradient shaped like the bias and IndRNN's
+/// recurrent gradient like its vector.
 fn weight_grads<'py, T: Elem>(
     py: Python<'py>,
     g: Gradients<T>,
-    bias_rows: usize,
+    spec: &crate::CellSpec,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let vector = |a: numpy::ndarray::Array2<T>| to_numpy(py, a.index_axis_move(Axis(0), 0));
     let bias = match g.bias {
-        Some(b) if bias_rows == 1 => to_numpy(py, b.index_axis_move(Axis(0), 0)),
+        Some(b) if spec.bias_rows() == 1 => vector(b),
         Some(b) => to_numpy(py, b),
         None => py.None().into_bound(py),
+    };
+    let recurrent_kernel = match spec.kind {
+        crate::CellKind::IndRnn => vector(g.recurrent_kernel),
+        _ => to_numpy(py, g.recurrent_kernel),
     };
     let states: Vec<_> = g
         .initial_states
         .into_iter()
         .map(|s| to_numpy(py, s))
         .collect();
-    PyTuple::new(
-        py,
-        [
-            to_numpy(py, g.kernel),
-            to_numpy(py, g.recurrent_kernel),
-            bias,
-            states.into_pyobject(py)?.into_any(),
-        ],
-    )
+    let grads = [
+        to_numpy(py, g.kernel),
+        recurrent_kernel,
+        bias,
+        states.into_pyobject(py)?.into_any(),
+    ];
+    let extras = g.peephole.map(|p| to_numpy(py, p));
+    PyTuple::new(py, grads.into_iter().chain(extras).collect::<Vec<_>>())
 }
 
 /// The multiply-adds of the backward pass of `saved`'s forward pass.
@@ -334,7 +370,9 @@ where
 
 /// Runs a cell over a sequence.
 ///
-/// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
+/// `weights` is `(kernel, recurrent_kernel, bias)` in Keras's layout (IndRNN's recurrent
+/// kernel a `(units,)` vector; `bias` None without bias), then `peephole` `(3, units)` for an
+/// LSTM spec with `peephole=True`. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, units)`, the last one, zeros for an empty sequence, with `return_sequences=False`),
 /// the list of final states, and the activations `rnn_backward` needs (None with `inference`: no
 /// backward pass follows, so no copy of the weights is kept). `device` is "cpu" (or None) or
@@ -410,7 +448,7 @@ fn sequence_backward<'py, T: Elem, E: Engine<T>>(
         engine.backward(saved, grad, &d_states, input_gradient, &cancel, None)
     })?;
     let dx = optional_array(py, g.input.take());
-    let rest = weight_grads(py, g, E::spec(saved).bias_rows())?;
+    let rest = weight_grads(py, g, E::spec(saved))?;
     PyTuple::new(
         py,
         std::iter::once(dx).chain(rest.iter()).collect::<Vec<_>>(),
@@ -421,8 +459,9 @@ fn sequence_backward<'py, T: Elem, E: Engine<T>>(
 ///
 /// Give the gradient of every output (`d_outputs`, `(batch, time, units)`) or of the last one
 /// (`d_last_output`), and optionally of the final states (a list; `None` entries are zeros).
-/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`; `dx` is
-/// None with `input_gradient=False` (its product is then skipped).
+/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then
+/// `d_peephole` for an LSTM with peepholes; `dx` is None with `input_gradient=False` (its
+/// product is then skipped).
 #[pyfunction]
 #[pyo3(signature = (
     saved, d_outputs = None, d_last_output = None, d_final_states = None, *, input_gradient = true
@@ -634,8 +673,8 @@ fn bidirectional_backward_typed<'py, T: Elem, E: Engine<T>>(
             &cancel,
         )
     })?;
-    let fw = weight_grads(py, g.forward, E::spec(&saved.forward).bias_rows())?;
-    let bw = weight_grads(py, g.backward, E::spec(&saved.backward).bias_rows())?;
+    let fw = weight_grads(py, g.forward, E::spec(&saved.forward))?;
+    let bw = weight_grads(py, g.backward, E::spec(&saved.backward))?;
     PyTuple::new(
         py,
         [optional_array(py, g.input), fw.into_any(), bw.into_any()],

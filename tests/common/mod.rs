@@ -58,6 +58,29 @@ pub const KINDS: [CellKind; 4] = [
     CellKind::Lstm,
 ];
 
+/// Every cell the core runs, as `(kind, peephole)`: Keras's four, IndRNN, LSTM with peepholes.
+pub const CELLS: [(CellKind, bool); 6] = [
+    (CellKind::SimpleRnn, false),
+    (CellKind::Gru { reset_after: true }, false),
+    (CellKind::Gru { reset_after: false }, false),
+    (CellKind::Lstm, false),
+    (CellKind::IndRnn, false),
+    (CellKind::Lstm, true),
+];
+
+/// The spec of one of [`CELLS`].
+pub fn cell_spec(
+    (kind, peephole): (CellKind, bool),
+    units: usize,
+    act: &str,
+    ract: &str,
+    use_bias: bool,
+) -> CellSpec {
+    spec(kind, units, act, ract, use_bias)
+        .with_peephole(peephole)
+        .unwrap()
+}
+
 pub fn spec(kind: CellKind, units: usize, act: &str, ract: &str, use_bias: bool) -> CellSpec {
     CellSpec::new(
         kind,
@@ -74,6 +97,7 @@ pub struct OwnedWeights {
     pub kernel: Array2<f64>,
     pub recurrent_kernel: Array2<f64>,
     pub bias: Option<Array2<f64>>,
+    pub peephole: Option<Array2<f64>>,
 }
 
 impl OwnedWeights {
@@ -81,10 +105,11 @@ impl OwnedWeights {
         let w = spec.width();
         Self {
             kernel: rng.array((input_dim, w), scale),
-            recurrent_kernel: rng.array((spec.units, w), scale),
+            recurrent_kernel: rng.array(spec.recurrent_shape(), scale),
             bias: spec
                 .use_bias
                 .then(|| rng.array((spec.bias_rows(), w), scale)),
+            peephole: spec.peephole.then(|| rng.array((3, spec.units), scale)),
         }
     }
 
@@ -93,6 +118,7 @@ impl OwnedWeights {
             kernel: self.kernel.view(),
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
+            peephole: self.peephole.as_ref().map(|p| p.view()),
         }
     }
 }

@@ -120,8 +120,54 @@ pub(crate) fn backward_sharing<T: Float>(
         kernel,
         recurrent_kernel,
         bias,
+        peephole: saved.peephole.as_ref().map(|_| peephole_grad(saved, dpre2)),
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
+}
+
+/// The peephole weights' gradients `(3, units)`: `Σ dz_i ⊙ c₋₁`, `Σ dz_f ⊙ c₋₁` and
+/// `Σ dz_o ⊙ c` over all steps and rows (masked steps have `dz = 0`).
+fn peephole_grad<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Array2<T> {
+    let (b, t, _, u) = saved.dims();
+    let cs = saved.cs.as_ref().expect("LSTM has cell states");
+    let c_prev = (cs.slice(s![..t, .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
+    let c = (cs.slice(s![1.., .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
+    let mut grad = Array2::zeros((3, u));
+    for (row, (g, states)) in [(0, c_prev), (1, c_prev), (3, c)].into_iter().enumerate() {
+        let dz = gate(dpre2, g, u);
+        grad.row_mut(row).assign(&(&dz * &states).sum_axis(Axis(0)));
+    }
+    grad
+}
+
+/// IndRNN's recurrent vector's gradient `(1, units)`: `Σ dpre ⊙ h₋₁ ⊙ m` over all steps and
+/// rows (`m` the recurrent dropout multiplier of the row's sample).
+fn diagonal_grad<T: Float>(
+    saved: &Saved<T>,
+    dpre2: ArrayView2<T>,
+    h_prev: ArrayView2<T>,
+) -> Array2<T> {
+    let b = saved.dims().0;
+    let mask = saved
+        .recurrent_dropout
+        .as_ref()
+        .map(|m| m.index_axis(Axis(0), 0));
+    let mut grad = Array2::zeros((1, saved.spec.units));
+    let mut out = grad.row_mut(0);
+    for (r, (d, h)) in dpre2.outer_iter().zip(h_prev.outer_iter()).enumerate() {
+        match mask {
+            None => Zip::from(&mut out)
+                .and(d)
+                .and(h)
+                .for_each(|o, &d, &h| *o += d * h),
+            Some(m) => Zip::from(&mut out)
+                .and(d)
+                .and(h)
+                .and(m.row(r % b))
+                .for_each(|o, &d, &h, &m| *o += d * h * m),
+        }
+    }
+    grad
 }
 
 /// The gradients of the final states `(dh, dc)` the loop starts from (zeros where none is
@@ -172,11 +218,13 @@ fn time_loop<T: Float>(
         .zip(dc0_chunks)
         .enumerate()
         .collect();
-    let packed = pack_gates(saved.recurrent_kernel.view(), spec.units, true)?;
+    let packed = pack_gates(spec, saved.recurrent_kernel.view(), true)?;
     let ctx = StepContext {
         spec,
         packed: &packed,
         recurrent_bias: None,
+        diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
+        peephole: saved.peephole.as_ref().map(|p| p.view()),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
@@ -224,6 +272,9 @@ fn weight_grads<T: Float>(
     weight_grad(x2, idrop, dpre2, all.clone(), u, kernel.view_mut(), threads)?;
 
     cancel.check()?;
+    if spec.kind == CellKind::IndRnn {
+        return Ok((kernel, diagonal_grad(saved, dpre2, h_prev)));
+    }
     let mut recurrent = zeros((u, width), "recurrent kernel gradient")?;
     let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
     match (spec.kind, gru2) {

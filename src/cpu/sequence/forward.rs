@@ -45,11 +45,16 @@ pub(crate) fn forward_sharing<T: Float>(
     check_input(spec, weights, input)?;
     let _flush = denormals::flush();
     // The input kernel in row-major order (a copy only when it is not): the products' blocking,
-    // and so their rounding, then do not depend on how the caller laid it out.
+    // and so their rounding, then do not depend on how the caller laid it out. The time loop
+    // reads IndRNN's recurrent vector and the peepholes as contiguous rows.
     let kernel = weights.kernel.as_standard_layout();
+    let recurrent_kernel = weights.recurrent_kernel.as_standard_layout();
+    let peephole = weights.peephole.as_ref().map(|p| p.as_standard_layout());
     let weights = &Weights {
         kernel: kernel.view(),
-        ..*weights
+        recurrent_kernel: recurrent_kernel.view(),
+        bias: weights.bias,
+        peephole: peephole.as_ref().map(|p| p.view()),
     };
     let mut saved = start(spec, weights, input, options)?;
     // Without a mask every step's output is its hidden state: only a mask needs its own buffer
@@ -138,6 +143,9 @@ fn start<T: Float>(
         kernel: backward_copy(weights.kernel, options.inference),
         recurrent_kernel: backward_copy(weights.recurrent_kernel, options.inference),
         bias: weights.bias.map(|b| backward_copy(b, options.inference)),
+        peephole: weights
+            .peephole
+            .map(|p| backward_copy(p, options.inference)),
         x: time_major(input.x, reverse, "input")?,
         mask,
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
@@ -177,13 +185,15 @@ fn time_loop<T: Float>(
         .zip(split_opt_rows(ys, rows, b))
         .enumerate()
         .collect();
-    let packed = pack_gates(weights.recurrent_kernel, spec.units, false)?;
+    let packed = pack_gates(&spec, weights.recurrent_kernel, false)?;
     let ctx = StepContext {
         spec: &spec,
         packed: &packed,
         recurrent_bias: (weights.bias)
             .filter(|b| b.nrows() == 2)
             .map(|b| b.index_axis_move(Axis(0), 1)),
+        diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
+        peephole: weights.peephole,
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,

@@ -25,6 +25,10 @@ pub(super) struct StepContext<'a, T> {
     pub packed: &'a [PackedMatrix<T>],
     /// GRU `reset_after`'s second bias row.
     pub recurrent_bias: Option<ArrayView1<'a, T>>,
+    /// IndRNN's recurrent vector `u`, `(1, units)`.
+    pub diagonal: Option<ArrayView2<'a, T>>,
+    /// LSTM's `(3, units)` peephole weights (row-major).
+    pub peephole: Option<ArrayView2<'a, T>>,
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
@@ -70,6 +74,16 @@ impl<T: Float> StepContext<'_, T> {
     /// Whether the mask keeps `row` at `step`.
     pub fn used(&self, step: usize, row: usize) -> bool {
         self.mask.is_none_or(|m| m[[step, row]])
+    }
+
+    /// IndRNN's recurrent vector `u`.
+    pub fn diagonal(&self) -> &[T] {
+        row(self.diagonal.expect("IndRNN has a recurrent vector"), 0)
+    }
+
+    /// The peephole weights `[p_i, p_f, p_o]`, if the cell has them.
+    fn peephole(&self) -> Option<[&[T]; 3]> {
+        self.peephole.map(|w| [row(w, 0), row(w, 1), row(w, 2)])
     }
 
     /// Recurrent dropout rows of gate `g` for this slice.
@@ -176,6 +190,7 @@ impl<T: Float> StepContext<'_, T> {
                         .rec_h
                         .as_mut()
                         .map(|a| slice_mut(a.slice_mut(s![step, r, ..]))),
+                    peephole: self.peephole(),
                 });
             }
             if let Some(ys) = &mut c.ys {
@@ -259,6 +274,7 @@ impl<T: Float> StepContext<'_, T> {
                     }),
                     rec_h: (rec_h.as_ref().zip(gru.as_mut()))
                         .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
+                    peephole: self.peephole(),
                 });
             }
             cell.backward_products(
