@@ -313,6 +313,8 @@ def _recurrent_layer(layer, where):
     cell = cells[0]
     if not cell.built:
         raise ValueError(f"{where}: layer {layer.name!r} is not built yet; call it or build it first.")
+    if getattr(cell, "peephole", False):
+        raise ValueError(f"{where}: layer {layer.name!r} has peephole=True; PyTorch's nn.LSTM has no peepholes.")
     from rnnkit import activations
 
     act = activations.serialize(cell.activation)

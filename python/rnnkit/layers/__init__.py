@@ -16,7 +16,7 @@ from rnnkit.layers.normalization import (
     UnitNormalization,
 )
 from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
-from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.layers.recurrent import GRU, LSTM, IndRNN, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
     Dropout,
@@ -27,7 +27,7 @@ from rnnkit.layers.regularization import (
 from rnnkit.layers.reshaping import Flatten, RepeatVector, Reshape
 from rnnkit.layers.reshaping_1d import Cropping1D, Permute, UpSampling1D, ZeroPadding1D
 from rnnkit.layers.rnn import RNN
-from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.rnn_cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
@@ -58,6 +58,8 @@ __all__ = [
     "GaussianNoise",
     "GroupNormalization",
     "Identity",
+    "IndRNN",
+    "IndRNNCell",
     "Input",
     "InputLayer",
     "IntegerLookup",

@@ -18,17 +18,28 @@ def _array(t):
 
 
 def _weights(cell):
-    return [cell.kernel, cell.recurrent_kernel] + ([cell.bias] if cell.use_bias else [])
+    return [cell.kernel, cell.recurrent_kernel] + ([cell.bias] if cell.use_bias else []) + cell.extra_weights
 
 
 def _weight_arrays(cell):
-    return (np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel), _array(cell.bias) if cell.use_bias else None)
+    bias = _array(cell.bias) if cell.use_bias else None
+    return (np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel), bias, *map(np.asarray, cell.extra_weights))
 
 
 def _grads(cell, weight_grads, with_states):
     """A cell's gradients in `record`'s input order: weights, then its initial states if given."""
-    dk, drk, db, dstates = weight_grads
-    return [dk, drk] + ([db] if cell.use_bias else []) + (list(dstates) if with_states else [])
+    dk, drk, db, dstates, *d_extra = weight_grads
+    return [dk, drk] + ([db] if cell.use_bias else []) + d_extra + (list(dstates) if with_states else [])
+
+
+def _device(cells):
+    """The core's `device` for these cells: the GPU's kernels do not run IndRNN or peepholes yet,
+    so under "auto" those run on the CPU; an explicit `rk.device("cuda")` gets the core's error."""
+    device = config.compute_device()
+    if device == "cuda" and config.current_device() != "cuda":
+        if any(c.spec.kind == "indrnn" or c.spec.peephole for c in cells):
+            return "cpu"
+    return device
 
 
 def rnn_stack(
@@ -73,7 +84,7 @@ def rnn_stack(
             go_backwards=go_backwards and i == 0,
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
-            device=config.compute_device(),
+            device=_device(cells),
             inference=inference,
         )
         saved.append(cell_saved)
@@ -149,7 +160,7 @@ def bidirectional(
         bw_recurrent_dropout=bw_rec,
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
-        device=config.compute_device(),
+        device=_device([fw, bw]),
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

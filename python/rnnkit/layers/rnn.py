@@ -9,10 +9,17 @@ import numpy as np
 from rnnkit import ops, tree
 from rnnkit.layers import fused
 from rnnkit.layers.layer import Layer, _is_number_list, call_parameters, check_allocation, in_symbolic_call
-from rnnkit.layers.rnn_cells import DropoutRNNCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.rnn_cells import (
+    DropoutRNNCell,
+    GRUCell,
+    IndRNNCell,
+    LSTMCell,
+    SimpleRNNCell,
+    StackedRNNCells,
+)
 from rnnkit.tensor import Tensor, convert_to_tensor, wrap
 
-_BUILTIN_CALLS = {cls.call for cls in (SimpleRNNCell, GRUCell, LSTMCell)}
+_BUILTIN_CALLS = {cls.call for cls in (SimpleRNNCell, GRUCell, LSTMCell, IndRNNCell)}
 
 
 def _state_shapes(state_size):

@@ -1,0 +1,479 @@
+"""IndRNN and LSTM peepholes, the cells beyond Keras fused in the core.
+
+Forward passes against a float64 NumPy reference written here from the equations (independent of
+the core); the core's gradients against central differences of that reference over sampled
+option combinations (hypothesis); the layers' fused path against their cells' own step math
+through the tape; weights, configs and files; the errors bad input gets.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnnkit as rk
+from rnnkit import _core, layers
+
+B, T, F, U = 3, 5, 4, 3
+
+# --- the reference ---------------------------------------------------------------------------
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+ACTIVATIONS = {"tanh": np.tanh, "sigmoid": sigmoid, "relu": lambda z: np.maximum(z, 0.0), "linear": lambda z: z}
+
+
+def reference(kind, weights, x, *, states=None, mask=None, in_drop=None, rec_drop=None, options=None, act="tanh"):
+    """The float64 forward pass of "indrnn" or "peephole" (an LSTM with peepholes).
+
+    IndRNN: `h = act(x·W + u ⊙ h₋₁ + b)`. Peephole LSTM: `z = x·W + h₋₁·U + b` per gate,
+    `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`, `c = f ⊙ c₋₁ + i ⊙ act(z_c)`,
+    `o = σ(z_o + p_o ⊙ c)`, `h = o ⊙ act(c)`. Dropout multipliers `(gates, batch, dim)` scale the
+    input and `h₋₁` per gate; a masked step keeps the states and outputs the previous output (or
+    zeros with `zero_output_for_mask`). Returns `(outputs in processing order, final states)`.
+    """
+    options = options or {}
+    f = ACTIVATIONS[act]
+    x = np.asarray(x, np.float64)
+    b, t, _ = x.shape
+    kernel, recurrent, bias = (np.asarray(w, np.float64) if w is not None else None for w in weights[:3])
+    gates = 1 if kind == "indrnn" else 4
+    u = kernel.shape[1] // gates
+    bias = np.zeros(gates * u) if bias is None else bias
+    h = np.zeros((b, u)) if states is None else np.asarray(states[0], np.float64)
+    c = np.zeros((b, u)) if states is None or kind == "indrnn" else np.asarray(states[1], np.float64)
+    in_drop = np.ones((gates, b, x.shape[2])) if in_drop is None else in_drop
+    rec_drop = np.ones((gates, b, u)) if rec_drop is None else rec_drop
+    order = range(t - 1, -1, -1) if options.get("go_backwards") else range(t)
+    outputs, previous = [], np.zeros((b, u))
+    for step in order:
+        xs = x[:, step]
+        if kind == "indrnn":
+            h_new = f((xs * in_drop[0]) @ kernel + recurrent * (h * rec_drop[0]) + bias)
+            c_new = c
+        else:
+            z = [(xs * in_drop[g]) @ kernel[:, g * u : (g + 1) * u] for g in range(4)]
+            z = [
+                z[g] + (h * rec_drop[g]) @ recurrent[:, g * u : (g + 1) * u] + bias[g * u : (g + 1) * u]
+                for g in range(4)
+            ]
+            p = np.asarray(weights[3], np.float64)
+            i, fg = sigmoid(z[0] + p[0] * c), sigmoid(z[1] + p[1] * c)
+            c_new = fg * c + i * f(z[2])
+            h_new = sigmoid(z[3] + p[2] * c_new) * f(c_new)
+        keep = np.ones((b, 1), bool) if mask is None else np.asarray(mask)[:, step : step + 1]
+        h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
+        fallback = np.zeros((b, u)) if options.get("zero_output_for_mask") else previous
+        previous = np.where(keep, h_new, fallback)
+        outputs.append(previous)
+    finals = [h] if kind == "indrnn" else [h, c]
+    return np.stack(outputs, axis=1), finals
+
+
+def spec(kind, act="tanh", use_bias=True):
+    if kind == "indrnn":
+        return _core.CellSpec("indrnn", U, act, "sigmoid", use_bias)
+    return _core.CellSpec("lstm", U, act, "sigmoid", use_bias, peephole=True)
+
+
+def random_weights(kind, rng, use_bias=True, dtype=np.float64):
+    """`(kernel, recurrent_kernel, bias[, peephole])` in the core's layout."""
+    gates = 1 if kind == "indrnn" else 4
+    weights = [rng.uniform(-0.6, 0.6, (F, gates * U))]
+    weights.append(rng.uniform(-0.9, 0.9, (U,)) if kind == "indrnn" else rng.uniform(-0.6, 0.6, (U, 4 * U)))
+    weights.append(rng.uniform(-0.5, 0.5, (gates * U,)) if use_bias else None)
+    if kind == "peephole":
+        weights.append(rng.uniform(-0.8, 0.8, (3, U)))
+    return [None if w is None else w.astype(dtype) for w in weights]
+
+
+def gates_of(kind):
+    return 1 if kind == "indrnn" else 4
+
+
+KINDS = ["indrnn", "peephole"]
+
+# --- forward against the reference ----------------------------------------------------------
+
+CASES = {
+    "plain": {},
+    "states_mask_zero_output": {"states": True, "mask": True, "zero_output_for_mask": True},
+    "go_backwards_dropout": {"go_backwards": True, "dropout": True, "mask": True},
+    "relu_no_bias": {"act": "relu", "use_bias": False, "states": True},
+}
+
+
+def run_case(kind, case, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    act, use_bias = case.get("act", "tanh"), case.get("use_bias", True)
+    weights = random_weights(kind, rng, use_bias, dtype)
+    x = rng.normal(size=(B, T, F)).astype(dtype)
+    states = [rng.normal(size=(B, U)).astype(dtype) for _ in range(1 if kind == "indrnn" else 2)]
+    mask = rng.random((B, T)) < 0.7 if case.get("mask") else None
+    g = gates_of(kind)
+    drops = [None, None]
+    if case.get("dropout"):
+        drops = [((rng.random((g, B, d)) > 0.3) / 0.7).astype(dtype) for d in (F, U)]
+    options = {k: case.get(k, False) for k in ("go_backwards", "zero_output_for_mask")}
+    given_states = states if case.get("states") else None
+    core = _core.rnn_forward(
+        spec(kind, act, use_bias),
+        weights,
+        x,
+        initial_states=given_states,
+        mask=mask,
+        input_dropout=drops[0],
+        recurrent_dropout=drops[1],
+        **options,
+    )
+    want = reference(
+        kind, weights, x, states=given_states, mask=mask, in_drop=drops[0], rec_drop=drops[1], options=options, act=act
+    )
+    return core, want
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_equals_the_numpy_reference(kind, case, dtype):
+    (outputs, finals, _), (want_outputs, want_finals) = run_case(kind, CASES[case], dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    assert outputs.dtype == dtype
+    np.testing.assert_allclose(outputs, want_outputs, rtol=tol, atol=tol)
+    assert len(finals) == len(want_finals)
+    for got, want in zip(finals, want_finals):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+# --- gradients against central differences of the reference --------------------------------
+
+
+def central_differences(loss, arrays, step=1e-6):
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            orig = a[idx]
+            a[idx] = orig + step
+            up = loss()
+            a[idx] = orig - step
+            down = loss()
+            a[idx] = orig
+            g[idx] = (up - down) / (2 * step)
+        grads.append(g)
+    return grads
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    kind=st.sampled_from(KINDS),
+    use_bias=st.booleans(),
+    act=st.sampled_from(["tanh", "linear"]),
+    with_states=st.booleans(),
+    mask_seed=st.one_of(st.none(), st.integers(0, 2**16)),
+    dropout=st.booleans(),
+    go_backwards=st.booleans(),
+    zero_output=st.booleans(),
+    last_only=st.booleans(),
+)
+def test_gradients_equal_central_differences(
+    kind, use_bias, act, with_states, mask_seed, dropout, go_backwards, zero_output, last_only
+):
+    rng = np.random.default_rng(1)
+    weights = random_weights(kind, rng, use_bias)
+    x = rng.normal(size=(B, T, F))
+    states = [rng.normal(size=(B, U)) * 0.5 for _ in range(1 if kind == "indrnn" else 2)]
+    mask = None if mask_seed is None else np.random.default_rng(mask_seed).random((B, T)) < 0.6
+    g = gates_of(kind)
+    in_drop = ((rng.random((g, B, F)) > 0.3) / 0.7) if dropout else None
+    rec_drop = ((rng.random((g, B, U)) > 0.3) / 0.7) if dropout else None
+    options = {"go_backwards": go_backwards, "zero_output_for_mask": zero_output}
+    r_out = rng.normal(size=(B, T, U))
+    r_states = [rng.normal(size=(B, U)) for _ in states]
+
+    def loss():
+        out, finals = reference(
+            kind,
+            weights,
+            x,
+            states=states if with_states else None,
+            mask=mask,
+            in_drop=in_drop,
+            rec_drop=rec_drop,
+            options=options,
+            act=act,
+        )
+        y = np.sum(out[:, -1] * r_out[:, -1]) if last_only else np.sum(out * r_out)
+        return y + sum(np.sum(s * r) for s, r in zip(finals, r_states))
+
+    _, _, saved = _core.rnn_forward(
+        spec(kind, act, use_bias),
+        weights,
+        x,
+        initial_states=states if with_states else None,
+        mask=mask,
+        input_dropout=in_drop,
+        recurrent_dropout=rec_drop,
+        return_sequences=not last_only,
+        **options,
+    )
+    d_out = {"d_last_output": r_out[:, -1]} if last_only else {"d_outputs": r_out}
+    dx, dk, drk, db, dstates, *d_extra = _core.rnn_backward(saved, d_final_states=r_states, **d_out)
+    analytic = [dx, dk, drk] + ([db] if use_bias else []) + d_extra + (list(dstates) if with_states else [])
+    arrays = [x] + [w for w in weights if w is not None] + (states if with_states else [])
+    assert len(analytic) == len(arrays)
+    for name, a, n in zip(
+        ["x", "kernel", "recurrent_kernel", "bias", "peephole"], analytic, central_differences(loss, arrays)
+    ):
+        assert a.shape == n.shape, name
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_peephole_gradient_is_returned_after_the_states_and_is_not_zero():
+    rng = np.random.default_rng(3)
+    weights = random_weights("peephole", rng)
+    _, _, saved = _core.rnn_forward(spec("peephole"), weights, rng.normal(size=(B, T, F)))
+    grads = _core.rnn_backward(saved, d_outputs=np.ones((B, T, U)))
+    assert len(grads) == 6 and grads[5].shape == (3, U) and np.abs(grads[5]).min() > 0
+    _, _, saved = _core.rnn_forward(spec("indrnn"), random_weights("indrnn", rng), rng.normal(size=(B, T, F)))
+    grads = _core.rnn_backward(saved, d_outputs=np.ones((B, T, U)))
+    assert len(grads) == 5 and grads[2].shape == (U,)
+
+
+# --- the layers -------------------------------------------------------------------------------
+
+
+def make_layer(kind, **kwargs):
+    if kind == "indrnn":
+        return layers.IndRNN(U, activation="tanh", **kwargs)
+    return layers.LSTM(U, peephole=True, **kwargs)
+
+
+class SteppedIndRNNCell(layers.IndRNNCell):
+    """The same cell stepped in Python through `rk.ops` (its `call` is not the built-in one)."""
+
+    def call(self, inputs, states, training=False):
+        return super().call(inputs, states, training=training)
+
+
+class SteppedLSTMCell(layers.LSTMCell):
+    """The same cell stepped in Python through `rk.ops`."""
+
+    def call(self, inputs, states, training=False):
+        return super().call(inputs, states, training=training)
+
+
+def stepped_twin(kind, layer, **kwargs):
+    cell = (
+        SteppedIndRNNCell(U, activation="tanh", **kwargs)
+        if kind == "indrnn"
+        else SteppedLSTMCell(U, peephole=True, **kwargs)
+    )
+    return layers.RNN(
+        cell,
+        return_sequences=layer.return_sequences,
+        return_state=layer.return_state,
+        go_backwards=layer.go_backwards,
+        zero_output_for_mask=layer.zero_output_for_mask,
+    )
+
+
+def randomized(layer, seed=0):
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    return layer
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_layer_equals_its_cell_stepped_through_the_tape(kind, go_backwards):
+    """Outputs, states and every gradient, with a mask, initial states and seeded dropout."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    mask = rng.random((B, T)) < 0.7
+    states = [rng.normal(size=(B, U)).astype(np.float32) for _ in range(1 if kind == "indrnn" else 2)]
+    options = dict(return_sequences=True, return_state=True, go_backwards=go_backwards, zero_output_for_mask=True)
+    fused = make_layer(kind, dropout=0.2, recurrent_dropout=0.3, seed=7, **options)
+    fused(x)
+    randomized(fused)
+    stepped = stepped_twin(kind, fused, dropout=0.2, recurrent_dropout=0.3, seed=7)
+    stepped(x)
+    stepped.set_weights(fused.get_weights())
+    assert not stepped._fused and fused._fused
+    results = []
+    for layer in (fused, stepped):
+        xt = rk.ops.convert_to_tensor(x)
+        st_ = [rk.ops.convert_to_tensor(s) for s in states]
+        with rk.GradientTape() as tape:
+            tape.watch(xt)
+            for s in st_:
+                tape.watch(s)
+            out = layer(xt, initial_state=st_, mask=mask, training=True)
+            loss = sum(rk.ops.sum(o * o) for o in out)
+        grads = tape.gradient(loss, [xt, *st_, *layer.trainable_weights])
+        results.append(([np.asarray(o) for o in out], [np.asarray(g) for g in grads]))
+    (out_a, grad_a), (out_b, grad_b) = results
+    for a, b in zip(out_a, out_b):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert len(grad_a) == len(grad_b)
+    for a, b in zip(grad_a, grad_b):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_equals_the_reference_and_bidirectional_runs_both_directions(kind):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    layer = make_layer(kind, return_sequences=True)
+    layer(x)
+    randomized(layer)
+    weights = layer.get_weights()
+    want, _ = reference(kind, weights, x)
+    np.testing.assert_allclose(np.asarray(layer(x)), want, rtol=1e-5, atol=2e-6)
+
+    pair = layers.Bidirectional(make_layer(kind, return_sequences=True))
+    pair(x)
+    randomized(pair, seed=2)
+    n = len(pair.get_weights()) // 2
+    fw, bw = pair.get_weights()[:n], pair.get_weights()[n:]
+    want_fw, _ = reference(kind, fw, x)
+    want_bw, _ = reference(kind, bw, x, options={"go_backwards": True})
+    want = np.concatenate([want_fw, want_bw[:, ::-1]], axis=-1)
+    np.testing.assert_allclose(np.asarray(pair(x)), want, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rnn_of_the_cell_stateful_and_weights_in_order(kind):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, T, F)).astype(np.float32)
+    layer = make_layer(kind, return_sequences=True)
+    layer(x)
+    randomized(layer)
+    shapes = [w.shape for w in layer.get_weights()]
+    if kind == "indrnn":
+        assert shapes == [(F, U), (U,), (U,)]
+        cell = layers.IndRNNCell(U, activation="tanh")
+    else:
+        assert shapes == [(F, 4 * U), (U, 4 * U), (4 * U,), (3, U)]
+        assert [w.name for w in layer.weights][-1].endswith("peephole")
+        cell = layers.LSTMCell(U, peephole=True)
+    wrapped = layers.RNN(cell, return_sequences=True)
+    wrapped(x)
+    wrapped.set_weights(layer.get_weights())
+    assert wrapped._fused
+    np.testing.assert_array_equal(np.asarray(wrapped(x)), np.asarray(layer(x)))
+
+    stateful = make_layer(kind, stateful=True, batch_size=2)
+    stateful(x[:, :2])
+    stateful.set_weights(layer.get_weights())
+    stateful.reset_state()
+    stateful(x[:, :2])
+    last = np.asarray(stateful(x[:, 2:]))
+    np.testing.assert_allclose(last, np.asarray(layer(x))[:, -1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_and_load_keep_config_and_weights(kind, tmp_path):
+    extra = {"recurrent_max_abs": 2.0} if kind == "indrnn" else {}
+    model = rk.Sequential([rk.Input((T, F)), make_layer(kind, **extra), layers.Dense(2)])
+    randomized(model.layers[0])
+    x = np.random.default_rng(0).normal(size=(B, T, F)).astype(np.float32)
+    want = np.asarray(model(x))
+    model.save(tmp_path / "m.keras")
+    loaded = rk.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(loaded(x)), want)
+    config = loaded.layers[0].get_config()
+    if kind == "indrnn":
+        assert type(loaded.layers[0]) is layers.IndRNN and config["recurrent_max_abs"] == 2.0
+    else:
+        assert config["peephole"] is True
+    model.save_weights(tmp_path / "w.weights.h5")
+    fresh = rk.Sequential([rk.Input((T, F)), make_layer(kind, **extra), layers.Dense(2)])
+    fresh.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(np.asarray(fresh(x)), want)
+
+
+def test_plain_lstm_config_and_weights_are_keras_s():
+    layer = layers.LSTM(U)
+    layer(np.zeros((1, 2, F), np.float32))
+    assert "peephole" not in layer.get_config() and len(layer.get_weights()) == 3
+
+
+def test_recurrent_max_abs_clips_u_after_each_update():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6, F)).astype(np.float32)
+    y = rng.normal(size=(32, 1)).astype(np.float32)
+    # u starts at 1, beyond the bound: the first update's clipping brings it to the bound.
+    indrnn = layers.IndRNN(8, activation="tanh", recurrent_initializer="ones", recurrent_max_abs=0.25)
+    model = rk.Sequential([rk.Input((6, F)), indrnn, layers.Dense(1)])
+    model.compile(optimizer=rk.optimizers.SGD(0.01), loss="mse")
+    model.train_on_batch(x[:8], y[:8])
+    np.testing.assert_array_equal(np.asarray(indrnn.cell.recurrent_kernel), np.full(8, 0.25, np.float32))
+    model.compile(optimizer=rk.optimizers.SGD(5.0), loss="mse")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    u = np.asarray(indrnn.cell.recurrent_kernel)
+    assert np.all(np.abs(u) <= 0.25) and not np.all(u == 0.25)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_variant_learns_a_sequence_task(kind):
+    """Sum of a noisy sequence's first feature: the loss falls well below the baseline."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(256, 8, 2)).astype(np.float32)
+    y = x[:, :, :1].sum(axis=1) / 3.0
+    model = rk.Sequential(
+        [rk.Input((8, 2)), make_layer(kind) if kind != "indrnn" else layers.IndRNN(16), layers.Dense(1)]
+    )
+    model.compile(optimizer=rk.optimizers.Adam(0.02), loss="mse")
+    rk.utils.set_random_seed(0)
+    history = model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.25 * float(np.var(y))
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_refused_by_name():
+    with pytest.raises(TypeError, match="Argument `peephole` expected a bool, received 'yes'"):
+        layers.LSTM(3, peephole="yes")
+    with pytest.raises(ValueError, match="Argument `recurrent_max_abs` expected a positive number or None"):
+        layers.IndRNN(3, recurrent_max_abs=-1)
+    with pytest.raises(TypeError, match="Argument `recurrent_max_abs` expected a positive number"):
+        layers.IndRNNCell(3, recurrent_max_abs="big")
+    with pytest.raises(
+        ValueError, match="peephole: expected false for a cell other than 'lstm', received true for 'gru'"
+    ):
+        _core.CellSpec("gru", 3, peephole=True)
+    with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to GRUCell: \{'peephole': True\}"):
+        layers.GRU(3, peephole=True)
+
+
+def test_core_weights_must_match_the_spec():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(B, T, F))
+    weights = random_weights("peephole", rng)
+    with pytest.raises(ValueError, match="peephole: expected an array since peephole is true, received None"):
+        _core.rnn_forward(spec("peephole"), weights[:3], x)
+    with pytest.raises(ValueError, match=r"peephole: expected shape \(3, 3\), received \(3, 2\)"):
+        _core.rnn_forward(spec("peephole"), [*weights[:3], weights[3][:, :2]], x)
+    with pytest.raises(ValueError, match=r"weights: expected \(kernel, recurrent_kernel, bias\), received 4 items"):
+        _core.rnn_forward(_core.CellSpec("lstm", U), weights, x)
+    ind = random_weights("indrnn", rng)
+    with pytest.raises(ValueError, match=r"recurrent_kernel: expected a 1-d array \(units,\), received shape \(3, 3\)"):
+        _core.rnn_forward(spec("indrnn"), [ind[0], np.zeros((U, U)), ind[2]], x)
+    with pytest.raises(ValueError, match=r"recurrent_kernel: expected shape \(1, 3\), received \(1, 2\)"):
+        _core.rnn_forward(spec("indrnn"), [ind[0], np.zeros(2), ind[2]], x)
+
+
+def test_pytorch_export_refuses_peepholes():
+    layer = layers.LSTM(U, peephole=True)
+    layer(np.zeros((1, 2, F), np.float32))
+    with pytest.raises(ValueError, match="has peephole=True; PyTorch's nn.LSTM has no peepholes"):
+        layer.to_torch_state_dict()
+    ind = layers.IndRNN(U)
+    ind(np.zeros((1, 2, F), np.float32))
+    with pytest.raises(ValueError, match="expected an LSTM, GRU or SimpleRNN layer"):
+        ind.to_torch_state_dict()
