@@ -46,6 +46,7 @@ impl Clone for OwnedWeights {
             recurrent_kernel: self.recurrent_kernel.clone(),
             bias: self.bias.clone(),
             peephole: self.peephole.clone(),
+            projection: self.projection.clone(),
         }
     }
 }

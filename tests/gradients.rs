@@ -1,9 +1,9 @@
 //! Central-difference gradient checks in f64 for every cell (Keras's, IndRNN, LSTM with
-//! peepholes) and option of the sequence loop.
+//! peepholes and/or projection) and option of the sequence loop.
 
 mod common;
 
-use common::{cell_spec, OwnedWeights, Rng, CELLS};
+use common::{cell_spec, Extra, OwnedWeights, Rng, CELLS};
 use ndarray::{Array2, Array3, ArrayD};
 use rnnkit::{sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions};
 
@@ -39,6 +39,7 @@ impl Clone for OwnedWeights {
             recurrent_kernel: self.recurrent_kernel.clone(),
             bias: self.bias.clone(),
             peephole: self.peephole.clone(),
+            projection: self.projection.clone(),
         }
     }
 }
@@ -58,6 +59,9 @@ impl Params {
         }
         if let Some(w) = self.weights.peephole.as_mut() {
             out.push(("peephole", w.view_mut().into_dyn()));
+        }
+        if let Some(w) = self.weights.projection.as_mut() {
+            out.push(("projection", w.view_mut().into_dyn()));
         }
         for s in self.states.iter_mut() {
             out.push(("initial_state", s.view_mut().into_dyn()));
@@ -104,13 +108,14 @@ fn check(case: Case, seed: u64) {
         x: rng.array((B, T, F), 1.0),
         weights: OwnedWeights::random(&mut rng, &case.spec, F, 0.6),
         states: (0..case.spec.state_count())
-            .map(|_| rng.array((B, H), 0.5))
+            .map(|i| rng.array((B, case.spec.state_units(i)), 0.5))
             .collect(),
     };
-    let r_out = rng.array((B, T, H), 1.0);
-    let r_last = rng.array((B, H), 1.0);
+    let out = case.spec.output_units();
+    let r_out = rng.array((B, T, out), 1.0);
+    let r_last = rng.array((B, out), 1.0);
     let r_states: Vec<_> = (0..case.spec.state_count())
-        .map(|_| rng.array((B, H), 1.0))
+        .map(|i| rng.array((B, case.spec.state_units(i)), 1.0))
         .collect();
 
     let states: Vec<_> = p.states.iter().map(|s| s.view()).collect();
@@ -137,6 +142,7 @@ fn check(case: Case, seed: u64) {
     ];
     analytic.extend(g.bias.map(ndarray::ArrayBase::into_dyn));
     analytic.extend(g.peephole.map(ndarray::ArrayBase::into_dyn));
+    analytic.extend(g.projection.map(ndarray::ArrayBase::into_dyn));
     if case.with_states {
         analytic.extend(
             g.initial_states
@@ -190,7 +196,7 @@ fn check(case: Case, seed: u64) {
     }
 }
 
-fn base(cell: (CellKind, bool)) -> Case {
+fn base(cell: (CellKind, Extra)) -> Case {
     Case {
         spec: cell_spec(cell, H, "tanh", "sigmoid", true),
         options: SequenceOptions::default(),
@@ -286,11 +292,12 @@ fn one_input_dropout_mask_shared_by_the_gates() {
     // Keras's default: one input mask for every gate (the core then runs each product once).
     let mut rng = Rng::new(9);
     for (i, kind) in CELLS.into_iter().enumerate() {
-        let g = cell_spec(kind, H, "tanh", "sigmoid", true).gates();
+        let s = cell_spec(kind, H, "tanh", "sigmoid", true);
+        let (g, out) = (s.gates(), s.output_units());
         let one = rng.dropout(1, B, F, 0.3);
         let case = Case {
             input_dropout: Some(one.broadcast((g, B, F)).unwrap().to_owned()),
-            recurrent_dropout: Some(rng.dropout(g, B, H, 0.4)),
+            recurrent_dropout: Some(rng.dropout(g, B, out, 0.4)),
             ..base(kind)
         };
         check(case, 60 + i as u64);
@@ -301,10 +308,11 @@ fn one_input_dropout_mask_shared_by_the_gates() {
 fn dropout_masks_per_gate() {
     let mut rng = Rng::new(8);
     for (i, kind) in CELLS.into_iter().enumerate() {
-        let g = cell_spec(kind, H, "tanh", "sigmoid", true).gates();
+        let s = cell_spec(kind, H, "tanh", "sigmoid", true);
+        let (g, out) = (s.gates(), s.output_units());
         let case = Case {
             input_dropout: Some(rng.dropout(g, B, F, 0.3)),
-            recurrent_dropout: Some(rng.dropout(g, B, H, 0.4)),
+            recurrent_dropout: Some(rng.dropout(g, B, out, 0.4)),
             mask: Some(rng.mask(B, T, 0.7)),
             ..base(kind)
         };

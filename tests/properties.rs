@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cast, cell_spec, mixed_mask, spec, OwnedWeights, Rng, CELLS};
+use common::{cast, cell_spec, mixed_mask, spec, Extra, OwnedWeights, Rng, CELLS};
 use ndarray::{s, Array, Array2, Array3, Axis, Dimension};
 use rnnkit::{
     sequence, Activation, Cancel, CellKind, CellSpec, Error, Float, Gradients, MergeMode,
@@ -22,6 +22,7 @@ struct Setup<T> {
     recurrent_kernel: Array2<T>,
     bias: Option<Array2<T>>,
     peephole: Option<Array2<T>>,
+    projection: Option<Array2<T>>,
     states: Option<Vec<Array2<T>>>,
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<T>>,
@@ -136,7 +137,7 @@ impl<T: Float> Setup<T> {
     /// Random arrays of `(batch, time, features)` input and `units` for `kind` under `v`.
     #[allow(clippy::too_many_arguments)]
     fn new(
-        cell: (CellKind, bool),
+        cell: (CellKind, Extra),
         v: Variant,
         seed: u64,
         b: usize,
@@ -146,14 +147,15 @@ impl<T: Float> Setup<T> {
     ) -> Self {
         let mut rng = Rng::new(seed);
         let spec = cell_spec(cell, h, v.act, v.ract, v.use_bias);
-        let (kind, peephole) = cell;
+        let (kind, extra) = cell;
+        let out = spec.output_units();
         let g = spec.gates();
         let w = OwnedWeights::random(&mut rng, &spec, f, 0.6);
         let states = (0..spec.state_count())
-            .map(|_| cast(&rng.array((b, h), 0.5)))
+            .map(|i| cast(&rng.array((b, spec.state_units(i)), 0.5)))
             .collect();
         Self {
-            label: format!("{kind:?} (peephole {peephole}) {} {}", v.act, v.ract),
+            label: format!("{kind:?} ({extra:?}) {} {}", v.act, v.ract),
             spec,
             options: SequenceOptions {
                 go_backwards: v.go_backwards,
@@ -165,18 +167,19 @@ impl<T: Float> Setup<T> {
             recurrent_kernel: cast(&w.recurrent_kernel),
             bias: w.bias.as_ref().map(cast),
             peephole: w.peephole.as_ref().map(cast),
+            projection: w.projection.as_ref().map(cast),
             states: v.states.then_some(states),
             mask: v.mask.then(|| mixed_mask(&mut rng, b, t)),
             input_dropout: v.input_dropout.then(|| cast(&rng.dropout(g, b, f, 0.3))),
             recurrent_dropout: v
                 .recurrent_dropout
-                .then(|| cast(&rng.dropout(g, b, h, 0.4))),
-            d_outputs: cast(&rng.array((b, t, h), 1.0)),
-            d_last: cast(&rng.array((b, h), 1.0)),
+                .then(|| cast(&rng.dropout(g, b, out, 0.4))),
+            d_outputs: cast(&rng.array((b, t, out), 1.0)),
+            d_last: cast(&rng.array((b, out), 1.0)),
             last_only: v.last_only,
             d_states: if v.d_states {
                 (0..spec.state_count())
-                    .map(|_| cast(&rng.array((b, h), 1.0)))
+                    .map(|i| cast(&rng.array((b, spec.state_units(i)), 1.0)))
                     .collect()
             } else {
                 Vec::new()
@@ -201,6 +204,7 @@ impl<T: Float> Setup<T> {
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
             peephole: self.peephole.as_ref().map(|p| p.view()),
+            projection: self.projection.as_ref().map(|p| p.view()),
         }
     }
 
@@ -358,6 +362,10 @@ fn assert_runs_identical<T: Float>(what: &str, a: &Run<T>, b: &Run<T>) {
     assert_eq!(a.grads.peephole.is_some(), b.grads.peephole.is_some());
     if let (Some(x), Some(y)) = (&a.grads.peephole, &b.grads.peephole) {
         assert_identical(&format!("{what}: d peephole"), x, y);
+    }
+    assert_eq!(a.grads.projection.is_some(), b.grads.projection.is_some());
+    if let (Some(x), Some(y)) = (&a.grads.projection, &b.grads.projection) {
+        assert_identical(&format!("{what}: d projection"), x, y);
     }
     assert_all_identical(
         &format!("{what}: d initial states"),
@@ -564,7 +572,8 @@ fn the_last_output_alone_is_the_last_step_of_all_outputs() {
             ..base.clone()
         };
         let (mut all, only) = (base.run(), last.run());
-        assert_eq!(only.outputs.dim(), (B, 1, H), "{}", base.label);
+        let out = base.spec.output_units();
+        assert_eq!(only.outputs.dim(), (B, 1, out), "{}", base.label);
         all.outputs = all.outputs.slice(s![.., T - 1.., ..]).to_owned();
         assert_runs_identical(&base.label, &all, &only);
     }
@@ -591,12 +600,14 @@ fn masked_steps_keep_the_previous_state() {
             let row = base.row(i);
             let initial: Vec<Array2<f64>> = match &row.states {
                 Some(st) => st.clone(),
-                None => vec![Array2::zeros((1, H)); base.spec.state_count()],
+                None => (0..base.spec.state_count())
+                    .map(|k| Array2::zeros((1, base.spec.state_units(k))))
+                    .collect(),
             };
             // The row over its used steps only, unmasked, is what the masked row must follow.
             let (outputs, finals) = if used.is_empty() {
                 saw_fully_masked = true;
-                (Array3::zeros((1, 0, H)), initial)
+                (Array3::zeros((1, 0, base.spec.output_units())), initial)
             } else {
                 let compact = Setup {
                     options: SequenceOptions::default(),
@@ -636,7 +647,7 @@ fn masked_steps_keep_the_previous_state() {
                     done += 1;
                     outputs.slice(s![0, done - 1, ..]).to_owned()
                 } else if zero_output || done == 0 {
-                    ndarray::Array1::zeros(H)
+                    ndarray::Array1::zeros(base.spec.output_units())
                 } else {
                     outputs.slice(s![0, done - 1, ..]).to_owned()
                 };
@@ -677,7 +688,7 @@ fn forward_err(s: &Setup<f64>) -> String {
 #[test]
 fn bad_forward_input_is_an_error_naming_the_argument() {
     let (b, t) = (2, 5);
-    let lstm = Setup::<f64>::new((CellKind::Lstm, false), VARIANTS[1], 600, b, t, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, Extra::Keras), VARIANTS[1], 600, b, t, F, H);
     assert!(sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).is_ok());
     let cases: Vec<(Setup<f64>, &str)> = vec![
         (
@@ -757,7 +768,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
 
     // GRU with reset_after has two bias rows, without it one.
     let gru = Setup::<f64>::new(
-        (CellKind::Gru { reset_after: true }, false),
+        (CellKind::Gru { reset_after: true }, Extra::Keras),
         PLAIN,
         601,
         b,
@@ -774,7 +785,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
         "bias: expected shape (2, 9), received (1, 9)"
     );
     let gru_before = Setup::<f64>::new(
-        (CellKind::Gru { reset_after: false }, false),
+        (CellKind::Gru { reset_after: false }, Extra::Keras),
         PLAIN,
         602,
         b,
@@ -790,7 +801,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
         forward_err(&two_rows),
         "bias: expected shape (1, 9), received (2, 9)"
     );
-    let simple = Setup::<f64>::new((CellKind::SimpleRnn, false), PLAIN, 603, b, t, F, H);
+    let simple = Setup::<f64>::new((CellKind::SimpleRnn, Extra::Keras), PLAIN, 603, b, t, F, H);
     let two_states = Setup {
         states: Some(vec![Array2::zeros((b, H)), Array2::zeros((b, H))]),
         ..simple
@@ -804,7 +815,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
 #[test]
 fn bad_backward_input_is_an_error_naming_the_argument() {
     let (b, t) = (2, 5);
-    let lstm = Setup::<f64>::new((CellKind::Lstm, false), VARIANTS[1], 610, b, t, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, Extra::Keras), VARIANTS[1], 610, b, t, F, H);
     let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
     let seq = Array3::<f64>::zeros((b, t, H));
     let short = Array3::<f64>::zeros((b, t - 1, H));
@@ -878,7 +889,7 @@ fn bad_names_and_units_are_value_errors() {
 #[test]
 fn shape_errors_are_the_shape_variant() {
     let s = Setup::<f64>::new(
-        (CellKind::Gru { reset_after: true }, false),
+        (CellKind::Gru { reset_after: true }, Extra::Keras),
         PLAIN,
         620,
         2,
@@ -958,7 +969,7 @@ fn any_memory_layout_gives_the_same_bits() {
 
 fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
     let base = Setup::<f64>::new(
-        (CellKind::Gru { reset_after: false }, false),
+        (CellKind::Gru { reset_after: false }, Extra::Keras),
         VARIANTS[2],
         710,
         B,
@@ -973,7 +984,15 @@ fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
 
 #[test]
 fn a_raised_cancel_flag_stops_forward_and_backward() {
-    let lstm = Setup::<f64>::new((CellKind::Lstm, false), VARIANTS[1], 620, 6, 40, F, H);
+    let lstm = Setup::<f64>::new(
+        (CellKind::Lstm, Extra::Keras),
+        VARIANTS[1],
+        620,
+        6,
+        40,
+        F,
+        H,
+    );
     let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
     let cancel = Cancel::new();
     let input = SequenceInput {

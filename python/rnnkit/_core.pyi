@@ -32,15 +32,11 @@ __all__ = [
 # Stub-only aliases (private: the extension has no such names).
 _Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
 # `(kernel, recurrent_kernel)` or `(kernel, recurrent_kernel, bias or None)`.
-# `(kernel, recurrent_kernel[, bias[, peephole]])`; the peephole only for `CellSpec(peephole=True)`.
-_Weights: TypeAlias = (
-    tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None] | tuple[_Array, _Array, _Array | None, _Array]
-)
-# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then `d_peephole` for
-# an LSTM with peepholes.
-_WeightGrads: TypeAlias = (
-    tuple[_Array, _Array, _Array | None, list[_Array]] | tuple[_Array, _Array, _Array | None, list[_Array], _Array]
-)
+# `(kernel, recurrent_kernel[, bias[, peephole][, projection]])`: the extras an LSTM spec has.
+_Weights: TypeAlias = tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None] | tuple[_Array | None, ...]
+# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then `d_peephole` and
+# `d_projection` for an LSTM with them.
+_WeightGrads: TypeAlias = tuple[_Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]
 
 __version__: str
 ACTIVATIONS: list[str]
@@ -52,7 +48,8 @@ class ShapeError(ValueError):
 class CellSpec:
     """A recurrent cell's kind ("simple_rnn", "gru", "lstm", "indrnn"), size and functions (no weights).
 
-    An activation of None is "linear"; `peephole` (LSTM only) adds peephole connections.
+    An activation of None is "linear"; `peephole` (LSTM only) adds peephole connections and
+    `projection` (LSTM only) projects `h` to that size.
     """
 
     def __new__(
@@ -65,6 +62,7 @@ class CellSpec:
         reset_after: bool = True,
         *,
         peephole: bool = False,
+        projection: SupportsIndex | None = None,
     ) -> Self: ...
     @property
     def kind(self) -> str: ...
@@ -80,6 +78,8 @@ class CellSpec:
     def reset_after(self) -> bool: ...
     @property
     def peephole(self) -> bool: ...
+    @property
+    def projection(self) -> int | None: ...
     @property
     def gates(self) -> int: ...
     @property
@@ -147,8 +147,7 @@ def rnn_backward(
     *,
     input_gradient: bool = True,
 ) -> (
-    tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]]
-    | tuple[_Array | None, _Array, _Array, _Array | None, list[_Array], _Array]
+    tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]
 ): ...
 @overload
 def bidirectional_forward(

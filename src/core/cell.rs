@@ -76,10 +76,14 @@ pub struct CellSpec {
     /// LSTM only: peephole connections (ONNX's and oneDNN's), `i` and `f` reading `c₋₁` and
     /// `o` reading `c` through per-unit weights.
     pub peephole: bool,
+    /// LSTM only: the size of a projected `h = (o ⊙ act(c))·W_hr` (PyTorch's `proj_size`); `h`,
+    /// the output and the recurrent kernel's rows then have this size, `c` keeps `units`.
+    pub projection: Option<usize>,
 }
 
 /// A cell's weights in Keras's layout: `kernel (input_dim, gates·units)`,
-/// `recurrent_kernel (units, gates·units)` (IndRNN: `(1, units)`, the vector `u`),
+/// `recurrent_kernel (units, gates·units)` (IndRNN: `(1, units)`, the vector `u`; a projected
+/// LSTM: `(projection, 4·units)`),
 /// `bias (rows, gates·units)` with two rows (input, recurrent) for GRU with `reset_after`, one
 /// otherwise; then the extra weights of the variants.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +96,8 @@ pub struct Weights<'a, T> {
     pub bias: Option<ArrayView2<'a, T>>,
     /// `(3, units)` peephole weights `p_i, p_f, p_o` with [`CellSpec::peephole`], else `None`.
     pub peephole: Option<ArrayView2<'a, T>>,
+    /// `(units, projection)` projection `W_hr` with [`CellSpec::projection`], else `None`.
+    pub projection: Option<ArrayView2<'a, T>>,
 }
 
 impl CellSpec {
@@ -117,7 +123,47 @@ impl CellSpec {
             recurrent_activation,
             use_bias,
             peephole: false,
+            projection: None,
         })
+    }
+
+    /// This spec with `h` projected to `projection` units (or not, with `None`); only LSTM
+    /// projects, to a size between 1 and `units - 1` (as PyTorch's `proj_size`).
+    pub fn with_projection(self, projection: Option<usize>) -> Result<Self> {
+        if let Some(p) = projection {
+            let refuse = |expected: String| Error::Value {
+                argument: "projection".into(),
+                expected,
+                received: p.to_string(),
+            };
+            if self.kind != CellKind::Lstm {
+                return Err(refuse(format!(
+                    "None for a cell other than 'lstm' ('{}')",
+                    self.kind.name()
+                )));
+            }
+            if p == 0 || p >= self.units {
+                return Err(refuse(format!(
+                    "None or an integer from 1 to units - 1 = {}",
+                    self.units - 1
+                )));
+            }
+        }
+        Ok(Self { projection, ..self })
+    }
+
+    /// The size of `h` and of the output: the projection's, else `units`.
+    pub fn output_units(&self) -> usize {
+        self.projection.unwrap_or(self.units)
+    }
+
+    /// The size of state `i` (`h`, then LSTM's `c`).
+    pub fn state_units(&self, i: usize) -> usize {
+        if i == 0 {
+            self.output_units()
+        } else {
+            self.units
+        }
     }
 
     /// This spec with peephole connections on (or off); only LSTM has them.
@@ -146,25 +192,28 @@ impl CellSpec {
         self.gates() * self.units
     }
 
-    /// The shape of the recurrent kernel: `(units, gates·units)`, IndRNN's `(1, units)`.
+    /// The shape of the recurrent kernel: `(output units, gates·units)`, IndRNN's `(1, units)`.
     pub fn recurrent_shape(&self) -> [usize; 2] {
         match self.kind {
             CellKind::IndRnn => [1, self.units],
-            _ => [self.units, self.width()],
+            _ => [self.output_units(), self.width()],
         }
     }
 
     /// The multiply-adds of a forward pass over `batch · time` steps of `features` inputs (the
     /// two products; the backward pass costs twice as many). Saturates instead of overflowing.
     pub fn multiply_adds(&self, batch: usize, time: usize, features: usize) -> usize {
-        [
-            batch,
-            time,
+        let products = |n: usize, k: usize| {
+            [batch, time, n, k]
+                .into_iter()
+                .fold(1, usize::saturating_mul)
+        };
+        let projection = self.projection.map_or(0, |p| products(self.units, p));
+        products(
             self.width(),
             features.saturating_add(self.recurrent_shape()[0]),
-        ]
-        .into_iter()
-        .fold(1, usize::saturating_mul)
+        )
+        .saturating_add(projection)
     }
 
     /// Whether the cell uses Keras's default pair, tanh and sigmoid.
@@ -204,6 +253,12 @@ impl CellSpec {
             (false, None) => {}
             (true, None) => return Err(missing("peephole", "peephole is true")),
             (false, Some(_)) => return Err(unexpected("peephole", "peephole is false")),
+        }
+        match (self.projection, &weights.projection) {
+            (Some(p), Some(w)) => check_shape("projection", &[self.units, p], w.shape())?,
+            (None, None) => {}
+            (Some(_), None) => return Err(missing("projection", "the spec projects")),
+            (None, Some(_)) => return Err(unexpected("projection", "the spec has no projection")),
         }
         match (self.use_bias, &weights.bias) {
             (true, Some(b)) => check_shape("bias", &[self.bias_rows(), width], b.shape()),

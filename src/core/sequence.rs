@@ -77,6 +77,7 @@ pub struct Saved<T> {
     pub(crate) recurrent_kernel: Array2<T>,
     pub(crate) bias: Option<Array2<T>>,
     pub(crate) peephole: Option<Array2<T>>,
+    pub(crate) projection: Option<Array2<T>>,
     /// `(time, batch, features)`, processing order.
     pub(crate) x: Array3<T>,
     /// `(time, batch)`, processing order.
@@ -86,12 +87,15 @@ pub struct Saved<T> {
     /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pub(crate) pre: Array3<T>,
     pub(crate) keep_gates: bool,
-    /// `(time + 1, batch, units)`: `h` before each step, then the final `h`.
+    /// `(time + 1, batch, output units)`: `h` before each step, then the final `h`.
     pub(crate) hs: Array3<T>,
-    /// Same as `hs` for the LSTM cell state.
+    /// `(time + 1, batch, units)`: as `hs` for the LSTM cell state.
     pub(crate) cs: Option<Array3<T>>,
     /// `(time, batch, units)`: GRU `reset_after`'s recurrent h-gate term.
     pub(crate) rec_h: Option<Array3<T>>,
+    /// `(time, batch, units)`: a projected LSTM's `o ⊙ act(c)` before the projection (zeros at
+    /// masked steps).
+    pub(crate) unprojected: Option<Array3<T>>,
 }
 
 impl<T> Saved<T> {
@@ -100,10 +104,10 @@ impl<T> Saved<T> {
         &self.spec
     }
 
-    /// `(batch, time, features, units)`.
+    /// `(batch, time, features, output units)` (the output units are `h`'s size).
     pub fn dims(&self) -> (usize, usize, usize, usize) {
         let (t, b, f) = self.x.dim();
-        (b, t, f, self.spec.units)
+        (b, t, f, self.spec.output_units())
     }
 }
 
@@ -131,6 +135,8 @@ pub struct Gradients<T> {
     pub bias: Option<Array2<T>>,
     /// `(3, units)`, for an LSTM with peepholes; else `None`.
     pub peephole: Option<Array2<T>>,
+    /// `(units, projection)`, for a projected LSTM; else `None`.
+    pub projection: Option<Array2<T>>,
     /// One per state.
     pub initial_states: Vec<Array2<T>>,
 }
@@ -143,7 +149,6 @@ pub(crate) fn check_input<T>(
 ) -> Result<()> {
     let (b, t, f) = input.x.dim();
     spec.check_weights(weights, f)?;
-    let u = spec.units;
     if let Some(states) = &input.initial_states {
         if states.len() != spec.state_count() {
             return Err(Error::Value {
@@ -153,7 +158,8 @@ pub(crate) fn check_input<T>(
             });
         }
         for (i, st) in states.iter().enumerate() {
-            check_shape(&format!("initial_states[{i}]"), &[b, u], st.shape())?;
+            let shape = [b, spec.state_units(i)];
+            check_shape(&format!("initial_states[{i}]"), &shape, st.shape())?;
         }
     }
     if let Some(m) = &input.mask {
@@ -163,13 +169,14 @@ pub(crate) fn check_input<T>(
         check_shape("input_dropout", &[spec.gates(), b, f], m.shape())?;
     }
     if let Some(m) = &input.recurrent_dropout {
-        check_shape("recurrent_dropout", &[spec.gates(), b, u], m.shape())?;
+        let shape = [spec.gates(), b, spec.output_units()];
+        check_shape("recurrent_dropout", &shape, m.shape())?;
     }
     Ok(())
 }
 
 /// Checks the gradients given to the backward pass of a `spec` pass of `dims` (`(batch, time,
-/// features, units)`).
+/// features, output units)`).
 pub(crate) fn check_grads<T>(
     spec: &CellSpec,
     dims: (usize, usize, usize, usize),
@@ -191,7 +198,8 @@ pub(crate) fn check_grads<T>(
     }
     for (i, g) in d_final.iter().enumerate() {
         if let Some(g) = g {
-            check_shape(&format!("d_final_states[{i}]"), &[b, u], g.shape())?;
+            let shape = [b, spec.state_units(i)];
+            check_shape(&format!("d_final_states[{i}]"), &shape, g.shape())?;
         }
     }
     Ok(())

@@ -68,17 +68,20 @@ fn row_major<'a, D: Dimension>(a: &'a ArrayView<'_, f32, D>) -> Cow<'a, [f32]> {
     }
 }
 
-/// Refuses the cells the GPU kernels do not run yet (IndRNN, LSTM peepholes): they run on the
+/// Refuses the cells the GPU kernels do not run yet (IndRNN, LSTM peepholes and projection): they run on the
 /// CPU (`device="cpu"`), never as another cell here.
 pub fn check_supported(spec: &CellSpec) -> Result<()> {
     let variant = match spec.kind {
         CellKind::IndRnn => "IndRNN",
         CellKind::Lstm if spec.peephole => "an LSTM with peepholes",
+        CellKind::Lstm if spec.projection.is_some() => "an LSTM with a projection",
         _ => return Ok(()),
     };
     Err(crate::error::Error::Value {
         argument: "spec".into(),
-        expected: "a cell the GPU kernels run (SimpleRNN, GRU, LSTM without peepholes)".into(),
+        expected:
+            "a cell the GPU kernels run (SimpleRNN, GRU, LSTM without peepholes or projection)"
+                .into(),
         received: format!("{variant}, which runs on the CPU only: use device=\"cpu\""),
     })
 }
@@ -876,6 +879,7 @@ pub fn backward(
         recurrent_kernel,
         bias,
         peephole: None,
+        projection: None,
         initial_states,
     })
 }
@@ -920,7 +924,7 @@ impl Engine<f32> for Gpu {
 
     fn dims(saved: &DeviceSaved) -> (usize, usize, usize, usize) {
         let (b, t, f) = saved.dims;
-        (b, t, f, saved.spec.units)
+        (b, t, f, saved.spec.output_units())
     }
 }
 

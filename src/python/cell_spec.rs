@@ -17,10 +17,10 @@ pub struct CellSpec {
 impl CellSpec {
     #[new]
     #[pyo3(
-        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true, *, peephole = false),
-        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True, *, peephole=False)"
+        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true, *, peephole = false, projection = None),
+        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True, *, peephole=False, projection=None)"
     )]
-    #[allow(clippy::fn_params_excessive_bools)] // Keras's flags, named at every call
+    #[allow(clippy::fn_params_excessive_bools, clippy::too_many_arguments)] // Keras's arguments, named
     fn new(
         kind: &Bound<'_, PyAny>,
         units: &Bound<'_, PyAny>,
@@ -29,7 +29,12 @@ impl CellSpec {
         use_bias: bool,
         reset_after: bool,
         peephole: bool,
+        projection: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let projection = projection
+            .filter(|p| !p.is_none())
+            .map(|p| positive_int("projection", p))
+            .transpose()?;
         let kind: String = kind.extract().map_err(|_| {
             let expected = CellKind::EXPECTED;
             PyTypeError::new_err(format!(
@@ -46,7 +51,8 @@ impl CellSpec {
             act("recurrent_activation", recurrent_activation)?,
             use_bias,
         )?
-        .with_peephole(peephole)?;
+        .with_peephole(peephole)?
+        .with_projection(projection)?;
         Ok(Self { inner })
     }
 
@@ -88,6 +94,12 @@ impl CellSpec {
         self.inner.peephole
     }
 
+    /// An LSTM's projected size of `h` (weights `(units, projection)` last), or None.
+    #[getter]
+    fn projection(&self) -> Option<usize> {
+        self.inner.projection
+    }
+
     /// Gate blocks in the kernels (1, 3 or 4).
     #[getter]
     fn gates(&self) -> usize {
@@ -113,8 +125,11 @@ impl CellSpec {
         } else {
             ""
         };
+        let projection = self
+            .projection()
+            .map_or(String::new(), |p| format!(", projection={p}"));
         format!(
-            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={}{peephole})",
+            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={}{peephole}{projection})",
             self.kind(),
             self.units(),
             self.activation(),

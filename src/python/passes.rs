@@ -94,6 +94,7 @@ struct DirectionArrays<'py, T: Element> {
     recurrent_kernel: PyReadonlyArray<'py, T, IxDyn>,
     bias: Option<PyReadonlyArray<'py, T, IxDyn>>,
     peephole: Option<PyReadonlyArray2<'py, T>>,
+    projection: Option<PyReadonlyArray2<'py, T>>,
     initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
     input_dropout: Option<PyReadonlyArray3<'py, T>>,
     recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
@@ -122,18 +123,29 @@ impl<'py> DirectionArgs<'_, 'py> {
                     "{p}weights: expected (kernel, recurrent_kernel, bias)"
                 ))
             })?;
-        let most = if self.spec.peephole { 4 } else { 3 };
-        if !(2..=most).contains(&items.len()) {
-            let expected = if self.spec.peephole {
-                "(kernel, recurrent_kernel, bias, peephole)"
-            } else {
-                "(kernel, recurrent_kernel, bias)"
-            };
+        // Keras's three, then the extra weights the spec has, in this order.
+        let extras: Vec<&str> = [
+            (self.spec.peephole, "peephole"),
+            (self.spec.projection.is_some(), "projection"),
+        ]
+        .into_iter()
+        .filter_map(|(has, name)| has.then_some(name))
+        .collect();
+        if !(2..=3 + extras.len()).contains(&items.len()) {
+            let names = ["kernel", "recurrent_kernel", "bias"].iter().chain(&extras);
+            let expected = names.copied().collect::<Vec<_>>().join(", ");
             return Err(PyValueError::new_err(format!(
-                "{p}weights: expected {expected}, received {} items",
+                "{p}weights: expected ({expected}), received {} items",
                 items.len()
             )));
         }
+        let extra = |name: &str| -> PyResult<Option<PyReadonlyArray2<'py, T>>> {
+            let at = extras.iter().position(|e| *e == name).map(|i| 3 + i);
+            match at.and_then(|i| items.get(i)).filter(|w| !w.is_none()) {
+                None => Ok(None),
+                Some(w) => read(&format!("{p}{name}"), w, "(rows, units)", dn).map(Some),
+            }
+        };
         let kernel: PyReadonlyArray2<T> = read(
             &format!("{p}kernel"),
             &items[0],
@@ -144,15 +156,12 @@ impl<'py> DirectionArgs<'_, 'py> {
             None => None,
             Some(b) => Some(self.read_bias(b)?),
         };
-        let peephole = match items.get(3).filter(|w| !w.is_none()) {
-            None => None,
-            Some(w) => Some(read(&format!("{p}peephole"), w, "(3, units)", dn)?),
-        };
         Ok(DirectionArrays {
             kernel,
             recurrent_kernel: self.read_recurrent_kernel(&items[1])?,
             bias,
-            peephole,
+            peephole: extra("peephole")?,
+            projection: extra("projection")?,
             initial_states: self.read_initial_states()?,
             input_dropout: read_opt(
                 &format!("{p}input_dropout"),
@@ -243,6 +252,7 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
             recurrent_kernel: as_matrix(self.recurrent_kernel.as_array()),
             bias: self.bias.as_ref().map(|b| as_matrix(b.as_array())),
             peephole: self.peephole.as_ref().map(|w| w.as_array()),
+            projection: self.projection.as_ref().map(|w| w.as_array()),
         }
     }
 
@@ -278,7 +288,7 @@ fn as_matrix<T>(a: ArrayViewD<'_, T>) -> ArrayView2<'_, T> {
 }
 
 /// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, then
-/// `d_peephole` for an LSTM with peepholes; the bias gradient shaped like the bias and IndRNN's
+/// `d_peephole` and `d_projection` for an LSTM with them; the bias gradient shaped like the bias and IndRNN's
 /// recurrent gradient like its vector.
 fn weight_grads<'py, T: Elem>(
     py: Python<'py>,
@@ -306,7 +316,8 @@ fn weight_grads<'py, T: Elem>(
         bias,
         states.into_pyobject(py)?.into_any(),
     ];
-    let extras = g.peephole.map(|p| to_numpy(py, p));
+    let extras = [g.peephole, g.projection].into_iter().flatten();
+    let extras = extras.map(|w| to_numpy(py, w));
     PyTuple::new(py, grads.into_iter().chain(extras).collect::<Vec<_>>())
 }
 
@@ -371,8 +382,9 @@ where
 /// Runs a cell over a sequence.
 ///
 /// `weights` is `(kernel, recurrent_kernel, bias)` in Keras's layout (IndRNN's recurrent
-/// kernel a `(units,)` vector; `bias` None without bias), then `peephole` `(3, units)` for an
-/// LSTM spec with `peephole=True`. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
+/// kernel a `(units,)` vector, a projected LSTM's `(projection, 4·units)`; `bias` None without
+/// bias), then for an LSTM spec `peephole` `(3, units)` with `peephole=True` and `projection`
+/// `(units, projection)` with a projection. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, units)`, the last one, zeros for an empty sequence, with `return_sequences=False`),
 /// the list of final states, and the activations `rnn_backward` needs (None with `inference`: no
 /// backward pass follows, so no copy of the weights is kept). `device` is "cpu" (or None) or
@@ -460,7 +472,7 @@ fn sequence_backward<'py, T: Elem, E: Engine<T>>(
 /// Give the gradient of every output (`d_outputs`, `(batch, time, units)`) or of the last one
 /// (`d_last_output`), and optionally of the final states (a list; `None` entries are zeros).
 /// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then
-/// `d_peephole` for an LSTM with peepholes; `dx` is None with `input_gradient=False` (its
+/// `d_peephole` and `d_projection` for an LSTM with them; `dx` is None with `input_gradient=False` (its
 /// product is then skipped).
 #[pyfunction]
 #[pyo3(signature = (

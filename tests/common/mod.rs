@@ -58,26 +58,42 @@ pub const KINDS: [CellKind; 4] = [
     CellKind::Lstm,
 ];
 
-/// Every cell the core runs, as `(kind, peephole)`: Keras's four, IndRNN, LSTM with peepholes.
-pub const CELLS: [(CellKind, bool); 6] = [
-    (CellKind::SimpleRnn, false),
-    (CellKind::Gru { reset_after: true }, false),
-    (CellKind::Gru { reset_after: false }, false),
-    (CellKind::Lstm, false),
-    (CellKind::IndRnn, false),
-    (CellKind::Lstm, true),
+/// What a cell adds to Keras's: nothing, LSTM peepholes, an LSTM projection (to `units - 1`),
+/// or both.
+#[derive(Clone, Copy, Debug)]
+pub enum Extra {
+    Keras,
+    Peephole,
+    Projection,
+    PeepholeProjection,
+}
+
+/// Every cell the core runs: Keras's four, IndRNN, and LSTM with peepholes and/or projection.
+pub const CELLS: [(CellKind, Extra); 8] = [
+    (CellKind::SimpleRnn, Extra::Keras),
+    (CellKind::Gru { reset_after: true }, Extra::Keras),
+    (CellKind::Gru { reset_after: false }, Extra::Keras),
+    (CellKind::Lstm, Extra::Keras),
+    (CellKind::IndRnn, Extra::Keras),
+    (CellKind::Lstm, Extra::Peephole),
+    (CellKind::Lstm, Extra::Projection),
+    (CellKind::Lstm, Extra::PeepholeProjection),
 ];
 
 /// The spec of one of [`CELLS`].
 pub fn cell_spec(
-    (kind, peephole): (CellKind, bool),
+    (kind, extra): (CellKind, Extra),
     units: usize,
     act: &str,
     ract: &str,
     use_bias: bool,
 ) -> CellSpec {
+    let peephole = matches!(extra, Extra::Peephole | Extra::PeepholeProjection);
+    let projection = matches!(extra, Extra::Projection | Extra::PeepholeProjection);
     spec(kind, units, act, ract, use_bias)
         .with_peephole(peephole)
+        .unwrap()
+        .with_projection(projection.then(|| units - 1))
         .unwrap()
 }
 
@@ -98,6 +114,7 @@ pub struct OwnedWeights {
     pub recurrent_kernel: Array2<f64>,
     pub bias: Option<Array2<f64>>,
     pub peephole: Option<Array2<f64>>,
+    pub projection: Option<Array2<f64>>,
 }
 
 impl OwnedWeights {
@@ -110,6 +127,7 @@ impl OwnedWeights {
                 .use_bias
                 .then(|| rng.array((spec.bias_rows(), w), scale)),
             peephole: spec.peephole.then(|| rng.array((3, spec.units), scale)),
+            projection: spec.projection.map(|p| rng.array((spec.units, p), scale)),
         }
     }
 
@@ -119,6 +137,7 @@ impl OwnedWeights {
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
             peephole: self.peephole.as_ref().map(|p| p.view()),
+            projection: self.projection.as_ref().map(|p| p.view()),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
+use crate::cpu::packed::PackedMatrix;
 use crate::error::{Error, Result};
 
 /// Backpropagation through time of a [`super::forward`] pass.
@@ -61,8 +62,8 @@ pub(crate) fn backward_sharing<T: Float>(
     }
     check_grads(&saved.spec, saved.dims(), &d_outputs, d_final_states)?;
     let spec = &saved.spec;
-    let (b, t, f, u) = saved.dims();
-    let width = spec.width();
+    let (b, t, f, _) = saved.dims();
+    let (u, width) = (spec.units, spec.width());
     let is_gru = matches!(spec.kind, CellKind::Gru { .. });
     // Per (step, row): pre-activation gradients, GRU terms and the input gradient (twice, three
     // times with input dropout).
@@ -83,9 +84,13 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         None
     };
+    let mut dh_steps = match spec.projection {
+        Some(p) => Some(zeros((t, b, p), "projected state gradients")?),
+        None => None,
+    };
     let (mut dh0, mut dc0) = final_state_grads(spec, b, d_final_states)?;
     let states = (&mut dh0, dc0.as_mut());
-    let buffers = (&mut dpre, gru.as_mut());
+    let buffers = (&mut dpre, gru.as_mut(), dh_steps.as_mut());
     time_loop(saved, d_outputs, buffers, states, cancel, threads)?;
 
     // The products over all steps: Ctrl-C is looked for between them.
@@ -121,14 +126,32 @@ pub(crate) fn backward_sharing<T: Float>(
         recurrent_kernel,
         bias,
         peephole: saved.peephole.as_ref().map(|_| peephole_grad(saved, dpre2)),
+        projection: dh_steps.map(|d| projection_grad(saved, &d, threads)),
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
+}
+
+/// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
+/// rows, `dh_steps` holding the gradient of `h` at each used step.
+fn projection_grad<T: Float>(saved: &Saved<T>, dh_steps: &Array3<T>, threads: usize) -> Array2<T> {
+    let (b, t, _, out) = saved.dims();
+    let u = saved.spec.units;
+    let unprojected = saved
+        .unprojected
+        .as_ref()
+        .expect("a projected LSTM keeps o ⊙ act(c)");
+    let lhs = (unprojected.view().into_shape_with_order((t * b, u))).expect("contiguous");
+    let rhs = (dh_steps.view().into_shape_with_order((t * b, out))).expect("contiguous");
+    let mut grad = Array2::zeros((u, out));
+    par_gemm_tn(lhs, rhs, T::zero(), grad.view_mut(), threads);
+    grad
 }
 
 /// The peephole weights' gradients `(3, units)`: `Σ dz_i ⊙ c₋₁`, `Σ dz_f ⊙ c₋₁` and
 /// `Σ dz_o ⊙ c` over all steps and rows (masked steps have `dz = 0`).
 fn peephole_grad<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Array2<T> {
-    let (b, t, _, u) = saved.dims();
+    let (b, t, _, _) = saved.dims();
+    let u = saved.spec.units;
     let cs = saved.cs.as_ref().expect("LSTM has cell states");
     let c_prev = (cs.slice(s![..t, .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
     let c = (cs.slice(s![1.., .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
@@ -177,7 +200,7 @@ fn final_state_grads<T: Float>(
     batch: usize,
     given: &[Option<ArrayView2<T>>],
 ) -> Result<(Array2<T>, Option<Array2<T>>)> {
-    let mut dh = zeros((batch, spec.units), "state gradients")?;
+    let mut dh = zeros((batch, spec.output_units()), "state gradients")?;
     let mut dc = if spec.kind == CellKind::Lstm {
         Some(zeros((batch, spec.units), "state gradients")?)
     } else {
@@ -193,12 +216,16 @@ fn final_state_grads<T: Float>(
 }
 
 /// The time loop backwards over the saved steps, one task per batch slice: fills the
-/// pre-activation gradients `dpre`, the GRU terms, and turns the final states' gradients
-/// `(dh, dc)` into the initial states'.
+/// pre-activation gradients `dpre`, the GRU terms, a projected LSTM's gradients of `h` per step,
+/// and turns the final states' gradients `(dh, dc)` into the initial states'.
 fn time_loop<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
-    (dpre, gru): (&mut Array3<T>, Option<&mut Array3<T>>),
+    (dpre, gru, dh_steps): (
+        &mut Array3<T>,
+        Option<&mut Array3<T>>,
+        Option<&mut Array3<T>>,
+    ),
     (dh0, dc0): (&mut Array2<T>, Option<&mut Array2<T>>),
     cancel: &Cancel,
     threads: usize,
@@ -216,27 +243,33 @@ fn time_loop<T: Float>(
         .zip(split_opt_rows(gru, rows, b))
         .zip(dh0_chunks)
         .zip(dc0_chunks)
+        .zip(split_opt_rows(dh_steps, rows, b))
         .enumerate()
         .collect();
     let packed = pack_gates(spec, saved.recurrent_kernel.view(), true)?;
+    let projection = (saved.projection.as_ref())
+        .map(|w| PackedMatrix::new(w.t()))
+        .transpose()?;
     let ctx = StepContext {
         spec,
         packed: &packed,
         recurrent_bias: None,
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),
+        projection: projection.as_ref(),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel,
     };
-    crate::cpu::team::for_each(tasks, |(i, (((dpre, gru), dh0), dc0))| {
+    crate::cpu::team::for_each(tasks, |(i, ((((dpre, gru), dh0), dc0), dh_steps))| {
         let chunk = BackwardChunk {
             first_row: i * rows,
             dpre,
             gru,
             dh0,
             dc0,
+            dh_steps,
         };
         with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
     })
@@ -252,8 +285,8 @@ fn weight_grads<T: Float>(
     threads: usize,
 ) -> Result<(Array2<T>, Array2<T>)> {
     let spec = &saved.spec;
-    let (b, t, f, u) = saved.dims();
-    let width = spec.width();
+    let (b, t, f, out) = saved.dims();
+    let (u, width) = (spec.units, spec.width());
     let x2 = saved
         .x
         .view()
@@ -262,7 +295,7 @@ fn weight_grads<T: Float>(
     let h_prev = saved
         .hs
         .slice(s![..t, .., ..])
-        .into_shape_with_order((t * b, u))
+        .into_shape_with_order((t * b, out))
         .expect("contiguous");
 
     cancel.check()?;
@@ -275,7 +308,7 @@ fn weight_grads<T: Float>(
     if spec.kind == CellKind::IndRnn {
         return Ok((kernel, diagonal_grad(saved, dpre2, h_prev)));
     }
-    let mut recurrent = zeros((u, width), "recurrent kernel gradient")?;
+    let mut recurrent = zeros((out, width), "recurrent kernel gradient")?;
     let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
     match (spec.kind, gru2) {
         (CellKind::Gru { reset_after }, Some(g)) => {
@@ -303,8 +336,8 @@ fn input_gradient_of<T: Float>(
     threads: usize,
 ) -> Result<Array3<T>> {
     let spec = &saved.spec;
-    let (b, t, f, u) = saved.dims();
-    let rows_all = t * b;
+    let (b, t, f, _) = saved.dims();
+    let (u, rows_all) = (spec.units, t * b);
     let mut dx = zeros((rows_all, f), "input gradients")?;
     match saved.input_dropout.as_ref().map(|m| m.view()) {
         None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads),

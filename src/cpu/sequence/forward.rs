@@ -14,6 +14,7 @@ use crate::core::Float;
 use crate::cpu::alloc::{check_total, tiled, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::par_gemm_rows;
+use crate::cpu::packed::PackedMatrix;
 use crate::error::Result;
 
 /// Rows of the input projection between two looks at the cancel flag.
@@ -55,13 +56,14 @@ pub(crate) fn forward_sharing<T: Float>(
         recurrent_kernel: recurrent_kernel.view(),
         bias: weights.bias,
         peephole: peephole.as_ref().map(|p| p.view()),
+        projection: weights.projection,
     };
     let mut saved = start(spec, weights, input, options)?;
     // Without a mask every step's output is its hidden state: only a mask needs its own buffer
     // (masked steps repeat the previous output, or zeros, while the state carries on).
     let (b, t, _) = input.x.dim();
     let mut ys = match saved.mask {
-        Some(_) => Some(zeros((t, b, spec.units), "outputs")?),
+        Some(_) => Some(zeros((t, b, spec.output_units()), "outputs")?),
         None => None,
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
@@ -106,11 +108,11 @@ fn start<T: Float>(
     options: SequenceOptions,
 ) -> Result<Saved<T>> {
     let (b, t, f) = input.x.dim();
-    let (u, width) = (spec.units, spec.width());
+    let (u, width, out) = (spec.units, spec.width(), spec.output_units());
     let reset_after = spec.kind == (CellKind::Gru { reset_after: true });
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
-    let buffers = spec.state_count() + usize::from(reset_after);
-    let per_row = f + width + u * (buffers + 2);
+    let buffers = spec.state_count() + usize::from(reset_after || spec.projection.is_some());
+    let per_row = f + width + u * buffers + out * 2;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the forward pass",
@@ -123,7 +125,7 @@ fn start<T: Float>(
         }
         out
     });
-    let mut hs = zeros((t + 1, b, u), "hidden states")?;
+    let mut hs = zeros((t + 1, b, out), "hidden states")?;
     let mut cs = match spec.kind {
         CellKind::Lstm => Some(zeros((t + 1, b, u), "cell states")?),
         _ => None,
@@ -146,6 +148,7 @@ fn start<T: Float>(
         peephole: weights
             .peephole
             .map(|p| backward_copy(p, options.inference)),
+        projection: (weights.projection).map(|p| backward_copy(p, options.inference)),
         x: time_major(input.x, reverse, "input")?,
         mask,
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
@@ -161,6 +164,10 @@ fn start<T: Float>(
         rec_h: match reset_after {
             true => Some(zeros((t, b, u), "GRU terms")?),
             false => None,
+        },
+        unprojected: match spec.projection {
+            Some(_) => Some(zeros((t, b, u), "unprojected states")?),
+            None => None,
         },
     })
 }
@@ -183,9 +190,11 @@ fn time_loop<T: Float>(
         .zip(split_opt_rows(saved.cs.as_mut(), rows, b))
         .zip(split_opt_rows(saved.rec_h.as_mut(), rows, b))
         .zip(split_opt_rows(ys, rows, b))
+        .zip(split_opt_rows(saved.unprojected.as_mut(), rows, b))
         .enumerate()
         .collect();
     let packed = pack_gates(&spec, weights.recurrent_kernel, false)?;
+    let projection = weights.projection.map(PackedMatrix::new).transpose()?;
     let ctx = StepContext {
         spec: &spec,
         packed: &packed,
@@ -194,23 +203,28 @@ fn time_loop<T: Float>(
             .map(|b| b.index_axis_move(Axis(0), 1)),
         diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
         peephole: weights.peephole,
+        projection: projection.as_ref(),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel: &input.cancel,
     };
     let keep_gates = saved.keep_gates;
-    crate::cpu::team::for_each(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
-        let chunk = ForwardChunk {
-            first_row: i * rows,
-            pre,
-            hs,
-            cs,
-            rec_h,
-            ys,
-        };
-        with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell))
-    })
+    crate::cpu::team::for_each(
+        tasks,
+        |(i, (((((pre, hs), cs), rec_h), ys), unprojected))| {
+            let chunk = ForwardChunk {
+                first_row: i * rows,
+                pre,
+                hs,
+                cs,
+                rec_h,
+                ys,
+                unprojected,
+            };
+            with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell))
+        },
+    )
 }
 
 /// A copy of `a` for the backward pass, or an empty array when none follows.

@@ -29,6 +29,8 @@ pub(super) struct StepContext<'a, T> {
     pub diagonal: Option<ArrayView2<'a, T>>,
     /// LSTM's `(3, units)` peephole weights (row-major).
     pub peephole: Option<ArrayView2<'a, T>>,
+    /// A projected LSTM's `W_hr` packed: `W_hr` forward, `W_hrᵀ` backward.
+    pub projection: Option<&'a PackedMatrix<T>>,
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
@@ -45,6 +47,8 @@ pub(super) struct ForwardChunk<'a, T> {
     pub rec_h: Option<ArrayViewMut3<'a, T>>,
     /// Only with a mask: otherwise the outputs are the hidden states.
     pub ys: Option<ArrayViewMut3<'a, T>>,
+    /// A projected LSTM's `o ⊙ act(c)` per step, `(time, n, units)`.
+    pub unprojected: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -55,9 +59,12 @@ pub(super) struct BackwardChunk<'a, T> {
     /// GRU only, `(time, n, units)`: with `reset_after` the gradient of the recurrent h-gate
     /// term; without it the h-gate product's input `q = r ⊙ h₋₁ ⊙ m_h`.
     pub gru: Option<ArrayViewMut3<'a, T>>,
-    /// `(n, units)` gradients of the initial states.
+    /// `(n, output units)` and `(n, units)` gradients of the initial states.
     pub dh0: ArrayViewMut2<'a, T>,
     pub dc0: Option<ArrayViewMut2<'a, T>>,
+    /// A projected LSTM's gradient of `h` at each used step, `(time, n, output units)` (zeros
+    /// at masked steps), for the projection's gradient.
+    pub dh_steps: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// A slice's per-step work arrays of the forward loop, `(rows, ·)`.
@@ -147,11 +154,11 @@ impl<T: Float> StepContext<'_, T> {
     #[inline(always)]
     fn run_forward<S: CellStep<T>>(&self, mut c: ForwardChunk<T>, cell: &S) -> Result<()> {
         let (steps, n, width) = c.pre.dim();
-        let u = self.spec.units;
+        let (u, out) = (self.spec.units, self.spec.output_units());
         let rows = c.first_row..c.first_row + n;
         let mut buffers = StepBuffers {
             rec: zeros((n, width), "recurrent products")?,
-            scratch: zeros((n, u), "dropout scratch")?,
+            scratch: zeros((n, out), "dropout scratch")?,
             q: zeros((n, u), "GRU reset products")?,
         };
         for step in 0..steps {
@@ -169,6 +176,10 @@ impl<T: Float> StepContext<'_, T> {
                 },
             );
             let mut c_pair = c.cs.as_mut().map(|cs| split_step(cs, step));
+            let mut unprojected = c
+                .unprojected
+                .as_mut()
+                .map(|a| a.index_axis_mut(Axis(0), step));
             for r in 0..n {
                 if !self.used(step, c.first_row + r) {
                     h_next.row_mut(r).assign(&h_prev.row(r));
@@ -178,11 +189,16 @@ impl<T: Float> StepContext<'_, T> {
                     pre.row_mut(r).fill(T::zero());
                     continue;
                 }
+                // A projected LSTM's row math writes `o ⊙ act(c)`; the projection follows.
+                let h = match &mut unprojected {
+                    Some(a) => slice_mut(a.row_mut(r)),
+                    None => slice_mut(h_next.row_mut(r)),
+                };
                 cell.forward_row(ForwardRow {
                     pre: slice_mut(pre.row_mut(r)),
                     rec: row(buffers.rec.view(), r),
                     h_prev: row(h_prev, r),
-                    h: slice_mut(h_next.row_mut(r)),
+                    h,
                     c: c_pair.as_mut().map(|(c_prev, c_next)| {
                         (row(c_prev.view(), r), slice_mut(c_next.row_mut(r)))
                     }),
@@ -192,6 +208,14 @@ impl<T: Float> StepContext<'_, T> {
                         .map(|a| slice_mut(a.slice_mut(s![step, r, ..]))),
                     peephole: self.peephole(),
                 });
+            }
+            if let (Some(w), Some(a)) = (self.projection, &unprojected) {
+                packed_product(a.view(), w, false, &mut h_next);
+                for r in 0..n {
+                    if !self.used(step, c.first_row + r) {
+                        h_next.row_mut(r).assign(&h_prev.row(r));
+                    }
+                }
             }
             if let Some(ys) = &mut c.ys {
                 self.write_outputs(ys, &h_next, step, c.first_row);
@@ -228,7 +252,7 @@ impl<T: Float> StepContext<'_, T> {
         cell: &S,
     ) -> Result<()> {
         let (steps, n, _) = c.dpre.dim();
-        let u = self.spec.units;
+        let (u, out) = (self.spec.units, self.spec.output_units());
         let rows = c.first_row..c.first_row + n;
         let pre = saved.pre.slice(s![.., rows.clone(), ..]);
         let hs = saved.hs.slice(s![.., rows.clone(), ..]);
@@ -236,9 +260,14 @@ impl<T: Float> StepContext<'_, T> {
         let rec_h = (saved.rec_h.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
         let mut dh = c.dh0.to_owned();
         let mut dc = c.dc0.as_ref().map(|d| d.to_owned());
-        let mut dh_prev = zeros((n, u), "state gradients")?;
-        let mut carry = zeros((n, u), "output gradients")?;
-        let mut scratch = zeros((n, u), "dropout scratch")?;
+        let mut dh_prev = zeros((n, out), "state gradients")?;
+        let mut carry = zeros((n, out), "output gradients")?;
+        let mut scratch = zeros((n, out), "dropout scratch")?;
+        // A projected LSTM's gradient of `o ⊙ act(c)`, `dh · W_hrᵀ`.
+        let mut d_unprojected = match self.projection {
+            Some(_) => Some(zeros((n, u), "projection gradients")?),
+            None => None,
+        };
         for step in (0..steps).rev() {
             self.cancel.check()?;
             match d_outputs {
@@ -261,10 +290,30 @@ impl<T: Float> StepContext<'_, T> {
                 let mut dh_row = dh.row_mut(r);
                 dh_row += &carry_row;
                 carry_row.fill(T::zero());
+            }
+            if let (Some(w), Some(d)) = (self.projection, &mut d_unprojected) {
+                packed_product(dh.view(), w, false, &mut d.view_mut());
+                if let Some(steps_out) = &mut c.dh_steps {
+                    let mut now = steps_out.index_axis_mut(Axis(0), step);
+                    for r in 0..n {
+                        if self.used(step, c.first_row + r) {
+                            now.row_mut(r).assign(&dh.row(r));
+                        }
+                    }
+                }
+            }
+            for r in 0..n {
+                if !self.used(step, c.first_row + r) {
+                    continue;
+                }
+                let dh_row = match &d_unprojected {
+                    Some(d) => row(d.view(), r),
+                    None => row(dh.view(), r),
+                };
                 cell.backward_row(BackwardRow {
                     pre: row(pre, r),
                     h_prev: row(h_prev, r),
-                    dh: dh_row.into_slice().expect("contiguous"),
+                    dh: dh_row,
                     dpre: slice_mut(dpre.row_mut(r)),
                     dh_prev: slice_mut(dh_prev.row_mut(r)),
                     c: cs.as_ref().zip(dc.as_mut()).map(|(cs, dc)| {
