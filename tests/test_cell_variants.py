@@ -27,74 +27,95 @@ ACTIVATIONS = {"tanh": np.tanh, "sigmoid": sigmoid, "relu": lambda z: np.maximum
 
 
 def reference(kind, weights, x, *, states=None, mask=None, in_drop=None, rec_drop=None, options=None, act="tanh"):
-    """The float64 forward pass of "indrnn" or "peephole" (an LSTM with peepholes).
+    """The float64 forward pass of one of `KINDS`.
 
-    IndRNN: `h = act(x·W + u ⊙ h₋₁ + b)`. Peephole LSTM: `z = x·W + h₋₁·U + b` per gate,
-    `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`, `c = f ⊙ c₋₁ + i ⊙ act(z_c)`,
-    `o = σ(z_o + p_o ⊙ c)`, `h = o ⊙ act(c)`. Dropout multipliers `(gates, batch, dim)` scale the
-    input and `h₋₁` per gate; a masked step keeps the states and outputs the previous output (or
-    zeros with `zero_output_for_mask`). Returns `(outputs in processing order, final states)`.
+    IndRNN: `h = act(x·W + u ⊙ h₋₁ + b)`. LSTM: `z = x·W + h₋₁·U + b` per gate i, f, c, o;
+    with peepholes `p`, `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`,
+    `c = f ⊙ c₋₁ + i ⊙ act(z_c)`, `o = σ(z_o + p_o ⊙ c)`; `h = o ⊙ act(c)`, times `W_hr` with a
+    projection (PyTorch's documented `h_t = W_hr(o_t ⊙ tanh(c_t))`, `W_hr` stored transposed).
+    Dropout multipliers `(gates, batch, dim)` scale the input and `h₋₁` per gate; a masked step
+    keeps the states and outputs the previous output (or zeros with `zero_output_for_mask`).
+    Returns `(outputs in processing order, final states)`.
     """
     options = options or {}
     f = ACTIVATIONS[act]
     x = np.asarray(x, np.float64)
     b, t, _ = x.shape
-    kernel, recurrent, bias = (np.asarray(w, np.float64) if w is not None else None for w in weights[:3])
-    gates = 1 if kind == "indrnn" else 4
+    weights = [None if w is None else np.asarray(w, np.float64) for w in weights]
+    kernel, recurrent, bias, *extras = weights
+    peephole = extras.pop(0) if "peephole" in kind else None
+    projection = extras.pop(0) if "projection" in kind else None
+    gates = gates_of(kind)
     u = kernel.shape[1] // gates
+    out = u if projection is None else projection.shape[1]
     bias = np.zeros(gates * u) if bias is None else bias
-    h = np.zeros((b, u)) if states is None else np.asarray(states[0], np.float64)
+    h = np.zeros((b, out)) if states is None else np.asarray(states[0], np.float64)
     c = np.zeros((b, u)) if states is None or kind == "indrnn" else np.asarray(states[1], np.float64)
     in_drop = np.ones((gates, b, x.shape[2])) if in_drop is None else in_drop
-    rec_drop = np.ones((gates, b, u)) if rec_drop is None else rec_drop
+    rec_drop = np.ones((gates, b, out)) if rec_drop is None else rec_drop
     order = range(t - 1, -1, -1) if options.get("go_backwards") else range(t)
-    outputs, previous = [], np.zeros((b, u))
+    outputs, previous = [], np.zeros((b, out))
     for step in order:
         xs = x[:, step]
         if kind == "indrnn":
             h_new = f((xs * in_drop[0]) @ kernel + recurrent * (h * rec_drop[0]) + bias)
             c_new = c
         else:
-            z = [(xs * in_drop[g]) @ kernel[:, g * u : (g + 1) * u] for g in range(4)]
+            blocks = [slice(g * u, (g + 1) * u) for g in range(4)]
             z = [
-                z[g] + (h * rec_drop[g]) @ recurrent[:, g * u : (g + 1) * u] + bias[g * u : (g + 1) * u]
-                for g in range(4)
+                (xs * in_drop[g]) @ kernel[:, blocks[g]] + (h * rec_drop[g]) @ recurrent[:, blocks[g]] for g in range(4)
             ]
-            p = np.asarray(weights[3], np.float64)
+            z = [z[g] + bias[blocks[g]] for g in range(4)]
+            p = np.zeros((3, u)) if peephole is None else peephole
             i, fg = sigmoid(z[0] + p[0] * c), sigmoid(z[1] + p[1] * c)
             c_new = fg * c + i * f(z[2])
             h_new = sigmoid(z[3] + p[2] * c_new) * f(c_new)
+            h_new = h_new if projection is None else h_new @ projection
         keep = np.ones((b, 1), bool) if mask is None else np.asarray(mask)[:, step : step + 1]
         h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
-        fallback = np.zeros((b, u)) if options.get("zero_output_for_mask") else previous
+        fallback = np.zeros((b, out)) if options.get("zero_output_for_mask") else previous
         previous = np.where(keep, h_new, fallback)
         outputs.append(previous)
     finals = [h] if kind == "indrnn" else [h, c]
     return np.stack(outputs, axis=1), finals
 
 
-def spec(kind, act="tanh", use_bias=True):
-    if kind == "indrnn":
-        return _core.CellSpec("indrnn", U, act, "sigmoid", use_bias)
-    return _core.CellSpec("lstm", U, act, "sigmoid", use_bias, peephole=True)
-
-
-def random_weights(kind, rng, use_bias=True, dtype=np.float64):
-    """`(kernel, recurrent_kernel, bias[, peephole])` in the core's layout."""
-    gates = 1 if kind == "indrnn" else 4
-    weights = [rng.uniform(-0.6, 0.6, (F, gates * U))]
-    weights.append(rng.uniform(-0.9, 0.9, (U,)) if kind == "indrnn" else rng.uniform(-0.6, 0.6, (U, 4 * U)))
-    weights.append(rng.uniform(-0.5, 0.5, (gates * U,)) if use_bias else None)
-    if kind == "peephole":
-        weights.append(rng.uniform(-0.8, 0.8, (3, U)))
-    return [None if w is None else w.astype(dtype) for w in weights]
+KINDS = ["indrnn", "peephole", "projection", "peephole_projection"]
+P = 2  # the projection's size
 
 
 def gates_of(kind):
     return 1 if kind == "indrnn" else 4
 
 
-KINDS = ["indrnn", "peephole"]
+def out_units(kind):
+    return P if "projection" in kind else U
+
+
+def state_units(kind):
+    return [U] if kind == "indrnn" else [out_units(kind), U]
+
+
+def spec(kind, act="tanh", use_bias=True):
+    if kind == "indrnn":
+        return _core.CellSpec("indrnn", U, act, "sigmoid", use_bias)
+    projection = P if "projection" in kind else None
+    return _core.CellSpec("lstm", U, act, "sigmoid", use_bias, peephole="peephole" in kind, projection=projection)
+
+
+def random_weights(kind, rng, use_bias=True, dtype=np.float64):
+    """`(kernel, recurrent_kernel, bias[, peephole][, projection])` in the core's layout."""
+    gates = gates_of(kind)
+    weights = [rng.uniform(-0.6, 0.6, (F, gates * U))]
+    recurrent = (U,) if kind == "indrnn" else (out_units(kind), 4 * U)
+    weights.append(rng.uniform(-0.9 if kind == "indrnn" else -0.6, 0.9 if kind == "indrnn" else 0.6, recurrent))
+    weights.append(rng.uniform(-0.5, 0.5, (gates * U,)) if use_bias else None)
+    if "peephole" in kind:
+        weights.append(rng.uniform(-0.8, 0.8, (3, U)))
+    if "projection" in kind:
+        weights.append(rng.uniform(-0.8, 0.8, (U, P)))
+    return [None if w is None else w.astype(dtype) for w in weights]
+
 
 # --- forward against the reference ----------------------------------------------------------
 
@@ -111,12 +132,12 @@ def run_case(kind, case, dtype, seed=0):
     act, use_bias = case.get("act", "tanh"), case.get("use_bias", True)
     weights = random_weights(kind, rng, use_bias, dtype)
     x = rng.normal(size=(B, T, F)).astype(dtype)
-    states = [rng.normal(size=(B, U)).astype(dtype) for _ in range(1 if kind == "indrnn" else 2)]
+    states = [rng.normal(size=(B, n)).astype(dtype) for n in state_units(kind)]
     mask = rng.random((B, T)) < 0.7 if case.get("mask") else None
     g = gates_of(kind)
     drops = [None, None]
     if case.get("dropout"):
-        drops = [((rng.random((g, B, d)) > 0.3) / 0.7).astype(dtype) for d in (F, U)]
+        drops = [((rng.random((g, B, d)) > 0.3) / 0.7).astype(dtype) for d in (F, out_units(kind))]
     options = {k: case.get(k, False) for k in ("go_backwards", "zero_output_for_mask")}
     given_states = states if case.get("states") else None
     core = _core.rnn_forward(
@@ -185,14 +206,14 @@ def test_gradients_equal_central_differences(
     rng = np.random.default_rng(1)
     weights = random_weights(kind, rng, use_bias)
     x = rng.normal(size=(B, T, F))
-    states = [rng.normal(size=(B, U)) * 0.5 for _ in range(1 if kind == "indrnn" else 2)]
+    states = [rng.normal(size=(B, n)) * 0.5 for n in state_units(kind)]
     mask = None if mask_seed is None else np.random.default_rng(mask_seed).random((B, T)) < 0.6
     g = gates_of(kind)
     in_drop = ((rng.random((g, B, F)) > 0.3) / 0.7) if dropout else None
-    rec_drop = ((rng.random((g, B, U)) > 0.3) / 0.7) if dropout else None
+    rec_drop = ((rng.random((g, B, out_units(kind))) > 0.3) / 0.7) if dropout else None
     options = {"go_backwards": go_backwards, "zero_output_for_mask": zero_output}
-    r_out = rng.normal(size=(B, T, U))
-    r_states = [rng.normal(size=(B, U)) for _ in states]
+    r_out = rng.normal(size=(B, T, out_units(kind)))
+    r_states = [rng.normal(size=s.shape) for s in states]
 
     def loss():
         out, finals = reference(
@@ -225,19 +246,18 @@ def test_gradients_equal_central_differences(
     analytic = [dx, dk, drk] + ([db] if use_bias else []) + d_extra + (list(dstates) if with_states else [])
     arrays = [x] + [w for w in weights if w is not None] + (states if with_states else [])
     assert len(analytic) == len(arrays)
-    for name, a, n in zip(
-        ["x", "kernel", "recurrent_kernel", "bias", "peephole"], analytic, central_differences(loss, arrays)
-    ):
-        assert a.shape == n.shape, name
-        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7, err_msg=name)
+    for k, (a, n) in enumerate(zip(analytic, central_differences(loss, arrays))):
+        assert a.shape == n.shape, k
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7, err_msg=f"gradient {k} (x, weights, states)")
 
 
-def test_peephole_gradient_is_returned_after_the_states_and_is_not_zero():
+def test_extra_gradients_come_after_the_states_in_the_weights_order():
     rng = np.random.default_rng(3)
-    weights = random_weights("peephole", rng)
-    _, _, saved = _core.rnn_forward(spec("peephole"), weights, rng.normal(size=(B, T, F)))
-    grads = _core.rnn_backward(saved, d_outputs=np.ones((B, T, U)))
-    assert len(grads) == 6 and grads[5].shape == (3, U) and np.abs(grads[5]).min() > 0
+    kind = "peephole_projection"
+    _, _, saved = _core.rnn_forward(spec(kind), random_weights(kind, rng), rng.normal(size=(B, T, F)))
+    grads = _core.rnn_backward(saved, d_outputs=np.ones((B, T, P)))
+    assert len(grads) == 7 and grads[5].shape == (3, U) and grads[6].shape == (U, P)
+    assert np.abs(grads[5]).min() > 0 and np.abs(grads[6]).min() > 0
     _, _, saved = _core.rnn_forward(spec("indrnn"), random_weights("indrnn", rng), rng.normal(size=(B, T, F)))
     grads = _core.rnn_backward(saved, d_outputs=np.ones((B, T, U)))
     assert len(grads) == 5 and grads[2].shape == (U,)
@@ -246,10 +266,14 @@ def test_peephole_gradient_is_returned_after_the_states_and_is_not_zero():
 # --- the layers -------------------------------------------------------------------------------
 
 
+def lstm_extras(kind):
+    return {"peephole": "peephole" in kind, "projection": P if "projection" in kind else None}
+
+
 def make_layer(kind, **kwargs):
     if kind == "indrnn":
         return layers.IndRNN(U, activation="tanh", **kwargs)
-    return layers.LSTM(U, peephole=True, **kwargs)
+    return layers.LSTM(U, **lstm_extras(kind), **kwargs)
 
 
 class SteppedIndRNNCell(layers.IndRNNCell):
@@ -270,7 +294,7 @@ def stepped_twin(kind, layer, **kwargs):
     cell = (
         SteppedIndRNNCell(U, activation="tanh", **kwargs)
         if kind == "indrnn"
-        else SteppedLSTMCell(U, peephole=True, **kwargs)
+        else SteppedLSTMCell(U, **lstm_extras(kind), **kwargs)
     )
     return layers.RNN(
         cell,
@@ -294,7 +318,7 @@ def test_fused_layer_equals_its_cell_stepped_through_the_tape(kind, go_backwards
     rng = np.random.default_rng(5)
     x = rng.normal(size=(B, T, F)).astype(np.float32)
     mask = rng.random((B, T)) < 0.7
-    states = [rng.normal(size=(B, U)).astype(np.float32) for _ in range(1 if kind == "indrnn" else 2)]
+    states = [rng.normal(size=(B, n)).astype(np.float32) for n in state_units(kind)]
     options = dict(return_sequences=True, return_state=True, go_backwards=go_backwards, zero_output_for_mask=True)
     fused = make_layer(kind, dropout=0.2, recurrent_dropout=0.3, seed=7, **options)
     fused(x)
@@ -357,9 +381,11 @@ def test_rnn_of_the_cell_stateful_and_weights_in_order(kind):
         assert shapes == [(F, U), (U,), (U,)]
         cell = layers.IndRNNCell(U, activation="tanh")
     else:
-        assert shapes == [(F, 4 * U), (U, 4 * U), (4 * U,), (3, U)]
-        assert [w.name for w in layer.weights][-1].endswith("peephole")
-        cell = layers.LSTMCell(U, peephole=True)
+        extra = [(3, U)] * ("peephole" in kind) + [(U, P)] * ("projection" in kind)
+        assert shapes == [(F, 4 * U), (out_units(kind), 4 * U), (4 * U,), *extra]
+        names = [w.name.split("/")[-1] for w in layer.weights][3:]
+        assert names == ["peephole"] * ("peephole" in kind) + ["projection_kernel"] * ("projection" in kind)
+        cell = layers.LSTMCell(U, **lstm_extras(kind))
     wrapped = layers.RNN(cell, return_sequences=True)
     wrapped(x)
     wrapped.set_weights(layer.get_weights())
@@ -389,7 +415,8 @@ def test_save_and_load_keep_config_and_weights(kind, tmp_path):
     if kind == "indrnn":
         assert type(loaded.layers[0]) is layers.IndRNN and config["recurrent_max_abs"] == 2.0
     else:
-        assert config["peephole"] is True
+        assert config.get("peephole", False) == ("peephole" in kind)
+        assert config.get("projection") == lstm_extras(kind)["projection"]
     model.save_weights(tmp_path / "w.weights.h5")
     fresh = rk.Sequential([rk.Input((T, F)), make_layer(kind, **extra), layers.Dense(2)])
     fresh.load_weights(tmp_path / "w.weights.h5")
@@ -399,7 +426,8 @@ def test_save_and_load_keep_config_and_weights(kind, tmp_path):
 def test_plain_lstm_config_and_weights_are_keras_s():
     layer = layers.LSTM(U)
     layer(np.zeros((1, 2, F), np.float32))
-    assert "peephole" not in layer.get_config() and len(layer.get_weights()) == 3
+    config = layer.get_config()
+    assert "peephole" not in config and "projection" not in config and len(layer.get_weights()) == 3
 
 
 def test_recurrent_max_abs_clips_u_after_each_update():
@@ -477,3 +505,121 @@ def test_pytorch_export_refuses_peepholes():
     ind(np.zeros((1, 2, F), np.float32))
     with pytest.raises(ValueError, match="expected an LSTM, GRU or SimpleRNN layer"):
         ind.to_torch_state_dict()
+
+
+# --- projection LSTM and PyTorch's nn.LSTM(proj_size=...) ------------------------------------
+
+
+def torch_state_dict(rng, input_size, suffixes=("",), layer=0):
+    """Random weights in PyTorch's names and shapes for `nn.LSTM(input_size, U, proj_size=P)`."""
+    sd = {}
+    for s in suffixes:
+        tag = f"l{layer}{s}"
+        sd[f"weight_ih_{tag}"] = rng.uniform(-0.5, 0.5, (4 * U, input_size)).astype(np.float32)
+        sd[f"weight_hh_{tag}"] = rng.uniform(-0.5, 0.5, (4 * U, P)).astype(np.float32)
+        sd[f"bias_ih_{tag}"] = rng.uniform(-0.5, 0.5, (4 * U,)).astype(np.float32)
+        sd[f"bias_hh_{tag}"] = rng.uniform(-0.5, 0.5, (4 * U,)).astype(np.float32)
+        sd[f"weight_hr_{tag}"] = rng.uniform(-0.5, 0.5, (P, U)).astype(np.float32)
+    return sd
+
+
+def torch_lstm(sd, tag, x, reverse=False):
+    """PyTorch's documented nn.LSTM equations (gates i, f, g, o; `h_t = W_hr(o_t ⊙ tanh(c_t))`)
+    in float64 over batch-major `x`; outputs in time order."""
+    w_ih, w_hh, w_hr = (np.asarray(sd[f"{k}_{tag}"], np.float64) for k in ("weight_ih", "weight_hh", "weight_hr"))
+    bias = np.asarray(sd[f"bias_ih_{tag}"], np.float64) + sd[f"bias_hh_{tag}"]
+    h, c = np.zeros((x.shape[0], P)), np.zeros((x.shape[0], U))
+    outputs = {}
+    for t in reversed(range(x.shape[1])) if reverse else range(x.shape[1]):
+        i, f, g, o = np.split(x[:, t] @ w_ih.T + h @ w_hh.T + bias, 4, axis=1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = (sigmoid(o) * np.tanh(c)) @ w_hr.T
+        outputs[t] = h
+    return np.stack([outputs[t] for t in range(x.shape[1])], axis=1), (h, c)
+
+
+def test_projection_lstm_from_pytorch_state_dict_equals_pytorch_s_equations():
+    """`from_torch` on a `proj_size` state dict (PyTorch itself is not needed: a dict of arrays
+    with its names), one layer and a bidirectional stack of two, and back to the same dict."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    sd = torch_state_dict(rng, F)
+    layer = layers.LSTM.from_torch(sd, return_state=True)
+    assert layer.projection == P and layer.units == U
+    y, h, c = (np.asarray(t) for t in layer(x))
+    want, (want_h, want_c) = torch_lstm(sd, "l0", x)
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    np.testing.assert_allclose(h, want_h, atol=1e-5)
+    np.testing.assert_allclose(c, want_c, atol=1e-5)
+    back = layer.to_torch_state_dict()
+    assert set(back) == set(sd)
+    for key in ("weight_ih_l0", "weight_hh_l0", "weight_hr_l0"):
+        np.testing.assert_array_equal(back[key], sd[key])
+    np.testing.assert_allclose(back["bias_ih_l0"] + back["bias_hh_l0"], sd["bias_ih_l0"] + sd["bias_hh_l0"], rtol=1e-6)
+    assert rk.interop.torch.torch_config(layer)["proj_size"] == P
+
+    pair = {**torch_state_dict(rng, F, ("", "_reverse")), **torch_state_dict(rng, 2 * P, ("", "_reverse"), layer=1)}
+    stack = layers.LSTM.from_torch(pair)
+    assert len(stack) == 2
+    got = np.asarray(stack[1](stack[0](x)))
+    first = np.concatenate([torch_lstm(pair, "l0", x)[0], torch_lstm(pair, "l0_reverse", x, reverse=True)[0]], -1)
+    want = np.concatenate(
+        [torch_lstm(pair, "l1", first)[0], torch_lstm(pair, "l1_reverse", first, reverse=True)[0]], -1
+    )
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert rk.interop.torch.torch_config(stack) == {
+        "module": "LSTM",
+        "input_size": F,
+        "hidden_size": U,
+        "num_layers": 2,
+        "bias": True,
+        "batch_first": True,
+        "bidirectional": True,
+        "proj_size": P,
+    }
+
+
+def test_projection_lstm_equals_pytorch_forward_and_gradients():
+    """With PyTorch installed: nn.LSTM(proj_size=P) and the layer from it agree on the outputs
+    and on every gradient of a loss over the outputs."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(F, U, proj_size=P, batch_first=True)
+    layer = layers.LSTM.from_torch(module)
+    x = np.random.default_rng(0).normal(size=(B, T, F)).astype(np.float32)
+    r = np.random.default_rng(1).normal(size=(B, T, P)).astype(np.float32)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    y = module(xt)[0]
+    (y * torch.from_numpy(r)).sum().backward()
+    x_rk = rk.ops.convert_to_tensor(x)
+    with rk.GradientTape() as tape:
+        tape.watch(x_rk)
+        loss = rk.ops.sum(layer(x_rk) * r)
+    d_x, d_kernel, d_recurrent, d_bias, d_projection = tape.gradient(loss, [x_rk, *layer.trainable_weights])
+    np.testing.assert_allclose(np.asarray(layer(x)), y.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(d_x), xt.grad.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(d_kernel), module.weight_ih_l0.grad.numpy().T, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(d_recurrent), module.weight_hh_l0.grad.numpy().T, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(d_bias), module.bias_ih_l0.grad.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(d_projection), module.weight_hr_l0.grad.numpy().T, atol=1e-5)
+
+
+def test_projection_argument_errors():
+    with pytest.raises(ValueError, match=r"Argument `projection` expected None or an integer from 1 to units - 1 = 2"):
+        layers.LSTM(3, projection=3)
+    with pytest.raises(TypeError, match="Argument `projection` expected None or an integer, received 1.5"):
+        layers.LSTMCell(3, projection=1.5)
+    with pytest.raises(
+        ValueError, match=r"projection: expected None for a cell other than 'lstm' \('gru'\), received 2"
+    ):
+        _core.CellSpec("gru", 3, projection=2)
+    with pytest.raises(ValueError, match="projection: expected None or an integer from 1 to units - 1 = 2, received 3"):
+        _core.CellSpec("lstm", 3, projection=3)
+    rng = np.random.default_rng(0)
+    weights = random_weights("projection", rng)
+    with pytest.raises(ValueError, match="projection: expected an array since the spec projects, received None"):
+        _core.rnn_forward(spec("projection"), weights[:3], rng.normal(size=(B, T, F)))
+    with pytest.raises(ValueError, match=r"initial_states\[0\]: expected shape \(3, 2\), received \(3, 3\)"):
+        _core.rnn_forward(
+            spec("projection"), weights, rng.normal(size=(B, T, F)), initial_states=[np.zeros((B, U))] * 2
+        )

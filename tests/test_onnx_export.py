@@ -120,9 +120,12 @@ def test_peephole_lstm_as_the_p_input(tmp_path):
     check(randomize(masked), padded(), tmp_path)
 
 
-def test_indrnn_is_refused_by_name(tmp_path):
+def test_indrnn_and_projection_are_refused_by_name(tmp_path):
     model = one_layer(layers.IndRNN(5))
     with pytest.raises(ValueError, match="IndRNNCell is not a built-in cell"):
+        model.export(tmp_path / "m.onnx")
+    model = one_layer(layers.LSTM(5, projection=2))
+    with pytest.raises(ValueError, match="projection=... has no equivalent in ONNX's LSTM operator"):
         model.export(tmp_path / "m.onnx")
 
 

@@ -146,9 +146,7 @@ def rnn_backward(
     d_final_states: Sequence[_Array | None] | None = None,
     *,
     input_gradient: bool = True,
-) -> (
-    tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]
-): ...
+) -> tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]: ...
 @overload
 def bidirectional_forward(
     fw_spec: CellSpec,

@@ -42,6 +42,8 @@ def _check_cell(cell):
         raise _Unsupported(f"cell {type(cell).__name__} is not a built-in cell (LSTMCell, GRUCell, SimpleRNNCell)")
     if not cell.built:
         raise _Unsupported("the layer is not built")
+    if getattr(cell, "projection", None):
+        raise _Unsupported("projection=... has no equivalent in ONNX's LSTM operator")
 
 
 def _cell_functions(cell):

@@ -33,11 +33,12 @@ def _grads(cell, weight_grads, with_states):
 
 
 def _device(cells):
-    """The core's `device` for these cells: the GPU's kernels do not run IndRNN or peepholes yet,
-    so under "auto" those run on the CPU; an explicit `rk.device("cuda")` gets the core's error."""
+    """The core's `device` for these cells: the GPU's kernels do not run IndRNN, peepholes or
+    projections yet, so under "auto" those run on the CPU; an explicit `rk.device("cuda")` gets
+    the core's error."""
     device = config.compute_device()
     if device == "cuda" and config.current_device() != "cuda":
-        if any(c.spec.kind == "indrnn" or c.spec.peephole for c in cells):
+        if any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection for c in cells):
             return "cpu"
     return device
 

@@ -344,6 +344,9 @@ class LSTM(_CellLayer):
         peephole: Add peephole connections (beyond Keras; ONNX's and oneDNN's): a `(3, units)`
             weight after `bias` in `get_weights()`, see `LSTMCell`. Fused on the CPU; the GPU
             kernels do not run it yet (under the "auto" device it runs on the CPU).
+        projection: None, or the size `P < units` of a projected output and `h` (beyond Keras;
+            PyTorch's `proj_size`): `h = (o ⊙ tanh(c))·projection_kernel`, a `(units, P)` weight
+            last in `get_weights()`; see `LSTMCell`. CPU only, as `peephole`.
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -352,8 +355,8 @@ class LSTM(_CellLayer):
         ValueError: For a `units` that is not a positive integer, an unknown activation,
             initializer, regularizer or constraint name, a `use_cudnn` other than "auto",
             True or False, or an unknown keyword argument.
-        TypeError: For a dropout rate or seed that is not a number, or a `peephole` that is
-            not a bool.
+        TypeError: For a dropout rate or seed that is not a number, a `peephole` that is not a
+            bool, or a `projection` that is not an integer or None.
     """
 
     def __init__(
@@ -383,6 +386,7 @@ class LSTM(_CellLayer):
         unroll=False,
         use_cudnn="auto",
         peephole=False,
+        projection=None,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -407,6 +411,7 @@ class LSTM(_CellLayer):
                 recurrent_dropout=recurrent_dropout,
                 seed=seed,
                 peephole=peephole,
+                projection=projection,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -421,6 +426,7 @@ class LSTM(_CellLayer):
     recurrent_activation = _cell_property("recurrent_activation")
     unit_forget_bias = _cell_property("unit_forget_bias")
     peephole = _cell_property("peephole")
+    projection = _cell_property("projection")
 
 
 class IndRNN(_CellLayer):

@@ -39,6 +39,18 @@ def _flag(name, value):
     return bool(value)
 
 
+def _projection(value, units):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument `projection` expected None or an integer, received {value!r}.")
+    if not 0 < value < units:
+        raise ValueError(
+            f"Argument `projection` expected None or an integer from 1 to units - 1 = {units - 1}, received {value!r}."
+        )
+    return int(value)
+
+
 def _positive(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"Argument `{name}` expected a positive number or None, received {value!r}.")
@@ -207,15 +219,17 @@ class DropoutRNNCell(Layer):
             self.use_bias,
             getattr(self, "reset_after", True),
             getattr(self, "peephole", False),
+            getattr(self, "projection", None),
         )
         cached = self.__dict__.get("_spec_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        kind, units, activation, recurrent_activation, use_bias, reset_after, peephole = key
+        kind, units, activation, recurrent_activation, use_bias, reset_after, peephole, projection = key
         names = [_builtin_name(activation), _builtin_name(recurrent_activation)]
         spec = None
         if all(n in _core.ACTIVATIONS for n in names):
-            spec = _core.CellSpec(kind, units, *names, use_bias, reset_after, peephole=peephole)
+            extras = {"peephole": peephole, "projection": projection}
+            spec = _core.CellSpec(kind, units, *names, use_bias, reset_after, **extras)
         self.__dict__["_spec_cache"] = (key, spec)
         return spec
 
@@ -243,7 +257,7 @@ class DropoutRNNCell(Layer):
             scale = 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
             return np.broadcast_to((keep * scale).astype(dtype), (self.gates, batch, dim))
 
-        return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.units, self.gates)
+        return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.output_size, self.gates)
 
     def get_initial_state(self, batch_size=None):
         """Zero states, one `(batch_size, units)` array per state."""
@@ -515,6 +529,11 @@ class LSTMCell(DropoutRNNCell):
             `get_weights()`, with `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`,
             `c = f ⊙ c₋₁ + i ⊙ tanh(z_c)`, `o = σ(z_o + p_o ⊙ c)`, `h = o ⊙ tanh(c)` (σ and tanh
             standing for `recurrent_activation` and `activation`).
+        projection: None, or the size `P` (1 to `units - 1`) of a projected `h`, as PyTorch's
+            `proj_size`: `h = (o ⊙ tanh(c))·projection_kernel` with a `(units, P)` weight
+            `projection_kernel` (initialised by `kernel_initializer`) last in `get_weights()`;
+            `h`, the output and the rows of `recurrent_kernel` `(P, 4·units)` then have size
+            `P`, and the states are `[h (batch, P), c (batch, units)]`.
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
             `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
             anything else raises ValueError.
@@ -522,8 +541,8 @@ class LSTMCell(DropoutRNNCell):
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
             initializer, regularizer or constraint name, or an unknown keyword argument.
-        TypeError: For a dropout rate or seed that is not a number, or a `peephole` that is
-            not a bool.
+        TypeError: For a dropout rate or seed that is not a number, a `peephole` that is not a
+            bool, or a `projection` that is not an integer or None.
     """
 
     kind = "lstm"
@@ -549,6 +568,7 @@ class LSTMCell(DropoutRNNCell):
         recurrent_dropout=0.0,
         seed=None,
         peephole=False,
+        projection=None,
         **kwargs,
     ):
         super().__init__(
@@ -572,19 +592,29 @@ class LSTMCell(DropoutRNNCell):
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         self.peephole = _flag("peephole", peephole)
-        self.state_size = [self.units, self.units]
+        self.projection = _projection(projection, self.units)
+        self.output_size = self.projection or self.units
+        self.state_size = [self.output_size, self.units]
 
     def build(self, input_shape):
         init = self._forget_bias_initializer if self.unit_forget_bias else self.bias_initializer
-        self.add_cell_weights(input_shape[-1], (4 * self.units,), init)
+        recurrent_shape = (self.output_size, 4 * self.units)
+        self.add_cell_weights(input_shape[-1], (4 * self.units,), init, recurrent_shape)
         if self.peephole:
             self.peephole_weights = self.add_weight(shape=(3, self.units), initializer="zeros", name="peephole")
+        if self.projection:
+            self.projection_kernel = self.add_weight(
+                shape=(self.units, self.projection), initializer=self.kernel_initializer, name="projection_kernel"
+            )
         self.built = True
 
     @property
     def extra_weights(self):
-        """The weights after Keras's three: `[peephole_weights]` with `peephole`, else none."""
-        return [self.peephole_weights] if self.peephole else []
+        """The weights after Keras's three: `peephole_weights` with `peephole`, then
+        `projection_kernel` with a `projection`."""
+        return ([self.peephole_weights] if self.peephole else []) + (
+            [self.projection_kernel] if self.projection else []
+        )
 
     def _forget_bias_initializer(self, shape, dtype=None):
         """`bias_initializer` for the i, c and o gates, ones for the forget gate (as Keras)."""
@@ -604,6 +634,8 @@ class LSTMCell(DropoutRNNCell):
         c = f * c_prev + i * self.activation(z[2])
         o = self.recurrent_activation(z[3] + p_o * c if self.peephole else z[3])
         h = o * self.activation(c)
+        if self.projection:
+            h = ops.matmul(h, self.projection_kernel)
         return h, [h, c]
 
     def get_config(self):
@@ -614,6 +646,8 @@ class LSTMCell(DropoutRNNCell):
         )
         if self.peephole:
             config["peephole"] = True
+        if self.projection:
+            config["projection"] = self.projection
         return config
 
 
