@@ -81,6 +81,7 @@ impl Side {
                 mask: mask.map(|m| m.view()),
                 input_dropout: None,
                 recurrent_dropout: None,
+                zoneout: None,
                 cancel: Cancel::default(),
             },
             options: self.options,

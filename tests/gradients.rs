@@ -21,6 +21,8 @@ struct Case {
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<f64>>,
     recurrent_dropout: Option<Array3<f64>>,
+    /// Per state, `(batch, time, state units)` zoneout weights.
+    zoneout: Option<Vec<Array3<f64>>>,
     last_only: bool,
 }
 
@@ -86,6 +88,7 @@ fn loss(
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
+        zoneout: (case.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
         cancel: Cancel::default(),
     };
     let out = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
@@ -125,6 +128,7 @@ fn check(case: Case, seed: u64) {
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
+        zoneout: (case.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
         cancel: Cancel::default(),
     };
     let fwd = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
@@ -204,6 +208,7 @@ fn base(cell: (CellKind, Extra)) -> Case {
         mask: None,
         input_dropout: None,
         recurrent_dropout: None,
+        zoneout: None,
         last_only: false,
     }
 }
@@ -338,5 +343,52 @@ fn no_bias_and_other_activations() {
             };
             check(case, 160 + (i * 10 + j) as u64);
         }
+    }
+}
+
+/// Per state of `spec`, `(B, T, state units)` zoneout weights: 0/1 masks keeping about `rate`
+/// of the previous values, or the constant `rate` (inference's expectation).
+fn zoneout(rng: &mut Rng, spec: &CellSpec, rate: f64, masks: bool) -> Vec<Array3<f64>> {
+    (0..spec.state_count())
+        .map(|i| {
+            Array3::from_shape_simple_fn((B, T, spec.state_units(i)), || match masks {
+                true => f64::from(u8::from(rng.uniform(0.0, 1.0) < rate)),
+                false => rate,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn zoneout_masks_with_masking_dropout_and_go_backwards() {
+    let mut rng = Rng::new(11);
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let s = cell_spec(kind, H, "tanh", "sigmoid", true);
+        let case = Case {
+            zoneout: Some(zoneout(&mut rng, &s, 0.4, true)),
+            mask: Some(rng.mask(B, T, 0.7)),
+            recurrent_dropout: Some(rng.dropout(s.gates(), B, s.output_units(), 0.3)),
+            options: SequenceOptions {
+                go_backwards: i % 2 == 0,
+                ..Default::default()
+            },
+            ..base(kind)
+        };
+        check(case, 200 + i as u64);
+    }
+}
+
+#[test]
+fn zoneout_expectation_last_output_only() {
+    let mut rng = Rng::new(12);
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let s = cell_spec(kind, H, "relu", "hard_sigmoid", false);
+        let case = Case {
+            spec: s,
+            zoneout: Some(zoneout(&mut rng, &s, 0.3, false)),
+            last_only: true,
+            ..base(kind)
+        };
+        check(case, 220 + i as u64);
     }
 }

@@ -27,6 +27,8 @@ struct Setup<T> {
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<T>>,
     recurrent_dropout: Option<Array3<T>>,
+    /// Per state, `(batch, time, state units)` 0/1 zoneout masks.
+    zoneout: Option<Vec<Array3<T>>>,
     /// `(batch, time, units)` gradient of every output, in processing order.
     d_outputs: Array3<T>,
     /// `(batch, units)` gradient of the last output; used instead of `d_outputs` if `last_only`.
@@ -66,6 +68,7 @@ struct Variant {
     recurrent_dropout: bool,
     last_only: bool,
     d_states: bool,
+    zoneout: bool,
 }
 
 const PLAIN: Variant = Variant {
@@ -80,6 +83,7 @@ const PLAIN: Variant = Variant {
     recurrent_dropout: false,
     last_only: false,
     d_states: false,
+    zoneout: false,
 };
 
 const VARIANTS: [Variant; 6] = [
@@ -97,6 +101,7 @@ const VARIANTS: [Variant; 6] = [
         input_dropout: true,
         recurrent_dropout: true,
         last_only: true,
+        zoneout: true,
         ..PLAIN
     },
     Variant {
@@ -118,6 +123,7 @@ const VARIANTS: [Variant; 6] = [
         go_backwards: true,
         input_dropout: true,
         d_states: true,
+        zoneout: true,
         ..PLAIN
     },
     Variant {
@@ -174,6 +180,14 @@ impl<T: Float> Setup<T> {
             recurrent_dropout: v
                 .recurrent_dropout
                 .then(|| cast(&rng.dropout(g, b, out, 0.4))),
+            zoneout: v.zoneout.then(|| {
+                (0..spec.state_count())
+                    .map(|i| {
+                        let keep = |_| f64::from(u8::from(rng.uniform(0.0, 1.0) < 0.3));
+                        cast(&Array3::from_shape_fn((b, t, spec.state_units(i)), keep))
+                    })
+                    .collect()
+            }),
             d_outputs: cast(&rng.array((b, t, out), 1.0)),
             d_last: cast(&rng.array((b, out), 1.0)),
             last_only: v.last_only,
@@ -218,6 +232,7 @@ impl<T: Float> Setup<T> {
             mask: self.mask.as_ref().map(|m| m.view()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.view()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.view()),
+            zoneout: (self.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
             cancel: Cancel::default(),
         }
     }
@@ -274,6 +289,11 @@ impl<T: Float> Setup<T> {
                 .recurrent_dropout
                 .as_ref()
                 .map(|m| m.slice(s![.., r.clone(), ..]).to_owned()),
+            zoneout: self.zoneout.as_ref().map(|z| {
+                z.iter()
+                    .map(|m| m.slice(s![r.clone(), .., ..]).to_owned())
+                    .collect()
+            }),
             d_outputs: self.d_outputs.slice(s![r.clone(), .., ..]).to_owned(),
             d_last: self.d_last.slice(s![r.clone(), ..]).to_owned(),
             d_states: self
@@ -421,6 +441,7 @@ fn go_backwards_equals_a_plain_pass_over_reversed_time() {
                 .mask
                 .as_ref()
                 .map(|m| m.slice(s![.., ..;-1]).to_owned()),
+            zoneout: (base.zoneout.as_ref()).map(|z| z.iter().map(flip_time).collect()),
             ..base.clone()
         };
         let (a, mut b) = (backwards.run(), reversed.run());
@@ -615,6 +636,15 @@ fn masked_steps_keep_the_previous_state() {
                         .slice(s![i..i + 1, .., ..])
                         .to_owned(),
                     mask: None,
+                    // In processing order, like `x`, over the used steps.
+                    zoneout: row.zoneout.as_ref().map(|z| {
+                        z.iter()
+                            .map(|m| match base.options.go_backwards {
+                                true => flip_time(m).select(Axis(1), &used),
+                                false => m.select(Axis(1), &used),
+                            })
+                            .collect()
+                    }),
                     ..row
                 };
                 let fwd = sequence::forward(

@@ -106,6 +106,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[False] = False,
+    zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations]: ...
 @overload
 def rnn_forward(
@@ -122,6 +123,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[True],
+    zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], None]: ...
 @overload
 def rnn_forward(
@@ -138,6 +140,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: bool = False,
+    zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
     saved: SavedActivations,
@@ -167,6 +170,8 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    fw_zoneout: Sequence[_Array] | None = None,
+    bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -188,6 +193,8 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    fw_zoneout: Sequence[_Array] | None = None,
+    bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -209,6 +216,8 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    fw_zoneout: Sequence[_Array] | None = None,
+    bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,

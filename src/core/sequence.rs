@@ -38,6 +38,11 @@ pub struct SequenceInput<'a, T> {
     pub input_dropout: Option<ArrayView3<'a, T>>,
     /// `(gates, batch, units)` multipliers of the previous `h`, one per gate, shared over time.
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
+    /// Zoneout: per state (`[h]`, or `[h, c]` for LSTM), `(batch, time, state units)` weights
+    /// `m` of the previous value, time indexed as `x`: a used step's state becomes
+    /// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`, `s̃` the cell's new value (0/1 masks in training, the rate at
+    /// inference). LSTM's `h̃ = o ⊙ act(c̃)` reads the new `c̃` before its zoneout.
+    pub zoneout: Option<Vec<ArrayView3<'a, T>>>,
     /// Stops the pass between two steps.
     pub cancel: Cancel,
 }
@@ -51,6 +56,7 @@ impl<'a, T> SequenceInput<'a, T> {
             mask: None,
             input_dropout: None,
             recurrent_dropout: None,
+            zoneout: None,
             cancel: Cancel::default(),
         }
     }
@@ -84,6 +90,8 @@ pub struct Saved<T> {
     pub(crate) mask: Option<Array2<bool>>,
     pub(crate) input_dropout: Option<Array3<T>>,
     pub(crate) recurrent_dropout: Option<Array3<T>>,
+    /// Per state, `(time, batch, state units)` zoneout weights in processing order.
+    pub(crate) zoneout: Option<Vec<Array3<T>>>,
     /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pub(crate) pre: Array3<T>,
     pub(crate) keep_gates: bool,
@@ -96,6 +104,8 @@ pub struct Saved<T> {
     /// `(time, batch, units)`: a projected LSTM's `o ⊙ act(c)` before the projection (zeros at
     /// masked steps).
     pub(crate) unprojected: Option<Array3<T>>,
+    /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout.
+    pub(crate) c_candidate: Option<Array3<T>>,
 }
 
 impl<T> Saved<T> {
@@ -171,6 +181,19 @@ pub(crate) fn check_input<T>(
     if let Some(m) = &input.recurrent_dropout {
         let shape = [spec.gates(), b, spec.output_units()];
         check_shape("recurrent_dropout", &shape, m.shape())?;
+    }
+    if let Some(zoneout) = &input.zoneout {
+        if zoneout.len() != spec.state_count() {
+            return Err(Error::Value {
+                argument: "zoneout".into(),
+                expected: format!("{} arrays (one per state)", spec.state_count()),
+                received: zoneout.len().to_string(),
+            });
+        }
+        for (i, m) in zoneout.iter().enumerate() {
+            let shape = [b, t, spec.state_units(i)];
+            check_shape(&format!("zoneout[{i}]"), &shape, m.shape())?;
+        }
     }
     Ok(())
 }

@@ -253,6 +253,13 @@ pub fn forward(
 ) -> Result<Forward<f32, DeviceSaved>> {
     check_input(spec, weights, input)?;
     check_supported(spec)?;
+    if input.zoneout.is_some() {
+        return Err(crate::error::Error::Value {
+            argument: "zoneout".into(),
+            expected: "None on the GPU, whose kernels do not run zoneout yet".into(),
+            received: "zoneout weights: use device=\"cpu\"".into(),
+        });
+    }
     let (b, t, f) = input.x.dim();
     check_dims(b, t, f, spec.width())?;
     let (u, width) = (spec.units, spec.width());

@@ -98,6 +98,7 @@ struct DirectionArrays<'py, T: Element> {
     initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
     input_dropout: Option<PyReadonlyArray3<'py, T>>,
     recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
+    zoneout: Option<Vec<PyReadonlyArray3<'py, T>>>,
 }
 
 /// The raw Python arguments of one direction; `prefix` names them in messages (`""`, `"fw_"`, `"bw_"`).
@@ -108,6 +109,7 @@ struct DirectionArgs<'a, 'py> {
     initial_states: Option<&'a Bound<'py, PyAny>>,
     input_dropout: Option<&'a Bound<'py, PyAny>>,
     recurrent_dropout: Option<&'a Bound<'py, PyAny>>,
+    zoneout: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl<'py> DirectionArgs<'_, 'py> {
@@ -175,6 +177,7 @@ impl<'py> DirectionArgs<'_, 'py> {
                 "(gates, batch, units)",
                 dn,
             )?,
+            zoneout: read_arrays(&format!("{p}zoneout"), self.zoneout, "(batch, time, units)")?,
         })
     }
 }
@@ -221,28 +224,31 @@ impl<'py> DirectionArgs<'_, 'py> {
 
     /// The initial states, if given: a list of arrays, none of them None.
     fn read_initial_states<T: Elem>(&self) -> PyResult<Option<Vec<PyReadonlyArray2<'py, T>>>> {
-        let p = self.prefix;
-        let name = format!("{p}initial_states");
-        let states = read_list::<T, Ix2>(
-            &name,
-            self.initial_states,
-            "(batch, units)",
-            dtype_name(T::DTYPE),
-        )?;
-        states
-            .map(|states| {
-                (states.into_iter().enumerate())
-                    .map(|(i, s)| {
-                        s.ok_or_else(|| {
-                            PyTypeError::new_err(format!(
-                                "{name}[{i}]: expected an array, received None"
-                            ))
-                        })
-                    })
-                    .collect::<PyResult<Vec<_>>>()
-            })
-            .transpose()
+        let name = format!("{}initial_states", self.prefix);
+        read_arrays(&name, self.initial_states, "(batch, units)")
     }
+}
+
+/// A list of arrays, if given, none of them None.
+fn read_arrays<'py, T: Elem, D: numpy::ndarray::Dimension>(
+    name: &str,
+    list: Option<&Bound<'py, PyAny>>,
+    dims: &str,
+) -> PyResult<Option<Vec<PyReadonlyArray<'py, T, D>>>> {
+    let arrays = read_list::<T, D>(name, list, dims, dtype_name(T::DTYPE))?;
+    arrays
+        .map(|arrays| {
+            (arrays.into_iter().enumerate())
+                .map(|(i, a)| {
+                    a.ok_or_else(|| {
+                        PyTypeError::new_err(format!(
+                            "{name}[{i}]: expected an array, received None"
+                        ))
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()
+        })
+        .transpose()
 }
 
 impl<'py, T: Elem> DirectionArrays<'py, T> {
@@ -270,6 +276,7 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
             mask: mask.map(|m| m.as_array()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.as_array()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.as_array()),
+            zoneout: (self.zoneout.as_ref()).map(|z| z.iter().map(|m| m.as_array()).collect()),
             cancel: Cancel::default(),
         }
     }
@@ -387,10 +394,11 @@ where
 /// `(units, projection)` with a projection. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, units)`, the last one, zeros for an empty sequence, with `return_sequences=False`),
 /// the list of final states, and the activations `rnn_backward` needs (None with `inference`: no
-/// backward pass follows, so no copy of the weights is kept). `device` is "cpu" (or None) or
-/// "cuda".
+/// backward pass follows, so no copy of the weights is kept). `zoneout` is None or, per state,
+/// `(batch, time, state units)` weights `m` of each step's previous value (the state becomes
+/// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`). `device` is "cpu" (or None) or "cuda".
 #[pyfunction]
-#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false))]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, zoneout = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
@@ -406,6 +414,7 @@ pub fn rnn_forward<'py>(
     return_sequences: bool,
     device: Option<&str>,
     inference: bool,
+    zoneout: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
@@ -416,6 +425,7 @@ pub fn rnn_forward<'py>(
             initial_states,
             input_dropout,
             recurrent_dropout,
+            zoneout,
         };
         let options = SequenceOptions {
             go_backwards,
@@ -575,14 +585,16 @@ where
 /// The second direction runs with the opposite `go_backwards`; with `return_sequences` its
 /// outputs are flipped back into time order before the merge. Returns `(output, forward_states,
 /// backward_states, saved)`, `output` being a tuple of both outputs when `merge_mode` is None.
-/// `device` as in `rnn_forward` (on a GPU the directions run on two streams).
+/// `device` and each direction's `zoneout` as in `rnn_forward` (on a GPU the directions run on
+/// two streams).
 #[pyfunction]
 #[pyo3(signature = (
     fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode = Some("concat"), return_sequences = false,
     mask = None, fw_initial_states = None, bw_initial_states = None, fw_input_dropout = None,
     fw_recurrent_dropout = None, bw_input_dropout = None, bw_recurrent_dropout = None,
-    zero_output_for_mask = false, fw_go_backwards = false, device = None
-), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None)")]
+    zero_output_for_mask = false, fw_go_backwards = false, device = None, fw_zoneout = None,
+    bw_zoneout = None
+), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None, fw_zoneout=None, bw_zoneout=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn bidirectional_forward<'py>(
     py: Python<'py>,
@@ -603,6 +615,8 @@ pub fn bidirectional_forward<'py>(
     zero_output_for_mask: bool,
     fw_go_backwards: bool,
     device: Option<&str>,
+    fw_zoneout: Option<&Bound<'py, PyAny>>,
+    bw_zoneout: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
@@ -616,6 +630,7 @@ pub fn bidirectional_forward<'py>(
             initial_states: fw_initial_states,
             input_dropout: fw_input_dropout,
             recurrent_dropout: fw_recurrent_dropout,
+            zoneout: fw_zoneout,
         };
         let bw = DirectionArgs {
             prefix: "bw_",
@@ -626,6 +641,7 @@ pub fn bidirectional_forward<'py>(
             initial_states: bw_initial_states,
             input_dropout: bw_input_dropout,
             recurrent_dropout: bw_recurrent_dropout,
+            zoneout: bw_zoneout,
         };
         let options = [
             SequenceOptions {

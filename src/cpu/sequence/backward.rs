@@ -148,13 +148,19 @@ fn projection_grad<T: Float>(saved: &Saved<T>, dh_steps: &Array3<T>, threads: us
 }
 
 /// The peephole weights' gradients `(3, units)`: `Σ dz_i ⊙ c₋₁`, `Σ dz_f ⊙ c₋₁` and
-/// `Σ dz_o ⊙ c` over all steps and rows (masked steps have `dz = 0`).
+/// `Σ dz_o ⊙ c̃` over all steps and rows (masked steps have `dz = 0`; `c̃` is the new cell state,
+/// before any zoneout).
 fn peephole_grad<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Array2<T> {
     let (b, t, _, _) = saved.dims();
     let u = saved.spec.units;
     let cs = saved.cs.as_ref().expect("LSTM has cell states");
     let c_prev = (cs.slice(s![..t, .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
-    let c = (cs.slice(s![1.., .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
+    // `o` reads the new cell state before its zoneout.
+    let c = match &saved.c_candidate {
+        Some(a) => a.view(),
+        None => cs.slice(s![1.., .., ..]),
+    };
+    let c = c.into_shape_with_order((t * b, u)).expect("contiguous");
     let mut grad = Array2::zeros((3, u));
     for (row, (g, states)) in [(0, c_prev), (1, c_prev), (3, c)].into_iter().enumerate() {
         let dz = gate(dpre2, g, u);
@@ -257,6 +263,7 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),
         projection: projection.as_ref(),
+        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref()),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,

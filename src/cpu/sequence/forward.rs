@@ -153,6 +153,13 @@ fn start<T: Float>(
         mask,
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
         recurrent_dropout: input.recurrent_dropout.map(standard),
+        zoneout: (input.zoneout.as_ref())
+            .map(|z| {
+                z.iter()
+                    .map(|m| time_major(*m, reverse, "zoneout"))
+                    .collect()
+            })
+            .transpose()?,
         // Starts as the input bias: the projection adds onto it.
         pre: match weights.bias {
             Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
@@ -169,6 +176,10 @@ fn start<T: Float>(
             Some(_) => Some(zeros((t, b, u), "unprojected states")?),
             None => None,
         },
+        c_candidate: match (&input.zoneout, spec.kind) {
+            (Some(_), CellKind::Lstm) => Some(zeros((t, b, u), "cell state candidates")?),
+            _ => None,
+        },
     })
 }
 
@@ -184,14 +195,24 @@ fn time_loop<T: Float>(
     let spec = saved.spec;
     let b = saved.x.dim().1;
     let rows = rows_per_task(b, threads);
-    let tasks: Vec<_> = split_rows(&mut saved.pre, rows)
-        .into_iter()
-        .zip(split_rows(&mut saved.hs, rows))
-        .zip(split_opt_rows(saved.cs.as_mut(), rows, b))
-        .zip(split_opt_rows(saved.rec_h.as_mut(), rows, b))
-        .zip(split_opt_rows(ys, rows, b))
-        .zip(split_opt_rows(saved.unprojected.as_mut(), rows, b))
-        .enumerate()
+    let mut pre = split_rows(&mut saved.pre, rows).into_iter();
+    let mut hs = split_rows(&mut saved.hs, rows).into_iter();
+    let mut cs = split_opt_rows(saved.cs.as_mut(), rows, b).into_iter();
+    let mut rec_h = split_opt_rows(saved.rec_h.as_mut(), rows, b).into_iter();
+    let mut ys = split_opt_rows(ys, rows, b).into_iter();
+    let mut unprojected = split_opt_rows(saved.unprojected.as_mut(), rows, b).into_iter();
+    let mut c_candidate = split_opt_rows(saved.c_candidate.as_mut(), rows, b).into_iter();
+    let chunks: Vec<_> = (0..pre.len())
+        .map(|i| ForwardChunk {
+            first_row: i * rows,
+            pre: pre.next().expect("one slice per task"),
+            hs: hs.next().expect("one slice per task"),
+            cs: cs.next().flatten(),
+            rec_h: rec_h.next().flatten(),
+            ys: ys.next().flatten(),
+            unprojected: unprojected.next().flatten(),
+            c_candidate: c_candidate.next().flatten(),
+        })
         .collect();
     let packed = pack_gates(&spec, weights.recurrent_kernel, false)?;
     let projection = weights.projection.map(PackedMatrix::new).transpose()?;
@@ -204,6 +225,7 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
         peephole: weights.peephole,
         projection: projection.as_ref(),
+        zoneout: zoneout_views(saved.zoneout.as_ref()),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
@@ -211,20 +233,15 @@ fn time_loop<T: Float>(
     };
     let keep_gates = saved.keep_gates;
     crate::cpu::team::for_each(
-        tasks,
-        |(i, (((((pre, hs), cs), rec_h), ys), unprojected))| {
-            let chunk = ForwardChunk {
-                first_row: i * rows,
-                pre,
-                hs,
-                cs,
-                rec_h,
-                ys,
-                unprojected,
-            };
-            with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell))
-        },
+        chunks,
+        |chunk| with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell)),
     )
+}
+
+/// The zoneout weights of `h` and (LSTM) `c`, as the time loops read them.
+pub(super) fn zoneout_views<T>(zoneout: Option<&Vec<Array3<T>>>) -> [Option<ArrayView3<'_, T>>; 2] {
+    let view = |i: usize| zoneout.and_then(|z| z.get(i)).map(|m| m.view());
+    [view(0), view(1)]
 }
 
 /// A copy of `a` for the backward pass, or an empty array when none follows.

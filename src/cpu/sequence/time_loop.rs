@@ -31,6 +31,8 @@ pub(super) struct StepContext<'a, T> {
     pub peephole: Option<ArrayView2<'a, T>>,
     /// A projected LSTM's `W_hr` packed: `W_hr` forward, `W_hrᵀ` backward.
     pub projection: Option<&'a PackedMatrix<T>>,
+    /// Zoneout weights of `h` and (LSTM) `c`, `(time, batch, state units)`, processing order.
+    pub zoneout: [Option<ArrayView3<'a, T>>; 2],
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
@@ -49,6 +51,8 @@ pub(super) struct ForwardChunk<'a, T> {
     pub ys: Option<ArrayViewMut3<'a, T>>,
     /// A projected LSTM's `o ⊙ act(c)` per step, `(time, n, units)`.
     pub unprojected: Option<ArrayViewMut3<'a, T>>,
+    /// Under zoneout, LSTM's new cell state before its zoneout, `(time, n, units)`.
+    pub c_candidate: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -217,6 +221,21 @@ impl<T: Float> StepContext<'_, T> {
                     }
                 }
             }
+            if let Some(z) = self.zoneout[0] {
+                for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
+                    let m = z.slice(s![step, c.first_row + r, ..]);
+                    zone(h_prev.row(r), h_next.row_mut(r), m);
+                }
+            }
+            if let (Some(z), Some((c_prev, c_next))) = (self.zoneout[1], &mut c_pair) {
+                let candidates = c.c_candidate.as_mut().expect("zoneout keeps LSTM's c̃");
+                let mut candidates = candidates.index_axis_mut(Axis(0), step);
+                for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
+                    candidates.row_mut(r).assign(&c_next.row(r));
+                    let m = z.slice(s![step, c.first_row + r, ..]);
+                    zone(c_prev.row(r), c_next.row_mut(r), m);
+                }
+            }
             if let Some(ys) = &mut c.ys {
                 self.write_outputs(ys, &h_next, step, c.first_row);
             }
@@ -268,6 +287,13 @@ impl<T: Float> StepContext<'_, T> {
             Some(_) => Some(zeros((n, u), "projection gradients")?),
             None => None,
         };
+        // Zoneout: the gradient reaching `h₋₁` directly, `m ⊙ dh`, and a row of `dc`.
+        let mut dh_kept = match self.zoneout[0] {
+            Some(_) => Some(zeros((n, out), "zoneout gradients")?),
+            None => None,
+        };
+        let mut dc_row = zeros(u, "zoneout gradients")?;
+        let candidates = (saved.c_candidate.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
         for step in (0..steps).rev() {
             self.cancel.check()?;
             match d_outputs {
@@ -285,11 +311,21 @@ impl<T: Float> StepContext<'_, T> {
                         carry_row.fill(T::zero());
                     }
                     dh_prev.row_mut(r).assign(&dh.row(r));
+                    if let Some(kept) = &mut dh_kept {
+                        kept.row_mut(r).fill(T::zero());
+                    }
                     continue;
                 }
                 let mut dh_row = dh.row_mut(r);
                 dh_row += &carry_row;
                 carry_row.fill(T::zero());
+                if let (Some(z), Some(kept)) = (self.zoneout[0], &mut dh_kept) {
+                    let m = z.slice(s![step, c.first_row + r, ..]);
+                    Zip::from(kept.row_mut(r))
+                        .and(&mut dh_row)
+                        .and(m)
+                        .for_each(|k, d, &m| (*k, *d) = (m * *d, (T::one() - m) * *d));
+                }
             }
             if let (Some(w), Some(d)) = (self.projection, &mut d_unprojected) {
                 packed_product(dh.view(), w, false, &mut d.view_mut());
@@ -310,6 +346,16 @@ impl<T: Float> StepContext<'_, T> {
                     Some(d) => row(d.view(), r),
                     None => row(dh.view(), r),
                 };
+                // Zoneout of `c`: the cell sees `(1 - m) ⊙ dc`; `m ⊙ dc` reaches `c₋₁` directly.
+                let zone_c = self.zoneout[1].zip(dc.as_mut()).map(|(z, dc)| {
+                    let m = z.slice_move(s![step, c.first_row + r, ..]);
+                    let mut dc = dc.row_mut(r);
+                    dc_row.assign(&dc);
+                    Zip::from(&mut dc)
+                        .and(m)
+                        .for_each(|d, &m| *d = (T::one() - m) * *d);
+                    m
+                });
                 cell.backward_row(BackwardRow {
                     pre: row(pre, r),
                     h_prev: row(h_prev, r),
@@ -318,13 +364,22 @@ impl<T: Float> StepContext<'_, T> {
                     dh_prev: slice_mut(dh_prev.row_mut(r)),
                     c: cs.as_ref().zip(dc.as_mut()).map(|(cs, dc)| {
                         let c_prev = cs.slice(s![step, r, ..]);
-                        let c = cs.slice(s![step + 1, r, ..]);
+                        let c = match &candidates {
+                            Some(a) => a.slice(s![step, r, ..]),
+                            None => cs.slice(s![step + 1, r, ..]),
+                        };
                         (slice(c_prev), slice(c), slice_mut(dc.row_mut(r)))
                     }),
                     rec_h: (rec_h.as_ref().zip(gru.as_mut()))
                         .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
                     peephole: self.peephole(),
                 });
+                if let (Some(m), Some(dc)) = (zone_c, dc.as_mut()) {
+                    Zip::from(dc.row_mut(r))
+                        .and(&dc_row)
+                        .and(m)
+                        .for_each(|d, &g, &m| *d += m * g);
+                }
             }
             cell.backward_products(
                 self,
@@ -340,6 +395,9 @@ impl<T: Float> StepContext<'_, T> {
                     dh_prev: &mut dh_prev,
                 },
             );
+            if let Some(kept) = &dh_kept {
+                dh_prev += kept;
+            }
             std::mem::swap(&mut dh, &mut dh_prev);
         }
         c.dh0.assign(&dh);
@@ -348,6 +406,14 @@ impl<T: Float> StepContext<'_, T> {
         }
         Ok(())
     }
+}
+
+/// Zoneout of one row: `new = m ⊙ previous + (1 - m) ⊙ new`.
+fn zone<T: Float>(previous: ArrayView1<T>, new: ArrayViewMut1<T>, m: ArrayView1<T>) {
+    Zip::from(new)
+        .and(previous)
+        .and(m)
+        .for_each(|n, &p, &m| *n = m * p + (T::one() - m) * *n);
 }
 
 /// `(a[step], a[step + 1])` of a time-major buffer.
