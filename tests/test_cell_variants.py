@@ -26,16 +26,20 @@ def sigmoid(z):
 ACTIVATIONS = {"tanh": np.tanh, "sigmoid": sigmoid, "relu": lambda z: np.maximum(z, 0.0), "linear": lambda z: z}
 
 
-def reference(kind, weights, x, *, states=None, mask=None, in_drop=None, rec_drop=None, options=None, act="tanh"):
+def reference(
+    kind, weights, x, *, states=None, mask=None, in_drop=None, rec_drop=None, options=None, act="tanh", zoneout=None
+):
     """The float64 forward pass of one of `KINDS`.
 
     IndRNN: `h = act(x·W + u ⊙ h₋₁ + b)`. LSTM: `z = x·W + h₋₁·U + b` per gate i, f, c, o;
     with peepholes `p`, `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`,
     `c = f ⊙ c₋₁ + i ⊙ act(z_c)`, `o = σ(z_o + p_o ⊙ c)`; `h = o ⊙ act(c)`, times `W_hr` with a
     projection (PyTorch's documented `h_t = W_hr(o_t ⊙ tanh(c_t))`, `W_hr` stored transposed).
-    Dropout multipliers `(gates, batch, dim)` scale the input and `h₋₁` per gate; a masked step
-    keeps the states and outputs the previous output (or zeros with `zero_output_for_mask`).
-    Returns `(outputs in processing order, final states)`.
+    Dropout multipliers `(gates, batch, dim)` scale the input and `h₋₁` per gate. Zoneout weights
+    `m` (per state, `(batch, time, size)`, time as `x`) make each state `m ⊙ s₋₁ + (1 - m) ⊙ s̃`
+    after the step (LSTM's `h̃` reading `c̃`, as Krueger et al.'s equations). A masked step keeps
+    the states and outputs the previous output (or zeros with `zero_output_for_mask`). Returns
+    `(outputs in processing order, final states)`.
     """
     options = options or {}
     f = ACTIVATIONS[act]
@@ -71,6 +75,10 @@ def reference(kind, weights, x, *, states=None, mask=None, in_drop=None, rec_dro
             c_new = fg * c + i * f(z[2])
             h_new = sigmoid(z[3] + p[2] * c_new) * f(c_new)
             h_new = h_new if projection is None else h_new @ projection
+        if zoneout is not None:
+            h_new = zoneout[0][:, step] * h + (1 - zoneout[0][:, step]) * h_new
+            if kind != "indrnn":
+                c_new = zoneout[1][:, step] * c + (1 - zoneout[1][:, step]) * c_new
         keep = np.ones((b, 1), bool) if mask is None else np.asarray(mask)[:, step : step + 1]
         h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
         fallback = np.zeros((b, out)) if options.get("zero_output_for_mask") else previous
@@ -80,7 +88,7 @@ def reference(kind, weights, x, *, states=None, mask=None, in_drop=None, rec_dro
     return np.stack(outputs, axis=1), finals
 
 
-KINDS = ["indrnn", "peephole", "projection", "peephole_projection"]
+KINDS = ["indrnn", "peephole", "projection", "peephole_projection"]  # "lstm" (plain) is the reference's too
 P = 2  # the projection's size
 
 
@@ -188,7 +196,7 @@ def central_differences(loss, arrays, step=1e-6):
     return grads
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=16, deadline=None)
 @given(
     kind=st.sampled_from(KINDS),
     use_bias=st.booleans(),
@@ -199,9 +207,10 @@ def central_differences(loss, arrays, step=1e-6):
     go_backwards=st.booleans(),
     zero_output=st.booleans(),
     last_only=st.booleans(),
+    zoneout=st.sampled_from([None, "masks", "rate"]),
 )
 def test_gradients_equal_central_differences(
-    kind, use_bias, act, with_states, mask_seed, dropout, go_backwards, zero_output, last_only
+    kind, use_bias, act, with_states, mask_seed, dropout, go_backwards, zero_output, last_only, zoneout
 ):
     rng = np.random.default_rng(1)
     weights = random_weights(kind, rng, use_bias)
@@ -214,6 +223,11 @@ def test_gradients_equal_central_differences(
     options = {"go_backwards": go_backwards, "zero_output_for_mask": zero_output}
     r_out = rng.normal(size=(B, T, out_units(kind)))
     r_states = [rng.normal(size=s.shape) for s in states]
+    zone = None
+    if zoneout == "masks":
+        zone = [(rng.random((B, T, n)) < 0.4).astype(np.float64) for n in state_units(kind)]
+    elif zoneout == "rate":
+        zone = [np.full((B, T, n), 0.3) for n in state_units(kind)]
 
     def loss():
         out, finals = reference(
@@ -226,6 +240,7 @@ def test_gradients_equal_central_differences(
             rec_drop=rec_drop,
             options=options,
             act=act,
+            zoneout=zone,
         )
         y = np.sum(out[:, -1] * r_out[:, -1]) if last_only else np.sum(out * r_out)
         return y + sum(np.sum(s * r) for s, r in zip(finals, r_states))
@@ -239,6 +254,7 @@ def test_gradients_equal_central_differences(
         input_dropout=in_drop,
         recurrent_dropout=rec_drop,
         return_sequences=not last_only,
+        zoneout=zone,
         **options,
     )
     d_out = {"d_last_output": r_out[:, -1]} if last_only else {"d_outputs": r_out}
@@ -284,6 +300,13 @@ class SteppedIndRNNCell(layers.IndRNNCell):
 
 
 class SteppedLSTMCell(layers.LSTMCell):
+    """The same cell stepped in Python through `rk.ops`."""
+
+    def call(self, inputs, states, training=False):
+        return super().call(inputs, states, training=training)
+
+
+class SteppedGRUCell(layers.GRUCell):
     """The same cell stepped in Python through `rk.ops`."""
 
     def call(self, inputs, states, training=False):
@@ -623,3 +646,100 @@ def test_projection_argument_errors():
         _core.rnn_forward(
             spec("projection"), weights, rng.normal(size=(B, T, F)), initial_states=[np.zeros((B, U))] * 2
         )
+
+
+# --- zoneout ------------------------------------------------------------------------------------
+
+
+def zoneout_layer(kind, **kwargs):
+    if kind == "gru":
+        return layers.GRU(U, zoneout=0.3, return_sequences=True, **kwargs)
+    return make_layer(kind, zoneout=0.3, return_sequences=True, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["gru", "peephole", "projection"])
+def test_zoneout_training_masks_are_seeded_and_inference_is_the_expectation(kind):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    runs = []
+    for seed in (5, 5, 6):
+        layer = zoneout_layer(kind, seed=seed)
+        layer(x)
+        randomized(layer)
+        runs.append((layer, np.asarray(layer(x, training=True)), np.asarray(layer(x))))
+    (layer, train, infer), (_, train_again, infer_again), (_, other_seed, _) = runs
+    np.testing.assert_array_equal(train, train_again)
+    assert np.abs(train - other_seed).max() > 1e-3 and np.abs(train - infer).max() > 1e-3
+    np.testing.assert_array_equal(infer, infer_again)
+    # Inference: the Python step of the same cell, whose zoneout is the deterministic formula.
+    stepped_class = SteppedGRUCell if kind == "gru" else SteppedLSTMCell
+    stepped = layers.RNN(stepped_class.from_config(layer.cell.get_config()), return_sequences=True)
+    stepped(x)
+    stepped.set_weights(layer.get_weights())
+    assert not stepped._fused
+    np.testing.assert_allclose(np.asarray(stepped(x)), infer, rtol=1e-5, atol=1e-6)
+    if kind != "gru":
+        rate = [np.full((B, T, n), 0.3) for n in state_units(kind)]
+        want, _ = reference(kind, layer.get_weights(), x, zoneout=rate)
+        np.testing.assert_allclose(infer, want, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("kind", ["peephole", "projection"])
+def test_zoneout_training_output_follows_the_drawn_masks(kind):
+    """The masks a seeded cell draws (`step_masks`) are the ones the fused pass applied."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    layer = zoneout_layer(kind, seed=3)
+    layer(x)
+    randomized(layer)
+    got = np.asarray(layer(x, training=True))
+    twin = zoneout_layer(kind, seed=3)
+    _, _, masks = twin.cell.step_masks(B, F, T, np.float32, True)
+    assert {float(v) for m in masks for v in np.unique(m)} == {0.0, 1.0}
+    want, _ = reference(kind, layer.get_weights(), x, zoneout=masks)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+
+
+def test_zoneout_in_a_bidirectional_pair_config_and_files(tmp_path):
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    model = rk.Sequential([rk.Input((T, F)), layers.Bidirectional(layers.LSTM(U, zoneout=0.25)), layers.Dense(2)])
+    randomized(model.layers[0])
+    fw, bw = model.layers[0].forward_layer.get_weights(), model.layers[0].backward_layer.get_weights()
+    rate = [np.full((B, T, U), 0.25)] * 2
+    want = np.concatenate(
+        [
+            reference("lstm", fw, x, zoneout=rate)[0][:, -1],
+            reference("lstm", bw, x, zoneout=rate, options={"go_backwards": True})[0][:, -1],
+        ],
+        -1,
+    )
+    np.testing.assert_allclose(np.asarray(model.layers[0](x)), want, rtol=1e-5, atol=2e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = rk.models.load_model(tmp_path / "m.keras")
+    assert loaded.layers[0].forward_layer.zoneout == 0.25
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert "zoneout" not in layers.LSTM(U).get_config()
+
+
+def test_each_layer_with_zoneout_learns():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(256, 8, 2)).astype(np.float32)
+    y = x[:, :, :1].sum(axis=1) / 3.0
+    for layer in (layers.LSTM(16, zoneout=0.1, seed=0), layers.GRU(16, zoneout=0.1, seed=0)):
+        model = rk.Sequential([rk.Input((8, 2)), layer, layers.Dense(1)])
+        model.compile(optimizer=rk.optimizers.Adam(0.02), loss="mse")
+        history = model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+        assert history.history["loss"][-1] < 0.25 * float(np.var(y))
+
+
+def test_zoneout_rate_errors():
+    with pytest.raises(TypeError, match="Argument `zoneout` expected a float between 0 and 1, received 'x'"):
+        layers.LSTM(3, zoneout="x")
+    rng = np.random.default_rng(0)
+    weights = random_weights("projection", rng)
+    x = rng.normal(size=(B, T, F))
+    with pytest.raises(ValueError, match=r"zoneout: expected 2 arrays \(one per state\), received 1"):
+        _core.rnn_forward(spec("projection"), weights, x, zoneout=[np.zeros((B, T, P))])
+    with pytest.raises(ValueError, match=r"zoneout\[1\]: expected shape \(3, 5, 3\), received \(3, 5, 2\)"):
+        _core.rnn_forward(spec("projection"), weights, x, zoneout=[np.zeros((B, T, P))] * 2)

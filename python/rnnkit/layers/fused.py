@@ -33,12 +33,12 @@ def _grads(cell, weight_grads, with_states):
 
 
 def _device(cells):
-    """The core's `device` for these cells: the GPU's kernels do not run IndRNN, peepholes or
-    projections yet, so under "auto" those run on the CPU; an explicit `rk.device("cuda")` gets
-    the core's error."""
+    """The core's `device` for these cells: the GPU's kernels do not run IndRNN, peepholes,
+    projections or zoneout yet, so under "auto" those run on the CPU; an explicit
+    `rk.device("cuda")` gets the core's error."""
     device = config.compute_device()
     if device == "cuda" and config.current_device() != "cuda":
-        if any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection for c in cells):
+        if any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.zoneout for c in cells):
             return "cpu"
     return device
 
@@ -56,7 +56,7 @@ def rnn_stack(
         x: `(batch, time, features)` Tensor.
         initial_states: None, or per cell a list of `(batch, units)` Tensors.
         mask: Optional `(batch, time)` boolean array.
-        dropouts: Per cell, `(input_masks, recurrent_masks)` from `cell.dropout_masks`.
+        dropouts: Per cell, `(input_masks, recurrent_masks, zoneout)` from `cell.step_masks`.
         go_backwards: Process the sequence in reverse (outputs in processing order).
         zero_output_for_mask: Masked steps of the last cell output zeros.
         return_sequences: False to return only the last step's output, whose gradient then
@@ -72,7 +72,7 @@ def rnn_stack(
     inference = not recording()  # no backward can follow: the core keeps no copy of the weights
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     saved, finals, y = [], [], np.asarray(x)
-    for i, (cell, cell_states, (in_drop, rec_drop)) in enumerate(zip(cells, states, dropouts)):
+    for i, (cell, cell_states, (in_drop, rec_drop, zoneout)) in enumerate(zip(cells, states, dropouts)):
         cell_mask = mask[:, ::-1] if mask is not None and go_backwards and i > 0 else mask
         y, cell_finals, cell_saved = _core.rnn_forward(
             cell.spec,
@@ -87,6 +87,7 @@ def rnn_stack(
             return_sequences=return_sequences or i < len(cells) - 1,
             device=_device(cells),
             inference=inference,
+            zoneout=zoneout,
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
@@ -131,7 +132,7 @@ def bidirectional(
         x: `(batch, time, features)` Tensor.
         initial_states: None, or `(fw_states, bw_states)` lists of Tensors.
         mask: Optional `(batch, time)` boolean array.
-        dropouts: `((fw_in, fw_rec), (bw_in, bw_rec))` dropout multipliers.
+        dropouts: `((fw_in, fw_rec, fw_zoneout), (bw_in, bw_rec, bw_zoneout))` from `step_masks`.
         merge_mode: "concat", "sum", "mul", "ave" or None.
         return_sequences: Merge every step (the backward outputs flipped into time order) or
             the last outputs.
@@ -143,7 +144,7 @@ def bidirectional(
     """
     with_states = initial_states is not None
     fw_states, bw_states = initial_states or ([], [])
-    (fw_in, fw_rec), (bw_in, bw_rec) = dropouts
+    (fw_in, fw_rec, fw_zoneout), (bw_in, bw_rec, bw_zoneout) = dropouts
     out, fw_finals, bw_finals, saved = _core.bidirectional_forward(
         fw.spec,
         _weight_arrays(fw),
@@ -162,6 +163,8 @@ def bidirectional(
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
         device=_device([fw, bw]),
+        fw_zoneout=fw_zoneout,
+        bw_zoneout=bw_zoneout,
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

@@ -231,6 +231,9 @@ class GRU(_CellLayer):
             and the cuDNN-compatible form, with a `(2, 3·units)` bias) or before it (False).
         use_cudnn: "auto", True or False; accepted for Keras compatibility: every configuration
             runs in rnnkit's fused kernels, on the CPU or the GPU.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (beyond Keras; Krueger et al., 2016), the expectation at inference; see
+            the cell. CPU only for now (under the "auto" device it runs on the CPU).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -268,6 +271,7 @@ class GRU(_CellLayer):
         unroll=False,
         reset_after=True,
         use_cudnn="auto",
+        zoneout=0.0,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -291,6 +295,7 @@ class GRU(_CellLayer):
                 recurrent_dropout=recurrent_dropout,
                 reset_after=reset_after,
                 seed=seed,
+                zoneout=zoneout,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -304,6 +309,7 @@ class GRU(_CellLayer):
 
     recurrent_activation = _cell_property("recurrent_activation")
     reset_after = _cell_property("reset_after")
+    zoneout = _cell_property("zoneout")
 
 
 class LSTM(_CellLayer):
@@ -347,6 +353,9 @@ class LSTM(_CellLayer):
         projection: None, or the size `P < units` of a projected output and `h` (beyond Keras;
             PyTorch's `proj_size`): `h = (o ⊙ tanh(c))·projection_kernel`, a `(units, P)` weight
             last in `get_weights()`; see `LSTMCell`. CPU only, as `peephole`.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (beyond Keras; Krueger et al., 2016), the expectation at inference; see
+            the cell. CPU only for now (under the "auto" device it runs on the CPU).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -387,6 +396,7 @@ class LSTM(_CellLayer):
         use_cudnn="auto",
         peephole=False,
         projection=None,
+        zoneout=0.0,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -412,6 +422,7 @@ class LSTM(_CellLayer):
                 seed=seed,
                 peephole=peephole,
                 projection=projection,
+                zoneout=zoneout,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -427,6 +438,7 @@ class LSTM(_CellLayer):
     unit_forget_bias = _cell_property("unit_forget_bias")
     peephole = _cell_property("peephole")
     projection = _cell_property("projection")
+    zoneout = _cell_property("zoneout")
 
 
 class IndRNN(_CellLayer):

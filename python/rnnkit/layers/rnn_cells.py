@@ -96,6 +96,10 @@ class DropoutRNNCell(Layer):
             generator (`rk.utils.set_random_seed`).
         implementation: 2 (default) draws one dropout mask shared by every gate; 1 draws one
             per gate, as Keras's implementation 1 (chosen whenever `recurrent_dropout` is set).
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
+            at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
+            fused on the CPU (the GPU kernels do not run it yet).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...).
 
     Raises:
@@ -126,6 +130,7 @@ class DropoutRNNCell(Layer):
         recurrent_dropout=0.0,
         seed=None,
         implementation=2,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -151,6 +156,7 @@ class DropoutRNNCell(Layer):
         # Rates outside [0, 1] are clipped, as Keras does; what is not a number is an error.
         self.dropout = min(1.0, max(0.0, _rate("dropout", dropout)))
         self.recurrent_dropout = min(1.0, max(0.0, _rate("recurrent_dropout", recurrent_dropout)))
+        self.zoneout = min(1.0, max(0.0, _rate("zoneout", zoneout)))
         if self.recurrent_dropout != 0:
             self.implementation = 1
         self.seed = _seed(seed)
@@ -259,6 +265,37 @@ class DropoutRNNCell(Layer):
 
         return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.output_size, self.gates)
 
+    def step_masks(self, batch, input_dim, steps, dtype, training):
+        """What one fused call draws: `(input_mask, recurrent_mask, zoneout)`.
+
+        The dropout masks are `dropout_masks`' in training, None at inference; `zoneout` is
+        None without zoneout, else per state a `(batch, steps, size)` array of the weights of
+        each step's previous value: 0/1 masks (1 with probability `zoneout`) in training, the
+        rate itself (the expectation) at inference.
+        """
+        in_mask, rec_mask = self.dropout_masks(batch, input_dim, dtype) if training else (None, None)
+        zoneout = None
+        if self.zoneout:
+            sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
+            if training:
+                zoneout = [(self._generator().random((batch, steps, n)) < self.zoneout).astype(dtype) for n in sizes]
+            else:
+                zoneout = [np.full((batch, steps, n), self.zoneout, dtype) for n in sizes]
+        return in_mask, rec_mask, zoneout
+
+    def _zone(self, new_states, old_states, training):
+        """Zoneout of one step in Python (`call`): each new state keeps its previous value where
+        a fresh mask says so in training, or moves by `1 - zoneout` at inference."""
+        if not self.zoneout:
+            return new_states
+        zoned = []
+        for new, old in zip(new_states, old_states):
+            m = self.zoneout
+            if training:
+                m = (self._generator().random(tuple(new.shape)) < self.zoneout).astype(self.dtype)
+            zoned.append(m * old + (1.0 - m) * new)
+        return zoned
+
     def get_initial_state(self, batch_size=None):
         """Zero states, one `(batch_size, units)` array per state."""
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
@@ -293,6 +330,8 @@ class DropoutRNNCell(Layer):
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
         }
+        if self.zoneout:
+            config["zoneout"] = self.zoneout
         for name in _CELL_ARGS:
             module = initializers if "initializer" in name else regularizers if "regularizer" in name else constraints
             config[name] = module.serialize(getattr(self, name))
@@ -321,8 +360,8 @@ class SimpleRNNCell(DropoutRNNCell):
             clipped to [0, 1].
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
-        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...); anything else
-            raises ValueError.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and `zoneout`
+            (see `DropoutRNNCell`); anything else raises ValueError.
 
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
@@ -375,7 +414,8 @@ class SimpleRNNCell(DropoutRNNCell):
         z = ops.matmul(x, self.kernel) + ops.matmul(h, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
-        out = self.activation(z)
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        (out,) = self._zone([self.activation(z)], [h_prev], training)
         return out, [out] if isinstance(states, (list, tuple)) else out
 
 
@@ -406,6 +446,10 @@ class GRUCell(DropoutRNNCell):
             (False, one `(3·units,)` bias).
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
+            at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
+            fused on the CPU (the GPU kernels do not run it yet).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
             `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
             anything else raises ValueError.
@@ -438,6 +482,7 @@ class GRUCell(DropoutRNNCell):
         recurrent_dropout=0.0,
         reset_after=True,
         seed=None,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -456,6 +501,7 @@ class GRUCell(DropoutRNNCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            zoneout=zoneout,
             **kwargs,
         )
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -487,6 +533,7 @@ class GRUCell(DropoutRNNCell):
         else:
             hh = self.activation(x_h + ops.matmul(r * hs[2], u[2]))
         h = z * h_prev + (1.0 - z) * hh
+        (h,) = self._zone([h], [h_prev], training)
         return h, [h] if isinstance(states, (list, tuple)) else h
 
     def get_config(self):
@@ -524,6 +571,10 @@ class LSTMCell(DropoutRNNCell):
             clipped to [0, 1].
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
+            at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
+            fused on the CPU (the GPU kernels do not run it yet).
         peephole: Add peephole connections (as ONNX and oneDNN define them): a `(3, units)`
             weight `peephole` (rows p_i, p_f, p_o, starting at zeros) appended after `bias` in
             `get_weights()`, with `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`,
@@ -569,6 +620,7 @@ class LSTMCell(DropoutRNNCell):
         seed=None,
         peephole=False,
         projection=None,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -587,6 +639,7 @@ class LSTMCell(DropoutRNNCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            zoneout=zoneout,
             **kwargs,
         )
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -636,6 +689,7 @@ class LSTMCell(DropoutRNNCell):
         h = o * self.activation(c)
         if self.projection:
             h = ops.matmul(h, self.projection_kernel)
+        h, c = self._zone([h, c], [states[0], c_prev], training)
         return h, [h, c]
 
     def get_config(self):
@@ -691,8 +745,8 @@ class IndRNNCell(DropoutRNNCell):
             clipped to [0, 1].
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
-        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...); anything else
-            raises ValueError.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and `zoneout`
+            (see `DropoutRNNCell`); anything else raises ValueError.
 
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
@@ -759,7 +813,8 @@ class IndRNNCell(DropoutRNNCell):
         z = ops.matmul(x, self.kernel) + h * self.recurrent_kernel
         if self.use_bias:
             z = z + self.bias
-        out = self.activation(z)
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        (out,) = self._zone([self.activation(z)], [h_prev], training)
         return out, [out] if isinstance(states, (list, tuple)) else out
 
     def get_config(self):
