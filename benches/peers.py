@@ -53,6 +53,17 @@ WORKLOADS = {
     "W3": dict(
         cell="lstm", H=512, B=64, T=100, F=512, mode="train", title="LSTM H=512, B=64, T=100, F=512, train step"
     ),
+    "W3-bf16": dict(
+        cell="lstm",
+        H=512,
+        B=64,
+        T=100,
+        F=512,
+        mode="train",
+        policy="mixed_bfloat16",
+        title="W3 in bfloat16: rnnkit dtype='mixed_bfloat16' (AMX where the CPU has it), PyTorch "
+        "torch.autocast('cpu', torch.bfloat16)",
+    ),
     "W4": dict(cell="gru", H=256, B=64, T=100, F=128, mode="train", title="GRU H=256, B=64, T=100, F=128, train step"),
     "W5": dict(
         cell="lstm",
@@ -100,8 +111,8 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W4", "W5", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", *VARIANTS, "W7", "W8", "W9"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W4", "W5", "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W4", "W5", "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
@@ -124,6 +135,8 @@ TARGETS = {
     "W7": ("torch", 0.7),
     "W8": ("keras-tensorflow", 0.5),
     "W9": ("keras-tensorflow", 0.5),
+    # The bf16 mode against PyTorch's float32 W3 (the row above), where AMX exists.
+    "W3-bf16": ("torch@W3", 0.4),
 }
 # Second references: rnnkit <= factor x this framework too.
 EXTRA_TARGETS = {"W8": ("torch", 0.7)}
@@ -276,6 +289,8 @@ class KerasStyle:
         options = {
             k: wl[k] for k in ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias") if k in wl
         }
+        if "policy" in wl:
+            options["dtype"] = wl["policy"]
         rnn = (L.LSTM if wl["cell"] == "lstm" else L.GRU)(wl["H"], **options)
         if wl.get("bidir"):
             rnn = L.Bidirectional(rnn)
@@ -424,9 +439,12 @@ class Torch:
         lengths = torch.from_numpy(mask.sum(axis=1).astype("int64")) if mask is not None else None
         self.net, self.xt, self.yt = net, xt, yt
 
+        bf16 = wl.get("policy") == "mixed_bfloat16"
+
         def train(xb=xt, yb=yt, lb=lengths):
             opt.zero_grad(set_to_none=True)
-            loss = F_.cross_entropy(net(xb, lb), yb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F_.cross_entropy(net(xb, lb), yb)
             loss.backward()
             opt.step()
             return loss.item()
@@ -767,6 +785,8 @@ def available_frameworks():
 def applies(fw, wl_name):
     if wl_name.startswith("W1-") and fw.startswith("keras-"):
         return "not run: the W1 variants are rnnkit vs PyTorch only"
+    if wl_name == "W3-bf16" and fw != "rnnkit" and fw != "torch":
+        return "not run: the bf16 row is rnnkit vs PyTorch's autocast (Keras's mixed policy is judged by accuracy)"
     return None
 
 
@@ -940,6 +960,12 @@ class Bench:
             best = self.best_peer(wl_name)
             what = f"rnnkit <= {factor} x best peer"
             ref_time, ref_name = (best[0], best[1]) if best else (None, None)
+        elif "@" in ref:  # another workload's result: "framework@workload"
+            ref_name, ref_wl = ref.split("@")
+            what = f"rnnkit <= {factor} x {LABELS[ref_name]}'s {ref_wl}"
+            other = self.results.get(ref_wl, {}).get(ref_name, {})
+            ref_time = other.get("median")
+            res = {**res, ref_name: other}
         else:
             what = f"rnnkit <= {factor} x {LABELS[ref]}"
             ref_time, ref_name = res.get(ref, {}).get("median"), ref

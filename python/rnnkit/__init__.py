@@ -10,12 +10,15 @@ from rnnkit import (
     config,
     constraints,
     datasets,
+    distribution,
+    dtype_policies,
     export,
     initializers,
     interop,
     layers,
     losses,
     metrics,
+    mixed_precision,
     models,
     ops,
     optimizers,
@@ -26,6 +29,7 @@ from rnnkit import (
     utils,
 )
 from rnnkit.config import device
+from rnnkit.dtype_policies import DTypePolicy
 from rnnkit.layers import Input
 from rnnkit.models import Model, Sequential
 from rnnkit.tape import GradientTape
@@ -34,6 +38,7 @@ from rnnkit.tensor import Tensor, Variable
 __version__ = "0.1.0"
 
 __all__ = [
+    "DTypePolicy",
     "GradientTape",
     "Input",
     "Model",
@@ -46,12 +51,15 @@ __all__ = [
     "constraints",
     "device",
     "datasets",
+    "distribution",
+    "dtype_policies",
     "export",
     "initializers",
     "interop",
     "layers",
     "losses",
     "metrics",
+    "mixed_precision",
     "models",
     "ops",
     "optimizers",

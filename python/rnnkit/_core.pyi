@@ -22,6 +22,7 @@ __all__ = [
     "rnn_forward",
     "SavedActivations",
     "ShapeError",
+    "bfloat16_products",
     "cached_bytes",
     "check_memory",
     "release_cached_memory",
@@ -106,6 +107,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[False] = False,
+    compute_dtype: str | None = None,
     zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations]: ...
 @overload
@@ -123,6 +125,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: Literal[True],
+    compute_dtype: str | None = None,
     zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], None]: ...
 @overload
@@ -140,6 +143,7 @@ def rnn_forward(
     return_sequences: bool = True,
     device: str | None = None,
     inference: bool = False,
+    compute_dtype: str | None = None,
     zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
@@ -170,6 +174,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
     fw_zoneout: Sequence[_Array] | None = None,
     bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
@@ -193,6 +198,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
     fw_zoneout: Sequence[_Array] | None = None,
     bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
@@ -216,6 +222,7 @@ def bidirectional_forward(
     zero_output_for_mask: bool = False,
     fw_go_backwards: bool = False,
     device: str | None = None,
+    compute_dtype: str | None = None,
     fw_zoneout: Sequence[_Array] | None = None,
     bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
@@ -254,6 +261,9 @@ def sgd_update(
     nesterov: bool = False,
 ) -> tuple[list[_Array], list[_Array] | None]:
     """SGD's step for every weight at once; new values and momentums (None without momentums)."""
+
+def bfloat16_products() -> Literal["amx", "emulated"]:
+    """How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (portable tiles)."""
 
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""

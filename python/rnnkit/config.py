@@ -1,4 +1,6 @@
-"""Device placement: `rk.device("cpu" | "cuda" | "auto")`, `list_devices()`, and where a call runs.
+"""Device placement: `rk.device("cpu" | "cuda" | "auto")`, `list_devices()`, and where a call runs;
+and the global dtype policy (`set_dtype_policy`, `dtype_policy`, `bfloat16_products`: see
+`rnnkit.dtype_policies`).
 
 "auto", the default, computes on the GPU when this build has GPU support, a GPU is present and
 CUDA's libraries load, else on the CPU; "cuda" insists on the GPU and says why when there is none.
@@ -12,6 +14,7 @@ import os
 import threading
 
 from rnnkit import _core, _cuda_libraries
+from rnnkit.dtype_policies import bfloat16_products, dtype_policy, set_dtype_policy  # noqa: F401
 
 _state = threading.local()
 _KINDS = ("auto", "cpu", "cuda")

@@ -23,6 +23,20 @@ pub struct SequenceOptions {
     /// No backward pass follows (inference): the saved activations keep no copy of the
     /// weights, and [`crate::cpu::sequence::backward`] refuses them.
     pub inference: bool,
+    /// How the matrix products round their operands (forward and backward).
+    pub precision: Precision,
+}
+
+/// How a pass's matrix products round their operands; the step math, the states and the
+/// weights keep the pass's float type either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// In the pass's float type: Keras's numbers.
+    #[default]
+    Full,
+    /// Operands rounded to bfloat16, sums in f32 (f32 passes on the CPU only): Keras's
+    /// `mixed_bfloat16` policy, on AMX tiles where the CPU has them.
+    Bf16,
 }
 
 /// The arrays a forward pass reads. Views may have any strides.
@@ -152,13 +166,23 @@ pub struct Gradients<T> {
 }
 
 /// Checks a forward pass's inputs against its cell and weights.
-pub(crate) fn check_input<T>(
+pub(crate) fn check_input<T: 'static>(
     spec: &CellSpec,
     weights: &Weights<T>,
     input: &SequenceInput<T>,
+    options: SequenceOptions,
 ) -> Result<()> {
     let (b, t, f) = input.x.dim();
     spec.check_weights(weights, f)?;
+    if options.precision == Precision::Bf16
+        && std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
+    {
+        return Err(Error::Value {
+            argument: "compute_dtype".into(),
+            expected: "float32 inputs and weights for bfloat16 products".into(),
+            received: "float64".into(),
+        });
+    }
     if let Some(states) = &input.initial_states {
         if states.len() != spec.state_count() {
             return Err(Error::Value {

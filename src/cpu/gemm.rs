@@ -11,9 +11,12 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+use super::bf16;
 use super::packed::product_tn;
 use super::team;
+use crate::core::sequence::Precision;
 use crate::core::Float;
+use crate::error::Result;
 
 /// Row-split products give each block at least this many rows.
 const MIN_ROWS: usize = 64;
@@ -61,6 +64,62 @@ pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut Array
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// `c = a · b + beta · c` (`beta` 0 or 1 for bfloat16 products) in `precision`.
+///
+/// # Errors
+/// Only bfloat16 products allocate (their rounded operands), and fail when that memory cannot
+/// be obtained.
+pub fn products<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    beta: T,
+    c: ArrayViewMut2<T>,
+    threads: usize,
+    precision: Precision,
+) -> Result<()> {
+    match precision {
+        Precision::Full => par_gemm_rows(a, b, beta, c, threads),
+        Precision::Bf16 => {
+            assert!(
+                beta == T::zero() || beta == T::one(),
+                "bfloat16 products add onto c or not"
+            );
+            let (a, b, c) = (bf16::as_f32(a), bf16::as_f32(b), bf16::as_f32_mut(c));
+            let f32_only = "bfloat16 products of f32 only (checked with the input)";
+            return bf16::par_gemm(
+                a.expect(f32_only),
+                b.expect(f32_only),
+                beta == T::one(),
+                c.expect(f32_only),
+                threads,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `c = aᵀ · b + beta · c` (`beta` 0 or 1 for bfloat16 products) in `precision`: the weight
+/// gradients (see [`par_gemm_tn`]).
+///
+/// # Errors
+/// As [`products`].
+pub fn products_tn<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    beta: T,
+    c: ArrayViewMut2<T>,
+    threads: usize,
+    precision: Precision,
+) -> Result<()> {
+    match precision {
+        Precision::Full => {
+            par_gemm_tn(a, b, beta, c, threads);
+            Ok(())
+        }
+        Precision::Bf16 => products(a.reversed_axes(), b, beta, c, threads, precision),
     }
 }
 

@@ -5,6 +5,8 @@
 //! threads, so results are bit-identical whatever the thread count.
 
 pub mod alloc;
+mod amx;
+pub mod bf16;
 pub mod block_cache;
 pub mod denormals;
 mod engine;

@@ -22,6 +22,8 @@ use std::any::TypeId;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 use super::alloc::reserved;
+use super::bf16::{self, Bf16Matrix};
+use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::error::Result;
 
@@ -38,17 +40,29 @@ pub const KC: usize = 128;
 pub const TN_MAX_ROWS: usize = 128;
 
 /// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
-/// `n` zero.
+/// `n` zero; or, for bfloat16 products, rounded and packed for their tiles.
 #[derive(Clone, Debug)]
 pub struct PackedMatrix<T> {
     k: usize,
     n: usize,
     panels: Vec<T>,
+    bf16: Option<Bf16Matrix>,
 }
 
 impl<T: Float> PackedMatrix<T> {
-    /// Packs `b`, a view with any strides.
-    pub fn new(b: ArrayView2<T>) -> Result<Self> {
+    /// Packs `b`, a view with any strides, for products in `precision` (bfloat16 needs f32).
+    pub fn new(b: ArrayView2<T>, precision: Precision) -> Result<Self> {
+        if precision == Precision::Bf16 {
+            let b =
+                bf16::as_f32(b).expect("bfloat16 products of f32 only (checked with the input)");
+            let (k, n) = b.dim();
+            return Ok(Self {
+                k,
+                n,
+                panels: Vec::new(),
+                bf16: Some(Bf16Matrix::new(b, 1)?),
+            });
+        }
         let (k, n) = b.dim();
         let count = n.div_ceil(NR);
         let len = count.saturating_mul(k.saturating_mul(NR));
@@ -67,7 +81,12 @@ impl<T: Float> PackedMatrix<T> {
                 panels.resize(start + NR, T::zero());
             }
         }
-        Ok(Self { k, n, panels })
+        Ok(Self {
+            k,
+            n,
+            panels,
+            bf16: None,
+        })
     }
 
     /// `(k, n)`.
@@ -103,6 +122,10 @@ fn packed_product_on<T: Float>(
 ) {
     let (m, k) = a.dim();
     assert_eq!((k, c.dim()), (b.k, (m, b.n)), "packed product shapes");
+    if let Some(b) = &b.bf16 {
+        let (a, c) = (bf16::as_f32(a), bf16::as_f32_mut(c.view_mut()));
+        return bf16::product(a.expect("f32"), b, accumulate, &mut c.expect("f32"));
+    }
     if m == 0 || b.n == 0 {
         return;
     }
@@ -538,7 +561,7 @@ mod tests {
         ] {
             let a = filled(m, k, 0.37);
             let b = filled(k, n, 0.11);
-            let packed = PackedMatrix::new(b.view()).unwrap();
+            let packed = PackedMatrix::new(b.view(), Precision::Full).unwrap();
             for accumulate in [false, true] {
                 let start = filled(m, n, 0.71);
                 let want = if accumulate {
@@ -574,7 +597,11 @@ mod tests {
             (32, 9, 48),
         ] {
             let a = filled(m, k, 0.37).mapv(|v| v as f32);
-            let packed = PackedMatrix::new(filled(k, n, 0.11).mapv(|v| v as f32).view()).unwrap();
+            let packed = PackedMatrix::new(
+                filled(k, n, 0.11).mapv(|v| v as f32).view(),
+                Precision::Full,
+            )
+            .unwrap();
             for accumulate in [false, true] {
                 let results: Vec<_> = supported
                     .iter()
@@ -637,7 +664,7 @@ mod tests {
         let a = filled(13, 40, 0.3).mapv(|v| v as f32);
         let wide = filled(40, 2 * 37, 0.2).mapv(|v| v as f32);
         let b = wide.slice(s![.., 37..]); // a column block of a wider matrix
-        let packed = PackedMatrix::new(b).unwrap();
+        let packed = PackedMatrix::new(b, Precision::Full).unwrap();
         let mut whole = Array2::<f32>::zeros((13, 37));
         packed_product(a.view(), &packed, false, &mut whole.view_mut());
         for r in 0..13 {

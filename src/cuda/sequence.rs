@@ -17,10 +17,10 @@ use crate::core::cancel::Cancel;
 use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::engine::Engine;
 use crate::core::sequence::{
-    check_grads, check_input, shared_or_per_gate, Forward, Gradients, OutputGrad, SequenceInput,
-    SequenceOptions,
+    check_grads, check_input, shared_or_per_gate, Forward, Gradients, OutputGrad, Precision,
+    SequenceInput, SequenceOptions,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a GPU forward pass keeps on the device for its backward pass (the layout of the CPU's
 /// `Saved`, with the pre-activations always as such, never as gate values).
@@ -251,13 +251,20 @@ pub fn forward(
     options: SequenceOptions,
     lane: Option<usize>,
 ) -> Result<Forward<f32, DeviceSaved>> {
-    check_input(spec, weights, input)?;
+    check_input(spec, weights, input, options)?;
     check_supported(spec)?;
     if input.zoneout.is_some() {
-        return Err(crate::error::Error::Value {
+        return Err(Error::Value {
             argument: "zoneout".into(),
             expected: "None on the GPU, whose kernels do not run zoneout yet".into(),
             received: "zoneout weights: use device=\"cpu\"".into(),
+        });
+    }
+    if options.precision == Precision::Bf16 {
+        return Err(Error::Value {
+            argument: "compute_dtype".into(),
+            expected: "float32 on the GPU (bfloat16 products run on the CPU)".into(),
+            received: "bfloat16".into(),
         });
     }
     let (b, t, f) = input.x.dim();

@@ -46,6 +46,17 @@ pub fn check_memory(nbytes: u64, what: &str) -> PyResult<()> {
     Ok(crate::cpu::alloc::check_bytes(nbytes, what)?)
 }
 
+/// How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (the same
+/// rounding on the portable tile).
+#[pyfunction]
+pub fn bfloat16_products() -> &'static str {
+    if crate::cpu::bf16::on_amx() {
+        "amx"
+    } else {
+        "emulated"
+    }
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -61,7 +72,7 @@ mod _core {
     #[pymodule_export]
     use super::ShapeError;
     #[pymodule_export]
-    use super::{cached_bytes, check_memory, release_cached_memory};
+    use super::{bfloat16_products, cached_bytes, check_memory, release_cached_memory};
 
     use pyo3::prelude::*;
 

@@ -16,7 +16,7 @@ use super::convert::{
 use super::device::{gpu, with_engine, Device};
 use super::ShapeError;
 use crate::bidirectional::{self, BidirectionalSaved, Direction};
-use crate::core::sequence::last_output;
+use crate::core::sequence::{last_output, Precision};
 use crate::cuda::DeviceSaved;
 use crate::error::ShapeDisplay;
 use crate::{
@@ -398,7 +398,7 @@ where
 /// `(batch, time, state units)` weights `m` of each step's previous value (the state becomes
 /// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`). `device` is "cpu" (or None) or "cuda".
 #[pyfunction]
-#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, zoneout = None))]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, compute_dtype = None, zoneout = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
@@ -414,10 +414,12 @@ pub fn rnn_forward<'py>(
     return_sequences: bool,
     device: Option<&str>,
     inference: bool,
+    compute_dtype: Option<&str>,
     zoneout: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
+        let precision = precision(compute_dtype)?;
         let args = DirectionArgs {
             prefix: "",
             spec: instance::<CellSpec>("spec", "CellSpec", spec)?.get().spec(),
@@ -432,11 +434,24 @@ pub fn rnn_forward<'py>(
             zero_output_for_mask,
             last_output_only: !return_sequences,
             inference,
+            precision,
         };
         with_engine!(float_dtype("x", x)?, device, |T, engine| {
             sequence_forward::<T, _>(py, engine, &args, x, mask, options)
         })
     })
+}
+
+/// The `compute_dtype` argument: None (the input's float type) or "bfloat16" (products with
+/// bfloat16 operands and f32 sums).
+fn precision(compute_dtype: Option<&str>) -> PyResult<Precision> {
+    match compute_dtype {
+        None => Ok(Precision::Full),
+        Some("bfloat16") => Ok(Precision::Bf16),
+        Some(other) => Err(PyValueError::new_err(format!(
+            "compute_dtype: expected None or 'bfloat16', received '{other}'"
+        ))),
+    }
 }
 
 fn sequence_backward<'py, T: Elem, E: Engine<T>>(
@@ -592,9 +607,9 @@ where
     fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode = Some("concat"), return_sequences = false,
     mask = None, fw_initial_states = None, bw_initial_states = None, fw_input_dropout = None,
     fw_recurrent_dropout = None, bw_input_dropout = None, bw_recurrent_dropout = None,
-    zero_output_for_mask = false, fw_go_backwards = false, device = None, fw_zoneout = None,
-    bw_zoneout = None
-), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None, fw_zoneout=None, bw_zoneout=None)")]
+    zero_output_for_mask = false, fw_go_backwards = false, device = None, compute_dtype = None,
+    fw_zoneout = None, bw_zoneout = None
+), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None, compute_dtype=None, fw_zoneout=None, bw_zoneout=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn bidirectional_forward<'py>(
     py: Python<'py>,
@@ -615,11 +630,13 @@ pub fn bidirectional_forward<'py>(
     zero_output_for_mask: bool,
     fw_go_backwards: bool,
     device: Option<&str>,
+    compute_dtype: Option<&str>,
     fw_zoneout: Option<&Bound<'py, PyAny>>,
     bw_zoneout: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
+        let precision = precision(compute_dtype)?;
         let merge_mode = MergeMode::from_name(merge_mode)?;
         let fw = DirectionArgs {
             prefix: "fw_",
@@ -647,11 +664,13 @@ pub fn bidirectional_forward<'py>(
             SequenceOptions {
                 go_backwards: fw_go_backwards,
                 zero_output_for_mask,
+                precision,
                 ..Default::default()
             },
             SequenceOptions {
                 go_backwards: !fw_go_backwards,
                 zero_output_for_mask,
+                precision,
                 ..Default::default()
             },
         ];

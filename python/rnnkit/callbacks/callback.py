@@ -8,7 +8,13 @@ class Callback:
     `on_train_batch_begin/end` call `on_batch_begin/end`, their older names, unless overridden.
     Batch logs hold the running means of the epoch so far; epoch logs the epoch's values, with
     `val_` entries after validation.
+
+    In data-parallel training every rank calls the hooks with the same (global) logs, except for
+    callbacks whose class sets `chief_only = True` (the progress bar, `ModelCheckpoint`,
+    `CSVLogger`): those run on rank 0 only, so that one process prints and writes files.
     """
+
+    chief_only = False
 
     def __init__(self):
         self.model = None

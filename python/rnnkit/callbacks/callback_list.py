@@ -3,6 +3,7 @@
 from rnnkit.callbacks.callback import Callback
 from rnnkit.callbacks.history import History
 from rnnkit.callbacks.progbar_logger import ProgbarLogger
+from rnnkit.distribution.state import is_chief
 
 
 class CallbackList(Callback):
@@ -47,8 +48,10 @@ class CallbackList(Callback):
             callback.set_params(params)
 
     def _call(self, hook, *args):
+        chief = is_chief()
         for callback in self.callbacks:
-            getattr(callback, hook)(*args)
+            if chief or not callback.chief_only:
+                getattr(callback, hook)(*args)
 
     def on_batch_begin(self, batch, logs=None):
         self._call("on_batch_begin", batch, logs)

@@ -16,6 +16,8 @@ class CSVLogger(Callback):
         append: Append to an existing file (its header is not written again) instead of overwriting.
     """
 
+    chief_only = True  # one process prints or writes in data-parallel training
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename, self.separator, self.append = os.fspath(filename), separator, append

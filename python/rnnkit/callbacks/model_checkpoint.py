@@ -43,6 +43,8 @@ class ModelCheckpoint(MonitorCallback):
         initial_value_threshold: The value `monitor` must beat for the first save.
     """
 
+    chief_only = True  # one process prints or writes in data-parallel training
+
     def __init__(
         self,
         filepath,

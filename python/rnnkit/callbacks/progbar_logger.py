@@ -18,6 +18,8 @@ class ProgbarLogger(Callback):
         stream: Where to write (default: `sys.stdout`).
     """
 
+    chief_only = True  # one process prints or writes in data-parallel training
+
     def __init__(self, stream=None):
         super().__init__()
         self.stream = stream or sys.stdout

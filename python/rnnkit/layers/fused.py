@@ -13,6 +13,19 @@ from rnnkit.tape import needs_gradient, record, recording
 from rnnkit.tensor import wrap
 
 
+def _compute(*cells):
+    """`compute_dtype` and `device` of the core's calls for `cells` (one, or a bidirectional
+    pair): the first cell's products dtype, and the CPU under "auto" for what the GPU kernels do
+    not run yet (bfloat16 products, IndRNN, peepholes, projections, zoneout); an explicit
+    "cuda" is refused by the core."""
+    bf16 = cells[0].compute_dtype == "bfloat16"
+    device = config.compute_device()
+    cpu_only = bf16 or any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.zoneout for c in cells)
+    if cpu_only and device == "cuda" and config.current_device() != "cuda":
+        device = "cpu"
+    return {"compute_dtype": "bfloat16" if bf16 else None, "device": device}
+
+
 def _array(t):
     return None if t is None else np.asarray(t)
 
@@ -30,17 +43,6 @@ def _grads(cell, weight_grads, with_states):
     """A cell's gradients in `record`'s input order: weights, then its initial states if given."""
     dk, drk, db, dstates, *d_extra = weight_grads
     return [dk, drk] + ([db] if cell.use_bias else []) + d_extra + (list(dstates) if with_states else [])
-
-
-def _device(cells):
-    """The core's `device` for these cells: the GPU's kernels do not run IndRNN, peepholes,
-    projections or zoneout yet, so under "auto" those run on the CPU; an explicit
-    `rk.device("cuda")` gets the core's error."""
-    device = config.compute_device()
-    if device == "cuda" and config.current_device() != "cuda":
-        if any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.zoneout for c in cells):
-            return "cpu"
-    return device
 
 
 def rnn_stack(
@@ -85,9 +87,9 @@ def rnn_stack(
             go_backwards=go_backwards and i == 0,
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
-            device=_device(cells),
             inference=inference,
             zoneout=zoneout,
+            **_compute(cell),
         )
         saved.append(cell_saved)
         finals.append([wrap(s) for s in cell_finals])
@@ -162,9 +164,9 @@ def bidirectional(
         bw_recurrent_dropout=bw_rec,
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
-        device=_device([fw, bw]),
         fw_zoneout=fw_zoneout,
         bw_zoneout=bw_zoneout,
+        **_compute(fw, bw),
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from rnnkit import _core, config, ops, tree
+from rnnkit import _core, config, dtype_policies, ops, tree
 
 # clear_session is imported by rnnkit.utils from here.
 from rnnkit._naming import clear_session, snake_case, unique_name  # noqa: F401
@@ -94,7 +94,10 @@ class Layer:
     Args:
         name: Unique name; derived from the class name by default (`lstm`, `lstm_1`, ...).
         trainable: Whether the weights are trained.
-        dtype: The dtype of the weights and computations (float32 by default).
+        dtype: The layer's dtype policy: "float32", "float64" or "mixed_bfloat16" (float32
+            weights, bfloat16 products in the recurrent layers; see `rk.dtype_policies`), a
+            NumPy float dtype or a `DTypePolicy`; by default the global policy
+            (`rk.config.set_dtype_policy`, "float32" unless set).
         activity_regularizer: Optional regularizer of the layer's output.
         input_shape: Shape of the input without the batch axis, for the first layer of a
             Sequential model.
@@ -115,7 +118,9 @@ class Layer:
             raise TypeError(f"name: expected a string, received {type(name).__name__}")
         self.name = name or unique_name(snake_case(type(self).__name__))
         self._trainable = trainable
-        self.dtype = np.dtype(dtype or "float32").name
+        self.dtype_policy = dtype_policies.get(dtype)
+        # Keras's `dtype`: the weights' (and here the outputs') dtype.
+        self.dtype = self.dtype_policy.variable_dtype
         from rnnkit import regularizers
 
         # Where this layer's calls compute ("cpu", "cuda", "auto"); None follows `rk.device`.
@@ -299,13 +304,24 @@ class Layer:
     def call(self, inputs, *args, **kwargs):
         raise NotImplementedError(f"Layer {type(self).__name__} does not implement call().")
 
+    @property
+    def compute_dtype(self):
+        """The dtype of the layer's computations: its policy's ("bfloat16" under
+        "mixed_bfloat16", for the recurrent products)."""
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        """The dtype of the layer's weights (its `dtype`)."""
+        return self.dtype_policy.variable_dtype
+
     def compute_mask(self, inputs, mask=None):
         """The output mask: the input mask if the layer supports masking, else None."""
         return mask if self.supports_masking else None
 
     def get_config(self):
         """The constructor arguments, JSON-serialisable."""
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
         return config

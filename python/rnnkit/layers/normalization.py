@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from rnnkit import constraints, initializers, ops, regularizers
+from rnnkit.distribution.state import replicas
 from rnnkit.layers.layer import Layer, in_symbolic_call
 from rnnkit.tape import record
 from rnnkit.tensor import wrap
@@ -15,11 +16,12 @@ from rnnkit.tensor import wrap
 _MASKED_COUNT_EPSILON = 1e-7
 
 # The (keepdims) moments of x over `axes`; `weights` is the 0/1 mask broadcast to x (None: all
-# ones) and `count` the denominator they were divided by.
-Moments = collections.namedtuple("Moments", ["mean", "variance", "count", "axes", "weights"])
+# ones) and `count` the denominator they were divided by; `reduce` sums an array over the ranks
+# of data-parallel training when the moments are the global batch's (None: x's alone).
+Moments = collections.namedtuple("Moments", ["mean", "variance", "count", "axes", "weights", "reduce"], defaults=[None])
 
 
-def moments(x, axes, weights=None):
+def moments(x, axes, weights=None, reduce=None):
     """The mean and biased variance of `x` over `axes`, of the entries where `weights` is 1.
 
     Args:
@@ -27,11 +29,15 @@ def moments(x, axes, weights=None):
         axes: The reduced axes (a tuple of ints).
         weights: Optional 0/1 array of x's shape; Keras divides masked sums by their count plus
             1e-7, and so does this.
+        reduce: Optional function summing an array over the ranks of data-parallel training:
+            the moments are then those of every rank's `x` together.
 
     Returns:
         A `Moments` whose mean and variance keep the reduced axes with size 1.
     """
     x = np.asarray(x)
+    if reduce is not None:
+        return _global_moments(x, axes, weights, reduce)
     if weights is None:
         mean = x.mean(axis=axes, keepdims=True)
         variance = np.square(x - mean).mean(axis=axes, keepdims=True)
@@ -40,6 +46,25 @@ def moments(x, axes, weights=None):
     mean = (weights * x).sum(axis=axes, keepdims=True) / count
     variance = np.square(weights * (x - mean)).sum(axis=axes, keepdims=True) / count
     return Moments(mean, variance, count, axes, weights)
+
+
+def _global_moments(x, axes, weights, reduce):
+    """`moments` over the ranks in one reduction: each rank's count, mean and sum of squared
+    deviations from its mean, combined in float64 (Chan et al.'s parallel variance), which keeps
+    the two-pass accuracy of one process without a second round."""
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    ones = np.ones_like(x) if weights is None else weights.astype(x.dtype)
+    count = ones.sum(axis=axes, keepdims=True)
+    local_mean = (ones * x).sum(axis=axes, keepdims=True) / np.maximum(count, 1)
+    deviations = np.square(ones * (x - local_mean)).sum(axis=axes, keepdims=True)
+    count, local_mean = count.astype(np.float64), local_mean.astype(np.float64)
+    parts = (count, count * local_mean, count * local_mean * local_mean, deviations.astype(np.float64))
+    sums = reduce(np.concatenate([p.ravel() for p in parts])).reshape(4, *shape)
+    count = sums[0] + (0 if weights is None else _MASKED_COUNT_EPSILON)
+    mean = sums[1] / count
+    # sum over ranks of count * (local mean - mean)² is sums[2] - count * mean²
+    variance = np.maximum(sums[3] + sums[2] - sums[1] * mean, 0) / count
+    return Moments(mean.astype(x.dtype), variance.astype(x.dtype), count.astype(x.dtype), axes, weights, reduce)
 
 
 def normalize(x, stats, gamma, beta, epsilon, shape):
@@ -85,11 +110,22 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
         # the term it adds to the gradient is below float32 resolution and left out.)
         axes, count = stats.axes, stats.count
         weights = 1 if stats.weights is None else stats.weights
-        through_stats = d_x_hat.sum(axis=axes, keepdims=True) + x_hat * (d_x_hat * x_hat).sum(axis=axes, keepdims=True)
+        sums = np.stack([d_x_hat.sum(axis=axes, keepdims=True), (d_x_hat * x_hat).sum(axis=axes, keepdims=True)])
+        if stats.reduce is not None:  # the global statistics depend on every rank's x
+            sums = stats.reduce(sums)
+        through_stats = sums[0] + x_hat * sums[1]
         return inv * (d_x_hat - weights * through_stats / count), d_gamma, d_beta
 
     record(inputs, [output], backward)
     return output
+
+
+def _replica_sum():
+    """The function summing an array over the ranks of data-parallel training, or None on one
+    process (BatchNormalization's training statistics are the global batch's, as Keras's
+    DataParallel implies)."""
+    distributed = replicas()
+    return None if distributed is None else distributed.communicator.allreduce_sum
 
 
 def _set_scale_and_offset(layer, center, scale, initializer, regularizer, constraint):
@@ -145,7 +181,9 @@ class BatchNormalization(Layer):
         gamma_regularizer: Optional regularizer of `gamma`.
         beta_constraint: Optional constraint applied to `beta` after each update.
         gamma_constraint: Optional constraint applied to `gamma` after each update.
-        synchronized: Only False: synchronising replicas is a TensorFlow-backend feature.
+        synchronized: Only False (Keras's TensorFlow-backend option): under
+            `rk.distribution.DataParallel` on several processes the training statistics are
+            always the global batch's, summed over the processes (and so is their gradient).
         renorm: Whether to use batch renormalisation (Ioffe, 2017), which adds the
             non-trainable weights `moving_stddev`, `renorm_mean` and `renorm_stddev`.
         renorm_clipping: Optional dict with keys among "rmax", "rmin", "dmax" bounding the
@@ -255,7 +293,7 @@ class BatchNormalization(Layer):
         weights = None
         if mask is not None:
             weights = np.broadcast_to(np.expand_dims(np.asarray(mask, bool), -1), inputs.shape).astype(inputs.dtype)
-        stats = moments(inputs, axes, weights)
+        stats = moments(inputs, axes, weights, reduce=None if in_symbolic_call() else _replica_sum())
         mean, variance = stats.mean.reshape(-1), stats.variance.reshape(-1)
         gamma, beta = self.gamma, self.beta
         if self.renorm:

@@ -4,6 +4,7 @@ import json
 
 from rnnkit import tree
 from rnnkit._naming import unique_name
+from rnnkit.distribution.state import is_chief
 from rnnkit.layers import serialization
 from rnnkit.layers.input_layer import InputLayer
 from rnnkit.layers.layer import Layer
@@ -344,14 +345,16 @@ class Model(Trainer, Layer):
         `.keras` archive, which Keras's `load_model` reads too (see `rk.saving.save_model`)."""
         from rnnkit import saving
 
-        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
+        if is_chief():  # one process writes in data-parallel training
+            saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
 
     def save_weights(self, filepath, overwrite=True):
         """Saves the weights: Keras's HDF5 layout for a `.weights.h5` name, rnnkit's npz otherwise
         (see `rk.saving.save_weights`)."""
         from rnnkit import saving
 
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        if is_chief():  # one process writes in data-parallel training
+            saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
         """Loads weights into this architecture from `save_weights`' or Keras's files (`.weights.h5`,

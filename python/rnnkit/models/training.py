@@ -6,6 +6,7 @@ import numpy as np
 
 from rnnkit import tree
 from rnnkit.callbacks import CallbackList
+from rnnkit.distribution.state import replicas, reports_failures
 from rnnkit.models import data_adapter
 from rnnkit.models.data_adapter import EpochIterator, batches_of, count_samples, is_batch_iterable, to_arrays
 from rnnkit.tape import GradientTape
@@ -276,15 +277,36 @@ class Trainer:
             )
 
     def _train_step(self, x, y, sample_weight):
+        # With data parallelism, each rank differentiates its share of the global batch's loss and
+        # the gradients (and the losses and metric inputs logged) are reduced over the ranks.
+        distributed = replicas()
         with GradientTape() as tape:
             outcome = self._forward(x, y, sample_weight, training=True)
+            target = (
+                outcome[0] if distributed is None else distributed._objective(outcome, self._losses, self._loss_weights)
+            )
         plan = self._step_plan()
-        grads = tape.gradient(outcome[0], plan.params)
+        grads = tape.gradient(target, plan.params)
+        if distributed is not None:
+            grads, outcome = distributed._reduce_train_step(grads, plan.params, outcome, self._has_metrics())
         self.optimizer.apply(grads, plan.params, constraints=plan.constraints)
         return self._step_logs(*outcome)
 
     def _test_step(self, x, y, sample_weight):
-        return self._step_logs(*self._forward(x, y, sample_weight, training=False))
+        outcome = self._forward(x, y, sample_weight, training=False)
+        distributed = replicas()
+        if distributed is not None:
+            outcome = distributed._reduce_test_step(outcome, self._losses, self._loss_weights, self._has_metrics())
+        return self._step_logs(*outcome)
+
+    def _has_metrics(self):
+        return any(self._metric_specs + self._weighted_specs)
+
+    def _distributed(self, source, synchronize=True):
+        """`source` cut to this rank's shard of each batch, after rank 0's weights and random
+        states are given to every rank (with `synchronize`); `source` itself on one process."""
+        distributed = replicas()
+        return source if distributed is None else distributed._shard(source, self if synchronize else None)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics).
@@ -295,18 +317,28 @@ class Trainer:
             sample_weight: Per-sample weights of the loss.
             class_weight: Dict from class index to weight (instead of `sample_weight`).
             return_dict: Return `{name: value}` instead of a value or list of values.
+
+        Under `rk.distribution.DataParallel` the batch is the global batch: each process trains
+        on its rows, as in `fit` (so is `test_on_batch`'s; `predict_on_batch` runs on each
+        process alone).
         """
         self._check_compiled()
         self._reset_metrics()
         y = to_arrays(y)
         sample_weight = data_adapter.apply_class_weight(y, to_arrays(sample_weight), class_weight)
-        return self._format(self._train_step(to_arrays(x), y, sample_weight), return_dict)
+        return self._format(self._train_step(*self._distributed_batch(to_arrays(x), y, sample_weight)), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch, without training."""
         self._check_compiled()
         self._reset_metrics()
-        return self._format(self._test_step(to_arrays(x), to_arrays(y), to_arrays(sample_weight)), return_dict)
+        batch = self._distributed_batch(to_arrays(x), to_arrays(y), to_arrays(sample_weight))
+        return self._format(self._test_step(*batch), return_dict)
+
+    def _distributed_batch(self, x, y, sample_weight):
+        """This process's rows of a global batch under data parallelism, else the batch."""
+        distributed = replicas()
+        return (x, y, sample_weight) if distributed is None else distributed._shard_batch(self, (x, y, sample_weight))
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as numpy arrays."""
@@ -323,7 +355,7 @@ class Trainer:
         for batch, (bx, by, bsw) in enumerate(batches):
             begin(batch)
             logs = step(bx, by, bsw)
-            n = len(tree.flatten(bx)[0])
+            n = len(tree.flatten(bx)[0]) if replicas() is None else replicas()._batch_samples()
             seen += n
             for key, value in logs.items():
                 if key == "loss" or key.endswith("_loss"):
@@ -347,6 +379,7 @@ class Trainer:
         callbacks.on_test_end(logs)
         return logs
 
+    @reports_failures
     def evaluate(
         self,
         x=None,
@@ -375,12 +408,13 @@ class Trainer:
         verbose = _verbosity(verbose)
         steps = _positive_int_or_none(steps, "steps")
         batch_size = _positive_int_or_none(batch_size, "batch_size")
-        batches = EpochIterator(batches_of(x, y, sample_weight, batch_size, steps), steps)
+        batches = EpochIterator(self._distributed(batches_of(x, y, sample_weight, batch_size, steps)), steps)
         callbacks = CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches
         )
         return self._format(self._evaluate_epoch(batches, callbacks), return_dict)
 
+    @reports_failures
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for `x`, computed in batches.
 
@@ -401,7 +435,7 @@ class Trainer:
         batch_size = _positive_int_or_none(batch_size, "batch_size")
         if not is_batch_iterable(x) and count_samples(to_arrays(x), "x") == 0:
             return self.predict_on_batch(x)  # no samples: an empty result of the right shape
-        batches = EpochIterator(batches_of(x, batch_size=batch_size, steps=steps), steps)
+        batches = EpochIterator(self._distributed(batches_of(x, batch_size=batch_size, steps=steps)), steps)
         callbacks = CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=batches.num_batches
         )
@@ -415,6 +449,8 @@ class Trainer:
             if self.stop_predicting:
                 break
         callbacks.on_predict_end()
+        if replicas() is not None:
+            outputs = replicas()._gather_batches(outputs)
         if not outputs:
             raise ValueError("x: expected at least one batch to predict, received none.")
         return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
@@ -426,6 +462,7 @@ class Trainer:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    @reports_failures
     def fit(
         self,
         x=None,
@@ -484,13 +521,15 @@ class Trainer:
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = _split_validation(x, y, sample_weight, validation_split)
         train = EpochIterator(
-            batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight), steps_per_epoch
+            self._distributed(batches_of(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight)),
+            steps_per_epoch,
         )
         validation = None
         if validation_data is not None:
             vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
             val_batch_size = validation_batch_size or (None if is_batch_iterable(vx) else batch_size)
-            validation = EpochIterator(batches_of(vx, vy, vsw, val_batch_size, validation_steps), validation_steps)
+            validation_batches = batches_of(vx, vy, vsw, val_batch_size, validation_steps)
+            validation = EpochIterator(self._distributed(validation_batches, synchronize=False), validation_steps)
         callbacks = CallbackList(
             callbacks,
             add_history=True,

@@ -10,11 +10,11 @@ use super::steps::with_step;
 use super::time_loop::{simd, BackwardChunk, StepContext};
 use crate::core::cancel::Cancel;
 use crate::core::cell::{CellKind, CellSpec};
-use crate::core::sequence::{check_grads, Gradients, OutputGrad, Saved};
+use crate::core::sequence::{check_grads, Gradients, OutputGrad, Precision, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
 use crate::cpu::denormals;
-use crate::cpu::gemm::{par_gemm_rows, par_gemm_tn};
+use crate::cpu::gemm::{products, products_tn};
 use crate::cpu::packed::PackedMatrix;
 use crate::error::{Error, Result};
 
@@ -126,14 +126,20 @@ pub(crate) fn backward_sharing<T: Float>(
         recurrent_kernel,
         bias,
         peephole: saved.peephole.as_ref().map(|_| peephole_grad(saved, dpre2)),
-        projection: dh_steps.map(|d| projection_grad(saved, &d, threads)),
+        projection: dh_steps
+            .map(|d| projection_grad(saved, &d, threads))
+            .transpose()?,
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
 }
 
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
 /// rows, `dh_steps` holding the gradient of `h` at each used step.
-fn projection_grad<T: Float>(saved: &Saved<T>, dh_steps: &Array3<T>, threads: usize) -> Array2<T> {
+fn projection_grad<T: Float>(
+    saved: &Saved<T>,
+    dh_steps: &Array3<T>,
+    threads: usize,
+) -> Result<Array2<T>> {
     let (b, t, _, out) = saved.dims();
     let u = saved.spec.units;
     let unprojected = saved
@@ -143,8 +149,9 @@ fn projection_grad<T: Float>(saved: &Saved<T>, dh_steps: &Array3<T>, threads: us
     let lhs = (unprojected.view().into_shape_with_order((t * b, u))).expect("contiguous");
     let rhs = (dh_steps.view().into_shape_with_order((t * b, out))).expect("contiguous");
     let mut grad = Array2::zeros((u, out));
-    par_gemm_tn(lhs, rhs, T::zero(), grad.view_mut(), threads);
-    grad
+    let precision = saved.options.precision;
+    products_tn(lhs, rhs, T::zero(), grad.view_mut(), threads, precision)?;
+    Ok(grad)
 }
 
 /// The peephole weights' gradients `(3, units)`: `Σ dz_i ⊙ c₋₁`, `Σ dz_f ⊙ c₋₁` and
@@ -252,9 +259,10 @@ fn time_loop<T: Float>(
         .zip(split_opt_rows(dh_steps, rows, b))
         .enumerate()
         .collect();
-    let packed = pack_gates(spec, saved.recurrent_kernel.view(), true)?;
+    let precision = saved.options.precision;
+    let packed = pack_gates(spec, saved.recurrent_kernel.view(), true, precision)?;
     let projection = (saved.projection.as_ref())
-        .map(|w| PackedMatrix::new(w.t()))
+        .map(|w| PackedMatrix::new(w.t(), precision))
         .transpose()?;
     let ctx = StepContext {
         spec,
@@ -294,6 +302,7 @@ fn weight_grads<T: Float>(
     let spec = &saved.spec;
     let (b, t, f, out) = saved.dims();
     let (u, width) = (spec.units, spec.width());
+    let precision = saved.options.precision;
     let x2 = saved
         .x
         .view()
@@ -309,7 +318,16 @@ fn weight_grads<T: Float>(
     let mut kernel = zeros((f, width), "kernel gradient")?;
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
     let all = 0..spec.gates();
-    weight_grad(x2, idrop, dpre2, all.clone(), u, kernel.view_mut(), threads)?;
+    weight_grad(
+        x2,
+        idrop,
+        dpre2,
+        all.clone(),
+        u,
+        kernel.view_mut(),
+        threads,
+        precision,
+    )?;
 
     cancel.check()?;
     if spec.kind == CellKind::IndRnn {
@@ -321,16 +339,25 @@ fn weight_grads<T: Float>(
         (CellKind::Gru { reset_after }, Some(g)) => {
             let zr = dpre2.slice(s![.., ..2 * u]);
             let out = recurrent.slice_mut(s![.., ..2 * u]);
-            weight_grad(h_prev, rdrop, zr, 0..2, u, out, threads)?;
+            weight_grad(h_prev, rdrop, zr, 0..2, u, out, threads, precision)?;
             let out = recurrent.slice_mut(s![.., 2 * u..]);
             if reset_after {
-                weight_grad(h_prev, rdrop, g, 2..3, u, out, threads)?;
+                weight_grad(h_prev, rdrop, g, 2..3, u, out, threads, precision)?;
             } else {
                 // `q` already carries the reset gate and the dropout mask.
-                par_gemm_tn(g, gate(dpre2, 2, u), T::zero(), out, threads);
+                products_tn(g, gate(dpre2, 2, u), T::zero(), out, threads, precision)?;
             }
         }
-        _ => weight_grad(h_prev, rdrop, dpre2, all, u, recurrent.view_mut(), threads)?,
+        _ => weight_grad(
+            h_prev,
+            rdrop,
+            dpre2,
+            all,
+            u,
+            recurrent.view_mut(),
+            threads,
+            precision,
+        )?,
     }
     Ok((kernel, recurrent))
 }
@@ -345,11 +372,26 @@ fn input_gradient_of<T: Float>(
     let spec = &saved.spec;
     let (b, t, f, _) = saved.dims();
     let (u, rows_all) = (spec.units, t * b);
+    let precision = saved.options.precision;
     let mut dx = zeros((rows_all, f), "input gradients")?;
     match saved.input_dropout.as_ref().map(|m| m.view()) {
-        None => par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads),
+        None => products(
+            dpre2,
+            saved.kernel.t(),
+            T::zero(),
+            dx.view_mut(),
+            threads,
+            precision,
+        )?,
         Some(masks) if masks.dim().0 == 1 => {
-            par_gemm_rows(dpre2, saved.kernel.t(), T::zero(), dx.view_mut(), threads);
+            products(
+                dpre2,
+                saved.kernel.t(),
+                T::zero(),
+                dx.view_mut(),
+                threads,
+                precision,
+            )?;
             let m = masks.index_axis(Axis(0), 0);
             dx.axis_iter_mut(Axis(0))
                 .into_par_iter()
@@ -360,13 +402,14 @@ fn input_gradient_of<T: Float>(
         Some(masks) => {
             let mut scratch = zeros((rows_all, f), "input gradients")?;
             for g in 0..spec.gates() {
-                par_gemm_rows(
+                products(
                     gate(dpre2, g, u),
                     gate(saved.kernel.view(), g, u).t(),
                     T::zero(),
                     scratch.view_mut(),
                     threads,
-                );
+                    precision,
+                )?;
                 let m = masks.index_axis(Axis(0), g);
                 dx.axis_iter_mut(Axis(0))
                     .into_par_iter()
@@ -392,6 +435,7 @@ fn input_gradient_of<T: Float>(
 
 /// `out[:, gate g] = (lhs ⊙ m_g)ᵀ · grad[:, gate g]` for the gates in `gates`, over all
 /// time-major rows, split for `threads`; one product when there are no masks.
+#[allow(clippy::too_many_arguments)]
 fn weight_grad<T: Float>(
     lhs: ArrayView2<T>,
     masks: Option<ArrayView3<T>>,
@@ -400,26 +444,28 @@ fn weight_grad<T: Float>(
     units: usize,
     mut out: ArrayViewMut2<T>,
     threads: usize,
+    precision: Precision,
 ) -> Result<()> {
     match masks {
-        None => par_gemm_tn(lhs, grad, T::zero(), out, threads),
+        None => products_tn(lhs, grad, T::zero(), out, threads, precision)?,
         Some(masks) if masks.dim().0 == 1 => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             masked_rows(lhs, masks.index_axis(Axis(0), 0), &mut masked);
-            par_gemm_tn(masked.view(), grad, T::zero(), out, threads);
+            products_tn(masked.view(), grad, T::zero(), out, threads, precision)?;
         }
         Some(masks) => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             for (i, g) in gates.enumerate() {
                 masked_rows(lhs, masks.index_axis(Axis(0), g), &mut masked);
                 let cols = i * units..(i + 1) * units;
-                par_gemm_tn(
+                products_tn(
                     masked.view(),
                     grad.slice(s![.., cols.clone()]),
                     T::zero(),
                     out.slice_mut(s![.., cols]),
                     threads,
-                );
+                    precision,
+                )?;
             }
         }
     }

@@ -9,11 +9,11 @@ use super::steps::with_step;
 use super::time_loop::{simd, ForwardChunk, StepContext};
 use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
-use crate::core::sequence::{SequenceInput, SequenceOptions};
+use crate::core::sequence::{Precision, SequenceInput, SequenceOptions};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, tiled, zeros};
 use crate::cpu::denormals;
-use crate::cpu::gemm::par_gemm_rows;
+use crate::cpu::gemm::products;
 use crate::cpu::packed::PackedMatrix;
 use crate::error::Result;
 
@@ -43,7 +43,7 @@ pub(crate) fn forward_sharing<T: Float>(
     options: SequenceOptions,
     threads: usize,
 ) -> Result<Forward<T>> {
-    check_input(spec, weights, input)?;
+    check_input(spec, weights, input, options)?;
     let _flush = denormals::flush();
     // The input kernel in row-major order (a copy only when it is not): the products' blocking,
     // and so their rounding, then do not depend on how the caller laid it out. The time loop
@@ -73,7 +73,7 @@ pub(crate) fn forward_sharing<T: Float>(
     {
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
-        project_inputs(spec, weights, x, dropout, pre, threads);
+        project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
     }
     time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
 
@@ -214,8 +214,11 @@ fn time_loop<T: Float>(
             c_candidate: c_candidate.next().flatten(),
         })
         .collect();
-    let packed = pack_gates(&spec, weights.recurrent_kernel, false)?;
-    let projection = weights.projection.map(PackedMatrix::new).transpose()?;
+    let precision = saved.options.precision;
+    let packed = pack_gates(&spec, weights.recurrent_kernel, false, precision)?;
+    let projection = (weights.projection)
+        .map(|w| PackedMatrix::new(w, precision))
+        .transpose()?;
     let ctx = StepContext {
         spec: &spec,
         packed: &packed,
@@ -263,7 +266,8 @@ fn project_inputs<T: Float>(
     dropout: Option<ArrayView3<T>>,
     pre: ArrayViewMut3<T>,
     threads: usize,
-) {
+    precision: Precision,
+) -> Result<()> {
     let (t, b, f) = x.dim();
     let x2 = x
         .into_shape_with_order((t * b, f))
@@ -272,31 +276,41 @@ fn project_inputs<T: Float>(
         .into_shape_with_order((t * b, spec.width()))
         .expect("pre is contiguous");
     match dropout {
-        None => par_gemm_rows(x2, weights.kernel, T::one(), pre2.view_mut(), threads),
+        None => products(
+            x2,
+            weights.kernel,
+            T::one(),
+            pre2.view_mut(),
+            threads,
+            precision,
+        )?,
         Some(masks) if masks.dim().0 == 1 => {
             let mut xm = Array2::zeros((t * b, f));
             masked_rows(x2, masks.index_axis(Axis(0), 0), &mut xm);
-            par_gemm_rows(
+            products(
                 xm.view(),
                 weights.kernel,
                 T::one(),
                 pre2.view_mut(),
                 threads,
-            );
+                precision,
+            )?;
         }
         Some(masks) => {
             let mut xm = Array2::zeros((t * b, f));
             for g in 0..spec.gates() {
                 masked_rows(x2, masks.index_axis(Axis(0), g), &mut xm);
                 let cols = g * spec.units..(g + 1) * spec.units;
-                par_gemm_rows(
+                products(
                     xm.view(),
                     gate(weights.kernel, g, spec.units),
                     T::one(),
                     pre2.slice_mut(s![.., cols]),
                     threads,
-                );
+                    precision,
+                )?;
             }
         }
     }
+    Ok(())
 }

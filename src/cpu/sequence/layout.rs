@@ -5,6 +5,7 @@ use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 
 use crate::core::cell::{CellKind, CellSpec};
+use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
 use crate::cpu::packed::PackedMatrix;
@@ -34,6 +35,7 @@ pub(super) fn pack_gates<T: Float>(
     spec: &CellSpec,
     kernel: ArrayView2<T>,
     transpose: bool,
+    precision: Precision,
 ) -> Result<Vec<PackedMatrix<T>>> {
     if spec.kind == CellKind::IndRnn {
         return Ok(Vec::new());
@@ -42,11 +44,12 @@ pub(super) fn pack_gates<T: Float>(
     (0..kernel.ncols() / units.max(1))
         .map(|g| {
             let block = gate(kernel, g, units);
-            PackedMatrix::new(if transpose {
+            let block = if transpose {
                 block.reversed_axes()
             } else {
                 block
-            })
+            };
+            PackedMatrix::new(block, precision)
         })
         .collect()
 }
