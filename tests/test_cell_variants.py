@@ -519,7 +519,7 @@ def test_core_weights_must_match_the_spec():
         _core.rnn_forward(spec("indrnn"), [ind[0], np.zeros(2), ind[2]], x)
 
 
-def test_pytorch_export_refuses_peepholes():
+def test_pytorch_export_refuses_peepholes_indrnn_and_zoneout():
     layer = layers.LSTM(U, peephole=True)
     layer(np.zeros((1, 2, F), np.float32))
     with pytest.raises(ValueError, match="has peephole=True; PyTorch's nn.LSTM has no peepholes"):
@@ -528,6 +528,10 @@ def test_pytorch_export_refuses_peepholes():
     ind(np.zeros((1, 2, F), np.float32))
     with pytest.raises(ValueError, match="expected an LSTM, GRU or SimpleRNN layer"):
         ind.to_torch_state_dict()
+    gru = layers.GRU(U, zoneout=0.2)
+    gru(np.zeros((1, 2, F), np.float32))
+    with pytest.raises(ValueError, match="has zoneout=0.2; PyTorch's recurrent modules have no zoneout"):
+        gru.to_torch_state_dict()
 
 
 # --- projection LSTM and PyTorch's nn.LSTM(proj_size=...) ------------------------------------

@@ -127,6 +127,9 @@ def test_indrnn_and_projection_are_refused_by_name(tmp_path):
     model = one_layer(layers.LSTM(5, projection=2))
     with pytest.raises(ValueError, match="projection=... has no equivalent in ONNX's LSTM operator"):
         model.export(tmp_path / "m.onnx")
+    model = one_layer(layers.GRU(5, zoneout=0.1))
+    with pytest.raises(ValueError, match="zoneout=0.1 has no equivalent in ONNX's recurrent operators"):
+        model.export(tmp_path / "m.onnx")
 
 
 def test_bidirectional_return_state(tmp_path):

@@ -44,6 +44,8 @@ def _check_cell(cell):
         raise _Unsupported("the layer is not built")
     if getattr(cell, "projection", None):
         raise _Unsupported("projection=... has no equivalent in ONNX's LSTM operator")
+    if cell.zoneout:
+        raise _Unsupported(f"zoneout={cell.zoneout} has no equivalent in ONNX's recurrent operators")
 
 
 def _cell_functions(cell):

@@ -319,6 +319,10 @@ def _recurrent_layer(layer, where):
         raise ValueError(f"{where}: layer {layer.name!r} is not built yet; call it or build it first.")
     if getattr(cell, "peephole", False):
         raise ValueError(f"{where}: layer {layer.name!r} has peephole=True; PyTorch's nn.LSTM has no peepholes.")
+    if cell.zoneout:
+        raise ValueError(
+            f"{where}: layer {layer.name!r} has zoneout={cell.zoneout}; PyTorch's recurrent modules have no zoneout."
+        )
     from rnnkit import activations
 
     act = activations.serialize(cell.activation)
