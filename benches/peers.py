@@ -46,20 +46,15 @@ import traceback
 _MNIST = dict(cell="lstm", H=64, B=64, T=28, F=28)
 # The keras-io addition example: "123+45 " (7 characters of 12) in, "168 " (4) out, one-hot.
 _ADDITION = dict(model="addition", cell="lstm", H=128, T=7, F=12, T_OUT=4)
+_W3 = dict(cell="lstm", H=512, B=64, T=100, F=512, mode="train")
+_W5 = dict(cell="lstm", H=128, B=1, T=100, F=64, mode="predict")
 
 WORKLOADS = {
     "W1": dict(_MNIST, mode="train", title="LSTM H=64, B=64, T=28, F=28, train step (guide's MNIST model)"),
     "W2": dict(_MNIST, mode="predict", title="LSTM H=64, B=64, T=28, F=28, predict_on_batch"),
-    "W3": dict(
-        cell="lstm", H=512, B=64, T=100, F=512, mode="train", title="LSTM H=512, B=64, T=100, F=512, train step"
-    ),
+    "W3": dict(_W3, title="LSTM H=512, B=64, T=100, F=512, train step"),
     "W3-bf16": dict(
-        cell="lstm",
-        H=512,
-        B=64,
-        T=100,
-        F=512,
-        mode="train",
+        _W3,
         policy="mixed_bfloat16",
         title="W3 in bfloat16: rnnkit dtype='mixed_bfloat16' (AMX where the CPU has it), PyTorch "
         "torch.autocast('cpu', torch.bfloat16)",
@@ -75,14 +70,11 @@ WORKLOADS = {
         title="W3 with a projection to 128 (beyond Keras): rnnkit LSTM(projection=128), PyTorch nn.LSTM(proj_size=128)",
     ),
     "W4": dict(cell="gru", H=256, B=64, T=100, F=128, mode="train", title="GRU H=256, B=64, T=100, F=128, train step"),
-    "W5": dict(
-        cell="lstm",
-        H=128,
-        B=1,
-        T=100,
-        F=64,
-        mode="predict",
-        title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch",
+    "W5": dict(_W5, title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch"),
+    "W5-bf16": dict(
+        _W5,
+        policy="mixed_bfloat16",
+        title="W5 in bfloat16: rnnkit dtype='mixed_bfloat16', PyTorch torch.autocast('cpu', torch.bfloat16)",
     ),
     "W6": dict(
         cell="lstm",
@@ -122,8 +114,8 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", "W5", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", "W5", "W6", *VARIANTS, "W7", "W8", "W9"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
@@ -148,6 +140,8 @@ TARGETS = {
     "W9": ("keras-tensorflow", 0.5),
     # The bf16 mode against PyTorch's float32 W3 (the row above), where AMX exists.
     "W3-bf16": ("torch@W3", 0.4),
+    # Informational: the bf16 mode's streaming inference against PyTorch's float32 W5.
+    "W5-bf16": ("torch@W5", 0.7),
     # Issue 20: zoneout costs at most 10% over plain W1; a projection LSTM is at least as fast as
     # PyTorch's proj_size.
     "W1-zoneout": ("rnnkit@W1", 1.1),
@@ -487,8 +481,8 @@ class Torch:
             return loss.item()
 
         def predict():
-            with torch.inference_mode():
-                return net(xt, lengths).numpy()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return net(xt, lengths).float().numpy()
 
         self.train = train
         if wl["mode"] == "epoch":  # warm up on a full and a partial (last) batch, as Keras's warm-up fit
@@ -822,7 +816,7 @@ def available_frameworks():
 def applies(fw, wl_name):
     if wl_name.startswith("W1-") and fw.startswith("keras-"):
         return "not run: the W1 variants are rnnkit vs PyTorch only"
-    if wl_name == "W3-bf16" and fw != "rnnkit" and fw != "torch":
+    if wl_name.endswith("-bf16") and fw != "rnnkit" and fw != "torch":
         return "not run: the bf16 row is rnnkit vs PyTorch's autocast (Keras's mixed policy is judged by accuracy)"
     if wl_name == "W3-proj" and fw.startswith("keras-"):
         return "not run: Keras's LSTM has no projection"

@@ -8,7 +8,7 @@ use common::{cast, cell_spec, mixed_mask, spec, Extra, OwnedWeights, Rng, CELLS}
 use ndarray::{s, Array, Array2, Array3, Axis, Dimension};
 use rnnkit::{
     sequence, Activation, Cancel, CellKind, CellSpec, Error, Float, Gradients, MergeMode,
-    OutputGrad, SequenceInput, SequenceOptions, Weights,
+    OutputGrad, Precision, SequenceInput, SequenceOptions, Weights,
 };
 
 /// Everything one forward + backward pass reads, in the element type `T`.
@@ -525,18 +525,22 @@ fn thread_count_does_not_change_any_bit() {
     let variants = [VARIANTS[2], VARIANTS[3], VARIANTS[4]];
     for (i, kind) in CELLS.into_iter().enumerate() {
         for (j, v) in variants.into_iter().enumerate() {
-            let setup = Setup::<f32>::new(kind, v, 400 + (10 * i + j) as u64, 37, 7, 9, 8);
-            let in_pool = |n: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .unwrap()
-                    .install(|| setup.run())
-            };
-            let serial = in_pool(1);
-            for n in 2..=4 {
-                let what = format!("{} with {n} threads", setup.label);
-                assert_runs_identical(&what, &in_pool(n), &serial);
+            let mut setup = Setup::<f32>::new(kind, v, 400 + (10 * i + j) as u64, 37, 7, 9, 8);
+            // bfloat16 products too: their kernel follows the batch, never the split.
+            for precision in [Precision::Full, Precision::Bf16] {
+                setup.options.precision = precision;
+                let in_pool = |n: usize| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(n)
+                        .build()
+                        .unwrap()
+                        .install(|| setup.run())
+                };
+                let serial = in_pool(1);
+                for n in 2..=4 {
+                    let what = format!("{} {precision:?} with {n} threads", setup.label);
+                    assert_runs_identical(&what, &in_pool(n), &serial);
+                }
             }
         }
     }

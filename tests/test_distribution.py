@@ -154,6 +154,7 @@ def test_ranks_train_as_one_process_on_the_same_global_batches(processes, single
         for key in single_process.files:
             # float32 sums over the ranks in another order than over one batch
             np.testing.assert_allclose(ranked[key], single_process[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    assert not (tmp_path / "backup").exists()
     # Only rank 0 writes: the CSV log, the checkpoints and model.save.
     assert sorted(p.name for p in (tmp_path / "files0").iterdir()) == [
         "ckpt-1.weights.h5",
@@ -316,6 +317,7 @@ def _train(out):
     files = out / f"files{rank}"
     files.mkdir()
     callbacks = [
+        rk.callbacks.BackupAndRestore(str(out / "backup"), save_freq=2),  # rank 0 writes, then deletes it
         rk.callbacks.CSVLogger(str(files / "log.csv")),
         rk.callbacks.ModelCheckpoint(str(files / "ckpt-{epoch}.weights.h5"), save_weights_only=True),
     ]

@@ -331,6 +331,12 @@ FUSED_CASES = [
     ("SGD", {}),
     ("SGD", {"momentum": 0.9}),
     ("SGD", {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}),
+    ("RMSprop", {}),
+    ("RMSprop", {"momentum": 0.9}),
+    ("RMSprop", {"centered": True, "rho": 0.5}),
+    ("RMSprop", {"centered": True, "momentum": 0.5, "epsilon": 0.1, "weight_decay": 0.1}),
+    ("Adagrad", {}),
+    ("Adagrad", {"initial_accumulator_value": 0.5, "epsilon": 0.01}),
 ]
 
 
@@ -367,3 +373,10 @@ def test_fused_updates_name_a_bad_argument():
         _core.sgd_update([w], [w], None, learning_rate=0.1, momentum=0.9)
     with pytest.raises(ValueError, match=r"gradient: expected shape \(2, 3\), received \(3,\)"):
         _core.sgd_update([w], [np.zeros(3, np.float32)], learning_rate=0.1)
+    rms = dict(learning_rate=0.1, rho=0.9, epsilon=1e-7)
+    with pytest.raises(ValueError, match=r"momentums: expected a list exactly when momentum is not 0"):
+        _core.rmsprop_update([w], [w], [w], [w], **rms)
+    with pytest.raises(ValueError, match=r"average: expected shape \(2, 3\), received \(3,\)"):
+        _core.rmsprop_update([w], [w], [w], None, [np.zeros(3, np.float32)], **rms)
+    with pytest.raises(ValueError, match=r"accumulators: expected 1 arrays \(one per value\), received 0"):
+        _core.adagrad_update([w], [w], [], learning_rate=0.1, epsilon=1e-7)

@@ -14,7 +14,9 @@ __all__ = [
     "CellSpec",
     "compile_cuda_kernels",
     "cuda_status",
+    "adagrad_update",
     "adam_update",
+    "rmsprop_update",
     "sgd_update",
     "bidirectional_backward",
     "bidirectional_forward",
@@ -261,6 +263,30 @@ def sgd_update(
     nesterov: bool = False,
 ) -> tuple[list[_Array], list[_Array] | None]:
     """SGD's step for every weight at once; new values and momentums (None without momentums)."""
+
+def rmsprop_update(
+    values: Sequence[_Array],
+    gradients: Sequence[_Array],
+    velocities: Sequence[_Array],
+    momentums: Sequence[_Array] | None = None,
+    averages: Sequence[_Array] | None = None,
+    *,
+    learning_rate: float,
+    rho: float,
+    momentum: float = 0.0,
+    epsilon: float,
+) -> tuple[list[_Array], list[_Array], list[_Array] | None, list[_Array] | None]:
+    """RMSprop's step for every weight at once; new values, velocities, momentums and averages."""
+
+def adagrad_update(
+    values: Sequence[_Array],
+    gradients: Sequence[_Array],
+    accumulators: Sequence[_Array],
+    *,
+    learning_rate: float,
+    epsilon: float,
+) -> tuple[list[_Array], list[_Array]]:
+    """Adagrad's step for every weight at once; new values and accumulators."""
 
 def bfloat16_products() -> Literal["amx", "emulated"]:
     """How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (portable tiles)."""

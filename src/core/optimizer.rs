@@ -1,4 +1,4 @@
-//! Optimizer updates of every weight in one call, element by element, operation for operation
+//! Optimizer updates of every weight in one call (Adam, SGD, RMSprop, Adagrad), element by element, operation for operation
 //! the arithmetic of Keras's optimizers (and of `rnnkit.optimizers`' numpy code), so the results
 //! are the same bits: a small model's training step then spends a few microseconds per weight
 //! here instead of a dozen numpy calls.
@@ -195,6 +195,168 @@ impl<T: Float> SgdStep<T> {
     }
 }
 
+/// One RMSprop step's constants, rounded to the weights' float type as numpy rounds them.
+#[derive(Clone, Copy, Debug)]
+pub struct RmspropStep<T> {
+    /// The learning rate.
+    pub learning_rate: T,
+    /// The decay of the squared gradients' average, `ρ`.
+    pub rho: T,
+    /// `1 − ρ` (computed in f64, then rounded).
+    pub one_minus_rho: T,
+    /// Added under the square root.
+    pub epsilon: T,
+    /// The momentum (0: none, and no momentum arrays).
+    pub momentum: T,
+}
+
+/// One weight's RMSprop state before the step.
+pub struct RmspropState<'a, T> {
+    /// The weight.
+    pub value: ArrayViewD<'a, T>,
+    /// Its gradient.
+    pub gradient: ArrayViewD<'a, T>,
+    /// The squared gradients' moving average `v`.
+    pub velocity: ArrayViewD<'a, T>,
+    /// The accumulated increments, with momentum (for every weight or for none).
+    pub momentum: Option<ArrayViewD<'a, T>>,
+    /// The gradients' moving average `a`, when centered (for every weight or for none).
+    pub average: Option<ArrayViewD<'a, T>>,
+}
+
+/// The new value, `v`, momentum and average of one weight (the last two when kept).
+pub type RmspropUpdate<T> = (ArrayD<T>, ArrayD<T>, Option<ArrayD<T>>, Option<ArrayD<T>>);
+
+impl<T: Float> RmspropStep<T> {
+    /// Steps every weight: `v ← ρ·v + (1 − ρ)·g²`, centered `a ← ρ·a + (1 − ρ)·g` and
+    /// `d = v − a² + ε` (else `d = v + ε`), `s = lr·g / sqrt(d)`, with momentum `m ← μ·m + s`
+    /// and `s = m`, then `w ← w − s`: each operation rounded as numpy rounds it.
+    pub fn apply(&self, states: &[RmspropState<T>]) -> Result<Vec<RmspropUpdate<T>>> {
+        for s in states {
+            let shape = s.value.shape();
+            check_shape("gradient", shape, s.gradient.shape())?;
+            check_shape("velocity", shape, s.velocity.shape())?;
+            for (name, a) in [("momentum", &s.momentum), ("average", &s.average)] {
+                if let Some(a) = a {
+                    check_shape(name, shape, a.shape())?;
+                }
+            }
+        }
+        let with_momentum = states.first().is_some_and(|s| s.momentum.is_some());
+        let centered = states.first().is_some_and(|s| s.average.is_some());
+        if states
+            .iter()
+            .any(|s| s.momentum.is_some() != with_momentum || s.average.is_some() != centered)
+        {
+            return Err(crate::error::Error::Value {
+                argument: "momentums, averages".into(),
+                expected: "arrays for every weight or for none".into(),
+                received: "arrays for some weights".into(),
+            });
+        }
+        // Absent arrays are stood in for by the gradient (read, never used).
+        let inputs: Vec<[ArrayViewD<T>; 5]> = states
+            .iter()
+            .map(|s| {
+                let (w, g, v) = (s.value.view(), s.gradient.view(), s.velocity.view());
+                let m = s.momentum.as_ref().unwrap_or(&s.gradient).view();
+                let a = s.average.as_ref().unwrap_or(&s.gradient).view();
+                [w, g, v, m, a]
+            })
+            .collect();
+        let step = *self;
+        let updates = match (with_momentum, centered) {
+            (false, false) => map_chunks(&inputs, |i, o| step.chunk::<false, false>(i, o)),
+            (false, true) => map_chunks(&inputs, |i, o| step.chunk::<false, true>(i, o)),
+            (true, false) => map_chunks(&inputs, |i, o| step.chunk::<true, false>(i, o)),
+            (true, true) => map_chunks(&inputs, |i, o| step.chunk::<true, true>(i, o)),
+        };
+        Ok(updates
+            .into_iter()
+            .map(|[w, v, m, a]| (w, v, with_momentum.then_some(m), centered.then_some(a)))
+            .collect())
+    }
+
+    /// One chunk: inputs `[w, g, v, m, a]`, outputs `[w, v, m, a]` (the unused ones written
+    /// too, with zeros).
+    #[inline(always)]
+    fn chunk<const MOMENTUM: bool, const CENTERED: bool>(
+        self,
+        [w, g, v, m, a]: [&[T]; 5],
+        [wo, vo, mo, ao]: [&mut [MaybeUninit<T>]; 4],
+    ) {
+        let Self {
+            learning_rate,
+            rho,
+            one_minus_rho,
+            epsilon,
+            momentum,
+        } = self;
+        let n = wo.len();
+        let (w, g, v, m, a) = (&w[..n], &g[..n], &v[..n], &m[..n], &a[..n]);
+        let (vo, mo, ao) = (&mut vo[..n], &mut mo[..n], &mut ao[..n]);
+        for i in 0..n {
+            let velocity = rho * v[i] + one_minus_rho * (g[i] * g[i]);
+            vo[i].write(velocity);
+            let denominator = if CENTERED {
+                let average = rho * a[i] + one_minus_rho * g[i];
+                ao[i].write(average);
+                velocity - average * average + epsilon
+            } else {
+                ao[i].write(T::zero());
+                velocity + epsilon
+            };
+            let mut increment = learning_rate * g[i] / denominator.sqrt();
+            if MOMENTUM {
+                increment = momentum * m[i] + increment;
+                mo[i].write(increment);
+            } else {
+                mo[i].write(T::zero());
+            }
+            wo[i].write(w[i] - increment);
+        }
+    }
+}
+
+/// One Adagrad step's constants, in the weights' float type.
+#[derive(Clone, Copy, Debug)]
+pub struct AdagradStep<T> {
+    /// The learning rate.
+    pub learning_rate: T,
+    /// Added under the square root.
+    pub epsilon: T,
+}
+
+/// One weight's Adagrad state before the step: value, gradient, accumulator.
+pub type AdagradState<'a, T> = [ArrayViewD<'a, T>; 3];
+
+impl<T: Float> AdagradStep<T> {
+    /// Steps every weight: `acc ← acc + g²`, `w ← w − lr·g / sqrt(acc + ε)`, each operation
+    /// rounded as numpy rounds it. Returns the new values and accumulators.
+    pub fn apply(&self, states: &[AdagradState<T>]) -> Result<Vec<(ArrayD<T>, ArrayD<T>)>> {
+        for [w, g, acc] in states {
+            check_shape("gradient", w.shape(), g.shape())?;
+            check_shape("accumulator", w.shape(), acc.shape())?;
+        }
+        let Self {
+            learning_rate,
+            epsilon,
+        } = *self;
+        Ok(map_chunks(states, |[w, g, acc], [wo, ao]| {
+            let n = wo.len();
+            let (w, g, acc, ao) = (&w[..n], &g[..n], &acc[..n], &mut ao[..n]);
+            for i in 0..n {
+                let accumulated = acc[i] + g[i] * g[i];
+                ao[i].write(accumulated);
+                wo[i].write(w[i] - learning_rate * g[i] / (accumulated + epsilon).sqrt());
+            }
+        })
+        .into_iter()
+        .map(|[w, acc]| (w, acc))
+        .collect())
+    }
+}
+
 /// Runs `step` over every weight in chunks: `inputs[w]` holds weight `w`'s `I` arrays (of one
 /// shape); `step` gets a chunk of each (same range) and writes every element of the matching
 /// chunks of the weight's `O` new arrays. One pass per weight, the chunks run on the thread
@@ -329,6 +491,44 @@ mod tests {
         s.gradient = short.view().into_dyn();
         let err = step.apply(&[s]).unwrap_err().to_string();
         assert_eq!(err, "gradient: expected shape (1,), received (2,)");
+    }
+
+    #[test]
+    fn rmsprop_and_adagrad_steps_match_numpy() {
+        // numpy, float32: w, g, v = [0.5, -1.25], [0.1, -2.0], [0.01, 0.2]; rho 0.9, lr 0.01
+        //   v = 0.9 * v + (1 - 0.9) * np.square(g); w - 0.01 * g / np.sqrt(v + 1e-7)
+        //   acc = v + np.square(g); w - 0.01 * g / np.sqrt(acc + 1e-7)
+        let (w, g, v) = (
+            arr1(&[0.5f32, -1.25]),
+            arr1(&[0.1f32, -2.0]),
+            arr1(&[0.01f32, 0.2]),
+        );
+        let step = RmspropStep {
+            learning_rate: 0.01f32,
+            rho: 0.9,
+            one_minus_rho: (1.0 - 0.9f64) as f32,
+            epsilon: 1e-7,
+            momentum: 0.0,
+        };
+        let state = RmspropState {
+            value: w.view().into_dyn(),
+            gradient: g.view().into_dyn(),
+            velocity: v.view().into_dyn(),
+            momentum: None,
+            average: None,
+        };
+        let (w2, v2, m2, a2) = step.apply(&[state]).unwrap().remove(0);
+        assert!(m2.is_none() && a2.is_none());
+        assert_eq!(v2.as_slice().unwrap(), &[0.01f32, 0.58]);
+        assert_eq!(w2.as_slice().unwrap(), &[0.490_000_04f32, -1.223_738_7]);
+        let adagrad = AdagradStep {
+            learning_rate: 0.01f32,
+            epsilon: 1e-7,
+        };
+        let states = [[w.view(), g.view(), v.view()].map(|a| a.into_dyn())];
+        let (w3, acc) = adagrad.apply(&states).unwrap().remove(0);
+        assert_eq!(acc.as_slice().unwrap(), &[0.02f32, 4.2]);
+        assert_eq!(w3.as_slice().unwrap(), &[0.492_928_95f32, -1.240_241]);
     }
 
     #[test]

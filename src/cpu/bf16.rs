@@ -5,12 +5,14 @@
 //! Operands are rounded to bf16 (to nearest, ties to even; subnormals to zero, as the CPU's
 //! conversion instructions do) into padded buffers: `a` row-major with rows of a whole number
 //! of 32 values, `b` as a [`Bf16Matrix`] of 16-column panels in the pairwise layout the
-//! tiles read. The products run on AMX tiles where the CPU has them (`super::amx`), else on a
-//! portable tile with the same operands and the same f32 sums in the same order of chunks:
-//! the mode is then emulated (same numbers within f32 rounding, no faster than f32).
+//! tiles read. Three kernels compute the products, chosen by `Kernel::for_rows` from the CPU
+//! and the problem's rows: AMX tiles (`super::amx`, Intel since Sapphire Rapids), AVX512-BF16
+//! dot products (`vdpbf16ps`: small batches on AMX CPUs, every product on AMD Zen 4), or a
+//! portable tile, the mode then emulated (the same numbers within f32 rounding, no faster than
+//! f32). They differ only in the rounding of their f32 sums.
 //!
-//! Every result element is one tile's sums over the chunks of `k` in order, wherever its rows
-//! and columns land: results do not depend on how the work is split between threads.
+//! Every result element is one kernel's sums over `k` in order, wherever its rows and columns
+//! land: results do not depend on how the work is split between threads.
 
 use std::any::TypeId;
 use std::ops::Range;
@@ -62,16 +64,54 @@ pub fn as_f32_mut<T: 'static>(a: ArrayViewMut2<'_, T>) -> Option<ArrayViewMut2<'
     Some(unsafe { (&raw const *a).cast::<ArrayViewMut2<f32>>().read() })
 }
 
-/// Whether the products run on AMX tiles (else they are emulated by the portable tile).
+/// Whether the products run on AMX tiles (else they are emulated: AVX512-BF16 dot products
+/// where the CPU has them, as on AMD Zen 4, else the portable tile).
 pub fn on_amx() -> bool {
     amx::available()
+}
+
+/// Products of at most this many rows use dot products even on AMX (a tile's 16 rows would be
+/// mostly padding): a batch of one streams the packed kernel once per step.
+const DOT_ROWS: usize = 4;
+
+/// What computes a product's tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// AMX tiles, 2 × 2 of 16 × 16.
+    Amx,
+    /// AVX512-BF16 `vdpbf16ps`, up to 4 rows × 4 panels of 16-wide accumulators.
+    Dot,
+    /// Plain f32 arithmetic.
+    Portable,
+}
+
+impl Kernel {
+    /// The kernel for products of `rows` rows on this CPU: chosen from the problem's shape only
+    /// (the whole batch for the per-step products), so never from how threads split it.
+    fn for_rows(rows: usize) -> Self {
+        let dot = has_avx512_bf16();
+        match (amx::available(), dot) {
+            (true, true) if rows <= DOT_ROWS => Self::Dot,
+            (true, _) => Self::Amx,
+            (false, true) => Self::Dot,
+            (false, false) => Self::Portable,
+        }
+    }
+}
+
+/// Whether the CPU has AVX512-BF16 (besides the AVX-512 subsets the other kernels use).
+fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx512bf16") && super::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// Rounds `src` into `dst` (the same length).
 fn round_slice(src: &[f32], dst: &mut [u16]) {
     assert_eq!(src.len(), dst.len(), "round_slice lengths");
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512bf16") && super::has_avx512() {
+    if has_avx512_bf16() {
         // SAFETY: the CPU has the features, the lengths are equal.
         return unsafe { round_slice_avx512(src, dst) };
     }
@@ -114,6 +154,8 @@ pub struct Bf16Matrix {
     n: usize,
     k_pad: usize,
     data: Vec<u16>,
+    /// The kernel of its per-step products (see [`Bf16Matrix::for_batch`]).
+    kernel: Kernel,
 }
 
 impl Bf16Matrix {
@@ -158,7 +200,23 @@ impl Bf16Matrix {
                 }
             }
         });
-        Ok(Self { k, n, k_pad, data })
+        Ok(Self {
+            k,
+            n,
+            k_pad,
+            data,
+            kernel: Kernel::for_rows(usize::MAX),
+        })
+    }
+
+    /// This matrix for per-step products of a batch of `batch` rows, split between threads
+    /// any way: their kernel is the batch's, whatever rows each product gets.
+    #[must_use]
+    pub fn for_batch(self, batch: usize) -> Self {
+        Self {
+            kernel: Kernel::for_rows(batch),
+            ..self
+        }
     }
 
     /// `(k, n)`.
@@ -207,7 +265,7 @@ fn round_rows(a: ArrayView2<f32>, k_pad: usize, out: &mut [u16]) {
 /// `dst[j · stride + q]`. Only the block's pairs are written (a row past an odd count is zero).
 ///
 /// # Safety
-/// Every destination of the block's pairs must be writable.
+/// Every destination of the block's pairs must be writable (any alignment).
 unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs_by_row: bool) {
     let (rows, cols) = block.dim();
     debug_assert!(rows <= TILE_K && cols <= PANEL);
@@ -219,13 +277,13 @@ unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs
         }
     };
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512bf16") && super::has_avx512() {
+    if has_avx512_bf16() {
         // SAFETY (of both): the CPU has the features; the block is read at its strides.
         if block.strides()[1] == 1 || cols == 1 {
             let pairs = pairs_of_rows(block);
             for (q, row) in pairs.iter().enumerate().take(rows.div_ceil(2)) {
                 for (j, &pair) in row.iter().enumerate().take(cols) {
-                    *dst.add(at(q, j)) = pair;
+                    dst.add(at(q, j)).write_unaligned(pair);
                 }
             }
             return;
@@ -234,7 +292,7 @@ unsafe fn pack_block(block: ArrayView2<f32>, dst: *mut u32, stride: usize, pairs
             let pairs = pairs_of_columns(block);
             for (j, column) in pairs.iter().enumerate().take(cols) {
                 for (q, &pair) in column.iter().enumerate().take(rows.div_ceil(2)) {
-                    *dst.add(at(q, j)) = pair;
+                    dst.add(at(q, j)).write_unaligned(pair);
                 }
             }
             return;
@@ -266,7 +324,8 @@ unsafe fn pack_block_portable(
             } else {
                 j * stride + q
             };
-            *dst.add(at) = u32::from(round(column[2 * q])) | u32::from(odd) << 16;
+            dst.add(at)
+                .write_unaligned(u32::from(round(column[2 * q])) | u32::from(odd) << 16);
         }
     }
 }
@@ -353,12 +412,12 @@ thread_local! {
 /// `c = a · b`, or `c += a · b` with `accumulate`, on this thread: the per-step products. `c`'s
 /// rows must be contiguous.
 pub fn product(a: ArrayView2<f32>, b: &Bf16Matrix, accumulate: bool, c: &mut ArrayViewMut2<f32>) {
-    product_on(amx::available(), a, b, accumulate, c);
+    product_on(b.kernel, a, b, accumulate, c);
 }
 
-/// [`product`] on AMX tiles (`on_amx`, which the CPU must have) or on the portable tile.
+/// [`product`] on `kernel` (which the CPU must have).
 fn product_on(
-    on_amx: bool,
+    kernel: Kernel,
     a: ArrayView2<f32>,
     b: &Bf16Matrix,
     accumulate: bool,
@@ -381,7 +440,7 @@ fn product_on(
         }
         round_rows(a, b.k_pad, rows);
         let job = Job {
-            on_amx,
+            kernel,
             rows,
             m,
             b,
@@ -449,7 +508,7 @@ pub fn par_gemm(
             .collect()
     };
     let job = Job {
-        on_amx: amx::available(),
+        kernel: Kernel::for_rows(m),
         rows: &rows,
         m,
         b: &b,
@@ -486,8 +545,8 @@ unsafe impl Sync for Out {}
 
 /// One product's rounded operands and result, and which tiles compute it.
 struct Job<'a> {
-    /// AMX tiles (which the CPU must have), else the portable tile.
-    on_amx: bool,
+    /// What computes the tiles (the CPU must have it).
+    kernel: Kernel,
     /// The rounded `a`: all of its row tiles, `b.k_pad` values a row.
     rows: &'a [u16],
     m: usize,
@@ -503,6 +562,11 @@ impl Job<'_> {
     /// # Safety
     /// `out` must be valid for the `m × n` result, and no other thread may write these tiles.
     unsafe fn run(&self, row_tiles: Range<usize>, panels: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if self.kernel == Kernel::Dot {
+            let rows = row_tiles.start * TILE_ROWS..self.m.min(row_tiles.end * TILE_ROWS);
+            return self.dot_products(rows, panels);
+        }
         let body = || {
             let mut edges = [[[0f32; PANEL * TILE_ROWS]; 2]; 2];
             for block in row_tiles.clone().step_by(BLOCK_ROWS / TILE_ROWS) {
@@ -517,7 +581,7 @@ impl Job<'_> {
             }
         };
         #[cfg(target_arch = "x86_64")]
-        if self.on_amx {
+        if self.kernel == Kernel::Amx {
             return amx::with_tiles(body);
         }
         body();
@@ -585,7 +649,7 @@ impl Job<'_> {
         };
         let shape_rc = (rows.len(), panels.len());
         #[cfg(target_arch = "x86_64")]
-        let tiles_done = self.on_amx && {
+        let tiles_done = self.kernel == Kernel::Amx && {
             match shape_rc {
                 (1, 1) => amx::block::<1, 1>(&op, &c, self.accumulate),
                 (1, _) => amx::block::<1, 2>(&op, &c, self.accumulate),
@@ -613,6 +677,101 @@ impl Job<'_> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Job<'_> {
+    /// The rows `rows` × panels `panels` of the result by dot products: blocks of up to 4 rows
+    /// × 4 panels.
+    ///
+    /// # Safety
+    /// As [`Job::run`], on a CPU with AVX512-BF16.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_products(&self, rows: Range<usize>, panels: Range<usize>) {
+        macro_rules! shapes {
+            ($r:expr, $p:expr, $op:expr; $($rows:literal => [$($count:literal),*]),*) => {
+                match ($r, $p) {
+                    $($(($rows, $count) => dot_block::<$rows, $count>($op),)*)*
+                    shape => unreachable!("no dot block of {shape:?}"),
+                }
+            };
+        }
+        let pairs = self.b.k_pad / 2;
+        for p in panels.clone().step_by(4) {
+            let count = (panels.end - p).min(4);
+            for r in rows.clone().step_by(DOT_ROWS) {
+                let block = DotBlock {
+                    a: self.rows.as_ptr().cast::<u32>().add(r * pairs),
+                    pairs,
+                    b: self.b.panel(p).cast::<u32>(),
+                    c: self.out.ptr.add(r * self.out.ldc + p * PANEL),
+                    ldc: self.out.ldc,
+                    last_cols: (self.b.n - (p + count - 1) * PANEL).min(PANEL),
+                    accumulate: self.accumulate,
+                };
+                shapes!((rows.end - r).min(DOT_ROWS), count, &block;
+                    1 => [1, 2, 3, 4], 2 => [1, 2, 3, 4], 3 => [1, 2, 3, 4], 4 => [1, 2, 3, 4]);
+            }
+        }
+    }
+}
+
+/// One dot-product block: rows of `a` as bf16 pairs (`pairs` a row), panels of `b` (`pairs`
+/// rows of 16 pairs each), the block of `c` (the last panel's `last_cols` columns inside it).
+#[cfg(target_arch = "x86_64")]
+struct DotBlock {
+    a: *const u32,
+    pairs: usize,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    last_cols: usize,
+    accumulate: bool,
+}
+
+/// `R` rows × `P` panels of `c` (+)= `a · b` with `vdpbf16ps`: per pair of `k`, each accumulator
+/// adds the pair's two products.
+///
+/// # Safety
+/// The block's operands must be valid; the CPU must have AVX512-BF16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn dot_block<const R: usize, const P: usize>(op: &DotBlock) {
+    use std::arch::x86_64::*;
+    let mask = |p: usize| -> __mmask16 {
+        if p + 1 < P || op.last_cols == PANEL {
+            !0
+        } else {
+            ((1u32 << op.last_cols) - 1) as __mmask16
+        }
+    };
+    let mut acc = [[_mm512_setzero_ps(); P]; R];
+    if op.accumulate {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            for (p, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_maskz_loadu_ps(mask(p), op.c.add(i * op.ldc + p * PANEL));
+            }
+        }
+    }
+    let panel = op.pairs * PANEL;
+    for q in 0..op.pairs {
+        let mut b = [_mm512_setzero_si512(); P];
+        for (p, b) in b.iter_mut().enumerate() {
+            *b = _mm512_loadu_si512(op.b.add(p * panel + q * PANEL).cast());
+        }
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let a = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
+                op.a.add(i * op.pairs + q).read_unaligned() as i32,
+            ));
+            for (acc, &b) in acc.iter_mut().zip(&b) {
+                *acc = _mm512_dpbf16_ps(*acc, a, std::mem::transmute::<__m512i, __m512bh>(b));
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        for (p, &acc) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(op.c.add(i * op.ldc + p * PANEL), mask(p), acc);
         }
     }
 }
@@ -704,7 +863,7 @@ mod tests {
         ] {
             let a = filled(m, k, 0.37).mapv(|v| v as f32);
             let bm = filled(k, n, 0.11).mapv(|v| v as f32);
-            let b = Bf16Matrix::new(bm.view(), 2).unwrap();
+            let b = Bf16Matrix::new(bm.view(), 2).unwrap().for_batch(m);
             for accumulate in [false, true] {
                 let start = filled(m, n, 0.71).mapv(|v| v as f32);
                 let mut want = reference(&a, bm.view());
@@ -728,12 +887,54 @@ mod tests {
     }
 
     #[test]
+    fn every_kernel_gives_the_rounded_operands_product() {
+        let kernels: Vec<_> = [Kernel::Portable, Kernel::Dot, Kernel::Amx]
+            .into_iter()
+            .filter(|&k| match k {
+                Kernel::Amx => amx::available(),
+                Kernel::Dot => has_avx512_bf16(),
+                Kernel::Portable => true,
+            })
+            .collect();
+        for (m, k, n) in [
+            (1, 70, 200),
+            (3, 33, 16),
+            (4, 128, 512),
+            (5, 64, 40),
+            (21, 300, 70),
+        ] {
+            let a = filled(m, k, 0.37).mapv(|v| v as f32);
+            let bm = filled(k, n, 0.11).mapv(|v| v as f32);
+            let b = Bf16Matrix::new(bm.view(), 1).unwrap();
+            let start = filled(m, n, 0.5).mapv(|v| v as f32);
+            let want = reference(&a, bm.view()) + start.mapv(f64::from);
+            for &kernel in &kernels {
+                let mut got = start.clone();
+                product_on(kernel, a.view(), &b, true, &mut got.view_mut());
+                let err = (&want - &got.mapv(f64::from))
+                    .iter()
+                    .fold(0.0f64, |e, v| e.max(v.abs()));
+                assert!(
+                    err < 1e-5 * k as f64,
+                    "({m}, {k}, {n}) {kernel:?}: error {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_portable_tile_matches_the_amx_one() {
         let a = filled(37, 300, 0.37).mapv(|v| v as f32);
         let b = Bf16Matrix::new(filled(300, 70, 0.11).mapv(|v| v as f32).view(), 1).unwrap();
         let mut portable = filled(37, 70, 0.5).mapv(|v| v as f32);
         let mut tiles = portable.clone();
-        product_on(false, a.view(), &b, true, &mut portable.view_mut());
+        product_on(
+            Kernel::Portable,
+            a.view(),
+            &b,
+            true,
+            &mut portable.view_mut(),
+        );
         product(a.view(), &b, true, &mut tiles.view_mut());
         let err = (&portable - &tiles)
             .iter()

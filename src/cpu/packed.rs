@@ -50,8 +50,9 @@ pub struct PackedMatrix<T> {
 }
 
 impl<T: Float> PackedMatrix<T> {
-    /// Packs `b`, a view with any strides, for products in `precision` (bfloat16 needs f32).
-    pub fn new(b: ArrayView2<T>, precision: Precision) -> Result<Self> {
+    /// Packs `b`, a view with any strides, for products in `precision` (bfloat16 needs f32) of
+    /// at most `batch` rows.
+    pub fn new(b: ArrayView2<T>, precision: Precision, batch: usize) -> Result<Self> {
         if precision == Precision::Bf16 {
             let b =
                 bf16::as_f32(b).expect("bfloat16 products of f32 only (checked with the input)");
@@ -60,7 +61,7 @@ impl<T: Float> PackedMatrix<T> {
                 k,
                 n,
                 panels: Vec::new(),
-                bf16: Some(Bf16Matrix::new(b, 1)?),
+                bf16: Some(Bf16Matrix::new(b, 1)?.for_batch(batch)),
             });
         }
         let (k, n) = b.dim();
@@ -561,7 +562,7 @@ mod tests {
         ] {
             let a = filled(m, k, 0.37);
             let b = filled(k, n, 0.11);
-            let packed = PackedMatrix::new(b.view(), Precision::Full).unwrap();
+            let packed = PackedMatrix::new(b.view(), Precision::Full, m).unwrap();
             for accumulate in [false, true] {
                 let start = filled(m, n, 0.71);
                 let want = if accumulate {
@@ -600,6 +601,7 @@ mod tests {
             let packed = PackedMatrix::new(
                 filled(k, n, 0.11).mapv(|v| v as f32).view(),
                 Precision::Full,
+                m,
             )
             .unwrap();
             for accumulate in [false, true] {
@@ -664,7 +666,7 @@ mod tests {
         let a = filled(13, 40, 0.3).mapv(|v| v as f32);
         let wide = filled(40, 2 * 37, 0.2).mapv(|v| v as f32);
         let b = wide.slice(s![.., 37..]); // a column block of a wider matrix
-        let packed = PackedMatrix::new(b, Precision::Full).unwrap();
+        let packed = PackedMatrix::new(b, Precision::Full, 13).unwrap();
         let mut whole = Array2::<f32>::zeros((13, 37));
         packed_product(a.view(), &packed, false, &mut whole.view_mut());
         for r in 0..13 {

@@ -64,7 +64,7 @@ mod _core {
     #[pymodule_export]
     use super::device::{compile_cuda_kernels, cuda_status};
     #[pymodule_export]
-    use super::optimizers::{adam_update, sgd_update};
+    use super::optimizers::{adagrad_update, adam_update, rmsprop_update, sgd_update};
     #[pymodule_export]
     use super::passes::{
         bidirectional_backward, bidirectional_forward, rnn_backward, rnn_forward, SavedActivations,

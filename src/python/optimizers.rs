@@ -1,4 +1,5 @@
-//! The fused optimizer steps: Adam's and SGD's update of every weight in one call.
+//! The fused optimizer steps: Adam's, SGD's, RMSprop's and Adagrad's update of every weight in
+//! one call.
 
 use numpy::ndarray::IxDyn;
 use numpy::{Element, PyReadonlyArray};
@@ -7,7 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::convert::{compute, dtype_name, float_dtype, guarded, read_list, to_numpy, Dtype, Elem};
-use crate::core::optimizer::{AdamState, AdamStep, SgdStep};
+use crate::core::optimizer::{
+    AdagradStep, AdamState, AdamStep, RmspropState, RmspropStep, SgdStep,
+};
 
 /// Adam's step for every weight at once: returns the new values, momentums, velocities and
 /// (with AMSGrad) largest velocities, as lists in the weights' order. All arrays share one float
@@ -166,6 +169,164 @@ fn sgd_typed<'py, T: Elem>(
     PyTuple::new(
         py,
         [array_list(py, Some(new_values))?, array_list(py, new_m)?],
+    )
+}
+
+/// RMSprop's step for every weight at once: returns the new values, velocities, momentums
+/// (None without momentum) and gradient averages (None unless centered), as lists in the
+/// weights' order. All arrays share one float dtype, that of `values[0]`; the scalars are
+/// rounded to it.
+#[pyfunction]
+#[pyo3(signature = (values, gradients, velocities, momentums = None, averages = None, *, learning_rate, rho, momentum = 0.0, epsilon))]
+#[allow(clippy::too_many_arguments)]
+pub fn rmsprop_update<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    gradients: &Bound<'py, PyAny>,
+    velocities: &Bound<'py, PyAny>,
+    momentums: Option<&Bound<'py, PyAny>>,
+    averages: Option<&Bound<'py, PyAny>>,
+    learning_rate: f64,
+    rho: f64,
+    momentum: f64,
+    epsilon: f64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| {
+        let lists = (values, gradients, velocities, momentums, averages);
+        let constants = [learning_rate, rho, momentum, epsilon];
+        match first_dtype(values)? {
+            Dtype::F32 => rmsprop_typed::<f32>(py, lists, constants),
+            Dtype::F64 => rmsprop_typed::<f64>(py, lists, constants),
+        }
+    })
+}
+
+/// The lists `rmsprop_update` takes: values, gradients, velocities, momentums, averages.
+type RmspropLists<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    Option<&'a Bound<'py, PyAny>>,
+    Option<&'a Bound<'py, PyAny>>,
+);
+
+fn rmsprop_typed<'py, T: Elem>(
+    py: Python<'py>,
+    (values, gradients, velocities, momentums, averages): RmspropLists<'_, 'py>,
+    [learning_rate, rho, momentum, epsilon]: [f64; 4],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let values = weight_arrays::<T>("values", values, None)?;
+    let n = Some(values.len());
+    let gradients = weight_arrays::<T>("gradients", gradients, n)?;
+    let velocities = weight_arrays::<T>("velocities", velocities, n)?;
+    let optional = |name: &str, obj: Option<&Bound<'py, PyAny>>| {
+        obj.filter(|o| !o.is_none())
+            .map(|obj| weight_arrays::<T>(name, obj, n))
+            .transpose()
+    };
+    let (momentums, averages) = (
+        optional("momentums", momentums)?,
+        optional("averages", averages)?,
+    );
+    if momentums.is_some() != (momentum != 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "momentums: expected a list exactly when momentum is not 0, received {} with momentum={momentum}",
+            if momentums.is_some() { "a list" } else { "None" }
+        )));
+    }
+    let scalar = |v: f64| T::from_f64(v).expect("a float converts to a float");
+    let step = RmspropStep {
+        learning_rate: scalar(learning_rate),
+        rho: scalar(rho),
+        one_minus_rho: scalar(1.0 - rho),
+        epsilon: scalar(epsilon),
+        momentum: scalar(momentum),
+    };
+    let states: Vec<_> = (0..values.len())
+        .map(|i| RmspropState {
+            value: values[i].as_array(),
+            gradient: gradients[i].as_array(),
+            velocity: velocities[i].as_array(),
+            momentum: momentums.as_ref().map(|m| m[i].as_array()),
+            average: averages.as_ref().map(|a| a[i].as_array()),
+        })
+        .collect();
+    let size = states.iter().map(|s| s.value.len()).sum();
+    let updates = compute(py, size, |_| step.apply(&states))?;
+    let (mut new_values, mut new_v, mut new_m, mut new_a) = (vec![], vec![], vec![], vec![]);
+    for (value, v, m, a) in updates {
+        new_values.push(value);
+        new_v.push(v);
+        new_m.extend(m);
+        new_a.extend(a);
+    }
+    PyTuple::new(
+        py,
+        [
+            array_list(py, Some(new_values))?,
+            array_list(py, Some(new_v))?,
+            array_list(py, momentums.map(|_| new_m))?,
+            array_list(py, averages.map(|_| new_a))?,
+        ],
+    )
+}
+
+/// Adagrad's step for every weight at once: returns the new values and accumulators, as lists
+/// in the weights' order. All arrays share one float dtype, that of `values[0]`; the scalars
+/// are rounded to it.
+#[pyfunction]
+#[pyo3(signature = (values, gradients, accumulators, *, learning_rate, epsilon))]
+pub fn adagrad_update<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    gradients: &Bound<'py, PyAny>,
+    accumulators: &Bound<'py, PyAny>,
+    learning_rate: f64,
+    epsilon: f64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(|| match first_dtype(values)? {
+        Dtype::F32 => adagrad_typed::<f32>(
+            py,
+            [values, gradients, accumulators],
+            learning_rate,
+            epsilon,
+        ),
+        Dtype::F64 => adagrad_typed::<f64>(
+            py,
+            [values, gradients, accumulators],
+            learning_rate,
+            epsilon,
+        ),
+    })
+}
+
+fn adagrad_typed<'py, T: Elem>(
+    py: Python<'py>,
+    [values, gradients, accumulators]: [&Bound<'py, PyAny>; 3],
+    learning_rate: f64,
+    epsilon: f64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let values = weight_arrays::<T>("values", values, None)?;
+    let n = Some(values.len());
+    let gradients = weight_arrays::<T>("gradients", gradients, n)?;
+    let accumulators = weight_arrays::<T>("accumulators", accumulators, n)?;
+    let scalar = |v: f64| T::from_f64(v).expect("a float converts to a float");
+    let step = AdagradStep {
+        learning_rate: scalar(learning_rate),
+        epsilon: scalar(epsilon),
+    };
+    let states: Vec<_> = (0..values.len())
+        .map(|i| [&values[i], &gradients[i], &accumulators[i]].map(|a| a.as_array()))
+        .collect();
+    let size = states.iter().map(|[w, _, _]| w.len()).sum();
+    let updates = compute(py, size, |_| step.apply(&states))?;
+    let (new_values, new_acc): (Vec<_>, Vec<_>) = updates.into_iter().unzip();
+    PyTuple::new(
+        py,
+        [
+            array_list(py, Some(new_values))?,
+            array_list(py, Some(new_acc))?,
+        ],
     )
 }
 

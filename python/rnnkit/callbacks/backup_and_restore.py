@@ -6,6 +6,7 @@ import shutil
 
 from rnnkit.callbacks.callback import Callback
 from rnnkit.callbacks.model_checkpoint import _batch_counter
+from rnnkit.distribution.state import is_chief
 
 
 class BackupAndRestore(Callback):
@@ -17,6 +18,9 @@ class BackupAndRestore(Callback):
         save_freq: "epoch", or an integer: back up every that many batches too.
         double_checkpoint: Keep the previous backup as well, used when the latest is unreadable.
         delete_checkpoint: Delete the backup when training ends normally.
+
+    In data-parallel training rank 0 writes and deletes the backup and every rank restores from
+    it, so its folder must be on a filesystem every process sees.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
@@ -63,6 +67,8 @@ class BackupAndRestore(Callback):
             self._backup()
 
     def _backup(self):
+        if not is_chief():  # in data-parallel training, rank 0 writes; every rank restores
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint:
             for path in (self._weights_path, self._metadata_path):
@@ -73,5 +79,5 @@ class BackupAndRestore(Callback):
             json.dump({"epoch": self._epochs_done}, f)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+        if self.delete_checkpoint and is_chief() and os.path.exists(self.backup_dir):
             shutil.rmtree(self.backup_dir)

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from rnnkit import initializers
+from rnnkit import _core, initializers
 from rnnkit.optimizers.optimizer import Optimizer
+from rnnkit.tensor import wrap
 
 __all__ = ["Adagrad"]
 
@@ -32,6 +33,20 @@ class Adagrad(Optimizer):
         super().build(variables)
         initializer = initializers.Constant(self.initial_accumulator_value)
         self._accumulators = self.add_optimizer_variables(variables, "accumulator", initializer)
+
+    def _update_steps(self, grads, variables, learning_rate):
+        for dtype, pairs in self._fused_groups(Adagrad, grads, variables, learning_rate):
+            slots = [self._get_variable_index(v) for _, v in pairs]
+            values, accumulators = _core.adagrad_update(
+                [np.asarray(v) for _, v in pairs],
+                [g for g, _ in pairs],
+                [np.asarray(self._accumulators[i]) for i in slots],
+                learning_rate=float(learning_rate.astype(dtype)),
+                epsilon=self.epsilon,
+            )
+            for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
+                variable.assign(wrap(values[k]))
+                self._accumulators[i].assign(wrap(accumulators[k]))
 
     def update_step(self, gradient, variable, learning_rate):
         accumulator = self._accumulators[self._get_variable_index(variable)]

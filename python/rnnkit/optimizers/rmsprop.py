@@ -2,7 +2,9 @@
 
 import numpy as np
 
+from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
+from rnnkit.tensor import wrap
 
 __all__ = ["RMSprop"]
 
@@ -39,6 +41,30 @@ class RMSprop(Optimizer):
         self._momentums = self.add_optimizer_variables(variables, "momentum") if self.momentum > 0 else []
         self._average_gradients = self.add_optimizer_variables(variables, "average_gradient") if self.centered else []
 
+    def _update_steps(self, grads, variables, learning_rate):
+        for dtype, pairs in self._fused_groups(RMSprop, grads, variables, learning_rate):
+            slots = [self._get_variable_index(v) for _, v in pairs]
+            momentums = [self._momentums[i] for i in slots] if self.momentum > 0 else None
+            averages = [self._average_gradients[i] for i in slots] if self.centered else None
+            values, velocities, new_momentums, new_averages = _core.rmsprop_update(
+                [np.asarray(v) for _, v in pairs],
+                [g for g, _ in pairs],
+                [np.asarray(self._velocities[i]) for i in slots],
+                _arrays(momentums),
+                _arrays(averages),
+                learning_rate=float(learning_rate.astype(dtype)),
+                rho=self.rho,
+                momentum=self.momentum if self.momentum > 0 else 0.0,
+                epsilon=self.epsilon,
+            )
+            for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
+                variable.assign(wrap(values[k]))
+                self._velocities[i].assign(wrap(velocities[k]))
+            for slot, value in zip(momentums or [], new_momentums or []):
+                slot.assign(wrap(value))
+            for slot, value in zip(averages or [], new_averages or []):
+                slot.assign(wrap(value))
+
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         rho, velocity = self.rho, self._velocities[index]
@@ -63,3 +89,8 @@ class RMSprop(Optimizer):
             "epsilon": self.epsilon,
             "centered": self.centered,
         }
+
+
+def _arrays(slots):
+    """The values of optimizer variables, or None."""
+    return None if slots is None else [np.asarray(s) for s in slots]

@@ -260,9 +260,9 @@ fn time_loop<T: Float>(
         .enumerate()
         .collect();
     let precision = saved.options.precision;
-    let packed = pack_gates(spec, saved.recurrent_kernel.view(), true, precision)?;
+    let packed = pack_gates(spec, saved.recurrent_kernel.view(), true, precision, b)?;
     let projection = (saved.projection.as_ref())
-        .map(|w| PackedMatrix::new(w.t(), precision))
+        .map(|w| PackedMatrix::new(w.t(), precision, b))
         .transpose()?;
     let ctx = StepContext {
         spec,

@@ -215,9 +215,9 @@ fn time_loop<T: Float>(
         })
         .collect();
     let precision = saved.options.precision;
-    let packed = pack_gates(&spec, weights.recurrent_kernel, false, precision)?;
+    let packed = pack_gates(&spec, weights.recurrent_kernel, false, precision, b)?;
     let projection = (weights.projection)
-        .map(|w| PackedMatrix::new(w, precision))
+        .map(|w| PackedMatrix::new(w, precision, b))
         .transpose()?;
     let ctx = StepContext {
         spec: &spec,

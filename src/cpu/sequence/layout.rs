@@ -28,14 +28,15 @@ pub(super) fn gate<T>(a: ArrayView2<T>, g: usize, units: usize) -> ArrayView2<T>
     a.slice_move(s![.., g * units..(g + 1) * units])
 }
 
-/// The gate blocks of the recurrent kernel `U`, packed for the per-step products: `U_g`, or
-/// `U_gᵀ` (`transpose`) for the backward pass. None for IndRNN, whose recurrent weight is a
-/// vector applied element-wise.
+/// The gate blocks of the recurrent kernel `U`, packed for the per-step products of a batch of
+/// `batch` rows: `U_g`, or `U_gᵀ` (`transpose`) for the backward pass. None for IndRNN, whose
+/// recurrent weight is a vector applied element-wise.
 pub(super) fn pack_gates<T: Float>(
     spec: &CellSpec,
     kernel: ArrayView2<T>,
     transpose: bool,
     precision: Precision,
+    batch: usize,
 ) -> Result<Vec<PackedMatrix<T>>> {
     if spec.kind == CellKind::IndRnn {
         return Ok(Vec::new());
@@ -49,7 +50,7 @@ pub(super) fn pack_gates<T: Float>(
             } else {
                 block
             };
-            PackedMatrix::new(block, precision)
+            PackedMatrix::new(block, precision, batch)
         })
         .collect()
 }
