@@ -155,7 +155,10 @@ def test_policies_in_keras_spelling():
     assert rk.layers.GRU(4).compute_dtype == "float32"
 
 
-def test_bad_policies_and_compute_dtypes_are_refused_by_name():
+@pytest.mark.parametrize("with_ml_dtypes", [False, True])
+def test_bad_policies_and_compute_dtypes_are_refused_by_name(with_ml_dtypes):
+    if with_ml_dtypes:  # registers "bfloat16" with NumPy (JAX imports it)
+        pytest.importorskip("ml_dtypes")
     with pytest.raises(ValueError, match="dtype: expected a NumPy dtype's name, 'mixed_bfloat16'.*received 'bfloat16'"):
         rk.layers.LSTM(4, dtype="bfloat16")
     with pytest.raises(ValueError, match="received 'mixed_float16'"):

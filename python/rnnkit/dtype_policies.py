@@ -41,11 +41,16 @@ class DTypePolicy:
             name = name.name
         if name not in _MIXED:
             try:
-                name = np.dtype(name).name
+                dtype = np.dtype(name)
             except TypeError:
+                dtype = None
+            # ml_dtypes (which JAX imports) registers bfloat16 and the float8s with NumPy, as
+            # kind "V": rnnkit computes none of them.
+            if dtype is None or dtype.kind == "V":
                 raise ValueError(
                     f"dtype: expected a NumPy dtype's name, 'mixed_bfloat16' or a DTypePolicy, received {name!r}"
-                ) from None
+                )
+            name = dtype.name
         self._name = name
 
     @property
