@@ -993,22 +993,26 @@ class Bench:
             best = self.best_peer(wl_name)
             what = f"rnnkit <= {factor} x best peer"
             ref_time, ref_name = (best[0], best[1]) if best else (None, None)
+            ref_label = LABELS.get(ref_name)
         elif "@" in ref:  # another workload's result: "framework@workload"
             ref_name, ref_wl = ref.split("@")
-            what = f"rnnkit <= {factor} x {LABELS[ref_name]}'s {ref_wl}"
+            ref_label = f"{LABELS[ref_name]}'s {ref_wl}"
+            what = f"rnnkit <= {factor} x {ref_label}"
             other = self.results.get(ref_wl, {}).get(ref_name, {})
             ref_time = other.get("median")
+            # Under its own key: the reference may be rnnkit's own result on the other workload.
+            ref_name = ref
             res = {**res, ref_name: other}
         else:
             what = f"rnnkit <= {factor} x {LABELS[ref]}"
-            ref_time, ref_name = res.get(ref, {}).get("median"), ref
+            ref_time, ref_name, ref_label = res.get(ref, {}).get("median"), ref, LABELS[ref]
         if rk is None or ref_time is None:
             lines.append(f"target {wl_name}: {what}: cannot judge (rnnkit or the reference not measured)")
         else:
             ratio = rk / ref_time
             met = "MET" if ratio <= factor else "NOT MET"
             lines.append(
-                f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {LABELS[ref_name]} {fmt_ms(ref_time)} ms "
+                f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {ref_label} {fmt_ms(ref_time)} ms "
                 f"= {ratio:.2f} (target <= {factor}) -> {met}"
             )
             min_ratio = res["rnnkit"]["min"] / res[ref_name]["min"]

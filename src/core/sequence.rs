@@ -104,7 +104,7 @@ pub struct Saved<T> {
     pub(crate) mask: Option<Array2<bool>>,
     pub(crate) input_dropout: Option<Array3<T>>,
     pub(crate) recurrent_dropout: Option<Array3<T>>,
-    /// Per state, `(time, batch, state units)` zoneout weights in processing order.
+    /// Per state, `(batch, time, state units)` zoneout weights, time indexed as `x`.
     pub(crate) zoneout: Option<Vec<Array3<T>>>,
     /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pub(crate) pre: Array3<T>,

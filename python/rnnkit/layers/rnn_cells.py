@@ -278,7 +278,8 @@ class DropoutRNNCell(Layer):
         if self.zoneout:
             sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
             if training:
-                zoneout = [(self._generator().random((batch, steps, n)) < self.zoneout).astype(dtype) for n in sizes]
+                draw = self._generator().random
+                zoneout = [(draw((batch, steps, n), np.float32) < self.zoneout).astype(dtype) for n in sizes]
             else:
                 zoneout = [np.full((batch, steps, n), self.zoneout, dtype) for n in sizes]
         return in_mask, rec_mask, zoneout

@@ -271,7 +271,7 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),
         projection: projection.as_ref(),
-        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref()),
+        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,

@@ -153,13 +153,11 @@ fn start<T: Float>(
         mask,
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
         recurrent_dropout: input.recurrent_dropout.map(standard),
-        zoneout: (input.zoneout.as_ref())
-            .map(|z| {
-                z.iter()
-                    .map(|m| time_major(*m, reverse, "zoneout"))
-                    .collect()
-            })
-            .transpose()?,
+        zoneout: (input.zoneout.as_ref()).map(|z| {
+            z.iter()
+                .map(|m| m.as_standard_layout().into_owned())
+                .collect()
+        }),
         // Starts as the input bias: the projection adds onto it.
         pre: match weights.bias {
             Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
@@ -228,7 +226,7 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
         peephole: weights.peephole,
         projection: projection.as_ref(),
-        zoneout: zoneout_views(saved.zoneout.as_ref()),
+        zoneout: zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
@@ -241,9 +239,19 @@ fn time_loop<T: Float>(
     )
 }
 
-/// The zoneout weights of `h` and (LSTM) `c`, as the time loops read them.
-pub(super) fn zoneout_views<T>(zoneout: Option<&Vec<Array3<T>>>) -> [Option<ArrayView3<'_, T>>; 2] {
-    let view = |i: usize| zoneout.and_then(|z| z.get(i)).map(|m| m.view());
+/// The zoneout weights of `h` and (LSTM) `c` as the time loops read them, `[row, step]` with
+/// the step in processing order: time reversed (a view, no copy) with `go_backwards`.
+pub(super) fn zoneout_views<T>(
+    zoneout: Option<&Vec<Array3<T>>>,
+    go_backwards: bool,
+) -> [Option<ArrayView3<'_, T>>; 2] {
+    let view = |i: usize| {
+        let m = zoneout.and_then(|z| z.get(i))?.view();
+        Some(match go_backwards {
+            true => m.slice_move(s![.., ..;-1, ..]),
+            false => m,
+        })
+    };
     [view(0), view(1)]
 }
 

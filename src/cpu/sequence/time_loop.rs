@@ -31,7 +31,8 @@ pub(super) struct StepContext<'a, T> {
     pub peephole: Option<ArrayView2<'a, T>>,
     /// A projected LSTM's `W_hr` packed: `W_hr` forward, `W_hrᵀ` backward.
     pub projection: Option<&'a PackedMatrix<T>>,
-    /// Zoneout weights of `h` and (LSTM) `c`, `(time, batch, state units)`, processing order.
+    /// Zoneout weights of `h` and (LSTM) `c`, `(batch, time, state units)`, time in processing
+    /// order.
     pub zoneout: [Option<ArrayView3<'a, T>>; 2],
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
@@ -223,8 +224,8 @@ impl<T: Float> StepContext<'_, T> {
             }
             if let Some(z) = self.zoneout[0] {
                 for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
-                    let m = z.slice(s![step, c.first_row + r, ..]);
-                    zone(h_prev.row(r), h_next.row_mut(r), m);
+                    let m = z.slice(s![c.first_row + r, step, ..]);
+                    zone(row(h_prev, r), slice_mut(h_next.row_mut(r)), slice(m));
                 }
             }
             if let (Some(z), Some((c_prev, c_next))) = (self.zoneout[1], &mut c_pair) {
@@ -232,8 +233,12 @@ impl<T: Float> StepContext<'_, T> {
                 let mut candidates = candidates.index_axis_mut(Axis(0), step);
                 for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
                     candidates.row_mut(r).assign(&c_next.row(r));
-                    let m = z.slice(s![step, c.first_row + r, ..]);
-                    zone(c_prev.row(r), c_next.row_mut(r), m);
+                    let m = z.slice(s![c.first_row + r, step, ..]);
+                    zone(
+                        row(c_prev.view(), r),
+                        slice_mut(c_next.row_mut(r)),
+                        slice(m),
+                    );
                 }
             }
             if let Some(ys) = &mut c.ys {
@@ -320,7 +325,7 @@ impl<T: Float> StepContext<'_, T> {
                 dh_row += &carry_row;
                 carry_row.fill(T::zero());
                 if let (Some(z), Some(kept)) = (self.zoneout[0], &mut dh_kept) {
-                    let m = z.slice(s![step, c.first_row + r, ..]);
+                    let m = z.slice(s![c.first_row + r, step, ..]);
                     Zip::from(kept.row_mut(r))
                         .and(&mut dh_row)
                         .and(m)
@@ -348,7 +353,7 @@ impl<T: Float> StepContext<'_, T> {
                 };
                 // Zoneout of `c`: the cell sees `(1 - m) ⊙ dc`; `m ⊙ dc` reaches `c₋₁` directly.
                 let zone_c = self.zoneout[1].zip(dc.as_mut()).map(|(z, dc)| {
-                    let m = z.slice_move(s![step, c.first_row + r, ..]);
+                    let m = z.slice_move(s![c.first_row + r, step, ..]);
                     let mut dc = dc.row_mut(r);
                     dc_row.assign(&dc);
                     Zip::from(&mut dc)
@@ -409,11 +414,14 @@ impl<T: Float> StepContext<'_, T> {
 }
 
 /// Zoneout of one row: `new = m ⊙ previous + (1 - m) ⊙ new`.
-fn zone<T: Float>(previous: ArrayView1<T>, new: ArrayViewMut1<T>, m: ArrayView1<T>) {
-    Zip::from(new)
-        .and(previous)
-        .and(m)
-        .for_each(|n, &p, &m| *n = m * p + (T::one() - m) * *n);
+#[inline(always)]
+fn zone<T: Float>(previous: &[T], new: &mut [T], m: &[T]) {
+    // One length for every slice, so the loop has no bounds checks and vectorizes.
+    let n = new.len();
+    let (previous, m) = (&previous[..n], &m[..n]);
+    for j in 0..n {
+        new[j] = m[j] * previous[j] + (T::one() - m[j]) * new[j];
+    }
 }
 
 /// `(a[step], a[step + 1])` of a time-major buffer.
