@@ -59,6 +59,16 @@ WORKLOADS = {
         title="W3 in bfloat16: rnnkit dtype='mixed_bfloat16' (AMX where the CPU has it), PyTorch "
         "torch.autocast('cpu', torch.bfloat16)",
     ),
+    "W3-proj": dict(
+        cell="lstm",
+        H=512,
+        B=64,
+        T=100,
+        F=512,
+        projection=128,
+        mode="train",
+        title="W3 with a projection to 128 (beyond Keras): rnnkit LSTM(projection=128), PyTorch nn.LSTM(proj_size=128)",
+    ),
     "W4": dict(cell="gru", H=256, B=64, T=100, F=128, mode="train", title="GRU H=256, B=64, T=100, F=128, train step"),
     "W5": dict(_W5, title="streaming inference LSTM H=128, B=1, T=100, F=64, predict_on_batch"),
     "W5-bf16": dict(
@@ -86,6 +96,7 @@ WORKLOADS = {
     "W1-backwards": dict(_MNIST, mode="train", go_backwards=True, title="W1 + go_backwards=True"),
     "W1-relu": dict(_MNIST, mode="train", activation="relu", title='W1 + activation="relu"'),
     "W1-nobias": dict(_MNIST, mode="train", use_bias=False, title="W1 + use_bias=False"),
+    "W1-zoneout": dict(_MNIST, mode="train", zoneout=0.1, title="W1 + zoneout=0.1 (beyond Keras)"),
     "W7": dict(
         _MNIST,
         mode="epoch",
@@ -103,8 +114,8 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W7", "W8", "W9"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
@@ -131,6 +142,10 @@ TARGETS = {
     "W3-bf16": ("torch@W3", 0.4),
     # Informational: the bf16 mode's streaming inference against PyTorch's float32 W5.
     "W5-bf16": ("torch@W5", 0.7),
+    # Issue 20: zoneout costs at most 10% over plain W1; a projection LSTM is at least as fast as
+    # PyTorch's proj_size.
+    "W1-zoneout": ("rnnkit@W1", 1.1),
+    "W3-proj": ("torch", 1.0),
 }
 # Second references: rnnkit <= factor x this framework too.
 EXTRA_TARGETS = {"W8": ("torch", 0.7)}
@@ -148,6 +163,8 @@ TORCH_VARIANT_NOTE = {
     "the packed path is native ATen, not oneDNN, and skips the padded steps)",
     "W1-backwards": "emulated by torch.flip of the input along time (counted in the step)",
     "W1-nobias": "nn.LSTM(bias=False)",
+    "W1-zoneout": "a Python loop over nn.LSTMCell with Bernoulli zoneout masks per step (what PyTorch users "
+    "write: nn.LSTM has no zoneout)",
 }
 
 
@@ -159,7 +176,9 @@ def step_flops(wl):
     """Matrix-product FLOPs of one step: 2·G·H·(F+H)·B·T per direction forward, 3x that to train.
     The addition model adds its decoder (inputs of H features, T_OUT steps) and Dense."""
     directions = 2 if wl.get("bidir") else 1
-    forward = 2 * gates(wl["cell"]) * wl["H"] * (wl["F"] + wl["H"]) * wl["B"] * wl["T"] * directions
+    out = wl.get("projection") or wl["H"]
+    forward = 2 * gates(wl["cell"]) * wl["H"] * (wl["F"] + out) * wl["B"] * wl["T"] * directions
+    forward += 2 * wl["H"] * (out if wl.get("projection") else 0) * wl["B"] * wl["T"] * directions
     if wl.get("model") == "addition":
         forward += 2 * (gates(wl["cell"]) * wl["H"] * 2 * wl["H"] + wl["H"] * wl["F"]) * wl["B"] * wl["T_OUT"]
         forward *= wl.get("N", wl["B"]) // wl["B"]
@@ -280,9 +299,8 @@ class KerasStyle:
             return self.setup_addition(wl)
         K = self.K
         L = K.layers
-        options = {
-            k: wl[k] for k in ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias") if k in wl
-        }
+        keys = ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias", "zoneout", "projection")
+        options = {k: wl[k] for k in keys if k in wl}
         if "policy" in wl:
             options["dtype"] = wl["policy"]
         rnn = (L.LSTM if wl["cell"] == "lstm" else L.GRU)(wl["H"], **options)
@@ -404,19 +422,38 @@ class Torch:
         if wl.get("mask") == "random":
             raise SkipWorkload(TORCH_VARIANT_SKIP["W1-mask"])
         bidir = bool(wl.get("bidir"))
-        width = wl["H"] * (2 if bidir else 1)
+        proj = wl.get("projection") or 0
+        width = (proj or wl["H"]) * (2 if bidir else 1)
         cls = nn.LSTM if wl["cell"] == "lstm" else nn.GRU
         flip = bool(wl.get("go_backwards"))
+        zoneout = wl.get("zoneout", 0.0)
 
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.rnn = cls(wl["F"], wl["H"], batch_first=True, bidirectional=bidir, bias=wl.get("use_bias", True))
+                bias = wl.get("use_bias", True)
+                extra = {"proj_size": proj} if proj else {}
+                self.rnn = cls(wl["F"], wl["H"], batch_first=True, bidirectional=bidir, bias=bias, **extra)
+                if zoneout:
+                    self.rnn = nn.LSTMCell(wl["F"], wl["H"], bias=bias)
                 # Keras's BatchNormalization defaults: epsilon 1e-3, moving-average momentum 0.99.
                 self.bn = nn.BatchNorm1d(width, eps=1e-3, momentum=0.01)
                 self.fc = nn.Linear(width, 10)
 
+            def zoneout_lstm(self, x):
+                """nn.LSTMCell stepped in Python, each state keeping its previous value where a
+                fresh Bernoulli(zoneout) mask says so (in training)."""
+                h = c = x.new_zeros(x.shape[0], wl["H"])
+                for t in range(x.shape[1]):
+                    h_new, c_new = self.rnn(x[:, t], (h, c))
+                    keep_h = torch.bernoulli(torch.full_like(h, zoneout))
+                    keep_c = torch.bernoulli(torch.full_like(c, zoneout))
+                    h, c = keep_h * h + (1 - keep_h) * h_new, keep_c * c + (1 - keep_c) * c_new
+                return h
+
             def forward(self, x, lengths=None):
+                if zoneout:
+                    return self.fc(self.bn(self.zoneout_lstm(x)))
                 if flip:
                     x = torch.flip(x, [1])
                 if lengths is not None:
@@ -781,6 +818,8 @@ def applies(fw, wl_name):
         return "not run: the W1 variants are rnnkit vs PyTorch only"
     if wl_name.endswith("-bf16") and fw != "rnnkit" and fw != "torch":
         return "not run: the bf16 row is rnnkit vs PyTorch's autocast (Keras's mixed policy is judged by accuracy)"
+    if wl_name == "W3-proj" and fw.startswith("keras-"):
+        return "not run: Keras's LSTM has no projection"
     return None
 
 
@@ -954,22 +993,26 @@ class Bench:
             best = self.best_peer(wl_name)
             what = f"rnnkit <= {factor} x best peer"
             ref_time, ref_name = (best[0], best[1]) if best else (None, None)
+            ref_label = LABELS.get(ref_name)
         elif "@" in ref:  # another workload's result: "framework@workload"
             ref_name, ref_wl = ref.split("@")
-            what = f"rnnkit <= {factor} x {LABELS[ref_name]}'s {ref_wl}"
+            ref_label = f"{LABELS[ref_name]}'s {ref_wl}"
+            what = f"rnnkit <= {factor} x {ref_label}"
             other = self.results.get(ref_wl, {}).get(ref_name, {})
             ref_time = other.get("median")
+            # Under its own key: the reference may be rnnkit's own result on the other workload.
+            ref_name = ref
             res = {**res, ref_name: other}
         else:
             what = f"rnnkit <= {factor} x {LABELS[ref]}"
-            ref_time, ref_name = res.get(ref, {}).get("median"), ref
+            ref_time, ref_name, ref_label = res.get(ref, {}).get("median"), ref, LABELS[ref]
         if rk is None or ref_time is None:
             lines.append(f"target {wl_name}: {what}: cannot judge (rnnkit or the reference not measured)")
         else:
             ratio = rk / ref_time
             met = "MET" if ratio <= factor else "NOT MET"
             lines.append(
-                f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {LABELS[ref_name]} {fmt_ms(ref_time)} ms "
+                f"target {wl_name}: {what}: rnnkit {fmt_ms(rk)} ms / {ref_label} {fmt_ms(ref_time)} ms "
                 f"= {ratio:.2f} (target <= {factor}) -> {met}"
             )
             min_ratio = res["rnnkit"]["min"] / res[ref_name]["min"]

@@ -104,6 +104,8 @@ impl Data {
             kernel: self.kernel.view(),
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
+            peephole: None,
+            projection: None,
         };
         let input = SequenceInput::new(self.x.view());
         sequence::forward(&self.spec, &weights, &input, SequenceOptions::default())

@@ -45,6 +45,8 @@ impl Clone for OwnedWeights {
             kernel: self.kernel.clone(),
             recurrent_kernel: self.recurrent_kernel.clone(),
             bias: self.bias.clone(),
+            peephole: self.peephole.clone(),
+            projection: self.projection.clone(),
         }
     }
 }
@@ -79,6 +81,7 @@ impl Side {
                 mask: mask.map(|m| m.view()),
                 input_dropout: None,
                 recurrent_dropout: None,
+                zoneout: None,
                 cancel: Cancel::default(),
             },
             options: self.options,

@@ -1,8 +1,9 @@
-//! Central-difference gradient checks in f64 for every cell and option of the sequence loop.
+//! Central-difference gradient checks in f64 for every cell (Keras's, IndRNN, LSTM with
+//! peepholes and/or projection) and option of the sequence loop.
 
 mod common;
 
-use common::{spec, OwnedWeights, Rng, KINDS};
+use common::{cell_spec, Extra, OwnedWeights, Rng, CELLS};
 use ndarray::{Array2, Array3, ArrayD};
 use rnnkit::{sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions};
 
@@ -20,6 +21,8 @@ struct Case {
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<f64>>,
     recurrent_dropout: Option<Array3<f64>>,
+    /// Per state, `(batch, time, state units)` zoneout weights.
+    zoneout: Option<Vec<Array3<f64>>>,
     last_only: bool,
 }
 
@@ -37,6 +40,8 @@ impl Clone for OwnedWeights {
             kernel: self.kernel.clone(),
             recurrent_kernel: self.recurrent_kernel.clone(),
             bias: self.bias.clone(),
+            peephole: self.peephole.clone(),
+            projection: self.projection.clone(),
         }
     }
 }
@@ -53,6 +58,12 @@ impl Params {
         ];
         if let Some(b) = self.weights.bias.as_mut() {
             out.push(("bias", b.view_mut().into_dyn()));
+        }
+        if let Some(w) = self.weights.peephole.as_mut() {
+            out.push(("peephole", w.view_mut().into_dyn()));
+        }
+        if let Some(w) = self.weights.projection.as_mut() {
+            out.push(("projection", w.view_mut().into_dyn()));
         }
         for s in self.states.iter_mut() {
             out.push(("initial_state", s.view_mut().into_dyn()));
@@ -77,6 +88,7 @@ fn loss(
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
+        zoneout: (case.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
         cancel: Cancel::default(),
     };
     let out = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
@@ -99,13 +111,14 @@ fn check(case: Case, seed: u64) {
         x: rng.array((B, T, F), 1.0),
         weights: OwnedWeights::random(&mut rng, &case.spec, F, 0.6),
         states: (0..case.spec.state_count())
-            .map(|_| rng.array((B, H), 0.5))
+            .map(|i| rng.array((B, case.spec.state_units(i)), 0.5))
             .collect(),
     };
-    let r_out = rng.array((B, T, H), 1.0);
-    let r_last = rng.array((B, H), 1.0);
+    let out = case.spec.output_units();
+    let r_out = rng.array((B, T, out), 1.0);
+    let r_last = rng.array((B, out), 1.0);
     let r_states: Vec<_> = (0..case.spec.state_count())
-        .map(|_| rng.array((B, H), 1.0))
+        .map(|i| rng.array((B, case.spec.state_units(i)), 1.0))
         .collect();
 
     let states: Vec<_> = p.states.iter().map(|s| s.view()).collect();
@@ -115,6 +128,7 @@ fn check(case: Case, seed: u64) {
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
+        zoneout: (case.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
         cancel: Cancel::default(),
     };
     let fwd = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
@@ -131,6 +145,8 @@ fn check(case: Case, seed: u64) {
         g.recurrent_kernel.into_dyn(),
     ];
     analytic.extend(g.bias.map(ndarray::ArrayBase::into_dyn));
+    analytic.extend(g.peephole.map(ndarray::ArrayBase::into_dyn));
+    analytic.extend(g.projection.map(ndarray::ArrayBase::into_dyn));
     if case.with_states {
         analytic.extend(
             g.initial_states
@@ -178,33 +194,35 @@ fn check(case: Case, seed: u64) {
         );
         assert!(
             norm > 0.0,
-            "d{name} is identically zero: the check would prove nothing"
+            "{:?} d{name} is identically zero: the check would prove nothing",
+            case.spec
         );
     }
 }
 
-fn base(kind: CellKind) -> Case {
+fn base(cell: (CellKind, Extra)) -> Case {
     Case {
-        spec: spec(kind, H, "tanh", "sigmoid", true),
+        spec: cell_spec(cell, H, "tanh", "sigmoid", true),
         options: SequenceOptions::default(),
         with_states: true,
         mask: None,
         input_dropout: None,
         recurrent_dropout: None,
+        zoneout: None,
         last_only: false,
     }
 }
 
 #[test]
 fn plain_with_initial_states() {
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         check(base(kind), 10 + i as u64);
     }
 }
 
 #[test]
 fn zero_initial_states_last_output_only() {
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         check(
             Case {
                 with_states: false,
@@ -224,7 +242,7 @@ fn mask_of_any_pattern_carrying_outputs() {
         [true, true, false, false, true],
         [false, false, false, false, false]
     ];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         check(
             Case {
                 mask: Some(mask.clone()),
@@ -244,7 +262,7 @@ fn mask_of_any_pattern_carrying_outputs() {
 #[test]
 fn mask_with_zero_output_and_go_backwards() {
     let mut rng = Rng::new(7);
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         let options = SequenceOptions {
             go_backwards: true,
             zero_output_for_mask: true,
@@ -278,12 +296,13 @@ fn mask_with_zero_output_and_go_backwards() {
 fn one_input_dropout_mask_shared_by_the_gates() {
     // Keras's default: one input mask for every gate (the core then runs each product once).
     let mut rng = Rng::new(9);
-    for (i, kind) in KINDS.into_iter().enumerate() {
-        let g = spec(kind, H, "tanh", "sigmoid", true).gates();
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let s = cell_spec(kind, H, "tanh", "sigmoid", true);
+        let (g, out) = (s.gates(), s.output_units());
         let one = rng.dropout(1, B, F, 0.3);
         let case = Case {
             input_dropout: Some(one.broadcast((g, B, F)).unwrap().to_owned()),
-            recurrent_dropout: Some(rng.dropout(g, B, H, 0.4)),
+            recurrent_dropout: Some(rng.dropout(g, B, out, 0.4)),
             ..base(kind)
         };
         check(case, 60 + i as u64);
@@ -293,11 +312,12 @@ fn one_input_dropout_mask_shared_by_the_gates() {
 #[test]
 fn dropout_masks_per_gate() {
     let mut rng = Rng::new(8);
-    for (i, kind) in KINDS.into_iter().enumerate() {
-        let g = spec(kind, H, "tanh", "sigmoid", true).gates();
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let s = cell_spec(kind, H, "tanh", "sigmoid", true);
+        let (g, out) = (s.gates(), s.output_units());
         let case = Case {
             input_dropout: Some(rng.dropout(g, B, F, 0.3)),
-            recurrent_dropout: Some(rng.dropout(g, B, H, 0.4)),
+            recurrent_dropout: Some(rng.dropout(g, B, out, 0.4)),
             mask: Some(rng.mask(B, T, 0.7)),
             ..base(kind)
         };
@@ -314,14 +334,61 @@ fn no_bias_and_other_activations() {
         ("selu", "tanh"),
         ("mish", "softplus"),
     ];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         for (j, (act, ract)) in pairs.iter().enumerate() {
             let use_bias = j % 2 == 0;
             let case = Case {
-                spec: spec(kind, H, act, ract, use_bias),
+                spec: cell_spec(kind, H, act, ract, use_bias),
                 ..base(kind)
             };
-            check(case, 60 + (i * 10 + j) as u64);
+            check(case, 160 + (i * 10 + j) as u64);
         }
+    }
+}
+
+/// Per state of `spec`, `(B, T, state units)` zoneout weights: 0/1 masks keeping about `rate`
+/// of the previous values, or the constant `rate` (inference's expectation).
+fn zoneout(rng: &mut Rng, spec: &CellSpec, rate: f64, masks: bool) -> Vec<Array3<f64>> {
+    (0..spec.state_count())
+        .map(|i| {
+            Array3::from_shape_simple_fn((B, T, spec.state_units(i)), || match masks {
+                true => f64::from(u8::from(rng.uniform(0.0, 1.0) < rate)),
+                false => rate,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn zoneout_masks_with_masking_dropout_and_go_backwards() {
+    let mut rng = Rng::new(11);
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let s = cell_spec(kind, H, "tanh", "sigmoid", true);
+        let case = Case {
+            zoneout: Some(zoneout(&mut rng, &s, 0.4, true)),
+            mask: Some(rng.mask(B, T, 0.7)),
+            recurrent_dropout: Some(rng.dropout(s.gates(), B, s.output_units(), 0.3)),
+            options: SequenceOptions {
+                go_backwards: i % 2 == 0,
+                ..Default::default()
+            },
+            ..base(kind)
+        };
+        check(case, 200 + i as u64);
+    }
+}
+
+#[test]
+fn zoneout_expectation_last_output_only() {
+    let mut rng = Rng::new(12);
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let s = cell_spec(kind, H, "relu", "hard_sigmoid", false);
+        let case = Case {
+            spec: s,
+            zoneout: Some(zoneout(&mut rng, &s, 0.3, false)),
+            last_only: true,
+            ..base(kind)
+        };
+        check(case, 220 + i as u64);
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cast, mixed_mask, spec, OwnedWeights, Rng, KINDS};
+use common::{cast, cell_spec, mixed_mask, spec, Extra, OwnedWeights, Rng, CELLS};
 use ndarray::{s, Array, Array2, Array3, Axis, Dimension};
 use rnnkit::{
     sequence, Activation, Cancel, CellKind, CellSpec, Error, Float, Gradients, MergeMode,
@@ -21,10 +21,14 @@ struct Setup<T> {
     kernel: Array2<T>,
     recurrent_kernel: Array2<T>,
     bias: Option<Array2<T>>,
+    peephole: Option<Array2<T>>,
+    projection: Option<Array2<T>>,
     states: Option<Vec<Array2<T>>>,
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<T>>,
     recurrent_dropout: Option<Array3<T>>,
+    /// Per state, `(batch, time, state units)` 0/1 zoneout masks.
+    zoneout: Option<Vec<Array3<T>>>,
     /// `(batch, time, units)` gradient of every output, in processing order.
     d_outputs: Array3<T>,
     /// `(batch, units)` gradient of the last output; used instead of `d_outputs` if `last_only`.
@@ -64,6 +68,7 @@ struct Variant {
     recurrent_dropout: bool,
     last_only: bool,
     d_states: bool,
+    zoneout: bool,
 }
 
 const PLAIN: Variant = Variant {
@@ -78,6 +83,7 @@ const PLAIN: Variant = Variant {
     recurrent_dropout: false,
     last_only: false,
     d_states: false,
+    zoneout: false,
 };
 
 const VARIANTS: [Variant; 6] = [
@@ -95,6 +101,7 @@ const VARIANTS: [Variant; 6] = [
         input_dropout: true,
         recurrent_dropout: true,
         last_only: true,
+        zoneout: true,
         ..PLAIN
     },
     Variant {
@@ -116,6 +123,7 @@ const VARIANTS: [Variant; 6] = [
         go_backwards: true,
         input_dropout: true,
         d_states: true,
+        zoneout: true,
         ..PLAIN
     },
     Variant {
@@ -134,16 +142,26 @@ const VARIANTS: [Variant; 6] = [
 impl<T: Float> Setup<T> {
     /// Random arrays of `(batch, time, features)` input and `units` for `kind` under `v`.
     #[allow(clippy::too_many_arguments)]
-    fn new(kind: CellKind, v: Variant, seed: u64, b: usize, t: usize, f: usize, h: usize) -> Self {
+    fn new(
+        cell: (CellKind, Extra),
+        v: Variant,
+        seed: u64,
+        b: usize,
+        t: usize,
+        f: usize,
+        h: usize,
+    ) -> Self {
         let mut rng = Rng::new(seed);
-        let spec = spec(kind, h, v.act, v.ract, v.use_bias);
+        let spec = cell_spec(cell, h, v.act, v.ract, v.use_bias);
+        let (kind, extra) = cell;
+        let out = spec.output_units();
         let g = spec.gates();
         let w = OwnedWeights::random(&mut rng, &spec, f, 0.6);
         let states = (0..spec.state_count())
-            .map(|_| cast(&rng.array((b, h), 0.5)))
+            .map(|i| cast(&rng.array((b, spec.state_units(i)), 0.5)))
             .collect();
         Self {
-            label: format!("{kind:?} {} {}", v.act, v.ract),
+            label: format!("{kind:?} ({extra:?}) {} {}", v.act, v.ract),
             spec,
             options: SequenceOptions {
                 go_backwards: v.go_backwards,
@@ -154,18 +172,28 @@ impl<T: Float> Setup<T> {
             kernel: cast(&w.kernel),
             recurrent_kernel: cast(&w.recurrent_kernel),
             bias: w.bias.as_ref().map(cast),
+            peephole: w.peephole.as_ref().map(cast),
+            projection: w.projection.as_ref().map(cast),
             states: v.states.then_some(states),
             mask: v.mask.then(|| mixed_mask(&mut rng, b, t)),
             input_dropout: v.input_dropout.then(|| cast(&rng.dropout(g, b, f, 0.3))),
             recurrent_dropout: v
                 .recurrent_dropout
-                .then(|| cast(&rng.dropout(g, b, h, 0.4))),
-            d_outputs: cast(&rng.array((b, t, h), 1.0)),
-            d_last: cast(&rng.array((b, h), 1.0)),
+                .then(|| cast(&rng.dropout(g, b, out, 0.4))),
+            zoneout: v.zoneout.then(|| {
+                (0..spec.state_count())
+                    .map(|i| {
+                        let keep = |_| f64::from(u8::from(rng.uniform(0.0, 1.0) < 0.3));
+                        cast(&Array3::from_shape_fn((b, t, spec.state_units(i)), keep))
+                    })
+                    .collect()
+            }),
+            d_outputs: cast(&rng.array((b, t, out), 1.0)),
+            d_last: cast(&rng.array((b, out), 1.0)),
             last_only: v.last_only,
             d_states: if v.d_states {
                 (0..spec.state_count())
-                    .map(|_| cast(&rng.array((b, h), 1.0)))
+                    .map(|i| cast(&rng.array((b, spec.state_units(i)), 1.0)))
                     .collect()
             } else {
                 Vec::new()
@@ -173,10 +201,10 @@ impl<T: Float> Setup<T> {
         }
     }
 
-    /// Every cell in [`KINDS`] under every variant in [`VARIANTS`].
+    /// Every cell in [`CELLS`] under every variant in [`VARIANTS`].
     fn all(seed: u64, b: usize, t: usize, f: usize, h: usize) -> Vec<Self> {
         let mut out = Vec::new();
-        for (i, kind) in KINDS.into_iter().enumerate() {
+        for (i, kind) in CELLS.into_iter().enumerate() {
             for (j, v) in VARIANTS.into_iter().enumerate() {
                 out.push(Self::new(kind, v, seed + (10 * i + j) as u64, b, t, f, h));
             }
@@ -189,6 +217,8 @@ impl<T: Float> Setup<T> {
             kernel: self.kernel.view(),
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
+            peephole: self.peephole.as_ref().map(|p| p.view()),
+            projection: self.projection.as_ref().map(|p| p.view()),
         }
     }
 
@@ -202,6 +232,7 @@ impl<T: Float> Setup<T> {
             mask: self.mask.as_ref().map(|m| m.view()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.view()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.view()),
+            zoneout: (self.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
             cancel: Cancel::default(),
         }
     }
@@ -258,6 +289,11 @@ impl<T: Float> Setup<T> {
                 .recurrent_dropout
                 .as_ref()
                 .map(|m| m.slice(s![.., r.clone(), ..]).to_owned()),
+            zoneout: self.zoneout.as_ref().map(|z| {
+                z.iter()
+                    .map(|m| m.slice(s![r.clone(), .., ..]).to_owned())
+                    .collect()
+            }),
             d_outputs: self.d_outputs.slice(s![r.clone(), .., ..]).to_owned(),
             d_last: self.d_last.slice(s![r.clone(), ..]).to_owned(),
             d_states: self
@@ -343,6 +379,14 @@ fn assert_runs_identical<T: Float>(what: &str, a: &Run<T>, b: &Run<T>) {
     if let (Some(x), Some(y)) = (&a.grads.bias, &b.grads.bias) {
         assert_identical(&format!("{what}: d bias"), x, y);
     }
+    assert_eq!(a.grads.peephole.is_some(), b.grads.peephole.is_some());
+    if let (Some(x), Some(y)) = (&a.grads.peephole, &b.grads.peephole) {
+        assert_identical(&format!("{what}: d peephole"), x, y);
+    }
+    assert_eq!(a.grads.projection.is_some(), b.grads.projection.is_some());
+    if let (Some(x), Some(y)) = (&a.grads.projection, &b.grads.projection) {
+        assert_identical(&format!("{what}: d projection"), x, y);
+    }
     assert_all_identical(
         &format!("{what}: d initial states"),
         &a.grads.initial_states,
@@ -397,6 +441,7 @@ fn go_backwards_equals_a_plain_pass_over_reversed_time() {
                 .mask
                 .as_ref()
                 .map(|m| m.slice(s![.., ..;-1]).to_owned()),
+            zoneout: (base.zoneout.as_ref()).map(|z| z.iter().map(flip_time).collect()),
             ..base.clone()
         };
         let (a, mut b) = (backwards.run(), reversed.run());
@@ -478,7 +523,7 @@ fn batch_rows_are_independent() {
 fn thread_count_does_not_change_any_bit() {
     // 37 rows split into 1, 2, 3 or 4 slices of 37, 19, 13 or 10 rows.
     let variants = [VARIANTS[2], VARIANTS[3], VARIANTS[4]];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in CELLS.into_iter().enumerate() {
         for (j, v) in variants.into_iter().enumerate() {
             let mut setup = Setup::<f32>::new(kind, v, 400 + (10 * i + j) as u64, 37, 7, 9, 8);
             // bfloat16 products too: their kernel follows the batch, never the split.
@@ -552,7 +597,8 @@ fn the_last_output_alone_is_the_last_step_of_all_outputs() {
             ..base.clone()
         };
         let (mut all, only) = (base.run(), last.run());
-        assert_eq!(only.outputs.dim(), (B, 1, H), "{}", base.label);
+        let out = base.spec.output_units();
+        assert_eq!(only.outputs.dim(), (B, 1, out), "{}", base.label);
         all.outputs = all.outputs.slice(s![.., T - 1.., ..]).to_owned();
         assert_runs_identical(&base.label, &all, &only);
     }
@@ -579,12 +625,14 @@ fn masked_steps_keep_the_previous_state() {
             let row = base.row(i);
             let initial: Vec<Array2<f64>> = match &row.states {
                 Some(st) => st.clone(),
-                None => vec![Array2::zeros((1, H)); base.spec.state_count()],
+                None => (0..base.spec.state_count())
+                    .map(|k| Array2::zeros((1, base.spec.state_units(k))))
+                    .collect(),
             };
             // The row over its used steps only, unmasked, is what the masked row must follow.
             let (outputs, finals) = if used.is_empty() {
                 saw_fully_masked = true;
-                (Array3::zeros((1, 0, H)), initial)
+                (Array3::zeros((1, 0, base.spec.output_units())), initial)
             } else {
                 let compact = Setup {
                     options: SequenceOptions::default(),
@@ -592,6 +640,15 @@ fn masked_steps_keep_the_previous_state() {
                         .slice(s![i..i + 1, .., ..])
                         .to_owned(),
                     mask: None,
+                    // In processing order, like `x`, over the used steps.
+                    zoneout: row.zoneout.as_ref().map(|z| {
+                        z.iter()
+                            .map(|m| match base.options.go_backwards {
+                                true => flip_time(m).select(Axis(1), &used),
+                                false => m.select(Axis(1), &used),
+                            })
+                            .collect()
+                    }),
                     ..row
                 };
                 let fwd = sequence::forward(
@@ -624,7 +681,7 @@ fn masked_steps_keep_the_previous_state() {
                     done += 1;
                     outputs.slice(s![0, done - 1, ..]).to_owned()
                 } else if zero_output || done == 0 {
-                    ndarray::Array1::zeros(H)
+                    ndarray::Array1::zeros(base.spec.output_units())
                 } else {
                     outputs.slice(s![0, done - 1, ..]).to_owned()
                 };
@@ -665,7 +722,7 @@ fn forward_err(s: &Setup<f64>) -> String {
 #[test]
 fn bad_forward_input_is_an_error_naming_the_argument() {
     let (b, t) = (2, 5);
-    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 600, b, t, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, Extra::Keras), VARIANTS[1], 600, b, t, F, H);
     assert!(sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).is_ok());
     let cases: Vec<(Setup<f64>, &str)> = vec![
         (
@@ -744,7 +801,15 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
     }
 
     // GRU with reset_after has two bias rows, without it one.
-    let gru = Setup::<f64>::new(CellKind::Gru { reset_after: true }, PLAIN, 601, b, t, F, H);
+    let gru = Setup::<f64>::new(
+        (CellKind::Gru { reset_after: true }, Extra::Keras),
+        PLAIN,
+        601,
+        b,
+        t,
+        F,
+        H,
+    );
     let one_row = Setup {
         bias: Some(Array2::zeros((1, 9))),
         ..gru.clone()
@@ -753,8 +818,15 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
         forward_err(&one_row),
         "bias: expected shape (2, 9), received (1, 9)"
     );
-    let gru_before =
-        Setup::<f64>::new(CellKind::Gru { reset_after: false }, PLAIN, 602, b, t, F, H);
+    let gru_before = Setup::<f64>::new(
+        (CellKind::Gru { reset_after: false }, Extra::Keras),
+        PLAIN,
+        602,
+        b,
+        t,
+        F,
+        H,
+    );
     let two_rows = Setup {
         bias: Some(Array2::zeros((2, 9))),
         ..gru_before
@@ -763,7 +835,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
         forward_err(&two_rows),
         "bias: expected shape (1, 9), received (2, 9)"
     );
-    let simple = Setup::<f64>::new(CellKind::SimpleRnn, PLAIN, 603, b, t, F, H);
+    let simple = Setup::<f64>::new((CellKind::SimpleRnn, Extra::Keras), PLAIN, 603, b, t, F, H);
     let two_states = Setup {
         states: Some(vec![Array2::zeros((b, H)), Array2::zeros((b, H))]),
         ..simple
@@ -777,7 +849,7 @@ fn bad_forward_input_is_an_error_naming_the_argument() {
 #[test]
 fn bad_backward_input_is_an_error_naming_the_argument() {
     let (b, t) = (2, 5);
-    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 610, b, t, F, H);
+    let lstm = Setup::<f64>::new((CellKind::Lstm, Extra::Keras), VARIANTS[1], 610, b, t, F, H);
     let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
     let seq = Array3::<f64>::zeros((b, t, H));
     let short = Array3::<f64>::zeros((b, t - 1, H));
@@ -850,7 +922,15 @@ fn bad_names_and_units_are_value_errors() {
 
 #[test]
 fn shape_errors_are_the_shape_variant() {
-    let s = Setup::<f64>::new(CellKind::Gru { reset_after: true }, PLAIN, 620, 2, 4, F, H);
+    let s = Setup::<f64>::new(
+        (CellKind::Gru { reset_after: true }, Extra::Keras),
+        PLAIN,
+        620,
+        2,
+        4,
+        F,
+        H,
+    );
     let bad = Setup {
         kernel: Array2::zeros((F + 1, 9)),
         ..s
@@ -923,7 +1003,7 @@ fn any_memory_layout_gives_the_same_bits() {
 
 fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
     let base = Setup::<f64>::new(
-        CellKind::Gru { reset_after: false },
+        (CellKind::Gru { reset_after: false }, Extra::Keras),
         VARIANTS[2],
         710,
         B,
@@ -938,7 +1018,15 @@ fn gru_reset_before_takes_a_column_major_recurrent_dropout() {
 
 #[test]
 fn a_raised_cancel_flag_stops_forward_and_backward() {
-    let lstm = Setup::<f64>::new(CellKind::Lstm, VARIANTS[1], 620, 6, 40, F, H);
+    let lstm = Setup::<f64>::new(
+        (CellKind::Lstm, Extra::Keras),
+        VARIANTS[1],
+        620,
+        6,
+        40,
+        F,
+        H,
+    );
     let fwd = sequence::forward(&lstm.spec, &lstm.weights(), &lstm.input(), lstm.options).unwrap();
     let cancel = Cancel::new();
     let input = SequenceInput {

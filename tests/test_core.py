@@ -191,7 +191,7 @@ def test_bad_input_names_the_argument(overrides, error, message):
         (
             lambda: _core.CellSpec("rnn", 3),
             ValueError,
-            "kind: expected one of 'simple_rnn', 'gru', 'lstm', received 'rnn'",
+            "kind: expected one of 'simple_rnn', 'gru', 'lstm', 'indrnn', received 'rnn'",
         ),
         (lambda: _core.CellSpec("gru", 3, activation="tanhh"), ValueError, "received 'tanhh'"),
         (

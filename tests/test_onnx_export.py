@@ -73,6 +73,7 @@ RECURRENT = {
     "lstm_hard_sigmoid": lambda **kw: layers.LSTM(5, recurrent_activation="hard_sigmoid", **kw),
     "gru_no_bias": lambda **kw: layers.GRU(5, use_bias=False, **kw),
     "rnn_lstm_cell": lambda **kw: layers.RNN(layers.LSTMCell(5), **kw),
+    "lstm_peephole": lambda **kw: layers.LSTM(5, peephole=True, **kw),
     "rnn_stacked_cells": lambda **kw: layers.RNN([layers.GRUCell(5), layers.GRUCell(3)], **kw),
 }
 
@@ -104,6 +105,31 @@ def test_bidirectional(kind, merge_mode, return_sequences, tmp_path):
     recurrent = [n for n in onnx.load(path).graph.node if n.op_type in ("LSTM", "GRU", "RNN")]
     assert len(recurrent) == 1
     assert {a.name: a.s for a in recurrent[0].attribute}["direction"] == b"bidirectional"
+
+
+def test_peephole_lstm_as_the_p_input(tmp_path):
+    """Peepholes go to ONNX's P (order i, o, f), with masks, initial-less reverse runs and pairs."""
+    for layer in (
+        layers.LSTM(5, peephole=True, go_backwards=True, return_sequences=True, return_state=True),
+        layers.Bidirectional(layers.LSTM(5, peephole=True, return_sequences=True)),
+    ):
+        path = check(one_layer(layer), sequences(), tmp_path)
+        (lstm,) = [n for n in onnx.load(path).graph.node if n.op_type == "LSTM"]
+        assert len(lstm.input) == 8 and lstm.input[7].endswith("/P")
+    masked = rk.Sequential([rk.Input((None, 4)), layers.Masking(), layers.LSTM(5, peephole=True)])
+    check(randomize(masked), padded(), tmp_path)
+
+
+def test_indrnn_and_projection_are_refused_by_name(tmp_path):
+    model = one_layer(layers.IndRNN(5))
+    with pytest.raises(ValueError, match="IndRNNCell is not a built-in cell"):
+        model.export(tmp_path / "m.onnx")
+    model = one_layer(layers.LSTM(5, projection=2))
+    with pytest.raises(ValueError, match="projection=... has no equivalent in ONNX's LSTM operator"):
+        model.export(tmp_path / "m.onnx")
+    model = one_layer(layers.GRU(5, zoneout=0.1))
+    with pytest.raises(ValueError, match="zoneout=0.1 has no equivalent in ONNX's recurrent operators"):
+        model.export(tmp_path / "m.onnx")
 
 
 def test_bidirectional_return_state(tmp_path):

@@ -21,13 +21,25 @@ PAIRS = [
 ids = [ours.__name__ for ours, _ in PAIRS]
 
 
+# Beyond Keras (issue 20): arguments after Keras's own, defaults keeping Keras's behaviour.
+EXTRAS = {
+    "GRU": [("zoneout", 0.0)],
+    "LSTM": [("peephole", False), ("projection", None), ("zoneout", 0.0)],
+    "GRUCell": [("zoneout", 0.0)],
+    "LSTMCell": [("peephole", False), ("projection", None), ("zoneout", 0.0)],
+}
+
+
 def parameters(cls):
     return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
 
 
 @pytest.mark.parametrize(("ours", "theirs"), PAIRS, ids=ids)
 def test_signature_is_keras(ours, theirs):
-    assert parameters(ours) == parameters(theirs)
+    """Keras's parameters in Keras's order, then ours beyond Keras before `**kwargs`."""
+    keras_params = parameters(theirs)
+    extras = [(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, d) for name, d in EXTRAS.get(ours.__name__, [])]
+    assert parameters(ours) == keras_params[:-1] + extras + keras_params[-1:]
 
 
 def properties(cls):
@@ -42,7 +54,7 @@ def properties(cls):
 
 @pytest.mark.parametrize(("ours", "theirs"), PAIRS[:3], ids=ids[:3])
 def test_layer_properties_are_keras(ours, theirs):
-    assert properties(ours) == properties(theirs)
+    assert properties(ours) == properties(theirs) | {name for name, _ in EXTRAS.get(ours.__name__, [])}
     layer = ours(3, dropout=0.25)
     for name in properties(ours):
         assert getattr(layer, name) is getattr(layer.cell, name)

@@ -44,9 +44,11 @@ __all__ = [
 # Stub-only aliases (private: the extension has no such names).
 _Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
 # `(kernel, recurrent_kernel)` or `(kernel, recurrent_kernel, bias or None)`.
-_Weights: TypeAlias = tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None]
-# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`.
-_WeightGrads: TypeAlias = tuple[_Array, _Array, _Array | None, list[_Array]]
+# `(kernel, recurrent_kernel[, bias[, peephole][, projection]])`: the extras an LSTM spec has.
+_Weights: TypeAlias = tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None] | tuple[_Array | None, ...]
+# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then `d_peephole` and
+# `d_projection` for an LSTM with them.
+_WeightGrads: TypeAlias = tuple[_Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]
 
 __version__: str
 ACTIVATIONS: list[str]
@@ -56,9 +58,10 @@ class ShapeError(ValueError):
 
 @final
 class CellSpec:
-    """A recurrent cell's kind ("simple_rnn", "gru", "lstm"), size and functions (no weights).
+    """A recurrent cell's kind ("simple_rnn", "gru", "lstm", "indrnn"), size and functions (no weights).
 
-    An activation of None is "linear".
+    An activation of None is "linear"; `peephole` (LSTM only) adds peephole connections and
+    `projection` (LSTM only) projects `h` to that size.
     """
 
     def __new__(
@@ -69,6 +72,9 @@ class CellSpec:
         recurrent_activation: str | None = "sigmoid",
         use_bias: bool = True,
         reset_after: bool = True,
+        *,
+        peephole: bool = False,
+        projection: SupportsIndex | None = None,
     ) -> Self: ...
     @property
     def kind(self) -> str: ...
@@ -82,6 +88,10 @@ class CellSpec:
     def use_bias(self) -> bool: ...
     @property
     def reset_after(self) -> bool: ...
+    @property
+    def peephole(self) -> bool: ...
+    @property
+    def projection(self) -> int | None: ...
     @property
     def gates(self) -> int: ...
     @property
@@ -109,6 +119,7 @@ def rnn_forward(
     device: str | None = None,
     inference: Literal[False] = False,
     compute_dtype: str | None = None,
+    zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations]: ...
 @overload
 def rnn_forward(
@@ -126,6 +137,7 @@ def rnn_forward(
     device: str | None = None,
     inference: Literal[True],
     compute_dtype: str | None = None,
+    zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], None]: ...
 @overload
 def rnn_forward(
@@ -143,6 +155,7 @@ def rnn_forward(
     device: str | None = None,
     inference: bool = False,
     compute_dtype: str | None = None,
+    zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
     saved: SavedActivations,
@@ -151,7 +164,7 @@ def rnn_backward(
     d_final_states: Sequence[_Array | None] | None = None,
     *,
     input_gradient: bool = True,
-) -> tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]]: ...
+) -> tuple[_Array | None, _Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]: ...
 @overload
 def bidirectional_forward(
     fw_spec: CellSpec,
@@ -173,6 +186,8 @@ def bidirectional_forward(
     fw_go_backwards: bool = False,
     device: str | None = None,
     compute_dtype: str | None = None,
+    fw_zoneout: Sequence[_Array] | None = None,
+    bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -195,6 +210,8 @@ def bidirectional_forward(
     fw_go_backwards: bool = False,
     device: str | None = None,
     compute_dtype: str | None = None,
+    fw_zoneout: Sequence[_Array] | None = None,
+    bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -217,6 +234,8 @@ def bidirectional_forward(
     fw_go_backwards: bool = False,
     device: str | None = None,
     compute_dtype: str | None = None,
+    fw_zoneout: Sequence[_Array] | None = None,
+    bw_zoneout: Sequence[_Array] | None = None,
 ) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,

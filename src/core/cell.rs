@@ -1,4 +1,5 @@
-//! The three cells, their Keras weight layouts, and their per-row step math.
+//! The cells, their Keras weight layouts (and the extra weights of the variants beyond Keras:
+//! IndRNN's recurrent vector, LSTM peepholes), and their per-row step math.
 //!
 //! A cell's step splits into products (done by the sequence loop for a whole block of rows at
 //! once) and the element-wise math here, written per row over slices: `gates` pre-activations in
@@ -23,18 +24,23 @@ pub enum CellKind {
     },
     /// Long short-term memory, states `[h, c]`.
     Lstm,
+    /// Independently recurrent network (Li et al., 2018): `h = act(x·W + u ⊙ h₋₁ + b)`, its
+    /// recurrent weight a vector `u` (one weight per unit).
+    IndRnn,
 }
 
 impl CellKind {
     /// The names [`CellKind::from_name`] accepts, as error messages list them.
-    pub const EXPECTED: &str = "one of 'simple_rnn', 'gru', 'lstm'";
+    pub const EXPECTED: &str = "one of 'simple_rnn', 'gru', 'lstm', 'indrnn'";
 
-    /// Parses `"simple_rnn"`, `"gru"` (with `reset_after`, ignored by the others) or `"lstm"`.
+    /// Parses `"simple_rnn"`, `"gru"` (with `reset_after`, ignored by the others), `"lstm"` or
+    /// `"indrnn"`.
     pub fn from_name(name: &str, reset_after: bool) -> Result<Self> {
         match name {
             "simple_rnn" => Ok(Self::SimpleRnn),
             "gru" => Ok(Self::Gru { reset_after }),
             "lstm" => Ok(Self::Lstm),
+            "indrnn" => Ok(Self::IndRnn),
             other => Err(Error::Value {
                 argument: "kind".into(),
                 expected: Self::EXPECTED.into(),
@@ -49,6 +55,7 @@ impl CellKind {
             Self::SimpleRnn => "simple_rnn",
             Self::Gru { .. } => "gru",
             Self::Lstm => "lstm",
+            Self::IndRnn => "indrnn",
         }
     }
 }
@@ -66,11 +73,19 @@ pub struct CellSpec {
     pub recurrent_activation: Activation,
     /// Whether the cell has a bias.
     pub use_bias: bool,
+    /// LSTM only: peephole connections (ONNX's and oneDNN's), `i` and `f` reading `c₋₁` and
+    /// `o` reading `c` through per-unit weights.
+    pub peephole: bool,
+    /// LSTM only: the size of a projected `h = (o ⊙ act(c))·W_hr` (PyTorch's `proj_size`); `h`,
+    /// the output and the recurrent kernel's rows then have this size, `c` keeps `units`.
+    pub projection: Option<usize>,
 }
 
 /// A cell's weights in Keras's layout: `kernel (input_dim, gates·units)`,
-/// `recurrent_kernel (units, gates·units)`, `bias (rows, gates·units)` with two rows (input,
-/// recurrent) for GRU with `reset_after`, one otherwise.
+/// `recurrent_kernel (units, gates·units)` (IndRNN: `(1, units)`, the vector `u`; a projected
+/// LSTM: `(projection, 4·units)`),
+/// `bias (rows, gates·units)` with two rows (input, recurrent) for GRU with `reset_after`, one
+/// otherwise; then the extra weights of the variants.
 #[derive(Clone, Copy, Debug)]
 pub struct Weights<'a, T> {
     /// `W`, applied to the input.
@@ -79,6 +94,10 @@ pub struct Weights<'a, T> {
     pub recurrent_kernel: ArrayView2<'a, T>,
     /// `b`; `None` without bias.
     pub bias: Option<ArrayView2<'a, T>>,
+    /// `(3, units)` peephole weights `p_i, p_f, p_o` with [`CellSpec::peephole`], else `None`.
+    pub peephole: Option<ArrayView2<'a, T>>,
+    /// `(units, projection)` projection `W_hr` with [`CellSpec::projection`], else `None`.
+    pub projection: Option<ArrayView2<'a, T>>,
 }
 
 impl CellSpec {
@@ -103,13 +122,66 @@ impl CellSpec {
             activation,
             recurrent_activation,
             use_bias,
+            peephole: false,
+            projection: None,
         })
+    }
+
+    /// This spec with `h` projected to `projection` units (or not, with `None`); only LSTM
+    /// projects, to a size between 1 and `units - 1` (as PyTorch's `proj_size`).
+    pub fn with_projection(self, projection: Option<usize>) -> Result<Self> {
+        if let Some(p) = projection {
+            let refuse = |expected: String| Error::Value {
+                argument: "projection".into(),
+                expected,
+                received: p.to_string(),
+            };
+            if self.kind != CellKind::Lstm {
+                return Err(refuse(format!(
+                    "None for a cell other than 'lstm' ('{}')",
+                    self.kind.name()
+                )));
+            }
+            if p == 0 || p >= self.units {
+                return Err(refuse(format!(
+                    "None or an integer from 1 to units - 1 = {}",
+                    self.units - 1
+                )));
+            }
+        }
+        Ok(Self { projection, ..self })
+    }
+
+    /// The size of `h` and of the output: the projection's, else `units`.
+    pub fn output_units(&self) -> usize {
+        self.projection.unwrap_or(self.units)
+    }
+
+    /// The size of state `i` (`h`, then LSTM's `c`).
+    pub fn state_units(&self, i: usize) -> usize {
+        if i == 0 {
+            self.output_units()
+        } else {
+            self.units
+        }
+    }
+
+    /// This spec with peephole connections on (or off); only LSTM has them.
+    pub fn with_peephole(self, peephole: bool) -> Result<Self> {
+        if peephole && self.kind != CellKind::Lstm {
+            return Err(Error::Value {
+                argument: "peephole".into(),
+                expected: "false for a cell other than 'lstm'".into(),
+                received: format!("true for '{}'", self.kind.name()),
+            });
+        }
+        Ok(Self { peephole, ..self })
     }
 
     /// Gate blocks in the kernels: 1, 3 or 4.
     pub fn gates(&self) -> usize {
         match self.kind {
-            CellKind::SimpleRnn => 1,
+            CellKind::SimpleRnn | CellKind::IndRnn => 1,
             CellKind::Gru { .. } => 3,
             CellKind::Lstm => 4,
         }
@@ -120,17 +192,28 @@ impl CellSpec {
         self.gates() * self.units
     }
 
+    /// The shape of the recurrent kernel: `(output units, gates·units)`, IndRNN's `(1, units)`.
+    pub fn recurrent_shape(&self) -> [usize; 2] {
+        match self.kind {
+            CellKind::IndRnn => [1, self.units],
+            _ => [self.output_units(), self.width()],
+        }
+    }
+
     /// The multiply-adds of a forward pass over `batch · time` steps of `features` inputs (the
     /// two products; the backward pass costs twice as many). Saturates instead of overflowing.
     pub fn multiply_adds(&self, batch: usize, time: usize, features: usize) -> usize {
-        [
-            batch,
-            time,
+        let products = |n: usize, k: usize| {
+            [batch, time, n, k]
+                .into_iter()
+                .fold(1, usize::saturating_mul)
+        };
+        let projection = self.projection.map_or(0, |p| products(self.units, p));
+        products(
             self.width(),
-            features.saturating_add(self.units),
-        ]
-        .into_iter()
-        .fold(1, usize::saturating_mul)
+            features.saturating_add(self.recurrent_shape()[0]),
+        )
+        .saturating_add(projection)
     }
 
     /// Whether the cell uses Keras's default pair, tanh and sigmoid.
@@ -162,23 +245,45 @@ impl CellSpec {
         check_shape("kernel", &[input_dim, width], weights.kernel.shape())?;
         check_shape(
             "recurrent_kernel",
-            &[self.units, width],
+            &self.recurrent_shape(),
             weights.recurrent_kernel.shape(),
         )?;
+        match (self.peephole, &weights.peephole) {
+            (true, Some(p)) => check_shape("peephole", &[3, self.units], p.shape())?,
+            (false, None) => {}
+            (true, None) => return Err(missing("peephole", "peephole is true")),
+            (false, Some(_)) => return Err(unexpected("peephole", "peephole is false")),
+        }
+        match (self.projection, &weights.projection) {
+            (Some(p), Some(w)) => check_shape("projection", &[self.units, p], w.shape())?,
+            (None, None) => {}
+            (Some(_), None) => return Err(missing("projection", "the spec projects")),
+            (None, Some(_)) => return Err(unexpected("projection", "the spec has no projection")),
+        }
         match (self.use_bias, &weights.bias) {
             (true, Some(b)) => check_shape("bias", &[self.bias_rows(), width], b.shape()),
             (false, None) => Ok(()),
-            (true, None) => Err(Error::Value {
-                argument: "bias".into(),
-                expected: "an array since use_bias is true".into(),
-                received: "None".into(),
-            }),
-            (false, Some(_)) => Err(Error::Value {
-                argument: "bias".into(),
-                expected: "None since use_bias is false".into(),
-                received: "an array".into(),
-            }),
+            (true, None) => Err(missing("bias", "use_bias is true")),
+            (false, Some(_)) => Err(unexpected("bias", "use_bias is false")),
         }
+    }
+}
+
+/// `argument` is `None` where `reason` needs an array.
+fn missing(argument: &str, reason: &str) -> Error {
+    Error::Value {
+        argument: argument.into(),
+        expected: format!("an array since {reason}"),
+        received: "None".into(),
+    }
+}
+
+/// `argument` is an array where `reason` needs `None`.
+fn unexpected(argument: &str, reason: &str) -> Error {
+    Error::Value {
+        argument: argument.into(),
+        expected: format!("None since {reason}"),
+        received: "an array".into(),
     }
 }
 
@@ -244,6 +349,33 @@ pub fn lstm_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
     }
 }
 
+/// The LSTM gates `[i, f, g, o]` and their derivatives from what the forward pass left in
+/// `pre` for unit `j`: the gate values (`FROM_GATES`, tanh/sigmoid only: tanh' = 1 - y²,
+/// sigmoid' = y (1 - y)) or the pre-activations.
+#[inline(always)]
+fn lstm_gates<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
+    p: &P,
+    [zi, zf, zc, zo]: [T; 4],
+) -> ([T; 4], [T; 4]) {
+    if FROM_GATES {
+        let one = T::one();
+        let sigmoid_d = |y: T| y * (one - y);
+        (
+            [zi, zf, zc, zo],
+            [sigmoid_d(zi), sigmoid_d(zf), one - zc * zc, sigmoid_d(zo)],
+        )
+    } else {
+        let (i, f, g, o) = (p.ract(zi), p.ract(zf), p.act(zc), p.ract(zo));
+        let derivatives = [
+            p.ract_d(zi, i),
+            p.ract_d(zf, f),
+            p.act_d(zc, g),
+            p.ract_d(zo, o),
+        ];
+        ([i, f, g, o], derivatives)
+    }
+}
+
 /// LSTM backward for one row. `dh` is the gradient of `h`; `dc` enters as the gradient of `c`
 /// from later steps and leaves as the gradient of `c₋₁`. Writes `dpre` (all four gates). `pre`
 /// holds what [`lstm_forward`] left with the same `FROM_GATES` as its `KEEP_GATES`.
@@ -257,31 +389,13 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
     dc: &mut [T],
     dpre: &mut [T],
 ) {
-    let one = T::one();
     let n = dh.len();
     let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
     let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
     let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
     for j in 0..n {
-        // The gates and their derivatives (tanh' = 1 - y², sigmoid' = y (1 - y) from the values).
-        let ([i, f, g, o], [d_i, d_f, d_g, d_o_]) = if FROM_GATES {
-            let (i, f, g, o) = (zi[j], zf[j], zc[j], zo[j]);
-            let sigmoid_d = |y: T| y * (one - y);
-            (
-                [i, f, g, o],
-                [sigmoid_d(i), sigmoid_d(f), one - g * g, sigmoid_d(o)],
-            )
-        } else {
-            let (i, f, o) = (p.ract(zi[j]), p.ract(zf[j]), p.ract(zo[j]));
-            let g = p.act(zc[j]);
-            let derivatives = [
-                p.ract_d(zi[j], i),
-                p.ract_d(zf[j], f),
-                p.act_d(zc[j], g),
-                p.ract_d(zo[j], o),
-            ];
-            ([i, f, g, o], derivatives)
-        };
+        let ([i, f, g, o], [d_i, d_f, d_g, d_o_]) =
+            lstm_gates::<T, P, FROM_GATES>(p, [zi[j], zf[j], zc[j], zo[j]]);
         let ac = p.act(c[j]);
         let dcj = dc[j] + dh[j] * o * p.act_d(c[j], ac);
         d_o[j] = dh[j] * ac * d_o_;
@@ -289,6 +403,73 @@ pub fn lstm_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
         df[j] = dcj * c_prev[j] * d_f;
         dg[j] = dcj * i * d_g;
         dc[j] = dcj * f;
+    }
+}
+
+/// LSTM with peepholes, forward: as [`lstm_forward`] with `peephole = [p_i, p_f, p_o]` adding
+/// `p_i ⊙ c₋₁` to the input gate's pre-activation, `p_f ⊙ c₋₁` to the forget gate's and
+/// `p_o ⊙ c` (the new cell state) to the output gate's. `pre` leaves as the full
+/// pre-activations, or the gate values with `KEEP_GATES`.
+#[inline(always)]
+pub fn lstm_peephole_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
+    p: &P,
+    peephole: [&[T]; 3],
+    pre: &mut [T],
+    c_prev: &[T],
+    h: &mut [T],
+    c: &mut [T],
+) {
+    let n = h.len();
+    let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
+    let [pi, pf, po] = peephole.map(|w| &w[..n]);
+    let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
+    for j in 0..n {
+        zi[j] += pi[j] * c_prev[j];
+        zf[j] += pf[j] * c_prev[j];
+        let (i, f, g) = (p.ract(zi[j]), p.ract(zf[j]), p.act(zc[j]));
+        let cj = f * c_prev[j] + i * g;
+        zo[j] += po[j] * cj;
+        let o = p.ract(zo[j]);
+        c[j] = cj;
+        h[j] = o * p.act(cj);
+        if KEEP_GATES {
+            (zi[j], zf[j], zc[j], zo[j]) = (i, f, g, o);
+        }
+    }
+}
+
+/// LSTM with peepholes, backward for one row: as [`lstm_backward`], with the peepholes' paths
+/// from the output gate into `dc` and from the input and forget gates into `dc₋₁`. The
+/// peephole weights' gradients are sums over all steps, taken after the loop from `dpre` and
+/// the saved cell states.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one slice per operand of the row's step math
+pub fn lstm_peephole_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
+    p: &P,
+    peephole: [&[T]; 3],
+    pre: &[T],
+    c_prev: &[T],
+    c: &[T],
+    dh: &[T],
+    dc: &mut [T],
+    dpre: &mut [T],
+) {
+    let n = dh.len();
+    let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
+    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
+    let [pi, pf, po] = peephole.map(|w| &w[..n]);
+    let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
+    for j in 0..n {
+        let ([i, f, g, o], [d_i, d_f, d_g, d_o_]) =
+            lstm_gates::<T, P, FROM_GATES>(p, [zi[j], zf[j], zc[j], zo[j]]);
+        let ac = p.act(c[j]);
+        let doj = dh[j] * ac * d_o_;
+        let dcj = dc[j] + dh[j] * o * p.act_d(c[j], ac) + doj * po[j];
+        d_o[j] = doj;
+        di[j] = dcj * g * d_i;
+        df[j] = dcj * c_prev[j] * d_f;
+        dg[j] = dcj * i * d_g;
+        dc[j] = dcj * f + di[j] * pi[j] + df[j] * pf[j];
     }
 }
 

@@ -52,6 +52,11 @@ pub struct SequenceInput<'a, T> {
     pub input_dropout: Option<ArrayView3<'a, T>>,
     /// `(gates, batch, units)` multipliers of the previous `h`, one per gate, shared over time.
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
+    /// Zoneout: per state (`[h]`, or `[h, c]` for LSTM), `(batch, time, state units)` weights
+    /// `m` of the previous value, time indexed as `x`: a used step's state becomes
+    /// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`, `s̃` the cell's new value (0/1 masks in training, the rate at
+    /// inference). LSTM's `h̃ = o ⊙ act(c̃)` reads the new `c̃` before its zoneout.
+    pub zoneout: Option<Vec<ArrayView3<'a, T>>>,
     /// Stops the pass between two steps.
     pub cancel: Cancel,
 }
@@ -65,6 +70,7 @@ impl<'a, T> SequenceInput<'a, T> {
             mask: None,
             input_dropout: None,
             recurrent_dropout: None,
+            zoneout: None,
             cancel: Cancel::default(),
         }
     }
@@ -90,21 +96,30 @@ pub struct Saved<T> {
     pub(crate) kernel: Array2<T>,
     pub(crate) recurrent_kernel: Array2<T>,
     pub(crate) bias: Option<Array2<T>>,
+    pub(crate) peephole: Option<Array2<T>>,
+    pub(crate) projection: Option<Array2<T>>,
     /// `(time, batch, features)`, processing order.
     pub(crate) x: Array3<T>,
     /// `(time, batch)`, processing order.
     pub(crate) mask: Option<Array2<bool>>,
     pub(crate) input_dropout: Option<Array3<T>>,
     pub(crate) recurrent_dropout: Option<Array3<T>>,
+    /// Per state, `(batch, time, state units)` zoneout weights, time indexed as `x`.
+    pub(crate) zoneout: Option<Vec<Array3<T>>>,
     /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pub(crate) pre: Array3<T>,
     pub(crate) keep_gates: bool,
-    /// `(time + 1, batch, units)`: `h` before each step, then the final `h`.
+    /// `(time + 1, batch, output units)`: `h` before each step, then the final `h`.
     pub(crate) hs: Array3<T>,
-    /// Same as `hs` for the LSTM cell state.
+    /// `(time + 1, batch, units)`: as `hs` for the LSTM cell state.
     pub(crate) cs: Option<Array3<T>>,
     /// `(time, batch, units)`: GRU `reset_after`'s recurrent h-gate term.
     pub(crate) rec_h: Option<Array3<T>>,
+    /// `(time, batch, units)`: a projected LSTM's `o ⊙ act(c)` before the projection (zeros at
+    /// masked steps).
+    pub(crate) unprojected: Option<Array3<T>>,
+    /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout.
+    pub(crate) c_candidate: Option<Array3<T>>,
 }
 
 impl<T> Saved<T> {
@@ -113,10 +128,10 @@ impl<T> Saved<T> {
         &self.spec
     }
 
-    /// `(batch, time, features, units)`.
+    /// `(batch, time, features, output units)` (the output units are `h`'s size).
     pub fn dims(&self) -> (usize, usize, usize, usize) {
         let (t, b, f) = self.x.dim();
-        (b, t, f, self.spec.units)
+        (b, t, f, self.spec.output_units())
     }
 }
 
@@ -142,6 +157,10 @@ pub struct Gradients<T> {
     pub recurrent_kernel: Array2<T>,
     /// Same shape as the bias; `None` without bias.
     pub bias: Option<Array2<T>>,
+    /// `(3, units)`, for an LSTM with peepholes; else `None`.
+    pub peephole: Option<Array2<T>>,
+    /// `(units, projection)`, for a projected LSTM; else `None`.
+    pub projection: Option<Array2<T>>,
     /// One per state.
     pub initial_states: Vec<Array2<T>>,
 }
@@ -164,7 +183,6 @@ pub(crate) fn check_input<T: 'static>(
             received: "float64".into(),
         });
     }
-    let u = spec.units;
     if let Some(states) = &input.initial_states {
         if states.len() != spec.state_count() {
             return Err(Error::Value {
@@ -174,7 +192,8 @@ pub(crate) fn check_input<T: 'static>(
             });
         }
         for (i, st) in states.iter().enumerate() {
-            check_shape(&format!("initial_states[{i}]"), &[b, u], st.shape())?;
+            let shape = [b, spec.state_units(i)];
+            check_shape(&format!("initial_states[{i}]"), &shape, st.shape())?;
         }
     }
     if let Some(m) = &input.mask {
@@ -184,13 +203,27 @@ pub(crate) fn check_input<T: 'static>(
         check_shape("input_dropout", &[spec.gates(), b, f], m.shape())?;
     }
     if let Some(m) = &input.recurrent_dropout {
-        check_shape("recurrent_dropout", &[spec.gates(), b, u], m.shape())?;
+        let shape = [spec.gates(), b, spec.output_units()];
+        check_shape("recurrent_dropout", &shape, m.shape())?;
+    }
+    if let Some(zoneout) = &input.zoneout {
+        if zoneout.len() != spec.state_count() {
+            return Err(Error::Value {
+                argument: "zoneout".into(),
+                expected: format!("{} arrays (one per state)", spec.state_count()),
+                received: zoneout.len().to_string(),
+            });
+        }
+        for (i, m) in zoneout.iter().enumerate() {
+            let shape = [b, t, spec.state_units(i)];
+            check_shape(&format!("zoneout[{i}]"), &shape, m.shape())?;
+        }
     }
     Ok(())
 }
 
 /// Checks the gradients given to the backward pass of a `spec` pass of `dims` (`(batch, time,
-/// features, units)`).
+/// features, output units)`).
 pub(crate) fn check_grads<T>(
     spec: &CellSpec,
     dims: (usize, usize, usize, usize),
@@ -212,7 +245,8 @@ pub(crate) fn check_grads<T>(
     }
     for (i, g) in d_final.iter().enumerate() {
         if let Some(g) = g {
-            check_shape(&format!("d_final_states[{i}]"), &[b, u], g.shape())?;
+            let shape = [b, spec.state_units(i)];
+            check_shape(&format!("d_final_states[{i}]"), &shape, g.shape())?;
         }
     }
     Ok(())

@@ -110,13 +110,13 @@ impl Functions {
 }
 
 /// A cell's code in the persistent kernels (`CELL_*` in `kernels.cu`); `None` for GRU with the
-/// reset before its product, which they do not run.
+/// reset before its product and IndRNN, which they do not run.
 pub fn persistent_cell_code(kind: CellKind) -> Option<i32> {
     match kind {
         CellKind::SimpleRnn => Some(0),
         CellKind::Lstm => Some(1),
         CellKind::Gru { reset_after: true } => Some(2),
-        CellKind::Gru { reset_after: false } => None,
+        CellKind::Gru { reset_after: false } | CellKind::IndRnn => None,
     }
 }
 

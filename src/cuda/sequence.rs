@@ -68,6 +68,24 @@ fn row_major<'a, D: Dimension>(a: &'a ArrayView<'_, f32, D>) -> Cow<'a, [f32]> {
     }
 }
 
+/// Refuses the cells the GPU kernels do not run yet (IndRNN, LSTM peepholes and projection): they run on the
+/// CPU (`device="cpu"`), never as another cell here.
+pub fn check_supported(spec: &CellSpec) -> Result<()> {
+    let variant = match spec.kind {
+        CellKind::IndRnn => "IndRNN",
+        CellKind::Lstm if spec.peephole => "an LSTM with peepholes",
+        CellKind::Lstm if spec.projection.is_some() => "an LSTM with a projection",
+        _ => return Ok(()),
+    };
+    Err(crate::error::Error::Value {
+        argument: "spec".into(),
+        expected:
+            "a cell the GPU kernels run (SimpleRNN, GRU, LSTM without peepholes or projection)"
+                .into(),
+        received: format!("{variant}, which runs on the CPU only: use device=\"cpu\""),
+    })
+}
+
 /// A dimension as the kernels' `int` ([`check_dims`] keeps them in range).
 fn int(v: usize) -> i32 {
     i32::try_from(v).expect("dimensions checked by check_dims")
@@ -234,6 +252,14 @@ pub fn forward(
     lane: Option<usize>,
 ) -> Result<Forward<f32, DeviceSaved>> {
     check_input(spec, weights, input, options)?;
+    check_supported(spec)?;
+    if input.zoneout.is_some() {
+        return Err(Error::Value {
+            argument: "zoneout".into(),
+            expected: "None on the GPU, whose kernels do not run zoneout yet".into(),
+            received: "zoneout weights: use device=\"cpu\"".into(),
+        });
+    }
     if options.precision == Precision::Bf16 {
         return Err(Error::Value {
             argument: "compute_dtype".into(),
@@ -430,6 +456,7 @@ pub fn forward(
                 )?;
                 l.launch(&functions.gru_before_output, b * u, &[&step, &pre_t, &rec])?;
             }
+            CellKind::IndRnn => unreachable!("check_supported refuses IndRNN"),
         }
     }
 
@@ -707,6 +734,7 @@ pub fn backward(
                 l.launch(&functions.gru_before_backward_reset, n, &args)?;
                 (dpre_t, 0..2)
             }
+            CellKind::IndRnn => unreachable!("check_supported refuses IndRNN"),
         };
         let (d, range) = recurrent;
         l.recurrent_gradient(gpu, saved, d, range, scratch, ptr(&dh_prev))?;
@@ -864,6 +892,8 @@ pub fn backward(
         kernel,
         recurrent_kernel,
         bias,
+        peephole: None,
+        projection: None,
         initial_states,
     })
 }
@@ -908,7 +938,7 @@ impl Engine<f32> for Gpu {
 
     fn dims(saved: &DeviceSaved) -> (usize, usize, usize, usize) {
         let (b, t, f) = saved.dims;
-        (b, t, f, saved.spec.units)
+        (b, t, f, saved.spec.output_units())
     }
 }
 

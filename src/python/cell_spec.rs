@@ -17,9 +17,10 @@ pub struct CellSpec {
 impl CellSpec {
     #[new]
     #[pyo3(
-        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true),
-        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True)"
+        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true, *, peephole = false, projection = None),
+        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True, *, peephole=False, projection=None)"
     )]
+    #[allow(clippy::fn_params_excessive_bools, clippy::too_many_arguments)] // Keras's arguments, named
     fn new(
         kind: &Bound<'_, PyAny>,
         units: &Bound<'_, PyAny>,
@@ -27,7 +28,13 @@ impl CellSpec {
         recurrent_activation: Option<&str>,
         use_bias: bool,
         reset_after: bool,
+        peephole: bool,
+        projection: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let projection = projection
+            .filter(|p| !p.is_none())
+            .map(|p| positive_int("projection", p))
+            .transpose()?;
         let kind: String = kind.extract().map_err(|_| {
             let expected = CellKind::EXPECTED;
             PyTypeError::new_err(format!(
@@ -43,11 +50,13 @@ impl CellSpec {
             act("activation", activation)?,
             act("recurrent_activation", recurrent_activation)?,
             use_bias,
-        )?;
+        )?
+        .with_peephole(peephole)?
+        .with_projection(projection)?;
         Ok(Self { inner })
     }
 
-    /// `"simple_rnn"`, `"gru"` or `"lstm"`.
+    /// `"simple_rnn"`, `"gru"`, `"lstm"` or `"indrnn"`.
     #[getter]
     fn kind(&self) -> &'static str {
         self.inner.kind.name()
@@ -79,6 +88,18 @@ impl CellSpec {
         self.inner.kind == CellKind::Gru { reset_after: true }
     }
 
+    /// Whether an LSTM has peephole connections (weights `(3, units)` after the bias).
+    #[getter]
+    fn peephole(&self) -> bool {
+        self.inner.peephole
+    }
+
+    /// An LSTM's projected size of `h` (weights `(units, projection)` last), or None.
+    #[getter]
+    fn projection(&self) -> Option<usize> {
+        self.inner.projection
+    }
+
     /// Gate blocks in the kernels (1, 3 or 4).
     #[getter]
     fn gates(&self) -> usize {
@@ -98,14 +119,23 @@ impl CellSpec {
     }
 
     fn __repr__(&self) -> String {
+        let flag = |b: bool| if b { "True" } else { "False" };
+        let peephole = if self.peephole() {
+            ", peephole=True"
+        } else {
+            ""
+        };
+        let projection = self
+            .projection()
+            .map_or(String::new(), |p| format!(", projection={p}"));
         format!(
-            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={})",
+            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={}{peephole}{projection})",
             self.kind(),
             self.units(),
             self.activation(),
             self.recurrent_activation(),
-            if self.use_bias() { "True" } else { "False" },
-            if self.reset_after() { "True" } else { "False" },
+            flag(self.use_bias()),
+            flag(self.reset_after()),
         )
     }
 }

@@ -2,7 +2,7 @@
 //! written once over the float type and the engine, and the opaque object holding what a
 //! forward pass saves for its backward pass.
 
-use numpy::ndarray::{ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use numpy::ndarray::{ArrayView2, ArrayViewD, Axis, Ix1, Ix2, IxDyn};
 use numpy::{Element, PyReadonlyArray, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -90,11 +90,15 @@ fn saved_object<'py>(py: Python<'py>, saved: Option<SavedInner>) -> PyResult<Bou
 /// One direction's arrays, borrowed from numpy for the duration of a call.
 struct DirectionArrays<'py, T: Element> {
     kernel: PyReadonlyArray2<'py, T>,
-    recurrent_kernel: PyReadonlyArray2<'py, T>,
+    /// `(units, gates·units)`, or IndRNN's `(units,)`.
+    recurrent_kernel: PyReadonlyArray<'py, T, IxDyn>,
     bias: Option<PyReadonlyArray<'py, T, IxDyn>>,
+    peephole: Option<PyReadonlyArray2<'py, T>>,
+    projection: Option<PyReadonlyArray2<'py, T>>,
     initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
     input_dropout: Option<PyReadonlyArray3<'py, T>>,
     recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
+    zoneout: Option<Vec<PyReadonlyArray3<'py, T>>>,
 }
 
 /// The raw Python arguments of one direction; `prefix` names them in messages (`""`, `"fw_"`, `"bw_"`).
@@ -105,6 +109,7 @@ struct DirectionArgs<'a, 'py> {
     initial_states: Option<&'a Bound<'py, PyAny>>,
     input_dropout: Option<&'a Bound<'py, PyAny>>,
     recurrent_dropout: Option<&'a Bound<'py, PyAny>>,
+    zoneout: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl<'py> DirectionArgs<'_, 'py> {
@@ -120,22 +125,33 @@ impl<'py> DirectionArgs<'_, 'py> {
                     "{p}weights: expected (kernel, recurrent_kernel, bias)"
                 ))
             })?;
-        if !(2..=3).contains(&items.len()) {
+        // Keras's three, then the extra weights the spec has, in this order.
+        let extras: Vec<&str> = [
+            (self.spec.peephole, "peephole"),
+            (self.spec.projection.is_some(), "projection"),
+        ]
+        .into_iter()
+        .filter_map(|(has, name)| has.then_some(name))
+        .collect();
+        if !(2..=3 + extras.len()).contains(&items.len()) {
+            let names = ["kernel", "recurrent_kernel", "bias"].iter().chain(&extras);
+            let expected = names.copied().collect::<Vec<_>>().join(", ");
             return Err(PyValueError::new_err(format!(
-                "{p}weights: expected (kernel, recurrent_kernel, bias), received {} items",
+                "{p}weights: expected ({expected}), received {} items",
                 items.len()
             )));
         }
+        let extra = |name: &str| -> PyResult<Option<PyReadonlyArray2<'py, T>>> {
+            let at = extras.iter().position(|e| *e == name).map(|i| 3 + i);
+            match at.and_then(|i| items.get(i)).filter(|w| !w.is_none()) {
+                None => Ok(None),
+                Some(w) => read(&format!("{p}{name}"), w, "(rows, units)", dn).map(Some),
+            }
+        };
         let kernel: PyReadonlyArray2<T> = read(
             &format!("{p}kernel"),
             &items[0],
             "(input_dim, gates*units)",
-            dn,
-        )?;
-        let recurrent_kernel: PyReadonlyArray2<T> = read(
-            &format!("{p}recurrent_kernel"),
-            &items[1],
-            "(units, gates*units)",
             dn,
         )?;
         let bias = match items.get(2).filter(|b| !b.is_none()) {
@@ -144,8 +160,10 @@ impl<'py> DirectionArgs<'_, 'py> {
         };
         Ok(DirectionArrays {
             kernel,
-            recurrent_kernel,
+            recurrent_kernel: self.read_recurrent_kernel(&items[1])?,
             bias,
+            peephole: extra("peephole")?,
+            projection: extra("projection")?,
             initial_states: self.read_initial_states()?,
             input_dropout: read_opt(
                 &format!("{p}input_dropout"),
@@ -159,11 +177,32 @@ impl<'py> DirectionArgs<'_, 'py> {
                 "(gates, batch, units)",
                 dn,
             )?,
+            zoneout: read_arrays(&format!("{p}zoneout"), self.zoneout, "(batch, time, units)")?,
         })
     }
 }
 
 impl<'py> DirectionArgs<'_, 'py> {
+    /// The recurrent kernel: `(units, gates·units)`, or IndRNN's vector `(units,)`.
+    fn read_recurrent_kernel<T: Elem>(
+        &self,
+        w: &Bound<'py, PyAny>,
+    ) -> PyResult<PyReadonlyArray<'py, T, IxDyn>> {
+        let name = format!("{}recurrent_kernel", self.prefix);
+        let (ndim, dims) = match self.spec.kind {
+            crate::CellKind::IndRnn => (1, "(units,)"),
+            _ => (2, "(units, gates*units)"),
+        };
+        let arr: PyReadonlyArray<'py, T, IxDyn> = read(&name, w, dims, dtype_name(T::DTYPE))?;
+        if arr.ndim() != ndim {
+            return Err(ShapeError::new_err(format!(
+                "{name}: expected a {ndim}-d array {dims}, received shape {}",
+                ShapeDisplay(arr.shape())
+            )));
+        }
+        Ok(arr)
+    }
+
     /// The bias, whose shape the cell fixes: `(gates·units,)`, or `(2, 3·units)` for GRU with
     /// `reset_after`.
     fn read_bias<T: Elem>(
@@ -185,45 +224,41 @@ impl<'py> DirectionArgs<'_, 'py> {
 
     /// The initial states, if given: a list of arrays, none of them None.
     fn read_initial_states<T: Elem>(&self) -> PyResult<Option<Vec<PyReadonlyArray2<'py, T>>>> {
-        let p = self.prefix;
-        let name = format!("{p}initial_states");
-        let states = read_list::<T, Ix2>(
-            &name,
-            self.initial_states,
-            "(batch, units)",
-            dtype_name(T::DTYPE),
-        )?;
-        states
-            .map(|states| {
-                (states.into_iter().enumerate())
-                    .map(|(i, s)| {
-                        s.ok_or_else(|| {
-                            PyTypeError::new_err(format!(
-                                "{name}[{i}]: expected an array, received None"
-                            ))
-                        })
-                    })
-                    .collect::<PyResult<Vec<_>>>()
-            })
-            .transpose()
+        let name = format!("{}initial_states", self.prefix);
+        read_arrays(&name, self.initial_states, "(batch, units)")
     }
+}
+
+/// A list of arrays, if given, none of them None.
+fn read_arrays<'py, T: Elem, D: numpy::ndarray::Dimension>(
+    name: &str,
+    list: Option<&Bound<'py, PyAny>>,
+    dims: &str,
+) -> PyResult<Option<Vec<PyReadonlyArray<'py, T, D>>>> {
+    let arrays = read_list::<T, D>(name, list, dims, dtype_name(T::DTYPE))?;
+    arrays
+        .map(|arrays| {
+            (arrays.into_iter().enumerate())
+                .map(|(i, a)| {
+                    a.ok_or_else(|| {
+                        PyTypeError::new_err(format!(
+                            "{name}[{i}]: expected an array, received None"
+                        ))
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()
+        })
+        .transpose()
 }
 
 impl<'py, T: Elem> DirectionArrays<'py, T> {
     fn weights(&self) -> Weights<'_, T> {
         Weights {
             kernel: self.kernel.as_array(),
-            recurrent_kernel: self.recurrent_kernel.as_array(),
-            bias: self.bias.as_ref().map(|b| {
-                let b = b.as_array();
-                match b.ndim() {
-                    1 => b
-                        .into_dimensionality::<Ix1>()
-                        .expect("1-d")
-                        .insert_axis(Axis(0)),
-                    _ => b.into_dimensionality::<Ix2>().expect("2-d"),
-                }
-            }),
+            recurrent_kernel: as_matrix(self.recurrent_kernel.as_array()),
+            bias: self.bias.as_ref().map(|b| as_matrix(b.as_array())),
+            peephole: self.peephole.as_ref().map(|w| w.as_array()),
+            projection: self.projection.as_ref().map(|w| w.as_array()),
         }
     }
 
@@ -241,37 +276,56 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
             mask: mask.map(|m| m.as_array()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.as_array()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.as_array()),
+            zoneout: (self.zoneout.as_ref()).map(|z| z.iter().map(|m| m.as_array()).collect()),
             cancel: Cancel::default(),
         }
     }
 }
 
-/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, the bias gradient
-/// shaped like the bias.
+/// A 1-d or 2-d array (the ranks [`DirectionArgs::read`] lets through) as a matrix, a vector
+/// becoming one row.
+fn as_matrix<T>(a: ArrayViewD<'_, T>) -> ArrayView2<'_, T> {
+    match a.ndim() {
+        1 => a
+            .into_dimensionality::<Ix1>()
+            .expect("1-d")
+            .insert_axis(Axis(0)),
+        _ => a.into_dimensionality::<Ix2>().expect("2-d"),
+    }
+}
+
+/// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, then
+/// `d_peephole` and `d_projection` for an LSTM with them; the bias gradient shaped like the bias and IndRNN's
+/// recurrent gradient like its vector.
 fn weight_grads<'py, T: Elem>(
     py: Python<'py>,
     g: Gradients<T>,
-    bias_rows: usize,
+    spec: &crate::CellSpec,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let vector = |a: numpy::ndarray::Array2<T>| to_numpy(py, a.index_axis_move(Axis(0), 0));
     let bias = match g.bias {
-        Some(b) if bias_rows == 1 => to_numpy(py, b.index_axis_move(Axis(0), 0)),
+        Some(b) if spec.bias_rows() == 1 => vector(b),
         Some(b) => to_numpy(py, b),
         None => py.None().into_bound(py),
+    };
+    let recurrent_kernel = match spec.kind {
+        crate::CellKind::IndRnn => vector(g.recurrent_kernel),
+        _ => to_numpy(py, g.recurrent_kernel),
     };
     let states: Vec<_> = g
         .initial_states
         .into_iter()
         .map(|s| to_numpy(py, s))
         .collect();
-    PyTuple::new(
-        py,
-        [
-            to_numpy(py, g.kernel),
-            to_numpy(py, g.recurrent_kernel),
-            bias,
-            states.into_pyobject(py)?.into_any(),
-        ],
-    )
+    let grads = [
+        to_numpy(py, g.kernel),
+        recurrent_kernel,
+        bias,
+        states.into_pyobject(py)?.into_any(),
+    ];
+    let extras = [g.peephole, g.projection].into_iter().flatten();
+    let extras = extras.map(|w| to_numpy(py, w));
+    PyTuple::new(py, grads.into_iter().chain(extras).collect::<Vec<_>>())
 }
 
 /// The multiply-adds of the backward pass of `saved`'s forward pass.
@@ -334,13 +388,17 @@ where
 
 /// Runs a cell over a sequence.
 ///
-/// Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
+/// `weights` is `(kernel, recurrent_kernel, bias)` in Keras's layout (IndRNN's recurrent
+/// kernel a `(units,)` vector, a projected LSTM's `(projection, 4·units)`; `bias` None without
+/// bias), then for an LSTM spec `peephole` `(3, units)` with `peephole=True` and `projection`
+/// `(units, projection)` with a projection. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, units)`, the last one, zeros for an empty sequence, with `return_sequences=False`),
 /// the list of final states, and the activations `rnn_backward` needs (None with `inference`: no
-/// backward pass follows, so no copy of the weights is kept). `device` is "cpu" (or None) or
-/// "cuda".
+/// backward pass follows, so no copy of the weights is kept). `zoneout` is None or, per state,
+/// `(batch, time, state units)` weights `m` of each step's previous value (the state becomes
+/// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`). `device` is "cpu" (or None) or "cuda".
 #[pyfunction]
-#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, compute_dtype = None))]
+#[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, compute_dtype = None, zoneout = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_forward<'py>(
     py: Python<'py>,
@@ -357,6 +415,7 @@ pub fn rnn_forward<'py>(
     device: Option<&str>,
     inference: bool,
     compute_dtype: Option<&str>,
+    zoneout: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
@@ -368,6 +427,7 @@ pub fn rnn_forward<'py>(
             initial_states,
             input_dropout,
             recurrent_dropout,
+            zoneout,
         };
         let options = SequenceOptions {
             go_backwards,
@@ -425,7 +485,7 @@ fn sequence_backward<'py, T: Elem, E: Engine<T>>(
         engine.backward(saved, grad, &d_states, input_gradient, &cancel, None)
     })?;
     let dx = optional_array(py, g.input.take());
-    let rest = weight_grads(py, g, E::spec(saved).bias_rows())?;
+    let rest = weight_grads(py, g, E::spec(saved))?;
     PyTuple::new(
         py,
         std::iter::once(dx).chain(rest.iter()).collect::<Vec<_>>(),
@@ -436,8 +496,9 @@ fn sequence_backward<'py, T: Elem, E: Engine<T>>(
 ///
 /// Give the gradient of every output (`d_outputs`, `(batch, time, units)`) or of the last one
 /// (`d_last_output`), and optionally of the final states (a list; `None` entries are zeros).
-/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`; `dx` is
-/// None with `input_gradient=False` (its product is then skipped).
+/// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then
+/// `d_peephole` and `d_projection` for an LSTM with them; `dx` is None with `input_gradient=False` (its
+/// product is then skipped).
 #[pyfunction]
 #[pyo3(signature = (
     saved, d_outputs = None, d_last_output = None, d_final_states = None, *, input_gradient = true
@@ -539,14 +600,16 @@ where
 /// The second direction runs with the opposite `go_backwards`; with `return_sequences` its
 /// outputs are flipped back into time order before the merge. Returns `(output, forward_states,
 /// backward_states, saved)`, `output` being a tuple of both outputs when `merge_mode` is None.
-/// `device` as in `rnn_forward` (on a GPU the directions run on two streams).
+/// `device` and each direction's `zoneout` as in `rnn_forward` (on a GPU the directions run on
+/// two streams).
 #[pyfunction]
 #[pyo3(signature = (
     fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode = Some("concat"), return_sequences = false,
     mask = None, fw_initial_states = None, bw_initial_states = None, fw_input_dropout = None,
     fw_recurrent_dropout = None, bw_input_dropout = None, bw_recurrent_dropout = None,
-    zero_output_for_mask = false, fw_go_backwards = false, device = None, compute_dtype = None
-), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None, compute_dtype=None)")]
+    zero_output_for_mask = false, fw_go_backwards = false, device = None, compute_dtype = None,
+    fw_zoneout = None, bw_zoneout = None
+), text_signature = "(fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode='concat', return_sequences=False, mask=None, fw_initial_states=None, bw_initial_states=None, fw_input_dropout=None, fw_recurrent_dropout=None, bw_input_dropout=None, bw_recurrent_dropout=None, zero_output_for_mask=False, fw_go_backwards=False, device=None, compute_dtype=None, fw_zoneout=None, bw_zoneout=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn bidirectional_forward<'py>(
     py: Python<'py>,
@@ -568,6 +631,8 @@ pub fn bidirectional_forward<'py>(
     fw_go_backwards: bool,
     device: Option<&str>,
     compute_dtype: Option<&str>,
+    fw_zoneout: Option<&Bound<'py, PyAny>>,
+    bw_zoneout: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(|| {
         let device = Device::from_name(device)?;
@@ -582,6 +647,7 @@ pub fn bidirectional_forward<'py>(
             initial_states: fw_initial_states,
             input_dropout: fw_input_dropout,
             recurrent_dropout: fw_recurrent_dropout,
+            zoneout: fw_zoneout,
         };
         let bw = DirectionArgs {
             prefix: "bw_",
@@ -592,6 +658,7 @@ pub fn bidirectional_forward<'py>(
             initial_states: bw_initial_states,
             input_dropout: bw_input_dropout,
             recurrent_dropout: bw_recurrent_dropout,
+            zoneout: bw_zoneout,
         };
         let options = [
             SequenceOptions {
@@ -653,8 +720,8 @@ fn bidirectional_backward_typed<'py, T: Elem, E: Engine<T>>(
             &cancel,
         )
     })?;
-    let fw = weight_grads(py, g.forward, E::spec(&saved.forward).bias_rows())?;
-    let bw = weight_grads(py, g.backward, E::spec(&saved.backward).bias_rows())?;
+    let fw = weight_grads(py, g.forward, E::spec(&saved.forward))?;
+    let bw = weight_grads(py, g.backward, E::spec(&saved.backward))?;
     PyTuple::new(
         py,
         [optional_array(py, g.input), fw.into_any(), bw.into_any()],

@@ -58,6 +58,45 @@ pub const KINDS: [CellKind; 4] = [
     CellKind::Lstm,
 ];
 
+/// What a cell adds to Keras's: nothing, LSTM peepholes, an LSTM projection (to `units - 1`),
+/// or both.
+#[derive(Clone, Copy, Debug)]
+pub enum Extra {
+    Keras,
+    Peephole,
+    Projection,
+    PeepholeProjection,
+}
+
+/// Every cell the core runs: Keras's four, IndRNN, and LSTM with peepholes and/or projection.
+pub const CELLS: [(CellKind, Extra); 8] = [
+    (CellKind::SimpleRnn, Extra::Keras),
+    (CellKind::Gru { reset_after: true }, Extra::Keras),
+    (CellKind::Gru { reset_after: false }, Extra::Keras),
+    (CellKind::Lstm, Extra::Keras),
+    (CellKind::IndRnn, Extra::Keras),
+    (CellKind::Lstm, Extra::Peephole),
+    (CellKind::Lstm, Extra::Projection),
+    (CellKind::Lstm, Extra::PeepholeProjection),
+];
+
+/// The spec of one of [`CELLS`].
+pub fn cell_spec(
+    (kind, extra): (CellKind, Extra),
+    units: usize,
+    act: &str,
+    ract: &str,
+    use_bias: bool,
+) -> CellSpec {
+    let peephole = matches!(extra, Extra::Peephole | Extra::PeepholeProjection);
+    let projection = matches!(extra, Extra::Projection | Extra::PeepholeProjection);
+    spec(kind, units, act, ract, use_bias)
+        .with_peephole(peephole)
+        .unwrap()
+        .with_projection(projection.then(|| units - 1))
+        .unwrap()
+}
+
 pub fn spec(kind: CellKind, units: usize, act: &str, ract: &str, use_bias: bool) -> CellSpec {
     CellSpec::new(
         kind,
@@ -74,6 +113,8 @@ pub struct OwnedWeights {
     pub kernel: Array2<f64>,
     pub recurrent_kernel: Array2<f64>,
     pub bias: Option<Array2<f64>>,
+    pub peephole: Option<Array2<f64>>,
+    pub projection: Option<Array2<f64>>,
 }
 
 impl OwnedWeights {
@@ -81,10 +122,12 @@ impl OwnedWeights {
         let w = spec.width();
         Self {
             kernel: rng.array((input_dim, w), scale),
-            recurrent_kernel: rng.array((spec.units, w), scale),
+            recurrent_kernel: rng.array(spec.recurrent_shape(), scale),
             bias: spec
                 .use_bias
                 .then(|| rng.array((spec.bias_rows(), w), scale)),
+            peephole: spec.peephole.then(|| rng.array((3, spec.units), scale)),
+            projection: spec.projection.map(|p| rng.array((spec.units, p), scale)),
         }
     }
 
@@ -93,6 +136,8 @@ impl OwnedWeights {
             kernel: self.kernel.view(),
             recurrent_kernel: self.recurrent_kernel.view(),
             bias: self.bias.as_ref().map(|b| b.view()),
+            peephole: self.peephole.as_ref().map(|p| p.view()),
+            projection: self.projection.as_ref().map(|p| p.view()),
         }
     }
 }

@@ -1,6 +1,6 @@
 """Recurrent layers as ONNX's LSTM, GRU and RNN operators: `RNN` (`LSTM`, `GRU`, `SimpleRNN`,
 stacked cells) and `Bidirectional`, with the spec's gate order and bias layout, masks as
-`sequence_lens`, initial states and returned states.
+`sequence_lens`, initial states, returned states and LSTM peepholes as the `P` input.
 """
 
 import numpy as np
@@ -42,6 +42,10 @@ def _check_cell(cell):
         raise _Unsupported(f"cell {type(cell).__name__} is not a built-in cell (LSTMCell, GRUCell, SimpleRNNCell)")
     if not cell.built:
         raise _Unsupported("the layer is not built")
+    if getattr(cell, "projection", None):
+        raise _Unsupported("projection=... has no equivalent in ONNX's LSTM operator")
+    if cell.zoneout:
+        raise _Unsupported(f"zoneout={cell.zoneout} has no equivalent in ONNX's recurrent operators")
 
 
 def _cell_functions(cell):
@@ -72,6 +76,12 @@ def _recurrent_op(g, layer_name, cells, x_tm, direction, seq_lens, initial):
     inputs = [x_tm, w, r, b, seq_lens or ""]
     if initial is not None:
         inputs.extend(initial)
+    if kind == "lstm" and any(c.peephole for c in cells):
+        if not all(c.peephole for c in cells):
+            raise _Unsupported("the forward and backward LSTMs differ in peephole")
+        # ONNX's P holds the peepholes in the order i, o, f; ours are the rows p_i, p_f, p_o.
+        p = np.stack([np.asarray(c.peephole_weights, np.float32)[[0, 2, 1]].reshape(-1) for c in cells])
+        inputs.extend([""] * (7 - len(inputs)) + [g.const(p, f"{layer_name}/P")])
     while inputs and inputs[-1] == "":
         inputs.pop()
     if kind == "gru":

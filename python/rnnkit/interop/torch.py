@@ -9,7 +9,8 @@ The mappings, per layer and direction:
 
 - LSTM: PyTorch's gates i, f, g, o are Keras's i, f, c, o (the same order); kernels are the
   transposed `weight_ih`/`weight_hh`; Keras has one bias, `bias_ih + bias_hh` (back to PyTorch
-  as `bias_ih = bias`, `bias_hh = 0`).
+  as `bias_ih = bias`, `bias_hh = 0`). A `proj_size` LSTM is rnnkit's `LSTM(projection=...)`,
+  its `projection_kernel` the transposed `weight_hr`.
 - GRU: PyTorch's gates r, z, n become Keras's z, r, h; PyTorch's formulation is Keras's
   `reset_after=True`, whose `(2, 3·units)` bias holds `bias_ih` (row 0) and `bias_hh` (row 1).
   A `reset_after=False` GRU has no PyTorch equivalent.
@@ -162,7 +163,7 @@ def from_torch(
         batch_first: The module's `batch_first`: either way the layers take `(batch, time,
             features)`, so transpose a time-major input first; only checked against the module.
         nonlinearity: For `nn.RNN`, "tanh" (default) or "relu"; read from the module when given one.
-        proj_size: The LSTM's `proj_size`; only 0 maps (rnnkit has no projection).
+        proj_size: The LSTM's `proj_size` (rnnkit's `projection`); read from the keys when None.
         prefix: Key prefix of the RNN's entries in a larger state dict (e.g. "encoder.rnn.").
         return_sequences: The last layer's `return_sequences` (True matches the module's
             `output`; the layers before it always return sequences).
@@ -179,7 +180,7 @@ def from_torch(
 
     Raises:
         ValueError: For a module of another kind, facts that contradict the weights, a
-            `proj_size` other than 0, an unknown nonlinearity, or weights of the wrong shapes.
+            `proj_size` for a GRU or RNN, an unknown nonlinearity, or weights of the wrong shapes.
         TypeError: For a `module` that is neither a PyTorch RNN module nor a dict.
     """
     if kind is None and not _is_module(module):
@@ -209,12 +210,9 @@ def from_torch(
         arrays, found = _read_state_dict(module, prefix)
     for name, given in (("num_layers", num_layers), ("bidirectional", bidirectional), ("bias", bias)):
         _check_fact(name, given, found[name], "state dict")
-    if proj_size not in (None, 0) or found["proj_size"]:
-        size = found["proj_size"] or proj_size
-        raise ValueError(
-            f"Argument `module`: proj_size={size} has no rnnkit equivalent (rnnkit's LSTM has no projection); "
-            "expected proj_size=0."
-        )
+    _check_fact("proj_size", proj_size, found["proj_size"], "state dict")
+    if found["proj_size"] and kind != "lstm":
+        raise ValueError(f"Argument `module`: proj_size applies to nn.LSTM only, received weight_hr for {kind}.")
     if batch_first is not None and not isinstance(batch_first, bool):
         raise TypeError(f"Argument `batch_first` expected a bool, received {batch_first!r}.")
     if kind == "simple_rnn":
@@ -233,9 +231,11 @@ def from_torch(
         last = k == found["num_layers"] - 1
         weights = []
         for suffix in directions:
-            weights.extend(_keras_weights(kind, arrays, f"l{k}{suffix}", gates, found["bias"]))
-        units = weights[1].shape[0]
+            weights.extend(_keras_weights(kind, arrays, f"l{k}{suffix}", gates, found["bias"], found["proj_size"]))
+        units = weights[0].shape[1] // gates
         options = dict(layer_kwargs, use_bias=found["bias"], return_sequences=return_sequences or not last)
+        if found["proj_size"]:
+            options["projection"] = found["proj_size"]
         if last:
             options["return_state"] = return_state
         if name is not None:
@@ -280,16 +280,18 @@ def _blocks(array, order, axis=0):
 _FROM_TORCH = {"lstm": (0, 1, 2, 3), "gru": (1, 0, 2), "simple_rnn": (0,)}
 
 
-def _keras_weights(kind, arrays, tag, gates, use_bias):
-    """[kernel, recurrent_kernel, (bias)] in Keras's layout from one PyTorch layer direction."""
-    units = _get(arrays, f"weight_hh_{tag}", (None, None)).shape[1]
+def _keras_weights(kind, arrays, tag, gates, use_bias, proj_size=0):
+    """[kernel, recurrent_kernel, (bias), (projection_kernel)] in Keras's layout from one
+    PyTorch layer direction."""
+    w_hh = _get(arrays, f"weight_hh_{tag}", (None, None))
+    units = w_hh.shape[0] // gates if proj_size else w_hh.shape[1]
     w_ih = _get(arrays, f"weight_ih_{tag}", (None, None))
     if w_ih.shape[0] != gates * units or units == 0:
         raise ValueError(
             f"Argument `module`: 'weight_ih_{tag}' expected {gates}·hidden_size = {gates * units} rows for "
             f"{_TORCH_NAMES[kind]} (hidden_size {units}, from 'weight_hh_{tag}'), received shape {w_ih.shape}."
         )
-    w_hh = _get(arrays, f"weight_hh_{tag}", (gates * units, units))
+    w_hh = _get(arrays, f"weight_hh_{tag}", (gates * units, proj_size or units))
     order = _FROM_TORCH[kind]
     weights = [_blocks(w_ih, order).T, _blocks(w_hh, order).T]
     if use_bias:
@@ -297,6 +299,8 @@ def _keras_weights(kind, arrays, tag, gates, use_bias):
         b_hh = _blocks(_get(arrays, f"bias_hh_{tag}", (gates * units,)), order)
         # float64 for the sum, so that the only rounding is the cast to the layer's dtype.
         weights.append(np.stack([b_ih, b_hh]) if kind == "gru" else b_ih.astype(np.float64) + b_hh)
+    if proj_size:
+        weights.append(_get(arrays, f"weight_hr_{tag}", (proj_size, units)).T)
     return [np.ascontiguousarray(w) for w in weights]
 
 
@@ -313,6 +317,12 @@ def _recurrent_layer(layer, where):
     cell = cells[0]
     if not cell.built:
         raise ValueError(f"{where}: layer {layer.name!r} is not built yet; call it or build it first.")
+    if getattr(cell, "peephole", False):
+        raise ValueError(f"{where}: layer {layer.name!r} has peephole=True; PyTorch's nn.LSTM has no peepholes.")
+    if cell.zoneout:
+        raise ValueError(
+            f"{where}: layer {layer.name!r} has zoneout={cell.zoneout}; PyTorch's recurrent modules have no zoneout."
+        )
     from rnnkit import activations
 
     act = activations.serialize(cell.activation)
@@ -349,6 +359,8 @@ def _torch_weights(cell, tag):
             out[f"bias_ih_{tag}"], out[f"bias_hh_{tag}"] = _blocks(bias[0], order), _blocks(bias[1], order)
         else:
             out[f"bias_ih_{tag}"], out[f"bias_hh_{tag}"] = bias.copy(), np.zeros_like(bias)
+    if getattr(cell, "projection", None):
+        out[f"weight_hr_{tag}"] = np.asarray(cell.projection_kernel).T
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
@@ -410,7 +422,7 @@ def torch_config(layers):
     Returns:
         A dict with "module" ("LSTM", "GRU" or "RNN", the `torch.nn` class name) and the keyword
         arguments `input_size`, `hidden_size`, `num_layers`, `bias`, `batch_first` (True: rnnkit's
-        layout), `bidirectional` and, for RNN, `nonlinearity`.
+        layout), `bidirectional`, for a projected LSTM `proj_size`, and for RNN `nonlinearity`.
 
     Raises:
         ValueError: As `to_torch_state_dict`.
@@ -433,6 +445,7 @@ def torch_config(layers):
             {c.units for c in cells},
             {bool(c.use_bias) for c in cells},
             {activations.serialize(c.activation) for c in cells},
+            {getattr(c, "projection", None) or 0 for c in cells},
         )
         if facts[0] is None or any(len(s) != 1 for s in facts[2:]):
             raise ValueError(f"{where}: the forward and backward layers of {layer.name!r} differ in kind or options.")
@@ -449,13 +462,13 @@ def torch_config(layers):
                 f"{where}: expected layers of one kind, units, bias, direction and activation, as PyTorch's "
                 f"num_layers stacks; layer 0 has {first}, layer {k} has {facts}."
             )
-        expected_in = input_size if k == 0 else cells[0].units * (2 if first[1] else 1)
+        expected_in = input_size if k == 0 else cells[0].output_size * (2 if first[1] else 1)
         if cells[0].kernel.shape[0] != expected_in:
             raise ValueError(
                 f"{where}: expected input size {expected_in} (the previous layer's output), received "
                 f"{cells[0].kernel.shape[0]}."
             )
-    kind, bidirectional, (units,), (use_bias,), (act,) = first
+    kind, bidirectional, (units,), (use_bias,), (act,), (proj_size,) = first
     config = {
         "module": {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}[kind],
         "input_size": int(input_size),
@@ -465,6 +478,8 @@ def torch_config(layers):
         "batch_first": True,
         "bidirectional": bidirectional,
     }
+    if proj_size:
+        config["proj_size"] = proj_size
     if kind == "simple_rnn":
         config["nonlinearity"] = act
     return config

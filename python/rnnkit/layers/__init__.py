@@ -41,7 +41,7 @@ from rnnkit.layers.pooling import (
     MaxPooling3D,
 )
 from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
-from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.layers.recurrent import GRU, LSTM, IndRNN, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
     Dropout,
@@ -52,7 +52,7 @@ from rnnkit.layers.regularization import (
 from rnnkit.layers.reshaping import Flatten, RepeatVector, Reshape
 from rnnkit.layers.reshaping_1d import Cropping1D, Permute, UpSampling1D, ZeroPadding1D
 from rnnkit.layers.rnn import RNN
-from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.rnn_cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
@@ -134,6 +134,8 @@ __all__ = [
     "GlobalMaxPooling3D",
     "GroupNormalization",
     "Identity",
+    "IndRNN",
+    "IndRNNCell",
     "Input",
     "InputLayer",
     "IntegerLookup",

@@ -13,12 +13,17 @@ from rnnkit.tape import needs_gradient, record, recording
 from rnnkit.tensor import wrap
 
 
-def _compute(cell):
-    """`compute_dtype` and `device` of the core's calls for `cell`: bfloat16 products (on the
-    CPU: under "auto" the GPU is passed over, an explicit "cuda" is refused by the core)."""
-    if cell.compute_dtype != "bfloat16":
-        return {"compute_dtype": None, "device": config.compute_device()}
-    return {"compute_dtype": "bfloat16", "device": "cpu" if config.current_device() != "cuda" else "cuda"}
+def _compute(*cells):
+    """`compute_dtype` and `device` of the core's calls for `cells` (one, or a bidirectional
+    pair): the first cell's products dtype, and the CPU under "auto" for what the GPU kernels do
+    not run yet (bfloat16 products, IndRNN, peepholes, projections, zoneout); an explicit
+    "cuda" is refused by the core."""
+    bf16 = cells[0].compute_dtype == "bfloat16"
+    device = config.compute_device()
+    cpu_only = bf16 or any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.zoneout for c in cells)
+    if cpu_only and device == "cuda" and config.current_device() != "cuda":
+        device = "cpu"
+    return {"compute_dtype": "bfloat16" if bf16 else None, "device": device}
 
 
 def _array(t):
@@ -26,17 +31,18 @@ def _array(t):
 
 
 def _weights(cell):
-    return [cell.kernel, cell.recurrent_kernel] + ([cell.bias] if cell.use_bias else [])
+    return [cell.kernel, cell.recurrent_kernel] + ([cell.bias] if cell.use_bias else []) + cell.extra_weights
 
 
 def _weight_arrays(cell):
-    return (np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel), _array(cell.bias) if cell.use_bias else None)
+    bias = _array(cell.bias) if cell.use_bias else None
+    return (np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel), bias, *map(np.asarray, cell.extra_weights))
 
 
 def _grads(cell, weight_grads, with_states):
     """A cell's gradients in `record`'s input order: weights, then its initial states if given."""
-    dk, drk, db, dstates = weight_grads
-    return [dk, drk] + ([db] if cell.use_bias else []) + (list(dstates) if with_states else [])
+    dk, drk, db, dstates, *d_extra = weight_grads
+    return [dk, drk] + ([db] if cell.use_bias else []) + d_extra + (list(dstates) if with_states else [])
 
 
 def rnn_stack(
@@ -52,7 +58,7 @@ def rnn_stack(
         x: `(batch, time, features)` Tensor.
         initial_states: None, or per cell a list of `(batch, units)` Tensors.
         mask: Optional `(batch, time)` boolean array.
-        dropouts: Per cell, `(input_masks, recurrent_masks)` from `cell.dropout_masks`.
+        dropouts: Per cell, `(input_masks, recurrent_masks, zoneout)` from `cell.step_masks`.
         go_backwards: Process the sequence in reverse (outputs in processing order).
         zero_output_for_mask: Masked steps of the last cell output zeros.
         return_sequences: False to return only the last step's output, whose gradient then
@@ -68,7 +74,7 @@ def rnn_stack(
     inference = not recording()  # no backward can follow: the core keeps no copy of the weights
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     saved, finals, y = [], [], np.asarray(x)
-    for i, (cell, cell_states, (in_drop, rec_drop)) in enumerate(zip(cells, states, dropouts)):
+    for i, (cell, cell_states, (in_drop, rec_drop, zoneout)) in enumerate(zip(cells, states, dropouts)):
         cell_mask = mask[:, ::-1] if mask is not None and go_backwards and i > 0 else mask
         y, cell_finals, cell_saved = _core.rnn_forward(
             cell.spec,
@@ -82,6 +88,7 @@ def rnn_stack(
             zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
             return_sequences=return_sequences or i < len(cells) - 1,
             inference=inference,
+            zoneout=zoneout,
             **_compute(cell),
         )
         saved.append(cell_saved)
@@ -127,7 +134,7 @@ def bidirectional(
         x: `(batch, time, features)` Tensor.
         initial_states: None, or `(fw_states, bw_states)` lists of Tensors.
         mask: Optional `(batch, time)` boolean array.
-        dropouts: `((fw_in, fw_rec), (bw_in, bw_rec))` dropout multipliers.
+        dropouts: `((fw_in, fw_rec, fw_zoneout), (bw_in, bw_rec, bw_zoneout))` from `step_masks`.
         merge_mode: "concat", "sum", "mul", "ave" or None.
         return_sequences: Merge every step (the backward outputs flipped into time order) or
             the last outputs.
@@ -139,7 +146,7 @@ def bidirectional(
     """
     with_states = initial_states is not None
     fw_states, bw_states = initial_states or ([], [])
-    (fw_in, fw_rec), (bw_in, bw_rec) = dropouts
+    (fw_in, fw_rec, fw_zoneout), (bw_in, bw_rec, bw_zoneout) = dropouts
     out, fw_finals, bw_finals, saved = _core.bidirectional_forward(
         fw.spec,
         _weight_arrays(fw),
@@ -157,7 +164,9 @@ def bidirectional(
         bw_recurrent_dropout=bw_rec,
         zero_output_for_mask=zero_output_for_mask,
         fw_go_backwards=fw_go_backwards,
-        **_compute(fw),
+        fw_zoneout=fw_zoneout,
+        bw_zoneout=bw_zoneout,
+        **_compute(fw, bw),
     )
     merged = [wrap(o) for o in out] if merge_mode is None else [wrap(out)]
     fw_finals, bw_finals = [wrap(s) for s in fw_finals], [wrap(s) for s in bw_finals]

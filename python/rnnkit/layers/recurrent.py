@@ -1,7 +1,8 @@
-"""`SimpleRNN`, `GRU` and `LSTM`: an `RNN` over the matching built-in cell, Keras's arguments."""
+"""`SimpleRNN`, `GRU`, `LSTM` and `IndRNN`: an `RNN` over the matching built-in cell, with
+Keras's arguments (and, beyond Keras, LSTM peepholes and IndRNN)."""
 
 from rnnkit.layers.rnn import RNN
-from rnnkit.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.layers.rnn_cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
 
 # The keyword arguments the layer keeps (its `RNN` and base `Layer` arguments); any other
 # keyword goes to the cell, which takes `implementation` and rejects anything else by name.
@@ -230,6 +231,9 @@ class GRU(_CellLayer):
             and the cuDNN-compatible form, with a `(2, 3·units)` bias) or before it (False).
         use_cudnn: "auto", True or False; accepted for Keras compatibility: every configuration
             runs in rnnkit's fused kernels, on the CPU or the GPU.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (beyond Keras; Krueger et al., 2016), the expectation at inference; see
+            the cell. CPU only for now (under the "auto" device it runs on the CPU).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -267,6 +271,7 @@ class GRU(_CellLayer):
         unroll=False,
         reset_after=True,
         use_cudnn="auto",
+        zoneout=0.0,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -290,6 +295,7 @@ class GRU(_CellLayer):
                 recurrent_dropout=recurrent_dropout,
                 reset_after=reset_after,
                 seed=seed,
+                zoneout=zoneout,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -303,6 +309,7 @@ class GRU(_CellLayer):
 
     recurrent_activation = _cell_property("recurrent_activation")
     reset_after = _cell_property("reset_after")
+    zoneout = _cell_property("zoneout")
 
 
 class LSTM(_CellLayer):
@@ -340,6 +347,15 @@ class LSTM(_CellLayer):
         unroll: Accepted for Keras compatibility; every configuration runs as a fused loop.
         use_cudnn: "auto", True or False; accepted for Keras compatibility: every configuration
             runs in rnnkit's fused kernels, on the CPU or the GPU.
+        peephole: Add peephole connections (beyond Keras; ONNX's and oneDNN's): a `(3, units)`
+            weight after `bias` in `get_weights()`, see `LSTMCell`. Fused on the CPU; the GPU
+            kernels do not run it yet (under the "auto" device it runs on the CPU).
+        projection: None, or the size `P < units` of a projected output and `h` (beyond Keras;
+            PyTorch's `proj_size`): `h = (o ⊙ tanh(c))·projection_kernel`, a `(units, P)` weight
+            last in `get_weights()`; see `LSTMCell`. CPU only, as `peephole`.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (beyond Keras; Krueger et al., 2016), the expectation at inference; see
+            the cell. CPU only for now (under the "auto" device it runs on the CPU).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -348,7 +364,8 @@ class LSTM(_CellLayer):
         ValueError: For a `units` that is not a positive integer, an unknown activation,
             initializer, regularizer or constraint name, a `use_cudnn` other than "auto",
             True or False, or an unknown keyword argument.
-        TypeError: For a dropout rate or seed that is not a number.
+        TypeError: For a dropout rate or seed that is not a number, a `peephole` that is not a
+            bool, or a `projection` that is not an integer or None.
     """
 
     def __init__(
@@ -377,6 +394,9 @@ class LSTM(_CellLayer):
         stateful=False,
         unroll=False,
         use_cudnn="auto",
+        peephole=False,
+        projection=None,
+        zoneout=0.0,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -400,6 +420,9 @@ class LSTM(_CellLayer):
                 dropout=dropout,
                 recurrent_dropout=recurrent_dropout,
                 seed=seed,
+                peephole=peephole,
+                projection=projection,
+                zoneout=zoneout,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -413,3 +436,112 @@ class LSTM(_CellLayer):
 
     recurrent_activation = _cell_property("recurrent_activation")
     unit_forget_bias = _cell_property("unit_forget_bias")
+    peephole = _cell_property("peephole")
+    projection = _cell_property("projection")
+    zoneout = _cell_property("zoneout")
+
+
+class IndRNN(_CellLayer):
+    """Independently recurrent network (Li et al., 2018): `RNN(IndRNNCell(units))`.
+
+    `h = activation(x·kernel + u ⊙ h₋₁ + bias)`: each unit reads only its own previous value,
+    through one recurrent weight (`recurrent_kernel` is a `(units,)` vector), which lets deep
+    stacks of ReLU units learn long sequences. Fused on the CPU like the other cells; the GPU
+    kernels do not run it yet (under the "auto" device it runs on the CPU).
+
+    Args:
+        units: Size of the output and of the state; a positive integer.
+        activation: The output's activation (default relu); None for the identity.
+        use_bias: Whether the cell adds a bias.
+        kernel_initializer: Initializer of the cell's `kernel` `(input_dim, units)`.
+        recurrent_initializer: Initializer of the cell's `recurrent_kernel` `(units,)` (default
+            uniform in [0, 1)).
+        bias_initializer: Initializer of the cell's `bias` `(units,)`.
+        kernel_regularizer: Optional regularizer of `kernel`.
+        recurrent_regularizer: Optional regularizer of `recurrent_kernel`.
+        bias_regularizer: Optional regularizer of `bias`.
+        activity_regularizer: Optional regularizer of the layer's output.
+        kernel_constraint: Optional constraint applied to `kernel` after each update.
+        recurrent_constraint: Optional constraint applied to `recurrent_kernel` after each update.
+        bias_constraint: Optional constraint applied to `bias` after each update.
+        recurrent_max_abs: Optional positive bound on the recurrent weights' magnitude,
+            applied by clipping after each update.
+        dropout: Fraction of the input's units dropped in training; clipped to [0, 1].
+        recurrent_dropout: Fraction of the previous output's units dropped in training;
+            clipped to [0, 1].
+        seed: Seed of the dropout masks (a non-negative integer), or None for the global
+            generator.
+        return_sequences: Return every step's output `(batch, time, units)` instead of the
+            last one `(batch, units)`.
+        return_state: Also return the final state: `[output, state]`.
+        go_backwards: Process the sequence from its last step to its first.
+        stateful: Start each batch from the final state of the previous batch's sample at the
+            same index (needs a fixed batch size).
+        unroll: Accepted for Keras compatibility; every configuration runs as a fused loop.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
+            `batch_size`, `batch_input_shape`, `device`) and `RNN`'s `zero_output_for_mask`;
+            anything else raises ValueError.
+
+    Raises:
+        ValueError: For a `units` that is not a positive integer, an unknown activation,
+            initializer, regularizer or constraint name, a `recurrent_max_abs` that is not
+            positive, or an unknown keyword argument.
+        TypeError: For a dropout rate, seed or `recurrent_max_abs` that is not a number.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="relu",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer=None,
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        recurrent_max_abs=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        super().__init__(
+            IndRNNCell,
+            dict(
+                units=units,
+                activation=activation,
+                use_bias=use_bias,
+                kernel_initializer=kernel_initializer,
+                recurrent_initializer=recurrent_initializer,
+                bias_initializer=bias_initializer,
+                kernel_regularizer=kernel_regularizer,
+                recurrent_regularizer=recurrent_regularizer,
+                bias_regularizer=bias_regularizer,
+                kernel_constraint=kernel_constraint,
+                recurrent_constraint=recurrent_constraint,
+                bias_constraint=bias_constraint,
+                recurrent_max_abs=recurrent_max_abs,
+                dropout=dropout,
+                recurrent_dropout=recurrent_dropout,
+                seed=seed,
+            ),
+            activity_regularizer=activity_regularizer,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )
+
+    recurrent_max_abs = _cell_property("recurrent_max_abs")

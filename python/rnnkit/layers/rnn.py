@@ -9,10 +9,17 @@ import numpy as np
 from rnnkit import ops, tree
 from rnnkit.layers import fused
 from rnnkit.layers.layer import Layer, _is_number_list, call_parameters, check_allocation, in_symbolic_call
-from rnnkit.layers.rnn_cells import DropoutRNNCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.rnn_cells import (
+    DropoutRNNCell,
+    GRUCell,
+    IndRNNCell,
+    LSTMCell,
+    SimpleRNNCell,
+    StackedRNNCells,
+)
 from rnnkit.tensor import Tensor, convert_to_tensor, wrap
 
-_BUILTIN_CALLS = {cls.call for cls in (SimpleRNNCell, GRUCell, LSTMCell)}
+_BUILTIN_CALLS = {cls.call for cls in (SimpleRNNCell, GRUCell, LSTMCell, IndRNNCell)}
 
 
 def _state_shapes(state_size):
@@ -220,8 +227,8 @@ class RNN(Layer):
         check_allocation(f"Layer {self.name}: the activations kept for the backward pass", saved, x.dtype)
         dropouts, input_dim = [], x.shape[-1]
         for cell in self._cells:
-            dropouts.append(cell.dropout_masks(x.shape[0], input_dim, self.dtype) if training else (None, None))
-            input_dim = cell.units
+            dropouts.append(cell.step_masks(x.shape[0], input_dim, x.shape[1], self.dtype, training))
+            input_dim = cell.output_size
         return fused.rnn_stack(
             self._cells, x, states, mask, dropouts, self.go_backwards, self.zero_output_for_mask, self.return_sequences
         )

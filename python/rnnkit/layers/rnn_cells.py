@@ -1,4 +1,4 @@
-"""The built-in cells: SimpleRNNCell, GRUCell, LSTMCell, and StackedRNNCells.
+"""The built-in cells: SimpleRNNCell, GRUCell, LSTMCell, IndRNNCell, and StackedRNNCells.
 
 A cell computes one time step. Inside an `RNN` layer the built-in cells never step in Python:
 the layer hands their weights and options to the fused Rust kernels (see `fused.py`). Their
@@ -31,6 +31,32 @@ def _seed(value):
     if value < 0:
         raise ValueError(f"Argument `seed` expected a non-negative integer or None, received {value!r}.")
     return value
+
+
+def _flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Argument `{name}` expected a bool, received {value!r}.")
+    return bool(value)
+
+
+def _projection(value, units):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument `projection` expected None or an integer, received {value!r}.")
+    if not 0 < value < units:
+        raise ValueError(
+            f"Argument `projection` expected None or an integer from 1 to units - 1 = {units - 1}, received {value!r}."
+        )
+    return int(value)
+
+
+def _positive(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Argument `{name}` expected a positive number or None, received {value!r}.")
+    if not value > 0 or not np.isfinite(value):
+        raise ValueError(f"Argument `{name}` expected a positive number or None, received {value!r}.")
+    return float(value)
 
 
 def _rate(name, value):
@@ -70,6 +96,10 @@ class DropoutRNNCell(Layer):
             generator (`rk.utils.set_random_seed`).
         implementation: 2 (default) draws one dropout mask shared by every gate; 1 draws one
             per gate, as Keras's implementation 1 (chosen whenever `recurrent_dropout` is set).
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
+            at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
+            fused on the CPU (the GPU kernels do not run it yet).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...).
 
     Raises:
@@ -78,7 +108,7 @@ class DropoutRNNCell(Layer):
         TypeError: For a dropout rate or seed that is not a number.
     """
 
-    kind = None  # "simple_rnn", "gru" or "lstm"
+    kind = None  # "simple_rnn", "gru", "lstm" or "indrnn"
     gates = 1
 
     def __init__(
@@ -100,6 +130,7 @@ class DropoutRNNCell(Layer):
         recurrent_dropout=0.0,
         seed=None,
         implementation=2,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -125,6 +156,7 @@ class DropoutRNNCell(Layer):
         # Rates outside [0, 1] are clipped, as Keras does; what is not a number is an error.
         self.dropout = min(1.0, max(0.0, _rate("dropout", dropout)))
         self.recurrent_dropout = min(1.0, max(0.0, _rate("recurrent_dropout", recurrent_dropout)))
+        self.zoneout = min(1.0, max(0.0, _rate("zoneout", zoneout)))
         if self.recurrent_dropout != 0:
             self.implementation = 1
         self.seed = _seed(seed)
@@ -135,8 +167,14 @@ class DropoutRNNCell(Layer):
         self.state_size = self.units
         self.output_size = self.units
 
-    def add_cell_weights(self, input_dim, bias_shape, bias_initializer):
-        """Creates kernel, recurrent_kernel and (with use_bias) bias in Keras's layout."""
+    def add_cell_weights(
+        self, input_dim, bias_shape, bias_initializer, recurrent_shape=None, recurrent_constraint=None
+    ):
+        """Creates kernel, recurrent_kernel and (with use_bias) bias in Keras's layout.
+
+        `recurrent_shape` defaults to `(units, gates·units)`; `recurrent_constraint` to the
+        cell's `recurrent_constraint`.
+        """
         width = self.gates * self.units
         self.kernel = self.add_weight(
             shape=(input_dim, width),
@@ -146,10 +184,10 @@ class DropoutRNNCell(Layer):
             name="kernel",
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width),
+            shape=recurrent_shape or (self.units, width),
             initializer=self.recurrent_initializer,
             regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint,
+            constraint=recurrent_constraint or self.recurrent_constraint,
             name="recurrent_kernel",
         )
         self.bias = None
@@ -167,6 +205,12 @@ class DropoutRNNCell(Layer):
         self.built = True
 
     @property
+    def extra_weights(self):
+        """The weights after Keras's three (kernel, recurrent_kernel, bias) that the fused
+        kernels read, in `get_weights()` order: none for Keras's cells."""
+        return []
+
+    @property
     def spec(self):
         """The `_core.CellSpec` of this cell, or None when an activation has no Rust kernel.
 
@@ -180,15 +224,18 @@ class DropoutRNNCell(Layer):
             getattr(self, "recurrent_activation", activations.sigmoid),
             self.use_bias,
             getattr(self, "reset_after", True),
+            getattr(self, "peephole", False),
+            getattr(self, "projection", None),
         )
         cached = self.__dict__.get("_spec_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        kind, units, activation, recurrent_activation, use_bias, reset_after = key
+        kind, units, activation, recurrent_activation, use_bias, reset_after, peephole, projection = key
         names = [_builtin_name(activation), _builtin_name(recurrent_activation)]
         spec = None
         if all(n in _core.ACTIVATIONS for n in names):
-            spec = _core.CellSpec(kind, units, *names, use_bias, reset_after)
+            extras = {"peephole": peephole, "projection": projection}
+            spec = _core.CellSpec(kind, units, *names, use_bias, reset_after, **extras)
         self.__dict__["_spec_cache"] = (key, spec)
         return spec
 
@@ -206,7 +253,7 @@ class DropoutRNNCell(Layer):
         otherwise `(gates, batch, dim)`: one mask per gate with implementation 1, else one
         mask broadcast to every gate.
         """
-        gated = self.kind != "simple_rnn"
+        gated = self.kind in ("gru", "lstm")
         count = self.gates if self.implementation == 1 else 1
 
         def draw(rate, dim, count):
@@ -216,7 +263,39 @@ class DropoutRNNCell(Layer):
             scale = 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
             return np.broadcast_to((keep * scale).astype(dtype), (self.gates, batch, dim))
 
-        return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.units, self.gates)
+        return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.output_size, self.gates)
+
+    def step_masks(self, batch, input_dim, steps, dtype, training):
+        """What one fused call draws: `(input_mask, recurrent_mask, zoneout)`.
+
+        The dropout masks are `dropout_masks`' in training, None at inference; `zoneout` is
+        None without zoneout, else per state a `(batch, steps, size)` array of the weights of
+        each step's previous value: 0/1 masks (1 with probability `zoneout`) in training, the
+        rate itself (the expectation) at inference.
+        """
+        in_mask, rec_mask = self.dropout_masks(batch, input_dim, dtype) if training else (None, None)
+        zoneout = None
+        if self.zoneout:
+            sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
+            if training:
+                draw = self._generator().random
+                zoneout = [(draw((batch, steps, n), np.float32) < self.zoneout).astype(dtype) for n in sizes]
+            else:
+                zoneout = [np.full((batch, steps, n), self.zoneout, dtype) for n in sizes]
+        return in_mask, rec_mask, zoneout
+
+    def _zone(self, new_states, old_states, training):
+        """Zoneout of one step in Python (`call`): each new state keeps its previous value where
+        a fresh mask says so in training, or moves by `1 - zoneout` at inference."""
+        if not self.zoneout:
+            return new_states
+        zoned = []
+        for new, old in zip(new_states, old_states):
+            m = self.zoneout
+            if training:
+                m = (self._generator().random(tuple(new.shape)) < self.zoneout).astype(self.dtype)
+            zoned.append(m * old + (1.0 - m) * new)
+        return zoned
 
     def get_initial_state(self, batch_size=None):
         """Zero states, one `(batch_size, units)` array per state."""
@@ -252,6 +331,8 @@ class DropoutRNNCell(Layer):
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
         }
+        if self.zoneout:
+            config["zoneout"] = self.zoneout
         for name in _CELL_ARGS:
             module = initializers if "initializer" in name else regularizers if "regularizer" in name else constraints
             config[name] = module.serialize(getattr(self, name))
@@ -280,8 +361,8 @@ class SimpleRNNCell(DropoutRNNCell):
             clipped to [0, 1].
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
-        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...); anything else
-            raises ValueError.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and `zoneout`
+            (see `DropoutRNNCell`); anything else raises ValueError.
 
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
@@ -334,7 +415,8 @@ class SimpleRNNCell(DropoutRNNCell):
         z = ops.matmul(x, self.kernel) + ops.matmul(h, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
-        out = self.activation(z)
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        (out,) = self._zone([self.activation(z)], [h_prev], training)
         return out, [out] if isinstance(states, (list, tuple)) else out
 
 
@@ -365,6 +447,10 @@ class GRUCell(DropoutRNNCell):
             (False, one `(3·units,)` bias).
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
+            at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
+            fused on the CPU (the GPU kernels do not run it yet).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
             `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
             anything else raises ValueError.
@@ -397,6 +483,7 @@ class GRUCell(DropoutRNNCell):
         recurrent_dropout=0.0,
         reset_after=True,
         seed=None,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -415,6 +502,7 @@ class GRUCell(DropoutRNNCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            zoneout=zoneout,
             **kwargs,
         )
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -446,6 +534,7 @@ class GRUCell(DropoutRNNCell):
         else:
             hh = self.activation(x_h + ops.matmul(r * hs[2], u[2]))
         h = z * h_prev + (1.0 - z) * hh
+        (h,) = self._zone([h], [h_prev], training)
         return h, [h] if isinstance(states, (list, tuple)) else h
 
     def get_config(self):
@@ -483,6 +572,20 @@ class LSTMCell(DropoutRNNCell):
             clipped to [0, 1].
         seed: Seed of the dropout masks (a non-negative integer), or None for the global
             generator.
+        zoneout: Fraction of the units whose state keeps its previous value at each step in
+            training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
+            at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
+            fused on the CPU (the GPU kernels do not run it yet).
+        peephole: Add peephole connections (as ONNX and oneDNN define them): a `(3, units)`
+            weight `peephole` (rows p_i, p_f, p_o, starting at zeros) appended after `bias` in
+            `get_weights()`, with `i = σ(z_i + p_i ⊙ c₋₁)`, `f = σ(z_f + p_f ⊙ c₋₁)`,
+            `c = f ⊙ c₋₁ + i ⊙ tanh(z_c)`, `o = σ(z_o + p_o ⊙ c)`, `h = o ⊙ tanh(c)` (σ and tanh
+            standing for `recurrent_activation` and `activation`).
+        projection: None, or the size `P` (1 to `units - 1`) of a projected `h`, as PyTorch's
+            `proj_size`: `h = (o ⊙ tanh(c))·projection_kernel` with a `(units, P)` weight
+            `projection_kernel` (initialised by `kernel_initializer`) last in `get_weights()`;
+            `h`, the output and the rows of `recurrent_kernel` `(P, 4·units)` then have size
+            `P`, and the states are `[h (batch, P), c (batch, units)]`.
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
             `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
             anything else raises ValueError.
@@ -490,7 +593,8 @@ class LSTMCell(DropoutRNNCell):
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
             initializer, regularizer or constraint name, or an unknown keyword argument.
-        TypeError: For a dropout rate or seed that is not a number.
+        TypeError: For a dropout rate or seed that is not a number, a `peephole` that is not a
+            bool, or a `projection` that is not an integer or None.
     """
 
     kind = "lstm"
@@ -515,6 +619,9 @@ class LSTMCell(DropoutRNNCell):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        peephole=False,
+        projection=None,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -533,16 +640,35 @@ class LSTMCell(DropoutRNNCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            zoneout=zoneout,
             **kwargs,
         )
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
-        self.state_size = [self.units, self.units]
+        self.peephole = _flag("peephole", peephole)
+        self.projection = _projection(projection, self.units)
+        self.output_size = self.projection or self.units
+        self.state_size = [self.output_size, self.units]
 
     def build(self, input_shape):
         init = self._forget_bias_initializer if self.unit_forget_bias else self.bias_initializer
-        self.add_cell_weights(input_shape[-1], (4 * self.units,), init)
+        recurrent_shape = (self.output_size, 4 * self.units)
+        self.add_cell_weights(input_shape[-1], (4 * self.units,), init, recurrent_shape)
+        if self.peephole:
+            self.peephole_weights = self.add_weight(shape=(3, self.units), initializer="zeros", name="peephole")
+        if self.projection:
+            self.projection_kernel = self.add_weight(
+                shape=(self.units, self.projection), initializer=self.kernel_initializer, name="projection_kernel"
+            )
         self.built = True
+
+    @property
+    def extra_weights(self):
+        """The weights after Keras's three: `peephole_weights` with `peephole`, then
+        `projection_kernel` with a `projection`."""
+        return ([self.peephole_weights] if self.peephole else []) + (
+            [self.projection_kernel] if self.projection else []
+        )
 
     def _forget_bias_initializer(self, shape, dtype=None):
         """`bias_initializer` for the i, c and o gates, ones for the forget gate (as Keras)."""
@@ -555,9 +681,16 @@ class LSTMCell(DropoutRNNCell):
         w, u = self._gate_blocks(self.kernel), self._gate_blocks(self.recurrent_kernel)
         b = self._gate_blocks(self.bias) if self.use_bias else [0.0] * 4
         z = [ops.matmul(x, wg) + ops.matmul(h, ug) + bg for x, h, wg, ug, bg in zip(xs, hs, w, u, b)]
-        i, f, o = (self.recurrent_activation(z[k]) for k in (0, 1, 3))
+        if self.peephole:
+            p_i, p_f, p_o = self.peephole_weights[0], self.peephole_weights[1], self.peephole_weights[2]
+            z[0], z[1] = z[0] + p_i * c_prev, z[1] + p_f * c_prev
+        i, f = self.recurrent_activation(z[0]), self.recurrent_activation(z[1])
         c = f * c_prev + i * self.activation(z[2])
+        o = self.recurrent_activation(z[3] + p_o * c if self.peephole else z[3])
         h = o * self.activation(c)
+        if self.projection:
+            h = ops.matmul(h, self.projection_kernel)
+        h, c = self._zone([h, c], [states[0], c_prev], training)
         return h, [h, c]
 
     def get_config(self):
@@ -566,7 +699,127 @@ class LSTMCell(DropoutRNNCell):
             recurrent_activation=activations.serialize(self.recurrent_activation),
             unit_forget_bias=self.unit_forget_bias,
         )
+        if self.peephole:
+            config["peephole"] = True
+        if self.projection:
+            config["projection"] = self.projection
         return config
+
+
+class _ClipAbs(constraints.Constraint):
+    """Clips a weight into `[-limit, limit]`, after the user's `recurrent_constraint` if any."""
+
+    def __init__(self, limit, then=None):
+        self.limit, self.then = limit, then
+
+    def __call__(self, w):
+        w = self.then(w) if self.then is not None else w
+        return np.clip(np.asarray(w), -self.limit, self.limit)
+
+
+class IndRNNCell(DropoutRNNCell):
+    """The step of `IndRNN` (Li et al., 2018): `h = activation(x·kernel + u ⊙ h₋₁ + bias)`.
+
+    Each unit reads only its own previous value, through one weight: the recurrent kernel `u`
+    is a `(units,)` vector, so a step costs no matrix product. Weights, in `get_weights()`
+    order: `kernel (input_dim, units)`, `recurrent_kernel (units,)`, `bias (units,)`.
+
+    Args:
+        units: Size of the output and of the state; a positive integer.
+        activation: The output's activation (default relu, the paper's); None for the identity.
+        use_bias: Whether the cell adds a bias.
+        kernel_initializer: Initializer of `kernel`.
+        recurrent_initializer: Initializer of the vector `u` (default uniform in [0, 1)).
+        bias_initializer: Initializer of `bias`.
+        kernel_regularizer: Optional regularizer of `kernel`.
+        recurrent_regularizer: Optional regularizer of `u`.
+        bias_regularizer: Optional regularizer of `bias`.
+        kernel_constraint: Optional constraint applied to `kernel` after each update.
+        recurrent_constraint: Optional constraint applied to `u` after each update.
+        bias_constraint: Optional constraint applied to `bias` after each update.
+        recurrent_max_abs: Optional positive bound on `|u|`: after each update (and the
+            `recurrent_constraint`), `u` is clipped into `[-recurrent_max_abs,
+            recurrent_max_abs]`, as the paper keeps gradients from exploding over long
+            sequences.
+        dropout: Fraction of the input's units dropped in training; clipped to [0, 1].
+        recurrent_dropout: Fraction of the previous output's units dropped in training;
+            clipped to [0, 1].
+        seed: Seed of the dropout masks (a non-negative integer), or None for the global
+            generator.
+        **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and `zoneout`
+            (see `DropoutRNNCell`); anything else raises ValueError.
+
+    Raises:
+        ValueError: For a `units` that is not a positive integer, an unknown activation,
+            initializer, regularizer or constraint name, a `recurrent_max_abs` that is not
+            positive, or an unknown keyword argument.
+        TypeError: For a dropout rate, seed or `recurrent_max_abs` that is not a number.
+    """
+
+    kind = "indrnn"
+
+    def __init__(
+        self,
+        units,
+        activation="relu",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer=None,
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        recurrent_max_abs=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        if recurrent_initializer is None:
+            recurrent_initializer = initializers.RandomUniform(0.0, 1.0)
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            **kwargs,
+        )
+        self.recurrent_max_abs = recurrent_max_abs
+        if recurrent_max_abs is not None:
+            self.recurrent_max_abs = _positive("recurrent_max_abs", recurrent_max_abs)
+
+    def build(self, input_shape):
+        clip = None
+        if self.recurrent_max_abs is not None:
+            clip = _ClipAbs(self.recurrent_max_abs, self.recurrent_constraint)
+        self.add_cell_weights(input_shape[-1], (self.units,), self.bias_initializer, (self.units,), clip)
+        self.built = True
+
+    def call(self, inputs, states, training=False):
+        (x,), (h,) = self._step_inputs(inputs, states, training)
+        z = ops.matmul(x, self.kernel) + h * self.recurrent_kernel
+        if self.use_bias:
+            z = z + self.bias
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        (out,) = self._zone([self.activation(z)], [h_prev], training)
+        return out, [out] if isinstance(states, (list, tuple)) else out
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_max_abs": self.recurrent_max_abs}
 
 
 class StackedRNNCells(Layer):

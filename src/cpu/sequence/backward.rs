@@ -15,6 +15,7 @@ use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::{products, products_tn};
+use crate::cpu::packed::PackedMatrix;
 use crate::error::{Error, Result};
 
 /// Backpropagation through time of a [`super::forward`] pass.
@@ -61,8 +62,8 @@ pub(crate) fn backward_sharing<T: Float>(
     }
     check_grads(&saved.spec, saved.dims(), &d_outputs, d_final_states)?;
     let spec = &saved.spec;
-    let (b, t, f, u) = saved.dims();
-    let width = spec.width();
+    let (b, t, f, _) = saved.dims();
+    let (u, width) = (spec.units, spec.width());
     let is_gru = matches!(spec.kind, CellKind::Gru { .. });
     // Per (step, row): pre-activation gradients, GRU terms and the input gradient (twice, three
     // times with input dropout).
@@ -83,9 +84,13 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         None
     };
+    let mut dh_steps = match spec.projection {
+        Some(p) => Some(zeros((t, b, p), "projected state gradients")?),
+        None => None,
+    };
     let (mut dh0, mut dc0) = final_state_grads(spec, b, d_final_states)?;
     let states = (&mut dh0, dc0.as_mut());
-    let buffers = (&mut dpre, gru.as_mut());
+    let buffers = (&mut dpre, gru.as_mut(), dh_steps.as_mut());
     time_loop(saved, d_outputs, buffers, states, cancel, threads)?;
 
     // The products over all steps: Ctrl-C is looked for between them.
@@ -120,8 +125,85 @@ pub(crate) fn backward_sharing<T: Float>(
         kernel,
         recurrent_kernel,
         bias,
+        peephole: saved.peephole.as_ref().map(|_| peephole_grad(saved, dpre2)),
+        projection: dh_steps
+            .map(|d| projection_grad(saved, &d, threads))
+            .transpose()?,
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
+}
+
+/// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
+/// rows, `dh_steps` holding the gradient of `h` at each used step.
+fn projection_grad<T: Float>(
+    saved: &Saved<T>,
+    dh_steps: &Array3<T>,
+    threads: usize,
+) -> Result<Array2<T>> {
+    let (b, t, _, out) = saved.dims();
+    let u = saved.spec.units;
+    let unprojected = saved
+        .unprojected
+        .as_ref()
+        .expect("a projected LSTM keeps o ⊙ act(c)");
+    let lhs = (unprojected.view().into_shape_with_order((t * b, u))).expect("contiguous");
+    let rhs = (dh_steps.view().into_shape_with_order((t * b, out))).expect("contiguous");
+    let mut grad = Array2::zeros((u, out));
+    let precision = saved.options.precision;
+    products_tn(lhs, rhs, T::zero(), grad.view_mut(), threads, precision)?;
+    Ok(grad)
+}
+
+/// The peephole weights' gradients `(3, units)`: `Σ dz_i ⊙ c₋₁`, `Σ dz_f ⊙ c₋₁` and
+/// `Σ dz_o ⊙ c̃` over all steps and rows (masked steps have `dz = 0`; `c̃` is the new cell state,
+/// before any zoneout).
+fn peephole_grad<T: Float>(saved: &Saved<T>, dpre2: ArrayView2<T>) -> Array2<T> {
+    let (b, t, _, _) = saved.dims();
+    let u = saved.spec.units;
+    let cs = saved.cs.as_ref().expect("LSTM has cell states");
+    let c_prev = (cs.slice(s![..t, .., ..]).into_shape_with_order((t * b, u))).expect("contiguous");
+    // `o` reads the new cell state before its zoneout.
+    let c = match &saved.c_candidate {
+        Some(a) => a.view(),
+        None => cs.slice(s![1.., .., ..]),
+    };
+    let c = c.into_shape_with_order((t * b, u)).expect("contiguous");
+    let mut grad = Array2::zeros((3, u));
+    for (row, (g, states)) in [(0, c_prev), (1, c_prev), (3, c)].into_iter().enumerate() {
+        let dz = gate(dpre2, g, u);
+        grad.row_mut(row).assign(&(&dz * &states).sum_axis(Axis(0)));
+    }
+    grad
+}
+
+/// IndRNN's recurrent vector's gradient `(1, units)`: `Σ dpre ⊙ h₋₁ ⊙ m` over all steps and
+/// rows (`m` the recurrent dropout multiplier of the row's sample).
+fn diagonal_grad<T: Float>(
+    saved: &Saved<T>,
+    dpre2: ArrayView2<T>,
+    h_prev: ArrayView2<T>,
+) -> Array2<T> {
+    let b = saved.dims().0;
+    let mask = saved
+        .recurrent_dropout
+        .as_ref()
+        .map(|m| m.index_axis(Axis(0), 0));
+    let mut grad = Array2::zeros((1, saved.spec.units));
+    let mut out = grad.row_mut(0);
+    for (r, (d, h)) in dpre2.outer_iter().zip(h_prev.outer_iter()).enumerate() {
+        match mask {
+            None => Zip::from(&mut out)
+                .and(d)
+                .and(h)
+                .for_each(|o, &d, &h| *o += d * h),
+            Some(m) => Zip::from(&mut out)
+                .and(d)
+                .and(h)
+                .and(m.row(r % b))
+                .for_each(|o, &d, &h, &m| *o += d * h * m),
+        }
+    }
+    grad
 }
 
 /// The gradients of the final states `(dh, dc)` the loop starts from (zeros where none is
@@ -131,7 +213,7 @@ fn final_state_grads<T: Float>(
     batch: usize,
     given: &[Option<ArrayView2<T>>],
 ) -> Result<(Array2<T>, Option<Array2<T>>)> {
-    let mut dh = zeros((batch, spec.units), "state gradients")?;
+    let mut dh = zeros((batch, spec.output_units()), "state gradients")?;
     let mut dc = if spec.kind == CellKind::Lstm {
         Some(zeros((batch, spec.units), "state gradients")?)
     } else {
@@ -147,12 +229,16 @@ fn final_state_grads<T: Float>(
 }
 
 /// The time loop backwards over the saved steps, one task per batch slice: fills the
-/// pre-activation gradients `dpre`, the GRU terms, and turns the final states' gradients
-/// `(dh, dc)` into the initial states'.
+/// pre-activation gradients `dpre`, the GRU terms, a projected LSTM's gradients of `h` per step,
+/// and turns the final states' gradients `(dh, dc)` into the initial states'.
 fn time_loop<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
-    (dpre, gru): (&mut Array3<T>, Option<&mut Array3<T>>),
+    (dpre, gru, dh_steps): (
+        &mut Array3<T>,
+        Option<&mut Array3<T>>,
+        Option<&mut Array3<T>>,
+    ),
     (dh0, dc0): (&mut Array2<T>, Option<&mut Array2<T>>),
     cancel: &Cancel,
     threads: usize,
@@ -170,31 +256,35 @@ fn time_loop<T: Float>(
         .zip(split_opt_rows(gru, rows, b))
         .zip(dh0_chunks)
         .zip(dc0_chunks)
+        .zip(split_opt_rows(dh_steps, rows, b))
         .enumerate()
         .collect();
-    let packed = pack_gates(
-        saved.recurrent_kernel.view(),
-        spec.units,
-        true,
-        saved.options.precision,
-        b,
-    )?;
+    let precision = saved.options.precision;
+    let packed = pack_gates(spec, saved.recurrent_kernel.view(), true, precision, b)?;
+    let projection = (saved.projection.as_ref())
+        .map(|w| PackedMatrix::new(w.t(), precision, b))
+        .transpose()?;
     let ctx = StepContext {
         spec,
         packed: &packed,
         recurrent_bias: None,
+        diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
+        peephole: saved.peephole.as_ref().map(|p| p.view()),
+        projection: projection.as_ref(),
+        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel,
     };
-    crate::cpu::team::for_each(tasks, |(i, (((dpre, gru), dh0), dc0))| {
+    crate::cpu::team::for_each(tasks, |(i, ((((dpre, gru), dh0), dc0), dh_steps))| {
         let chunk = BackwardChunk {
             first_row: i * rows,
             dpre,
             gru,
             dh0,
             dc0,
+            dh_steps,
         };
         with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
     })
@@ -210,8 +300,8 @@ fn weight_grads<T: Float>(
     threads: usize,
 ) -> Result<(Array2<T>, Array2<T>)> {
     let spec = &saved.spec;
-    let (b, t, f, u) = saved.dims();
-    let width = spec.width();
+    let (b, t, f, out) = saved.dims();
+    let (u, width) = (spec.units, spec.width());
     let precision = saved.options.precision;
     let x2 = saved
         .x
@@ -221,7 +311,7 @@ fn weight_grads<T: Float>(
     let h_prev = saved
         .hs
         .slice(s![..t, .., ..])
-        .into_shape_with_order((t * b, u))
+        .into_shape_with_order((t * b, out))
         .expect("contiguous");
 
     cancel.check()?;
@@ -240,7 +330,10 @@ fn weight_grads<T: Float>(
     )?;
 
     cancel.check()?;
-    let mut recurrent = zeros((u, width), "recurrent kernel gradient")?;
+    if spec.kind == CellKind::IndRnn {
+        return Ok((kernel, diagonal_grad(saved, dpre2, h_prev)));
+    }
+    let mut recurrent = zeros((out, width), "recurrent kernel gradient")?;
     let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
     match (spec.kind, gru2) {
         (CellKind::Gru { reset_after }, Some(g)) => {
@@ -277,8 +370,8 @@ fn input_gradient_of<T: Float>(
     threads: usize,
 ) -> Result<Array3<T>> {
     let spec = &saved.spec;
-    let (b, t, f, u) = saved.dims();
-    let rows_all = t * b;
+    let (b, t, f, _) = saved.dims();
+    let (u, rows_all) = (spec.units, t * b);
     let precision = saved.options.precision;
     let mut dx = zeros((rows_all, f), "input gradients")?;
     match saved.input_dropout.as_ref().map(|m| m.view()) {

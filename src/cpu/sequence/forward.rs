@@ -14,6 +14,7 @@ use crate::core::Float;
 use crate::cpu::alloc::{check_total, tiled, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::products;
+use crate::cpu::packed::PackedMatrix;
 use crate::error::Result;
 
 /// Rows of the input projection between two looks at the cancel flag.
@@ -45,18 +46,24 @@ pub(crate) fn forward_sharing<T: Float>(
     check_input(spec, weights, input, options)?;
     let _flush = denormals::flush();
     // The input kernel in row-major order (a copy only when it is not): the products' blocking,
-    // and so their rounding, then do not depend on how the caller laid it out.
+    // and so their rounding, then do not depend on how the caller laid it out. The time loop
+    // reads IndRNN's recurrent vector and the peepholes as contiguous rows.
     let kernel = weights.kernel.as_standard_layout();
+    let recurrent_kernel = weights.recurrent_kernel.as_standard_layout();
+    let peephole = weights.peephole.as_ref().map(|p| p.as_standard_layout());
     let weights = &Weights {
         kernel: kernel.view(),
-        ..*weights
+        recurrent_kernel: recurrent_kernel.view(),
+        bias: weights.bias,
+        peephole: peephole.as_ref().map(|p| p.view()),
+        projection: weights.projection,
     };
     let mut saved = start(spec, weights, input, options)?;
     // Without a mask every step's output is its hidden state: only a mask needs its own buffer
     // (masked steps repeat the previous output, or zeros, while the state carries on).
     let (b, t, _) = input.x.dim();
     let mut ys = match saved.mask {
-        Some(_) => Some(zeros((t, b, spec.units), "outputs")?),
+        Some(_) => Some(zeros((t, b, spec.output_units()), "outputs")?),
         None => None,
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
@@ -101,11 +108,11 @@ fn start<T: Float>(
     options: SequenceOptions,
 ) -> Result<Saved<T>> {
     let (b, t, f) = input.x.dim();
-    let (u, width) = (spec.units, spec.width());
+    let (u, width, out) = (spec.units, spec.width(), spec.output_units());
     let reset_after = spec.kind == (CellKind::Gru { reset_after: true });
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
-    let buffers = spec.state_count() + usize::from(reset_after);
-    let per_row = f + width + u * (buffers + 2);
+    let buffers = spec.state_count() + usize::from(reset_after || spec.projection.is_some());
+    let per_row = f + width + u * buffers + out * 2;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the forward pass",
@@ -118,7 +125,7 @@ fn start<T: Float>(
         }
         out
     });
-    let mut hs = zeros((t + 1, b, u), "hidden states")?;
+    let mut hs = zeros((t + 1, b, out), "hidden states")?;
     let mut cs = match spec.kind {
         CellKind::Lstm => Some(zeros((t + 1, b, u), "cell states")?),
         _ => None,
@@ -138,10 +145,19 @@ fn start<T: Float>(
         kernel: backward_copy(weights.kernel, options.inference),
         recurrent_kernel: backward_copy(weights.recurrent_kernel, options.inference),
         bias: weights.bias.map(|b| backward_copy(b, options.inference)),
+        peephole: weights
+            .peephole
+            .map(|p| backward_copy(p, options.inference)),
+        projection: (weights.projection).map(|p| backward_copy(p, options.inference)),
         x: time_major(input.x, reverse, "input")?,
         mask,
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
         recurrent_dropout: input.recurrent_dropout.map(standard),
+        zoneout: (input.zoneout.as_ref()).map(|z| {
+            z.iter()
+                .map(|m| m.as_standard_layout().into_owned())
+                .collect()
+        }),
         // Starts as the input bias: the projection adds onto it.
         pre: match weights.bias {
             Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
@@ -153,6 +169,14 @@ fn start<T: Float>(
         rec_h: match reset_after {
             true => Some(zeros((t, b, u), "GRU terms")?),
             false => None,
+        },
+        unprojected: match spec.projection {
+            Some(_) => Some(zeros((t, b, u), "unprojected states")?),
+            None => None,
+        },
+        c_candidate: match (&input.zoneout, spec.kind) {
+            (Some(_), CellKind::Lstm) => Some(zeros((t, b, u), "cell state candidates")?),
+            _ => None,
         },
     })
 }
@@ -169,44 +193,66 @@ fn time_loop<T: Float>(
     let spec = saved.spec;
     let b = saved.x.dim().1;
     let rows = rows_per_task(b, threads);
-    let tasks: Vec<_> = split_rows(&mut saved.pre, rows)
-        .into_iter()
-        .zip(split_rows(&mut saved.hs, rows))
-        .zip(split_opt_rows(saved.cs.as_mut(), rows, b))
-        .zip(split_opt_rows(saved.rec_h.as_mut(), rows, b))
-        .zip(split_opt_rows(ys, rows, b))
-        .enumerate()
+    let mut pre = split_rows(&mut saved.pre, rows).into_iter();
+    let mut hs = split_rows(&mut saved.hs, rows).into_iter();
+    let mut cs = split_opt_rows(saved.cs.as_mut(), rows, b).into_iter();
+    let mut rec_h = split_opt_rows(saved.rec_h.as_mut(), rows, b).into_iter();
+    let mut ys = split_opt_rows(ys, rows, b).into_iter();
+    let mut unprojected = split_opt_rows(saved.unprojected.as_mut(), rows, b).into_iter();
+    let mut c_candidate = split_opt_rows(saved.c_candidate.as_mut(), rows, b).into_iter();
+    let chunks: Vec<_> = (0..pre.len())
+        .map(|i| ForwardChunk {
+            first_row: i * rows,
+            pre: pre.next().expect("one slice per task"),
+            hs: hs.next().expect("one slice per task"),
+            cs: cs.next().flatten(),
+            rec_h: rec_h.next().flatten(),
+            ys: ys.next().flatten(),
+            unprojected: unprojected.next().flatten(),
+            c_candidate: c_candidate.next().flatten(),
+        })
         .collect();
-    let packed = pack_gates(
-        weights.recurrent_kernel,
-        spec.units,
-        false,
-        saved.options.precision,
-        b,
-    )?;
+    let precision = saved.options.precision;
+    let packed = pack_gates(&spec, weights.recurrent_kernel, false, precision, b)?;
+    let projection = (weights.projection)
+        .map(|w| PackedMatrix::new(w, precision, b))
+        .transpose()?;
     let ctx = StepContext {
         spec: &spec,
         packed: &packed,
         recurrent_bias: (weights.bias)
             .filter(|b| b.nrows() == 2)
             .map(|b| b.index_axis_move(Axis(0), 1)),
+        diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
+        peephole: weights.peephole,
+        projection: projection.as_ref(),
+        zoneout: zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel: &input.cancel,
     };
     let keep_gates = saved.keep_gates;
-    crate::cpu::team::for_each(tasks, |(i, ((((pre, hs), cs), rec_h), ys))| {
-        let chunk = ForwardChunk {
-            first_row: i * rows,
-            pre,
-            hs,
-            cs,
-            rec_h,
-            ys,
-        };
-        with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell))
-    })
+    crate::cpu::team::for_each(
+        chunks,
+        |chunk| with_step!(spec, keep_gates, cell => simd::forward(&ctx, chunk, cell)),
+    )
+}
+
+/// The zoneout weights of `h` and (LSTM) `c` as the time loops read them, `[row, step]` with
+/// the step in processing order: time reversed (a view, no copy) with `go_backwards`.
+pub(super) fn zoneout_views<T>(
+    zoneout: Option<&Vec<Array3<T>>>,
+    go_backwards: bool,
+) -> [Option<ArrayView3<'_, T>>; 2] {
+    let view = |i: usize| {
+        let m = zoneout.and_then(|z| z.get(i))?.view();
+        Some(match go_backwards {
+            true => m.slice_move(s![.., ..;-1, ..]),
+            false => m,
+        })
+    };
+    [view(0), view(1)]
 }
 
 /// A copy of `a` for the backward pass, or an empty array when none follows.

@@ -4,6 +4,7 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 
+use crate::core::cell::{CellKind, CellSpec};
 use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
@@ -28,14 +29,19 @@ pub(super) fn gate<T>(a: ArrayView2<T>, g: usize, units: usize) -> ArrayView2<T>
 }
 
 /// The gate blocks of the recurrent kernel `U`, packed for the per-step products of a batch of
-/// `batch` rows: `U_g`, or `U_gᵀ` (`transpose`) for the backward pass.
+/// `batch` rows: `U_g`, or `U_gᵀ` (`transpose`) for the backward pass. None for IndRNN, whose
+/// recurrent weight is a vector applied element-wise.
 pub(super) fn pack_gates<T: Float>(
+    spec: &CellSpec,
     kernel: ArrayView2<T>,
-    units: usize,
     transpose: bool,
     precision: Precision,
     batch: usize,
 ) -> Result<Vec<PackedMatrix<T>>> {
+    if spec.kind == CellKind::IndRnn {
+        return Ok(Vec::new());
+    }
+    let units = spec.units;
     (0..kernel.ncols() / units.max(1))
         .map(|g| {
             let block = gate(kernel, g, units);

@@ -35,6 +35,8 @@ pub(super) struct ForwardRow<'r, T> {
     pub c: Option<(&'r [T], &'r mut [T])>,
     /// GRU `reset_after`: the recurrent h-gate term, kept for the backward pass.
     pub rec_h: Option<&'r mut [T]>,
+    /// LSTM with peepholes: `[p_i, p_f, p_o]`.
+    pub peephole: Option<[&'r [T]; 3]>,
 }
 
 /// One row of a backward step.
@@ -51,6 +53,8 @@ pub(super) struct BackwardRow<'r, T> {
     pub c: Option<(&'r [T], &'r [T], &'r mut [T])>,
     /// GRU `reset_after`: the saved recurrent h-gate term and its gradient.
     pub rec_h: Option<(&'r [T], &'r mut [T])>,
+    /// LSTM with peepholes: `[p_i, p_f, p_o]`.
+    pub peephole: Option<[&'r [T]; 3]>,
 }
 
 /// The arrays of one backward step's recurrent products for a batch slice, after its rows.
@@ -119,22 +123,78 @@ impl<T: Float, P: Pointwise<T>> CellStep<T> for Lstm<'_, P> {
     #[inline(always)]
     fn forward_row(&self, r: ForwardRow<T>) {
         let (c_prev, c) = r.c.expect("LSTM has cell states");
-        if self.keep_gates {
-            cell::lstm_forward::<_, _, true>(self.p, r.pre, c_prev, r.h, c);
-        } else {
-            cell::lstm_forward::<_, _, false>(self.p, r.pre, c_prev, r.h, c);
+        let p = self.p;
+        match (r.peephole, self.keep_gates) {
+            (None, true) => cell::lstm_forward::<_, _, true>(p, r.pre, c_prev, r.h, c),
+            (None, false) => cell::lstm_forward::<_, _, false>(p, r.pre, c_prev, r.h, c),
+            (Some(w), true) => {
+                cell::lstm_peephole_forward::<_, _, true>(p, w, r.pre, c_prev, r.h, c);
+            }
+            (Some(w), false) => {
+                cell::lstm_peephole_forward::<_, _, false>(p, w, r.pre, c_prev, r.h, c);
+            }
         }
     }
 
     #[inline(always)]
     fn backward_row(&self, r: BackwardRow<T>) {
         let (c_prev, c, dc) = r.c.expect("LSTM has cell states");
-        if self.keep_gates {
-            cell::lstm_backward::<_, _, true>(self.p, r.pre, c_prev, c, r.dh, dc, r.dpre);
-        } else {
-            cell::lstm_backward::<_, _, false>(self.p, r.pre, c_prev, c, r.dh, dc, r.dpre);
+        let (p, pre, dh, dpre) = (self.p, r.pre, r.dh, r.dpre);
+        match (r.peephole, self.keep_gates) {
+            (None, true) => cell::lstm_backward::<_, _, true>(p, pre, c_prev, c, dh, dc, dpre),
+            (None, false) => cell::lstm_backward::<_, _, false>(p, pre, c_prev, c, dh, dc, dpre),
+            (Some(w), true) => {
+                cell::lstm_peephole_backward::<_, _, true>(p, w, pre, c_prev, c, dh, dc, dpre);
+            }
+            (Some(w), false) => {
+                cell::lstm_peephole_backward::<_, _, false>(p, w, pre, c_prev, c, dh, dc, dpre);
+            }
         }
         r.dh_prev.fill(T::zero());
+    }
+}
+
+/// IndRNN: SimpleRNN's row math, with the recurrent product an element-wise one, `h₋₁ ⊙ u`.
+pub(super) struct IndRnn<'p, P>(pub &'p P);
+
+impl<T: Float, P: Pointwise<T>> CellStep<T> for IndRnn<'_, P> {
+    /// `pre += (h₋₁ ⊙ m) ⊙ u`.
+    #[inline(always)]
+    fn forward_products(&self, ctx: &StepContext<T>, mut s: ForwardProducts<T>) {
+        let u = ctx.diagonal();
+        let mask = ctx.dropout_rows(0, s.rows);
+        for r in 0..s.h_prev.nrows() {
+            let (pre, h) = (slice_mut(s.pre.row_mut(r)), row(s.h_prev, r));
+            let m = mask.map(|m| row(m, r));
+            for j in 0..pre.len() {
+                pre[j] += h[j] * m.map_or(T::one(), |m| m[j]) * u[j];
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn forward_row(&self, r: ForwardRow<T>) {
+        cell::simple_forward(self.0, r.pre, r.h);
+    }
+
+    #[inline(always)]
+    fn backward_row(&self, r: BackwardRow<T>) {
+        cell::simple_backward(self.0, r.pre, r.dh, r.dpre);
+        r.dh_prev.fill(T::zero());
+    }
+
+    /// `dh_prev += dpre ⊙ u ⊙ m` (rows of masked steps have `dpre = 0`).
+    #[inline(always)]
+    fn backward_products(&self, ctx: &StepContext<T>, s: BackwardProducts<T>) {
+        let u = ctx.diagonal();
+        let mask = ctx.dropout_rows(0, s.rows);
+        for r in 0..s.dpre.nrows() {
+            let (dh_prev, dpre) = (slice_mut(s.dh_prev.row_mut(r)), row(s.dpre.view(), r));
+            let m = mask.map(|m| row(m, r));
+            for j in 0..dpre.len() {
+                dh_prev[j] += dpre[j] * u[j] * m.map_or(T::one(), |m| m[j]);
+            }
+        }
     }
 }
 
@@ -303,7 +363,7 @@ macro_rules! with_pair {
 macro_rules! with_step {
     ($spec:expr, $keep_gates:expr, $cell:ident => $body:expr) => {{
         use crate::core::cell::CellKind;
-        use crate::cpu::sequence::steps::{GruResetAfter, GruResetBefore, Lstm, SimpleRnn};
+        use crate::cpu::sequence::steps::{GruResetAfter, GruResetBefore, IndRnn, Lstm, SimpleRnn};
         let keep_gates = $keep_gates;
         crate::cpu::sequence::steps::with_pair!($spec, p => match $spec.kind {
             CellKind::SimpleRnn => {
@@ -320,6 +380,10 @@ macro_rules! with_step {
             }
             CellKind::Gru { reset_after: false } => {
                 let $cell = &GruResetBefore(p);
+                $body
+            }
+            CellKind::IndRnn => {
+                let $cell = &IndRnn(p);
                 $body
             }
         })

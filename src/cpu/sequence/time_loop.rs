@@ -25,6 +25,15 @@ pub(super) struct StepContext<'a, T> {
     pub packed: &'a [PackedMatrix<T>],
     /// GRU `reset_after`'s second bias row.
     pub recurrent_bias: Option<ArrayView1<'a, T>>,
+    /// IndRNN's recurrent vector `u`, `(1, units)`.
+    pub diagonal: Option<ArrayView2<'a, T>>,
+    /// LSTM's `(3, units)` peephole weights (row-major).
+    pub peephole: Option<ArrayView2<'a, T>>,
+    /// A projected LSTM's `W_hr` packed: `W_hr` forward, `W_hrᵀ` backward.
+    pub projection: Option<&'a PackedMatrix<T>>,
+    /// Zoneout weights of `h` and (LSTM) `c`, `(batch, time, state units)`, time in processing
+    /// order.
+    pub zoneout: [Option<ArrayView3<'a, T>>; 2],
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
@@ -41,6 +50,10 @@ pub(super) struct ForwardChunk<'a, T> {
     pub rec_h: Option<ArrayViewMut3<'a, T>>,
     /// Only with a mask: otherwise the outputs are the hidden states.
     pub ys: Option<ArrayViewMut3<'a, T>>,
+    /// A projected LSTM's `o ⊙ act(c)` per step, `(time, n, units)`.
+    pub unprojected: Option<ArrayViewMut3<'a, T>>,
+    /// Under zoneout, LSTM's new cell state before its zoneout, `(time, n, units)`.
+    pub c_candidate: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -51,9 +64,12 @@ pub(super) struct BackwardChunk<'a, T> {
     /// GRU only, `(time, n, units)`: with `reset_after` the gradient of the recurrent h-gate
     /// term; without it the h-gate product's input `q = r ⊙ h₋₁ ⊙ m_h`.
     pub gru: Option<ArrayViewMut3<'a, T>>,
-    /// `(n, units)` gradients of the initial states.
+    /// `(n, output units)` and `(n, units)` gradients of the initial states.
     pub dh0: ArrayViewMut2<'a, T>,
     pub dc0: Option<ArrayViewMut2<'a, T>>,
+    /// A projected LSTM's gradient of `h` at each used step, `(time, n, output units)` (zeros
+    /// at masked steps), for the projection's gradient.
+    pub dh_steps: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// A slice's per-step work arrays of the forward loop, `(rows, ·)`.
@@ -70,6 +86,16 @@ impl<T: Float> StepContext<'_, T> {
     /// Whether the mask keeps `row` at `step`.
     pub fn used(&self, step: usize, row: usize) -> bool {
         self.mask.is_none_or(|m| m[[step, row]])
+    }
+
+    /// IndRNN's recurrent vector `u`.
+    pub fn diagonal(&self) -> &[T] {
+        row(self.diagonal.expect("IndRNN has a recurrent vector"), 0)
+    }
+
+    /// The peephole weights `[p_i, p_f, p_o]`, if the cell has them.
+    fn peephole(&self) -> Option<[&[T]; 3]> {
+        self.peephole.map(|w| [row(w, 0), row(w, 1), row(w, 2)])
     }
 
     /// Recurrent dropout rows of gate `g` for this slice.
@@ -133,11 +159,11 @@ impl<T: Float> StepContext<'_, T> {
     #[inline(always)]
     fn run_forward<S: CellStep<T>>(&self, mut c: ForwardChunk<T>, cell: &S) -> Result<()> {
         let (steps, n, width) = c.pre.dim();
-        let u = self.spec.units;
+        let (u, out) = (self.spec.units, self.spec.output_units());
         let rows = c.first_row..c.first_row + n;
         let mut buffers = StepBuffers {
             rec: zeros((n, width), "recurrent products")?,
-            scratch: zeros((n, u), "dropout scratch")?,
+            scratch: zeros((n, out), "dropout scratch")?,
             q: zeros((n, u), "GRU reset products")?,
         };
         for step in 0..steps {
@@ -155,6 +181,10 @@ impl<T: Float> StepContext<'_, T> {
                 },
             );
             let mut c_pair = c.cs.as_mut().map(|cs| split_step(cs, step));
+            let mut unprojected = c
+                .unprojected
+                .as_mut()
+                .map(|a| a.index_axis_mut(Axis(0), step));
             for r in 0..n {
                 if !self.used(step, c.first_row + r) {
                     h_next.row_mut(r).assign(&h_prev.row(r));
@@ -164,11 +194,16 @@ impl<T: Float> StepContext<'_, T> {
                     pre.row_mut(r).fill(T::zero());
                     continue;
                 }
+                // A projected LSTM's row math writes `o ⊙ act(c)`; the projection follows.
+                let h = match &mut unprojected {
+                    Some(a) => slice_mut(a.row_mut(r)),
+                    None => slice_mut(h_next.row_mut(r)),
+                };
                 cell.forward_row(ForwardRow {
                     pre: slice_mut(pre.row_mut(r)),
                     rec: row(buffers.rec.view(), r),
                     h_prev: row(h_prev, r),
-                    h: slice_mut(h_next.row_mut(r)),
+                    h,
                     c: c_pair.as_mut().map(|(c_prev, c_next)| {
                         (row(c_prev.view(), r), slice_mut(c_next.row_mut(r)))
                     }),
@@ -176,7 +211,35 @@ impl<T: Float> StepContext<'_, T> {
                         .rec_h
                         .as_mut()
                         .map(|a| slice_mut(a.slice_mut(s![step, r, ..]))),
+                    peephole: self.peephole(),
                 });
+            }
+            if let (Some(w), Some(a)) = (self.projection, &unprojected) {
+                packed_product(a.view(), w, false, &mut h_next);
+                for r in 0..n {
+                    if !self.used(step, c.first_row + r) {
+                        h_next.row_mut(r).assign(&h_prev.row(r));
+                    }
+                }
+            }
+            if let Some(z) = self.zoneout[0] {
+                for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
+                    let m = z.slice(s![c.first_row + r, step, ..]);
+                    zone(row(h_prev, r), slice_mut(h_next.row_mut(r)), slice(m));
+                }
+            }
+            if let (Some(z), Some((c_prev, c_next))) = (self.zoneout[1], &mut c_pair) {
+                let candidates = c.c_candidate.as_mut().expect("zoneout keeps LSTM's c̃");
+                let mut candidates = candidates.index_axis_mut(Axis(0), step);
+                for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
+                    candidates.row_mut(r).assign(&c_next.row(r));
+                    let m = z.slice(s![c.first_row + r, step, ..]);
+                    zone(
+                        row(c_prev.view(), r),
+                        slice_mut(c_next.row_mut(r)),
+                        slice(m),
+                    );
+                }
             }
             if let Some(ys) = &mut c.ys {
                 self.write_outputs(ys, &h_next, step, c.first_row);
@@ -213,7 +276,7 @@ impl<T: Float> StepContext<'_, T> {
         cell: &S,
     ) -> Result<()> {
         let (steps, n, _) = c.dpre.dim();
-        let u = self.spec.units;
+        let (u, out) = (self.spec.units, self.spec.output_units());
         let rows = c.first_row..c.first_row + n;
         let pre = saved.pre.slice(s![.., rows.clone(), ..]);
         let hs = saved.hs.slice(s![.., rows.clone(), ..]);
@@ -221,9 +284,21 @@ impl<T: Float> StepContext<'_, T> {
         let rec_h = (saved.rec_h.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
         let mut dh = c.dh0.to_owned();
         let mut dc = c.dc0.as_ref().map(|d| d.to_owned());
-        let mut dh_prev = zeros((n, u), "state gradients")?;
-        let mut carry = zeros((n, u), "output gradients")?;
-        let mut scratch = zeros((n, u), "dropout scratch")?;
+        let mut dh_prev = zeros((n, out), "state gradients")?;
+        let mut carry = zeros((n, out), "output gradients")?;
+        let mut scratch = zeros((n, out), "dropout scratch")?;
+        // A projected LSTM's gradient of `o ⊙ act(c)`, `dh · W_hrᵀ`.
+        let mut d_unprojected = match self.projection {
+            Some(_) => Some(zeros((n, u), "projection gradients")?),
+            None => None,
+        };
+        // Zoneout: the gradient reaching `h₋₁` directly, `m ⊙ dh`, and a row of `dc`.
+        let mut dh_kept = match self.zoneout[0] {
+            Some(_) => Some(zeros((n, out), "zoneout gradients")?),
+            None => None,
+        };
+        let mut dc_row = zeros(u, "zoneout gradients")?;
+        let candidates = (saved.c_candidate.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
         for step in (0..steps).rev() {
             self.cancel.check()?;
             match d_outputs {
@@ -241,25 +316,75 @@ impl<T: Float> StepContext<'_, T> {
                         carry_row.fill(T::zero());
                     }
                     dh_prev.row_mut(r).assign(&dh.row(r));
+                    if let Some(kept) = &mut dh_kept {
+                        kept.row_mut(r).fill(T::zero());
+                    }
                     continue;
                 }
                 let mut dh_row = dh.row_mut(r);
                 dh_row += &carry_row;
                 carry_row.fill(T::zero());
+                if let (Some(z), Some(kept)) = (self.zoneout[0], &mut dh_kept) {
+                    let m = z.slice(s![c.first_row + r, step, ..]);
+                    Zip::from(kept.row_mut(r))
+                        .and(&mut dh_row)
+                        .and(m)
+                        .for_each(|k, d, &m| (*k, *d) = (m * *d, (T::one() - m) * *d));
+                }
+            }
+            if let (Some(w), Some(d)) = (self.projection, &mut d_unprojected) {
+                packed_product(dh.view(), w, false, &mut d.view_mut());
+                if let Some(steps_out) = &mut c.dh_steps {
+                    let mut now = steps_out.index_axis_mut(Axis(0), step);
+                    for r in 0..n {
+                        if self.used(step, c.first_row + r) {
+                            now.row_mut(r).assign(&dh.row(r));
+                        }
+                    }
+                }
+            }
+            for r in 0..n {
+                if !self.used(step, c.first_row + r) {
+                    continue;
+                }
+                let dh_row = match &d_unprojected {
+                    Some(d) => row(d.view(), r),
+                    None => row(dh.view(), r),
+                };
+                // Zoneout of `c`: the cell sees `(1 - m) ⊙ dc`; `m ⊙ dc` reaches `c₋₁` directly.
+                let zone_c = self.zoneout[1].zip(dc.as_mut()).map(|(z, dc)| {
+                    let m = z.slice_move(s![c.first_row + r, step, ..]);
+                    let mut dc = dc.row_mut(r);
+                    dc_row.assign(&dc);
+                    Zip::from(&mut dc)
+                        .and(m)
+                        .for_each(|d, &m| *d = (T::one() - m) * *d);
+                    m
+                });
                 cell.backward_row(BackwardRow {
                     pre: row(pre, r),
                     h_prev: row(h_prev, r),
-                    dh: dh_row.into_slice().expect("contiguous"),
+                    dh: dh_row,
                     dpre: slice_mut(dpre.row_mut(r)),
                     dh_prev: slice_mut(dh_prev.row_mut(r)),
                     c: cs.as_ref().zip(dc.as_mut()).map(|(cs, dc)| {
                         let c_prev = cs.slice(s![step, r, ..]);
-                        let c = cs.slice(s![step + 1, r, ..]);
+                        let c = match &candidates {
+                            Some(a) => a.slice(s![step, r, ..]),
+                            None => cs.slice(s![step + 1, r, ..]),
+                        };
                         (slice(c_prev), slice(c), slice_mut(dc.row_mut(r)))
                     }),
                     rec_h: (rec_h.as_ref().zip(gru.as_mut()))
                         .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
+                    peephole: self.peephole(),
                 });
+                if let (Some(m), Some(dc)) = (zone_c, dc.as_mut()) {
+                    Zip::from(dc.row_mut(r))
+                        .and(&dc_row)
+                        .and(m)
+                        .for_each(|d, &g, &m| *d += m * g);
+                }
             }
             cell.backward_products(
                 self,
@@ -275,6 +400,9 @@ impl<T: Float> StepContext<'_, T> {
                     dh_prev: &mut dh_prev,
                 },
             );
+            if let Some(kept) = &dh_kept {
+                dh_prev += kept;
+            }
             std::mem::swap(&mut dh, &mut dh_prev);
         }
         c.dh0.assign(&dh);
@@ -282,6 +410,17 @@ impl<T: Float> StepContext<'_, T> {
             dc0.assign(&dc);
         }
         Ok(())
+    }
+}
+
+/// Zoneout of one row: `new = m ⊙ previous + (1 - m) ⊙ new`.
+#[inline(always)]
+fn zone<T: Float>(previous: &[T], new: &mut [T], m: &[T]) {
+    // One length for every slice, so the loop has no bounds checks and vectorizes.
+    let n = new.len();
+    let (previous, m) = (&previous[..n], &m[..n]);
+    for j in 0..n {
+        new[j] = m[j] * previous[j] + (T::one() - m[j]) * new[j];
     }
 }
 
