@@ -14,6 +14,7 @@ import numpy as np
 
 from rnnkit import _core, activations, config, constraints, initializers, ops, regularizers, tree
 from rnnkit.layers.layer import Layer
+from rnnkit.layers.recurrent import _cell_property
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import _builtin_name, _rate, _seed
 from rnnkit.ops.conv import data_format_of, padding_of, per_axis, positive
@@ -439,11 +440,29 @@ class ConvLSTM(RNN):
         )
         self.rank = rank
 
-    def __getattr__(self, name):
-        # The cell's arguments read through the layer, as Keras's properties.
-        if name in ConvLSTM._cell_arguments or name in ("filters", "kernel_size"):
-            return getattr(self.__dict__["cell"], name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    # The cell's arguments read through the layer, as Keras's properties.
+    filters = _cell_property("filters")
+    kernel_size = _cell_property("kernel_size")
+    strides = _cell_property("strides")
+    padding = _cell_property("padding")
+    data_format = _cell_property("data_format")
+    dilation_rate = _cell_property("dilation_rate")
+    activation = _cell_property("activation")
+    recurrent_activation = _cell_property("recurrent_activation")
+    use_bias = _cell_property("use_bias")
+    kernel_initializer = _cell_property("kernel_initializer")
+    recurrent_initializer = _cell_property("recurrent_initializer")
+    bias_initializer = _cell_property("bias_initializer")
+    unit_forget_bias = _cell_property("unit_forget_bias")
+    kernel_regularizer = _cell_property("kernel_regularizer")
+    recurrent_regularizer = _cell_property("recurrent_regularizer")
+    bias_regularizer = _cell_property("bias_regularizer")
+    kernel_constraint = _cell_property("kernel_constraint")
+    recurrent_constraint = _cell_property("recurrent_constraint")
+    bias_constraint = _cell_property("bias_constraint")
+    dropout = _cell_property("dropout")
+    recurrent_dropout = _cell_property("recurrent_dropout")
+    seed = _cell_property("seed")
 
     @property
     def _fused(self):
