@@ -44,6 +44,14 @@ class _SpatialLayer(Layer):
                 f"shape to have value {channels}, but received input with shape {tuple(inputs.shape)}"
             )
 
+    def _set_window(self, kernel_size, strides, dilation_rate, padding, data_format, causal=False):
+        """Reads the window arguments every convolution takes (one value per spatial axis)."""
+        self.kernel_size = per_axis("kernel_size", kernel_size, self.rank)
+        self.strides = per_axis("strides", strides, self.rank)
+        self.dilation_rate = per_axis("dilation_rate", dilation_rate, self.rank)
+        self.padding = padding_of(padding, allow_causal=causal)
+        self.data_format = data_format_of(data_format)
+
     def _add_bias(self, outputs, bias):
         if self.data_format == "channels_last":
             return ops.add(outputs, bias)
@@ -104,12 +112,8 @@ class BaseConv(_SpatialLayer):
                 "The number of filters must be evenly divisible by the number of groups. "
                 f"Received: groups={self.groups}, filters={self.filters}."
             )
-        self.kernel_size = per_axis("kernel_size", kernel_size, rank)
-        self.strides = per_axis("strides", strides, rank)
-        self.dilation_rate = per_axis("dilation_rate", dilation_rate, rank)
+        self._set_window(kernel_size, strides, dilation_rate, padding, data_format, causal=rank == 1)
         _check_strides_dilation(self.strides, self.dilation_rate)
-        self.padding = padding_of(padding, allow_causal=rank == 1)
-        self.data_format = data_format_of(data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -265,11 +269,7 @@ class DepthwiseConv1D(_SpatialLayer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
-        self.kernel_size = per_axis("kernel_size", kernel_size, 1)
-        self.strides = per_axis("strides", strides, 1)
-        self.dilation_rate = per_axis("dilation_rate", dilation_rate, 1)
-        self.padding = padding_of(padding)
-        self.data_format = data_format_of(data_format)
+        self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -387,11 +387,7 @@ class SeparableConv1D(_SpatialLayer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.filters = positive("filters", filters)
         self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
-        self.kernel_size = per_axis("kernel_size", kernel_size, 1)
-        self.strides = per_axis("strides", strides, 1)
-        self.dilation_rate = per_axis("dilation_rate", dilation_rate, 1)
-        self.padding = padding_of(padding)
-        self.data_format = data_format_of(data_format)
+        self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -521,10 +517,7 @@ class BaseConvTranspose(_SpatialLayer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.rank = rank
         self.filters = positive("filters", filters)
-        self.kernel_size = per_axis("kernel_size", kernel_size, rank)
-        self.strides = per_axis("strides", strides, rank)
-        self.dilation_rate = per_axis("dilation_rate", dilation_rate, rank)
-        self.padding = padding_of(padding)
+        self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
         self.output_padding = None if output_padding is None else per_axis("output_padding", output_padding, rank, 0)
         if self.output_padding is not None:
             for i, (op, s) in enumerate(zip(self.output_padding, self.strides)):
@@ -534,7 +527,6 @@ class BaseConvTranspose(_SpatialLayer):
                         f"{i}, `output_padding` is {op} but `strides` is {s}. Received: "
                         f"output_padding={self.output_padding}, strides={self.strides}"
                     )
-        self.data_format = data_format_of(data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
