@@ -1,6 +1,6 @@
 """CTC: `rk.ops.ctc_loss`, `rk.ops.ctc_decode` and `rk.losses.CTC` against Keras 3 (JAX backend):
 losses and their gradients on random batches (repeated labels, padded and empty targets, short
-outputs, impossible targets), finite differences in float64, greedy decoding, the loss class,
+outputs, impossible targets), finite differences in float64, greedy and beam-search decoding, the loss class,
 and a small speech-style model (Bidirectional GRU + Dense) that learns its labels under CTC."""
 
 import os
