@@ -207,16 +207,17 @@ class Trainer:
 
     def _compute_loss(self, y_true, y_pred, sample_weights):
         per_output = []
-        total = 0.0
+        total = None  # no `0.0 + 1.0 * loss` ops on the tape for a model's single loss
         for fn, weight, yt, yp, sw in zip(self._losses, self._loss_weights, y_true, y_pred, sample_weights):
             if fn is None:
                 continue
             value = fn(yt, yp, sample_weight=sw)
             per_output.append(value)
-            total = total + weight * value
+            weighted = value if weight == 1.0 else weight * value
+            total = weighted if total is None else total + weighted
         for extra in self.losses:
-            total = total + extra
-        return total, per_output
+            total = extra if total is None else total + extra
+        return (0.0 if total is None else total), per_output
 
     @staticmethod
     def _by_output(value, names):

@@ -4,7 +4,6 @@ import numpy as np
 
 from rnnkit import _core, initializers
 from rnnkit.optimizers.optimizer import Optimizer
-from rnnkit.tensor import wrap
 
 __all__ = ["Adagrad"]
 
@@ -45,8 +44,8 @@ class Adagrad(Optimizer):
                 epsilon=self.epsilon,
             )
             for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
-                variable.assign(wrap(values[k]))
-                self._accumulators[i].assign(wrap(accumulators[k]))
+                variable._take(values[k])
+                self._accumulators[i]._take(accumulators[k])
 
     def update_step(self, gradient, variable, learning_rate):
         accumulator = self._accumulators[self._get_variable_index(variable)]

@@ -4,7 +4,6 @@ import numpy as np
 
 from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
-from rnnkit.tensor import wrap
 
 __all__ = ["Adam", "AdamW"]
 
@@ -59,13 +58,13 @@ class Adam(Optimizer):
                 one_minus_beta_2=1 - self.beta_2,
                 epsilon=self.epsilon,
             )
-            # The new arrays are ours: wrapped, the variables take them without a copy.
+            # The new arrays are ours: the variables take them without a copy.
             for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
-                variable.assign(wrap(values[k]))
-                self._momentums[i].assign(wrap(momentums[k]))
-                self._velocities[i].assign(wrap(velocities[k]))
+                variable._take(values[k])
+                self._momentums[i]._take(momentums[k])
+                self._velocities[i]._take(velocities[k])
                 if hats is not None:
-                    hats[k].assign(wrap(new_hats[k]))
+                    hats[k]._take(new_hats[k])
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype.type

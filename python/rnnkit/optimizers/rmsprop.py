@@ -4,7 +4,6 @@ import numpy as np
 
 from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
-from rnnkit.tensor import wrap
 
 __all__ = ["RMSprop"]
 
@@ -58,12 +57,12 @@ class RMSprop(Optimizer):
                 epsilon=self.epsilon,
             )
             for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
-                variable.assign(wrap(values[k]))
-                self._velocities[i].assign(wrap(velocities[k]))
+                variable._take(values[k])
+                self._velocities[i]._take(velocities[k])
             for slot, value in zip(momentums or [], new_momentums or []):
-                slot.assign(wrap(value))
+                slot._take(value)
             for slot, value in zip(averages or [], new_averages or []):
-                slot.assign(wrap(value))
+                slot._take(value)
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)

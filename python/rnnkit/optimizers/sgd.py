@@ -50,11 +50,11 @@ class SGD(Optimizer):
                 momentum=float(dtype.type(self.momentum)),
                 nesterov=bool(self.nesterov),
             )
-            # The new arrays are ours: wrapped, the variables take them without a copy.
+            # The new arrays are ours: the variables take them without a copy.
             for k, (_, variable) in enumerate(pairs):
-                variable.assign(wrap(values[k]))
+                variable._take(values[k])
                 if momentums is not None:
-                    momentums[k].assign(wrap(new_momentums[k]))
+                    momentums[k]._take(new_momentums[k])
 
     def update_step(self, gradient, variable, learning_rate):
         step = gradient * learning_rate
