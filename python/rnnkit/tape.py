@@ -193,9 +193,16 @@ class GradientTape:
         # Recording order is a topological order, so going backwards reaches every consumer of
         # a tensor before the op that produced it; intermediate gradients are dropped once used.
         for node in reversed(nodes):
-            out_grads = tuple(grads.get(k) if k in keep else grads.pop(k, None) for k in node.outputs)
-            if all(g is None for g in out_grads):
-                continue
+            if len(node.outputs) == 1:  # most ops: no tuple built from a generator
+                key = node.outputs[0]
+                grad = grads.get(key) if key in keep else grads.pop(key, None)
+                if grad is None:
+                    continue
+                out_grads = (grad,)
+            else:
+                out_grads = tuple(grads.get(k) if k in keep else grads.pop(k, None) for k in node.outputs)
+                if all(g is None for g in out_grads):
+                    continue
             in_grads = node.backward(out_grads)
             if len(in_grads) != len(node.inputs):
                 raise ValueError(

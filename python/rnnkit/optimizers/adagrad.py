@@ -37,9 +37,9 @@ class Adagrad(Optimizer):
         for dtype, pairs in self._fused_groups(Adagrad, grads, variables, learning_rate):
             slots = [self._get_variable_index(v) for _, v in pairs]
             values, accumulators = _core.adagrad_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                [np.asarray(self._accumulators[i]) for i in slots],
+                [self._accumulators[i]._array for i in slots],
                 learning_rate=float(learning_rate.astype(dtype)),
                 epsilon=self.epsilon,
             )

@@ -48,11 +48,11 @@ class Adam(Optimizer):
             slots = [self._get_variable_index(v) for _, v in pairs]
             hats = [self._velocity_hats[i] for i in slots] if self.amsgrad else None
             values, momentums, velocities, new_hats = _core.adam_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                [np.asarray(self._momentums[i]) for i in slots],
-                [np.asarray(self._velocities[i]) for i in slots],
-                None if hats is None else [np.asarray(h) for h in hats],
+                [self._momentums[i]._array for i in slots],
+                [self._velocities[i]._array for i in slots],
+                None if hats is None else [h._array for h in hats],
                 alpha=float(self._alpha(learning_rate.astype(dtype), dtype.type)),
                 one_minus_beta_1=1 - self.beta_1,
                 one_minus_beta_2=1 - self.beta_2,

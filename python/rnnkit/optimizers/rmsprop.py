@@ -46,9 +46,9 @@ class RMSprop(Optimizer):
             momentums = [self._momentums[i] for i in slots] if self.momentum > 0 else None
             averages = [self._average_gradients[i] for i in slots] if self.centered else None
             values, velocities, new_momentums, new_averages = _core.rmsprop_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                [np.asarray(self._velocities[i]) for i in slots],
+                [self._velocities[i]._array for i in slots],
                 _arrays(momentums),
                 _arrays(averages),
                 learning_rate=float(learning_rate.astype(dtype)),
@@ -92,4 +92,4 @@ class RMSprop(Optimizer):
 
 def _arrays(slots):
     """The values of optimizer variables, or None."""
-    return None if slots is None else [np.asarray(s) for s in slots]
+    return None if slots is None else [s._array for s in slots]
