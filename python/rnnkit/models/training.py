@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from rnnkit import tree
+from rnnkit import ops, tree
 from rnnkit.callbacks import CallbackList
 from rnnkit.distribution.state import replicas, reports_failures
 from rnnkit.models import data_adapter
@@ -215,9 +215,15 @@ class Trainer:
             per_output.append(value)
             weighted = value if weight == 1.0 else weight * value
             total = weighted if total is None else total + weighted
-        for extra in self.losses:
+        extras = self.losses
+        if not per_output and not extras:
+            raise ValueError(
+                "No loss to compute. Provide a `loss` argument in `compile()` (or add losses with `add_loss`)."
+            )
+        for extra in extras:  # `add_loss` may add a loss per sample: each counts as its sum, as Keras
+            extra = extra if not extra.shape else ops.sum(extra)
             total = extra if total is None else total + extra
-        return (0.0 if total is None else total), per_output
+        return total, per_output
 
     @staticmethod
     def _by_output(value, names):
