@@ -84,6 +84,47 @@ def check_gradients(layer, x, variables, **call):
         np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8, err_msg=variable.name)
 
 
+# --- Dense (its one-op product on the rows' matrix) -------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 3), (2, 2, 2, 3)])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_dense_gradients_for_inputs_of_any_rank(shape, use_bias):
+    layer = layers.Dense(2, use_bias=use_bias, dtype="float64")
+    x = randn(*shape, dtype="float64")
+    layer.build(x.shape)
+    layer.set_weights([randn(*w.shape, dtype="float64") for w in layer.weights])
+    r = randn(*shape[:-1], 2, dtype="float64")
+    x_tensor = rk.Tensor(x)
+    with rk.GradientTape() as tape:
+        tape.watch(x_tensor)
+        loss = ops.sum(layer(x_tensor) * r)
+    grads = tape.gradient(loss, [x_tensor, *layer.weights])
+
+    def loss_of(value, variable=None):
+        if variable is not None:
+            variable.assign(value)
+        return float(np.sum(np.asarray(layer(x if variable is not None else value)) * r))
+
+    np.testing.assert_allclose(grads[0], finite_difference(loss_of, x), rtol=1e-6, atol=1e-8)
+    for variable, grad in zip(layer.weights, grads[1:]):
+        original = variable.numpy()
+        expected = finite_difference(lambda v, variable=variable: loss_of(v, variable), original)
+        variable.assign(original)
+        np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8, err_msg=variable.name)
+
+
+def test_dense_is_one_recorded_op_and_skips_the_gradient_of_data():
+    layer = layers.Dense(3)
+    x = randn(4, 5, 2)
+    layer(x)  # builds
+    with rk.GradientTape() as tape:
+        out = layer(x)
+    assert len(tape._nodes) == 1  # matmul and bias add as one op
+    d_x = tape._nodes[0].backward((np.ones(out.shape, out.dtype),))[0]
+    assert d_x is None  # the model's input data: no tape asked for its gradient
+
+
 # --- Dropout ----------------------------------------------------------------------------------
 
 
@@ -382,6 +423,15 @@ def test_shape_layers_pass_gradients():
     d_x, d_y = tape.gradient(loss, [x, y])
     np.testing.assert_allclose(d_x, np.full((2, 3), 16.0))  # 4 repeats + 4 broadcast rows, times 2
     np.testing.assert_allclose(d_y, np.full((2, 4, 3), 2.0))
+
+
+def test_repeat_vector_gradient_sums_the_copies():
+    x = rk.Tensor(randn(2, 3))
+    weights = randn(2, 4, 3)
+    with rk.GradientTape() as tape:
+        tape.watch(x)
+        loss = ops.sum(layers.RepeatVector(4)(x) * weights)
+    np.testing.assert_allclose(tape.gradient(loss, x), weights.sum(axis=1), rtol=1e-6)
 
 
 @pytest.mark.parametrize(

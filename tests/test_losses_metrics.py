@@ -291,6 +291,43 @@ def test_loss_gradients_match_finite_differences(case, reduction):
     np.testing.assert_allclose(np.asarray(tape.gradient(value, x)), expected, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "mean_with_sample_weight"])
+@pytest.mark.parametrize(
+    "name, kwargs, y_true",
+    [
+        ("CategoricalCrossentropy", {}, SOFT_TARGETS),
+        ("CategoricalCrossentropy", {"label_smoothing": 0.2}, ONE_HOT),
+        ("SparseCategoricalCrossentropy", {}, LABELS),
+    ],
+)
+@pytest.mark.parametrize("scale", [1.0, 15.0], ids=["moderate", "clipped"])
+def test_crossentropy_of_a_softmax_differentiates_the_logits(name, kwargs, y_true, scale, reduction):
+    # A softmax's probabilities carry their logits, and the cross-entropy differentiates those in
+    # one step; the gradient is still that of the clipped probabilities' cross-entropy. At scale 15
+    # some probabilities lie below 1e-7 or above 1 - 1e-7, where the clip stops the gradient.
+    logits = (LOGITS * scale).astype(np.float64)
+    probs = _softmax(logits)
+    assert scale == 1.0 or ((probs < 1e-7).any() and (probs > 1 - 1e-7).any())
+    loss = getattr(losses, name)(reduction=reduction, **kwargs)
+    with rk.GradientTape() as tape:
+        z = rk.Variable(logits)
+        p = rk.ops.softmax(z)
+        value = loss(y_true, p, sample_weight=WEIGHTS)
+    assert p._keras_logits is z
+    np.testing.assert_allclose(float(value), float(loss(y_true, probs, sample_weight=WEIGHTS)), rtol=1e-12)
+    expected = _finite_difference(lambda x: float(loss(y_true, _softmax(x), sample_weight=WEIGHTS)), logits)
+    np.testing.assert_allclose(np.asarray(tape.gradient(value, z)), expected, rtol=1e-6, atol=1e-8)
+
+
+def test_mean_loss_with_zero_weights_is_zero_with_a_zero_gradient():
+    loss = losses.MeanSquaredError(reduction="mean_with_sample_weight")
+    with rk.GradientTape() as tape:
+        x = rk.Variable(REG_PRED)
+        value = loss(REG_TRUE, x, sample_weight=np.zeros(len(REG_PRED), np.float32))
+    assert float(value) == 0.0
+    np.testing.assert_array_equal(tape.gradient(value, x), np.zeros_like(REG_PRED))
+
+
 @pytest.mark.parametrize(
     "fn, kwargs, y_true, y_pred",
     [

@@ -222,6 +222,14 @@ def test_values_match_numpy():
     np.testing.assert_array_equal(ops.where([True, False], 1.0, [5.0, 6.0]).numpy(), [1.0, 6.0])
 
 
+def test_softmax_marks_its_logits_and_names_itself_in_errors():
+    logits = rk.Tensor(normal(2, 3))
+    assert ops.softmax(logits)._keras_logits is logits  # what the cross-entropies differentiate
+    assert getattr(ops.softmax(logits, axis=0), "_keras_logits", None) is None  # not the last axis
+    with pytest.raises(ValueError, match=r"rk\.ops\.softmax: axis 4 is out of bounds"):
+        ops.softmax(logits, axis=4)
+
+
 def test_sigmoid_is_stable_at_extremes():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

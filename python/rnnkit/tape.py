@@ -116,14 +116,28 @@ class GradientTape:
     def _record(self, inputs, outputs, backward):
         if self._nodes is None:
             return
-        if self._watch_accessed_variables:
-            self.watch([t for t in inputs if isinstance(t, Variable) and t.trainable])
-        needed = [self._needs(t) for t in inputs]
-        if not any(needed):
+        # One pass over the inputs: it runs for every op of every training step.
+        watched, specs, needed = self._watched, [], False
+        for t in inputs:
+            if isinstance(t, Tensor) and (t._id in watched or self._watch_variable(t)):
+                specs.append((t._id, t.shape, t.dtype))
+                needed = True
+            else:
+                specs.append(None)
+        if not needed:
             return
-        specs = [(t._id, t.shape, t.dtype) if need else None for t, need in zip(inputs, needed)]
         self._nodes.append(_Node(specs, [t._id for t in outputs], backward))
-        self._watched.update(t._id for t in outputs if _differentiable(t))
+        watched.update(t._id for t in outputs if _differentiable(t))
+
+    def _watch_variable(self, tensor):
+        """Watches `tensor` if it is a trainable floating Variable read while variables are
+        watched automatically; returns whether it did."""
+        if self._watch_accessed_variables and isinstance(tensor, Variable) and tensor.trainable:
+            if _differentiable(tensor):
+                self._watched.add(tensor._id)
+                self._variables[tensor._id] = tensor
+                return True
+        return False
 
     def _needs(self, tensor):
         """Whether this tape differentiates with respect to `tensor` as an op input."""
@@ -179,9 +193,16 @@ class GradientTape:
         # Recording order is a topological order, so going backwards reaches every consumer of
         # a tensor before the op that produced it; intermediate gradients are dropped once used.
         for node in reversed(nodes):
-            out_grads = tuple(grads.get(k) if k in keep else grads.pop(k, None) for k in node.outputs)
-            if all(g is None for g in out_grads):
-                continue
+            if len(node.outputs) == 1:  # most ops: no tuple built from a generator
+                key = node.outputs[0]
+                grad = grads.get(key) if key in keep else grads.pop(key, None)
+                if grad is None:
+                    continue
+                out_grads = (grad,)
+            else:
+                out_grads = tuple(grads.get(k) if k in keep else grads.pop(k, None) for k in node.outputs)
+                if all(g is None for g in out_grads):
+                    continue
             in_grads = node.backward(out_grads)
             if len(in_grads) != len(node.inputs):
                 raise ValueError(

@@ -55,8 +55,10 @@ class Tensor:
             their dtype.
     """
 
-    # `_keras_mask` is the (batch, time) mask a layer attached to its output, as in Keras.
-    __slots__ = ("_array", "_id", "_keras_mask", "__weakref__")
+    # `_keras_mask` is the (batch, time) mask a layer attached to its output, as in Keras;
+    # `_keras_logits`, set only on a softmax's output, its input (the cross-entropies then
+    # differentiate with respect to it in one step, as Keras's TensorFlow backend does).
+    __slots__ = ("_array", "_id", "_keras_mask", "_keras_logits", "__weakref__")
     # Makes `ndarray + Tensor` call Tensor.__radd__ instead of numpy's elementwise loop.
     __array_priority__ = 100
 
@@ -254,6 +256,12 @@ class Variable(Tensor):
             )
         self._array = array
         return self
+
+    def _take(self, array):
+        """Makes `array` the value without a copy or a check: for the optimizers' fused updates,
+        whose results are new arrays of the variable's shape and dtype that nothing else holds."""
+        array.flags.writeable = False
+        self._array = array
 
     def assign_add(self, delta):
         """Adds `delta` to the value and returns the variable."""

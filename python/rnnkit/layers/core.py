@@ -4,9 +4,11 @@ import inspect
 
 import numpy as np
 
-from rnnkit import activations, constraints, initializers, ops, regularizers
+from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit._registry import get_registered_name, get_registered_object
 from rnnkit.layers.layer import Layer
+from rnnkit.tape import needs_gradient, record
+from rnnkit.tensor import wrap
 
 
 class Dense(Layer):
@@ -92,10 +94,7 @@ class Dense(Layer):
                 f"Input 0 of layer {self.name} is incompatible with the layer: expected axis -1 of input "
                 f"shape to have value {self.kernel.shape[0]}, but received input with shape {tuple(inputs.shape)}"
             )
-        outputs = ops.matmul(inputs, self.kernel)
-        if self.use_bias:
-            outputs = outputs + self.bias
-        return self.activation(outputs)
+        return self.activation(_affine(inputs, self.kernel, self.bias if self.use_bias else None))
 
     def get_config(self):
         return {
@@ -110,6 +109,30 @@ class Dense(Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
+
+
+def _affine(x, kernel, bias):
+    """`x · kernel + bias` over the last axis of the Tensor `x`, recorded as one op.
+
+    The rows of `x` (all axes but the last) form one matrix, so the product and each gradient
+    are one matrix product whatever the rank of `x`, and the input gradient is computed only when
+    a tape asks for it (not for a model's input data).
+    """
+    x_array, kernel_array = np.asarray(x), np.asarray(kernel)
+    rows = x_array.reshape(-1, x_array.shape[-1])
+    out = rows @ kernel_array
+    if bias is not None:
+        out = out + np.asarray(bias)
+    output = wrap(out.reshape(x_array.shape[:-1] + out.shape[-1:]))
+    x_gradient = needs_gradient(x)
+
+    def backward(grads):
+        grad = grads[0].reshape(out.shape)
+        d_x = (grad @ kernel_array.T).reshape(x_array.shape) if x_gradient else None
+        return [d_x, rows.T @ grad] + ([] if bias is None else [grad.sum(axis=0)])
+
+    record([x, kernel] + ([] if bias is None else [bias]), [output], backward)
+    return output
 
 
 class Identity(Layer):

@@ -76,6 +76,11 @@ def _is_number_list(value):
     return bool(leaves) and all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in leaves)
 
 
+# Below this size an array fits in any machine's memory: the check (and its message) is skipped,
+# as it runs on every layer call.
+_ALWAYS_FITS = 1 << 24
+
+
 def check_allocation(what, shape, dtype):
     """Raises MemoryError, before allocating, for an array larger than the machine's memory
     (the core's check, on the same measure of the RAM).
@@ -85,7 +90,8 @@ def check_allocation(what, shape, dtype):
     """
     shape = tuple(int(d) for d in shape)
     nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    _core.check_memory(min(nbytes, 2**64 - 1), f"{what}: shape {shape} of {np.dtype(dtype).name}")
+    if nbytes >= _ALWAYS_FITS:
+        _core.check_memory(min(nbytes, 2**64 - 1), f"{what}: shape {shape} of {np.dtype(dtype).name}")
 
 
 class Layer:
@@ -379,20 +385,25 @@ class Layer:
     def __call__(self, *args, **kwargs):
         if not args:
             raise TypeError(f"Layer {self.name} was called without inputs.")
-        if is_symbolic(args[0] if len(args) == 1 and not kwargs else (args, kwargs)):
-            return self._symbolic_call(args, kwargs)
-        inputs = args[0]
-        if _is_number_list(inputs):
-            inputs = convert_to_tensor(inputs)  # nested lists of numbers are one array, as numpy reads them
-        inputs = tree.map_structure(self._convert_input, inputs)
-        args = (inputs, *args[1:])
+        if len(args) == 1 and not kwargs and isinstance(args[0], Tensor):
+            # A model's layers are called this way at every step: no structure to walk.
+            inputs = self._convert_input(args[0])
+            args, mask = (inputs,), inputs._keras_mask
+        else:
+            if is_symbolic(args[0] if len(args) == 1 and not kwargs else (args, kwargs)):
+                return self._symbolic_call(args, kwargs)
+            inputs = args[0]
+            if _is_number_list(inputs):
+                inputs = convert_to_tensor(inputs)  # nested lists of numbers are one array, as numpy reads them
+            inputs = tree.map_structure(self._convert_input, inputs)
+            args = (inputs, *args[1:])
+            # The input mask goes to `call` when it takes one, and to `compute_mask` always.
+            mask = kwargs.pop("mask", None)
+            if mask is None:
+                masks = [getattr(x, "_keras_mask", None) for x in tree.flatten(inputs)]
+                if any(m is not None for m in masks):
+                    mask = masks[0] if len(masks) == 1 else tree.pack_sequence_as(inputs, masks)
         params = self._call_parameters
-        # The input mask goes to `call` when it takes one, and to `compute_mask` always.
-        mask = kwargs.pop("mask", None)
-        if mask is None:
-            masks = [getattr(x, "_keras_mask", None) for x in tree.flatten(inputs)]
-            if any(m is not None for m in masks):
-                mask = masks[0] if len(masks) == 1 else tree.pack_sequence_as(inputs, masks)
         if "mask" in params and mask is not None:
             kwargs["mask"] = mask
         # `training` comes from the argument or the enclosing call; layers without it ignore it.
@@ -429,8 +440,12 @@ class Layer:
             out_mask = self.compute_mask(inputs, mask)
         except NotImplementedError:
             return
-        flat_out = [t for t in tree.flatten(outputs)]
         single = out_mask is None or isinstance(out_mask, (Tensor, np.ndarray))
+        if single and isinstance(outputs, Tensor) and isinstance(inputs, Tensor):  # the common case, quickly
+            if outputs is not inputs:
+                outputs._keras_mask = None if out_mask is None else convert_to_tensor(out_mask)
+            return
+        flat_out = [t for t in tree.flatten(outputs)]
         flat_mask = [out_mask] if single else tree.flatten(out_mask)
         flat_mask += [None] * (len(flat_out) - len(flat_mask))
         flat_in = tree.flatten(inputs)

@@ -39,9 +39,11 @@ def moments(x, axes, weights=None, reduce=None):
     if reduce is not None:
         return _global_moments(x, axes, weights, reduce)
     if weights is None:
-        mean = x.mean(axis=axes, keepdims=True)
-        variance = np.square(x - mean).mean(axis=axes, keepdims=True)
-        return Moments(mean, variance, math.prod(x.shape[a] for a in axes), axes, None)
+        # np.mean's own arithmetic (a sum, then a division by the count), without its wrapper.
+        count = math.prod(x.shape[a] for a in axes)
+        mean = np.add.reduce(x, axis=axes, keepdims=True) / count
+        variance = np.add.reduce(np.square(x - mean), axis=axes, keepdims=True) / count
+        return Moments(mean, variance, count, axes, None)
     count = weights.sum(axis=axes, keepdims=True) + _MASKED_COUNT_EPSILON
     mean = (weights * x).sum(axis=axes, keepdims=True) / count
     variance = np.square(weights * (x - mean)).sum(axis=axes, keepdims=True) / count

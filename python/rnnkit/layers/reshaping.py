@@ -6,6 +6,7 @@ import numpy as np
 
 from rnnkit import ops
 from rnnkit.layers.layer import Layer
+from rnnkit.ops.core import op
 
 
 class Flatten(Layer):
@@ -67,6 +68,12 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": self.target_shape}
 
 
+@op()
+def _repeat_vector(x, n):
+    """`(batch, features)` -> `(batch, n, features)` as one op; the gradient sums the `n` copies."""
+    return np.repeat(x[:, np.newaxis], n, axis=1), lambda grad: grad.sum(axis=1)
+
+
 class RepeatVector(Layer):
     """Repeats a batch of vectors `n` times: `(batch, features)` -> `(batch, n, features)`.
 
@@ -89,7 +96,7 @@ class RepeatVector(Layer):
                 f"Input 0 of layer {self.name} is incompatible with the layer: expected ndim=2, "
                 f"found ndim={inputs.ndim}."
             )
-        return ops.concatenate([ops.expand_dims(inputs, 1)] * self.n, axis=1)
+        return _repeat_vector(inputs, self.n)
 
     def get_config(self):
         return {**super().get_config(), "n": self.n}

@@ -4,6 +4,7 @@ import numpy as np
 
 from rnnkit import ops
 from rnnkit._naming import snake_case, unique_name
+from rnnkit.ops.core import op
 from rnnkit.tensor import convert_to_tensor
 
 # Keras's fuzz factor (keras.config.epsilon()): probabilities are clipped to [EPSILON, 1 - EPSILON].
@@ -101,14 +102,21 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     """
     if reduction in (None, "none") or values.shape in ((), (0,)):
         return values
-    loss = ops.sum(values)
     if reduction == "sum":
-        return loss
+        return ops.sum(values)
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         divisor = np.sum(sample_weight)
     else:
         divisor = int(np.prod(values.shape))
-    return loss / divisor if divisor else loss * 0  # divide_no_nan
+    return _sum_divided(values, divisor)
+
+
+@op()
+def _sum_divided(values, divisor):
+    """`sum(values) / divisor`, 0 for a zero divisor (divide_no_nan), as one op."""
+    if not divisor:
+        return np.sum(values) * 0, lambda grad: np.zeros(values.shape, np.result_type(grad, values))
+    return np.sum(values) / divisor, lambda grad: np.broadcast_to(grad / divisor, values.shape)
 
 
 def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum_over_batch_size"):

@@ -18,18 +18,34 @@ def _check_same_shape(target, output):
         )
 
 
-@op(inputs=2)
 def _crossentropy(target, output, from_logits, axis):
-    """-sum(target * log p) along `axis`, p = softmax(output) or output normalised and clipped."""
+    """-sum(target * log p) along `axis`, p = softmax(output) or output normalised and clipped.
+
+    Probabilities that a softmax over the last axis produced (they carry `_keras_logits`) are
+    differentiated with respect to its logits in one step (`_softmax_crossentropy`).
+    """
+    logits = None if from_logits else getattr(output, "_keras_logits", None)
+    if logits is not None and axis in (-1, output.ndim - 1):
+        return _softmax_crossentropy(target, logits, np.asarray(output), axis)
+    return _plain_crossentropy(target, output, from_logits, axis)
+
+
+def _clipped_log(output, axis):
+    """The sum of `output` along `axis`, `output` divided by it, that clipped, and its log."""
+    total = np.sum(output, axis=axis, keepdims=True)
+    prob = output / total
+    clipped = np.clip(prob, EPSILON, 1 - EPSILON)
+    return total, prob, clipped, np.log(clipped)
+
+
+@op(inputs=2)
+def _plain_crossentropy(target, output, from_logits, axis):
     _check_same_shape(target, output)
     if from_logits:
         shifted = output - np.max(output, axis=axis, keepdims=True)
         log_prob = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
     else:
-        total = np.sum(output, axis=axis, keepdims=True)
-        prob = output / total
-        clipped = np.clip(prob, EPSILON, 1 - EPSILON)
-        log_prob = np.log(clipped)
+        total, prob, clipped, log_prob = _clipped_log(output, axis)
 
     def backward(grad):
         grad = np.expand_dims(grad, axis)
@@ -40,6 +56,24 @@ def _crossentropy(target, output, from_logits, axis):
             d_prob = np.where((prob >= EPSILON) & (prob <= 1 - EPSILON), d_log_prob / clipped, 0)
             d_output = (d_prob - np.sum(d_prob * prob, axis=axis, keepdims=True)) / total
         return -log_prob * grad, d_output
+
+    return -np.sum(target * log_prob, axis=axis), backward
+
+
+@op(inputs=2)
+def _softmax_crossentropy(target, logits, probs, axis):
+    """The cross-entropy of `probs = softmax(logits)` (normalised and clipped, as for any
+    probabilities), differentiated with respect to `logits`: through the normalisation by the
+    sum `S`, the clip, the log and the softmax, the chain rule gives `grad · (probs · sum(w) / S
+    - w)`, `w` being `target` where the clip passes the gradient and 0 where it clips."""
+    _check_same_shape(target, probs)
+    total, prob, _, log_prob = _clipped_log(probs, axis)
+
+    def backward(grad):
+        grad = np.expand_dims(grad, axis)
+        kept = np.where((prob >= EPSILON) & (prob <= 1 - EPSILON), target, 0)
+        d_logits = (probs * (np.sum(kept, axis=axis, keepdims=True) / total) - kept) * grad
+        return -log_prob * grad, d_logits
 
     return -np.sum(target * log_prob, axis=axis), backward
 

@@ -207,20 +207,22 @@ class Trainer:
 
     def _compute_loss(self, y_true, y_pred, sample_weights):
         per_output = []
-        total = 0.0
+        total = None  # no `0.0 + 1.0 * loss` ops on the tape for a model's single loss
         for fn, weight, yt, yp, sw in zip(self._losses, self._loss_weights, y_true, y_pred, sample_weights):
             if fn is None:
                 continue
             value = fn(yt, yp, sample_weight=sw)
             per_output.append(value)
-            total = total + weight * value
+            weighted = value if weight == 1.0 else weight * value
+            total = weighted if total is None else total + weighted
         extras = self.losses
         if not per_output and not extras:
             raise ValueError(
                 "No loss to compute. Provide a `loss` argument in `compile()` (or add losses with `add_loss`)."
             )
         for extra in extras:  # `add_loss` may add a loss per sample: each counts as its sum, as Keras
-            total = total + (extra if not extra.shape else ops.sum(extra))
+            extra = extra if not extra.shape else ops.sum(extra)
+            total = extra if total is None else total + extra
         return total, per_output
 
     @staticmethod

@@ -71,7 +71,9 @@ def op(inputs=1):
                 output, backward = kernel(*arrays, *args[count:], **kwargs)
             except ValueError as err:  # numpy's shape errors, named after the op and its inputs
                 shapes = ", ".join(str(np.shape(a)) for a in arrays)
-                raise ValueError(f"rk.ops.{kernel.__name__}: {err} (received shapes {shapes})") from None
+                # A private kernel (`_softmax`) is named after the public op that calls it.
+                name = kernel.__name__.lstrip("_")
+                raise ValueError(f"rk.ops.{name}: {err} (received shapes {shapes})") from None
             several = isinstance(output, (list, tuple))
             outputs = [wrap(array) for array in output] if several else [wrap(output)]
             if backward is not None:

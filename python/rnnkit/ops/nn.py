@@ -3,6 +3,7 @@
 import numpy as np
 
 from rnnkit.ops.core import op
+from rnnkit.tensor import convert_to_tensor
 
 __all__ = ["log_softmax", "one_hot", "relu", "sigmoid", "softmax", "softplus"]
 
@@ -50,7 +51,6 @@ def softplus(x):
     return out, lambda grad: grad * np.exp(x - out)
 
 
-@op()
 def softmax(x, axis=-1):
     """Computes the softmax along an axis.
 
@@ -61,6 +61,15 @@ def softmax(x, axis=-1):
     Returns:
         A Tensor of the shape of `x`.
     """
+    x = convert_to_tensor(x)
+    out = _softmax(x, axis)
+    if x.dtype.kind == "f" and isinstance(axis, int) and axis in (-1, x.ndim - 1):
+        out._keras_logits = x  # see `Tensor`: a cross-entropy on `out` differentiates `x` directly
+    return out
+
+
+@op()
+def _softmax(x, axis):
     exps = np.exp(x - np.max(x, axis=axis, keepdims=True))
     out = exps / np.sum(exps, axis=axis, keepdims=True)
     return out, lambda grad: out * (grad - np.sum(grad * out, axis=axis, keepdims=True))

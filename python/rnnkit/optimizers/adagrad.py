@@ -4,7 +4,6 @@ import numpy as np
 
 from rnnkit import _core, initializers
 from rnnkit.optimizers.optimizer import Optimizer
-from rnnkit.tensor import wrap
 
 __all__ = ["Adagrad"]
 
@@ -38,15 +37,15 @@ class Adagrad(Optimizer):
         for dtype, pairs in self._fused_groups(Adagrad, grads, variables, learning_rate):
             slots = [self._get_variable_index(v) for _, v in pairs]
             values, accumulators = _core.adagrad_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                [np.asarray(self._accumulators[i]) for i in slots],
+                [self._accumulators[i]._array for i in slots],
                 learning_rate=float(learning_rate.astype(dtype)),
                 epsilon=self.epsilon,
             )
             for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
-                variable.assign(wrap(values[k]))
-                self._accumulators[i].assign(wrap(accumulators[k]))
+                variable._take(values[k])
+                self._accumulators[i]._take(accumulators[k])
 
     def update_step(self, gradient, variable, learning_rate):
         accumulator = self._accumulators[self._get_variable_index(variable)]

@@ -4,7 +4,6 @@ import numpy as np
 
 from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
-from rnnkit.tensor import wrap
 
 __all__ = ["Adam", "AdamW"]
 
@@ -49,23 +48,23 @@ class Adam(Optimizer):
             slots = [self._get_variable_index(v) for _, v in pairs]
             hats = [self._velocity_hats[i] for i in slots] if self.amsgrad else None
             values, momentums, velocities, new_hats = _core.adam_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                [np.asarray(self._momentums[i]) for i in slots],
-                [np.asarray(self._velocities[i]) for i in slots],
-                None if hats is None else [np.asarray(h) for h in hats],
+                [self._momentums[i]._array for i in slots],
+                [self._velocities[i]._array for i in slots],
+                None if hats is None else [h._array for h in hats],
                 alpha=float(self._alpha(learning_rate.astype(dtype), dtype.type)),
                 one_minus_beta_1=1 - self.beta_1,
                 one_minus_beta_2=1 - self.beta_2,
                 epsilon=self.epsilon,
             )
-            # The new arrays are ours: wrapped, the variables take them without a copy.
+            # The new arrays are ours: the variables take them without a copy.
             for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
-                variable.assign(wrap(values[k]))
-                self._momentums[i].assign(wrap(momentums[k]))
-                self._velocities[i].assign(wrap(velocities[k]))
+                variable._take(values[k])
+                self._momentums[i]._take(momentums[k])
+                self._velocities[i]._take(velocities[k])
                 if hats is not None:
-                    hats[k].assign(wrap(new_hats[k]))
+                    hats[k]._take(new_hats[k])
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype.type

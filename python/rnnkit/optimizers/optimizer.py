@@ -8,9 +8,16 @@ import numpy as np
 from rnnkit import initializers
 from rnnkit._naming import snake_case, unique_name
 from rnnkit.optimizers import schedules
-from rnnkit.tensor import Variable
+from rnnkit.tensor import Tensor, Variable
 
 __all__ = ["Optimizer"]
+
+
+def _array_of(gradient, dtype):
+    """A gradient as a numpy array of `dtype` (a Tensor's own array when it has that dtype)."""
+    if isinstance(gradient, Tensor) and gradient.dtype == dtype:
+        return gradient._array
+    return np.asarray(gradient, dtype)
 
 
 class Optimizer:
@@ -317,7 +324,7 @@ class Optimizer:
         if len(grads) != len(trainable_variables):
             raise ValueError(f"Received {len(grads)} gradients for {len(trainable_variables)} variables.")
         missing = [v.name for g, v in zip(grads, trainable_variables) if g is None]
-        pairs = [(np.asarray(g, v.dtype), v) for g, v in zip(grads, trainable_variables) if g is not None]
+        pairs = [(_array_of(g, v.dtype), v) for g, v in zip(grads, trainable_variables) if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable.")
         if missing:

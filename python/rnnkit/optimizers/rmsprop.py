@@ -4,7 +4,6 @@ import numpy as np
 
 from rnnkit import _core
 from rnnkit.optimizers.optimizer import Optimizer
-from rnnkit.tensor import wrap
 
 __all__ = ["RMSprop"]
 
@@ -47,9 +46,9 @@ class RMSprop(Optimizer):
             momentums = [self._momentums[i] for i in slots] if self.momentum > 0 else None
             averages = [self._average_gradients[i] for i in slots] if self.centered else None
             values, velocities, new_momentums, new_averages = _core.rmsprop_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                [np.asarray(self._velocities[i]) for i in slots],
+                [self._velocities[i]._array for i in slots],
                 _arrays(momentums),
                 _arrays(averages),
                 learning_rate=float(learning_rate.astype(dtype)),
@@ -58,12 +57,12 @@ class RMSprop(Optimizer):
                 epsilon=self.epsilon,
             )
             for k, ((_, variable), i) in enumerate(zip(pairs, slots)):
-                variable.assign(wrap(values[k]))
-                self._velocities[i].assign(wrap(velocities[k]))
+                variable._take(values[k])
+                self._velocities[i]._take(velocities[k])
             for slot, value in zip(momentums or [], new_momentums or []):
-                slot.assign(wrap(value))
+                slot._take(value)
             for slot, value in zip(averages or [], new_averages or []):
-                slot.assign(wrap(value))
+                slot._take(value)
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
@@ -93,4 +92,4 @@ class RMSprop(Optimizer):
 
 def _arrays(slots):
     """The values of optimizer variables, or None."""
-    return None if slots is None else [np.asarray(s) for s in slots]
+    return None if slots is None else [s._array for s in slots]

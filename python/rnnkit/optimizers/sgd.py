@@ -43,18 +43,18 @@ class SGD(Optimizer):
         for dtype, pairs in self._fused_groups(SGD, grads, variables, learning_rate):
             momentums = [self.momentums[self._get_variable_index(v)] for _, v in pairs] if self.momentum else None
             values, new_momentums = _core.sgd_update(
-                [np.asarray(v) for _, v in pairs],
+                [v._array for _, v in pairs],
                 [g for g, _ in pairs],
-                None if momentums is None else [np.asarray(m) for m in momentums],
+                None if momentums is None else [m._array for m in momentums],
                 learning_rate=float(learning_rate.astype(dtype)),
                 momentum=float(dtype.type(self.momentum)),
                 nesterov=bool(self.nesterov),
             )
-            # The new arrays are ours: wrapped, the variables take them without a copy.
+            # The new arrays are ours: the variables take them without a copy.
             for k, (_, variable) in enumerate(pairs):
-                variable.assign(wrap(values[k]))
+                variable._take(values[k])
                 if momentums is not None:
-                    momentums[k].assign(wrap(new_momentums[k]))
+                    momentums[k]._take(new_momentums[k])
 
     def update_step(self, gradient, variable, learning_rate):
         step = gradient * learning_rate
