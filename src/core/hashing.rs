@@ -1,5 +1,5 @@
 //! The string hashes of Keras's `Hashing` layer, written from their published definitions:
-//! FarmHash's `Fingerprint64` (the `farmhashna` 64-bit hash, what TensorFlow's
+//! `FarmHash`'s `Fingerprint64` (the `farmhashna` 64-bit hash, what TensorFlow's
 //! `to_hash_bucket_fast` uses) and SipHash-2-4 with a 128-bit key (`to_hash_bucket_strong`).
 //! A value's bin is its hash modulo the number of bins.
 
@@ -25,7 +25,7 @@ fn shift_mix(v: u64) -> u64 {
     v ^ (v >> 47)
 }
 
-/// FarmHash's 128-to-64-bit mix of `u` and `v` with multiplier `mul`.
+/// `FarmHash`'s 128-to-64-bit mix of `u` and `v` with multiplier `mul`.
 fn hash_len16(u: u64, v: u64, mul: u64) -> u64 {
     let a = shift_mix((u ^ v).wrapping_mul(mul));
     let b = shift_mix((v ^ a).wrapping_mul(mul));
@@ -108,7 +108,7 @@ fn hash_len33to64(s: &[u8]) -> u64 {
     )
 }
 
-/// FarmHash's weak 32-byte hash of `s[at..at + 32]` seeded with `a` and `b`.
+/// `FarmHash`'s weak 32-byte hash of `s[at..at + 32]` seeded with `a` and `b`.
 fn weak_hash_len32(s: &[u8], at: usize, a: u64, b: u64) -> (u64, u64) {
     let (w, x, y, z) = (
         fetch64(s, at),
@@ -124,7 +124,7 @@ fn weak_hash_len32(s: &[u8], at: usize, a: u64, b: u64) -> (u64, u64) {
     (a.wrapping_add(z), b.wrapping_add(c))
 }
 
-/// FarmHash's `Fingerprint64` of `s` (stable across platforms and releases).
+/// `FarmHash`'s `Fingerprint64` of `s` (stable across platforms and releases).
 #[must_use]
 pub fn fingerprint64(s: &[u8]) -> u64 {
     let len = s.len();
@@ -210,7 +210,7 @@ pub fn fingerprint64(s: &[u8]) -> u64 {
     )
 }
 
-/// One SipHash round over the state `v`.
+/// One SipHash-2-4 round over the state `v`.
 fn sip_round(v: &mut [u64; 4]) {
     v[0] = v[0].wrapping_add(v[1]);
     v[1] = v[1].rotate_left(13) ^ v[0];
@@ -256,7 +256,7 @@ pub fn siphash24(key: [u64; 2], s: &[u8]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// The bins of the strings `data[ends[i - 1]..ends[i]]` (`ends[-1]` = 0): FarmHash
+/// The bins of the strings `data[ends[i - 1]..ends[i]]` (`ends[-1]` = 0): `FarmHash`
 /// `Fingerprint64` modulo `num_bins`, or SipHash-2-4 under `key` modulo `num_bins` when a key is
 /// given. `ends` must be non-decreasing and at most `data.len()`; `num_bins` positive.
 ///

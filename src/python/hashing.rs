@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use super::convert::{guarded, read, to_numpy};
 use crate::core::hashing::hash_to_bins;
 
-/// The bins (uint64) of the strings `data[ends[i - 1]:ends[i]]`: FarmHash `Fingerprint64`
+/// The bins (uint64) of the strings `data[ends[i - 1]:ends[i]]`: `FarmHash` `Fingerprint64`
 /// modulo `num_bins`, or SipHash-2-4 under the key `salt` when one is given.
 #[pyfunction]
 #[pyo3(signature = (data, ends, *, num_bins, salt=None))]

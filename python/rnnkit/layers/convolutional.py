@@ -317,10 +317,8 @@ class BaseDepthwiseConv(_SpatialLayer):
         return self.activation(outputs)
 
     def get_config(self):
-        config = {**super().get_config()}
-        config.pop("rank", None)
         return {
-            **config,
+            **super().get_config(),
             "depth_multiplier": self.depth_multiplier,
             "kernel_size": self.kernel_size,
             "strides": self.strides,
@@ -453,10 +451,8 @@ class BaseSeparableConv(_SpatialLayer):
         return self.activation(outputs)
 
     def get_config(self):
-        config = {**super().get_config()}
-        config.pop("rank", None)
         return {
-            **config,
+            **super().get_config(),
             "depth_multiplier": self.depth_multiplier,
             "filters": self.filters,
             "kernel_size": self.kernel_size,

@@ -110,7 +110,7 @@ class _SpatialDropout(Dropout):
     def get_config(self):
         config = super().get_config()
         # Keras's spatial dropouts take no `trainable` (nor `noise_shape`): its loader would refuse them.
-        for key in ("noise_shape", "trainable", "rank"):
+        for key in ("noise_shape", "trainable"):
             config.pop(key, None)
         return {**config, "data_format": self.data_format}
 

@@ -64,9 +64,7 @@ class _SpatialReshaping(Layer):
         return range(first, first + self.rank)
 
     def get_config(self):
-        config = {**super().get_config(), "data_format": self.data_format}
-        config.pop("rank", None)
-        return config
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class _Cropping(_SpatialReshaping):
