@@ -263,10 +263,15 @@ def small_archive(tmp_path):
 def test_unknown_layers_are_listed_in_one_error(tmp_path):
     L = keras.layers
     model = keras.Sequential(
-        [keras.Input((6, 5)), L.AlphaDropout(0.1), L.LSTM(3, return_sequences=True), L.RMSNormalization()]
+        [
+            keras.Input((6, 5)),
+            L.Rescaling(0.5),
+            L.LSTM(3, return_sequences=True),
+            L.EinsumDense("abc,cd->abd", output_shape=(None, 2)),
+        ]
     )
     model.save(tmp_path / "unknown.keras")
-    with pytest.raises(ValueError, match=r"rnnkit does not have: AlphaDropout \(alpha_dropout\w*\), RMSNormalization"):
+    with pytest.raises(ValueError, match=r"rnnkit does not have: Rescaling \(rescaling\w*\), EinsumDense"):
         rk.models.load_model(tmp_path / "unknown.keras")
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "conv_transpose_forward",
     "pool_backward",
     "pool_forward",
+    "hash_strings",
     "bfloat16_products",
     "cached_bytes",
     "check_memory",
@@ -384,6 +385,16 @@ def pool_backward(
     kind: str,
 ) -> _Array:
     """The input gradient of `pool_forward(x, ...)` given `dy`, that of its output."""
+
+def hash_strings(
+    data: bytes,
+    ends: _Array,
+    *,
+    num_bins: int,
+    salt: tuple[int, int] | None = None,
+) -> _Array:
+    """The uint64 bins of the strings `data[ends[i - 1]:ends[i]]`: FarmHash `Fingerprint64`, or
+    SipHash-2-4 keyed with `salt`, modulo `num_bins`."""
 
 def conv_transpose_forward(
     x: _Array,

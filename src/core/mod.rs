@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod cell;
 pub mod conv;
 pub mod engine;
+pub mod hashing;
 pub mod optimizer;
 pub mod sequence;
 

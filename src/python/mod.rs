@@ -8,6 +8,7 @@ mod cell_spec;
 mod conv;
 mod convert;
 mod device;
+mod hashing;
 mod optimizers;
 mod passes;
 
@@ -70,6 +71,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::device::{compile_cuda_kernels, cuda_status};
+    #[pymodule_export]
+    use super::hashing::hash_strings;
     #[pymodule_export]
     use super::optimizers::{adagrad_update, adam_update, rmsprop_update, sgd_update};
     #[pymodule_export]

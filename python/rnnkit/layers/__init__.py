@@ -11,10 +11,13 @@ from rnnkit.layers.convolutional import (
     Conv3D,
     Conv3DTranspose,
     DepthwiseConv1D,
+    DepthwiseConv2D,
     SeparableConv1D,
+    SeparableConv2D,
 )
 from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.embedding import Embedding
+from rnnkit.layers.hashing import Hashing
 from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit.layers.layer import Layer
 from rnnkit.layers.lookup import IntegerLookup, StringLookup
@@ -24,6 +27,7 @@ from rnnkit.layers.normalization import (
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
     UnitNormalization,
 )
 from rnnkit.layers.pooling import (
@@ -44,15 +48,28 @@ from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normal
 from rnnkit.layers.recurrent import GRU, LSTM, IndRNN, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
+    AlphaDropout,
     Dropout,
     GaussianDropout,
     GaussianNoise,
     SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
 )
-from rnnkit.layers.reshaping import Flatten, RepeatVector, Reshape
-from rnnkit.layers.reshaping_1d import Cropping1D, Permute, UpSampling1D, ZeroPadding1D
+from rnnkit.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.spatial_reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Cropping3D,
+    UpSampling1D,
+    UpSampling2D,
+    UpSampling3D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+    ZeroPadding3D,
+)
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
 
@@ -71,7 +88,7 @@ Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
     Conv2DTranspose,
     Conv3DTranspose,
 )
-SeparableConvolution1D = SeparableConv1D
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 
 __all__ = [
     "ELU",
@@ -82,6 +99,7 @@ __all__ = [
     "ActivityRegularization",
     "Add",
     "AdditiveAttention",
+    "AlphaDropout",
     "Attention",
     "Average",
     "AveragePooling1D",
@@ -110,8 +128,11 @@ __all__ = [
     "Convolution3D",
     "Convolution3DTranspose",
     "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
     "Dense",
     "DepthwiseConv1D",
+    "DepthwiseConv2D",
     "Discretization",
     "Dot",
     "Dropout",
@@ -133,6 +154,7 @@ __all__ = [
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
     "GroupNormalization",
+    "Hashing",
     "Identity",
     "IndRNN",
     "IndRNNCell",
@@ -158,15 +180,20 @@ __all__ = [
     "Normalization",
     "PReLU",
     "Permute",
+    "RMSNormalization",
     "ReLU",
     "RepeatVector",
     "Reshape",
     "SeparableConv1D",
+    "SeparableConv2D",
     "SeparableConvolution1D",
+    "SeparableConvolution2D",
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",
     "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
     "StackedRNNCells",
     "StringLookup",
     "Subtract",
@@ -174,5 +201,9 @@ __all__ = [
     "TimeDistributed",
     "UnitNormalization",
     "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
     "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
 ]

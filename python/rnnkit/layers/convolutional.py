@@ -1,5 +1,5 @@
 """Convolution layers: `Conv1D`, `Conv2D`, `Conv3D`, `Conv1DTranspose`, `Conv2DTranspose`,
-`Conv3DTranspose`, `DepthwiseConv1D` and `SeparableConv1D`,
+`Conv3DTranspose`, `DepthwiseConv1D`, `DepthwiseConv2D`, `SeparableConv1D` and `SeparableConv2D`,
 with Keras 3's arguments, weights and numbers; the convolutions run in the Rust core
 (`rk.ops.conv`)."""
 
@@ -225,20 +225,21 @@ class Conv3D(BaseConv):
         super().__init__(3, filters, kernel_size, **kwargs)
 
 
-class DepthwiseConv1D(_SpatialLayer):
-    """Depthwise 1-D convolution, as Keras's: each input channel convolved with its own
-    `depth_multiplier` filters (output channel `c * depth_multiplier + m`).
+class BaseDepthwiseConv(_SpatialLayer):
+    """The N-d depthwise convolution layer (Keras's `BaseDepthwiseConv`): each input channel
+    convolved with its own `depth_multiplier` filters (output channel `c * depth_multiplier + m`).
 
     Args:
-        kernel_size: An int or a 1-tuple.
-        strides: An int or a 1-tuple.
+        rank: Spatial axes (1 or 2).
+        kernel_size: An int or `rank` ints.
+        strides: An int or `rank` ints.
         padding: "valid" or "same" (case-insensitive).
         depth_multiplier: Filters per input channel.
         data_format: "channels_last" (None) or "channels_first".
-        dilation_rate: An int or a 1-tuple.
+        dilation_rate: An int or `rank` ints.
         activation: Activation name or function; None is linear.
         use_bias: Whether to add a bias.
-        depthwise_initializer: Initializer of the `(kernel_size, channels, depth_multiplier)` kernel.
+        depthwise_initializer: Initializer of the `(*kernel_size, channels, depth_multiplier)` kernel.
         bias_initializer: Initializer of the bias.
         depthwise_regularizer: Optional regularizer of the kernel.
         bias_regularizer: Optional regularizer of the bias.
@@ -250,6 +251,7 @@ class DepthwiseConv1D(_SpatialLayer):
 
     def __init__(
         self,
+        rank,
         kernel_size,
         strides=1,
         padding="valid",
@@ -268,6 +270,7 @@ class DepthwiseConv1D(_SpatialLayer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.rank = rank
         self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
         self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
         self.activation = activations.get(activation)
@@ -334,22 +337,25 @@ class DepthwiseConv1D(_SpatialLayer):
         }
 
 
-class SeparableConv1D(_SpatialLayer):
-    """Separable 1-D convolution, as Keras's: a depthwise convolution (`depth_multiplier` filters
-    per input channel) followed by a pointwise (1-wide) convolution to `filters` channels.
+class BaseSeparableConv(_SpatialLayer):
+    """The N-d separable convolution layer (Keras's `BaseSeparableConv`): a depthwise
+    convolution (`depth_multiplier` filters per input channel) followed by a pointwise (1-wide)
+    convolution to `filters` channels.
 
     Args:
+        rank: Spatial axes (1 or 2).
         filters: Output channels.
-        kernel_size: An int or a 1-tuple, of the depthwise convolution.
-        strides: An int or a 1-tuple, of the depthwise convolution.
+        kernel_size: An int or `rank` ints, of the depthwise convolution.
+        strides: An int or `rank` ints, of the depthwise convolution.
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" (None) or "channels_first".
-        dilation_rate: An int or a 1-tuple.
+        dilation_rate: An int or `rank` ints.
         depth_multiplier: Depthwise filters per input channel.
         activation: Activation name or function; None is linear.
         use_bias: Whether to add a bias.
-        depthwise_initializer: Initializer of `depthwise_kernel` `(kernel_size, channels, depth_multiplier)`.
-        pointwise_initializer: Initializer of `pointwise_kernel` `(1, channels * depth_multiplier, filters)`.
+        depthwise_initializer: Initializer of `depthwise_kernel` `(*kernel_size, channels, depth_multiplier)`.
+        pointwise_initializer: Initializer of `pointwise_kernel` `(*[1] * rank, channels * depth_multiplier,
+            filters)`.
         bias_initializer: Initializer of the bias.
         depthwise_regularizer: Optional regularizer of `depthwise_kernel`.
         pointwise_regularizer: Optional regularizer of `pointwise_kernel`.
@@ -363,6 +369,7 @@ class SeparableConv1D(_SpatialLayer):
 
     def __init__(
         self,
+        rank,
         filters,
         kernel_size,
         strides=1,
@@ -385,6 +392,7 @@ class SeparableConv1D(_SpatialLayer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.rank = rank
         self.filters = positive("filters", filters)
         self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
         self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
@@ -410,7 +418,7 @@ class SeparableConv1D(_SpatialLayer):
             name="depthwise_kernel",
         )
         self.pointwise_kernel = self.add_weight(
-            shape=(1, channels * self.depth_multiplier, self.filters),
+            shape=(*(1,) * self.rank, channels * self.depth_multiplier, self.filters),
             initializer=self.pointwise_initializer,
             regularizer=self.pointwise_regularizer,
             constraint=self.pointwise_constraint,
@@ -465,6 +473,58 @@ class SeparableConv1D(_SpatialLayer):
             "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
+
+
+class DepthwiseConv1D(BaseDepthwiseConv):
+    """Depthwise 1-D convolution over `(batch, steps, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        kernel_size: An int or a 1-tuple.
+        **kwargs: The other arguments of `BaseDepthwiseConv`.
+    """
+
+    def __init__(self, kernel_size, **kwargs):
+        super().__init__(1, kernel_size, **kwargs)
+
+
+class DepthwiseConv2D(BaseDepthwiseConv):
+    """Depthwise 2-D convolution over `(batch, rows, cols, channels)` (channels_last) inputs, as
+    Keras's.
+
+    Args:
+        kernel_size: An int or a 2-tuple.
+        **kwargs: The other arguments of `BaseDepthwiseConv`.
+    """
+
+    def __init__(self, kernel_size, **kwargs):
+        super().__init__(2, kernel_size, **kwargs)
+
+
+class SeparableConv1D(BaseSeparableConv):
+    """Separable 1-D convolution over `(batch, steps, channels)` (channels_last) inputs, as Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 1-tuple.
+        **kwargs: The other arguments of `BaseSeparableConv`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(1, filters, kernel_size, **kwargs)
+
+
+class SeparableConv2D(BaseSeparableConv):
+    """Separable 2-D convolution over `(batch, rows, cols, channels)` (channels_last) inputs, as
+    Keras's.
+
+    Args:
+        filters: Output channels.
+        kernel_size: An int or a 2-tuple.
+        **kwargs: The other arguments of `BaseSeparableConv`.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(2, filters, kernel_size, **kwargs)
 
 
 class BaseConvTranspose(_SpatialLayer):

@@ -599,3 +599,45 @@ class UnitNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+class RMSNormalization(Layer):
+    """Root-mean-square normalisation (Zhang and Sennrich, 2019), as Keras's:
+    `x / sqrt(mean(x², axis) + epsilon) * scale`, without centring. Masks pass through.
+
+    Args:
+        axis: An int or a list of ints: the normalised axes; `scale` has their shape.
+        epsilon: Added to the mean square before the square root.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _check_axis(axis)
+        self.epsilon = epsilon
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        # As Keras's, the axes become a sorted list once built (and so in the config).
+        self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        for axis in self.axis:
+            if not -len(input_shape) <= axis < len(input_shape):
+                raise ValueError(
+                    f"Axis {axis} is out of bounds for input shape {tuple(input_shape)}. Received: axis={self.axis}"
+                )
+        self.scale = self.add_weight(
+            name="scale", shape=tuple(input_shape[axis] for axis in self.axis), initializer="ones"
+        )
+        self.built = True
+
+    def call(self, inputs):
+        axes = tuple(sorted(axis % inputs.ndim for axis in self.axis))
+        mean_square = ops.mean(ops.square(inputs), axis=axes, keepdims=True)
+        normalized = inputs / ops.sqrt(mean_square + np.asarray(self.epsilon, mean_square.dtype))
+        shape = [1] * inputs.ndim
+        for axis in axes:
+            shape[axis] = inputs.shape[axis]
+        return normalized * ops.reshape(self.scale, shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}

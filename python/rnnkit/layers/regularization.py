@@ -1,10 +1,12 @@
 """`Dropout` (randomly zeroes inputs in training, scaling the rest to keep the expected sum),
-`SpatialDropout1D`, `GaussianNoise`, `GaussianDropout` and `ActivityRegularization`."""
+`SpatialDropout1D/2D/3D`, `AlphaDropout`, `GaussianNoise`, `GaussianDropout` and
+`ActivityRegularization`."""
 
 import numpy as np
 
 from rnnkit import ops, random
 from rnnkit.layers.layer import Layer, in_symbolic_call
+from rnnkit.ops.conv import data_format_of
 
 
 def _validate_noise_shape(noise_shape):
@@ -56,14 +58,15 @@ class Dropout(Layer):
             return inputs
         if self.rate == 1:
             return ops.multiply(inputs, np.zeros((), inputs.dtype))
-        shape = (
-            inputs.shape
-            if self.noise_shape is None
-            else tuple(size if dim is None else dim for dim, size in zip(self.noise_shape, inputs.shape))
-        )
         keep_prob = 1 - self.rate
-        keep = (self._rng or random.generator()).random(shape) < keep_prob
+        keep = (self._rng or random.generator()).random(self._noise_shape(inputs)) < keep_prob
         return ops.multiply(inputs, (keep / keep_prob).astype(inputs.dtype))
+
+    def _noise_shape(self, inputs):
+        """The shape of the keep/drop pattern, broadcast to the inputs."""
+        if self.noise_shape is None:
+            return inputs.shape
+        return tuple(size if dim is None else dim for dim, size in zip(self.noise_shape, inputs.shape))
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape}
@@ -78,10 +81,43 @@ def _check_rate(name, value):
     return value
 
 
-class SpatialDropout1D(Dropout):
+class _SpatialDropout(Dropout):
+    """Dropout of whole channels of inputs with `rank` spatial axes: a dropped channel is zero at
+    every position (the pattern has shape `(batch, 1, ..., channels)`), which suits correlated
+    neighbouring positions better than element dropout.
+
+    Args:
+        rank: Spatial axes (1, 2 or 3).
+        rate: The fraction of channels to drop, in [0, 1].
+        data_format: "channels_last" (None) or "channels_first".
+        seed: An int for reproducible patterns.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, rank, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        self.rank = rank
+        self.data_format = data_format_of(data_format)
+
+    def _noise_shape(self, inputs):
+        if inputs.ndim != self.rank + 2:
+            raise ValueError(
+                f"Layer {self.name}: expected inputs of rank {self.rank + 2}, received shape {tuple(inputs.shape)}"
+            )
+        channels = 1 if self.data_format == "channels_first" else inputs.ndim - 1
+        return tuple(size if axis in (0, channels) else 1 for axis, size in enumerate(inputs.shape))
+
+    def get_config(self):
+        config = super().get_config()
+        # Keras's spatial dropouts take no `trainable` (nor `noise_shape`): its loader would refuse them.
+        for key in ("noise_shape", "trainable"):
+            config.pop(key, None)
+        return {**config, "data_format": self.data_format}
+
+
+class SpatialDropout1D(_SpatialDropout):
     """Dropout of whole feature channels of `(batch, steps, channels)` inputs: a dropped channel is
-    zero at every step (the pattern has shape `(batch, 1, channels)`), which suits correlated
-    neighbouring steps better than element dropout.
+    zero at every step (the pattern has shape `(batch, 1, channels)`).
 
     Args:
         rate: The fraction of channels to drop, in [0, 1].
@@ -90,21 +126,73 @@ class SpatialDropout1D(Dropout):
     """
 
     def __init__(self, rate, seed=None, **kwargs):
-        super().__init__(rate, seed=seed, **kwargs)
-
-    def call(self, inputs, training=False):
-        if inputs.ndim != 3:
-            raise ValueError(f"Layer {self.name}: expected inputs of rank 3, received shape {tuple(inputs.shape)}")
-        self.noise_shape = (inputs.shape[0], 1, inputs.shape[2])
-        try:
-            return super().call(inputs, training=training)
-        finally:
-            self.noise_shape = None
+        super().__init__(1, rate, seed=seed, **kwargs)
 
     def get_config(self):
         config = super().get_config()
-        del config["noise_shape"]
+        del config["data_format"]
         return config
+
+
+class SpatialDropout2D(_SpatialDropout):
+    """Dropout of whole channels of `(batch, rows, cols, channels)` (channels_last) inputs.
+
+    Args:
+        rate: The fraction of channels to drop, in [0, 1].
+        data_format: "channels_last" (None) or "channels_first".
+        seed: An int for reproducible patterns.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(2, rate, data_format, seed, **kwargs)
+
+
+class SpatialDropout3D(_SpatialDropout):
+    """Dropout of whole channels of `(batch, d1, d2, d3, channels)` (channels_last) inputs.
+
+    Args:
+        rate: The fraction of channels to drop, in [0, 1].
+        data_format: "channels_last" (None) or "channels_first".
+        seed: An int for reproducible patterns.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(3, rate, data_format, seed, **kwargs)
+
+
+# SELU's constants: the dropped value is SELU's negative saturation -scale * alpha.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class AlphaDropout(Dropout):
+    """Dropout for self-normalising (SELU) networks: in training, sets each input with
+    probability `rate` to SELU's saturation value and applies the affine map that keeps the
+    inputs' mean and variance; in inference it is the identity. Masks pass through.
+
+    Args:
+        rate: The fraction of inputs to drop, in [0, 1] (1 gives zeros, the limit of the map).
+        noise_shape: Optional shape of the keep/drop pattern, broadcast to the inputs (None
+            entries take the input's size).
+        seed: An int for reproducible patterns.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0 or in_symbolic_call():
+            return inputs
+        if self.rate == 1:
+            return ops.multiply(inputs, np.zeros((), inputs.dtype))
+        dropped_value = -_SELU_ALPHA * _SELU_SCALE
+        kept = (self._rng or random.generator()).random(self._noise_shape(inputs)) >= self.rate
+        a = ((1 - self.rate) * (1 + self.rate * dropped_value**2)) ** -0.5
+        b = -a * dropped_value * self.rate
+        # a * (x where kept, else the dropped value) + b, as one product and one sum.
+        scale = (a * kept).astype(inputs.dtype)
+        shift = (a * dropped_value * ~kept + b).astype(inputs.dtype)
+        return ops.add(ops.multiply(inputs, scale), shift)
 
 
 class GaussianNoise(Layer):

@@ -1,4 +1,4 @@
-"""Layers that only rearrange values: `Flatten`, `Reshape`, `RepeatVector`."""
+"""Layers that only rearrange values: `Flatten`, `Reshape`, `RepeatVector`, `Permute`."""
 
 import math
 
@@ -100,3 +100,32 @@ class RepeatVector(Layer):
 
     def get_config(self):
         return {**super().get_config(), "n": self.n}
+
+
+class Permute(Layer):
+    """Permutes the non-batch axes: `dims=(2, 1)` swaps steps and features.
+
+    Args:
+        dims: A permutation of 1..n (the batch axis 0 stays first).
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(dims, (list, tuple)) or sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(
+                "Invalid permutation argument `dims` for Permute Layer. The set of indices in `dims` must be "
+                f"consecutive and start from 1. Received dims={dims!r}"
+            )
+        self.dims = tuple(int(d) for d in dims)
+        self.built = True
+
+    def call(self, inputs):
+        if inputs.ndim != len(self.dims) + 1:
+            raise ValueError(
+                f"Layer {self.name}: expected inputs of rank {len(self.dims) + 1}, received shape {tuple(inputs.shape)}"
+            )
+        return ops.transpose(inputs, (0, *self.dims))
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}
