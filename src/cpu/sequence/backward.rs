@@ -2,14 +2,16 @@
 //! input and weight gradients as single products over all steps.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
+use rayon::slice::{ParallelSlice, ParallelSliceMut};
+use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2};
+use ndarray::{Axis, Zip};
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, ROWS_PER_JOB};
 use super::steps::with_step;
 use super::time_loop::{simd, BackwardChunk, StepContext};
 use crate::core::cancel::Cancel;
-use crate::core::cell::{CellKind, CellSpec};
+use crate::core::cell::{layer_norm_backward, CellKind, CellSpec};
 use crate::core::sequence::{check_grads, Gradients, OutputGrad, Precision, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
@@ -72,7 +74,8 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         0
     };
-    let per_row = width + usize::from(is_gru) * u + input_copies * f;
+    let per_row = width * (1 + 2 * usize::from(spec.layer_norm)) + usize::from(is_gru) * u
+        + input_copies * f;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the backward pass",
@@ -89,8 +92,18 @@ pub(crate) fn backward_sharing<T: Float>(
         None => None,
     };
     let (mut dh0, mut dc0) = final_state_grads(spec, b, d_final_states)?;
+    let mut norm = match spec.layer_norm {
+        true => Some(NormBuffers {
+            d_recurrent_raw: zeros((t, b, width), "normalisation gradients")?,
+            sums: zeros(
+                (b, width + 2 * u * usize::from(spec.has_cell_norm())),
+                "normalisation gradients",
+            )?,
+        }),
+        false => None,
+    };
     let states = (&mut dh0, dc0.as_mut());
-    let buffers = (&mut dpre, gru.as_mut(), dh_steps.as_mut());
+    let buffers = (&mut dpre, gru.as_mut(), dh_steps.as_mut(), norm.as_mut());
     time_loop(saved, d_outputs, buffers, states, cancel, threads)?;
 
     // The products over all steps: Ctrl-C is looked for between them.
@@ -104,12 +117,25 @@ pub(crate) fn backward_sharing<T: Float>(
             .into_shape_with_order((t * b, u))
             .expect("contiguous")
     });
+    // Under layer normalisation the input side's products read the gradient of `x·W` before
+    // its normalisation, and the recurrent side's the loop's gradient of `h₋₁·U`.
+    let input_norm = match (&saved.input_raw, &saved.layer_norm) {
+        (Some(raw), Some(gains)) => Some(input_norm_grads(raw, gains.row(0), dpre2)?),
+        _ => None,
+    };
+    let d_input = input_norm.as_ref().map_or(dpre2, |(d, _)| d.view());
+    let d_recurrent = norm.as_ref().map(|n| {
+        (n.d_recurrent_raw.view())
+            .into_shape_with_order((t * b, width))
+            .expect("contiguous")
+    });
     let input = if input_gradient {
-        Some(input_gradient_of(saved, dpre2, threads)?)
+        Some(input_gradient_of(saved, d_input, threads)?)
     } else {
         None
     };
-    let (kernel, recurrent_kernel) = weight_grads(saved, dpre2, gru2, cancel, threads)?;
+    let (kernel, recurrent_kernel) =
+        weight_grads(saved, (d_input, d_recurrent), gru2, cancel, threads)?;
     let bias = saved.bias.as_ref().map(|bias| {
         let mut db = Array2::zeros(bias.raw_dim());
         db.row_mut(0).assign(&dpre2.sum_axis(Axis(0)));
@@ -129,8 +155,65 @@ pub(crate) fn backward_sharing<T: Float>(
         projection: dh_steps
             .map(|d| projection_grad(saved, &d, threads))
             .transpose()?,
+        layer_norm: (input_norm.zip(norm.as_ref())).map(|((_, d_input_gain), n)| {
+            let mut grad = Array2::zeros((2, width));
+            grad.row_mut(0).assign(&d_input_gain);
+            grad.row_mut(1)
+                .assign(&n.sums.slice(s![.., ..width]).sum_axis(Axis(0)));
+            grad
+        }),
+        cell_norm: norm.as_ref().filter(|_| spec.has_cell_norm()).map(|n| {
+            let sums = n.sums.slice(s![.., width..]).sum_axis(Axis(0));
+            sums.into_shape_with_order((2, u)).expect("2 · units sums")
+        }),
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
+}
+
+/// The backward pass's buffers under layer normalisation.
+struct NormBuffers<T> {
+    /// `(time, batch, gates·units)`: the gradient of the recurrent products before their
+    /// normalisation.
+    d_recurrent_raw: Array3<T>,
+    /// `(batch, gates·units [+ 2·units])`: each row's sums over its steps of the gradients of
+    /// `γ_h` (and an LSTM's `γ_c`, `β_c`).
+    sums: Array2<T>,
+}
+
+/// The input side's layer normalisation, backwards over all `time · batch` rows at once:
+/// the gradient of `x·W` before it, and the gain `γ_x`'s gradient. The gain's sums are taken
+/// over fixed blocks of rows, then added in order, so they do not depend on the threads.
+fn input_norm_grads<T: Float>(
+    raw: &Array3<T>,
+    gain: ArrayView1<T>,
+    dpre2: ArrayView2<T>,
+) -> Result<(Array2<T>, Array1<T>)> {
+    let width = gain.len();
+    let mut d_raw = zeros(dpre2.raw_dim(), "normalisation gradients")?;
+    let gain = gain.to_vec();
+    let raw = raw.as_slice().expect("standard layout");
+    let dpre = dpre2.as_slice().expect("standard layout");
+    let block = ROWS_PER_JOB * width;
+    let partials: Vec<Vec<T>> = (d_raw.as_slice_mut().expect("standard layout"))
+        .par_chunks_mut(block)
+        .zip(raw.par_chunks(block).zip(dpre.par_chunks(block)))
+        .map(|(d_raw, (raw, dpre))| {
+            let mut sums = vec![T::zero(); width];
+            for ((d, raw), dy) in d_raw
+                .chunks_mut(width)
+                .zip(raw.chunks(width))
+                .zip(dpre.chunks(width))
+            {
+                layer_norm_backward(&gain, raw, dy, d, &mut sums);
+            }
+            sums
+        })
+        .collect();
+    let mut d_gain = Array1::zeros(width);
+    for p in partials {
+        d_gain += &ArrayView1::from(&p);
+    }
+    Ok((d_raw, d_gain))
 }
 
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
@@ -234,10 +317,11 @@ fn final_state_grads<T: Float>(
 fn time_loop<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
-    (dpre, gru, dh_steps): (
+    (dpre, gru, dh_steps, norm): (
         &mut Array3<T>,
         Option<&mut Array3<T>>,
         Option<&mut Array3<T>>,
+        Option<&mut NormBuffers<T>>,
     ),
     (dh0, dc0): (&mut Array2<T>, Option<&mut Array2<T>>),
     cancel: &Cancel,
@@ -251,12 +335,22 @@ fn time_loop<T: Float>(
         Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
         None => (0..dh0_chunks.len()).map(|_| None).collect(),
     };
+    let (d_raw, sums) = match norm {
+        Some(n) => (Some(&mut n.d_recurrent_raw), Some(&mut n.sums)),
+        None => (None, None),
+    };
+    let sums: Vec<_> = match sums {
+        Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
+        None => (0..dh0_chunks.len()).map(|_| None).collect(),
+    };
+    let norm_chunks = split_opt_rows(d_raw, rows, b).into_iter().zip(sums);
     let tasks: Vec<_> = split_rows(dpre, rows)
         .into_iter()
         .zip(split_opt_rows(gru, rows, b))
         .zip(dh0_chunks)
         .zip(dc0_chunks)
         .zip(split_opt_rows(dh_steps, rows, b))
+        .zip(norm_chunks)
         .enumerate()
         .collect();
     let precision = saved.options.precision;
@@ -271,13 +365,15 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),
         projection: projection.as_ref(),
+        layer_norm: saved.layer_norm.as_ref().map(|p| p.view()),
+        cell_norm: saved.cell_norm.as_ref().map(|p| p.view()),
         zoneout: super::forward::zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel,
     };
-    crate::cpu::team::for_each(tasks, |(i, ((((dpre, gru), dh0), dc0), dh_steps))| {
+    crate::cpu::team::for_each(tasks, |(i, (((((dpre, gru), dh0), dc0), dh_steps), norm))| {
         let chunk = BackwardChunk {
             first_row: i * rows,
             dpre,
@@ -285,16 +381,20 @@ fn time_loop<T: Float>(
             dh0,
             dc0,
             dh_steps,
+            d_recurrent_raw: norm.0,
+            norm_grads: norm.1,
         };
         with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
     })
 }
 
-/// The gradients of the input and recurrent kernels from the pre-activation gradients `dpre2`
-/// and the GRU terms `gru2`, both `(time · batch, ·)`.
+/// The gradients of the input and recurrent kernels from the gradients of the input
+/// products `dpre2` (the pre-activations', or under layer normalisation those of `x·W` before
+/// it), of the recurrent products before their normalisation `d_recurrent` (with layer
+/// normalisation) and the GRU terms `gru2`, all `(time · batch, ·)`.
 fn weight_grads<T: Float>(
     saved: &Saved<T>,
-    dpre2: ArrayView2<T>,
+    (dpre2, d_recurrent): (ArrayView2<T>, Option<ArrayView2<T>>),
     gru2: Option<ArrayView2<T>>,
     cancel: &Cancel,
     threads: usize,
@@ -336,6 +436,11 @@ fn weight_grads<T: Float>(
     let mut recurrent = zeros((out, width), "recurrent kernel gradient")?;
     let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
     match (spec.kind, gru2) {
+        _ if d_recurrent.is_some() => {
+            let d = d_recurrent.expect("checked");
+            let out = recurrent.view_mut();
+            weight_grad(h_prev, rdrop, d, all, u, out, threads, precision)?;
+        }
         (CellKind::Gru { reset_after }, Some(g)) => {
             let zr = dpre2.slice(s![.., ..2 * u]);
             let out = recurrent.slice_mut(s![.., ..2 * u]);

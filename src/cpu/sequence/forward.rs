@@ -1,13 +1,14 @@
 //! The forward pass on the CPU: the input projection of every step as one product, then the
 //! time loop on slices of the batch.
 
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
+use ndarray::{s, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
+use rayon::prelude::*;
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
-use super::layout::{swap_leading_axes, time_major};
+use super::layout::{swap_leading_axes, time_major, ROWS_PER_JOB};
 use super::steps::with_step;
 use super::time_loop::{simd, ForwardChunk, StepContext};
-use crate::core::cell::{CellKind, CellSpec, Weights};
+use crate::core::cell::{moments, CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
 use crate::core::sequence::{Precision, SequenceInput, SequenceOptions};
 use crate::core::Float;
@@ -51,12 +52,16 @@ pub(crate) fn forward_sharing<T: Float>(
     let kernel = weights.kernel.as_standard_layout();
     let recurrent_kernel = weights.recurrent_kernel.as_standard_layout();
     let peephole = weights.peephole.as_ref().map(|p| p.as_standard_layout());
+    let layer_norm = weights.layer_norm.as_ref().map(|p| p.as_standard_layout());
+    let cell_norm = weights.cell_norm.as_ref().map(|p| p.as_standard_layout());
     let weights = &Weights {
         kernel: kernel.view(),
         recurrent_kernel: recurrent_kernel.view(),
         bias: weights.bias,
         peephole: peephole.as_ref().map(|p| p.view()),
         projection: weights.projection,
+        layer_norm: layer_norm.as_ref().map(|p| p.view()),
+        cell_norm: cell_norm.as_ref().map(|p| p.view()),
     };
     let mut saved = start(spec, weights, input, options)?;
     // Without a mask every step's output is its hidden state: only a mask needs its own buffer
@@ -68,12 +73,17 @@ pub(crate) fn forward_sharing<T: Float>(
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
+    // Under layer normalisation the product lands apart, to be normalised onto the bias.
+    let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
     for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
-        .zip(saved.pre.axis_chunks_iter_mut(Axis(0), chunk_steps))
+        .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
     {
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
         project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
+    }
+    if let (Some(raw), Some(gains)) = (&saved.input_raw, weights.layer_norm) {
+        add_normalized(raw, gains.row(0), &mut saved.pre);
     }
     time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
 
@@ -112,7 +122,7 @@ fn start<T: Float>(
     let reset_after = spec.kind == (CellKind::Gru { reset_after: true });
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
     let buffers = spec.state_count() + usize::from(reset_after || spec.projection.is_some());
-    let per_row = f + width + u * buffers + out * 2;
+    let per_row = f + width * (1 + 2 * usize::from(spec.layer_norm)) + u * buffers + out * 2;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the forward pass",
@@ -178,6 +188,16 @@ fn start<T: Float>(
             (Some(_), CellKind::Lstm) => Some(zeros((t, b, u), "cell state candidates")?),
             _ => None,
         },
+        layer_norm: (weights.layer_norm).map(|w| backward_copy(w, options.inference)),
+        cell_norm: (weights.cell_norm).map(|w| backward_copy(w, options.inference)),
+        input_raw: match spec.layer_norm {
+            true => Some(zeros((t, b, width), "input products")?),
+            false => None,
+        },
+        recurrent_raw: match spec.layer_norm {
+            true => Some(zeros((t, b, width), "recurrent products")?),
+            false => None,
+        },
     })
 }
 
@@ -200,6 +220,7 @@ fn time_loop<T: Float>(
     let mut ys = split_opt_rows(ys, rows, b).into_iter();
     let mut unprojected = split_opt_rows(saved.unprojected.as_mut(), rows, b).into_iter();
     let mut c_candidate = split_opt_rows(saved.c_candidate.as_mut(), rows, b).into_iter();
+    let mut recurrent_raw = split_opt_rows(saved.recurrent_raw.as_mut(), rows, b).into_iter();
     let chunks: Vec<_> = (0..pre.len())
         .map(|i| ForwardChunk {
             first_row: i * rows,
@@ -210,6 +231,7 @@ fn time_loop<T: Float>(
             ys: ys.next().flatten(),
             unprojected: unprojected.next().flatten(),
             c_candidate: c_candidate.next().flatten(),
+            recurrent_raw: recurrent_raw.next().flatten(),
         })
         .collect();
     let precision = saved.options.precision;
@@ -226,6 +248,8 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
         peephole: weights.peephole,
         projection: projection.as_ref(),
+        layer_norm: weights.layer_norm,
+        cell_norm: weights.cell_norm,
         zoneout: zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
@@ -253,6 +277,23 @@ pub(super) fn zoneout_views<T>(
         })
     };
     [view(0), view(1)]
+}
+
+/// `pre[r] += γ ⊙ LN(raw[r])` for every time-major row: the input side's layer normalisation,
+/// over all steps at once.
+fn add_normalized<T: Float>(raw: &Array3<T>, gain: ArrayView1<T>, pre: &mut Array3<T>) {
+    let width = raw.dim().2;
+    let gain = gain.as_slice().expect("standard layout");
+    let raw = raw.as_slice().expect("standard layout");
+    let pre = pre.as_slice_mut().expect("standard layout");
+    (pre.par_chunks_mut(width).with_min_len(ROWS_PER_JOB))
+        .zip(raw.par_chunks(width))
+        .for_each(|(pre, raw)| {
+            let (mean, rstd) = moments(raw);
+            for j in 0..width {
+                pre[j] += gain[j] * (raw[j] - mean) * rstd;
+            }
+        });
 }
 
 /// A copy of `a` for the backward pass, or an empty array when none follows.

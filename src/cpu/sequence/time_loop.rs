@@ -11,7 +11,7 @@ use ndarray::{ArrayViewMut3, Axis, Zip};
 use super::layout::gate;
 use super::steps::{BackwardProducts, BackwardRow, CellStep, ForwardProducts, ForwardRow};
 use crate::core::cancel::Cancel;
-use crate::core::cell::CellSpec;
+use crate::core::cell::{self, moments, CellKind, CellSpec};
 use crate::core::sequence::{OutputGrad, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
@@ -31,6 +31,10 @@ pub(super) struct StepContext<'a, T> {
     pub peephole: Option<ArrayView2<'a, T>>,
     /// A projected LSTM's `W_hr` packed: `W_hr` forward, `W_hrᵀ` backward.
     pub projection: Option<&'a PackedMatrix<T>>,
+    /// The `(2, gates·units)` layer-normalisation gains `[γ_x, γ_h]` (row-major).
+    pub layer_norm: Option<ArrayView2<'a, T>>,
+    /// An LSTM's `(2, units)` cell-state normalisation `[γ_c, β_c]` (row-major).
+    pub cell_norm: Option<ArrayView2<'a, T>>,
     /// Zoneout weights of `h` and (LSTM) `c`, `(batch, time, state units)`, time in processing
     /// order.
     pub zoneout: [Option<ArrayView3<'a, T>>; 2],
@@ -54,6 +58,8 @@ pub(super) struct ForwardChunk<'a, T> {
     pub unprojected: Option<ArrayViewMut3<'a, T>>,
     /// Under zoneout, LSTM's new cell state before its zoneout, `(time, n, units)`.
     pub c_candidate: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, the recurrent products before it, `(time, n, gates·units)`.
+    pub recurrent_raw: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -70,6 +76,12 @@ pub(super) struct BackwardChunk<'a, T> {
     /// A projected LSTM's gradient of `h` at each used step, `(time, n, output units)` (zeros
     /// at masked steps), for the projection's gradient.
     pub dh_steps: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, the gradient of the recurrent products before it,
+    /// `(time, n, gates·units)`.
+    pub d_recurrent_raw: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, each row's sums over its steps of the normalisation weights'
+    /// gradients, `(n, gates·units [+ 2·units])`: `γ_h`'s, then an LSTM's `γ_c`'s and `β_c`'s.
+    pub norm_grads: Option<ArrayViewMut2<'a, T>>,
 }
 
 /// A slice's per-step work arrays of the forward loop, `(rows, ·)`.
@@ -96,6 +108,76 @@ impl<T: Float> StepContext<'_, T> {
     /// The peephole weights `[p_i, p_f, p_o]`, if the cell has them.
     fn peephole(&self) -> Option<[&[T]; 3]> {
         self.peephole.map(|w| [row(w, 0), row(w, 1), row(w, 2)])
+    }
+
+    /// An LSTM's cell-state normalisation `[γ_c, β_c]`, if it has one.
+    fn cell_norm(&self) -> Option<[&[T]; 2]> {
+        self.cell_norm.map(|w| [row(w, 0), row(w, 1)])
+    }
+
+    /// The recurrent products of a forward step under layer normalisation: `raw = (h₋₁ ⊙ m)·U`
+    /// kept for the backward pass, then `γ_h ⊙ LN(raw)` added into `pre` (LSTM) or written to
+    /// `rec` with the recurrent bias (GRU).
+    fn normalized_products(
+        &self,
+        gains: ArrayView2<T>,
+        s: ForwardProducts<T>,
+        mut raw: ArrayViewMut2<T>,
+    ) {
+        let (mut pre, buffers) = (s.pre, s.buffers);
+        let gates = 0..self.spec.gates();
+        let rec = &mut buffers.rec.view_mut();
+        self.recurrent_product(s.h_prev, gates, s.rows, &mut buffers.scratch, rec, false);
+        raw.assign(&buffers.rec);
+        let gain = row(gains, 1);
+        let into_pre = self.spec.kind == CellKind::Lstm;
+        for r in 0..raw.nrows() {
+            let raw = row(raw.view(), r);
+            let (mean, rstd) = moments(raw);
+            let out = match into_pre {
+                true => slice_mut(pre.row_mut(r)),
+                false => slice_mut(buffers.rec.row_mut(r)),
+            };
+            let n = out.len();
+            let (raw, gain) = (&raw[..n], &gain[..n]);
+            for j in 0..n {
+                let v = gain[j] * (raw[j] - mean) * rstd;
+                out[j] = if into_pre { out[j] + v } else { v };
+            }
+        }
+        if let (false, Some(bias)) = (into_pre, self.recurrent_bias) {
+            buffers.rec += &bias;
+        }
+    }
+
+    /// The recurrent side of a backward step under layer normalisation: per used row, the
+    /// gradient `g` of the normalised product (LSTM: `dpre`; GRU: the z and r columns of `dpre`
+    /// and the h-gate term's gradient) back through the normalisation into `d_raw` (and `g ⊙ x̂`
+    /// into the row's `γ_h` sums), then `dh_prev += d_raw · Uᵀ`.
+    #[allow(clippy::too_many_arguments)] // the step's arrays, each named
+    fn normalized_grad(
+        &self,
+        s: &mut BackwardProducts<T>,
+        raw: ArrayView2<T>,
+        mut d_raw: ArrayViewMut2<T>,
+        norm_grads: &mut ArrayViewMut2<T>,
+        g: &mut [T],
+    ) {
+        let gain = row(self.layer_norm.expect("layer_norm has gains"), 1);
+        let (u, width) = (self.spec.units, self.spec.width());
+        for r in 0..raw.nrows() {
+            if !self.used(s.step, s.first_row + r) {
+                continue;
+            }
+            g.copy_from_slice(row(s.dpre.view(), r));
+            if let Some(gru) = &s.gru {
+                g[2 * u..].copy_from_slice(row(gru.view(), r));
+            }
+            let sums = &mut slice_mut(norm_grads.row_mut(r))[..width];
+            cell::layer_norm_backward(gain, row(raw, r), g, slice_mut(d_raw.row_mut(r)), sums);
+        }
+        let gates = 0..self.spec.gates();
+        self.recurrent_grad(d_raw.view(), gates, s.rows.clone(), s.scratch, s.dh_prev);
     }
 
     /// Recurrent dropout rows of gate `g` for this slice.
@@ -171,15 +253,18 @@ impl<T: Float> StepContext<'_, T> {
             let (h_prev, mut h_next) = split_step(&mut c.hs, step);
             let h_prev = h_prev.view();
             let mut pre = c.pre.index_axis_mut(Axis(0), step);
-            cell.forward_products(
-                self,
-                ForwardProducts {
-                    h_prev,
-                    pre: pre.view_mut(),
-                    buffers: &mut buffers,
-                    rows: rows.clone(),
-                },
-            );
+            let products = ForwardProducts {
+                h_prev,
+                pre: pre.view_mut(),
+                buffers: &mut buffers,
+                rows: rows.clone(),
+            };
+            match (self.layer_norm, &mut c.recurrent_raw) {
+                (Some(gains), Some(raw)) => {
+                    self.normalized_products(gains, products, raw.index_axis_mut(Axis(0), step));
+                }
+                _ => cell.forward_products(self, products),
+            }
             let mut c_pair = c.cs.as_mut().map(|cs| split_step(cs, step));
             let mut unprojected = c
                 .unprojected
@@ -212,6 +297,7 @@ impl<T: Float> StepContext<'_, T> {
                         .as_mut()
                         .map(|a| slice_mut(a.slice_mut(s![step, r, ..]))),
                     peephole: self.peephole(),
+                    cell_norm: self.cell_norm(),
                 });
             }
             if let (Some(w), Some(a)) = (self.projection, &unprojected) {
@@ -299,6 +385,11 @@ impl<T: Float> StepContext<'_, T> {
         };
         let mut dc_row = zeros(u, "zoneout gradients")?;
         let candidates = (saved.c_candidate.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
+        let recurrent_raw =
+            (saved.recurrent_raw.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
+        // Under layer normalisation, the gradient of one row's normalised recurrent product.
+        let mut g_row = zeros(self.spec.width(), "normalisation gradients")?;
+        let width = self.spec.width();
         for step in (0..steps).rev() {
             self.cancel.check()?;
             match d_outputs {
@@ -378,6 +469,8 @@ impl<T: Float> StepContext<'_, T> {
                     rec_h: (rec_h.as_ref().zip(gru.as_mut()))
                         .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
                     peephole: self.peephole(),
+                    cell_norm: (self.cell_norm().zip(c.norm_grads.as_mut()))
+                        .map(|(w, sums)| (w, &mut slice_mut(sums.row_mut(r))[width..])),
                 });
                 if let (Some(m), Some(dc)) = (zone_c, dc.as_mut()) {
                     Zip::from(dc.row_mut(r))
@@ -386,20 +479,27 @@ impl<T: Float> StepContext<'_, T> {
                         .for_each(|d, &g, &m| *d += m * g);
                 }
             }
-            cell.backward_products(
-                self,
-                BackwardProducts {
-                    step,
-                    first_row: c.first_row,
-                    rows: rows.clone(),
-                    pre,
-                    h_prev,
-                    dpre,
-                    gru,
-                    scratch: &mut scratch,
-                    dh_prev: &mut dh_prev,
-                },
-            );
+            let mut products = BackwardProducts {
+                step,
+                first_row: c.first_row,
+                rows: rows.clone(),
+                pre,
+                h_prev,
+                dpre,
+                gru,
+                scratch: &mut scratch,
+                dh_prev: &mut dh_prev,
+            };
+            match (&recurrent_raw, &mut c.d_recurrent_raw, &mut c.norm_grads) {
+                (Some(raw), Some(d_raw), Some(sums)) => self.normalized_grad(
+                    &mut products,
+                    raw.index_axis(Axis(0), step),
+                    d_raw.index_axis_mut(Axis(0), step),
+                    sums,
+                    slice_mut(g_row.view_mut()),
+                ),
+                _ => cell.backward_products(self, products),
+            }
             if let Some(kept) = &dh_kept {
                 dh_prev += kept;
             }
