@@ -314,9 +314,19 @@ impl CellSpec {
             (None, Some(_)) => return Err(unexpected("projection", "the spec has no projection")),
         }
         let norm_shape = [2, width];
-        check_extra("layer_norm", self.layer_norm, &norm_shape, weights.layer_norm)?;
+        check_extra(
+            "layer_norm",
+            self.layer_norm,
+            &norm_shape,
+            weights.layer_norm,
+        )?;
         let cell_shape = [2, self.units];
-        check_extra("cell_norm", self.has_cell_norm(), &cell_shape, weights.cell_norm)?;
+        check_extra(
+            "cell_norm",
+            self.has_cell_norm(),
+            &cell_shape,
+            weights.cell_norm,
+        )?;
         match (self.use_bias, &weights.bias) {
             (true, Some(b)) => check_shape("bias", &[self.bias_rows(), width], b.shape()),
             (false, None) => Ok(()),
@@ -698,12 +708,13 @@ pub fn gru_before_backward_reset<T: Float, P: Pointwise<T>>(
     }
 }
 
-/// Partial sums kept apart by the row reductions of layer normalisation, so that their loops
-/// vectorize; they are added in a fixed order, so the result does not depend on the CPU.
-const LANES: usize = 16;
+/// Partial sums kept apart by the row reductions of layer normalisation: four vectors' worth of
+/// f32 (eight of f64) in flight, so that their loops vectorize without one long chain of
+/// dependent adds. They are added in a fixed order, so the result does not depend on the CPU.
+const LANES: usize = 64;
 
-/// `Σ f(a_j, b_j)` over two rows of one length: [`LANES`] interleaved partial sums added in
-/// order, then the tail.
+/// `Σ f(a_j, b_j)` over two rows of one length: [`LANES`] interleaved partial sums added
+/// pairwise in a fixed tree, then the tail.
 #[inline(always)]
 fn lane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     let n = a.len().min(b.len());
@@ -715,7 +726,12 @@ fn lane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
             partial[l] += f(x[l], y[l]);
         }
     }
-    let total = partial.into_iter().fold(T::zero(), |s, v| s + v);
+    // Halves added with constant indices, so each level is a few vector adds.
+    let p: [T; 32] = std::array::from_fn(|l| partial[l] + partial[l + 32]);
+    let p: [T; 16] = std::array::from_fn(|l| p[l] + p[l + 16]);
+    let p: [T; 8] = std::array::from_fn(|l| p[l] + p[l + 8]);
+    let p: [T; 4] = std::array::from_fn(|l| p[l] + p[l + 4]);
+    let total = (p[0] + p[2]) + (p[1] + p[3]);
     (a_rest.iter().zip(b_rest)).fold(total, |s, (&x, &y)| s + f(x, y))
 }
 
@@ -735,27 +751,20 @@ pub fn moments<T: Float>(x: &[T]) -> (T, T) {
     (mean, T::one() / (var + T::lit(LAYER_NORM_EPSILON)).sqrt())
 }
 
-/// Layer normalisation's backward pass for one row: `dx = rstd ⊙ (g - mean(g) - x̂ ⊙
-/// mean(g ⊙ x̂))`, `g = γ ⊙ dy` the gradient of the normalised row `x̂ = (x - mean) ⊙ rstd`.
-/// `raw` is `x`; writes `dx` and adds the row's share of the gain's gradient, `dy ⊙ x̂`, into
-/// `d_gain`.
+/// Layer normalisation's backward pass for one row, in place: `d` enters as the gradient `dy`
+/// of `y = γ ⊙ x̂ + β` (`x̂ = (x - mean) ⊙ rstd`, `x` = `raw`) and leaves as that of `x`,
+/// `rstd ⊙ (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂))` with `g = γ ⊙ dy`; adds the row's share of the
+/// gain's gradient, `dy ⊙ x̂`, into `d_gain`.
 #[inline(always)]
-pub fn layer_norm_backward<T: Float>(
-    gain: &[T],
-    raw: &[T],
-    dy: &[T],
-    dx: &mut [T],
-    d_gain: &mut [T],
-) {
-    let n = dx.len();
-    let (gain, raw, dy, d_gain) = (&gain[..n], &raw[..n], &dy[..n], &mut d_gain[..n]);
+pub fn layer_norm_backward<T: Float>(gain: &[T], raw: &[T], d: &mut [T], d_gain: &mut [T]) {
+    let n = d.len();
+    let (gain, raw, d_gain) = (&gain[..n], &raw[..n], &mut d_gain[..n]);
     let (mean, rstd) = moments(raw);
-    // `dx` holds `g` until the last loop.
     for j in 0..n {
-        dx[j] = gain[j] * dy[j];
-        d_gain[j] += dy[j] * (raw[j] - mean) * rstd;
+        d_gain[j] += d[j] * ((raw[j] - mean) * rstd);
+        d[j] *= gain[j];
     }
-    finish_layer_norm_backward(raw, mean, rstd, dx);
+    finish_layer_norm_backward(raw, mean, rstd, d);
 }
 
 /// The end of layer normalisation's backward pass over a row of `x` (`raw`, whose moments are

@@ -2,16 +2,14 @@
 //! input and weight gradients as single products over all steps.
 
 use ndarray::parallel::prelude::*;
-use rayon::slice::{ParallelSlice, ParallelSliceMut};
-use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2};
-use ndarray::{Axis, Zip};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, ROWS_PER_JOB};
 use super::steps::with_step;
 use super::time_loop::{simd, BackwardChunk, StepContext};
 use crate::core::cancel::Cancel;
-use crate::core::cell::{layer_norm_backward, CellKind, CellSpec};
+use crate::core::cell::{CellKind, CellSpec};
 use crate::core::sequence::{check_grads, Gradients, OutputGrad, Precision, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, zeros};
@@ -74,8 +72,8 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         0
     };
-    let per_row = width * (1 + 2 * usize::from(spec.layer_norm)) + usize::from(is_gru) * u
-        + input_copies * f;
+    let per_row =
+        width * (1 + 2 * usize::from(spec.layer_norm)) + usize::from(is_gru) * u + input_copies * f;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the backward pass",
@@ -96,7 +94,7 @@ pub(crate) fn backward_sharing<T: Float>(
         true => Some(NormBuffers {
             d_recurrent_raw: zeros((t, b, width), "normalisation gradients")?,
             sums: zeros(
-                (b, width + 2 * u * usize::from(spec.has_cell_norm())),
+                (b, 4 * width + 2 * u * usize::from(spec.has_cell_norm())),
                 "normalisation gradients",
             )?,
         }),
@@ -117,13 +115,11 @@ pub(crate) fn backward_sharing<T: Float>(
             .into_shape_with_order((t * b, u))
             .expect("contiguous")
     });
-    // Under layer normalisation the input side's products read the gradient of `x·W` before
-    // its normalisation, and the recurrent side's the loop's gradient of `h₋₁·U`.
-    let input_norm = match (&saved.input_raw, &saved.layer_norm) {
-        (Some(raw), Some(gains)) => Some(input_norm_grads(raw, gains.row(0), dpre2)?),
-        _ => None,
-    };
-    let d_input = input_norm.as_ref().map_or(dpre2, |(d, _)| d.view());
+    // Under layer normalisation `dpre` has left the loop as the gradient of `x·W` before its
+    // normalisation, and the recurrent side's products read the loop's gradient of `h₋₁·U`;
+    // the biases' gradients are the rows' sums.
+    let norm_sums = norm.as_ref().map(|n| n.sums.sum_axis(Axis(0)));
+    let d_input = dpre2;
     let d_recurrent = norm.as_ref().map(|n| {
         (n.d_recurrent_raw.view())
             .into_shape_with_order((t * b, width))
@@ -138,6 +134,12 @@ pub(crate) fn backward_sharing<T: Float>(
         weight_grads(saved, (d_input, d_recurrent), gru2, cancel, threads)?;
     let bias = saved.bias.as_ref().map(|bias| {
         let mut db = Array2::zeros(bias.raw_dim());
+        if let Some(sums) = &norm_sums {
+            for (i, mut row) in db.outer_iter_mut().enumerate() {
+                row.assign(&sums.slice(s![(2 + i) * width..(3 + i) * width]));
+            }
+            return db;
+        }
         db.row_mut(0).assign(&dpre2.sum_axis(Axis(0)));
         if let (2, Some(g)) = (bias.nrows(), &gru2) {
             db.slice_mut(s![1, ..2 * u])
@@ -155,17 +157,18 @@ pub(crate) fn backward_sharing<T: Float>(
         projection: dh_steps
             .map(|d| projection_grad(saved, &d, threads))
             .transpose()?,
-        layer_norm: (input_norm.zip(norm.as_ref())).map(|((_, d_input_gain), n)| {
+        layer_norm: norm_sums.as_ref().map(|sums| {
             let mut grad = Array2::zeros((2, width));
-            grad.row_mut(0).assign(&d_input_gain);
-            grad.row_mut(1)
-                .assign(&n.sums.slice(s![.., ..width]).sum_axis(Axis(0)));
+            grad.row_mut(0).assign(&sums.slice(s![width..2 * width]));
+            grad.row_mut(1).assign(&sums.slice(s![..width]));
             grad
         }),
-        cell_norm: norm.as_ref().filter(|_| spec.has_cell_norm()).map(|n| {
-            let sums = n.sums.slice(s![.., width..]).sum_axis(Axis(0));
-            sums.into_shape_with_order((2, u)).expect("2 · units sums")
-        }),
+        cell_norm: (norm_sums.as_ref())
+            .filter(|_| spec.has_cell_norm())
+            .map(|sums| {
+                let cell = sums.slice(s![4 * width..]).to_owned();
+                cell.into_shape_with_order((2, u)).expect("2 · units sums")
+            }),
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
 }
@@ -175,45 +178,10 @@ struct NormBuffers<T> {
     /// `(time, batch, gates·units)`: the gradient of the recurrent products before their
     /// normalisation.
     d_recurrent_raw: Array3<T>,
-    /// `(batch, gates·units [+ 2·units])`: each row's sums over its steps of the gradients of
-    /// `γ_h` (and an LSTM's `γ_c`, `β_c`).
+    /// `(batch, 4·gates·units [+ 2·units])`: each row's sums over its steps (the bias rows'
+    /// from column `2·gates·units` on), see
+    /// [`BackwardChunk::norm_grads`].
     sums: Array2<T>,
-}
-
-/// The input side's layer normalisation, backwards over all `time · batch` rows at once:
-/// the gradient of `x·W` before it, and the gain `γ_x`'s gradient. The gain's sums are taken
-/// over fixed blocks of rows, then added in order, so they do not depend on the threads.
-fn input_norm_grads<T: Float>(
-    raw: &Array3<T>,
-    gain: ArrayView1<T>,
-    dpre2: ArrayView2<T>,
-) -> Result<(Array2<T>, Array1<T>)> {
-    let width = gain.len();
-    let mut d_raw = zeros(dpre2.raw_dim(), "normalisation gradients")?;
-    let gain = gain.to_vec();
-    let raw = raw.as_slice().expect("standard layout");
-    let dpre = dpre2.as_slice().expect("standard layout");
-    let block = ROWS_PER_JOB * width;
-    let partials: Vec<Vec<T>> = (d_raw.as_slice_mut().expect("standard layout"))
-        .par_chunks_mut(block)
-        .zip(raw.par_chunks(block).zip(dpre.par_chunks(block)))
-        .map(|(d_raw, (raw, dpre))| {
-            let mut sums = vec![T::zero(); width];
-            for ((d, raw), dy) in d_raw
-                .chunks_mut(width)
-                .zip(raw.chunks(width))
-                .zip(dpre.chunks(width))
-            {
-                layer_norm_backward(&gain, raw, dy, d, &mut sums);
-            }
-            sums
-        })
-        .collect();
-    let mut d_gain = Array1::zeros(width);
-    for p in partials {
-        d_gain += &ArrayView1::from(&p);
-    }
-    Ok((d_raw, d_gain))
 }
 
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
@@ -373,19 +341,22 @@ fn time_loop<T: Float>(
         zero_output: saved.options.zero_output_for_mask,
         cancel,
     };
-    crate::cpu::team::for_each(tasks, |(i, (((((dpre, gru), dh0), dc0), dh_steps), norm))| {
-        let chunk = BackwardChunk {
-            first_row: i * rows,
-            dpre,
-            gru,
-            dh0,
-            dc0,
-            dh_steps,
-            d_recurrent_raw: norm.0,
-            norm_grads: norm.1,
-        };
-        with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
-    })
+    crate::cpu::team::for_each(
+        tasks,
+        |(i, (((((dpre, gru), dh0), dc0), dh_steps), norm))| {
+            let chunk = BackwardChunk {
+                first_row: i * rows,
+                dpre,
+                gru,
+                dh0,
+                dc0,
+                dh_steps,
+                d_recurrent_raw: norm.0,
+                norm_grads: norm.1,
+            };
+            with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
+        },
+    )
 }
 
 /// The gradients of the input and recurrent kernels from the gradients of the input

@@ -1,14 +1,13 @@
 //! The forward pass on the CPU: the input projection of every step as one product, then the
 //! time loop on slices of the batch.
 
-use ndarray::{s, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
-use rayon::prelude::*;
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
-use super::layout::{swap_leading_axes, time_major, ROWS_PER_JOB};
+use super::layout::{swap_leading_axes, time_major};
 use super::steps::with_step;
 use super::time_loop::{simd, ForwardChunk, StepContext};
-use crate::core::cell::{moments, CellKind, CellSpec, Weights};
+use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
 use crate::core::sequence::{Precision, SequenceInput, SequenceOptions};
 use crate::core::Float;
@@ -73,7 +72,8 @@ pub(crate) fn forward_sharing<T: Float>(
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
-    // Under layer normalisation the product lands apart, to be normalised onto the bias.
+    // Under layer normalisation the product lands apart: the time loop normalises it onto the
+    // bias.
     let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
     for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
         .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
@@ -81,9 +81,6 @@ pub(crate) fn forward_sharing<T: Float>(
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
         project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
-    }
-    if let (Some(raw), Some(gains)) = (&saved.input_raw, weights.layer_norm) {
-        add_normalized(raw, gains.row(0), &mut saved.pre);
     }
     time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
 
@@ -221,6 +218,7 @@ fn time_loop<T: Float>(
     let mut unprojected = split_opt_rows(saved.unprojected.as_mut(), rows, b).into_iter();
     let mut c_candidate = split_opt_rows(saved.c_candidate.as_mut(), rows, b).into_iter();
     let mut recurrent_raw = split_opt_rows(saved.recurrent_raw.as_mut(), rows, b).into_iter();
+    let input_raw = saved.input_raw.as_ref();
     let chunks: Vec<_> = (0..pre.len())
         .map(|i| ForwardChunk {
             first_row: i * rows,
@@ -231,6 +229,7 @@ fn time_loop<T: Float>(
             ys: ys.next().flatten(),
             unprojected: unprojected.next().flatten(),
             c_candidate: c_candidate.next().flatten(),
+            input_raw: input_raw.map(|a| a.slice(s![.., i * rows..((i + 1) * rows).min(b), ..])),
             recurrent_raw: recurrent_raw.next().flatten(),
         })
         .collect();
@@ -277,23 +276,6 @@ pub(super) fn zoneout_views<T>(
         })
     };
     [view(0), view(1)]
-}
-
-/// `pre[r] += γ ⊙ LN(raw[r])` for every time-major row: the input side's layer normalisation,
-/// over all steps at once.
-fn add_normalized<T: Float>(raw: &Array3<T>, gain: ArrayView1<T>, pre: &mut Array3<T>) {
-    let width = raw.dim().2;
-    let gain = gain.as_slice().expect("standard layout");
-    let raw = raw.as_slice().expect("standard layout");
-    let pre = pre.as_slice_mut().expect("standard layout");
-    (pre.par_chunks_mut(width).with_min_len(ROWS_PER_JOB))
-        .zip(raw.par_chunks(width))
-        .for_each(|(pre, raw)| {
-            let (mean, rstd) = moments(raw);
-            for j in 0..width {
-                pre[j] += gain[j] * (raw[j] - mean) * rstd;
-            }
-        });
 }
 
 /// A copy of `a` for the backward pass, or an empty array when none follows.

@@ -58,6 +58,8 @@ pub(super) struct ForwardChunk<'a, T> {
     pub unprojected: Option<ArrayViewMut3<'a, T>>,
     /// Under zoneout, LSTM's new cell state before its zoneout, `(time, n, units)`.
     pub c_candidate: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, the input products before it, `(time, n, gates·units)`.
+    pub input_raw: Option<ArrayView3<'a, T>>,
     /// Under layer normalisation, the recurrent products before it, `(time, n, gates·units)`.
     pub recurrent_raw: Option<ArrayViewMut3<'a, T>>,
 }
@@ -79,8 +81,11 @@ pub(super) struct BackwardChunk<'a, T> {
     /// Under layer normalisation, the gradient of the recurrent products before it,
     /// `(time, n, gates·units)`.
     pub d_recurrent_raw: Option<ArrayViewMut3<'a, T>>,
-    /// Under layer normalisation, each row's sums over its steps of the normalisation weights'
-    /// gradients, `(n, gates·units [+ 2·units])`: `γ_h`'s, then an LSTM's `γ_c`'s and `β_c`'s.
+    /// Under layer normalisation, each row's sums over its steps of gradients, `(n, 4·width)`
+    /// (`width = gates·units`; an LSTM's `(n, 4·width + 2·units)`): `γ_h`'s, `γ_x`'s, the
+    /// bias's first row's, GRU's recurrent bias's (zeros for LSTM), then an LSTM's `γ_c`'s and
+    /// `β_c`'s. The pre-activation gradients then leave as those of `x·W` before its
+    /// normalisation.
     pub norm_grads: Option<ArrayViewMut2<'a, T>>,
 }
 
@@ -115,66 +120,95 @@ impl<T: Float> StepContext<'_, T> {
         self.cell_norm.map(|w| [row(w, 0), row(w, 1)])
     }
 
-    /// The recurrent products of a forward step under layer normalisation: `raw = (h₋₁ ⊙ m)·U`
-    /// kept for the backward pass, then `γ_h ⊙ LN(raw)` added into `pre` (LSTM) or written to
-    /// `rec` with the recurrent bias (GRU).
+    /// The products of a forward step under layer normalisation: `raw = (h₋₁ ⊙ m)·U` into the
+    /// buffer kept for the backward pass, then per row the input side's `γ_x ⊙ LN(x·W)` added
+    /// into `pre` (which holds the bias), and `γ_h ⊙ LN(raw)` added into `pre` too (LSTM) or
+    /// written to `rec` with the recurrent bias (GRU).
+    #[inline(always)]
     fn normalized_products(
         &self,
         gains: ArrayView2<T>,
         s: ForwardProducts<T>,
+        input_raw: ArrayView2<T>,
         mut raw: ArrayViewMut2<T>,
     ) {
         let (mut pre, buffers) = (s.pre, s.buffers);
         let gates = 0..self.spec.gates();
-        let rec = &mut buffers.rec.view_mut();
-        self.recurrent_product(s.h_prev, gates, s.rows, &mut buffers.scratch, rec, false);
-        raw.assign(&buffers.rec);
-        let gain = row(gains, 1);
-        let into_pre = self.spec.kind == CellKind::Lstm;
-        for r in 0..raw.nrows() {
-            let raw = row(raw.view(), r);
-            let (mean, rstd) = moments(raw);
-            let out = match into_pre {
-                true => slice_mut(pre.row_mut(r)),
-                false => slice_mut(buffers.rec.row_mut(r)),
-            };
-            let n = out.len();
-            let (raw, gain) = (&raw[..n], &gain[..n]);
-            for j in 0..n {
-                let v = gain[j] * (raw[j] - mean) * rstd;
-                out[j] = if into_pre { out[j] + v } else { v };
+        self.recurrent_product(
+            s.h_prev,
+            gates,
+            s.rows,
+            &mut buffers.scratch,
+            &mut raw,
+            false,
+        );
+        let width = self.spec.width();
+        let (gain_x, gain_h) = (&row(gains, 0)[..width], &row(gains, 1)[..width]);
+        let bias = self.recurrent_bias.map(|b| b.to_vec());
+        let rows = (whole(input_raw).chunks_exact(width))
+            .zip(whole(raw.view()).chunks_exact(width))
+            .zip(whole_mut(&mut pre).chunks_exact_mut(width))
+            .zip((buffers.rec.as_slice_mut().expect("owned")).chunks_exact_mut(width));
+        for (((x_raw, h_raw), pre), rec) in rows {
+            let (x_mean, x_rstd) = moments(x_raw);
+            let (h_mean, h_rstd) = moments(h_raw);
+            if self.spec.kind == CellKind::Lstm {
+                for j in 0..width {
+                    pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd)
+                        + gain_h[j] * ((h_raw[j] - h_mean) * h_rstd);
+                }
+                continue;
             }
-        }
-        if let (false, Some(bias)) = (into_pre, self.recurrent_bias) {
-            buffers.rec += &bias;
+            for j in 0..width {
+                pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd);
+                rec[j] = gain_h[j] * ((h_raw[j] - h_mean) * h_rstd);
+            }
+            if let Some(bias) = &bias {
+                add_into(rec, bias);
+            }
         }
     }
 
-    /// The recurrent side of a backward step under layer normalisation: per used row, the
-    /// gradient `g` of the normalised product (LSTM: `dpre`; GRU: the z and r columns of `dpre`
-    /// and the h-gate term's gradient) back through the normalisation into `d_raw` (and `g ⊙ x̂`
-    /// into the row's `γ_h` sums), then `dh_prev += d_raw · Uᵀ`.
-    #[allow(clippy::too_many_arguments)] // the step's arrays, each named
+    /// A backward step's normalisations, per used row: the gradient `g` of the normalised
+    /// recurrent product (LSTM: `dpre`; GRU: the z and r columns of `dpre` and the h-gate
+    /// term's gradient) back through its normalisation into `d_raw`, and `dpre` itself back
+    /// through the input side's into `dpre` in place (the gradient of `x·W`); the row's sums
+    /// (see [`BackwardChunk::norm_grads`]) collect the gains' and biases' gradients. Then
+    /// `dh_prev += d_raw · Uᵀ`.
+    #[inline(always)]
     fn normalized_grad(
         &self,
         s: &mut BackwardProducts<T>,
-        raw: ArrayView2<T>,
+        (x_raw, h_raw): (ArrayView2<T>, ArrayView2<T>),
         mut d_raw: ArrayViewMut2<T>,
         norm_grads: &mut ArrayViewMut2<T>,
-        g: &mut [T],
     ) {
-        let gain = row(self.layer_norm.expect("layer_norm has gains"), 1);
+        let gains = self.layer_norm.expect("layer_norm has gains");
+        let (gain_x, gain_h) = (row(gains, 0), row(gains, 1));
         let (u, width) = (self.spec.units, self.spec.width());
-        for r in 0..raw.nrows() {
+        let sums_width = norm_grads.ncols();
+        let gru = s.gru.as_ref().map(|g| whole(g.view()));
+        let rows = (whole(x_raw).chunks_exact(width))
+            .zip(whole(h_raw).chunks_exact(width))
+            .zip(whole_mut(&mut d_raw).chunks_exact_mut(width))
+            .zip(whole_mut(&mut s.dpre).chunks_exact_mut(width))
+            .zip(whole_mut(norm_grads).chunks_exact_mut(sums_width))
+            .enumerate();
+        for (r, ((((x_raw, h_raw), g), dpre), sums)) in rows {
             if !self.used(s.step, s.first_row + r) {
                 continue;
             }
-            g.copy_from_slice(row(s.dpre.view(), r));
-            if let Some(gru) = &s.gru {
-                g[2 * u..].copy_from_slice(row(gru.view(), r));
+            g.copy_from_slice(dpre);
+            let (recurrent_sums, rest) = sums.split_at_mut(width);
+            let (input_sums, rest) = rest.split_at_mut(width);
+            let (bias_sums, rest) = rest.split_at_mut(width);
+            if let Some(gru) = gru {
+                g[2 * u..].copy_from_slice(&gru[r * u..(r + 1) * u]);
+                add_into(&mut rest[..width], g);
             }
-            let sums = &mut slice_mut(norm_grads.row_mut(r))[..width];
-            cell::layer_norm_backward(gain, row(raw, r), g, slice_mut(d_raw.row_mut(r)), sums);
+            add_into(bias_sums, dpre);
+            cell::layer_norm_backward(gain_h, h_raw, g, recurrent_sums);
+            cell::layer_norm_backward(gain_x, x_raw, dpre, input_sums);
         }
         let gates = 0..self.spec.gates();
         self.recurrent_grad(d_raw.view(), gates, s.rows.clone(), s.scratch, s.dh_prev);
@@ -259,10 +293,13 @@ impl<T: Float> StepContext<'_, T> {
                 buffers: &mut buffers,
                 rows: rows.clone(),
             };
-            match (self.layer_norm, &mut c.recurrent_raw) {
-                (Some(gains), Some(raw)) => {
-                    self.normalized_products(gains, products, raw.index_axis_mut(Axis(0), step));
-                }
+            match (self.layer_norm, &c.input_raw, &mut c.recurrent_raw) {
+                (Some(gains), Some(input_raw), Some(raw)) => self.normalized_products(
+                    gains,
+                    products,
+                    input_raw.index_axis(Axis(0), step),
+                    raw.index_axis_mut(Axis(0), step),
+                ),
                 _ => cell.forward_products(self, products),
             }
             let mut c_pair = c.cs.as_mut().map(|cs| split_step(cs, step));
@@ -385,11 +422,13 @@ impl<T: Float> StepContext<'_, T> {
         };
         let mut dc_row = zeros(u, "zoneout gradients")?;
         let candidates = (saved.c_candidate.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
-        let recurrent_raw =
-            (saved.recurrent_raw.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
-        // Under layer normalisation, the gradient of one row's normalised recurrent product.
-        let mut g_row = zeros(self.spec.width(), "normalisation gradients")?;
-        let width = self.spec.width();
+        let raws = (saved.input_raw.as_ref().zip(saved.recurrent_raw.as_ref())).map(|(x, h)| {
+            (
+                x.slice(s![.., rows.clone(), ..]),
+                h.slice(s![.., rows.clone(), ..]),
+            )
+        });
+        let cell_sums = 4 * self.spec.width();
         for step in (0..steps).rev() {
             self.cancel.check()?;
             match d_outputs {
@@ -470,7 +509,7 @@ impl<T: Float> StepContext<'_, T> {
                         .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
                     peephole: self.peephole(),
                     cell_norm: (self.cell_norm().zip(c.norm_grads.as_mut()))
-                        .map(|(w, sums)| (w, &mut slice_mut(sums.row_mut(r))[width..])),
+                        .map(|(w, sums)| (w, &mut slice_mut(sums.row_mut(r))[cell_sums..])),
                 });
                 if let (Some(m), Some(dc)) = (zone_c, dc.as_mut()) {
                     Zip::from(dc.row_mut(r))
@@ -490,13 +529,15 @@ impl<T: Float> StepContext<'_, T> {
                 scratch: &mut scratch,
                 dh_prev: &mut dh_prev,
             };
-            match (&recurrent_raw, &mut c.d_recurrent_raw, &mut c.norm_grads) {
-                (Some(raw), Some(d_raw), Some(sums)) => self.normalized_grad(
+            match (&raws, &mut c.d_recurrent_raw, &mut c.norm_grads) {
+                (Some((x_raw, h_raw)), Some(d_raw), Some(sums)) => self.normalized_grad(
                     &mut products,
-                    raw.index_axis(Axis(0), step),
+                    (
+                        x_raw.index_axis(Axis(0), step),
+                        h_raw.index_axis(Axis(0), step),
+                    ),
                     d_raw.index_axis_mut(Axis(0), step),
                     sums,
-                    slice_mut(g_row.view_mut()),
                 ),
                 _ => cell.backward_products(self, products),
             }
@@ -510,6 +551,16 @@ impl<T: Float> StepContext<'_, T> {
             dc0.assign(&dc);
         }
         Ok(())
+    }
+}
+
+/// `sum += v`, element by element.
+#[inline(always)]
+fn add_into<T: Float>(sum: &mut [T], v: &[T]) {
+    let n = sum.len();
+    let v = &v[..n];
+    for j in 0..n {
+        sum[j] += v[j];
     }
 }
 
@@ -539,6 +590,18 @@ fn split_step<'b, T>(
 /// Row `r` of a standard-layout matrix as a slice.
 pub(super) fn row<T>(a: ArrayView2<'_, T>, r: usize) -> &[T] {
     slice(a.index_axis_move(Axis(0), r))
+}
+
+/// A standard-layout matrix's elements, row after row.
+fn whole<T>(a: ArrayView2<'_, T>) -> &[T] {
+    a.to_slice()
+        .expect("the time-major buffers' steps are contiguous")
+}
+
+/// A standard-layout matrix's elements, row after row, mutable.
+fn whole_mut<'b, T>(a: &'b mut ArrayViewMut2<'_, T>) -> &'b mut [T] {
+    a.as_slice_mut()
+        .expect("the time-major buffers' steps are contiguous")
 }
 
 /// A standard-layout row as a slice.
