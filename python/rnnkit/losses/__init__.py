@@ -7,6 +7,7 @@ not pay for a chain of small ops on the tape.
 """
 
 from rnnkit._registry import Registry
+from rnnkit.losses.ctc import CTC, ctc
 from rnnkit.losses.hinge_losses import CategoricalHinge, Hinge, SquaredHinge, categorical_hinge, hinge, squared_hinge
 from rnnkit.losses.loss import EPSILON as EPSILON
 from rnnkit.losses.loss import Loss, LossFunctionWrapper
@@ -56,6 +57,7 @@ __all__ = [
     "KLD",
     "MAPE",
     "MSLE",
+    "CTC",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "CategoricalHinge",
@@ -75,6 +77,7 @@ __all__ = [
     "SquaredHinge",
     "binary_crossentropy",
     "categorical_crossentropy",
+    "ctc",
     "categorical_hinge",
     "cosine_similarity",
     "deserialize",
@@ -121,6 +124,7 @@ _registry = Registry(
         LogCosh,
         KLDivergence,
         Poisson,
+        CTC,
         mean_squared_error,
         mean_absolute_error,
         huber,
@@ -136,6 +140,7 @@ _registry = Registry(
         log_cosh,
         kl_divergence,
         poisson,
+        ctc,
     ],
     aliases={
         "mse": mean_squared_error,

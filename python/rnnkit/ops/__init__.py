@@ -3,6 +3,7 @@
 from rnnkit.ops import linalg
 from rnnkit.ops.conv import conv, conv_transpose, depthwise_conv
 from rnnkit.ops.core import cast, convert_to_numpy, convert_to_tensor, shape, stop_gradient
+from rnnkit.ops.ctc import ctc_decode, ctc_loss
 from rnnkit.ops.linalg import dot, norm, tensordot
 from rnnkit.ops.manipulation import (
     arange,
@@ -96,6 +97,8 @@ __all__ = [
     "conv_transpose",
     "convert_to_numpy",
     "convert_to_tensor",
+    "ctc_decode",
+    "ctc_loss",
     "cumprod",
     "cumsum",
     "depthwise_conv",
