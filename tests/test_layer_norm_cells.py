@@ -269,7 +269,10 @@ def test_gradients_equal_central_differences(
     assert len(analytic) == len(arrays)
     for k, (a, n) in enumerate(zip(analytic, central_differences(loss, arrays))):
         assert a.shape == n.shape, k
-        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7, err_msg=f"gradient {k} (x, weights, states)")
+        # Central differences round to about 1e-6 of the largest entry (the normalisations'
+        # small variances make some entries large), hence an absolute floor scaled by it.
+        atol = 1e-6 * max(1.0, float(np.abs(n).max()))
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=atol, err_msg=f"gradient {k} (x, weights, states)")
 
 
 def test_the_normalisation_gradients_come_last():

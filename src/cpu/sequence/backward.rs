@@ -173,6 +173,15 @@ pub(crate) fn backward_sharing<T: Float>(
     })
 }
 
+/// What the backward time loop fills: the pre-activation gradients, the GRU terms, a projected
+/// LSTM's gradients of `h` per step, and the buffers of layer normalisation.
+type LoopBuffers<'b, T> = (
+    &'b mut Array3<T>,
+    Option<&'b mut Array3<T>>,
+    Option<&'b mut Array3<T>>,
+    Option<&'b mut NormBuffers<T>>,
+);
+
 /// The backward pass's buffers under layer normalisation.
 struct NormBuffers<T> {
     /// `(time, batch, gates·units)`: the gradient of the recurrent products before their
@@ -285,12 +294,7 @@ fn final_state_grads<T: Float>(
 fn time_loop<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
-    (dpre, gru, dh_steps, norm): (
-        &mut Array3<T>,
-        Option<&mut Array3<T>>,
-        Option<&mut Array3<T>>,
-        Option<&mut NormBuffers<T>>,
-    ),
+    (dpre, gru, dh_steps, norm): LoopBuffers<'_, T>,
     (dh0, dc0): (&mut Array2<T>, Option<&mut Array2<T>>),
     cancel: &Cancel,
     threads: usize,
