@@ -1,6 +1,6 @@
 """CTC: `rk.ops.ctc_loss`, `rk.ops.ctc_decode` and `rk.losses.CTC` against Keras 3 (JAX backend):
 losses and their gradients on random batches (repeated labels, padded and empty targets, short
-outputs, impossible targets), finite differences in float64, greedy decoding, the loss class,
+outputs, impossible targets), finite differences in float64, greedy and beam-search decoding, the loss class,
 and a small speech-style model (Bidirectional GRU + Dense) that learns its labels under CTC."""
 
 import os
@@ -101,6 +101,32 @@ def test_greedy_decoding_matches_keras(keras, merge_repeated, mask_index):
     np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "seed, beam_width, top_paths, mask_index",
+    [(0, 100, 1, 0), (1, 4, 2, None), (2, 8, 3, 1), (3, 3, 3, 0), (4, 2, 1, 2), (5, 16, 4, 0)],
+)
+def test_beam_search_matches_keras(keras, seed, beam_width, top_paths, mask_index):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((3, 8 + seed, 3 + seed)) * 2).astype("float32")
+    lengths = rng.integers(1, 9 + seed, 3)
+    options = dict(strategy="beam_search", beam_width=beam_width, top_paths=top_paths, mask_index=mask_index)
+    want = keras.ops.ctc_decode(logits, lengths, **options)
+    got = rk.ops.ctc_decode(logits, lengths, **options)
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+    np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-5)
+
+
+def test_beam_search_pads_missing_paths_as_keras(keras):
+    # One label and the blank over one used step: two sequences exist, the third is padding.
+    logits = np.random.default_rng(0).standard_normal((2, 3, 2)).astype("float32")
+    lengths = np.array([1, 0])
+    want = keras.ops.ctc_decode(logits, lengths, strategy="beam_search", beam_width=3, top_paths=3)
+    got = rk.ops.ctc_decode(logits, lengths, strategy="beam_search", beam_width=3, top_paths=3)
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+    np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-6)
+    assert np.isneginf(np.asarray(got[1])[:, 2]).all()
+
+
 def test_loss_class_matches_keras_and_round_trips(keras):
     logits, target, _, _ = batch(7)
     weights = np.linspace(0.5, 2, len(logits)).astype("float32")
@@ -129,8 +155,14 @@ def test_errors_name_the_argument():
         rk.ops.ctc_loss(target, logits, target_length, output_length, mask_index=6)
     with pytest.raises(ValueError, match="y_true: expected"):
         rk.losses.ctc(target[:, :, None], logits)
-    with pytest.raises(ValueError, match="strategy: expected 'greedy'"):
-        rk.ops.ctc_decode(logits, output_length, strategy="beam_search")
+    with pytest.raises(ValueError, match="strategy: expected 'greedy' or 'beam_search', received 'best'"):
+        rk.ops.ctc_decode(logits, output_length, strategy="best")
+    with pytest.raises(ValueError, match="top_paths: expected at most beam_width=2, received 3"):
+        rk.ops.ctc_decode(logits, output_length, strategy="beam_search", beam_width=2, top_paths=3)
+    with pytest.raises(ValueError, match="beam_width: expected a positive integer, received 0"):
+        rk.ops.ctc_decode(logits, output_length, strategy="beam_search", beam_width=0)
+    with pytest.raises(ValueError, match="sequence_lengths: expected shape"):
+        rk.ops.ctc_decode(logits, output_length[:1])
 
 
 def test_a_bidirectional_model_learns_its_labels_under_ctc():

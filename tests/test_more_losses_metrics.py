@@ -180,6 +180,11 @@ CONFUSION = [
     ("AUC", {"multi_label": True, "num_labels": 3, "label_weights": [0.5, 1.0, 2.0]}),
     ("AUC", {"label_weights": [0.5, 1.0, 2.0]}),
     ("AUC", {"from_logits": True}),
+    ("TruePositives", {}),
+    ("TruePositives", {"thresholds": [0.2, 0.7]}),
+    ("FalsePositives", {"thresholds": 0.3}),
+    ("TrueNegatives", {}),
+    ("FalseNegatives", {"thresholds": [0.1, 0.5, 0.9]}),
 ]
 
 
@@ -249,3 +254,68 @@ def test_compile_with_the_new_losses_and_metrics():
     history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     for key in ("precision", "recall", "auc", "root_mean_squared_error", "mape"):
         assert any(k.startswith(key) for k in history.history), (key, list(history.history))
+
+
+CROSSENTROPY_METRICS = [
+    ("BinaryCrossentropy", {}, "binary"),
+    ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.1}, "binary"),
+    ("CategoricalCrossentropy", {}, "probabilities"),
+    ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.2}, "logits"),
+    ("SparseCategoricalCrossentropy", {}, "sparse"),
+    ("SparseCategoricalCrossentropy", {"from_logits": True, "ignore_class": 1}, "sparse_logits"),
+]
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, kind", CROSSENTROPY_METRICS, ids=[f"{n}{k}" for n, k, _ in CROSSENTROPY_METRICS]
+)
+def test_crossentropy_metrics_match_keras(keras, name, kwargs, kind):
+    rng = np.random.default_rng(len(name) + len(kwargs))
+    ours, theirs = getattr(metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+    for batch in range(3):
+        if kind == "binary":
+            y_true, y_pred = binary_batch(rng)
+            if kwargs.get("from_logits"):
+                y_pred = rng.normal(size=y_pred.shape).astype("float32")
+        elif kind.startswith("sparse"):
+            y_true = rng.integers(0, 4, size=(8,)).astype("float32")
+            y_pred = rng.dirichlet(np.ones(4), size=8).astype("float32")
+            if kind == "sparse_logits":
+                y_pred = rng.normal(size=(8, 4)).astype("float32")
+        else:
+            y_true = np.eye(4, dtype="float32")[rng.integers(0, 4, 8)]
+            y_pred = rng.dirichlet(np.ones(4), size=8).astype("float32")
+            if kind == "logits":
+                y_pred = rng.normal(size=(8, 4)).astype("float32")
+        weights = rng.uniform(0.5, 2.0, size=8).astype("float32") if batch == 1 else None
+        ours.update_state(y_true, y_pred, sample_weight=weights)
+        theirs.update_state(y_true, y_pred, sample_weight=weights)
+        np.testing.assert_allclose(ours.result(), np.asarray(theirs.result()), rtol=1e-5, atol=1e-6)
+    assert ours.get_config() == theirs.get_config()
+    assert metrics.deserialize(metrics.serialize(ours)).get_config() == ours.get_config()
+
+
+def test_sum_matches_keras(keras):
+    rng = np.random.default_rng(9)
+    ours, theirs = metrics.Sum(), keras.metrics.Sum()
+    for values, weights in [
+        (rng.normal(size=(5,)), None),
+        (rng.normal(size=(4, 3)), rng.uniform(size=(4,))),
+        (rng.normal(size=(2, 3, 2)), rng.uniform(size=(2, 3))),
+    ]:
+        ours.update_state(values.astype("float32"), weights)
+        theirs.update_state(values.astype("float32"), weights)
+        np.testing.assert_allclose(ours.result(), np.asarray(theirs.result()), rtol=1e-5)
+    assert ours.get_config() == theirs.get_config()
+    ours.reset_state()
+    assert float(ours.result()) == 0
+
+
+def test_crossentropy_metric_names_in_compile_match_keras(keras):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
+    model = rk.Sequential([rk.Input((4, 3)), rk.layers.GRU(4), rk.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["categorical_crossentropy"])
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["categorical_crossentropy"], logs["loss"], rtol=1e-6)

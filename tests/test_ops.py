@@ -276,3 +276,11 @@ def test_inputs_may_be_variables_arrays_and_numbers():
     np.testing.assert_array_equal(ops.add(v, np.array([1.0, 1.0], np.float32)).numpy(), [2.0, 3.0])
     np.testing.assert_array_equal(ops.multiply(3, [1.0, 2.0]).numpy(), [3.0, 6.0])
     assert float(ops.sum(v)) == 3.0
+
+
+def test_integer_scalar_tensors_serve_as_sizes_and_indices():
+    n = rk.ops.cast(rk.ops.shape(np.zeros((3, 2)))[0], "int64")
+    assert rk.ops.ones((n, 1)).shape == (3, 1)
+    assert np.arange(5)[n] == 3
+    with pytest.raises(TypeError):
+        np.ones((rk.ops.convert_to_tensor(2.5),))

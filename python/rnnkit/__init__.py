@@ -6,6 +6,7 @@ Use it as Keras: `import rnnkit as keras`, then `keras.layers.LSTM(64)`, `keras.
 
 from rnnkit import (
     activations,
+    backend,
     callbacks,
     config,
     constraints,
@@ -23,6 +24,7 @@ from rnnkit import (
     ops,
     optimizers,
     preprocessing,
+    random,
     regularizers,
     saving,
     tree,
@@ -46,6 +48,7 @@ __all__ = [
     "Tensor",
     "Variable",
     "activations",
+    "backend",
     "callbacks",
     "config",
     "constraints",
@@ -64,6 +67,7 @@ __all__ = [
     "ops",
     "optimizers",
     "preprocessing",
+    "random",
     "regularizers",
     "saving",
     "tree",

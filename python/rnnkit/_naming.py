@@ -31,9 +31,18 @@ def unique_name(base):
     Returns:
         `base` the first time, then `base` with the count of earlier uses.
     """
-    count = _name_counts[base]
-    _name_counts[base] += 1
+    count = next_uid(base) - 1
     return base if count == 0 else f"{base}_{count}"
+
+
+def next_uid(prefix):
+    """1 the first time for `prefix`, then 2, 3, ... (Keras's `get_uid`, shared with the names).
+
+    Args:
+        prefix: The name the count is kept for.
+    """
+    _name_counts[prefix] += 1
+    return _name_counts[prefix]
 
 
 def clear_session():

@@ -21,7 +21,7 @@ from rnnkit import _core
 # The mixed policies: name -> (compute dtype, variable dtype). Any other policy is a NumPy dtype's
 # name, both dtypes that one.
 _MIXED = {"mixed_bfloat16": ("bfloat16", "float32")}
-_global = {"policy": None}
+_global = {"policy": None, "floatx": "float32"}
 _warned = threading.Event()
 
 
@@ -115,12 +115,13 @@ def get(identifier=None):
 
 def set_dtype_policy(policy):
     """Sets the policy of the layers made afterwards (without a `dtype` of their own)."""
-    _global["policy"] = get(policy if policy is not None else "float32")
+    _global["policy"] = None if policy is None else get(policy)
 
 
 def dtype_policy():
-    """The global policy: "float32" unless `set_dtype_policy` said otherwise."""
-    return _global["policy"] or DTypePolicy("float32")
+    """The global policy: `keras.backend.floatx()` ("float32") unless `set_dtype_policy` said
+    otherwise."""
+    return _global["policy"] or DTypePolicy(_global["floatx"])
 
 
 def bfloat16_products():

@@ -20,11 +20,13 @@ __all__ = [
     "HeNormal",
     "HeUniform",
     "Identity",
+    "IdentityInitializer",
     "Initializer",
     "LecunNormal",
     "LecunUniform",
     "Ones",
     "Orthogonal",
+    "OrthogonalInitializer",
     "RandomNormal",
     "RandomUniform",
     "TruncatedNormal",
@@ -436,6 +438,10 @@ class Orthogonal(RandomInitializer):
     def get_config(self):
         return {**super().get_config(), "gain": self.gain}
 
+
+# Keras's other spellings of two classes.
+IdentityInitializer = Identity
+OrthogonalInitializer = Orthogonal
 
 _registry = Registry(
     "initializer",

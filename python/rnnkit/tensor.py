@@ -125,6 +125,10 @@ class Tensor:
     def __int__(self):
         return int(self._array)
 
+    def __index__(self):
+        # An integer scalar Tensor serves as a size or an index (e.g. in a shape), as numpy's do.
+        return self._array.__index__()
+
     # An identity hash keeps Tensors and Variables usable as dict keys even though `==`
     # compares elementwise.
     __hash__ = object.__hash__

@@ -33,13 +33,19 @@ class _call_context:
         self.training, self.symbolic = training, symbolic
 
     def __enter__(self):
-        self.saved = getattr(_context, "training", None), in_symbolic_call()
+        self.saved = getattr(_context, "training", None), in_symbolic_call(), in_layer_call()
         _context.training = self.training
+        _context.in_call = True
         if self.symbolic is not None:
             _context.symbolic = self.symbolic
 
     def __exit__(self, *exc_info):
-        _context.training, _context.symbolic = self.saved
+        _context.training, _context.symbolic, _context.in_call = self.saved
+
+
+def in_layer_call():
+    """Whether a layer's `call` is running (so a layer called now is not the outermost one)."""
+    return getattr(_context, "in_call", False)
 
 
 def _device_context(kind):
@@ -136,6 +142,7 @@ class Layer:
         self._weight_regularizers = []
         self._constraints = {}
         self._activity_losses = []
+        self._added_losses = []
         self.inbound_nodes = []
 
     # --- tracking -----------------------------------------------------------------------------
@@ -193,9 +200,35 @@ class Layer:
 
     @property
     def losses(self):
-        """Regularisation losses of the weights (from their current values) and of the last output."""
+        """The losses of the last outermost call (`add_loss`'s and the outputs' regularisation)
+        and the weights' regularisation losses (from their current values), with the sublayers'."""
         own = [reg(w) for w, reg in self._weight_regularizers] + list(self._activity_losses)
+        own += getattr(self, "_added_losses", [])
         return own + [loss for layer in self._layers for loss in layer.losses]
+
+    def add_loss(self, loss):
+        """Adds a loss (a tensor, or a structure of them) that training adds to the compiled
+        loss, each summed to a scalar. Call it from `call`; the losses of a call replace those of
+        the previous one (from the outermost layer called down).
+
+        Args:
+            loss: A Tensor (or nested structure of Tensors).
+        """
+        losses = tree.flatten(loss)
+        for x in losses:
+            if not isinstance(x, Tensor):
+                raise ValueError(
+                    "`add_loss()` can only be called from inside `build()` or `call()`, on a tensor input. "
+                    f"Received invalid value: {x!r}"
+                )
+        if not in_symbolic_call():  # placeholders inferring shapes leave no losses behind
+            self._added_losses.extend(losses)
+
+    def _clear_losses(self):
+        """Forgets the losses added by the previous call of this layer and its sublayers."""
+        self._added_losses = []
+        for layer in self._layers:
+            layer._clear_losses()
 
     def add_weight(
         self,
@@ -369,6 +402,8 @@ class Layer:
         if "training" in params:
             kwargs["training"] = bool(training)
         self._maybe_build(inputs)
+        if not in_layer_call():
+            self._clear_losses()
         with _call_context(training), _device_context(self.device):
             outputs = self.call(*args, **kwargs)
         self._attach_mask(inputs, mask, outputs)

@@ -22,12 +22,26 @@ from rnnkit.metrics.accuracy_metrics import (
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
-from rnnkit.metrics.confusion_metrics import AUC, Precision, Recall
+from rnnkit.metrics.confusion_metrics import (
+    AUC,
+    FalseNegatives,
+    FalsePositives,
+    Precision,
+    Recall,
+    TrueNegatives,
+    TruePositives,
+)
 from rnnkit.metrics.f_score_metrics import F1Score, FBetaScore
 from rnnkit.metrics.hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
 from rnnkit.metrics.metric import Metric
-from rnnkit.metrics.probabilistic_metrics import KLDivergence, Poisson
-from rnnkit.metrics.reduction_metrics import Mean, MeanMetricWrapper
+from rnnkit.metrics.probabilistic_metrics import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+)
+from rnnkit.metrics.reduction_metrics import Mean, MeanMetricWrapper, Sum
 from rnnkit.metrics.regression_metrics import (
     CosineSimilarity,
     LogCoshError,
@@ -40,6 +54,14 @@ from rnnkit.metrics.regression_metrics import (
 )
 
 __all__ = [
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "TruePositives",
+    "FalsePositives",
+    "TrueNegatives",
+    "FalseNegatives",
+    "Sum",
     "AUC",
     "Accuracy",
     "BinaryAccuracy",
@@ -110,6 +132,14 @@ _registry = Registry(
         AUC,
         FBetaScore,
         F1Score,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+        TruePositives,
+        FalsePositives,
+        TrueNegatives,
+        FalseNegatives,
+        Sum,
     ],
     # "acc" is not a name in keras.metrics.get; compile resolves it (see resolve_accuracy).
     aliases={

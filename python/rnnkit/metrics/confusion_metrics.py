@@ -132,6 +132,81 @@ class _ConfusionMetric(Metric):
 _COUNT_NAMES = {"tp": "true_positives", "fp": "false_positives", "tn": "true_negatives", "fn": "false_negatives"}
 
 
+class _Count(_ConfusionMetric):
+    """One confusion count at each threshold (0.5 by default)."""
+
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+    def result(self):
+        """Returns the count (an array for several thresholds)."""
+        count = getattr(self, _COUNT_NAMES[self._counts[0]])
+        return count[0] if np.ndim(self.init_thresholds) == 0 else count
+
+    def get_config(self):
+        return {**Metric.get_config(self), "thresholds": self.init_thresholds}
+
+
+class TruePositives(_Count):
+    """The (weighted) number of positive targets predicted above `thresholds`.
+
+    Args:
+        thresholds: A float or list of floats in [0, 1]; one count per threshold.
+        name: The metric's name.
+        dtype: The dtype of the state and result.
+    """
+
+    _counts = ("tp",)
+
+    def __init__(self, thresholds=None, name="true_positives", dtype=None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+
+class FalsePositives(_Count):
+    """The (weighted) number of negative targets predicted above `thresholds`.
+
+    Args:
+        thresholds: A float or list of floats in [0, 1]; one count per threshold.
+        name: The metric's name.
+        dtype: The dtype of the state and result.
+    """
+
+    _counts = ("fp",)
+
+    def __init__(self, thresholds=None, name="false_positives", dtype=None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+
+class TrueNegatives(_Count):
+    """The (weighted) number of negative targets predicted at or below `thresholds`.
+
+    Args:
+        thresholds: A float or list of floats in [0, 1]; one count per threshold.
+        name: The metric's name.
+        dtype: The dtype of the state and result.
+    """
+
+    _counts = ("tn",)
+
+    def __init__(self, thresholds=None, name="true_negatives", dtype=None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+
+class FalseNegatives(_Count):
+    """The (weighted) number of positive targets predicted at or below `thresholds`.
+
+    Args:
+        thresholds: A float or list of floats in [0, 1]; one count per threshold.
+        name: The metric's name.
+        dtype: The dtype of the state and result.
+    """
+
+    _counts = ("fn",)
+
+    def __init__(self, thresholds=None, name="false_negatives", dtype=None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+
 class Precision(_ConfusionMetric):
     """Precision, `tp / (tp + fp)`, of predictions above `thresholds` (0.5 by default).
 

@@ -1,4 +1,4 @@
-"""`Mean` of (weighted) values, and `MeanMetricWrapper`, the mean of a function's per-sample values."""
+"""`Mean` and `Sum` of (weighted) values, and `MeanMetricWrapper`, the mean of a function's per-sample values."""
 
 import numpy as np
 
@@ -6,24 +6,27 @@ from rnnkit import losses
 from rnnkit.metrics.metric import Metric
 
 
-def _per_sample(values, sample_weight, dtype):
-    """Averages values and weights down to one per sample, weighting the values (Keras's rules).
+def _per_sample(values, sample_weight, dtype, reduce=np.mean):
+    """Reduces values (`reduce`: mean or sum) and averages weights down to one per sample,
+    weighting the values (Keras's rules).
 
     Returns:
         `(values, sample_weight)` as numpy arrays (the weights None if none were given).
     """
+    mask = getattr(values, "_keras_mask", None)
     values = np.asarray(values, dtype)
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype)
+        # As Keras, a mask on the values (a loss's ignored entries) zeroes given weights only.
+        sample_weight = np.asarray(losses.apply_mask(sample_weight, mask, dtype, "sum"), dtype)
         values, sample_weight = map(np.asarray, losses.squeeze_or_expand_to_same_rank(values, sample_weight))
         if values.ndim > sample_weight.ndim:
-            values = values.mean(axis=tuple(range(sample_weight.ndim, values.ndim)))
+            values = reduce(values, axis=tuple(range(sample_weight.ndim, values.ndim)))
         sample_weight = np.broadcast_to(sample_weight, values.shape)
         values = values * sample_weight
         if sample_weight.ndim > 1:
             sample_weight = sample_weight.mean(axis=tuple(range(1, sample_weight.ndim)))
     if values.ndim > 1:
-        values = values.mean(axis=tuple(range(1, values.ndim)))
+        values = reduce(values, axis=tuple(range(1, values.ndim)))
     return values, sample_weight
 
 
@@ -65,6 +68,37 @@ class Mean(Metric):
         """Sets the total and the count to 0."""
         self.total = np.zeros((), self.dtype)[()]
         self.count = np.zeros((), self.dtype)[()]
+
+
+class Sum(Metric):
+    """The (weighted) sum of the values seen.
+
+    Args:
+        name: The metric's name.
+        dtype: The dtype of the state and result.
+    """
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.reset_state()
+
+    def update_state(self, values, sample_weight=None):
+        """Adds a batch of values.
+
+        Args:
+            values: An array-like.
+            sample_weight: Optional weights, broadcastable to the values after rank alignment.
+        """
+        values, _ = _per_sample(values, sample_weight, self.dtype, reduce=np.sum)
+        self.total = self.total + np.sum(values)
+
+    def result(self):
+        """Returns the sum."""
+        return self.total
+
+    def reset_state(self):
+        """Sets the sum to 0."""
+        self.total = np.zeros((), self.dtype)[()]
 
 
 class MeanMetricWrapper(Mean):

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from rnnkit import tree
+from rnnkit import ops, tree
 from rnnkit.callbacks import CallbackList
 from rnnkit.distribution.state import replicas, reports_failures
 from rnnkit.models import data_adapter
@@ -214,8 +214,13 @@ class Trainer:
             value = fn(yt, yp, sample_weight=sw)
             per_output.append(value)
             total = total + weight * value
-        for extra in self.losses:
-            total = total + extra
+        extras = self.losses
+        if not per_output and not extras:
+            raise ValueError(
+                "No loss to compute. Provide a `loss` argument in `compile()` (or add losses with `add_loss`)."
+            )
+        for extra in extras:  # `add_loss` may add a loss per sample: each counts as its sum, as Keras
+            total = total + (extra if not extra.shape else ops.sum(extra))
         return total, per_output
 
     @staticmethod

@@ -136,33 +136,58 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
 def ctc_decode(
     inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1, merge_repeated=True, mask_index=0
 ):
-    """Decodes CTC outputs: the most likely class of each step, repeats merged, blanks dropped.
+    """Decodes CTC outputs into label sequences.
+
+    Greedy decoding takes the most likely class of each step, merges repeats (with
+    `merge_repeated`) and drops blanks. Beam search keeps the `beam_width` most likely label
+    sequences (prefixes) after each step, each sequence's probability summed over the alignments
+    ending in a blank and those ending in its last label (a repeated label needs a blank between
+    its copies), and returns the `top_paths` most likely at the end; it reads `inputs` as logits.
 
     Args:
-        inputs: `(batch, max_time, num_classes)` scores (logits or probabilities).
+        inputs: `(batch, max_time, num_classes)` scores (logits or probabilities for greedy
+            decoding, logits for beam search).
         sequence_lengths: `(batch,)` steps each sample uses.
-        strategy: `"greedy"` (only this one: Keras's `"beam_search"` is not implemented yet).
-        beam_width: Beam search's width (unused by greedy decoding, which Keras also ignores it for).
-        top_paths: Beam search's number of paths (greedy decoding gives one).
-        merge_repeated: Whether consecutive repeats of a class count once.
+        strategy: `"greedy"` or `"beam_search"`.
+        beam_width: Sequences beam search keeps.
+        top_paths: Sequences beam search returns.
+        merge_repeated: Whether greedy decoding counts consecutive repeats of a class once (beam
+            search always does, as Keras).
         mask_index: The blank class (None: the last class).
 
     Returns:
-        `(decoded, scores)`: `(1, batch, max_time)` int32 labels, each sample's first, padded with
-        -1; `(batch, 1)` the negative sum of each sample's per-step maxima.
+        `(decoded, scores)`: `(paths, batch, max_time)` int32 labels, each sample's first,
+        padded with -1 (`paths` is 1 for greedy decoding, else `top_paths`); `(batch, paths)`
+        scores: for greedy decoding the negative sum of each sample's per-step maxima, for beam
+        search each sequence's log-probability.
     """
     from rnnkit.tensor import wrap
 
-    if strategy != "greedy":
-        raise ValueError(
-            f"strategy: expected 'greedy' (rnnkit does not implement Keras's 'beam_search' yet), received {strategy!r}"
-        )
+    if strategy not in ("greedy", "beam_search"):
+        raise ValueError(f"strategy: expected 'greedy' or 'beam_search', received {strategy!r}")
     scores = np.asarray(inputs)
     if scores.ndim != 3:
         raise ValueError(f"inputs: expected (batch, time, classes), received shape {scores.shape}")
     batch, steps, classes = scores.shape
     lengths = _integers(sequence_lengths, "sequence_lengths", (batch,))
     blank = classes - 1 if mask_index is None else mask_index
+    if not 0 <= blank < classes:
+        raise ValueError(f"mask_index: expected a class in [0, {classes}), received {mask_index}")
+    dtype = np.result_type(scores.dtype, np.float32)
+    if strategy == "beam_search":
+        for name, value in (("beam_width", beam_width), ("top_paths", top_paths)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, received {value!r}")
+        if top_paths > beam_width:
+            raise ValueError(f"top_paths: expected at most beam_width={beam_width}, received {top_paths}")
+        logprobs = _log_softmax(scores.astype(dtype))
+        decoded = np.full((top_paths, batch, steps), -1, np.int32)
+        best = np.full((batch, top_paths), -np.inf, dtype)
+        for b in range(batch):
+            for rank, (path, score) in enumerate(_beam_search(logprobs[b], lengths[b], beam_width, blank)[:top_paths]):
+                decoded[rank, b, : len(path)] = path
+                best[b, rank] = score
+        return wrap(decoded), wrap(best)
     beyond = np.arange(steps)[None, :] >= lengths[:, None]
     best = np.where(beyond, blank, scores.argmax(axis=-1))
     score = -np.where(beyond, 0.0, scores.max(axis=-1)).sum(axis=1, keepdims=True)
@@ -172,4 +197,54 @@ def ctc_decode(
     # Each sample's kept labels first, in order, then -1.
     order = np.argsort(np.where(kept, np.arange(steps), steps), axis=1, kind="stable")
     decoded = np.take_along_axis(np.where(kept, best, -1), order, axis=1).astype(np.int32)
-    return wrap(decoded[None]), wrap(score.astype(np.result_type(scores.dtype, np.float32)))
+    return wrap(decoded[None]), wrap(score.astype(dtype))
+
+
+def _beam_search(logprobs, length, width, blank):
+    """One sample's prefix beam search: `(labels, log-probability)` pairs, most likely first.
+
+    Each kept prefix has two scores, of its alignments ending in a blank (`masked`) and of those
+    ending in its last label (`emitted`). The first step starts from its `width` most likely
+    classes, as Keras; every later step up to `length` extends each prefix by every class.
+    """
+    first = logprobs[0]
+    start = np.argsort(first, kind="stable")[::-1][: min(width, len(first))]
+    prefixes = {}
+    for c in start:
+        key = () if c == blank else (int(c),)
+        emitted, masked = prefixes.get(key, (-np.inf, -np.inf))
+        prefixes[key] = (emitted, np.logaddexp(masked, first[c])) if c == blank else (first[c], masked)
+    labels = np.array([c for c in range(len(first)) if c != blank])
+    for t in range(1, max(1, min(length, len(logprobs)))):
+        lp = logprobs[t]
+        paths = list(prefixes)
+        emitted = np.array([prefixes[p][0] for p in paths])
+        masked = np.array([prefixes[p][1] for p in paths])
+        both = np.logaddexp(emitted, masked)
+        last = np.array([p[-1] if p else -1 for p in paths])
+        # Staying on a prefix: a blank after either ending, or its last label repeated.
+        stay_masked = both + lp[blank]
+        stay_emitted = np.where(last >= 0, emitted + lp[np.maximum(last, 0)], -np.inf)
+        # Growing it by a label: a repeat of its last label only after a blank.
+        grow = np.where(labels[None, :] == last[:, None], masked[:, None], both[:, None]) + lp[labels][None, :]
+        index = {p: i for i, p in enumerate(paths)}
+        for i, p in enumerate(paths):
+            parent = index.get(p[:-1]) if p else None
+            if parent is not None:  # p grown from another kept prefix: one sequence, scores summed
+                j = int(np.searchsorted(labels, p[-1]))
+                stay_emitted[i] = np.logaddexp(stay_emitted[i], grow[parent, j])
+                grow[parent, j] = -np.inf
+        totals = np.concatenate([np.logaddexp(stay_emitted, stay_masked), grow.ravel()])
+        keep = np.argsort(totals, kind="stable")[::-1][:width]
+        kept = {}
+        for k in keep:
+            if totals[k] == -np.inf:
+                continue
+            if k < len(paths):
+                kept[paths[k]] = (stay_emitted[k], stay_masked[k])
+            else:
+                i, j = divmod(k - len(paths), len(labels))
+                kept[paths[i] + (int(labels[j]),)] = (grow[i, j], -np.inf)
+        prefixes = kept
+    ranked = sorted(prefixes.items(), key=lambda item: -np.logaddexp(*item[1]))
+    return [(list(path), np.logaddexp(*scores)) for path, scores in ranked]
