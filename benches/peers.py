@@ -97,6 +97,9 @@ WORKLOADS = {
     "W1-relu": dict(_MNIST, mode="train", activation="relu", title='W1 + activation="relu"'),
     "W1-nobias": dict(_MNIST, mode="train", use_bias=False, title="W1 + use_bias=False"),
     "W1-zoneout": dict(_MNIST, mode="train", zoneout=0.1, title="W1 + zoneout=0.1 (beyond Keras)"),
+    "W1-layernorm": dict(
+        _MNIST, mode="train", layer_norm=True, title="W1 + layer_norm=True (beyond Keras; haste's LayerNormLSTM)"
+    ),
     "W7": dict(
         _MNIST,
         mode="epoch",
@@ -145,6 +148,8 @@ TARGETS = {
     # Issue 20: zoneout costs at most 10% over plain W1; a projection LSTM is at least as fast as
     # PyTorch's proj_size.
     "W1-zoneout": ("rnnkit@W1", 1.1),
+    # Issue 20: layer_norm=True costs at most 30% over plain W1.
+    "W1-layernorm": ("rnnkit@W1", 1.3),
     "W3-proj": ("torch", 1.0),
 }
 # Second references: rnnkit <= factor x this framework too.
@@ -165,6 +170,9 @@ TORCH_VARIANT_NOTE = {
     "W1-nobias": "nn.LSTM(bias=False)",
     "W1-zoneout": "a Python loop over nn.LSTMCell with Bernoulli zoneout masks per step (what PyTorch users "
     "write: nn.LSTM has no zoneout)",
+    "W1-layernorm": "a Python loop of nn.Linear + nn.LayerNorm (input product normalised over all steps at "
+    "once, the recurrent product and the cell state per step; what PyTorch users write: nn.LSTM has no "
+    "layer normalisation, pytorch#6760)",
 }
 
 
@@ -299,7 +307,16 @@ class KerasStyle:
             return self.setup_addition(wl)
         K = self.K
         L = K.layers
-        keys = ("dropout", "recurrent_dropout", "go_backwards", "activation", "use_bias", "zoneout", "projection")
+        keys = (
+            "dropout",
+            "recurrent_dropout",
+            "go_backwards",
+            "activation",
+            "use_bias",
+            "zoneout",
+            "projection",
+            "layer_norm",
+        )
         options = {k: wl[k] for k in keys if k in wl}
         if "policy" in wl:
             options["dtype"] = wl["policy"]
@@ -427,6 +444,7 @@ class Torch:
         cls = nn.LSTM if wl["cell"] == "lstm" else nn.GRU
         flip = bool(wl.get("go_backwards"))
         zoneout = wl.get("zoneout", 0.0)
+        layer_norm = wl.get("layer_norm", False)
 
         class Net(nn.Module):
             def __init__(self):
@@ -436,6 +454,11 @@ class Torch:
                 self.rnn = cls(wl["F"], wl["H"], batch_first=True, bidirectional=bidir, bias=bias, **extra)
                 if zoneout:
                     self.rnn = nn.LSTMCell(wl["F"], wl["H"], bias=bias)
+                if layer_norm:
+                    H = wl["H"]
+                    self.rnn = None
+                    self.ih, self.hh = nn.Linear(wl["F"], 4 * H, bias=bias), nn.Linear(H, 4 * H, bias=False)
+                    self.ln_ih, self.ln_hh, self.ln_c = nn.LayerNorm(4 * H), nn.LayerNorm(4 * H), nn.LayerNorm(H)
                 # Keras's BatchNormalization defaults: epsilon 1e-3, moving-average momentum 0.99.
                 self.bn = nn.BatchNorm1d(width, eps=1e-3, momentum=0.01)
                 self.fc = nn.Linear(width, 10)
@@ -451,7 +474,20 @@ class Torch:
                     h, c = keep_h * h + (1 - keep_h) * h_new, keep_c * c + (1 - keep_c) * c_new
                 return h
 
+            def layer_norm_lstm(self, x):
+                """A layer-normalised LSTM as a Python loop: the input product normalised for all
+                steps at once, the recurrent product and the cell state at each step."""
+                h = c = x.new_zeros(x.shape[0], wl["H"])
+                inputs = self.ln_ih(self.ih(x))
+                for t in range(x.shape[1]):
+                    i, f, g, o = (inputs[:, t] + self.ln_hh(self.hh(h))).chunk(4, 1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(self.ln_c(c))
+                return h
+
             def forward(self, x, lengths=None):
+                if layer_norm:
+                    return self.fc(self.bn(self.layer_norm_lstm(x)))
                 if zoneout:
                     return self.fc(self.bn(self.zoneout_lstm(x)))
                 if flip:

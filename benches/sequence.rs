@@ -106,6 +106,8 @@ impl Data {
             bias: self.bias.as_ref().map(|b| b.view()),
             peephole: None,
             projection: None,
+            layer_norm: None,
+            cell_norm: None,
         };
         let input = SequenceInput::new(self.x.view());
         sequence::forward(&self.spec, &weights, &input, SequenceOptions::default())

@@ -47,6 +47,8 @@ impl Clone for OwnedWeights {
             bias: self.bias.clone(),
             peephole: self.peephole.clone(),
             projection: self.projection.clone(),
+            layer_norm: self.layer_norm.clone(),
+            cell_norm: self.cell_norm.clone(),
         }
     }
 }

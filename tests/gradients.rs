@@ -1,5 +1,5 @@
 //! Central-difference gradient checks in f64 for every cell (Keras's, IndRNN, LSTM with
-//! peepholes and/or projection) and option of the sequence loop.
+//! peepholes and/or projection, layer-normalised LSTM and GRU) and option of the sequence loop.
 
 mod common;
 
@@ -42,6 +42,8 @@ impl Clone for OwnedWeights {
             bias: self.bias.clone(),
             peephole: self.peephole.clone(),
             projection: self.projection.clone(),
+            layer_norm: self.layer_norm.clone(),
+            cell_norm: self.cell_norm.clone(),
         }
     }
 }
@@ -64,6 +66,12 @@ impl Params {
         }
         if let Some(w) = self.weights.projection.as_mut() {
             out.push(("projection", w.view_mut().into_dyn()));
+        }
+        if let Some(w) = self.weights.layer_norm.as_mut() {
+            out.push(("layer_norm", w.view_mut().into_dyn()));
+        }
+        if let Some(w) = self.weights.cell_norm.as_mut() {
+            out.push(("cell_norm", w.view_mut().into_dyn()));
         }
         for s in self.states.iter_mut() {
             out.push(("initial_state", s.view_mut().into_dyn()));
@@ -147,6 +155,8 @@ fn check(case: Case, seed: u64) {
     analytic.extend(g.bias.map(ndarray::ArrayBase::into_dyn));
     analytic.extend(g.peephole.map(ndarray::ArrayBase::into_dyn));
     analytic.extend(g.projection.map(ndarray::ArrayBase::into_dyn));
+    analytic.extend(g.layer_norm.map(ndarray::ArrayBase::into_dyn));
+    analytic.extend(g.cell_norm.map(ndarray::ArrayBase::into_dyn));
     if case.with_states {
         analytic.extend(
             g.initial_states

@@ -23,6 +23,8 @@ struct Setup<T> {
     bias: Option<Array2<T>>,
     peephole: Option<Array2<T>>,
     projection: Option<Array2<T>>,
+    layer_norm: Option<Array2<T>>,
+    cell_norm: Option<Array2<T>>,
     states: Option<Vec<Array2<T>>>,
     mask: Option<Array2<bool>>,
     input_dropout: Option<Array3<T>>,
@@ -174,6 +176,8 @@ impl<T: Float> Setup<T> {
             bias: w.bias.as_ref().map(cast),
             peephole: w.peephole.as_ref().map(cast),
             projection: w.projection.as_ref().map(cast),
+            layer_norm: w.layer_norm.as_ref().map(cast),
+            cell_norm: w.cell_norm.as_ref().map(cast),
             states: v.states.then_some(states),
             mask: v.mask.then(|| mixed_mask(&mut rng, b, t)),
             input_dropout: v.input_dropout.then(|| cast(&rng.dropout(g, b, f, 0.3))),
@@ -219,6 +223,8 @@ impl<T: Float> Setup<T> {
             bias: self.bias.as_ref().map(|b| b.view()),
             peephole: self.peephole.as_ref().map(|p| p.view()),
             projection: self.projection.as_ref().map(|p| p.view()),
+            layer_norm: self.layer_norm.as_ref().map(|p| p.view()),
+            cell_norm: self.cell_norm.as_ref().map(|p| p.view()),
         }
     }
 
@@ -386,6 +392,14 @@ fn assert_runs_identical<T: Float>(what: &str, a: &Run<T>, b: &Run<T>) {
     assert_eq!(a.grads.projection.is_some(), b.grads.projection.is_some());
     if let (Some(x), Some(y)) = (&a.grads.projection, &b.grads.projection) {
         assert_identical(&format!("{what}: d projection"), x, y);
+    }
+    assert_eq!(a.grads.layer_norm.is_some(), b.grads.layer_norm.is_some());
+    if let (Some(x), Some(y)) = (&a.grads.layer_norm, &b.grads.layer_norm) {
+        assert_identical(&format!("{what}: d layer_norm"), x, y);
+    }
+    assert_eq!(a.grads.cell_norm.is_some(), b.grads.cell_norm.is_some());
+    if let (Some(x), Some(y)) = (&a.grads.cell_norm, &b.grads.cell_norm) {
+        assert_identical(&format!("{what}: d cell_norm"), x, y);
     }
     assert_all_identical(
         &format!("{what}: d initial states"),

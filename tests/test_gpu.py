@@ -331,10 +331,18 @@ def test_pip_cuda_libraries_are_preloaded_from_site_packages(tmp_path, monkeypat
 
 
 @needs_gpu
-@pytest.mark.parametrize("make", [lambda: rk.layers.IndRNN(4), lambda: rk.layers.LSTM(4, peephole=True)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rk.layers.IndRNN(4),
+        lambda: rk.layers.LSTM(4, peephole=True),
+        lambda: rk.layers.LSTM(4, layer_norm=True),
+        lambda: rk.layers.GRU(4, layer_norm=True),
+    ],
+)
 def test_cells_the_gpu_does_not_run_are_refused_there_and_run_on_the_cpu_under_auto(make):
-    """IndRNN and peepholes have no GPU kernels yet: an explicit "cuda" is refused by name (never
-    computed as another cell), "auto" runs them on the CPU."""
+    """IndRNN, peepholes and layer normalisation have no GPU kernels yet: an explicit "cuda" is
+    refused by name (never computed as another cell), "auto" runs them on the CPU."""
     x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
     layer = make()
     with rk.device("cpu"):

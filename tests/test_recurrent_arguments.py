@@ -23,10 +23,10 @@ ids = [ours.__name__ for ours, _ in PAIRS]
 
 # Beyond Keras (issue 20): arguments after Keras's own, defaults keeping Keras's behaviour.
 EXTRAS = {
-    "GRU": [("zoneout", 0.0)],
-    "LSTM": [("peephole", False), ("projection", None), ("zoneout", 0.0)],
-    "GRUCell": [("zoneout", 0.0)],
-    "LSTMCell": [("peephole", False), ("projection", None), ("zoneout", 0.0)],
+    "GRU": [("zoneout", 0.0), ("layer_norm", False)],
+    "LSTM": [("peephole", False), ("projection", None), ("zoneout", 0.0), ("layer_norm", False)],
+    "GRUCell": [("zoneout", 0.0), ("layer_norm", False)],
+    "LSTMCell": [("peephole", False), ("projection", None), ("zoneout", 0.0), ("layer_norm", False)],
 }
 
 

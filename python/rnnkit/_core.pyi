@@ -45,10 +45,11 @@ __all__ = [
 # Stub-only aliases (private: the extension has no such names).
 _Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
 # `(kernel, recurrent_kernel)` or `(kernel, recurrent_kernel, bias or None)`.
-# `(kernel, recurrent_kernel[, bias[, peephole][, projection]])`: the extras an LSTM spec has.
+# `(kernel, recurrent_kernel[, bias[, peephole][, projection][, layer_norm[, cell_norm]]])`: the
+# extras a spec has.
 _Weights: TypeAlias = tuple[_Array, _Array] | tuple[_Array, _Array, _Array | None] | tuple[_Array | None, ...]
-# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then `d_peephole` and
-# `d_projection` for an LSTM with them.
+# `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then `d_peephole`,
+# `d_projection`, `d_layer_norm` and `d_cell_norm` for a cell with them.
 _WeightGrads: TypeAlias = tuple[_Array, _Array, _Array | None, list[_Array]] | tuple[_Array | list[_Array] | None, ...]
 
 __version__: str
@@ -62,7 +63,8 @@ class CellSpec:
     """A recurrent cell's kind ("simple_rnn", "gru", "lstm", "indrnn"), size and functions (no weights).
 
     An activation of None is "linear"; `peephole` (LSTM only) adds peephole connections and
-    `projection` (LSTM only) projects `h` to that size.
+    `projection` (LSTM only) projects `h` to that size; `layer_norm` (LSTM, GRU with
+    reset_after) normalises the input and recurrent products and an LSTM's cell state.
     """
 
     def __new__(
@@ -76,6 +78,7 @@ class CellSpec:
         *,
         peephole: bool = False,
         projection: SupportsIndex | None = None,
+        layer_norm: bool = False,
     ) -> Self: ...
     @property
     def kind(self) -> str: ...
@@ -93,6 +96,8 @@ class CellSpec:
     def peephole(self) -> bool: ...
     @property
     def projection(self) -> int | None: ...
+    @property
+    def layer_norm(self) -> bool: ...
     @property
     def gates(self) -> int: ...
     @property

@@ -79,7 +79,17 @@ pub struct CellSpec {
     /// LSTM only: the size of a projected `h = (o ⊙ act(c))·W_hr` (PyTorch's `proj_size`); `h`,
     /// the output and the recurrent kernel's rows then have this size, `c` keeps `units`.
     pub projection: Option<usize>,
+    /// LSTM and GRU (`reset_after`): layer normalisation as haste's LayerNormLSTM/GRU define it.
+    /// The input product `x·W` and the recurrent product `h₋₁·U` are each normalised over the
+    /// whole gate vector (all `gates·units` columns at once) and scaled by their own gains
+    /// ([`Weights::layer_norm`]); the cell's bias is their shift. An LSTM also normalises its
+    /// cell state before the output activation, with a gain and a bias ([`Weights::cell_norm`]):
+    /// `h = o ⊙ act(γ_c ⊙ LN(c) + β_c)`, `c` itself carried unnormalised.
+    pub layer_norm: bool,
 }
+
+/// The `ε` added to the variance in every layer normalisation (PyTorch's and haste's).
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 /// A cell's weights in Keras's layout: `kernel (input_dim, gates·units)`,
 /// `recurrent_kernel (units, gates·units)` (IndRNN: `(1, units)`, the vector `u`; a projected
@@ -98,6 +108,12 @@ pub struct Weights<'a, T> {
     pub peephole: Option<ArrayView2<'a, T>>,
     /// `(units, projection)` projection `W_hr` with [`CellSpec::projection`], else `None`.
     pub projection: Option<ArrayView2<'a, T>>,
+    /// `(2, gates·units)` gains `[γ_x, γ_h]` of the input and recurrent products' layer
+    /// normalisation with [`CellSpec::layer_norm`], else `None`.
+    pub layer_norm: Option<ArrayView2<'a, T>>,
+    /// `(2, units)` gain and bias `[γ_c, β_c]` of an LSTM's cell-state normalisation with
+    /// [`CellSpec::layer_norm`], else `None`.
+    pub cell_norm: Option<ArrayView2<'a, T>>,
 }
 
 impl CellSpec {
@@ -124,7 +140,36 @@ impl CellSpec {
             use_bias,
             peephole: false,
             projection: None,
+            layer_norm: false,
         })
+    }
+
+    /// This spec with layer normalisation on (or off): LSTM (without peepholes) and GRU with
+    /// `reset_after` only, as haste defines them.
+    pub fn with_layer_norm(self, layer_norm: bool) -> Result<Self> {
+        let refused = match self.kind {
+            _ if !layer_norm => None,
+            CellKind::Lstm if self.peephole => Some("an LSTM with peepholes".to_string()),
+            CellKind::Lstm | CellKind::Gru { reset_after: true } => None,
+            CellKind::Gru { reset_after: false } => Some("'gru' with reset_after=false".into()),
+            other => Some(format!("'{}'", other.name())),
+        };
+        if let Some(cell) = refused {
+            return Err(Error::Value {
+                argument: "layer_norm".into(),
+                expected: "false for a cell other than 'lstm' (without peepholes) or 'gru' with \
+                           reset_after"
+                    .into(),
+                received: format!("true for {cell}"),
+            });
+        }
+        Ok(Self { layer_norm, ..self })
+    }
+
+    /// The columns of the layer-normalisation weights after the gains: an LSTM's cell-state
+    /// gain and bias, `(2, units)`.
+    pub fn has_cell_norm(&self) -> bool {
+        self.layer_norm && self.kind == CellKind::Lstm
     }
 
     /// This spec with `h` projected to `projection` units (or not, with `None`); only LSTM
@@ -166,8 +211,16 @@ impl CellSpec {
         }
     }
 
-    /// This spec with peephole connections on (or off); only LSTM has them.
+    /// This spec with peephole connections on (or off); only LSTM has them, and not with
+    /// [`CellSpec::layer_norm`].
     pub fn with_peephole(self, peephole: bool) -> Result<Self> {
+        if peephole && self.layer_norm {
+            return Err(Error::Value {
+                argument: "peephole".into(),
+                expected: "false for a layer-normalised cell".into(),
+                received: "true".into(),
+            });
+        }
         if peephole && self.kind != CellKind::Lstm {
             return Err(Error::Value {
                 argument: "peephole".into(),
@@ -260,12 +313,41 @@ impl CellSpec {
             (Some(_), None) => return Err(missing("projection", "the spec projects")),
             (None, Some(_)) => return Err(unexpected("projection", "the spec has no projection")),
         }
+        let norm_shape = [2, width];
+        check_extra(
+            "layer_norm",
+            self.layer_norm,
+            &norm_shape,
+            weights.layer_norm,
+        )?;
+        let cell_shape = [2, self.units];
+        check_extra(
+            "cell_norm",
+            self.has_cell_norm(),
+            &cell_shape,
+            weights.cell_norm,
+        )?;
         match (self.use_bias, &weights.bias) {
             (true, Some(b)) => check_shape("bias", &[self.bias_rows(), width], b.shape()),
             (false, None) => Ok(()),
             (true, None) => Err(missing("bias", "use_bias is true")),
             (false, Some(_)) => Err(unexpected("bias", "use_bias is false")),
         }
+    }
+}
+
+/// Checks an optional weight of `shape` that the spec has (`has`) or not.
+fn check_extra<T>(
+    argument: &str,
+    has: bool,
+    shape: &[usize],
+    weight: Option<ArrayView2<T>>,
+) -> Result<()> {
+    match (has, weight) {
+        (true, Some(w)) => check_shape(argument, shape, w.shape()),
+        (false, None) => Ok(()),
+        (true, None) => Err(missing(argument, "layer_norm is true")),
+        (false, Some(_)) => Err(unexpected(argument, "layer_norm is false")),
     }
 }
 
@@ -623,5 +705,157 @@ pub fn gru_before_backward_reset<T: Float, P: Pointwise<T>>(
         q[j] = r * h_prev[j] * m;
         dpre[u + j] = dq[j] * h_prev[j] * m * p.ract_d(pre[u + j], r);
         dh_prev[j] += dq[j] * r * m;
+    }
+}
+
+/// Partial sums kept apart by the row reductions of layer normalisation: four vectors' worth of
+/// f32 (eight of f64) in flight, so that their loops vectorize without one long chain of
+/// dependent adds. They are added in a fixed order, so the result does not depend on the CPU.
+const LANES: usize = 64;
+
+/// `Σ f(a_j, b_j)` over two rows of one length: [`LANES`] interleaved partial sums added
+/// pairwise in a fixed tree, then the tail.
+#[inline(always)]
+fn lane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    let n = a.len().min(b.len());
+    let (a_blocks, a_rest) = a[..n].as_chunks::<LANES>();
+    let (b_blocks, b_rest) = b[..n].as_chunks::<LANES>();
+    let mut partial = [T::zero(); LANES];
+    for (x, y) in a_blocks.iter().zip(b_blocks) {
+        for l in 0..LANES {
+            partial[l] += f(x[l], y[l]);
+        }
+    }
+    // Halves added with constant indices, so each level is a few vector adds.
+    let p: [T; 32] = std::array::from_fn(|l| partial[l] + partial[l + 32]);
+    let p: [T; 16] = std::array::from_fn(|l| p[l] + p[l + 16]);
+    let p: [T; 8] = std::array::from_fn(|l| p[l] + p[l + 8]);
+    let p: [T; 4] = std::array::from_fn(|l| p[l] + p[l + 4]);
+    let total = (p[0] + p[2]) + (p[1] + p[3]);
+    (a_rest.iter().zip(b_rest)).fold(total, |s, (&x, &y)| s + f(x, y))
+}
+
+/// A row length as a float.
+#[inline(always)]
+fn count<T: Float>(n: usize) -> T {
+    T::from_usize(n.max(1)).expect("row lengths convert to floats")
+}
+
+/// The mean and the reciprocal standard deviation `1 / √(var + ε)` of a row (the variance over
+/// the row, not its unbiased estimate), as layer normalisation uses them.
+#[inline(always)]
+pub fn moments<T: Float>(x: &[T]) -> (T, T) {
+    let n = count::<T>(x.len());
+    let mean = lane_sum(x, x, |v, _| v) / n;
+    let var = lane_sum(x, x, |v, _| (v - mean) * (v - mean)) / n;
+    (mean, T::one() / (var + T::lit(LAYER_NORM_EPSILON)).sqrt())
+}
+
+/// Layer normalisation's backward pass for one row, in place: `d` enters as the gradient `dy`
+/// of `y = γ ⊙ x̂ + β` (`x̂ = (x - mean) ⊙ rstd`, `x` = `raw`) and leaves as that of `x`,
+/// `rstd ⊙ (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂))` with `g = γ ⊙ dy`; adds the row's share of the
+/// gain's gradient, `dy ⊙ x̂`, into `d_gain`.
+#[inline(always)]
+pub fn layer_norm_backward<T: Float>(gain: &[T], raw: &[T], d: &mut [T], d_gain: &mut [T]) {
+    let n = d.len();
+    let (gain, raw, d_gain) = (&gain[..n], &raw[..n], &mut d_gain[..n]);
+    let (mean, rstd) = moments(raw);
+    for j in 0..n {
+        d_gain[j] += d[j] * ((raw[j] - mean) * rstd);
+        d[j] *= gain[j];
+    }
+    finish_layer_norm_backward(raw, mean, rstd, d);
+}
+
+/// The end of layer normalisation's backward pass over a row of `x` (`raw`, whose moments are
+/// given), `dx` entering as `g = γ ⊙ dy` and leaving as the gradient of `x`.
+#[inline(always)]
+fn finish_layer_norm_backward<T: Float>(raw: &[T], mean: T, rstd: T, dx: &mut [T]) {
+    let n = dx.len();
+    let raw = &raw[..n];
+    let sum = lane_sum(dx, dx, |g, _| g) / count(n);
+    let dot = lane_sum(dx, raw, |g, x| g * (x - mean)) * rstd / count(n);
+    for j in 0..n {
+        dx[j] = rstd * (dx[j] - sum - (raw[j] - mean) * rstd * dot);
+    }
+}
+
+/// Layer-normalised LSTM forward: as [`lstm_forward`], then `h = o ⊙ act(γ_c ⊙ LN(c) + β_c)`
+/// with `cell_norm = [γ_c, β_c]`; `c` leaves unnormalised.
+#[inline(always)]
+pub fn lstm_norm_forward<T: Float, P: Pointwise<T>, const KEEP_GATES: bool>(
+    p: &P,
+    cell_norm: [&[T]; 2],
+    pre: &mut [T],
+    c_prev: &[T],
+    h: &mut [T],
+    c: &mut [T],
+) {
+    let n = h.len();
+    let [zi, zf, zc, zo] = blocks_mut::<T, 4>(pre).map(|z| &mut z[..n]);
+    let [gain, shift] = cell_norm.map(|w| &w[..n]);
+    let (c_prev, c) = (&c_prev[..n], &mut c[..n]);
+    for j in 0..n {
+        let (i, f, g) = (p.ract(zi[j]), p.ract(zf[j]), p.act(zc[j]));
+        c[j] = f * c_prev[j] + i * g;
+        if KEEP_GATES {
+            (zi[j], zf[j], zc[j], zo[j]) = (i, f, g, p.ract(zo[j]));
+        }
+    }
+    let (mean, rstd) = moments(c);
+    for j in 0..n {
+        let o = if KEEP_GATES { zo[j] } else { p.ract(zo[j]) };
+        h[j] = o * p.act(gain[j] * ((c[j] - mean) * rstd) + shift[j]);
+    }
+}
+
+/// Layer-normalised LSTM backward for one row: as [`lstm_backward`], with the path from `h`
+/// into `c` through the cell-state normalisation. Adds this row's share of the gradients of
+/// `[γ_c, β_c]` into `norm_grads` (`2 · units`: `Σ dn ⊙ LN(c)`, then `Σ dn`, `dn` the gradient
+/// of `γ_c ⊙ LN(c) + β_c`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one slice per operand of the row's step math
+pub fn lstm_norm_backward<T: Float, P: Pointwise<T>, const FROM_GATES: bool>(
+    p: &P,
+    cell_norm: [&[T]; 2],
+    pre: &[T],
+    c_prev: &[T],
+    c: &[T],
+    dh: &[T],
+    dc: &mut [T],
+    dpre: &mut [T],
+    norm_grads: &mut [T],
+) {
+    let n = dh.len();
+    let [zi, zf, zc, zo] = blocks::<T, 4>(pre).map(|z| &z[..n]);
+    let [di, df, dg, d_o] = blocks_mut::<T, 4>(dpre).map(|d| &mut d[..n]);
+    let [gain, shift] = cell_norm.map(|w| &w[..n]);
+    let (d_gain, d_shift) = norm_grads.split_at_mut(n);
+    let (d_gain, d_shift) = (&mut d_gain[..n], &mut d_shift[..n]);
+    let (c_prev, c, dc) = (&c_prev[..n], &c[..n], &mut dc[..n]);
+    let (mean, rstd) = moments(c);
+    // First the output gate and `γ_c ⊙ dn` (kept in `dg`, where the cell-state gradient's
+    // normalisation part is then finished, until the last loop overwrites it).
+    for j in 0..n {
+        let ([_, _, _, o], [_, _, _, d_o_]) =
+            lstm_gates::<T, P, FROM_GATES>(p, [zi[j], zf[j], zc[j], zo[j]]);
+        let xhat = (c[j] - mean) * rstd;
+        let norm = gain[j] * xhat + shift[j];
+        let a = p.act(norm);
+        let dn = dh[j] * o * p.act_d(norm, a);
+        d_o[j] = dh[j] * a * d_o_;
+        dg[j] = gain[j] * dn;
+        d_gain[j] += dn * xhat;
+        d_shift[j] += dn;
+    }
+    finish_layer_norm_backward(c, mean, rstd, dg);
+    for j in 0..n {
+        let ([i, f, g, _], [d_i, d_f, d_g, _]) =
+            lstm_gates::<T, P, FROM_GATES>(p, [zi[j], zf[j], zc[j], zo[j]]);
+        let dcj = dc[j] + dg[j];
+        di[j] = dcj * g * d_i;
+        df[j] = dcj * c_prev[j] * d_f;
+        dg[j] = dcj * i * d_g;
+        dc[j] = dcj * f;
     }
 }

@@ -98,6 +98,8 @@ pub struct Saved<T> {
     pub(crate) bias: Option<Array2<T>>,
     pub(crate) peephole: Option<Array2<T>>,
     pub(crate) projection: Option<Array2<T>>,
+    pub(crate) layer_norm: Option<Array2<T>>,
+    pub(crate) cell_norm: Option<Array2<T>>,
     /// `(time, batch, features)`, processing order.
     pub(crate) x: Array3<T>,
     /// `(time, batch)`, processing order.
@@ -120,6 +122,12 @@ pub struct Saved<T> {
     pub(crate) unprojected: Option<Array3<T>>,
     /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout.
     pub(crate) c_candidate: Option<Array3<T>>,
+    /// `(time, batch, gates·units)`: under layer normalisation, the input product `(x ⊙ m)·W`
+    /// before its normalisation.
+    pub(crate) input_raw: Option<Array3<T>>,
+    /// `(time, batch, gates·units)`: under layer normalisation, the recurrent product
+    /// `(h₋₁ ⊙ m)·U` before its normalisation.
+    pub(crate) recurrent_raw: Option<Array3<T>>,
 }
 
 impl<T> Saved<T> {
@@ -161,6 +169,10 @@ pub struct Gradients<T> {
     pub peephole: Option<Array2<T>>,
     /// `(units, projection)`, for a projected LSTM; else `None`.
     pub projection: Option<Array2<T>>,
+    /// `(2, gates·units)`, the layer-normalisation gains'; else `None`.
+    pub layer_norm: Option<Array2<T>>,
+    /// `(2, units)`, an LSTM's cell-state normalisation's; else `None`.
+    pub cell_norm: Option<Array2<T>>,
     /// One per state.
     pub initial_states: Vec<Array2<T>>,
 }

@@ -68,19 +68,20 @@ fn row_major<'a, D: Dimension>(a: &'a ArrayView<'_, f32, D>) -> Cow<'a, [f32]> {
     }
 }
 
-/// Refuses the cells the GPU kernels do not run yet (IndRNN, LSTM peepholes and projection): they run on the
-/// CPU (`device="cpu"`), never as another cell here.
+/// Refuses the cells the GPU kernels do not run yet (IndRNN, LSTM peepholes and projection,
+/// layer normalisation): they run on the CPU (`device="cpu"`), never as another cell here.
 pub fn check_supported(spec: &CellSpec) -> Result<()> {
     let variant = match spec.kind {
         CellKind::IndRnn => "IndRNN",
         CellKind::Lstm if spec.peephole => "an LSTM with peepholes",
         CellKind::Lstm if spec.projection.is_some() => "an LSTM with a projection",
+        _ if spec.layer_norm => "a cell with layer_norm",
         _ => return Ok(()),
     };
     Err(crate::error::Error::Value {
         argument: "spec".into(),
         expected:
-            "a cell the GPU kernels run (SimpleRNN, GRU, LSTM without peepholes or projection)"
+            "a cell the GPU kernels run (SimpleRNN, GRU, LSTM without peepholes, projection or layer_norm)"
                 .into(),
         received: format!("{variant}, which runs on the CPU only: use device=\"cpu\""),
     })
@@ -894,6 +895,8 @@ pub fn backward(
         bias,
         peephole: None,
         projection: None,
+        layer_norm: None,
+        cell_norm: None,
         initial_states,
     })
 }

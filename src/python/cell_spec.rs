@@ -17,8 +17,8 @@ pub struct CellSpec {
 impl CellSpec {
     #[new]
     #[pyo3(
-        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true, *, peephole = false, projection = None),
-        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True, *, peephole=False, projection=None)"
+        signature = (kind, units, activation = Some("tanh"), recurrent_activation = Some("sigmoid"), use_bias = true, reset_after = true, *, peephole = false, projection = None, layer_norm = false),
+        text_signature = "(kind, units, activation='tanh', recurrent_activation='sigmoid', use_bias=True, reset_after=True, *, peephole=False, projection=None, layer_norm=False)"
     )]
     #[allow(clippy::fn_params_excessive_bools, clippy::too_many_arguments)] // Keras's arguments, named
     fn new(
@@ -30,6 +30,7 @@ impl CellSpec {
         reset_after: bool,
         peephole: bool,
         projection: Option<&Bound<'_, PyAny>>,
+        layer_norm: bool,
     ) -> PyResult<Self> {
         let projection = projection
             .filter(|p| !p.is_none())
@@ -52,7 +53,8 @@ impl CellSpec {
             use_bias,
         )?
         .with_peephole(peephole)?
-        .with_projection(projection)?;
+        .with_projection(projection)?
+        .with_layer_norm(layer_norm)?;
         Ok(Self { inner })
     }
 
@@ -100,6 +102,13 @@ impl CellSpec {
         self.inner.projection
     }
 
+    /// Whether the cell is layer-normalised (weights `layer_norm (2, gates·units)`, then an
+    /// LSTM's `cell_norm (2, units)`, last).
+    #[getter]
+    fn layer_norm(&self) -> bool {
+        self.inner.layer_norm
+    }
+
     /// Gate blocks in the kernels (1, 3 or 4).
     #[getter]
     fn gates(&self) -> usize {
@@ -128,8 +137,13 @@ impl CellSpec {
         let projection = self
             .projection()
             .map_or(String::new(), |p| format!(", projection={p}"));
+        let layer_norm = if self.layer_norm() {
+            ", layer_norm=True"
+        } else {
+            ""
+        };
         format!(
-            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={}{peephole}{projection})",
+            "CellSpec(kind='{}', units={}, activation='{}', recurrent_activation='{}', use_bias={}, reset_after={}{peephole}{projection}{layer_norm})",
             self.kind(),
             self.units(),
             self.activation(),

@@ -95,6 +95,8 @@ struct DirectionArrays<'py, T: Element> {
     bias: Option<PyReadonlyArray<'py, T, IxDyn>>,
     peephole: Option<PyReadonlyArray2<'py, T>>,
     projection: Option<PyReadonlyArray2<'py, T>>,
+    layer_norm: Option<PyReadonlyArray2<'py, T>>,
+    cell_norm: Option<PyReadonlyArray2<'py, T>>,
     initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
     input_dropout: Option<PyReadonlyArray3<'py, T>>,
     recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
@@ -129,6 +131,8 @@ impl<'py> DirectionArgs<'_, 'py> {
         let extras: Vec<&str> = [
             (self.spec.peephole, "peephole"),
             (self.spec.projection.is_some(), "projection"),
+            (self.spec.layer_norm, "layer_norm"),
+            (self.spec.has_cell_norm(), "cell_norm"),
         ]
         .into_iter()
         .filter_map(|(has, name)| has.then_some(name))
@@ -164,6 +168,8 @@ impl<'py> DirectionArgs<'_, 'py> {
             bias,
             peephole: extra("peephole")?,
             projection: extra("projection")?,
+            layer_norm: extra("layer_norm")?,
+            cell_norm: extra("cell_norm")?,
             initial_states: self.read_initial_states()?,
             input_dropout: read_opt(
                 &format!("{p}input_dropout"),
@@ -259,6 +265,8 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
             bias: self.bias.as_ref().map(|b| as_matrix(b.as_array())),
             peephole: self.peephole.as_ref().map(|w| w.as_array()),
             projection: self.projection.as_ref().map(|w| w.as_array()),
+            layer_norm: self.layer_norm.as_ref().map(|w| w.as_array()),
+            cell_norm: self.cell_norm.as_ref().map(|w| w.as_array()),
         }
     }
 
@@ -295,7 +303,7 @@ fn as_matrix<T>(a: ArrayViewD<'_, T>) -> ArrayView2<'_, T> {
 }
 
 /// `(d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_state, ...])`, then
-/// `d_peephole` and `d_projection` for an LSTM with them; the bias gradient shaped like the bias and IndRNN's
+/// `d_peephole`, `d_projection`, `d_layer_norm` and `d_cell_norm` for a cell with them; the bias gradient shaped like the bias and IndRNN's
 /// recurrent gradient like its vector.
 fn weight_grads<'py, T: Elem>(
     py: Python<'py>,
@@ -323,7 +331,8 @@ fn weight_grads<'py, T: Elem>(
         bias,
         states.into_pyobject(py)?.into_any(),
     ];
-    let extras = [g.peephole, g.projection].into_iter().flatten();
+    let extras = [g.peephole, g.projection, g.layer_norm, g.cell_norm];
+    let extras = extras.into_iter().flatten();
     let extras = extras.map(|w| to_numpy(py, w));
     PyTuple::new(py, grads.into_iter().chain(extras).collect::<Vec<_>>())
 }
@@ -391,7 +400,8 @@ where
 /// `weights` is `(kernel, recurrent_kernel, bias)` in Keras's layout (IndRNN's recurrent
 /// kernel a `(units,)` vector, a projected LSTM's `(projection, 4·units)`; `bias` None without
 /// bias), then for an LSTM spec `peephole` `(3, units)` with `peephole=True` and `projection`
-/// `(units, projection)` with a projection. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
+/// `(units, projection)` with a projection, then with `layer_norm=True` the gains `layer_norm`
+/// `(2, gates·units)` and (LSTM) `cell_norm` `(2, units)`. Returns `(outputs, final_states, saved)`: outputs `(batch, time, units)` in processing order
 /// (`(batch, units)`, the last one, zeros for an empty sequence, with `return_sequences=False`),
 /// the list of final states, and the activations `rnn_backward` needs (None with `inference`: no
 /// backward pass follows, so no copy of the weights is kept). `zoneout` is None or, per state,
@@ -497,7 +507,7 @@ fn sequence_backward<'py, T: Elem, E: Engine<T>>(
 /// Give the gradient of every output (`d_outputs`, `(batch, time, units)`) or of the last one
 /// (`d_last_output`), and optionally of the final states (a list; `None` entries are zeros).
 /// Returns `(dx, d_kernel, d_recurrent_kernel, d_bias or None, [d_initial_states])`, then
-/// `d_peephole` and `d_projection` for an LSTM with them; `dx` is None with `input_gradient=False` (its
+/// `d_peephole`, `d_projection`, `d_layer_norm` and `d_cell_norm` for a cell with them; `dx` is None with `input_gradient=False` (its
 /// product is then skipped).
 #[pyfunction]
 #[pyo3(signature = (

@@ -59,17 +59,20 @@ pub const KINDS: [CellKind; 4] = [
 ];
 
 /// What a cell adds to Keras's: nothing, LSTM peepholes, an LSTM projection (to `units - 1`),
-/// or both.
+/// or both; layer normalisation (LSTM, GRU with `reset_after`), with an LSTM projection or not.
 #[derive(Clone, Copy, Debug)]
 pub enum Extra {
     Keras,
     Peephole,
     Projection,
     PeepholeProjection,
+    LayerNorm,
+    LayerNormProjection,
 }
 
-/// Every cell the core runs: Keras's four, IndRNN, and LSTM with peepholes and/or projection.
-pub const CELLS: [(CellKind, Extra); 8] = [
+/// Every cell the core runs: Keras's four, IndRNN, LSTM with peepholes and/or projection, and
+/// the layer-normalised LSTM (with a projection or not) and GRU.
+pub const CELLS: [(CellKind, Extra); 11] = [
     (CellKind::SimpleRnn, Extra::Keras),
     (CellKind::Gru { reset_after: true }, Extra::Keras),
     (CellKind::Gru { reset_after: false }, Extra::Keras),
@@ -78,6 +81,9 @@ pub const CELLS: [(CellKind, Extra); 8] = [
     (CellKind::Lstm, Extra::Peephole),
     (CellKind::Lstm, Extra::Projection),
     (CellKind::Lstm, Extra::PeepholeProjection),
+    (CellKind::Lstm, Extra::LayerNorm),
+    (CellKind::Gru { reset_after: true }, Extra::LayerNorm),
+    (CellKind::Lstm, Extra::LayerNormProjection),
 ];
 
 /// The spec of one of [`CELLS`].
@@ -89,11 +95,17 @@ pub fn cell_spec(
     use_bias: bool,
 ) -> CellSpec {
     let peephole = matches!(extra, Extra::Peephole | Extra::PeepholeProjection);
-    let projection = matches!(extra, Extra::Projection | Extra::PeepholeProjection);
+    let projection = matches!(
+        extra,
+        Extra::Projection | Extra::PeepholeProjection | Extra::LayerNormProjection
+    );
+    let layer_norm = matches!(extra, Extra::LayerNorm | Extra::LayerNormProjection);
     spec(kind, units, act, ract, use_bias)
         .with_peephole(peephole)
         .unwrap()
         .with_projection(projection.then(|| units - 1))
+        .unwrap()
+        .with_layer_norm(layer_norm)
         .unwrap()
 }
 
@@ -115,6 +127,8 @@ pub struct OwnedWeights {
     pub bias: Option<Array2<f64>>,
     pub peephole: Option<Array2<f64>>,
     pub projection: Option<Array2<f64>>,
+    pub layer_norm: Option<Array2<f64>>,
+    pub cell_norm: Option<Array2<f64>>,
 }
 
 impl OwnedWeights {
@@ -128,6 +142,13 @@ impl OwnedWeights {
                 .then(|| rng.array((spec.bias_rows(), w), scale)),
             peephole: spec.peephole.then(|| rng.array((3, spec.units), scale)),
             projection: spec.projection.map(|p| rng.array((spec.units, p), scale)),
+            // Gains around one and a shift around zero, as training moves them.
+            layer_norm: (spec.layer_norm).then(|| rng.array((2, w), scale) + 1.0),
+            cell_norm: (spec.has_cell_norm()).then(|| {
+                let mut a = rng.array((2, spec.units), scale);
+                a.row_mut(0).mapv_inplace(|v| v + 1.0);
+                a
+            }),
         }
     }
 
@@ -138,6 +159,8 @@ impl OwnedWeights {
             bias: self.bias.as_ref().map(|b| b.view()),
             peephole: self.peephole.as_ref().map(|p| p.view()),
             projection: self.projection.as_ref().map(|p| p.view()),
+            layer_norm: self.layer_norm.as_ref().map(|p| p.view()),
+            cell_norm: self.cell_norm.as_ref().map(|p| p.view()),
         }
     }
 }

@@ -46,6 +46,8 @@ def _check_cell(cell):
         raise _Unsupported("projection=... has no equivalent in ONNX's LSTM operator")
     if cell.zoneout:
         raise _Unsupported(f"zoneout={cell.zoneout} has no equivalent in ONNX's recurrent operators")
+    if getattr(cell, "layer_norm", False):
+        raise _Unsupported("layer_norm=True has no equivalent in ONNX's recurrent operators")
 
 
 def _cell_functions(cell):

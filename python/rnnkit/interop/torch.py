@@ -323,6 +323,11 @@ def _recurrent_layer(layer, where):
         raise ValueError(
             f"{where}: layer {layer.name!r} has zoneout={cell.zoneout}; PyTorch's recurrent modules have no zoneout."
         )
+    if getattr(cell, "layer_norm", False):
+        raise ValueError(
+            f"{where}: layer {layer.name!r} has layer_norm=True; PyTorch's recurrent modules have no "
+            "layer normalisation."
+        )
     from rnnkit import activations
 
     act = activations.serialize(cell.activation)

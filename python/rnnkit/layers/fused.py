@@ -16,11 +16,13 @@ from rnnkit.tensor import wrap
 def _compute(*cells):
     """`compute_dtype` and `device` of the core's calls for `cells` (one, or a bidirectional
     pair): the first cell's products dtype, and the CPU under "auto" for what the GPU kernels do
-    not run yet (bfloat16 products, IndRNN, peepholes, projections, zoneout); an explicit
-    "cuda" is refused by the core."""
+    not run yet (bfloat16 products, IndRNN, peepholes, projections, zoneout, layer_norm); an
+    explicit "cuda" is refused by the core."""
     bf16 = cells[0].compute_dtype == "bfloat16"
     device = config.compute_device()
-    cpu_only = bf16 or any(c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.zoneout for c in cells)
+    cpu_only = bf16 or any(
+        c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.spec.layer_norm or c.zoneout for c in cells
+    )
     if cpu_only and device == "cuda" and config.current_device() != "cuda":
         device = "cpu"
     return {"compute_dtype": "bfloat16" if bf16 else None, "device": device}

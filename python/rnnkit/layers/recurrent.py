@@ -1,5 +1,6 @@
 """`SimpleRNN`, `GRU`, `LSTM` and `IndRNN`: an `RNN` over the matching built-in cell, with
-Keras's arguments (and, beyond Keras, LSTM peepholes and IndRNN)."""
+Keras's arguments (and, beyond Keras, LSTM peepholes, projection, zoneout, layer
+normalisation and IndRNN)."""
 
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import GRUCell, IndRNNCell, LSTMCell, SimpleRNNCell
@@ -234,6 +235,10 @@ class GRU(_CellLayer):
         zoneout: Fraction of the units whose state keeps its previous value at each step in
             training (beyond Keras; Krueger et al., 2016), the expectation at inference; see
             the cell. CPU only for now (under the "auto" device it runs on the CPU).
+        layer_norm: Layer normalisation of the input and recurrent products (each over the
+            whole gate vector, with its own gain) as haste's LayerNorm cells (beyond Keras);
+            the equations and the extra weights are in the cell's docstring. CPU only for now
+            (under the "auto" device it runs on the CPU).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -272,6 +277,7 @@ class GRU(_CellLayer):
         reset_after=True,
         use_cudnn="auto",
         zoneout=0.0,
+        layer_norm=False,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -296,6 +302,7 @@ class GRU(_CellLayer):
                 reset_after=reset_after,
                 seed=seed,
                 zoneout=zoneout,
+                layer_norm=layer_norm,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -310,6 +317,7 @@ class GRU(_CellLayer):
     recurrent_activation = _cell_property("recurrent_activation")
     reset_after = _cell_property("reset_after")
     zoneout = _cell_property("zoneout")
+    layer_norm = _cell_property("layer_norm")
 
 
 class LSTM(_CellLayer):
@@ -356,6 +364,10 @@ class LSTM(_CellLayer):
         zoneout: Fraction of the units whose state keeps its previous value at each step in
             training (beyond Keras; Krueger et al., 2016), the expectation at inference; see
             the cell. CPU only for now (under the "auto" device it runs on the CPU).
+        layer_norm: Layer normalisation of the input and recurrent products (each over the
+            whole gate vector, with its own gain) as haste's LayerNorm cells (beyond Keras);
+            the equations and the extra weights are in the cell's docstring. CPU only for now
+            (under the "auto" device it runs on the CPU).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, `input_shape`,
             `batch_size`, `batch_input_shape`, `device`), `RNN`'s `zero_output_for_mask` and
             the cell's `implementation`; anything else raises ValueError.
@@ -397,6 +409,7 @@ class LSTM(_CellLayer):
         peephole=False,
         projection=None,
         zoneout=0.0,
+        layer_norm=False,
         **kwargs,
     ):
         _check_use_cudnn(use_cudnn)
@@ -423,6 +436,7 @@ class LSTM(_CellLayer):
                 peephole=peephole,
                 projection=projection,
                 zoneout=zoneout,
+                layer_norm=layer_norm,
             ),
             activity_regularizer=activity_regularizer,
             return_sequences=return_sequences,
@@ -439,6 +453,7 @@ class LSTM(_CellLayer):
     peephole = _cell_property("peephole")
     projection = _cell_property("projection")
     zoneout = _cell_property("zoneout")
+    layer_norm = _cell_property("layer_norm")
 
 
 class IndRNN(_CellLayer):

@@ -51,6 +51,23 @@ def _projection(value, units):
     return int(value)
 
 
+# The `ε` added to the variance in the cells' layer normalisation (PyTorch's and haste's).
+_LAYER_NORM_EPSILON = 1e-5
+
+
+def _layer_norm(v, gain, shift=None):
+    """`gain ⊙ (v - mean) / √(var + ε) (+ shift)` over the last axis (the biased variance)."""
+    centred = v - ops.mean(v, axis=-1, keepdims=True)
+    var = ops.mean(centred * centred, axis=-1, keepdims=True)
+    out = centred / ops.sqrt(var + _LAYER_NORM_EPSILON) * gain
+    return out if shift is None else out + shift
+
+
+def _cell_norm_initializer(shape, dtype=None):
+    """An LSTM's `(2, units)` cell-state normalisation: gain ones, bias zeros."""
+    return np.stack([np.ones(shape[1:], dtype), np.zeros(shape[1:], dtype)])
+
+
 def _positive(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"Argument `{name}` expected a positive number or None, received {value!r}.")
@@ -210,6 +227,32 @@ class DropoutRNNCell(Layer):
         kernels read, in `get_weights()` order: none for Keras's cells."""
         return []
 
+    def add_layer_norm_weights(self):
+        """With `layer_norm`, creates `layer_norm_weights` `(2, gates·units)` (the gains of the
+        input and recurrent products' normalisation, ones) and, for LSTM, `cell_norm_weights`
+        `(2, units)` (the cell state's gain, ones, and bias, zeros)."""
+        if not getattr(self, "layer_norm", False):
+            return []
+        width = self.gates * self.units
+        self.layer_norm_weights = self.add_weight(shape=(2, width), initializer="ones", name="layer_norm")
+        added = [self.layer_norm_weights]
+        if self.kind == "lstm":
+            self.cell_norm_weights = self.add_weight(
+                shape=(2, self.units), initializer=_cell_norm_initializer, name="cell_norm"
+            )
+            added.append(self.cell_norm_weights)
+        return added
+
+    def _normalised_products(self, zx, zh):
+        """The input and recurrent products `[x·W_g]`, `[h₋₁·U_g]` (lists of gate blocks), each
+        layer-normalised over all its gates with `layer_norm`, else as given."""
+        if not getattr(self, "layer_norm", False):
+            return zx, zh
+        gains = self.layer_norm_weights
+        zx = _layer_norm(ops.concatenate(zx, axis=-1), gains[0])
+        zh = _layer_norm(ops.concatenate(zh, axis=-1), gains[1])
+        return ops.split(zx, self.gates, axis=-1), ops.split(zh, self.gates, axis=-1)
+
     @property
     def spec(self):
         """The `_core.CellSpec` of this cell, or None when an activation has no Rust kernel.
@@ -226,15 +269,16 @@ class DropoutRNNCell(Layer):
             getattr(self, "reset_after", True),
             getattr(self, "peephole", False),
             getattr(self, "projection", None),
+            getattr(self, "layer_norm", False),
         )
         cached = self.__dict__.get("_spec_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        kind, units, activation, recurrent_activation, use_bias, reset_after, peephole, projection = key
+        kind, units, activation, recurrent_activation, use_bias, reset_after, peephole, projection, layer_norm = key
         names = [_builtin_name(activation), _builtin_name(recurrent_activation)]
         spec = None
         if all(n in _core.ACTIVATIONS for n in names):
-            extras = {"peephole": peephole, "projection": projection}
+            extras = {"peephole": peephole, "projection": projection, "layer_norm": layer_norm}
             spec = _core.CellSpec(kind, units, *names, use_bias, reset_after, **extras)
         self.__dict__["_spec_cache"] = (key, spec)
         return spec
@@ -451,14 +495,25 @@ class GRUCell(DropoutRNNCell):
             training (Krueger et al., 2016), fresh masks every step (reproducible with `seed`);
             at inference the expectation, `s = zoneout·s₋₁ + (1 - zoneout)·s̃`. Beyond Keras;
             fused on the CPU (the GPU kernels do not run it yet).
+        layer_norm: Layer normalisation as haste's LayerNormGRU (beyond Keras; needs
+            `reset_after=True`): the input product `x·W` and the recurrent product `h₋₁·U` are
+            each normalised over all `3·units` columns at once (not per gate block) with their
+            own gains, the biases acting as their shifts:
+            `[x_z, x_r, x_h] = γ_x ⊙ LN(x·W) + b_in`, `[r_z, r_r, r_h] = γ_h ⊙ LN(h₋₁·U) + b_rec`,
+            then Keras's `z = σ(x_z + r_z)`, `r = σ(x_r + r_r)`, `h̃ = tanh(x_h + r ⊙ r_h)`,
+            `h = z ⊙ h₋₁ + (1 - z) ⊙ h̃`, with `LN(v) = (v - mean(v)) / √(var(v) + 1e-5)` over
+            the row. Adds `layer_norm` `(2, 3·units)` (rows γ_x, γ_h, starting at ones) after
+            `bias` in `get_weights()`. Fused on the CPU (the GPU kernels do not run it yet).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
             `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
             anything else raises ValueError.
 
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
-            initializer, regularizer or constraint name, or an unknown keyword argument.
-        TypeError: For a dropout rate or seed that is not a number.
+            initializer, regularizer or constraint name, an unknown keyword argument, or
+            `layer_norm=True` with `reset_after=False`.
+        TypeError: For a dropout rate or seed that is not a number, or a `layer_norm` that is
+            not a bool.
     """
 
     kind = "gru"
@@ -484,6 +539,7 @@ class GRUCell(DropoutRNNCell):
         reset_after=True,
         seed=None,
         zoneout=0.0,
+        layer_norm=False,
         **kwargs,
     ):
         super().__init__(
@@ -507,11 +563,23 @@ class GRUCell(DropoutRNNCell):
         )
         self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = reset_after
+        self.layer_norm = _flag("layer_norm", layer_norm)
+        if self.layer_norm and not reset_after:
+            raise ValueError(
+                "Argument `layer_norm=True` needs `reset_after=True` (haste's LayerNormGRU normalises the "
+                "recurrent product before the reset gate), received reset_after=False."
+            )
 
     def build(self, input_shape):
         shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
         self.add_cell_weights(input_shape[-1], shape, self.bias_initializer)
+        self.add_layer_norm_weights()
         self.built = True
+
+    @property
+    def extra_weights(self):
+        """The weights after Keras's three: `layer_norm_weights` with `layer_norm`."""
+        return [self.layer_norm_weights] if self.layer_norm else []
 
     def call(self, inputs, states, training=False):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
@@ -524,13 +592,16 @@ class GRUCell(DropoutRNNCell):
             b_rec = self._gate_blocks(b_rec) if b_rec is not None else [0.0] * 3
         else:
             b_in = b_rec = [0.0] * 3
-        x_z, x_r, x_h = (ops.matmul(x, wg) + bg for x, wg, bg in zip(xs, w, b_in))
-        r_z = ops.matmul(hs[0], u[0]) + b_rec[0]
-        r_r = ops.matmul(hs[1], u[1]) + b_rec[1]
+        zx, zh = self._normalised_products(
+            [ops.matmul(x, wg) for x, wg in zip(xs, w)],
+            [ops.matmul(h, ug) for h, ug in zip(hs, u[:2] if not self.reset_after else u)],
+        )
+        x_z, x_r, x_h = (z + bg for z, bg in zip(zx, b_in))
+        r_z, r_r = zh[0] + b_rec[0], zh[1] + b_rec[1]
         z = self.recurrent_activation(x_z + r_z)
         r = self.recurrent_activation(x_r + r_r)
         if self.reset_after:
-            hh = self.activation(x_h + r * (ops.matmul(hs[2], u[2]) + b_rec[2]))
+            hh = self.activation(x_h + r * (zh[2] + b_rec[2]))
         else:
             hh = self.activation(x_h + ops.matmul(r * hs[2], u[2]))
         h = z * h_prev + (1.0 - z) * hh
@@ -542,6 +613,8 @@ class GRUCell(DropoutRNNCell):
         config.update(
             recurrent_activation=activations.serialize(self.recurrent_activation), reset_after=self.reset_after
         )
+        if self.layer_norm:
+            config["layer_norm"] = True
         return config
 
 
@@ -586,15 +659,27 @@ class LSTMCell(DropoutRNNCell):
             `projection_kernel` (initialised by `kernel_initializer`) last in `get_weights()`;
             `h`, the output and the rows of `recurrent_kernel` `(P, 4·units)` then have size
             `P`, and the states are `[h (batch, P), c (batch, units)]`.
+        layer_norm: Layer normalisation as haste's LayerNormLSTM (beyond Keras): the input
+            product `x·W` and the recurrent product `h₋₁·U` are each normalised over all
+            `4·units` columns at once (not per gate block) with their own gains, the bias acting
+            as their shift, and the cell state is normalised (gain and bias) before the output
+            activation: `[z_i, z_f, z_c, z_o] = γ_x ⊙ LN(x·W) + γ_h ⊙ LN(h₋₁·U) + b`,
+            `c = σ(z_f) ⊙ c₋₁ + σ(z_i) ⊙ tanh(z_c)` (carried unnormalised),
+            `h = σ(z_o) ⊙ tanh(γ_c ⊙ LN(c) + β_c)`, with `LN(v) = (v - mean(v)) / √(var(v) +
+            1e-5)` over the row. Adds `layer_norm` `(2, 4·units)` (rows γ_x, γ_h, ones) and
+            `cell_norm` `(2, units)` (rows γ_c, ones, and β_c, zeros) last in `get_weights()`.
+            Works with `projection` and `zoneout`; not with `peephole`. Fused on the CPU (the GPU
+            kernels do not run it yet).
         **kwargs: Base `Layer` arguments (`name`, `trainable`, `dtype`, ...) and
             `implementation` (1: one dropout mask per gate; 2, the default: one shared mask);
             anything else raises ValueError.
 
     Raises:
         ValueError: For a `units` that is not a positive integer, an unknown activation,
-            initializer, regularizer or constraint name, or an unknown keyword argument.
-        TypeError: For a dropout rate or seed that is not a number, a `peephole` that is not a
-            bool, or a `projection` that is not an integer or None.
+            initializer, regularizer or constraint name, an unknown keyword argument, or
+            `layer_norm=True` with `peephole=True`.
+        TypeError: For a dropout rate or seed that is not a number, a `peephole` or
+            `layer_norm` that is not a bool, or a `projection` that is not an integer or None.
     """
 
     kind = "lstm"
@@ -622,6 +707,7 @@ class LSTMCell(DropoutRNNCell):
         peephole=False,
         projection=None,
         zoneout=0.0,
+        layer_norm=False,
         **kwargs,
     ):
         super().__init__(
@@ -647,6 +733,12 @@ class LSTMCell(DropoutRNNCell):
         self.unit_forget_bias = unit_forget_bias
         self.peephole = _flag("peephole", peephole)
         self.projection = _projection(projection, self.units)
+        self.layer_norm = _flag("layer_norm", layer_norm)
+        if self.layer_norm and self.peephole:
+            raise ValueError(
+                "Arguments `layer_norm=True` and `peephole=True` cannot be combined (haste's LayerNormLSTM "
+                "has no peepholes); set one of them to False."
+            )
         self.output_size = self.projection or self.units
         self.state_size = [self.output_size, self.units]
 
@@ -660,14 +752,18 @@ class LSTMCell(DropoutRNNCell):
             self.projection_kernel = self.add_weight(
                 shape=(self.units, self.projection), initializer=self.kernel_initializer, name="projection_kernel"
             )
+        self.add_layer_norm_weights()
         self.built = True
 
     @property
     def extra_weights(self):
         """The weights after Keras's three: `peephole_weights` with `peephole`, then
-        `projection_kernel` with a `projection`."""
-        return ([self.peephole_weights] if self.peephole else []) + (
-            [self.projection_kernel] if self.projection else []
+        `projection_kernel` with a `projection`, then `layer_norm_weights` and
+        `cell_norm_weights` with `layer_norm`."""
+        return (
+            ([self.peephole_weights] if self.peephole else [])
+            + ([self.projection_kernel] if self.projection else [])
+            + ([self.layer_norm_weights, self.cell_norm_weights] if self.layer_norm else [])
         )
 
     def _forget_bias_initializer(self, shape, dtype=None):
@@ -680,14 +776,20 @@ class LSTMCell(DropoutRNNCell):
         xs, hs = self._step_inputs(inputs, states, training)
         w, u = self._gate_blocks(self.kernel), self._gate_blocks(self.recurrent_kernel)
         b = self._gate_blocks(self.bias) if self.use_bias else [0.0] * 4
-        z = [ops.matmul(x, wg) + ops.matmul(h, ug) + bg for x, h, wg, ug, bg in zip(xs, hs, w, u, b)]
+        zx, zh = self._normalised_products(
+            [ops.matmul(x, wg) for x, wg in zip(xs, w)], [ops.matmul(h, ug) for h, ug in zip(hs, u)]
+        )
+        z = [a + r + bg for a, r, bg in zip(zx, zh, b)]
         if self.peephole:
             p_i, p_f, p_o = self.peephole_weights[0], self.peephole_weights[1], self.peephole_weights[2]
             z[0], z[1] = z[0] + p_i * c_prev, z[1] + p_f * c_prev
         i, f = self.recurrent_activation(z[0]), self.recurrent_activation(z[1])
         c = f * c_prev + i * self.activation(z[2])
         o = self.recurrent_activation(z[3] + p_o * c if self.peephole else z[3])
-        h = o * self.activation(c)
+        if self.layer_norm:
+            h = o * self.activation(_layer_norm(c, self.cell_norm_weights[0], self.cell_norm_weights[1]))
+        else:
+            h = o * self.activation(c)
         if self.projection:
             h = ops.matmul(h, self.projection_kernel)
         h, c = self._zone([h, c], [states[0], c_prev], training)
@@ -703,6 +805,8 @@ class LSTMCell(DropoutRNNCell):
             config["peephole"] = True
         if self.projection:
             config["projection"] = self.projection
+        if self.layer_norm:
+            config["layer_norm"] = True
         return config
 
 

@@ -72,7 +72,8 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         0
     };
-    let per_row = width + usize::from(is_gru) * u + input_copies * f;
+    let per_row =
+        width * (1 + 2 * usize::from(spec.layer_norm)) + usize::from(is_gru) * u + input_copies * f;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the backward pass",
@@ -89,8 +90,18 @@ pub(crate) fn backward_sharing<T: Float>(
         None => None,
     };
     let (mut dh0, mut dc0) = final_state_grads(spec, b, d_final_states)?;
+    let mut norm = match spec.layer_norm {
+        true => Some(NormBuffers {
+            d_recurrent_raw: zeros((t, b, width), "normalisation gradients")?,
+            sums: zeros(
+                (b, 4 * width + 2 * u * usize::from(spec.has_cell_norm())),
+                "normalisation gradients",
+            )?,
+        }),
+        false => None,
+    };
     let states = (&mut dh0, dc0.as_mut());
-    let buffers = (&mut dpre, gru.as_mut(), dh_steps.as_mut());
+    let buffers = (&mut dpre, gru.as_mut(), dh_steps.as_mut(), norm.as_mut());
     time_loop(saved, d_outputs, buffers, states, cancel, threads)?;
 
     // The products over all steps: Ctrl-C is looked for between them.
@@ -104,14 +115,31 @@ pub(crate) fn backward_sharing<T: Float>(
             .into_shape_with_order((t * b, u))
             .expect("contiguous")
     });
+    // Under layer normalisation `dpre` has left the loop as the gradient of `x·W` before its
+    // normalisation, and the recurrent side's products read the loop's gradient of `h₋₁·U`;
+    // the biases' gradients are the rows' sums.
+    let norm_sums = norm.as_ref().map(|n| n.sums.sum_axis(Axis(0)));
+    let d_input = dpre2;
+    let d_recurrent = norm.as_ref().map(|n| {
+        (n.d_recurrent_raw.view())
+            .into_shape_with_order((t * b, width))
+            .expect("contiguous")
+    });
     let input = if input_gradient {
-        Some(input_gradient_of(saved, dpre2, threads)?)
+        Some(input_gradient_of(saved, d_input, threads)?)
     } else {
         None
     };
-    let (kernel, recurrent_kernel) = weight_grads(saved, dpre2, gru2, cancel, threads)?;
+    let (kernel, recurrent_kernel) =
+        weight_grads(saved, (d_input, d_recurrent), gru2, cancel, threads)?;
     let bias = saved.bias.as_ref().map(|bias| {
         let mut db = Array2::zeros(bias.raw_dim());
+        if let Some(sums) = &norm_sums {
+            for (i, mut row) in db.outer_iter_mut().enumerate() {
+                row.assign(&sums.slice(s![(2 + i) * width..(3 + i) * width]));
+            }
+            return db;
+        }
         db.row_mut(0).assign(&dpre2.sum_axis(Axis(0)));
         if let (2, Some(g)) = (bias.nrows(), &gru2) {
             db.slice_mut(s![1, ..2 * u])
@@ -129,8 +157,40 @@ pub(crate) fn backward_sharing<T: Float>(
         projection: dh_steps
             .map(|d| projection_grad(saved, &d, threads))
             .transpose()?,
+        layer_norm: norm_sums.as_ref().map(|sums| {
+            let mut grad = Array2::zeros((2, width));
+            grad.row_mut(0).assign(&sums.slice(s![width..2 * width]));
+            grad.row_mut(1).assign(&sums.slice(s![..width]));
+            grad
+        }),
+        cell_norm: (norm_sums.as_ref())
+            .filter(|_| spec.has_cell_norm())
+            .map(|sums| {
+                let cell = sums.slice(s![4 * width..]).to_owned();
+                cell.into_shape_with_order((2, u)).expect("2 · units sums")
+            }),
         initial_states: std::iter::once(dh0).chain(dc0).collect(),
     })
+}
+
+/// What the backward time loop fills: the pre-activation gradients, the GRU terms, a projected
+/// LSTM's gradients of `h` per step, and the buffers of layer normalisation.
+type LoopBuffers<'b, T> = (
+    &'b mut Array3<T>,
+    Option<&'b mut Array3<T>>,
+    Option<&'b mut Array3<T>>,
+    Option<&'b mut NormBuffers<T>>,
+);
+
+/// The backward pass's buffers under layer normalisation.
+struct NormBuffers<T> {
+    /// `(time, batch, gates·units)`: the gradient of the recurrent products before their
+    /// normalisation.
+    d_recurrent_raw: Array3<T>,
+    /// `(batch, 4·gates·units [+ 2·units])`: each row's sums over its steps (the bias rows'
+    /// from column `2·gates·units` on), see
+    /// [`BackwardChunk::norm_grads`].
+    sums: Array2<T>,
 }
 
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
@@ -234,11 +294,7 @@ fn final_state_grads<T: Float>(
 fn time_loop<T: Float>(
     saved: &Saved<T>,
     d_outputs: OutputGrad<T>,
-    (dpre, gru, dh_steps): (
-        &mut Array3<T>,
-        Option<&mut Array3<T>>,
-        Option<&mut Array3<T>>,
-    ),
+    (dpre, gru, dh_steps, norm): LoopBuffers<'_, T>,
     (dh0, dc0): (&mut Array2<T>, Option<&mut Array2<T>>),
     cancel: &Cancel,
     threads: usize,
@@ -251,12 +307,22 @@ fn time_loop<T: Float>(
         Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
         None => (0..dh0_chunks.len()).map(|_| None).collect(),
     };
+    let (d_raw, sums) = match norm {
+        Some(n) => (Some(&mut n.d_recurrent_raw), Some(&mut n.sums)),
+        None => (None, None),
+    };
+    let sums: Vec<_> = match sums {
+        Some(a) => a.axis_chunks_iter_mut(Axis(0), rows).map(Some).collect(),
+        None => (0..dh0_chunks.len()).map(|_| None).collect(),
+    };
+    let norm_chunks = split_opt_rows(d_raw, rows, b).into_iter().zip(sums);
     let tasks: Vec<_> = split_rows(dpre, rows)
         .into_iter()
         .zip(split_opt_rows(gru, rows, b))
         .zip(dh0_chunks)
         .zip(dc0_chunks)
         .zip(split_opt_rows(dh_steps, rows, b))
+        .zip(norm_chunks)
         .enumerate()
         .collect();
     let precision = saved.options.precision;
@@ -271,30 +337,39 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),
         projection: projection.as_ref(),
+        layer_norm: saved.layer_norm.as_ref().map(|p| p.view()),
+        cell_norm: saved.cell_norm.as_ref().map(|p| p.view()),
         zoneout: super::forward::zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
         cancel,
     };
-    crate::cpu::team::for_each(tasks, |(i, ((((dpre, gru), dh0), dc0), dh_steps))| {
-        let chunk = BackwardChunk {
-            first_row: i * rows,
-            dpre,
-            gru,
-            dh0,
-            dc0,
-            dh_steps,
-        };
-        with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
-    })
+    crate::cpu::team::for_each(
+        tasks,
+        |(i, (((((dpre, gru), dh0), dc0), dh_steps), norm))| {
+            let chunk = BackwardChunk {
+                first_row: i * rows,
+                dpre,
+                gru,
+                dh0,
+                dc0,
+                dh_steps,
+                d_recurrent_raw: norm.0,
+                norm_grads: norm.1,
+            };
+            with_step!(spec, saved.keep_gates, cell => simd::backward(&ctx, saved, d_outputs, chunk, cell))
+        },
+    )
 }
 
-/// The gradients of the input and recurrent kernels from the pre-activation gradients `dpre2`
-/// and the GRU terms `gru2`, both `(time · batch, ·)`.
+/// The gradients of the input and recurrent kernels from the gradients of the input
+/// products `dpre2` (the pre-activations', or under layer normalisation those of `x·W` before
+/// it), of the recurrent products before their normalisation `d_recurrent` (with layer
+/// normalisation) and the GRU terms `gru2`, all `(time · batch, ·)`.
 fn weight_grads<T: Float>(
     saved: &Saved<T>,
-    dpre2: ArrayView2<T>,
+    (dpre2, d_recurrent): (ArrayView2<T>, Option<ArrayView2<T>>),
     gru2: Option<ArrayView2<T>>,
     cancel: &Cancel,
     threads: usize,
@@ -336,6 +411,11 @@ fn weight_grads<T: Float>(
     let mut recurrent = zeros((out, width), "recurrent kernel gradient")?;
     let rdrop = saved.recurrent_dropout.as_ref().map(|m| m.view());
     match (spec.kind, gru2) {
+        _ if d_recurrent.is_some() => {
+            let d = d_recurrent.expect("checked");
+            let out = recurrent.view_mut();
+            weight_grad(h_prev, rdrop, d, all, u, out, threads, precision)?;
+        }
         (CellKind::Gru { reset_after }, Some(g)) => {
             let zr = dpre2.slice(s![.., ..2 * u]);
             let out = recurrent.slice_mut(s![.., ..2 * u]);

@@ -51,12 +51,16 @@ pub(crate) fn forward_sharing<T: Float>(
     let kernel = weights.kernel.as_standard_layout();
     let recurrent_kernel = weights.recurrent_kernel.as_standard_layout();
     let peephole = weights.peephole.as_ref().map(|p| p.as_standard_layout());
+    let layer_norm = weights.layer_norm.as_ref().map(|p| p.as_standard_layout());
+    let cell_norm = weights.cell_norm.as_ref().map(|p| p.as_standard_layout());
     let weights = &Weights {
         kernel: kernel.view(),
         recurrent_kernel: recurrent_kernel.view(),
         bias: weights.bias,
         peephole: peephole.as_ref().map(|p| p.view()),
         projection: weights.projection,
+        layer_norm: layer_norm.as_ref().map(|p| p.view()),
+        cell_norm: cell_norm.as_ref().map(|p| p.view()),
     };
     let mut saved = start(spec, weights, input, options)?;
     // Without a mask every step's output is its hidden state: only a mask needs its own buffer
@@ -68,8 +72,11 @@ pub(crate) fn forward_sharing<T: Float>(
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
+    // Under layer normalisation the product lands apart: the time loop normalises it onto the
+    // bias.
+    let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
     for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
-        .zip(saved.pre.axis_chunks_iter_mut(Axis(0), chunk_steps))
+        .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
     {
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
@@ -112,7 +119,7 @@ fn start<T: Float>(
     let reset_after = spec.kind == (CellKind::Gru { reset_after: true });
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
     let buffers = spec.state_count() + usize::from(reset_after || spec.projection.is_some());
-    let per_row = f + width + u * buffers + out * 2;
+    let per_row = f + width * (1 + 2 * usize::from(spec.layer_norm)) + u * buffers + out * 2;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the forward pass",
@@ -178,6 +185,16 @@ fn start<T: Float>(
             (Some(_), CellKind::Lstm) => Some(zeros((t, b, u), "cell state candidates")?),
             _ => None,
         },
+        layer_norm: (weights.layer_norm).map(|w| backward_copy(w, options.inference)),
+        cell_norm: (weights.cell_norm).map(|w| backward_copy(w, options.inference)),
+        input_raw: match spec.layer_norm {
+            true => Some(zeros((t, b, width), "input products")?),
+            false => None,
+        },
+        recurrent_raw: match spec.layer_norm {
+            true => Some(zeros((t, b, width), "recurrent products")?),
+            false => None,
+        },
     })
 }
 
@@ -200,6 +217,8 @@ fn time_loop<T: Float>(
     let mut ys = split_opt_rows(ys, rows, b).into_iter();
     let mut unprojected = split_opt_rows(saved.unprojected.as_mut(), rows, b).into_iter();
     let mut c_candidate = split_opt_rows(saved.c_candidate.as_mut(), rows, b).into_iter();
+    let mut recurrent_raw = split_opt_rows(saved.recurrent_raw.as_mut(), rows, b).into_iter();
+    let input_raw = saved.input_raw.as_ref();
     let chunks: Vec<_> = (0..pre.len())
         .map(|i| ForwardChunk {
             first_row: i * rows,
@@ -210,6 +229,8 @@ fn time_loop<T: Float>(
             ys: ys.next().flatten(),
             unprojected: unprojected.next().flatten(),
             c_candidate: c_candidate.next().flatten(),
+            input_raw: input_raw.map(|a| a.slice(s![.., i * rows..((i + 1) * rows).min(b), ..])),
+            recurrent_raw: recurrent_raw.next().flatten(),
         })
         .collect();
     let precision = saved.options.precision;
@@ -226,6 +247,8 @@ fn time_loop<T: Float>(
         diagonal: (spec.kind == CellKind::IndRnn).then_some(weights.recurrent_kernel),
         peephole: weights.peephole,
         projection: projection.as_ref(),
+        layer_norm: weights.layer_norm,
+        cell_norm: weights.cell_norm,
         zoneout: zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),

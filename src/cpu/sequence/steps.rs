@@ -37,6 +37,8 @@ pub(super) struct ForwardRow<'r, T> {
     pub rec_h: Option<&'r mut [T]>,
     /// LSTM with peepholes: `[p_i, p_f, p_o]`.
     pub peephole: Option<[&'r [T]; 3]>,
+    /// Layer-normalised LSTM: the cell-state normalisation `[γ_c, β_c]`.
+    pub cell_norm: Option<[&'r [T]; 2]>,
 }
 
 /// One row of a backward step.
@@ -55,6 +57,9 @@ pub(super) struct BackwardRow<'r, T> {
     pub rec_h: Option<(&'r [T], &'r mut [T])>,
     /// LSTM with peepholes: `[p_i, p_f, p_o]`.
     pub peephole: Option<[&'r [T]; 3]>,
+    /// Layer-normalised LSTM: `[γ_c, β_c]` and the row's sums of their gradients
+    /// (`2 · units`).
+    pub cell_norm: Option<([&'r [T]; 2], &'r mut [T])>,
 }
 
 /// The arrays of one backward step's recurrent products for a batch slice, after its rows.
@@ -124,6 +129,14 @@ impl<T: Float, P: Pointwise<T>> CellStep<T> for Lstm<'_, P> {
     fn forward_row(&self, r: ForwardRow<T>) {
         let (c_prev, c) = r.c.expect("LSTM has cell states");
         let p = self.p;
+        if let Some(w) = r.cell_norm {
+            if self.keep_gates {
+                cell::lstm_norm_forward::<_, _, true>(p, w, r.pre, c_prev, r.h, c);
+            } else {
+                cell::lstm_norm_forward::<_, _, false>(p, w, r.pre, c_prev, r.h, c);
+            }
+            return;
+        }
         match (r.peephole, self.keep_gates) {
             (None, true) => cell::lstm_forward::<_, _, true>(p, r.pre, c_prev, r.h, c),
             (None, false) => cell::lstm_forward::<_, _, false>(p, r.pre, c_prev, r.h, c),
@@ -140,6 +153,15 @@ impl<T: Float, P: Pointwise<T>> CellStep<T> for Lstm<'_, P> {
     fn backward_row(&self, r: BackwardRow<T>) {
         let (c_prev, c, dc) = r.c.expect("LSTM has cell states");
         let (p, pre, dh, dpre) = (self.p, r.pre, r.dh, r.dpre);
+        r.dh_prev.fill(T::zero());
+        if let Some((w, sums)) = r.cell_norm {
+            if self.keep_gates {
+                cell::lstm_norm_backward::<_, _, true>(p, w, pre, c_prev, c, dh, dc, dpre, sums);
+            } else {
+                cell::lstm_norm_backward::<_, _, false>(p, w, pre, c_prev, c, dh, dc, dpre, sums);
+            }
+            return;
+        }
         match (r.peephole, self.keep_gates) {
             (None, true) => cell::lstm_backward::<_, _, true>(p, pre, c_prev, c, dh, dc, dpre),
             (None, false) => cell::lstm_backward::<_, _, false>(p, pre, c_prev, c, dh, dc, dpre),
@@ -150,7 +172,6 @@ impl<T: Float, P: Pointwise<T>> CellStep<T> for Lstm<'_, P> {
                 cell::lstm_peephole_backward::<_, _, false>(p, w, pre, c_prev, c, dh, dc, dpre);
             }
         }
-        r.dh_prev.fill(T::zero());
     }
 }
 

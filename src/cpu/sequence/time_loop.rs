@@ -11,7 +11,7 @@ use ndarray::{ArrayViewMut3, Axis, Zip};
 use super::layout::gate;
 use super::steps::{BackwardProducts, BackwardRow, CellStep, ForwardProducts, ForwardRow};
 use crate::core::cancel::Cancel;
-use crate::core::cell::CellSpec;
+use crate::core::cell::{self, moments, CellKind, CellSpec};
 use crate::core::sequence::{OutputGrad, Saved};
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
@@ -31,6 +31,10 @@ pub(super) struct StepContext<'a, T> {
     pub peephole: Option<ArrayView2<'a, T>>,
     /// A projected LSTM's `W_hr` packed: `W_hr` forward, `W_hrᵀ` backward.
     pub projection: Option<&'a PackedMatrix<T>>,
+    /// The `(2, gates·units)` layer-normalisation gains `[γ_x, γ_h]` (row-major).
+    pub layer_norm: Option<ArrayView2<'a, T>>,
+    /// An LSTM's `(2, units)` cell-state normalisation `[γ_c, β_c]` (row-major).
+    pub cell_norm: Option<ArrayView2<'a, T>>,
     /// Zoneout weights of `h` and (LSTM) `c`, `(batch, time, state units)`, time in processing
     /// order.
     pub zoneout: [Option<ArrayView3<'a, T>>; 2],
@@ -54,6 +58,10 @@ pub(super) struct ForwardChunk<'a, T> {
     pub unprojected: Option<ArrayViewMut3<'a, T>>,
     /// Under zoneout, LSTM's new cell state before its zoneout, `(time, n, units)`.
     pub c_candidate: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, the input products before it, `(time, n, gates·units)`.
+    pub input_raw: Option<ArrayView3<'a, T>>,
+    /// Under layer normalisation, the recurrent products before it, `(time, n, gates·units)`.
+    pub recurrent_raw: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -70,6 +78,15 @@ pub(super) struct BackwardChunk<'a, T> {
     /// A projected LSTM's gradient of `h` at each used step, `(time, n, output units)` (zeros
     /// at masked steps), for the projection's gradient.
     pub dh_steps: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, the gradient of the recurrent products before it,
+    /// `(time, n, gates·units)`.
+    pub d_recurrent_raw: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, each row's sums over its steps of gradients, `(n, 4·width)`
+    /// (`width = gates·units`; an LSTM's `(n, 4·width + 2·units)`): `γ_h`'s, `γ_x`'s, the
+    /// bias's first row's, GRU's recurrent bias's (zeros for LSTM), then an LSTM's `γ_c`'s and
+    /// `β_c`'s. The pre-activation gradients then leave as those of `x·W` before its
+    /// normalisation.
+    pub norm_grads: Option<ArrayViewMut2<'a, T>>,
 }
 
 /// A slice's per-step work arrays of the forward loop, `(rows, ·)`.
@@ -96,6 +113,105 @@ impl<T: Float> StepContext<'_, T> {
     /// The peephole weights `[p_i, p_f, p_o]`, if the cell has them.
     fn peephole(&self) -> Option<[&[T]; 3]> {
         self.peephole.map(|w| [row(w, 0), row(w, 1), row(w, 2)])
+    }
+
+    /// An LSTM's cell-state normalisation `[γ_c, β_c]`, if it has one.
+    fn cell_norm(&self) -> Option<[&[T]; 2]> {
+        self.cell_norm.map(|w| [row(w, 0), row(w, 1)])
+    }
+
+    /// The products of a forward step under layer normalisation: `raw = (h₋₁ ⊙ m)·U` into the
+    /// buffer kept for the backward pass, then per row the input side's `γ_x ⊙ LN(x·W)` added
+    /// into `pre` (which holds the bias), and `γ_h ⊙ LN(raw)` added into `pre` too (LSTM) or
+    /// written to `rec` with the recurrent bias (GRU).
+    #[inline(always)]
+    fn normalized_products(
+        &self,
+        gains: ArrayView2<T>,
+        s: ForwardProducts<T>,
+        input_raw: ArrayView2<T>,
+        mut raw: ArrayViewMut2<T>,
+    ) {
+        let (mut pre, buffers) = (s.pre, s.buffers);
+        let gates = 0..self.spec.gates();
+        self.recurrent_product(
+            s.h_prev,
+            gates,
+            s.rows,
+            &mut buffers.scratch,
+            &mut raw,
+            false,
+        );
+        let width = self.spec.width();
+        let (gain_x, gain_h) = (&row(gains, 0)[..width], &row(gains, 1)[..width]);
+        let bias = self.recurrent_bias.map(|b| b.to_vec());
+        let rows = (whole(input_raw).chunks_exact(width))
+            .zip(whole(raw.view()).chunks_exact(width))
+            .zip(whole_mut(&mut pre).chunks_exact_mut(width))
+            .zip((buffers.rec.as_slice_mut().expect("owned")).chunks_exact_mut(width));
+        for (((x_raw, h_raw), pre), rec) in rows {
+            let (x_mean, x_rstd) = moments(x_raw);
+            let (h_mean, h_rstd) = moments(h_raw);
+            if self.spec.kind == CellKind::Lstm {
+                for j in 0..width {
+                    pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd)
+                        + gain_h[j] * ((h_raw[j] - h_mean) * h_rstd);
+                }
+                continue;
+            }
+            for j in 0..width {
+                pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd);
+                rec[j] = gain_h[j] * ((h_raw[j] - h_mean) * h_rstd);
+            }
+            if let Some(bias) = &bias {
+                add_into(rec, bias);
+            }
+        }
+    }
+
+    /// A backward step's normalisations, per used row: the gradient `g` of the normalised
+    /// recurrent product (LSTM: `dpre`; GRU: the z and r columns of `dpre` and the h-gate
+    /// term's gradient) back through its normalisation into `d_raw`, and `dpre` itself back
+    /// through the input side's into `dpre` in place (the gradient of `x·W`); the row's sums
+    /// (see [`BackwardChunk::norm_grads`]) collect the gains' and biases' gradients. Then
+    /// `dh_prev += d_raw · Uᵀ`.
+    #[inline(always)]
+    fn normalized_grad(
+        &self,
+        s: &mut BackwardProducts<T>,
+        (x_raw, h_raw): (ArrayView2<T>, ArrayView2<T>),
+        mut d_raw: ArrayViewMut2<T>,
+        norm_grads: &mut ArrayViewMut2<T>,
+    ) {
+        let gains = self.layer_norm.expect("layer_norm has gains");
+        let (gain_x, gain_h) = (row(gains, 0), row(gains, 1));
+        let (u, width) = (self.spec.units, self.spec.width());
+        let sums_width = norm_grads.ncols();
+        let gru = s.gru.as_ref().map(|g| whole(g.view()));
+        let rows = (whole(x_raw).chunks_exact(width))
+            .zip(whole(h_raw).chunks_exact(width))
+            .zip(whole_mut(&mut d_raw).chunks_exact_mut(width))
+            .zip(whole_mut(&mut s.dpre).chunks_exact_mut(width))
+            .zip(whole_mut(norm_grads).chunks_exact_mut(sums_width))
+            .enumerate();
+        for (r, ((((x_raw, h_raw), g), dpre), sums)) in rows {
+            if !self.used(s.step, s.first_row + r) {
+                continue;
+            }
+            g.copy_from_slice(dpre);
+            let (recurrent_sums, rest) = sums.split_at_mut(width);
+            let (input_sums, rest) = rest.split_at_mut(width);
+            let (bias_sums, rest) = rest.split_at_mut(width);
+            if let Some(gru) = gru {
+                g[2 * u..].copy_from_slice(&gru[r * u..(r + 1) * u]);
+                add_into(&mut rest[..width], g);
+            }
+            add_into(bias_sums, dpre);
+            cell::layer_norm_backward(gain_h, h_raw, g, recurrent_sums);
+            cell::layer_norm_backward(gain_x, x_raw, dpre, input_sums);
+        }
+        let gates = 0..self.spec.gates();
+        self.recurrent_grad(d_raw.view(), gates, s.rows.clone(), s.scratch, s.dh_prev);
     }
 
     /// Recurrent dropout rows of gate `g` for this slice.
@@ -171,15 +287,21 @@ impl<T: Float> StepContext<'_, T> {
             let (h_prev, mut h_next) = split_step(&mut c.hs, step);
             let h_prev = h_prev.view();
             let mut pre = c.pre.index_axis_mut(Axis(0), step);
-            cell.forward_products(
-                self,
-                ForwardProducts {
-                    h_prev,
-                    pre: pre.view_mut(),
-                    buffers: &mut buffers,
-                    rows: rows.clone(),
-                },
-            );
+            let products = ForwardProducts {
+                h_prev,
+                pre: pre.view_mut(),
+                buffers: &mut buffers,
+                rows: rows.clone(),
+            };
+            match (self.layer_norm, &c.input_raw, &mut c.recurrent_raw) {
+                (Some(gains), Some(input_raw), Some(raw)) => self.normalized_products(
+                    gains,
+                    products,
+                    input_raw.index_axis(Axis(0), step),
+                    raw.index_axis_mut(Axis(0), step),
+                ),
+                _ => cell.forward_products(self, products),
+            }
             let mut c_pair = c.cs.as_mut().map(|cs| split_step(cs, step));
             let mut unprojected = c
                 .unprojected
@@ -212,6 +334,7 @@ impl<T: Float> StepContext<'_, T> {
                         .as_mut()
                         .map(|a| slice_mut(a.slice_mut(s![step, r, ..]))),
                     peephole: self.peephole(),
+                    cell_norm: self.cell_norm(),
                 });
             }
             if let (Some(w), Some(a)) = (self.projection, &unprojected) {
@@ -299,6 +422,13 @@ impl<T: Float> StepContext<'_, T> {
         };
         let mut dc_row = zeros(u, "zoneout gradients")?;
         let candidates = (saved.c_candidate.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
+        let raws = (saved.input_raw.as_ref().zip(saved.recurrent_raw.as_ref())).map(|(x, h)| {
+            (
+                x.slice(s![.., rows.clone(), ..]),
+                h.slice(s![.., rows.clone(), ..]),
+            )
+        });
+        let cell_sums = 4 * self.spec.width();
         for step in (0..steps).rev() {
             self.cancel.check()?;
             match d_outputs {
@@ -378,6 +508,8 @@ impl<T: Float> StepContext<'_, T> {
                     rec_h: (rec_h.as_ref().zip(gru.as_mut()))
                         .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
                     peephole: self.peephole(),
+                    cell_norm: (self.cell_norm().zip(c.norm_grads.as_mut()))
+                        .map(|(w, sums)| (w, &mut slice_mut(sums.row_mut(r))[cell_sums..])),
                 });
                 if let (Some(m), Some(dc)) = (zone_c, dc.as_mut()) {
                     Zip::from(dc.row_mut(r))
@@ -386,20 +518,29 @@ impl<T: Float> StepContext<'_, T> {
                         .for_each(|d, &g, &m| *d += m * g);
                 }
             }
-            cell.backward_products(
-                self,
-                BackwardProducts {
-                    step,
-                    first_row: c.first_row,
-                    rows: rows.clone(),
-                    pre,
-                    h_prev,
-                    dpre,
-                    gru,
-                    scratch: &mut scratch,
-                    dh_prev: &mut dh_prev,
-                },
-            );
+            let mut products = BackwardProducts {
+                step,
+                first_row: c.first_row,
+                rows: rows.clone(),
+                pre,
+                h_prev,
+                dpre,
+                gru,
+                scratch: &mut scratch,
+                dh_prev: &mut dh_prev,
+            };
+            match (&raws, &mut c.d_recurrent_raw, &mut c.norm_grads) {
+                (Some((x_raw, h_raw)), Some(d_raw), Some(sums)) => self.normalized_grad(
+                    &mut products,
+                    (
+                        x_raw.index_axis(Axis(0), step),
+                        h_raw.index_axis(Axis(0), step),
+                    ),
+                    d_raw.index_axis_mut(Axis(0), step),
+                    sums,
+                ),
+                _ => cell.backward_products(self, products),
+            }
             if let Some(kept) = &dh_kept {
                 dh_prev += kept;
             }
@@ -410,6 +551,16 @@ impl<T: Float> StepContext<'_, T> {
             dc0.assign(&dc);
         }
         Ok(())
+    }
+}
+
+/// `sum += v`, element by element.
+#[inline(always)]
+fn add_into<T: Float>(sum: &mut [T], v: &[T]) {
+    let n = sum.len();
+    let v = &v[..n];
+    for j in 0..n {
+        sum[j] += v[j];
     }
 }
 
@@ -439,6 +590,18 @@ fn split_step<'b, T>(
 /// Row `r` of a standard-layout matrix as a slice.
 pub(super) fn row<T>(a: ArrayView2<'_, T>, r: usize) -> &[T] {
     slice(a.index_axis_move(Axis(0), r))
+}
+
+/// A standard-layout matrix's elements, row after row.
+fn whole<T>(a: ArrayView2<'_, T>) -> &[T] {
+    a.to_slice()
+        .expect("the time-major buffers' steps are contiguous")
+}
+
+/// A standard-layout matrix's elements, row after row, mutable.
+fn whole_mut<'b, T>(a: &'b mut ArrayViewMut2<'_, T>) -> &'b mut [T] {
+    a.as_slice_mut()
+        .expect("the time-major buffers' steps are contiguous")
 }
 
 /// A standard-layout row as a slice.
