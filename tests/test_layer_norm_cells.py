@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnnkit as rk
+from finite_differences import central_differences
 from rnnkit import _core, layers
 
 B, T, F, U = 3, 5, 4, 3
@@ -191,22 +192,6 @@ def test_the_input_product_s_scale_hardly_matters():
 
 
 # --- gradients against central differences of the reference --------------------------------
-
-
-def central_differences(loss, arrays, step=1e-6):
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            orig = a[idx]
-            a[idx] = orig + step
-            up = loss()
-            a[idx] = orig - step
-            down = loss()
-            a[idx] = orig
-            g[idx] = (up - down) / (2 * step)
-        grads.append(g)
-    return grads
 
 
 @settings(max_examples=16, deadline=None)
