@@ -62,17 +62,6 @@ CLIENTS = {
 }
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 # ---------------------------------------------------------------------------------------------
 # Worker: runs one client script on one framework and prints one JSON line.
 
@@ -200,6 +189,8 @@ def main():
     if args.worker:
         worker(*args.worker)
         return
+
+    from peers import cpu_model
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); Python {platform.python_version()}")
     versions = subprocess.run(

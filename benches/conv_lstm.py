@@ -72,6 +72,9 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args)
+    from peers import cpu_model
+
+    print(f"CPU: {cpu_model()}; {os.cpu_count()} logical CPUs")
     print(
         f"next-frame model: frames {args.frame}x{args.frame}, {args.filters} filters, batch {args.batch}, "
         f"{args.steps} steps; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
