@@ -7,6 +7,7 @@ import numpy as np
 from rnnkit import ops
 from rnnkit.losses.loss import EPSILON, LossFunctionWrapper, _float_tensor, _prepare
 from rnnkit.ops.core import op
+from rnnkit.ops.nn import log_softmax_array
 from rnnkit.tensor import wrap
 
 
@@ -42,8 +43,7 @@ def _clipped_log(output, axis):
 def _plain_crossentropy(target, output, from_logits, axis):
     _check_same_shape(target, output)
     if from_logits:
-        shifted = output - np.max(output, axis=axis, keepdims=True)
-        log_prob = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        log_prob = log_softmax_array(output, axis)
     else:
         total, prob, clipped, log_prob = _clipped_log(output, axis)
 

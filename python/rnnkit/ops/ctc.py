@@ -11,6 +11,7 @@ of Keras's formulation gives), chained through the log-softmax of the logits.
 import numpy as np
 
 from rnnkit.ops.core import op
+from rnnkit.ops.nn import log_softmax_array
 
 __all__ = ["ctc_decode", "ctc_loss"]
 
@@ -32,11 +33,6 @@ def _log_add(x, y):
     """`log(exp(x) + exp(y))` and the weights `exp(x - z)`, `exp(y - z)` of its gradient."""
     z = np.logaddexp(x, y)
     return z, np.exp(x - z), np.exp(y - z)
-
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 @op(inputs=4)
@@ -70,7 +66,7 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
     if np.any((target_length < 0) | (target_length > n)):
         raise ValueError(f"target_length: expected values in [0, {n}], received {target_length.tolist()}")
     dtype = np.result_type(output.dtype, np.float32)
-    logprobs = _log_softmax(output.astype(dtype))
+    logprobs = log_softmax_array(output.astype(dtype))
     repeat = np.zeros((batch, n), dtype)
     repeat[:, :-1] = labels[:, :-1] == labels[:, 1:]
     rows = np.arange(batch)[:, None]
@@ -180,7 +176,7 @@ def ctc_decode(
                 raise ValueError(f"{name}: expected a positive integer, received {value!r}")
         if top_paths > beam_width:
             raise ValueError(f"top_paths: expected at most beam_width={beam_width}, received {top_paths}")
-        logprobs = _log_softmax(scores.astype(dtype))
+        logprobs = log_softmax_array(scores.astype(dtype))
         decoded = np.full((top_paths, batch, steps), -1, np.int32)
         best = np.full((batch, top_paths), -np.inf, dtype)
         for b in range(batch):

@@ -75,6 +75,12 @@ def _softmax(x, axis):
     return out, lambda grad: out * (grad - np.sum(grad * out, axis=axis, keepdims=True))
 
 
+def log_softmax_array(x, axis=-1):
+    """`log(softmax(x))` of a numpy array along `axis`, shifted by the maximum for stability."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
 @op()
 def log_softmax(x, axis=-1):
     """Computes the logarithm of the softmax along an axis, without forming the softmax.
@@ -86,8 +92,7 @@ def log_softmax(x, axis=-1):
     Returns:
         A Tensor of the shape of `x`.
     """
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    out = log_softmax_array(x, axis)
     return out, lambda grad: grad - np.exp(out) * np.sum(grad, axis=axis, keepdims=True)
 
 
