@@ -133,10 +133,10 @@ _COUNT_NAMES = {"tp": "true_positives", "fp": "false_positives", "tn": "true_neg
 
 
 class _Count(_ConfusionMetric):
-    """One confusion count at each threshold (0.5 by default)."""
+    """One confusion count at each threshold (0.5 by default), named after it by default."""
 
     def __init__(self, thresholds=None, name=None, dtype=None):
-        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+        super().__init__(thresholds=thresholds, name=name or _COUNT_NAMES[self._counts[0]], dtype=dtype)
 
     def result(self):
         """Returns the count (an array for several thresholds)."""
@@ -158,9 +158,6 @@ class TruePositives(_Count):
 
     _counts = ("tp",)
 
-    def __init__(self, thresholds=None, name="true_positives", dtype=None):
-        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
-
 
 class FalsePositives(_Count):
     """The (weighted) number of negative targets predicted above `thresholds`.
@@ -172,9 +169,6 @@ class FalsePositives(_Count):
     """
 
     _counts = ("fp",)
-
-    def __init__(self, thresholds=None, name="false_positives", dtype=None):
-        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
 
 
 class TrueNegatives(_Count):
@@ -188,9 +182,6 @@ class TrueNegatives(_Count):
 
     _counts = ("tn",)
 
-    def __init__(self, thresholds=None, name="true_negatives", dtype=None):
-        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
-
 
 class FalseNegatives(_Count):
     """The (weighted) number of positive targets predicted at or below `thresholds`.
@@ -202,9 +193,6 @@ class FalseNegatives(_Count):
     """
 
     _counts = ("fn",)
-
-    def __init__(self, thresholds=None, name="false_negatives", dtype=None):
-        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
 
 
 class Precision(_ConfusionMetric):

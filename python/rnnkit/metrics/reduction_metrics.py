@@ -41,6 +41,9 @@ class Mean(Metric):
         dtype: The dtype of the state and result.
     """
 
+    # How a sample's values of rank above 1 become one value.
+    _reduce = staticmethod(np.mean)
+
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.reset_state()
@@ -52,7 +55,7 @@ class Mean(Metric):
             values: An array-like.
             sample_weight: Optional weights, broadcastable to the values after rank alignment.
         """
-        values, sample_weight = _per_sample(values, sample_weight, self.dtype)
+        values, sample_weight = _per_sample(values, sample_weight, self.dtype, self._reduce)
         if sample_weight is not None:
             count = np.sum(sample_weight)
         else:
@@ -70,7 +73,7 @@ class Mean(Metric):
         self.count = np.zeros((), self.dtype)[()]
 
 
-class Sum(Metric):
+class Sum(Mean):
     """The (weighted) sum of the values seen.
 
     Args:
@@ -78,27 +81,14 @@ class Sum(Metric):
         dtype: The dtype of the state and result.
     """
 
+    _reduce = staticmethod(np.sum)
+
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.reset_state()
-
-    def update_state(self, values, sample_weight=None):
-        """Adds a batch of values.
-
-        Args:
-            values: An array-like.
-            sample_weight: Optional weights, broadcastable to the values after rank alignment.
-        """
-        values, _ = _per_sample(values, sample_weight, self.dtype, reduce=np.sum)
-        self.total = self.total + np.sum(values)
 
     def result(self):
         """Returns the sum."""
         return self.total
-
-    def reset_state(self):
-        """Sets the sum to 0."""
-        self.total = np.zeros((), self.dtype)[()]
 
 
 class MeanMetricWrapper(Mean):
