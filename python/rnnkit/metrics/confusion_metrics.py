@@ -133,7 +133,13 @@ _COUNT_NAMES = {"tp": "true_positives", "fp": "false_positives", "tn": "true_neg
 
 
 class _Count(_ConfusionMetric):
-    """One confusion count at each threshold (0.5 by default), named after it by default."""
+    """One confusion count at each threshold (0.5 by default).
+
+    Args:
+        thresholds: A float or list of floats in [0, 1]; one count per threshold.
+        name: The metric's name (by default the count's: "true_positives", ...).
+        dtype: The dtype of the state and result.
+    """
 
     def __init__(self, thresholds=None, name=None, dtype=None):
         super().__init__(thresholds=thresholds, name=name or _COUNT_NAMES[self._counts[0]], dtype=dtype)
