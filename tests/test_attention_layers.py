@@ -318,3 +318,17 @@ def test_group_normalization_passes_masks():
     x = rk.layers.Masking()(np.array([[[1.0, 2.0], [0.0, 0.0]]], "float32"))
     out = layers.GroupNormalization(groups=1)(x)
     np.testing.assert_array_equal(np.asarray(out._keras_mask), [[True, False]])
+
+
+def test_multi_head_attention_keras_files_move_both_ways(keras, tmp_path):
+    """Keras keeps the projections under their attribute names (query_dense, ..., _gate_dense)."""
+    inp = keras.Input((4, 6))
+    mha = keras.layers.MultiHeadAttention(2, 3, use_gate=True, bias_initializer="glorot_uniform")
+    theirs = keras.Model(inp, mha(inp, inp))
+    theirs.save(tmp_path / "keras.keras")
+    x = np.random.default_rng(5).normal(size=(2, 4, 6)).astype("float32")
+    ours = rk.models.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    ours.save(tmp_path / "rnnkit.keras")
+    back = keras.models.load_model(tmp_path / "rnnkit.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

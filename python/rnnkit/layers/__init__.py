@@ -1,7 +1,7 @@
 """Keras-style layers."""
 
 from rnnkit.layers.activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
-from rnnkit.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from rnnkit.layers.attention import AdditiveAttention, Attention, GroupQueryAttention, MultiHeadAttention
 from rnnkit.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from rnnkit.layers.convolutional import (
     Conv1D,
@@ -16,7 +16,8 @@ from rnnkit.layers.convolutional import (
     SeparableConv2D,
 )
 from rnnkit.layers.core import Dense, Identity, Lambda
-from rnnkit.layers.embedding import Embedding
+from rnnkit.layers.einsum_dense import EinsumDense
+from rnnkit.layers.embedding import Embedding, ReversibleEmbedding
 from rnnkit.layers.hashing import Hashing
 from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit.layers.layer import Layer
@@ -44,7 +45,7 @@ from rnnkit.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization
+from rnnkit.layers.preprocessing import CategoryEncoding, Discretization, Normalization, Rescaling
 from rnnkit.layers.recurrent import GRU, LSTM, IndRNN, SimpleRNN
 from rnnkit.layers.regularization import (
     ActivityRegularization,
@@ -136,6 +137,7 @@ __all__ = [
     "Discretization",
     "Dot",
     "Dropout",
+    "EinsumDense",
     "Embedding",
     "Flatten",
     "GRUCell",
@@ -153,6 +155,7 @@ __all__ = [
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
+    "GroupQueryAttention",
     "GroupNormalization",
     "Hashing",
     "Identity",
@@ -183,7 +186,9 @@ __all__ = [
     "RMSNormalization",
     "ReLU",
     "RepeatVector",
+    "Rescaling",
     "Reshape",
+    "ReversibleEmbedding",
     "SeparableConv1D",
     "SeparableConv2D",
     "SeparableConvolution1D",

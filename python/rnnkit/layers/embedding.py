@@ -4,6 +4,7 @@ import numpy as np
 
 from rnnkit import constraints, initializers, ops, regularizers
 from rnnkit.layers.layer import Layer
+from rnnkit.tensor import Tensor
 
 
 class Embedding(Layer):
@@ -94,4 +95,109 @@ class Embedding(Layer):
             "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+        }
+
+
+class ReversibleEmbedding(Embedding):
+    """An `Embedding` that also projects vectors back to the vocabulary: `layer(ids)` embeds,
+    `layer(hidden, reverse=True)` gives logits `hidden · embeddingsᵀ` (the tied weights of a
+    language model's input and output), as Keras's.
+
+    With `tie_weights=False` the reverse projection has its own trainable
+    `(output_dim, input_dim)` weight `reverse_embeddings`. The forward call carries the
+    `mask_zero` mask; the reverse call carries none (as in Keras).
+
+    Args:
+        input_dim: Vocabulary size (indices lie in `[0, input_dim)`).
+        output_dim: Size of each vector.
+        tie_weights: Whether the reverse projection uses the transposed embeddings.
+        embeddings_initializer: Initializer of the table (and of `reverse_embeddings`).
+        embeddings_regularizer: Optional regularizer of the table.
+        embeddings_constraint: Optional constraint of the table.
+        mask_zero: Whether index 0 is padding: the forward output then carries `inputs != 0`.
+        reverse_dtype: Optional float dtype the reverse projection computes (and returns) in;
+            the layer's dtype when None.
+        logit_soft_cap: Optional positive float: reverse logits become
+            `tanh(logits / logit_soft_cap) * logit_soft_cap`.
+        **kwargs: `Embedding`'s other arguments and the base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        tie_weights=True,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        reverse_dtype=None,
+        logit_soft_cap=None,
+        **kwargs,
+    ):
+        super().__init__(
+            input_dim,
+            output_dim,
+            embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero,
+            **kwargs,
+        )
+        if reverse_dtype is not None:
+            try:
+                kind = np.dtype(reverse_dtype).kind
+            except TypeError:
+                kind = None
+            if kind != "f":
+                raise ValueError(f"reverse_dtype: expected a float dtype or None, received {reverse_dtype!r}")
+            reverse_dtype = np.dtype(reverse_dtype).name
+        if logit_soft_cap is not None and (
+            isinstance(logit_soft_cap, bool) or not isinstance(logit_soft_cap, (int, float)) or logit_soft_cap <= 0
+        ):
+            raise ValueError(f"logit_soft_cap: expected a positive number or None, received {logit_soft_cap!r}")
+        self.tie_weights = bool(tie_weights)
+        self.reverse_dtype = reverse_dtype
+        self.logit_soft_cap = logit_soft_cap
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                shape=(self.output_dim, self.input_dim),
+                initializer=self.embeddings_initializer,
+                name="reverse_embeddings",
+            )
+
+    def __call__(self, inputs, *args, reverse=False, **kwargs):
+        if not reverse:
+            return super().__call__(inputs, *args, **kwargs)
+        outputs = super().__call__(inputs, *args, reverse=True, **kwargs)
+        if isinstance(outputs, Tensor):
+            outputs._keras_mask = None
+        return outputs
+
+    def call(self, inputs, reverse=False):
+        if not reverse:
+            return super().call(inputs)
+        if inputs.shape[-1] != self.output_dim:
+            raise ValueError(
+                f"Layer {self.name}: reverse=True expects vectors of size {self.output_dim} (output_dim) on the "
+                f"last axis, received input shape {tuple(inputs.shape)}"
+            )
+        kernel = ops.transpose(self.embeddings) if self.tie_weights else self.reverse_embeddings
+        if self.reverse_dtype is not None:
+            inputs, kernel = ops.cast(inputs, self.reverse_dtype), ops.cast(kernel, self.reverse_dtype)
+        logits = ops.matmul(inputs, kernel)
+        if self.logit_soft_cap is not None:
+            cap = np.asarray(self.logit_soft_cap, logits.dtype)
+            logits = ops.tanh(logits / cap) * cap
+        return logits
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "tie_weights": self.tie_weights,
+            "reverse_dtype": self.reverse_dtype,
+            "logit_soft_cap": self.logit_soft_cap,
         }

@@ -1,5 +1,5 @@
 """Preprocessing layers that sequence models put in front of their RNNs: `Normalization` (with
-`adapt`), `Discretization` and `CategoryEncoding`. They compute in numpy (`Normalization`
+`adapt`), `Discretization`, `CategoryEncoding` and `Rescaling`. They compute in numpy (`Normalization`
 through `rnnkit.ops`, so gradients reach its inputs) and need no TensorFlow.
 """
 
@@ -375,3 +375,49 @@ class Discretization(Layer):
         config.pop("trainable", None)
         config.pop("batch_input_shape", None)
         return cls(**config)
+
+
+def _scale_value(name, value):
+    """A float, or a list of floats (nested for arrays), as Keras's config keeps them."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected a float or an array of floats, received {value!r}")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    try:
+        array = np.asarray(value, dtype="float64")
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a float or an array of floats, received {value!r:.80}") from None
+    return array.tolist()
+
+
+class Rescaling(Layer):
+    """`inputs * scale + offset`, in the layer's dtype (integer inputs too), as Keras's.
+
+    `scale` and `offset` may be arrays broadcasting against the inputs (per channel on the last
+    axis: rnnkit's image data format is always channels_last, where Keras's channels_first
+    global setting would lay an array `scale` along a leading channel axis). Masks pass through.
+
+    Args:
+        scale: A float or an array of floats.
+        offset: A float or an array of floats.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = _scale_value("scale", scale)
+        self.offset = _scale_value("offset", offset)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        if inputs.dtype != self.dtype:
+            inputs = ops.cast(inputs, self.dtype)
+        return inputs * np.asarray(self.scale, self.dtype) + np.asarray(self.offset, self.dtype)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape (the values change, not the shape)."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}

@@ -7,7 +7,8 @@ layers list their `inbound_nodes`, tensors are `__keras_tensor__` objects, dtype
 follows the objects' attributes: `layers/<class in snake case>[_<k>]/vars/<i>` for each layer of a
 model (the k-th layer of the same class gets `_k`), `.../cell/vars` for a recurrent layer's cell,
 `forward_layer` and `backward_layer` for Bidirectional, `layer` for TimeDistributed, `cells/...`
-for StackedRNNCells, and `optimizer/vars/<i>` for the optimizer's state.
+for StackedRNNCells, the sub-layers of a layer with `keras_sublayers()` (attention's projections)
+under their Keras attribute names, and `optimizer/vars/<i>` for the optimizer's state.
 
 A legacy `.h5` model has the config as a JSON attribute and one group per layer under
 `model_weights`, whose `weight_names` attribute lists the layer's arrays in `get_weights()` order.
@@ -69,6 +70,12 @@ def _weight_entries(obj, path):
         yield from _container(obj.cells, _join(path, "cells"))
     elif hasattr(obj, "cell") and hasattr(obj.cell, "weights"):
         yield from _weight_entries(obj.cell, _join(path, "cell"))
+    elif hasattr(obj, "keras_sublayers"):
+        # Layers built of sub-layers (attention's projections): Keras files keep each one under
+        # the attribute name Keras's class gives it.
+        yield path, obj.name, list(obj._own_weights)
+        for name, layer in obj.keras_sublayers():
+            yield from _weight_entries(layer, _join(path, name))
     else:
         yield path, obj.name, list(obj.weights)
 
@@ -76,7 +83,8 @@ def _weight_entries(obj, path):
 def _container(objects, path):
     used = {}
     for obj in objects:
-        base = _snake_case(_keras_class_name(obj))
+        # A class Keras exports under another name keeps its Python name's in the tree.
+        base = getattr(obj, "keras_weights_group", None) or _snake_case(_keras_class_name(obj))
         used[base] = used.get(base, -1) + 1
         yield from _weight_entries(obj, _join(path, base if used[base] == 0 else f"{base}_{used[base]}"))
 
