@@ -20,6 +20,7 @@ from rnnkit.layers.einsum_dense import EinsumDense
 from rnnkit.layers.embedding import Embedding, ReversibleEmbedding
 from rnnkit.layers.hashing import Hashing
 from rnnkit.layers.input_layer import Input, InputLayer
+from rnnkit.layers.input_spec import InputSpec
 from rnnkit.layers.layer import Layer
 from rnnkit.layers.lookup import IntegerLookup, StringLookup
 from rnnkit.layers.masking import Masking
@@ -72,7 +73,7 @@ from rnnkit.layers.spatial_reshaping import (
     ZeroPadding3D,
 )
 from rnnkit.layers.text_vectorization import TextVectorization
-from rnnkit.layers.wrappers import Bidirectional, TimeDistributed
+from rnnkit.layers.wrappers import Bidirectional, TimeDistributed, Wrapper
 
 # Keras's other names of the same classes.
 AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
@@ -163,6 +164,7 @@ __all__ = [
     "IndRNNCell",
     "Input",
     "InputLayer",
+    "InputSpec",
     "IntegerLookup",
     "LSTMCell",
     "Lambda",
@@ -208,6 +210,7 @@ __all__ = [
     "UpSampling1D",
     "UpSampling2D",
     "UpSampling3D",
+    "Wrapper",
     "ZeroPadding1D",
     "ZeroPadding2D",
     "ZeroPadding3D",

@@ -12,6 +12,7 @@ from rnnkit import _core, config, dtype_policies, ops, tree
 
 # clear_session is imported by rnnkit.utils from here.
 from rnnkit._naming import clear_session, snake_case, unique_name  # noqa: F401
+from rnnkit.layers.input_spec import assert_input_compatibility
 from rnnkit.symbolic import KerasTensor, Node, is_symbolic, output_spec
 from rnnkit.tensor import Tensor, Variable, convert_to_tensor, wrap
 
@@ -118,6 +119,10 @@ class Layer:
         device: Where this layer's calls compute: "cpu", "cuda" or "auto"; None (the default)
             follows the enclosing `rk.device(...)` scope.
     """
+
+    # What the first call argument must be (an `InputSpec` or a structure of them): checked on
+    # every call when a subclass sets it.
+    input_spec = None
 
     def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, device=None, **kwargs):
         input_shape = kwargs.pop("input_shape", None)
@@ -388,14 +393,20 @@ class Layer:
         if len(args) == 1 and not kwargs and isinstance(args[0], Tensor):
             # A model's layers are called this way at every step: no structure to walk.
             inputs = self._convert_input(args[0])
+            if self.input_spec is not None:
+                assert_input_compatibility(self.input_spec, inputs, self.name)
             args, mask = (inputs,), inputs._keras_mask
         else:
             if is_symbolic(args[0] if len(args) == 1 and not kwargs else (args, kwargs)):
+                if self.input_spec is not None:
+                    assert_input_compatibility(self.input_spec, args[0], self.name)
                 return self._symbolic_call(args, kwargs)
             inputs = args[0]
             if _is_number_list(inputs):
                 inputs = convert_to_tensor(inputs)  # nested lists of numbers are one array, as numpy reads them
             inputs = tree.map_structure(self._convert_input, inputs)
+            if self.input_spec is not None:
+                assert_input_compatibility(self.input_spec, inputs, self.name)
             args = (inputs, *args[1:])
             # The input mask goes to `call` when it takes one, and to `compute_mask` always.
             mask = kwargs.pop("mask", None)

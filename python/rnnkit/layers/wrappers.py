@@ -1,4 +1,4 @@
-"""Layer wrappers: `Bidirectional` and `TimeDistributed`."""
+"""Layer wrappers: the `Wrapper` base class, `Bidirectional` and `TimeDistributed`."""
 
 import numpy as np
 
@@ -198,7 +198,55 @@ class Bidirectional(Layer):
         return cls(**config)
 
 
-class TimeDistributed(Layer):
+class Wrapper(Layer):
+    """Base class of layers that wrap another layer and change what it does, as Keras's
+    `keras.layers.Wrapper` (`TimeDistributed` is one).
+
+    A subclass implements `call` (usually calling `self.layer`); `build` builds the wrapped
+    layer on the same input shape unless it is built, and the config holds the wrapped layer's,
+    so subclasses with no arguments of their own save and load as they are. In `.keras` files
+    the wrapped layer's weights sit under `layer`, the wrapper's own beside it, as in Keras.
+
+    Args:
+        layer: The layer to wrap.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, Layer):
+            raise ValueError(
+                f"Layer {layer!r:.80} supplied to Wrapper isn't a supported layer type. Please ensure wrapped "
+                "layer is a valid Keras layer."
+            )
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+            self.layer.built = True
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "layer": serialization.serialize(self.layer)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Creates the wrapper, deserialising the wrapped layer's config.
+
+        Args:
+            config: `get_config()`'s output.
+            custom_objects: Optional `{name: class}` for user-defined wrapped layers.
+
+        Returns:
+            The new wrapper.
+        """
+        config = dict(config)
+        layer = serialization.deserialize(config.pop("layer"), custom_objects)
+        return cls(layer, **config)
+
+
+class TimeDistributed(Wrapper):
     """Applies a layer to every time step of its input (axis 1) separately.
 
     Args:
@@ -211,8 +259,7 @@ class TimeDistributed(Layer):
             raise ValueError(
                 f"Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: {layer}"
             )
-        super().__init__(**kwargs)
-        self.layer = layer
+        super().__init__(layer, **kwargs)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -251,12 +298,3 @@ class TimeDistributed(Layer):
                 kwargs["mask"] = mask[:, t]
             outputs.append(self.layer(inputs[:, t], **kwargs))
         return ops.stack(outputs, axis=1)
-
-    def get_config(self):
-        return {**super().get_config(), "layer": serialization.serialize(self.layer)}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["layer"] = serialization.deserialize(config["layer"], custom_objects)
-        return cls(**config)

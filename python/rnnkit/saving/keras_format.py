@@ -6,9 +6,10 @@ layers list their `inbound_nodes`, tensors are `__keras_tensor__` objects, dtype
 `DTypePolicy` objects), `metadata.json` and `model.weights.h5`. The HDF5 file holds a tree that
 follows the objects' attributes: `layers/<class in snake case>[_<k>]/vars/<i>` for each layer of a
 model (the k-th layer of the same class gets `_k`), `.../cell/vars` for a recurrent layer's cell,
-`forward_layer` and `backward_layer` for Bidirectional, `layer` for TimeDistributed, `cells/...`
-for StackedRNNCells, the sub-layers of a layer with `keras_sublayers()` (attention's projections)
-under their Keras attribute names, and `optimizer/vars/<i>` for the optimizer's state.
+`forward_layer` and `backward_layer` for Bidirectional, `layer` for TimeDistributed and other
+Wrappers, `cells/...` for StackedRNNCells, the sub-layers of a layer with `keras_sublayers()`
+(attention's projections) under their Keras attribute names, and `optimizer/vars/<i>` for the
+optimizer's state.
 
 A legacy `.h5` model has the config as a JSON attribute and one group per layer under
 `model_weights`, whose `weight_names` attribute lists the layer's arrays in `get_weights()` order.
@@ -55,7 +56,7 @@ def _is_model(obj):
 
 def _weight_entries(obj, path):
     """`(path, name, variables)` for `obj` and everything under it, as Keras lays out its tree."""
-    from rnnkit.layers import Bidirectional, InputLayer, StackedRNNCells, TimeDistributed
+    from rnnkit.layers import Bidirectional, InputLayer, StackedRNNCells, Wrapper
 
     yield path, obj.name, []
     if _is_model(obj):
@@ -64,7 +65,12 @@ def _weight_entries(obj, path):
     elif isinstance(obj, Bidirectional):
         yield from _weight_entries(obj.forward_layer, _join(path, "forward_layer"))
         yield from _weight_entries(obj.backward_layer, _join(path, "backward_layer"))
-    elif isinstance(obj, TimeDistributed):
+    elif isinstance(obj, Wrapper):
+        yield (
+            path,
+            obj.name,
+            [w for w in obj._own_weights if w.trainable] + [w for w in obj._own_weights if not w.trainable],
+        )
         yield from _weight_entries(obj.layer, _join(path, "layer"))
     elif isinstance(obj, StackedRNNCells):
         yield from _container(obj.cells, _join(path, "cells"))
