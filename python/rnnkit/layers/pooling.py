@@ -1,7 +1,11 @@
 """Pooling layers: `MaxPooling1D/2D/3D` and `AveragePooling1D/2D/3D` (the Rust core's window
 loops, `rk.ops.max_pool`/`average_pool`), and `GlobalMaxPooling1D/2D/3D` and
 `GlobalAveragePooling1D/2D/3D` (reductions over the spatial axes; `GlobalAveragePooling1D`
-averages only the unmasked steps, as Keras's). Keras's arguments, defaults and numbers."""
+averages only the unmasked steps, as Keras's), and `AdaptiveMaxPooling1D/2D/3D` and
+`AdaptiveAveragePooling1D/2D/3D` (a fixed output size, bins as Keras's and PyTorch's). Keras's
+arguments, defaults and numbers."""
+
+import numpy as np
 
 from rnnkit import ops
 from rnnkit.layers.layer import Layer
@@ -158,3 +162,107 @@ GlobalMaxPooling3D = _global_class("GlobalMaxPooling3D", 3, "max")
 GlobalAveragePooling1D = _global_class("GlobalAveragePooling1D", 1, "average")
 GlobalAveragePooling2D = _global_class("GlobalAveragePooling2D", 2, "average")
 GlobalAveragePooling3D = _global_class("GlobalAveragePooling3D", 3, "average")
+
+
+def adaptive_bins(length, size):
+    """The `[start, end)` windows that pool `length` positions to `size`: window i runs from
+    `floor(i * length / size)` to `ceil((i + 1) * length / size)` (overlapping when `length` is
+    not a multiple of `size`, repeating positions when `size > length`), as Keras and PyTorch bin.
+
+    Args:
+        length: The input's size along the axis.
+        size: The output's size along the axis.
+
+    Returns:
+        A list of `size` `(start, end)` pairs.
+    """
+    return [((i * length) // size, -((-(i + 1) * length) // size)) for i in range(size)]
+
+
+class _AdaptivePooling(Layer):
+    """Max or average pooling of `rank` spatial axes to a fixed `output_size`.
+
+    Args:
+        rank: Spatial axes.
+        mode: "max" or "average".
+        output_size: An int or `rank` ints.
+        data_format: "channels_last" (None) or "channels_first".
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(self, rank, mode, output_size, data_format=None, **kwargs):
+        if not isinstance(output_size, (int, np.integer, list, tuple)) or isinstance(output_size, bool):
+            raise TypeError(
+                f"`output_size` must be an integer or tuple of {rank} integer{'s' if rank > 1 else ''}. "
+                f"Received: {output_size!r} of type {type(output_size)}"
+            )
+        super().__init__(**kwargs)
+        self.rank, self.mode = rank, mode
+        self.output_size = per_axis("output_size", output_size, rank)
+        self.data_format = data_format_of(data_format)
+        self.built = True
+
+    def _first_axis(self):
+        return 1 if self.data_format == "channels_last" else 2
+
+    def call(self, inputs):
+        _check_rank(self, inputs.shape, self.rank)
+        out = inputs
+        # Both reductions are separable: pooling one axis after another pools each box.
+        for k, size in enumerate(self.output_size):
+            axis = self._first_axis() + k
+            bins = adaptive_bins(inputs.shape[axis], size)
+            if self.mode == "average":
+                weights = np.zeros((size, inputs.shape[axis]), out.dtype)
+                for i, (start, end) in enumerate(bins):
+                    weights[i, start:end] = 1.0 / (end - start)
+                out = ops.moveaxis(ops.tensordot(out, weights, axes=[[axis], [1]]), -1, axis)
+            else:
+                index = [slice(None)] * out.ndim
+                pieces = []
+                for start, end in bins:
+                    index[axis] = slice(start, end)
+                    pieces.append(ops.max(out[tuple(index)], axis=axis))
+                out = ops.stack(pieces, axis=axis)
+        return out
+
+    def compute_output_shape(self, input_shape):
+        """The output shape: the batch and channel sizes of `input_shape` with `output_size`.
+
+        Args:
+            input_shape: The inputs' shape, batch axis included.
+
+        Returns:
+            A tuple.
+        """
+        _check_rank(self, input_shape, self.rank)
+        if self.data_format == "channels_last":
+            return (input_shape[0], *self.output_size, input_shape[-1])
+        return (input_shape[0], input_shape[1], *self.output_size)
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": self.output_size, "data_format": self.data_format}
+
+
+def _adaptive_class(name, rank, mode):
+    def __init__(self, output_size, data_format=None, **kwargs):
+        _AdaptivePooling.__init__(self, rank, mode, output_size, data_format, **kwargs)
+
+    what = "largest value" if mode == "max" else "mean"
+    doc = f"""The {what} of each of `output_size` bins over {rank} spatial axes, as Keras's `{name}`
+    (window i of an axis of n positions pooled to m covers `floor(i n / m)` to `ceil((i + 1) n / m)`).
+
+    Args:
+        output_size: An int or {rank} ints: the output's spatial size.
+        data_format: "channels_last" (None) or "channels_first".
+        **kwargs: Base `Layer` arguments.
+    """
+    return type(name, (_AdaptivePooling,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+
+
+AdaptiveMaxPooling1D = _adaptive_class("AdaptiveMaxPooling1D", 1, "max")
+AdaptiveMaxPooling2D = _adaptive_class("AdaptiveMaxPooling2D", 2, "max")
+AdaptiveMaxPooling3D = _adaptive_class("AdaptiveMaxPooling3D", 3, "max")
+AdaptiveAveragePooling1D = _adaptive_class("AdaptiveAveragePooling1D", 1, "average")
+AdaptiveAveragePooling2D = _adaptive_class("AdaptiveAveragePooling2D", 2, "average")
+AdaptiveAveragePooling3D = _adaptive_class("AdaptiveAveragePooling3D", 3, "average")
