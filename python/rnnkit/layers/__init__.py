@@ -18,7 +18,7 @@ from rnnkit.layers.convolutional import (
 from rnnkit.layers.core import Dense, Identity, Lambda
 from rnnkit.layers.einsum_dense import EinsumDense
 from rnnkit.layers.embedding import Embedding, ReversibleEmbedding
-from rnnkit.layers.hashing import Hashing
+from rnnkit.layers.hashing import HashedCrossing, Hashing
 from rnnkit.layers.input_layer import Input, InputLayer
 from rnnkit.layers.input_spec import InputSpec
 from rnnkit.layers.layer import Layer
@@ -170,6 +170,7 @@ __all__ = [
     "GlobalMaxPooling3D",
     "GroupQueryAttention",
     "GroupNormalization",
+    "HashedCrossing",
     "Hashing",
     "Identity",
     "IndRNN",

@@ -1,5 +1,5 @@
-"""`Hashing`: strings and integers to bins by a stable hash, with Keras 3's numbers and no
-TensorFlow.
+"""`Hashing` and `HashedCrossing`: strings and integers (and crosses of them) to bins by a stable
+hash, with Keras 3's numbers and no TensorFlow.
 
 As Keras (which calls TensorFlow's `to_hash_bucket_fast` and `to_hash_bucket_strong`), integers
 are hashed as their decimal strings (floats truncated to integers first, booleans as "true" and
@@ -156,6 +156,143 @@ class Hashing(Layer):
             "num_bins": self.num_bins,
             "salt": self.salt,
             "mask_value": self.mask_value,
+            "output_mode": self.output_mode,
+            "sparse": self.sparse,
+        }
+
+
+_UINT64_MAX = 2**64 - 1
+# TensorFlow's `sparse.cross_hashed` starts each cross from this key and concatenates the
+# features' fingerprints with FingerprintCat64 (a mix with this multiplier, as in MurmurHash2).
+_CROSS_KEY = 0xDECAFCAFFE
+_CAT_MULTIPLIER = np.uint64(0xC6A4A7935BD1E995)
+
+
+def _fingerprints(encoded):
+    """FarmHash `Fingerprint64` of each bytes value, as uint64.
+
+    The core returns fingerprints modulo a number of bins: modulo 2**64 - 1 that is the
+    fingerprint itself except for 2**64 - 1 (which gives 0, as 0 does), and the parity modulo 2
+    tells those two apart.
+    """
+    data = b"".join(encoded)
+    ends = np.cumsum([len(v) for v in encoded], dtype=np.uint64)
+    top = _core.hash_strings(data, ends, num_bins=_UINT64_MAX).astype(np.uint64)
+    odd = _core.hash_strings(data, ends, num_bins=2)
+    return np.where((top == 0) & (odd == 1), np.uint64(_UINT64_MAX), top)
+
+
+def _shift_mix(values):
+    return values ^ (values >> np.uint64(47))
+
+
+def _fingerprint_cat(first, second):
+    """TensorFlow's FingerprintCat64 of two uint64 arrays (wrapping arithmetic)."""
+    result = first ^ _CAT_MULTIPLIER
+    result ^= _shift_mix(second * _CAT_MULTIPLIER) * _CAT_MULTIPLIER
+    result *= _CAT_MULTIPLIER
+    return _shift_mix(_shift_mix(result) * _CAT_MULTIPLIER)
+
+
+def _feature_hashes(array):
+    """A feature's hashes in a cross: integers as their 64-bit two's complement, strings (UTF-8)
+    and bytes by Fingerprint64."""
+    flat = array.reshape(-1)
+    if flat.dtype.kind == "i":
+        return flat.astype(np.int64).view(np.uint64)
+    if flat.dtype.kind == "u":
+        return flat.astype(np.uint64)
+    values = []
+    for v in flat.tolist():
+        if not isinstance(v, (str, bytes)):
+            raise ValueError(
+                "All `HashedCrossing` inputs should have an integer or string dtype. "
+                f"Received {v!r} of type {type(v).__name__}"
+            )
+        values.append(v.encode("utf-8") if isinstance(v, str) else v)
+    return _fingerprints(values)
+
+
+class HashedCrossing(Layer):
+    """Crosses two or more categorical features by hashing each combination of their values to a
+    bin in `[0, num_bins)`, with Keras's (TensorFlow's `sparse.cross_hashed`) numbers and no
+    TensorFlow.
+
+    Call on a list or tuple of inputs of one shape, `()`, `(batch,)` or `(batch, 1)`, of integers
+    or strings; sample i's bin hashes the i-th value of every input, in order.
+
+    Args:
+        num_bins: The number of bins.
+        output_mode: "int" (the bins) or "one_hot".
+        sparse: Only False (dense outputs): rnnkit has no sparse tensors.
+        name: The layer's name.
+        dtype: The output's dtype: "int64" (the default) or "int32" for "int", a float dtype
+            ("float32" by default) for "one_hot".
+        **kwargs: Other base `Layer` arguments.
+    """
+
+    def __init__(self, num_bins, output_mode="int", sparse=False, name=None, dtype=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not _is_int(num_bins) or num_bins <= 0:
+            raise ValueError(f"num_bins: expected a positive integer, received num_bins={num_bins!r}")
+        _check_mode(output_mode, ("int", "one_hot"), "HashedCrossing")
+        _no_sparse(sparse)
+        self.num_bins = int(num_bins)
+        self.output_mode = output_mode
+        self.sparse = sparse
+        self.output_dtype = _dtype_name(dtype, output_mode)
+        self.built = True
+
+    def __call__(self, inputs, *args, **kwargs):
+        if is_symbolic(inputs):
+            return super().__call__(inputs, *args, **kwargs)
+        return self.call(inputs)
+
+    def call(self, inputs):
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(
+                f"`HashedCrossing` should be called on a list or tuple of inputs. Received: {inputs!r:.80}"
+            )
+        if len(inputs) < 2:
+            raise ValueError(f"`HashedCrossing` should be called on at least two inputs. Received {len(inputs)}.")
+        arrays = [np.asarray(x) for x in inputs]
+        shape = arrays[0].shape
+        if len(shape) > 2 or (len(shape) == 2 and shape[-1] != 1):
+            raise ValueError(
+                f"All `HashedCrossing` inputs should have shape `()`, `(batch_size)` or `(batch_size, 1)`. "
+                f"Received shape {shape}"
+            )
+        if any(a.shape != shape for a in arrays[1:]):
+            raise ValueError(
+                f"All `HashedCrossing` inputs should have equal shape. Received shapes {[a.shape for a in arrays]}"
+            )
+        for a in arrays:
+            if a.dtype.kind not in "iuUSO":
+                raise ValueError(
+                    f"All `HashedCrossing` inputs should have an integer or string dtype. Received dtype {a.dtype}"
+                )
+        hashed = np.full(int(np.prod(shape)), _CROSS_KEY, np.uint64)
+        for a in arrays:
+            hashed = _fingerprint_cat(hashed, _feature_hashes(a))
+        bins = (hashed % np.uint64(self.num_bins)).astype(np.int64).reshape(shape)
+        out = _encode(bins.reshape(-1) if bins.ndim == 0 else bins, self.output_mode, self.num_bins, self.output_dtype)
+        return convert_to_tensor(out[0] if bins.ndim == 0 else out)
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for a list of input shapes: the first's for "int"; for "one_hot" its
+        trailing size-1 axis (if any) replaced by `num_bins`, else `num_bins` appended."""
+        shape = tuple(input_shape[0])
+        if self.output_mode == "int":
+            return shape
+        if shape and shape[-1] == 1:
+            return (*shape[:-1], self.num_bins)
+        return (*shape, self.num_bins)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self.output_dtype,
+            "num_bins": self.num_bins,
             "output_mode": self.output_mode,
             "sparse": self.sparse,
         }
