@@ -78,6 +78,7 @@ from rnnkit.layers.spatial_reshaping import (
     ZeroPadding2D,
     ZeroPadding3D,
 )
+from rnnkit.layers.spectral_normalization import SpectralNormalization
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed, Wrapper
 
@@ -211,6 +212,7 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",
+    "SpectralNormalization",
     "SpatialDropout1D",
     "SpatialDropout2D",
     "SpatialDropout3D",
