@@ -79,6 +79,7 @@ from rnnkit.layers.spatial_reshaping import (
     ZeroPadding3D,
 )
 from rnnkit.layers.spectral_normalization import SpectralNormalization
+from rnnkit.layers.spectrogram import STFTSpectrogram
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed, Wrapper
 
@@ -104,6 +105,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "STFTSpectrogram",
     "Activation",
     "ActivityRegularization",
     "AdaptiveAveragePooling1D",

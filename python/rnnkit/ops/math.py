@@ -296,6 +296,25 @@ def minimum(x1, x2):
     return np.minimum(x1, x2), lambda grad: _first_or_second(grad, x1 <= x2)
 
 
+@op(inputs=2)
+def arctan2(x1, x2):
+    """The elementwise angle of the point `(x2, x1)`, in `[-pi, pi]`, as `np.arctan2`.
+
+    Args:
+        x1: The y coordinates, a tensor-like.
+        x2: The x coordinates, a tensor-like (broadcast against `x1`).
+
+    Returns:
+        A Tensor of the broadcast shape.
+    """
+
+    def backward(grad):
+        radius = x1 * x1 + x2 * x2
+        return grad * x2 / radius, -grad * x1 / radius
+
+    return np.arctan2(x1, x2), backward
+
+
 def where(condition, x1=None, x2=None):
     """Picks `x1` where `condition` is true and `x2` elsewhere, with broadcasting.
 
