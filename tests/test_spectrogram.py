@@ -123,3 +123,57 @@ def test_ops_arctan2_matches_keras_with_gradients(keras):
     want = jax.grad(lambda a, b: (keras.ops.arctan2(a, b) * y).sum(), argnums=(0, 1))(y, x)
     for got, expected in zip(tape.gradient(loss, [ty, tx]), want):
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+MEL_CASES = [
+    ({}, (2, 4000)),
+    ({"fft_length": 512, "sequence_stride": 160, "sequence_length": 400, "num_mel_bins": 40}, (3, 1600)),
+    ({"fft_length": 256, "sequence_stride": 100, "window": "hamming", "power_to_db": False, "mag_exp": 1.0}, (1000,)),
+    ({"fft_length": 64, "sequence_stride": 16, "window": None, "num_mel_bins": 8, "max_freq": 3000}, (2, 300)),
+    ({"fft_length": 128, "sequence_stride": 64, "top_db": 20.0, "ref_power": 5.0, "min_freq": 100.0}, (2, 500)),
+]
+
+
+@pytest.mark.parametrize("kwargs, shape", MEL_CASES)
+def test_mel_spectrogram_matches_keras(keras, kwargs, shape):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(size=shape).astype("float32")
+    theirs, ours = keras.layers.MelSpectrogram(**kwargs), layers.MelSpectrogram(**kwargs)
+    want, got = np.asarray(theirs(x)), np.asarray(ours(x))
+    assert got.shape == want.shape == ours.compute_output_shape(shape)
+    assert got.dtype == np.float32
+    # Keras computes in float32 (decibels then differ by about 1e-5 dB), rnnkit in float64.
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 if ours.power_to_db else 1e-4)
+    assert_same_config(ours, theirs)
+
+
+def test_mel_filter_bank_and_a_tone():
+    """A 1 kHz tone peaks in the mel band around 1 kHz."""
+    rate = 16000
+    t = np.arange(rate // 4) / rate
+    tone = np.sin(2 * np.pi * 1000.0 * t).astype("float32")
+    layer = layers.MelSpectrogram(fft_length=1024, sequence_stride=256, num_mel_bins=40, sampling_rate=rate)
+    out = np.asarray(layer(tone))
+    edges = np.linspace(1127 * np.log(1 + 20 / 700), 1127 * np.log(1 + 8000 / 700), 42)
+    centers = 700 * (np.exp(edges[1:-1] / 1127) - 1)
+    assert abs(centers[int(np.argmax(out[:, out.shape[1] // 2]))] - 1000) < 100
+
+
+def test_mel_spectrogram_in_a_model_and_its_refusals(keras, tmp_path):
+    inp = keras.Input((800,))
+    h = keras.layers.MelSpectrogram(fft_length=128, sequence_stride=64, num_mel_bins=16)(inp)
+    theirs = keras.Model(inp, keras.layers.GRU(2)(keras.layers.Permute((2, 1))(h)))
+    theirs.save(tmp_path / "keras.keras")
+    x = np.random.default_rng(1).normal(size=(2, 800)).astype("float32")
+    ours = rk.models.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    signal = rk.Variable(x)
+    with rk.GradientTape() as tape, pytest.raises(ValueError, match="not differentiable"):
+        tape.watch(signal)
+        layers.MelSpectrogram(fft_length=128)(signal)
+    with pytest.raises(ValueError, match="`fft_length` must be greater than or equal to `sequence_length`"):
+        layers.MelSpectrogram(fft_length=128, sequence_length=256)
+    with pytest.raises(ValueError, match='must be one of `"hann"`, `"hamming"`'):
+        layers.MelSpectrogram(window="blackman")
+    with pytest.raises(ValueError, match="expected max_ndim=2, found ndim=3"):
+        layers.MelSpectrogram(fft_length=16)(np.ones((1, 2, 64), "float32"))

@@ -79,7 +79,7 @@ from rnnkit.layers.spatial_reshaping import (
     ZeroPadding3D,
 )
 from rnnkit.layers.spectral_normalization import SpectralNormalization
-from rnnkit.layers.spectrogram import STFTSpectrogram
+from rnnkit.layers.spectrogram import MelSpectrogram, STFTSpectrogram
 from rnnkit.layers.text_vectorization import TextVectorization
 from rnnkit.layers.wrappers import Bidirectional, TimeDistributed, Wrapper
 
@@ -195,6 +195,7 @@ __all__ = [
     "MaxPooling2D",
     "MaxPooling3D",
     "Maximum",
+    "MelSpectrogram",
     "Minimum",
     "MultiHeadAttention",
     "Multiply",

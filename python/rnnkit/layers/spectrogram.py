@@ -1,5 +1,6 @@
 """Audio front-ends for speech models: `STFTSpectrogram` (a short-time Fourier transform computed
-as a 1-D convolution with trainable Fourier kernels, as Keras's)."""
+as a 1-D convolution with trainable Fourier kernels, as Keras's) and `MelSpectrogram` (numpy's
+FFT, a mel filter bank and decibels)."""
 
 import math
 import warnings
@@ -10,6 +11,8 @@ from rnnkit import ops
 from rnnkit.layers.input_spec import InputSpec
 from rnnkit.layers.layer import Layer
 from rnnkit.ops.conv import data_format_of, output_length
+from rnnkit.tape import needs_gradient
+from rnnkit.tensor import convert_to_tensor
 
 # Keras's `backend.epsilon()`: the floor of the power and magnitude before sqrt and log.
 _EPSILON = 1e-7
@@ -263,4 +266,186 @@ class STFTSpectrogram(Layer):
             "padding": self.padding,
             "data_format": self.data_format,
             "expand_dims": self.expand_dims,
+        }
+
+
+# The mel scale of HTK (as Keras and TensorFlow): mel(f) = 1127 ln(1 + f / 700).
+_MEL_BREAK_HERTZ = 700.0
+_MEL_HIGH_Q = 1127.0
+
+
+def _hertz_to_mel(hertz):
+    return _MEL_HIGH_Q * np.log(1.0 + np.asarray(hertz, "float64") / _MEL_BREAK_HERTZ)
+
+
+def mel_weight_matrix(num_mel_bins, num_spectrogram_bins, sampling_rate, lower_edge_hertz, upper_edge_hertz):
+    """The `(num_spectrogram_bins, num_mel_bins)` matrix of triangular mel filters (peak 1,
+    edges evenly spaced on the mel scale between the two edges) over the linear FFT bins of
+    `[0, sampling_rate / 2]`, the DC bin weighted 0, as Keras's `linear_to_mel_weight_matrix`.
+
+    Args:
+        num_mel_bins: Mel bands.
+        num_spectrogram_bins: FFT bins, `fft_length // 2 + 1`.
+        sampling_rate: Samples per second.
+        lower_edge_hertz: Lower edge of the lowest band.
+        upper_edge_hertz: Upper edge of the highest band.
+
+    Returns:
+        A float64 array.
+    """
+    bins_mel = _hertz_to_mel(np.linspace(0.0, sampling_rate / 2.0, num_spectrogram_bins)[1:])[:, None]
+    edges = np.linspace(_hertz_to_mel(lower_edge_hertz), _hertz_to_mel(upper_edge_hertz), num_mel_bins + 2)
+    lower, center, upper = edges[:-2][None], edges[1:-1][None], edges[2:][None]
+    rising = (bins_mel - lower) / (center - lower)
+    falling = (upper - bins_mel) / (upper - center)
+    return np.pad(np.maximum(0.0, np.minimum(rising, falling)), [[1, 0], [0, 0]])
+
+
+class MelSpectrogram(Layer):
+    """The mel spectrogram of audio signals `(batch, samples)` or `(samples,)`, as Keras's:
+    frames of `sequence_length` samples every `sequence_stride` from the signal padded by
+    reflection (`fft_length // 2` each side), a periodic window, numpy's FFT of `fft_length`,
+    magnitudes to the power `mag_exp`, a mel filter bank, and optionally decibels. The output is
+    `(batch, num_mel_bins, frames)` (`(num_mel_bins, frames)` for one signal).
+
+    A preprocessing layer computed in numpy: it has no weights and is not differentiable (a
+    tape watching its input raises an error rather than receiving no gradient). With
+    `power_to_db`, `top_db` clips below the largest value of the whole call's output (the
+    batch's), as Keras does.
+
+    Args:
+        fft_length: FFT size (at least `sequence_length`).
+        sequence_stride: Samples between frames.
+        sequence_length: Samples per frame (windowed, then zero-padded to `fft_length` around
+            its center); `fft_length` when None.
+        window: "hann", "hamming", `sequence_length` floats, or None.
+        sampling_rate: Samples per second of the signals.
+        num_mel_bins: Mel bands.
+        min_freq: Lower edge of the lowest band, in Hz.
+        max_freq: Upper edge of the highest band, in Hz; `sampling_rate / 2` when None.
+        power_to_db: Whether to convert the mel powers to decibels.
+        top_db: With `power_to_db`, the floor below the largest value, in dB.
+        mag_exp: The exponent of the magnitudes (2: power, 1: magnitude).
+        min_power: With `power_to_db`, the smallest power before the logarithm.
+        ref_power: With `power_to_db`, the power of 0 dB.
+        **kwargs: Base `Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        fft_length=2048,
+        sequence_stride=512,
+        sequence_length=None,
+        window="hann",
+        sampling_rate=16000,
+        num_mel_bins=128,
+        min_freq=20.0,
+        max_freq=None,
+        power_to_db=True,
+        top_db=80.0,
+        mag_exp=2.0,
+        min_power=1e-10,
+        ref_power=1.0,
+        **kwargs,
+    ):
+        _check_int("fft_length", fft_length, 2)
+        _check_int("sequence_stride", sequence_stride, 1)
+        _check_int("sequence_length", sequence_length, 1, optional=True)
+        _check_int("num_mel_bins", num_mel_bins, 1)
+        sequence_length = sequence_length or fft_length
+        if fft_length < sequence_length:
+            raise ValueError(
+                "`fft_length` must be greater than or equal to `sequence_length`. Received: "
+                f"`sequence_length`={sequence_length}, `fft_length`={fft_length}."
+            )
+        if isinstance(window, str) and window not in ("hann", "hamming"):
+            raise ValueError(
+                f'If a string is passed to `window`, it must be one of `"hann"`, `"hamming"`. Received: window={window}'
+            )
+        if window is not None:
+            window_values(window, sequence_length)
+            window = window if isinstance(window, str) else [float(v) for v in np.asarray(window).reshape(-1)]
+        for name, value in (("sampling_rate", sampling_rate), ("min_power", min_power)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name}: expected a positive number, received {value!r}")
+        max_freq = max_freq or int(sampling_rate / 2)
+        if not 0 <= min_freq < max_freq:
+            raise ValueError(
+                f"min_freq and max_freq: expected 0 <= min_freq < max_freq, received {min_freq}, {max_freq}"
+            )
+        super().__init__(**kwargs)
+        self.fft_length = int(fft_length)
+        self.sequence_stride = int(sequence_stride)
+        self.sequence_length = int(sequence_length)
+        self.window = window
+        self.sampling_rate = sampling_rate
+        self.num_mel_bins = int(num_mel_bins)
+        self.min_freq = min_freq
+        self.max_freq = max_freq
+        self.power_to_db = bool(power_to_db)
+        self.top_db = top_db
+        self.mag_exp = mag_exp
+        self.min_power = min_power
+        self.ref_power = ref_power
+        self.input_spec = InputSpec(min_ndim=1, max_ndim=2)
+        self.built = True
+
+    def _spectrogram(self, signals):
+        """`(..., frames, fft_length // 2 + 1)` magnitudes to the power `mag_exp`."""
+        half = self.fft_length // 2
+        padded = np.pad(signals, [(0, 0)] * (signals.ndim - 1) + [(half, half)], mode="reflect")
+        count = 1 + (padded.shape[-1] - self.fft_length) // self.sequence_stride
+        starts = np.arange(count) * self.sequence_stride
+        frames = padded[..., starts[:, None] + np.arange(self.fft_length)]
+        left = (self.fft_length - self.sequence_length) // 2
+        window = np.zeros(self.fft_length)
+        if self.window is None:
+            window[left : left + self.sequence_length] = 1.0
+        else:
+            window[left : left + self.sequence_length] = window_values(self.window, self.sequence_length, True)
+        return np.abs(np.fft.rfft(frames * window, n=self.fft_length, axis=-1)) ** self.mag_exp
+
+    def call(self, inputs):
+        if needs_gradient(inputs):
+            raise ValueError(
+                f"Layer {self.name}: MelSpectrogram is computed in numpy and is not differentiable; call it "
+                "outside the GradientTape (as preprocessing) or stop the gradient of its input."
+            )
+        signals = np.asarray(inputs, dtype="float64")
+        spectrum = self._spectrogram(signals)
+        mel = spectrum @ mel_weight_matrix(
+            self.num_mel_bins, spectrum.shape[-1], self.sampling_rate, self.min_freq, self.max_freq
+        )
+        if self.power_to_db:
+            mel = 10.0 * np.log10(np.maximum(mel, self.min_power))
+            mel -= 10.0 * np.log10(max(abs(self.ref_power), self.min_power))
+            mel = np.maximum(mel, mel.max() - self.top_db)
+        return convert_to_tensor(np.swapaxes(mel, -1, -2).astype(self.dtype))
+
+    def compute_output_shape(self, input_shape):
+        """`(batch, num_mel_bins, frames)` (without the batch axis for one signal)."""
+        steps = input_shape[-1]
+        frames = (
+            None
+            if steps is None
+            else 1 + (steps + 2 * (self.fft_length // 2) - self.fft_length) // self.sequence_stride
+        )
+        return (*tuple(input_shape)[:-1], self.num_mel_bins, frames)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "fft_length": self.fft_length,
+            "sequence_stride": self.sequence_stride,
+            "sequence_length": self.sequence_length,
+            "window": self.window,
+            "sampling_rate": self.sampling_rate,
+            "num_mel_bins": self.num_mel_bins,
+            "min_freq": self.min_freq,
+            "max_freq": self.max_freq,
+            "power_to_db": self.power_to_db,
+            "top_db": self.top_db,
+            "mag_exp": self.mag_exp,
+            "min_power": self.min_power,
+            "ref_power": self.ref_power,
         }
