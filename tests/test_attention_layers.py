@@ -332,3 +332,16 @@ def test_multi_head_attention_keras_files_move_both_ways(keras, tmp_path):
     ours.save(tmp_path / "rnnkit.keras")
     back = keras.models.load_model(tmp_path / "rnnkit.keras")
     np.testing.assert_allclose(back.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_a_multi_head_attention_file_rnnkit_wrote_before_keras_layout_still_loads():
+    # tests/data/mha_rnnkit_0_1.keras: saved by rnnkit at 4911fc4, when MultiHeadAttention's eight
+    # arrays sat in one group (Keras keeps one group per projection); golden outputs from then.
+    model = rk.models.load_model(os.path.join(os.path.dirname(__file__), "data", "mha_rnnkit_0_1.keras"))
+    rng = np.random.default_rng(0)
+    query, value = rng.normal(size=(2, 4, 6)).astype("float32"), rng.normal(size=(2, 5, 6)).astype("float32")
+    expected = [
+        [0.05079949, -0.19733596, 0.12838121, -0.12954095, 0.08731601, 0.35736138],
+        [0.13234538, 0.23330948, -0.07239337, 0.1886305, 0.05209649, 0.26238492],
+    ]
+    np.testing.assert_allclose(model.predict([query, value], verbose=0), expected, atol=1e-6)

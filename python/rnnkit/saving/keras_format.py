@@ -54,55 +54,58 @@ def _is_model(obj):
     return isinstance(obj, Model)
 
 
-def _weight_entries(obj, path):
-    """`(path, name, variables)` for `obj` and everything under it, as Keras lays out its tree."""
+def _weight_entries(obj, path, sublayer_groups=True):
+    """`(path, name, variables)` for `obj` and everything under it, as Keras lays out its tree
+    (`sublayer_groups=False`: the tree rnnkit wrote before, attention's arrays in one group)."""
     from rnnkit.layers import Bidirectional, InputLayer, StackedRNNCells, Wrapper
 
     yield path, obj.name, []
     if _is_model(obj):
         layers = [layer for layer in obj.layers if not isinstance(layer, InputLayer)]
-        yield from _container(layers, _join(path, "layers"))
+        yield from _container(layers, _join(path, "layers"), sublayer_groups)
     elif isinstance(obj, Bidirectional):
-        yield from _weight_entries(obj.forward_layer, _join(path, "forward_layer"))
-        yield from _weight_entries(obj.backward_layer, _join(path, "backward_layer"))
+        yield from _weight_entries(obj.forward_layer, _join(path, "forward_layer"), sublayer_groups)
+        yield from _weight_entries(obj.backward_layer, _join(path, "backward_layer"), sublayer_groups)
     elif isinstance(obj, Wrapper):
         yield (
             path,
             obj.name,
             [w for w in obj._own_weights if w.trainable] + [w for w in obj._own_weights if not w.trainable],
         )
-        yield from _weight_entries(obj.layer, _join(path, "layer"))
+        yield from _weight_entries(obj.layer, _join(path, "layer"), sublayer_groups)
     elif isinstance(obj, StackedRNNCells):
-        yield from _container(obj.cells, _join(path, "cells"))
+        yield from _container(obj.cells, _join(path, "cells"), sublayer_groups)
     elif hasattr(obj, "cell") and hasattr(obj.cell, "weights"):
-        yield from _weight_entries(obj.cell, _join(path, "cell"))
-    elif hasattr(obj, "keras_sublayers"):
+        yield from _weight_entries(obj.cell, _join(path, "cell"), sublayer_groups)
+    elif hasattr(obj, "keras_sublayers") and sublayer_groups:
         # Layers built of sub-layers (attention's projections): Keras files keep each one under
         # the attribute name Keras's class gives it.
         yield path, obj.name, list(obj._own_weights)
         for name, layer in obj.keras_sublayers():
-            yield from _weight_entries(layer, _join(path, name))
+            yield from _weight_entries(layer, _join(path, name), sublayer_groups)
     else:
         yield path, obj.name, list(obj.weights)
 
 
-def _container(objects, path):
+def _container(objects, path, sublayer_groups):
     used = {}
     for obj in objects:
         # A class Keras exports under another name keeps its Python name's in the tree.
         base = getattr(obj, "keras_weights_group", None) or _snake_case(_keras_class_name(obj))
         used[base] = used.get(base, -1) + 1
-        yield from _weight_entries(obj, _join(path, base if used[base] == 0 else f"{base}_{used[base]}"))
+        yield from _weight_entries(
+            obj, _join(path, base if used[base] == 0 else f"{base}_{used[base]}"), sublayer_groups
+        )
 
 
 def _join(path, name):
     return f"{path}/{name}" if path else name
 
 
-def _tree(model):
+def _tree(model, sublayer_groups=True):
     """`{path: (name, variables)}` for the model's weights (paths with variables only; a later
     entry of the same path, as the plain layer after its empty header, wins)."""
     entries = {}
-    for path, name, variables in _weight_entries(model, ""):
+    for path, name, variables in _weight_entries(model, "", sublayer_groups):
         entries[path] = (name, variables)
     return {path: entry for path, entry in entries.items() if entry[1]}

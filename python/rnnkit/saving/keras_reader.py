@@ -67,8 +67,14 @@ def _read_vars(group, variables, what, where):
 
 
 def _load_tree(h5, model, what):
+    tree = _tree(model)
+    earlier = _tree(model, sublayer_groups=False)
+    if earlier.keys() != tree.keys() and all(
+        len(_checked_get(h5, f"{path}/vars", what) or ()) == len(variables) for path, (_, variables) in earlier.items()
+    ):
+        tree = earlier  # a file rnnkit wrote before attention's arrays moved to Keras's groups
     values = []
-    for path, (_, variables) in _tree(model).items():
+    for path, (_, variables) in tree.items():
         group = _checked_get(h5, f"{path}/vars", what)
         values.append((variables, _read_vars(group, variables, what, path)))
     for variables, arrays in values:  # all or nothing: assign once every array has been read
