@@ -46,16 +46,31 @@ pub fn scale(abs_max: f32) -> f32 {
     LIMIT / (abs_max + EPSILON)
 }
 
+/// `1.5 · 2^23`: a value under 2^22 plus this has no fraction bits left, so the addition rounds
+/// it to an integer as the rounding mode does (to nearest, ties to even), and the integer is
+/// the sum's bits minus [`MAGIC`]'s. Plain arithmetic that vectorises, where `round_ties_even`
+/// calls the C library without SSE4.1 and a float-to-i8 cast is one element at a time.
+const MAGIC: f32 = 12_582_912.0;
+
+/// The bits of `clip(x · scale, ±127) + MAGIC`: the rounded value plus `MAGIC`'s bits.
+#[inline(always)]
+fn rounded_bits(x: f32, scale: f32) -> u32 {
+    ((x * scale).clamp(-LIMIT, LIMIT) + MAGIC).to_bits()
+}
+
 /// `x · scale` rounded to the nearest integer (ties to even), clipped to ±127.
 #[inline(always)]
 pub fn quantize(x: f32, scale: f32) -> i8 {
-    // Adding 1.5 · 2^23 leaves no fraction bits, so the addition rounds to an integer as the
-    // rounding mode does (to nearest, ties to even) for any value under 2^22: plain arithmetic
-    // that vectorises, where `round_ties_even` calls the C library without SSE4.1.
-    const MAGIC: f32 = 12_582_912.0;
-    let v = (x * scale).clamp(-LIMIT, LIMIT);
-    // An integer within ±127 (NaN becomes 0).
-    ((v + MAGIC) - MAGIC) as i8
+    // The low byte of the difference is the value in two's complement.
+    rounded_bits(x, scale).wrapping_sub(MAGIC.to_bits()) as i8
+}
+
+/// [`quantize`] offset by 128 into `1..=255`, the unsigned operand of `vpdpbusd`.
+#[inline(always)]
+fn quantize_offset(x: f32, scale: f32) -> u8 {
+    rounded_bits(x, scale)
+        .wrapping_sub(MAGIC.to_bits())
+        .wrapping_add(OFFSET as u32) as u8
 }
 
 /// The largest magnitude of `values` (0 for none), compared as bits: the order of non-negative
@@ -86,12 +101,45 @@ impl Int8Matrix {
     /// # Errors
     /// When the packed matrix cannot be allocated.
     pub fn new(b: ArrayView2<f32>) -> Result<Self> {
+        // Row-major rows, read four at a time: a group's values of a column are adjacent in
+        // the packed layout.
+        let b = b.as_standard_layout();
+        match kernel() {
+            // SAFETY: the kernel was chosen from the CPU's features.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { Self::pack_avx512(b.view()) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { Self::pack_avx2(b.view()) },
+            _ => Self::pack(b.view()),
+        }
+    }
+
+    /// [`Self::pack`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn pack_avx512(b: ArrayView2<f32>) -> Result<Self> {
+        Self::pack(b)
+    }
+
+    /// [`Self::pack`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pack_avx2(b: ArrayView2<f32>) -> Result<Self> {
+        Self::pack(b)
+    }
+
+    /// Quantizes and packs `b`, whose rows are contiguous.
+    #[inline(always)]
+    fn pack(b: ArrayView2<f32>) -> Result<Self> {
         let (k, n) = b.dim();
         let (groups, panels) = (k.div_ceil(GROUP), n.div_ceil(PANEL));
-        // Row by row, both passes: the weights are row-major.
+        let rows: Vec<&[f32]> = (b.rows().into_iter())
+            .map(|r| r.to_slice().expect("standard layout"))
+            .collect();
         let mut maxes = vec![0u32; n];
-        for row in b.rows() {
-            for (m, &w) in maxes.iter_mut().zip(&row) {
+        for row in &rows {
+            for (m, &w) in maxes.iter_mut().zip(*row) {
                 *m = (*m).max(w.to_bits() & 0x7fff_ffff);
             }
         }
@@ -103,12 +151,23 @@ impl Int8Matrix {
         let mut values: Vec<i8> = reserved(len, "int8 kernel")?;
         values.resize(len, 0);
         let mut offsets = vec![0; panels * PANEL];
-        for (i, row) in b.rows().into_iter().enumerate() {
-            let at = (i / GROUP) * GROUP_BYTES + i % GROUP;
-            for (j, (&w, &s)) in row.iter().zip(&scales).enumerate() {
-                let q = quantize(w, s);
-                values[(j / PANEL) * groups * GROUP_BYTES + at + (j % PANEL) * GROUP] = q;
-                offsets[j] += OFFSET * i32::from(q);
+        let zeros = vec![0.0; n];
+        for g in 0..groups {
+            let group: [&[f32]; GROUP] =
+                std::array::from_fn(|r| rows.get(g * GROUP + r).copied().unwrap_or(&zeros));
+            for p in 0..panels {
+                let cols = p * PANEL..n.min((p + 1) * PANEL);
+                let at = (p * groups + g) * GROUP_BYTES;
+                let dst = &mut values[at..at + GROUP_BYTES];
+                for (c, j) in cols.enumerate() {
+                    let mut sum = 0;
+                    for (r, row) in group.iter().enumerate() {
+                        let q = quantize(row[j], scales[j]);
+                        dst[c * GROUP + r] = q;
+                        sum += i32::from(q);
+                    }
+                    offsets[j] += OFFSET * sum;
+                }
             }
         }
         Ok(Self {
@@ -246,8 +305,7 @@ pub fn par_product(
 fn quantize_row(x: &[f32], row: &mut [u8]) -> f32 {
     let s = scale(abs_max(x));
     for (d, &v) in row.iter_mut().zip(x) {
-        // In 1..=255: the quantized value is within ±127.
-        *d = (i32::from(quantize(v, s)) + OFFSET) as u8;
+        *d = quantize_offset(v, s);
     }
     s
 }
