@@ -123,8 +123,9 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W5-int8", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W5-int8", "W6", *VARIANTS, "W7", "W8", "W9"]
+STREAMING = ["W5", "W5-bf16", "W5-int8"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", *STREAMING, "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", *STREAMING, "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)

@@ -66,7 +66,9 @@ def reference(cell, x, mask=None, go_backwards=False):
             new_h = sig(o) * np.tanh(new_c)
         elif cell.reset_after:
             zx = int8_product(xt, q_w, s_w) + bias[0]
-            zh = np.concatenate([int8_product(h, q_u[:, k * u : (k + 1) * u], s_u[k * u : (k + 1) * u]) for k in range(3)], -1)
+            zh = np.concatenate(
+                [int8_product(h, q_u[:, k * u : (k + 1) * u], s_u[k * u : (k + 1) * u]) for k in range(3)], -1
+            )
             zh = zh + bias[1]
             z, r = sig(zx[:, :u] + zh[:, :u]), sig(zx[:, u : 2 * u] + zh[:, u : 2 * u])
             hh = np.tanh(zx[:, 2 * u :] + r * zh[:, 2 * u :])

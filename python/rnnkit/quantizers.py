@@ -176,7 +176,9 @@ def quantize_weight(layer, name, axis):
     layer.remove_weight(weight)
     q = layer.add_weight(shape=values.shape, initializer="zeros", dtype="int8", trainable=False, name=name)
     q.assign(values)
-    s = layer.add_weight(shape=scale.shape, initializer="ones", dtype=scale.dtype, trainable=False, name=f"{name}_scale")
+    s = layer.add_weight(
+        shape=scale.shape, initializer="ones", dtype=scale.dtype, trainable=False, name=f"{name}_scale"
+    )
     s.assign(scale)
     setattr(layer, name, q)
     setattr(layer, f"{name}_scale", s)

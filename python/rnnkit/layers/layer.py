@@ -297,7 +297,7 @@ class Layer:
 
     @property
     def quantization_mode(self):
-        """"int8" once `quantize("int8")` ran on the layer, else None."""
+        """The quantization mode, "int8" once `quantize("int8")` ran on the layer, else None."""
         return self.__dict__.get("_quantization_mode")
 
     def quantize(self, mode=None, type_check=True, config=None):
