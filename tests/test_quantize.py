@@ -346,3 +346,16 @@ def test_abs_max_quantize_matches_keras():
         np.testing.assert_array_equal(values, np.asarray(k_values))
         np.testing.assert_array_equal(scale, np.asarray(k_scale))
     assert rk.quantizers.int8_products() in ("avx512_vnni", "avx2", "portable")
+
+
+def test_core_int8_passes_refuse_float64_and_training():
+    spec = rk._core.CellSpec("lstm", 3)
+    w = [np.zeros((2, 12)), np.zeros((3, 12)), np.zeros(12)]
+    x = np.zeros((1, 4, 2))
+    with pytest.raises(ValueError, match="float32 inputs and weights for int8 products, received float64"):
+        rk._core.rnn_forward(spec, w, x, compute_dtype="int8", inference=True)
+    w32, x32 = [a.astype(np.float32) for a in w], x.astype(np.float32)
+    with pytest.raises(ValueError, match="inference=True with int8 products"):
+        rk._core.rnn_forward(spec, w32, x32, compute_dtype="int8")
+    out, _, saved = rk._core.rnn_forward(spec, w32, x32, compute_dtype="int8", inference=True)
+    assert saved is None and np.asarray(out).shape == (1, 4, 3)
