@@ -5,8 +5,8 @@
 //! * a column `w` of the weights becomes `q = clip(round(w · s_w), ±127)` with
 //!   `s_w = 127 / (max |w| + ε)` (ε = 1e-7, Keras's `epsilon()`; rounding to nearest, ties to
 //!   even);
-//! * a row `x` of the left operand becomes `clip(round(x · s_x), ±127)`, `s_x = 127 / (max |x|
-//!   + ε)`, at every call (the time loops' `h` at every step);
+//! * a row `x` of the left operand becomes `clip(round(x · s_x), ±127)` with
+//!   `s_x = 127 / (max |x| + ε)`, at every call (the time loops' `h` at every step);
 //! * each result is `(Σ q_x · q_w) / (s_w · s_x)`, the sum exact in i32.
 //!
 //! The weights are a quarter of the bytes of f32 ones: a batch of one, which streams the
@@ -156,17 +156,38 @@ impl Int8Matrix {
             let group: [&[f32]; GROUP] =
                 std::array::from_fn(|r| rows.get(g * GROUP + r).copied().unwrap_or(&zeros));
             for p in 0..panels {
-                let cols = p * PANEL..n.min((p + 1) * PANEL);
                 let at = (p * groups + g) * GROUP_BYTES;
                 let dst = &mut values[at..at + GROUP_BYTES];
-                for (c, j) in cols.enumerate() {
-                    let mut sum = 0;
-                    for (r, row) in group.iter().enumerate() {
-                        let q = quantize(row[j], scales[j]);
-                        dst[c * GROUP + r] = q;
-                        sum += i32::from(q);
+                let cols = p * PANEL..n.min((p + 1) * PANEL);
+                if cols.len() < PANEL {
+                    for (c, j) in cols.enumerate() {
+                        for (r, row) in group.iter().enumerate() {
+                            let q = quantize(row[j], scales[j]);
+                            dst[c * GROUP + r] = q;
+                            offsets[j] += OFFSET * i32::from(q);
+                        }
                     }
-                    offsets[j] += OFFSET * sum;
+                    continue;
+                }
+                // A whole panel in fixed-size arrays, which the compiler vectorises: each
+                // column's four values become one little-endian u32 of the packed layout.
+                let scales: &[f32; PANEL] = scales[cols.clone()].try_into().expect("a panel");
+                let mut words = [0u32; PANEL];
+                let mut sums = [0i32; PANEL];
+                for (r, row) in group.iter().enumerate() {
+                    let row: &[f32; PANEL] = row[cols.clone()].try_into().expect("a panel");
+                    for c in 0..PANEL {
+                        let q = quantize(row[c], scales[c]);
+                        words[c] |= u32::from(q as u8) << (8 * r);
+                        sums[c] += i32::from(q);
+                    }
+                }
+                for (c, word) in words.iter().enumerate() {
+                    dst[c * GROUP..(c + 1) * GROUP]
+                        .copy_from_slice(&word.to_le_bytes().map(|b| b as i8));
+                }
+                for (o, sum) in offsets[cols].iter_mut().zip(sums) {
+                    *o += OFFSET * sum;
                 }
             }
         }
@@ -221,7 +242,8 @@ fn kernel() -> Kernel {
     })
 }
 
-/// The name of the kernel the int8 products use here: "avx512_vnni", "avx2" or "portable".
+/// The name of the kernel the int8 products use here: `"avx512_vnni"`, `"avx2"` or
+/// `"portable"`.
 pub fn kernel_name() -> &'static str {
     match kernel() {
         Kernel::Vnni => "avx512_vnni",
@@ -459,7 +481,7 @@ mod tests {
         for i in 0..m {
             let sx = scale(abs_max(a.row(i)));
             for j in 0..n {
-                let sw = scale(abs_max(&b.column(j)));
+                let sw = scale(abs_max(b.column(j)));
                 let sum: i64 = (0..a.ncols())
                     .map(|k| {
                         i64::from(quantize(a[[i, k]], sx)) * i64::from(quantize(b[[k, j]], sw))

@@ -59,8 +59,8 @@ pub fn bfloat16_products() -> &'static str {
     }
 }
 
-/// Which kernel computes int8 products here: "avx512_vnni", "avx2" or "portable" (the same
-/// numbers on each).
+/// Which kernel computes int8 products here: `"avx512_vnni"`, `"avx2"` or `"portable"` (the
+/// same numbers on each).
 #[pyfunction]
 pub fn int8_products() -> &'static str {
     crate::cpu::int8::kernel_name()
