@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 
 # ---------------------------------------------------------------------------------------------
 # Workloads
@@ -75,6 +76,11 @@ WORKLOADS = {
         _W5,
         policy="mixed_bfloat16",
         title="W5 in bfloat16: rnnkit dtype='mixed_bfloat16', PyTorch torch.autocast('cpu', torch.bfloat16)",
+    ),
+    "W5-int8": dict(
+        _W5,
+        quantize="int8",
+        title="W5 quantized: rnnkit model.quantize('int8') (int8 LSTM and Dense kernels), vs float32 W5",
     ),
     "W6": dict(
         cell="lstm",
@@ -117,8 +123,9 @@ WORKLOADS = {
 }
 VARIANTS = [name for name in WORKLOADS if name.startswith("W1-")]
 # W3 first: each worker is then a fresh process whose peak RSS is W3's (see `measure_memory`).
-RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W8", "W9", "W7"]
-PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", "W5", "W5-bf16", "W6", *VARIANTS, "W7", "W8", "W9"]
+STREAMING = ["W5", "W5-bf16", "W5-int8"]
+RUN_ORDER = ["W3", "W1", "W2", "W3-bf16", "W3-proj", "W4", *STREAMING, "W6", *VARIANTS, "W8", "W9", "W7"]
+PRINT_ORDER = ["W1", "W2", "W3", "W3-bf16", "W3-proj", "W4", *STREAMING, "W6", *VARIANTS, "W7", "W8", "W9"]
 
 FRAMEWORKS = ["rnnkit", "torch", "keras-tensorflow", "keras-jax"]
 OPTIONAL_FRAMEWORKS = ["torch-nomkldnn"]  # PyTorch with oneDNN switched off (PERFORMANCE_REFERENCE 7.4)
@@ -145,6 +152,9 @@ TARGETS = {
     "W3-bf16": ("torch@W3", 0.4),
     # Informational: the bf16 mode's streaming inference against PyTorch's float32 W5.
     "W5-bf16": ("torch@W5", 0.7),
+    # Informational: the int8 model's streaming inference against PyTorch's float32 W5, and
+    # (second reference) against rnnkit's own float32 W5.
+    "W5-int8": ("torch@W5", 0.7),
     # Issue 20: zoneout costs at most 10% over plain W1; a projection LSTM is at least as fast as
     # PyTorch's proj_size.
     "W1-zoneout": ("rnnkit@W1", 1.1),
@@ -153,7 +163,7 @@ TARGETS = {
     "W3-proj": ("torch", 1.0),
 }
 # Second references: rnnkit <= factor x this framework too.
-EXTRA_TARGETS = {"W8": ("torch", 0.7)}
+EXTRA_TARGETS = {"W8": ("torch", 0.7), "W5-int8": ("rnnkit@W5", 1.0)}
 W3_SGEMM_FRACTION = 0.85
 
 # Why PyTorch does not run a W1 variant (None: it runs one).
@@ -335,6 +345,10 @@ class KerasStyle:
             optimizer=K.optimizers.SGD(learning_rate=0.01),
             loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
+        if "quantize" in wl:
+            with warnings.catch_warnings():  # BatchNormalization stays float32, with a warning
+                warnings.simplefilter("ignore")
+                model.quantize(wl["quantize"])
         self.model = model
         x, y, mask = make_data(wl)
         self.x = [x, mask] if mask is not None else x
@@ -854,6 +868,8 @@ def applies(fw, wl_name):
         return "not run: the W1 variants are rnnkit vs PyTorch only"
     if wl_name.endswith("-bf16") and fw != "rnnkit" and fw != "torch":
         return "not run: the bf16 row is rnnkit vs PyTorch's autocast (Keras's mixed policy is judged by accuracy)"
+    if wl_name.endswith("-int8") and fw != "rnnkit":
+        return "not run: the int8 row is rnnkit's quantized model against the float32 W5 row (Keras quantizes no LSTM)"
     if wl_name == "W3-proj" and fw.startswith("keras-"):
         return "not run: Keras's LSTM has no projection"
     return None
@@ -1017,6 +1033,16 @@ class Bench:
         ]
         return min(peers) if peers else None
 
+    def other_result(self, ref):
+        """The result `ref` ("framework@workload") names: another workload's."""
+        ref_name, ref_wl = ref.split("@")
+        return self.results.get(ref_wl, {}).get(ref_name, {})
+
+    @staticmethod
+    def other_label(ref):
+        ref_name, ref_wl = ref.split("@")
+        return f"{LABELS[ref_name]}'s {ref_wl}"
+
     def verdicts(self, wl_name):
         """Lines saying whether the issue's targets are met for this workload."""
         res = self.results.get(wl_name, {})
@@ -1031,14 +1057,12 @@ class Bench:
             ref_time, ref_name = (best[0], best[1]) if best else (None, None)
             ref_label = LABELS.get(ref_name)
         elif "@" in ref:  # another workload's result: "framework@workload"
-            ref_name, ref_wl = ref.split("@")
-            ref_label = f"{LABELS[ref_name]}'s {ref_wl}"
+            ref_label = self.other_label(ref)
             what = f"rnnkit <= {factor} x {ref_label}"
-            other = self.results.get(ref_wl, {}).get(ref_name, {})
-            ref_time = other.get("median")
             # Under its own key: the reference may be rnnkit's own result on the other workload.
             ref_name = ref
-            res = {**res, ref_name: other}
+            res = {**res, ref_name: self.other_result(ref)}
+            ref_time = res[ref_name].get("median")
         else:
             what = f"rnnkit <= {factor} x {LABELS[ref]}"
             ref_time, ref_name, ref_label = res.get(ref, {}).get("median"), ref, LABELS[ref]
@@ -1058,8 +1082,10 @@ class Bench:
             )
         if wl_name in EXTRA_TARGETS:
             ref_name, factor = EXTRA_TARGETS[wl_name]
-            ref_time = res.get(ref_name, {}).get("median")
-            what = f"rnnkit <= {factor} x {LABELS[ref_name]}"
+            other = self.other_result(ref_name) if "@" in ref_name else res.get(ref_name, {})
+            ref_time = other.get("median")
+            label = self.other_label(ref_name) if "@" in ref_name else LABELS[ref_name]
+            what = f"rnnkit <= {factor} x {label}"
             if rk is None or ref_time is None:
                 lines.append(f"target {wl_name}: {what}: cannot judge (rnnkit or the reference not measured)")
             else:

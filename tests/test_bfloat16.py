@@ -172,7 +172,7 @@ def test_bad_policies_and_compute_dtypes_are_refused_by_name(with_ml_dtypes):
         ValueError, match="compute_dtype: expected float32 inputs and weights for bfloat16 products, received float64"
     ):
         _core.rnn_forward(spec, w, x, compute_dtype="bfloat16")
-    with pytest.raises(ValueError, match="compute_dtype: expected None or 'bfloat16', received 'float16'"):
+    with pytest.raises(ValueError, match="compute_dtype: expected None, 'bfloat16' or 'int8', received 'float16'"):
         _core.rnn_forward(spec, w, x.astype(np.float32), compute_dtype="float16")
 
 

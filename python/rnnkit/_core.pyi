@@ -37,6 +37,7 @@ __all__ = [
     "bfloat16_products",
     "cached_bytes",
     "check_memory",
+    "int8_products",
     "release_cached_memory",
     "__version__",
     "ACTIVATIONS",
@@ -305,6 +306,9 @@ def adagrad_update(
 
 def bfloat16_products() -> Literal["amx", "emulated"]:
     """How bfloat16 products compute here: "amx" (the CPU's matrix tiles) or "emulated" (portable tiles)."""
+
+def int8_products() -> Literal["avx512_vnni", "avx2", "portable"]:
+    """Which kernel computes int8 products here: "avx512_vnni", "avx2" or "portable" (the same numbers on each)."""
 
 def cached_bytes() -> int:
     """Bytes of freed large blocks the extension keeps for its next calls."""

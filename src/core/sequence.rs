@@ -37,6 +37,21 @@ pub enum Precision {
     /// Operands rounded to bfloat16, sums in f32 (f32 passes on the CPU only): Keras's
     /// `mixed_bfloat16` policy, on AMX tiles where the CPU has them.
     Bf16,
+    /// int8 products (f32 inference passes on the CPU only): the weights quantized per output
+    /// column, the left operands per row at each product, sums in i32 (see
+    /// [`crate::cpu::int8`]); Keras's `quantize("int8")`.
+    Int8,
+}
+
+impl Precision {
+    /// The `compute_dtype` name of this precision.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "float32",
+            Self::Bf16 => "bfloat16",
+            Self::Int8 => "int8",
+        }
+    }
 }
 
 /// The arrays a forward pass reads. Views may have any strides.
@@ -186,13 +201,23 @@ pub(crate) fn check_input<T: 'static>(
 ) -> Result<()> {
     let (b, t, f) = input.x.dim();
     spec.check_weights(weights, f)?;
-    if options.precision == Precision::Bf16
+    if options.precision != Precision::Full
         && std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
     {
         return Err(Error::Value {
             argument: "compute_dtype".into(),
-            expected: "float32 inputs and weights for bfloat16 products".into(),
+            expected: format!(
+                "float32 inputs and weights for {} products",
+                options.precision.name()
+            ),
             received: "float64".into(),
+        });
+    }
+    if options.precision == Precision::Int8 && !options.inference {
+        return Err(Error::Value {
+            argument: "compute_dtype".into(),
+            expected: "inference=True with int8 products (quantized layers do not train)".into(),
+            received: "int8 with inference=False".into(),
         });
     }
     if let Some(states) = &input.initial_states {

@@ -11,9 +11,9 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use super::bf16;
 use super::packed::product_tn;
 use super::team;
+use super::{bf16, int8};
 use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::error::Result;
@@ -67,11 +67,11 @@ pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut Array
     }
 }
 
-/// `c = a · b + beta · c` (`beta` 0 or 1 for bfloat16 products) in `precision`.
+/// `c = a · b + beta · c` (`beta` 0 or 1 for bfloat16 and int8 products) in `precision`.
 ///
 /// # Errors
-/// Only bfloat16 products allocate (their rounded operands), and fail when that memory cannot
-/// be obtained.
+/// Only bfloat16 and int8 products allocate (their rounded operands), and fail when that
+/// memory cannot be obtained.
 pub fn products<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
@@ -90,6 +90,21 @@ pub fn products<T: Float>(
             let (a, b, c) = (bf16::as_f32(a), bf16::as_f32(b), bf16::as_f32_mut(c));
             let f32_only = "bfloat16 products of f32 only (checked with the input)";
             return bf16::par_gemm(
+                a.expect(f32_only),
+                b.expect(f32_only),
+                beta == T::one(),
+                c.expect(f32_only),
+                threads,
+            );
+        }
+        Precision::Int8 => {
+            assert!(
+                beta == T::zero() || beta == T::one(),
+                "int8 products add onto c or not"
+            );
+            let (a, b, c) = (bf16::as_f32(a), bf16::as_f32(b), bf16::as_f32_mut(c));
+            let f32_only = "int8 products of f32 only (checked with the input)";
+            return int8::par_product(
                 a.expect(f32_only),
                 b.expect(f32_only),
                 beta == T::one(),
@@ -119,7 +134,9 @@ pub fn products_tn<T: Float>(
             par_gemm_tn(a, b, beta, c, threads);
             Ok(())
         }
-        Precision::Bf16 => products(a.reversed_axes(), b, beta, c, threads, precision),
+        Precision::Bf16 | Precision::Int8 => {
+            products(a.reversed_axes(), b, beta, c, threads, precision)
+        }
     }
 }
 

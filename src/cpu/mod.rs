@@ -13,6 +13,7 @@ pub mod conv_lstm;
 pub mod denormals;
 mod engine;
 pub mod gemm;
+pub mod int8;
 pub mod packed;
 pub mod pool;
 pub mod sequence;

@@ -23,6 +23,7 @@ use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 use super::alloc::reserved;
 use super::bf16::{self, Bf16Matrix};
+use super::int8::{self, Int8Matrix};
 use crate::core::sequence::Precision;
 use crate::core::Float;
 use crate::error::Result;
@@ -43,7 +44,8 @@ pub const KC: usize = 128;
 pub const TN_MAX_ROWS: usize = 128;
 
 /// A `(k, n)` matrix stored as `⌈n / NR⌉` panels of `k` rows of `NR` values, the columns past
-/// `n` zero; or, for bfloat16 products, rounded and packed for their tiles.
+/// `n` zero; or, for bfloat16 and int8 products, rounded or quantized and packed for their
+/// kernels.
 #[derive(Clone, Debug)]
 pub struct PackedMatrix<T> {
     k: usize,
@@ -52,22 +54,27 @@ pub struct PackedMatrix<T> {
     panels: Vec<T>,
     start: usize,
     bf16: Option<Bf16Matrix>,
+    int8: Option<Int8Matrix>,
 }
 
 impl<T: Float> PackedMatrix<T> {
-    /// Packs `b`, a view with any strides, for products in `precision` (bfloat16 needs f32) of
-    /// at most `batch` rows.
+    /// Packs `b`, a view with any strides, for products in `precision` (bfloat16 and int8 need
+    /// f32) of at most `batch` rows.
     pub fn new(b: ArrayView2<T>, precision: Precision, batch: usize) -> Result<Self> {
-        if precision == Precision::Bf16 {
-            let b =
-                bf16::as_f32(b).expect("bfloat16 products of f32 only (checked with the input)");
+        if precision != Precision::Full {
+            let b = bf16::as_f32(b).expect("bfloat16 and int8 products of f32 only (checked)");
             let (k, n) = b.dim();
+            let (bf16, int8) = match precision {
+                Precision::Int8 => (None, Some(Int8Matrix::new(b)?)),
+                _ => (Some(Bf16Matrix::new(b, 1)?.for_batch(batch)), None),
+            };
             return Ok(Self {
                 k,
                 n,
                 panels: Vec::new(),
                 start: 0,
-                bf16: Some(Bf16Matrix::new(b, 1)?.for_batch(batch)),
+                bf16,
+                int8,
             });
         }
         let (k, n) = b.dim();
@@ -99,6 +106,7 @@ impl<T: Float> PackedMatrix<T> {
             panels,
             start,
             bf16: None,
+            int8: None,
         })
     }
 
@@ -138,6 +146,10 @@ fn packed_product_on<T: Float>(
     if let Some(b) = &b.bf16 {
         let (a, c) = (bf16::as_f32(a), bf16::as_f32_mut(c.view_mut()));
         return bf16::product(a.expect("f32"), b, accumulate, &mut c.expect("f32"));
+    }
+    if let Some(b) = &b.int8 {
+        let (a, c) = (bf16::as_f32(a), bf16::as_f32_mut(c.view_mut()));
+        return int8::product(a.expect("f32"), b, accumulate, &mut c.expect("f32"));
     }
     if m == 0 || b.n == 0 {
         return;

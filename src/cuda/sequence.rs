@@ -261,11 +261,11 @@ pub fn forward(
             received: "zoneout weights: use device=\"cpu\"".into(),
         });
     }
-    if options.precision == Precision::Bf16 {
+    if options.precision != Precision::Full {
         return Err(Error::Value {
             argument: "compute_dtype".into(),
-            expected: "float32 on the GPU (bfloat16 products run on the CPU)".into(),
-            received: "bfloat16".into(),
+            expected: "float32 on the GPU (bfloat16 and int8 products run on the CPU)".into(),
+            received: options.precision.name().into(),
         });
     }
     let (b, t, f) = input.x.dim();

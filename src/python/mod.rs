@@ -59,6 +59,13 @@ pub fn bfloat16_products() -> &'static str {
     }
 }
 
+/// Which kernel computes int8 products here: `"avx512_vnni"`, `"avx2"` or `"portable"` (the
+/// same numbers on each).
+#[pyfunction]
+pub fn int8_products() -> &'static str {
+    crate::cpu::int8::kernel_name()
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -82,7 +89,9 @@ mod _core {
     #[pymodule_export]
     use super::ShapeError;
     #[pymodule_export]
-    use super::{bfloat16_products, cached_bytes, check_memory, release_cached_memory};
+    use super::{
+        bfloat16_products, cached_bytes, check_memory, int8_products, release_cached_memory,
+    };
 
     use pyo3::prelude::*;
 

@@ -452,14 +452,15 @@ pub fn rnn_forward<'py>(
     })
 }
 
-/// The `compute_dtype` argument: None (the input's float type) or "bfloat16" (products with
-/// bfloat16 operands and f32 sums).
+/// The `compute_dtype` argument: None (the input's float type), "bfloat16" (products with
+/// bfloat16 operands and f32 sums) or "int8" (quantized products, for inference).
 fn precision(compute_dtype: Option<&str>) -> PyResult<Precision> {
     match compute_dtype {
         None => Ok(Precision::Full),
         Some("bfloat16") => Ok(Precision::Bf16),
+        Some("int8") => Ok(Precision::Int8),
         Some(other) => Err(PyValueError::new_err(format!(
-            "compute_dtype: expected None or 'bfloat16', received '{other}'"
+            "compute_dtype: expected None, 'bfloat16' or 'int8', received '{other}'"
         ))),
     }
 }
@@ -611,7 +612,8 @@ where
 /// outputs are flipped back into time order before the merge. Returns `(output, forward_states,
 /// backward_states, saved)`, `output` being a tuple of both outputs when `merge_mode` is None.
 /// `device` and each direction's `zoneout` as in `rnn_forward` (on a GPU the directions run on
-/// two streams).
+/// two streams); with `compute_dtype="int8"` the pass is for inference only (its `saved` cannot
+/// be differentiated).
 #[pyfunction]
 #[pyo3(signature = (
     fw_spec, fw_weights, bw_spec, bw_weights, x, *, merge_mode = Some("concat"), return_sequences = false,
@@ -670,16 +672,20 @@ pub fn bidirectional_forward<'py>(
             recurrent_dropout: bw_recurrent_dropout,
             zoneout: bw_zoneout,
         };
+        // int8 passes run inference only: no copy of the weights is kept for a backward pass.
+        let inference = precision == Precision::Int8;
         let options = [
             SequenceOptions {
                 go_backwards: fw_go_backwards,
                 zero_output_for_mask,
+                inference,
                 precision,
                 ..Default::default()
             },
             SequenceOptions {
                 go_backwards: !fw_go_backwards,
                 zero_output_for_mask,
+                inference,
                 precision,
                 ..Default::default()
             },

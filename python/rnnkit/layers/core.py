@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit import activations, constraints, initializers, quantizers, regularizers
 from rnnkit._registry import get_registered_name, get_registered_object
 from rnnkit.layers.layer import Layer
 from rnnkit.tape import needs_gradient, record
@@ -94,7 +94,31 @@ class Dense(Layer):
                 f"Input 0 of layer {self.name} is incompatible with the layer: expected axis -1 of input "
                 f"shape to have value {self.kernel.shape[0]}, but received input with shape {tuple(inputs.shape)}"
             )
-        return self.activation(_affine(inputs, self.kernel, self.bias if self.use_bias else None))
+        bias = self.bias if self.use_bias else None
+        if self.quantization_mode == "int8":
+            return self.activation(_int8_affine(inputs, self.kernel, self.kernel_scale, bias))
+        return self.activation(_affine(inputs, self.kernel, bias))
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes the kernel to int8 per output unit, as Keras's `Dense.quantize`: `kernel`
+        becomes int8 and non-trainable beside `kernel_scale`; each call then quantizes its
+        inputs per row (see `rk.quantizers`). The bias still trains, and gradients reach the
+        inputs through the dequantized kernel, as in Keras.
+
+        Args:
+            mode: "int8".
+            type_check: Refuse subclasses (their `call` may not read the int8 kernel), as Keras.
+            config: Only None.
+
+        Raises:
+            ValueError: If the layer is not built or already quantized, or for an unknown mode.
+            NotImplementedError: For Keras's other modes, a `config`, or a subclass.
+        """
+        quantizers.check_quantize_args(self, mode, config)
+        if type_check and type(self) is not Dense:
+            raise NotImplementedError(f"Layer {type(self).__name__} does not have a `quantize` method implemented.")
+        quantizers.quantize_weight(self, "kernel", axis=0)
+        self._quantization_mode = mode
 
     def get_config(self):
         return {
@@ -132,6 +156,33 @@ def _affine(x, kernel, bias):
         return [d_x, rows.T @ grad] + ([] if bias is None else [grad.sum(axis=0)])
 
     record([x, kernel] + ([] if bias is None else [bias]), [output], backward)
+    return output
+
+
+def _int8_affine(x, kernel, kernel_scale, bias):
+    """Keras's int8 `Dense` product: the rows of `x` quantized per row, the int32 sums of the
+    int8 values divided by `kernel_scale · inputs_scale`, plus `bias`; recorded as one op whose
+    input gradient goes through the dequantized kernel (the kernel and its scale are frozen).
+    """
+    x_array = np.asarray(x)
+    rows = x_array.reshape(-1, x_array.shape[-1])
+    values, inputs_scale = quantizers.quantize_inputs(rows)
+    scale = np.asarray(kernel_scale)
+    # In float64 the sums of int8 products are exact (as int32's), and BLAS computes them.
+    sums = values.astype(np.float64) @ np.asarray(kernel).astype(np.float64)
+    out = sums.astype(scale.dtype) / (scale * inputs_scale)
+    if bias is not None:
+        out = out + np.asarray(bias)
+    output = wrap(out.reshape(x_array.shape[:-1] + out.shape[-1:]))
+    x_gradient = needs_gradient(x)
+
+    def backward(grads):
+        grad = grads[0].reshape(out.shape)
+        float_kernel = quantizers.dequantized(kernel, scale, 0)
+        d_x = (grad @ float_kernel.T).reshape(x_array.shape) if x_gradient else None
+        return [d_x] + ([] if bias is None else [grad.sum(axis=0)])
+
+    record([x] + ([] if bias is None else [bias]), [output], backward)
     return output
 
 

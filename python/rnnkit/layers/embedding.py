@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from rnnkit import constraints, initializers, ops, regularizers
+from rnnkit import constraints, initializers, ops, quantizers, regularizers
 from rnnkit.layers.layer import Layer
-from rnnkit.tensor import Tensor
+from rnnkit.tensor import Tensor, wrap
 
 
 class Embedding(Layer):
@@ -81,7 +81,33 @@ class Embedding(Layer):
         return values.astype(np.int64)
 
     def call(self, inputs):
-        return ops.take(self.embeddings, self._indices(inputs), axis=0)
+        indices = self._indices(inputs)
+        if self.quantization_mode == "int8":
+            # The int8 table is frozen (as in Keras): nothing to differentiate.
+            scale = np.asarray(self.embeddings_scale)
+            values = np.asarray(self.embeddings)[indices].astype(scale.dtype)
+            return wrap(values / scale[indices][..., None])
+        return ops.take(self.embeddings, indices, axis=0)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes the table to int8 per row (per index), as Keras's `Embedding.quantize`:
+        `embeddings` becomes int8 and non-trainable beside `embeddings_scale`, and each lookup
+        returns `values / scale` of its rows.
+
+        Args:
+            mode: "int8".
+            type_check: Refuse subclasses, as Keras.
+            config: Only None.
+
+        Raises:
+            ValueError: If the layer is not built or already quantized, or for an unknown mode.
+            NotImplementedError: For Keras's other modes, a `config`, or a subclass.
+        """
+        quantizers.check_quantize_args(self, mode, config)
+        if type_check and type(self) is not Embedding:
+            raise NotImplementedError(f"Layer {type(self).__name__} does not have a `quantize` method implemented.")
+        quantizers.quantize_weight(self, "embeddings", axis=-1)
+        self._quantization_mode = mode
 
     def compute_mask(self, inputs, mask=None):
         return np.asarray(inputs) != 0 if self.mask_zero else None

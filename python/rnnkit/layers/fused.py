@@ -15,9 +15,30 @@ from rnnkit.tensor import wrap
 
 def _compute(*cells):
     """`compute_dtype` and `device` of the core's calls for `cells` (one, or a bidirectional
-    pair): the first cell's products dtype, and the CPU under "auto" for what the GPU kernels do
-    not run yet (bfloat16 products, IndRNN, peepholes, projections, zoneout, layer_norm); an
-    explicit "cuda" is refused by the core."""
+    pair): the first cell's products dtype ("int8" for quantized cells), and the CPU under
+    "auto" for what the GPU kernels do not run yet (bfloat16 and int8 products, IndRNN,
+    peepholes, projections, zoneout, layer_norm); an explicit "cuda" is refused by the core.
+
+    Raises:
+        NotImplementedError: For int8 cells under a recording tape (they run inference only).
+        ValueError: For a bidirectional pair of which only one direction is quantized.
+    """
+    modes = {c.quantization_mode for c in cells}
+    if len(modes) > 1:
+        raise ValueError(
+            f"Cells {[c.name for c in cells]}: both directions must be quantized, or neither; received "
+            f"quantization modes {[c.quantization_mode for c in cells]}."
+        )
+    if "int8" in modes:
+        if recording():
+            raise NotImplementedError(
+                f"Layer {type(cells[0]).__name__} '{cells[0].name}' is quantized to int8, which runs inference "
+                "only: it cannot be trained or differentiated (call it outside a GradientTape and fit)."
+            )
+        device = config.compute_device()
+        if device == "cuda" and config.current_device() != "cuda":
+            device = "cpu"
+        return {"compute_dtype": "int8", "device": device}
     bf16 = cells[0].compute_dtype == "bfloat16"
     device = config.compute_device()
     cpu_only = bf16 or any(
@@ -38,7 +59,7 @@ def _weights(cell):
 
 def _weight_arrays(cell):
     bias = _array(cell.bias) if cell.use_bias else None
-    return (np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel), bias, *map(np.asarray, cell.extra_weights))
+    return (*cell.fused_kernels(), bias, *map(np.asarray, cell.extra_weights))
 
 
 def _grads(cell, weight_grads, with_states):

@@ -293,6 +293,32 @@ class Layer:
             self._constraints[id(weight)] = constraints.get(constraint)
         return weight
 
+    def remove_weight(self, weight):
+        """Removes `weight` (a Variable made by `add_weight`) from the layer, with its
+        regularizer and constraint (quantization replaces float weights by int8 ones)."""
+        self._own_weights = [w for w in self._own_weights if w is not weight]
+        self._weight_regularizers = [(w, r) for w, r in self._weight_regularizers if w is not weight]
+        self._constraints.pop(id(weight), None)
+
+    @property
+    def quantization_mode(self):
+        """The quantization mode, "int8" once `quantize("int8")` ran on the layer, else None."""
+        return self.__dict__.get("_quantization_mode")
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes the layer's weights for inference (see `rk.quantizers`); layers that can
+        override it (Dense, Embedding, the recurrent layers and Bidirectional).
+
+        Args:
+            mode: "int8" (Keras's other modes raise NotImplementedError).
+            type_check: Refuse subclasses of the quantizable layers, as Keras.
+            config: Keras's `QuantizationConfig`; only None (the default quantizers).
+
+        Raises:
+            NotImplementedError: Always, for a layer that cannot be quantized.
+        """
+        raise NotImplementedError(f"Layer {type(self).__name__} does not have a `quantize` method implemented.")
+
     def constraint_for(self, weight):
         """The constraint attached to `weight` by this layer or a sub-layer, or None."""
         found = self._constraints.get(id(weight))

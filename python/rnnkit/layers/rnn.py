@@ -6,7 +6,7 @@ any other cell steps in Python through `rk.ops`, differentiated by the tape.
 
 import numpy as np
 
-from rnnkit import ops, tree
+from rnnkit import ops, quantizers, tree
 from rnnkit.layers import fused
 from rnnkit.layers.layer import Layer, _is_number_list, call_parameters, check_allocation, in_symbolic_call
 from rnnkit.layers.rnn_cells import (
@@ -135,6 +135,33 @@ class RNN(Layer):
     def reset_states(self, states=None):
         """Alias of `reset_state`."""
         self.reset_state(states)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes every cell's `kernel` and `recurrent_kernel` to int8 (beyond Keras; see
+        `DropoutRNNCell.quantize` and `rk.quantizers`): the layer then runs inference only, in
+        the fused kernels, quantizing each step's input and `h` per row.
+
+        Args:
+            mode: "int8".
+            type_check: Refuse cell subclasses that override `call`.
+            config: Only None.
+
+        Raises:
+            ValueError: If the layer is not built or already quantized, or for an unknown mode.
+            NotImplementedError: For Keras's other modes, a `config`, or a cell the int8
+                kernels do not run (nothing is quantized then).
+        """
+        quantizers.check_quantize_args(self, mode, config)
+        for cell in self._cells:
+            reason = cell._int8_refusal(type_check) if isinstance(cell, DropoutRNNCell) else "not a built-in cell"
+            if reason:
+                raise NotImplementedError(
+                    f"Layer {type(self).__name__} '{self.name}' cannot be quantized: its cell "
+                    f"{type(cell).__name__} '{cell.name}': {reason}."
+                )
+        for cell in self._cells:
+            cell.quantize(mode, type_check, config)
+        self._quantization_mode = mode
 
     # --- build and call -------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ the layer hands their weights and options to the fused Rust kernels (see `fused.
 
 import numpy as np
 
-from rnnkit import _core, activations, constraints, initializers, ops, regularizers, tree
+from rnnkit import _core, activations, constraints, initializers, ops, quantizers, regularizers, tree
 from rnnkit.layers.layer import Layer, call_parameters
 
 _CELL_ARGS = (
@@ -346,8 +346,64 @@ class DropoutRNNCell(Layer):
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
         return [ops.zeros((batch_size, s), dtype=self.dtype) for s in sizes]
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes `kernel` and `recurrent_kernel` to int8 per output column, beside
+        `kernel_scale` and `recurrent_kernel_scale` (beyond Keras; see `rk.quantizers`). The
+        cell then runs in the fused kernels only, for inference.
+
+        Args:
+            mode: "int8".
+            type_check: Refuse subclasses that override `call`.
+            config: Only None.
+
+        Raises:
+            ValueError: If the cell is not built or already quantized, or for an unknown mode.
+            NotImplementedError: For Keras's other modes, a `config`, or a cell the int8
+                kernels do not run (IndRNN, peepholes, a projection, layer_norm, an activation
+                without a Rust kernel, a subclass with its own `call`).
+        """
+        quantizers.check_quantize_args(self, mode, config)
+        reason = self._int8_refusal(type_check)
+        if reason:
+            raise NotImplementedError(f"Layer {type(self).__name__} '{self.name}' cannot be quantized: {reason}.")
+        quantizers.quantize_weight(self, "kernel", axis=0)
+        quantizers.quantize_weight(self, "recurrent_kernel", axis=0)
+        self._quantization_mode = mode
+
+    def _int8_refusal(self, type_check):
+        """Why the int8 kernels cannot run this cell, or None."""
+        if self.kind not in ("simple_rnn", "gru", "lstm"):
+            return "the int8 kernels run SimpleRNN, GRU and LSTM cells"
+        if type_check and type(self).call not in (SimpleRNNCell.call, GRUCell.call, LSTMCell.call):
+            return "a subclass with its own `call` does not run in the fused kernels"
+        if self.spec is None:
+            return "its activations have no fused kernel"
+        extras = [n for n in ("peephole", "projection", "layer_norm") if getattr(self, n, None)]
+        if extras:
+            return f"the int8 kernels do not run {', '.join(extras)}"
+        return None
+
+    def fused_kernels(self):
+        """`(kernel, recurrent_kernel)` as float arrays for the fused kernels: the weights, or
+        for an int8 cell their dequantized values `q / scale`, which the kernels quantize back to
+        `q` (kept until the int8 weights change)."""
+        if self.quantization_mode is None:
+            return np.asarray(self.kernel), np.asarray(self.recurrent_kernel)
+        pairs = ((self.kernel, self.kernel_scale), (self.recurrent_kernel, self.recurrent_kernel_scale))
+        sources = [v._array for pair in pairs for v in pair]
+        cached = self.__dict__.get("_dequantized")
+        if cached is None or any(a is not b for a, b in zip(cached[0], sources)):
+            cached = (sources, tuple(quantizers.dequantized(w, scale, 0) for w, scale in pairs))
+            self.__dict__["_dequantized"] = cached
+        return cached[1]
+
     def _step_inputs(self, inputs, states, training):
         """The step's input and previous h, with this call's dropout applied (for `call`)."""
+        if self.quantization_mode is not None:
+            raise NotImplementedError(
+                f"Layer {type(self).__name__} '{self.name}' is quantized to int8: it runs only in the fused "
+                "kernels of an RNN layer (SimpleRNN, GRU, LSTM, RNN or Bidirectional), not step by step."
+            )
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         if training:
             if self._step_dropout is not None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rnnkit import ops, tree
+from rnnkit import ops, quantizers, tree
 from rnnkit.layers import fused, serialization
 from rnnkit.layers.layer import Layer, call_parameters
 from rnnkit.layers.rnn import RNN, as_mask
@@ -137,6 +137,36 @@ class Bidirectional(Layer):
         if not self.return_state:
             return output
         return (list(output) if self.merge_mode is None else [output]) + list(states)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes both directions to int8 (see `RNN.quantize`).
+
+        Args:
+            mode: "int8".
+            type_check: Refuse cell subclasses that override `call`.
+            config: Only None.
+
+        Raises:
+            ValueError: If the layer is not built or already quantized, or for an unknown mode.
+            NotImplementedError: For Keras's other modes, a `config`, or halves that are not
+                quantizable recurrent layers (nothing is quantized then).
+        """
+        quantizers.check_quantize_args(self, mode, config)
+        halves = (self.forward_layer, self.backward_layer)
+        for half in halves:
+            if not isinstance(half, RNN):
+                raise NotImplementedError(f"Layer {type(half).__name__} does not have a `quantize` method implemented.")
+            quantizers.check_quantize_args(half, mode, config)
+            for cell in half._cells:
+                reason = getattr(cell, "_int8_refusal", lambda _: "not a built-in cell")(type_check)
+                if reason:
+                    raise NotImplementedError(
+                        f"Layer {type(self).__name__} '{self.name}' cannot be quantized: cell "
+                        f"{type(cell).__name__} '{cell.name}': {reason}."
+                    )
+        for half in halves:
+            half.quantize(mode, type_check, config)
+        self._quantization_mode = mode
 
     @property
     def _fused(self):

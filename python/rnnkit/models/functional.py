@@ -340,6 +340,31 @@ class Model(Trainer, Layer):
         """
         return json.dumps(serialization.serialize(self), **kwargs)
 
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantizes the model's weights for inference, as Keras's `Model.quantize`: every
+        Dense, Embedding and (beyond Keras) SimpleRNN/GRU/LSTM layer, alone, in `RNN` or in
+        `Bidirectional` (see `rk.quantizers`). Other layers with weights stay as they are, with a
+        warning. Build the model first.
+
+        Args:
+            mode: "int8" (Keras's "float8", "int4", "gptq" and "awq" raise
+                NotImplementedError).
+            config: Keras's `QuantizationConfig`; only None.
+            filters: Which layers: a regex searched in their names, a list of them, or a
+                callable of the layer; None for all.
+            **kwargs: `type_check` (default True: refuse subclasses of the quantizable layers).
+
+        Raises:
+            ValueError: For an unknown mode or keyword, a bad `filters`, or a layer not built or
+                already quantized.
+        """
+        from rnnkit import quantizers
+
+        type_check = kwargs.pop("type_check", True)
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        quantizers.quantize_model(self, mode, config, filters, type_check)
+
     def save(self, filepath, overwrite=True, zipped=None):
         """Saves the architecture, compile settings, weights and optimizer state to a Keras 3
         `.keras` archive, which Keras's `load_model` reads too (see `rk.saving.save_model`)."""

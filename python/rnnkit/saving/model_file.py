@@ -20,6 +20,7 @@ import zipfile
 import numpy as np
 
 import rnnkit
+from rnnkit import quantizers
 from rnnkit._registry import CustomObjectScope
 from rnnkit.layers import serialization
 from rnnkit.saving import keras_format, keras_reader, keras_writer
@@ -122,7 +123,11 @@ def save_weights(model, filepath, overwrite=True):
         model: The model.
         filepath: The file to write.
         overwrite: Whether to replace an existing file (False raises FileExistsError then).
+
+    Raises:
+        NotImplementedError: For a model with quantized layers.
     """
+    quantizers.check_not_quantized(model, "save_weights")
     _check_target(filepath, overwrite)
     data = keras_writer.weights_bytes(model) if _is_h5_name(filepath) else _weights_bytes(model.get_weights())
     _atomic_write(filepath, lambda f: f.write(data))
@@ -197,7 +202,9 @@ def save_model(model, filepath, overwrite=True, zipped=None):
 
     Raises:
         ValueError: If `zipped` is False, or the name ends in `.h5` (legacy HDF5 models are read only).
+        NotImplementedError: For a model with quantized layers.
     """
+    quantizers.check_not_quantized(model, "save")
     if zipped is not None and not zipped:
         raise ValueError(f"zipped: rnnkit writes model files as zip archives only, received {zipped!r}")
     if _is_h5_name(filepath):
