@@ -16,6 +16,7 @@ pub mod gemm;
 pub mod packed;
 pub mod pool;
 pub mod sequence;
+pub mod shifted_conv;
 pub mod team;
 
 pub use engine::Cpu;
