@@ -117,11 +117,9 @@ impl ConvLstmSpec {
 /// The columns of the gates that the recurrent convolution computes together: all four at once,
 /// or one at a time when each has its own recurrent dropout.
 fn gate_groups(filters: usize, dropout: bool) -> Vec<Range<usize>> {
-    if dropout {
-        (0..4).map(|g| g * filters..(g + 1) * filters).collect()
-    } else {
-        vec![0..4 * filters]
-    }
+    let count = if dropout { 4 } else { 1 };
+    let width = 4 * filters / count;
+    (0..count).map(|g| g * width..(g + 1) * width).collect()
 }
 
 /// The gate math's operands for consecutive rows (standard layout): pre-activations `z`
@@ -173,7 +171,7 @@ macro_rules! on_widest_vectors {
 
 /// One step's gate math forward: the new carry and output (`h`) of each row.
 fn forward_gates<T: Float, P: Pointwise<T>>(p: &P, rows: Rows<T, &mut [T]>, h: &mut [T]) {
-    on_widest_vectors!(forward_rows(p: &P, rows: Rows<T, &mut [T]>, h: &mut [T]))
+    on_widest_vectors!(forward_rows(p: &P, rows: Rows<T, &mut [T]>, h: &mut [T]));
 }
 
 #[inline(always)]
@@ -212,7 +210,7 @@ fn backward_gates<T: Float, P: Pointwise<T>>(
     rows: Rows<T, &[T]>,
     grads: (&mut [T], &mut [T], &mut [T]),
 ) {
-    on_widest_vectors!(backward_rows(p: &P, rows: Rows<T, &[T]>, grads: (&mut [T], &mut [T], &mut [T])))
+    on_widest_vectors!(backward_rows(p: &P, rows: Rows<T, &[T]>, grads: (&mut [T], &mut [T], &mut [T])));
 }
 
 #[inline(always)]

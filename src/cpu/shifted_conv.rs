@@ -354,9 +354,12 @@ mod tests {
         (0..n).map(|i| ((i as f64 + 1.0) * seed).sin()).collect()
     }
 
+    /// Batch, spatial shape, kernel, channels and outputs.
+    type Case = (usize, Vec<usize>, Vec<usize>, usize, usize);
+
     /// Shapes with odd and even kernels (asymmetric "same" padding), 1 to 3 axes, and a kernel
     /// wider than the states.
-    fn cases() -> Vec<(usize, Vec<usize>, Vec<usize>, usize, usize)> {
+    fn cases() -> Vec<Case> {
         vec![
             (2, vec![7], vec![3], 3, 8),
             (2, vec![4, 5], vec![2, 3], 2, 8),
