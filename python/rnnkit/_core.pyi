@@ -357,6 +357,7 @@ def conv_lstm_forward(
     projected: _Array,
     recurrent_kernel: _Array,
     *,
+    bias: _Array | None = None,
     initial_states: tuple[_Array, _Array] | None = None,
     mask: _Array | None = None,
     recurrent_dropout: _Array | None = None,

@@ -1,6 +1,7 @@
 //! N-d convolutions on the CPU: each sample's windows copied into the rows of a matrix (im2col),
 //! then one product per channel group with the crate's GEMM ([`super::gemm`]); the backward pass
-//! is the two transposed products and the scatter back (col2im).
+//! is the two transposed products and the scatter back (col2im). Stride-1 "same" convolutions
+//! with enough channels run as shifted products instead ([`super::shifted_conv`]).
 //!
 //! Arrays are channels-last and contiguous: input `(batch, *input, in_channels)`, kernel
 //! `(*kernel, in_channels / groups, out_channels)` seen as a `(taps · in/groups, out)` matrix,
@@ -12,10 +13,15 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
 use super::alloc;
 use super::gemm::{par_gemm_rows, par_gemm_tn};
+use super::shifted_conv::ShiftedConv;
 use super::team;
 use crate::core::conv::ConvGeometry;
 use crate::core::Float;
 use crate::error::Result;
+
+/// Convolutions with fewer input or output channels than this use the window matrix even where
+/// shifted products apply: their products would be too thin for the register tiles.
+const MIN_SHIFTED_CHANNELS: usize = 16;
 
 /// The im2col matrix of one chunk of samples holds at most about this many elements (the chunk
 /// is at least one sample), so memory stays bounded whatever the batch.
@@ -93,44 +99,55 @@ impl Conv {
         }
     }
 
-    /// The im2col matrix of consecutive samples `x`, filled in parallel over samples.
-    fn columns<T: Float>(&self, x: &[T]) -> Result<Array2<T>> {
+    /// A window matrix for the chunks of `x` (consecutive samples), reused by every chunk: the
+    /// im2col matrix writes each of its elements.
+    fn window_buffer<T: Float>(&self, x_len: usize) -> Result<Array2<T>> {
         let g = &self.geometry;
-        let samples = x.len() / (g.input_positions() * g.in_channels);
-        let rows = samples * g.output_positions();
-        let mut col = alloc::zeros((rows, self.width()), "the convolution's window matrix")?;
+        let samples = x_len / (g.input_positions() * g.in_channels).max(1);
+        let rows = self.chunk().min(samples) * g.output_positions();
+        alloc::zeros((rows, self.width()), "the convolution's window matrix")
+    }
+
+    /// The im2col matrix of consecutive samples `x` in the first rows of `buffer`, filled in
+    /// parallel over samples.
+    fn columns<'a, T: Float>(&self, x: &[T], buffer: &'a mut Array2<T>) -> ArrayViewMut2<'a, T> {
+        let g = &self.geometry;
         let per_input = g.input_positions() * g.in_channels;
+        let rows = x.len() / per_input * g.output_positions();
+        let mut col = buffer.slice_mut(s![..rows, ..]);
         let per_col = g.output_positions() * self.width();
         let items: Vec<_> = x
             .chunks(per_input)
-            .zip(col.as_slice_mut().expect("fresh array").chunks_mut(per_col))
+            .zip(
+                col.as_slice_mut()
+                    .expect("rows of a fresh array")
+                    .chunks_mut(per_col),
+            )
             .collect();
         team::each(items, |(x, col)| self.im2col(x, col));
-        Ok(col)
+        col
     }
 
-    /// `y = beta · y + conv(x)` for consecutive samples `x` (channels-last), with `kernel` as
-    /// its `(taps · in/groups, out)` matrix; `y` is `(samples · positions, out)` (its columns may
-    /// be a slice of a wider array, and `out` need not be the geometry's filter count: `ConvLSTM`
-    /// computes one gate at a time with recurrent dropout).
-    pub fn forward_into<T: Float>(
+    /// `y = conv(x)` for consecutive samples `x` (channels-last), with `kernel` as its `(taps ·
+    /// in/groups, out)` matrix; `y` is `(samples · positions, out)`.
+    fn forward_into<T: Float>(
         &self,
         x: &[T],
         kernel: ArrayView2<T>,
-        beta: T,
         mut y: ArrayViewMut2<T>,
         threads: usize,
     ) -> Result<()> {
         let g = &self.geometry;
         let (per_input, positions) = (g.input_positions() * g.in_channels, g.output_positions());
         let chunk = self.chunk();
+        let mut buffer = self.window_buffer(x.len())?;
         for (i, x) in x.chunks(per_input * chunk).enumerate() {
-            let col = self.columns(x)?;
+            let col = self.columns(x, &mut buffer);
             let rows = col.nrows();
             let mut y = y.slice_mut(s![i * chunk * positions.., ..]);
             let mut y = y.slice_mut(s![..rows, ..]);
             self.per_group(col.view(), kernel, |a, k, c0, c1| {
-                par_gemm_rows(a, k, beta, y.slice_mut(s![.., c0..c1]), threads);
+                par_gemm_rows(a, k, T::zero(), y.slice_mut(s![.., c0..c1]), threads);
             });
         }
         Ok(())
@@ -160,12 +177,32 @@ impl Conv {
 
     /// The forward pass over the whole batch: `(batch · positions, out_channels)`.
     pub fn forward<T: Float>(&self, x: &[T], kernel: &[T], threads: usize) -> Result<Array2<T>> {
+        if let Some(shifted) = self.shifted() {
+            return shifted.forward(self.input_matrix(x), self.kernel_matrix(kernel));
+        }
         let g = &self.geometry;
         let rows = g.batch * g.output_positions();
         let mut y = alloc::zeros((rows, g.out_channels), "the convolution's output")?;
         let kernel = self.kernel_matrix(kernel);
-        self.forward_into(x, kernel, T::zero(), y.view_mut(), threads)?;
+        self.forward_into(x, kernel, y.view_mut(), threads)?;
         Ok(y)
+    }
+
+    /// The same convolution as shifted products, where it is one ([`ShiftedConv::of`]) with
+    /// channels enough in and out to fill the register tiles: no window matrix to write and read.
+    fn shifted(&self) -> Option<ShiftedConv> {
+        let g = &self.geometry;
+        if g.in_channels < MIN_SHIFTED_CHANNELS || g.out_channels < MIN_SHIFTED_CHANNELS {
+            return None;
+        }
+        ShiftedConv::of(g)
+    }
+
+    /// `x` (channels-last, contiguous) as the `(batch · positions, in_channels)` matrix.
+    fn input_matrix<'a, T: Float>(&self, x: &'a [T]) -> ArrayView2<'a, T> {
+        let g = &self.geometry;
+        ArrayView2::from_shape((g.batch * g.input_positions(), g.in_channels), x)
+            .expect("input length checked by the caller")
     }
 
     /// `kernel` (Keras's layout, contiguous) as the `(taps · in/groups, out)` matrix.
@@ -176,9 +213,8 @@ impl Conv {
     }
 
     /// Adds the gradients of `y = conv(x)` given `dy`: `dkernel += ∂/∂kernel` (the
-    /// `(taps · in/groups, out)` matrix; `dy` and `kernel` may have fewer columns than the
-    /// geometry's filters, as in [`Self::forward_into`]) and, when given, `dx += ∂/∂x`.
-    pub fn backward_into<T: Float>(
+    /// `(taps · in/groups, out)` matrix) and, when given, `dx += ∂/∂x`.
+    fn backward_into<T: Float>(
         &self,
         x: &[T],
         kernel: ArrayView2<T>,
@@ -190,8 +226,9 @@ impl Conv {
         let g = &self.geometry;
         let (per_input, positions) = (g.input_positions() * g.in_channels, g.output_positions());
         let chunk = self.chunk();
+        let mut buffer = self.window_buffer(x.len())?;
         for (i, x) in x.chunks(per_input * chunk).enumerate() {
-            let col = self.columns(x)?;
+            let col = self.columns(x, &mut buffer);
             let rows = col.nrows();
             let first = i * chunk * positions;
             let dy = dy.slice(s![first..first + rows, ..]);
@@ -213,7 +250,7 @@ impl Conv {
         &self,
         kernel: ArrayView2<T>,
         dy: ArrayView2<T>,
-        mut dcol: Array2<T>,
+        mut dcol: ArrayViewMut2<T>,
         dx: &mut [T],
         threads: usize,
     ) {
@@ -233,7 +270,11 @@ impl Conv {
         let per_col = g.output_positions() * self.width();
         let items: Vec<_> = dx
             .chunks_mut(per_input)
-            .zip(dcol.as_slice().expect("fresh array").chunks(per_col))
+            .zip(
+                dcol.as_slice()
+                    .expect("rows of the window buffer")
+                    .chunks(per_col),
+            )
             .collect();
         team::each(items, |(dx, dcol)| self.col2im(dcol, dx));
     }
@@ -255,14 +296,14 @@ impl Conv {
             .expect("output gradient length checked by the caller");
         let kernel = self.kernel_matrix(kernel);
         let chunk = self.chunk();
+        let mut buffer = self.window_buffer(dx.len())?;
         for (i, dx) in dx.chunks_mut(per_input * chunk).enumerate() {
             let rows = dx.len() / per_input.max(1) * positions;
-            let dcol = alloc::zeros((rows, self.width()), "the convolution's window matrix")?;
             let first = i * chunk * positions;
             self.add_input_gradient(
                 kernel,
                 dy.slice(s![first..first + rows, ..]),
-                dcol,
+                buffer.slice_mut(s![..rows, ..]),
                 dx,
                 threads,
             );
@@ -281,6 +322,18 @@ impl Conv {
         threads: usize,
     ) -> Result<(Option<Vec<T>>, Vec<T>)> {
         let g = &self.geometry;
+        if let Some(shifted) = self.shifted() {
+            let dy = ArrayView2::from_shape((g.batch * g.output_positions(), g.out_channels), dy)
+                .expect("output gradient length checked by the caller");
+            let (dx, dk) = shifted.backward(
+                self.input_matrix(x),
+                self.kernel_matrix(kernel),
+                dy,
+                input_gradient,
+            )?;
+            let flat = |a: Array2<T>| a.into_raw_vec_and_offset().0;
+            return Ok((dx.map(flat), flat(dk)));
+        }
         let mut dkernel = alloc::zeros(
             (g.taps() * g.group_in(), g.out_channels),
             "the kernel gradient",
@@ -358,6 +411,19 @@ mod tests {
                 &[1, 2],
                 &[1, 1],
                 Padding::Valid,
+                1,
+            )
+            .unwrap(),
+            // Shifted products: stride 1, "same", 16 channels in and out.
+            ConvGeometry::new(
+                2,
+                &[4, 5],
+                16,
+                &[2, 3],
+                16,
+                &[1, 1],
+                &[1, 1],
+                Padding::Same,
                 1,
             )
             .unwrap(),

@@ -3,16 +3,19 @@
 //! convolution, then the LSTM gate math; and backpropagation through time.
 //!
 //! The input convolution over all steps is one call of [`super::conv::Conv`] by the caller
-//! (its output, bias included, is `projected`), as the dense cells hoist their projection.
+//! (its output, bias included, is `projected`), as the dense cells hoist their projection; the
+//! recurrent one runs as shifted products over padded states ([`super::shifted_conv`]).
 //! States are channels-last `(batch · positions, filters)`; gates are Keras's i, f, c, o.
 
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
+use std::ops::Range;
+
+use ndarray::{s, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
 use super::alloc;
-use super::conv::Conv;
+use super::sequence::with_pair;
+use super::shifted_conv::ShiftedConv;
 use super::team;
-use crate::core::activation::Activation;
-use crate::core::conv::{ConvGeometry, Padding};
+use crate::core::activation::{Activation, Pointwise};
 use crate::core::Float;
 use crate::error::{check_shape, Result};
 use crate::Cancel;
@@ -37,9 +40,11 @@ pub struct ConvLstmSpec {
 /// The inputs of one forward pass.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvLstmInput<'a, T> {
-    /// The input convolution with its bias, `(steps, batch · positions, 4 · filters)`, in
-    /// processing order.
+    /// The input convolution, `(steps, batch · positions, 4 · filters)`, in processing order.
     pub projected: ArrayView3<'a, T>,
+    /// Keras's bias `(4 · filters,)`, added to `projected` (its gradient is the sum of
+    /// `projected`'s over the rows).
+    pub bias: Option<ArrayView1<'a, T>>,
     /// Keras's recurrent kernel `(*kernel, filters, 4 · filters)` as its `(taps · filters, 4 ·
     /// filters)` matrix.
     pub recurrent_kernel: ArrayView2<'a, T>,
@@ -103,52 +108,144 @@ impl ConvLstmSpec {
         self.batch * self.positions()
     }
 
-    /// The recurrent convolution producing `outputs` channels.
-    fn recurrent_conv(&self, outputs: usize) -> Result<Conv> {
-        let ones = vec![1; self.spatial.len()];
-        let geometry = ConvGeometry::new(
-            self.batch,
-            &self.spatial,
-            self.filters,
-            &self.kernel,
-            outputs,
-            &ones,
-            &ones,
-            Padding::Same,
-            1,
-        )?;
-        Ok(Conv::new(geometry))
+    /// The recurrent convolution.
+    fn recurrent_conv(&self) -> Result<ShiftedConv> {
+        ShiftedConv::new(self.batch, &self.spatial, &self.kernel)
     }
 }
 
-/// Adds the recurrent convolution of `h` to `z` (`(rows, 4F)`), per gate through its dropout
-/// multipliers when there are some.
-fn add_recurrent<T: Float>(
-    conv: &Conv,
-    h: ArrayView2<T>,
-    kernel: ArrayView2<T>,
-    dropout: Option<ArrayView3<T>>,
-    mut z: ArrayViewMut2<T>,
-    threads: usize,
-) -> Result<()> {
-    let f = h.ncols();
-    let h = h.as_standard_layout();
-    match dropout {
-        None => conv.forward_into(
-            h.as_slice().expect("standard layout"),
-            kernel,
-            T::one(),
-            z,
-            threads,
-        ),
-        Some(masks) => {
-            for (gate, mask) in masks.outer_iter().enumerate() {
-                let dropped = &h * &mask;
-                let cols = s![.., gate * f..(gate + 1) * f];
-                let x = dropped.as_slice().expect("fresh array");
-                conv.forward_into(x, kernel.slice(cols), T::one(), z.slice_mut(cols), threads)?;
+/// The columns of the gates that the recurrent convolution computes together: all four at once,
+/// or one at a time when each has its own recurrent dropout.
+fn gate_groups(filters: usize, dropout: bool) -> Vec<Range<usize>> {
+    let count = if dropout { 4 } else { 1 };
+    let width = 4 * filters / count;
+    (0..count).map(|g| g * width..(g + 1) * width).collect()
+}
+
+/// The gate math's operands for consecutive rows (standard layout): pre-activations `z`
+/// (`4 · filters` a row), the previous carry and the new one (`filters` a row).
+struct Rows<'a, T, C> {
+    filters: usize,
+    z: &'a [T],
+    c_prev: &'a [T],
+    c: C,
+}
+
+fn whole<'a, T>(a: ArrayView2<'a, T>) -> &'a [T] {
+    a.to_slice()
+        .expect("rows of the ConvLSTM buffers are contiguous")
+}
+
+fn whole_mut<'a, T>(a: &'a mut ArrayViewMut2<'_, T>) -> &'a mut [T] {
+    a.as_slice_mut()
+        .expect("rows of the ConvLSTM buffers are contiguous")
+}
+
+/// Runs `$inner(args)` compiled for the CPU's widest vectors (AVX-512, else AVX2 with FMA, else
+/// the baseline), so that the gate math's loops over filters vectorize with the fixed activation
+/// pairs inlined (as the sequence engine's time loops do).
+macro_rules! on_widest_vectors {
+    ($inner:ident($($arg:ident: $ty:ty),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512dq,avx512bw")]
+            unsafe fn avx512<T: Float, P: Pointwise<T>>($($arg: $ty),*) {
+                $inner($($arg),*);
             }
-            Ok(())
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<T: Float, P: Pointwise<T>>($($arg: $ty),*) {
+                $inner($($arg),*);
+            }
+            if crate::cpu::has_avx512() {
+                // SAFETY: the CPU has these extensions (checked just above).
+                return unsafe { avx512($($arg),*) };
+            }
+            if crate::cpu::has_avx2_fma() {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                return unsafe { avx2($($arg),*) };
+            }
+        }
+        $inner($($arg),*)
+    }};
+}
+
+/// One step's gate math forward: the new carry and output (`h`) of each row.
+fn forward_gates<T: Float, P: Pointwise<T>>(p: &P, rows: Rows<T, &mut [T]>, h: &mut [T]) {
+    on_widest_vectors!(forward_rows(p: &P, rows: Rows<T, &mut [T]>, h: &mut [T]));
+}
+
+#[inline(always)]
+fn forward_rows<T: Float, P: Pointwise<T>>(p: &P, rows: Rows<T, &mut [T]>, h: &mut [T]) {
+    let filters = rows.filters;
+    for (((z, c_prev), c), h) in rows
+        .z
+        .chunks_exact(4 * filters)
+        .zip(rows.c_prev.chunks_exact(filters))
+        .zip(rows.c.chunks_exact_mut(filters))
+        .zip(h.chunks_exact_mut(filters))
+    {
+        let (zi, rest) = z.split_at(filters);
+        let (zf, rest) = rest.split_at(filters);
+        let (zg, zo) = rest.split_at(filters);
+        for (((((zi, zf), zg), zo), c_prev), (c, h)) in zi
+            .iter()
+            .zip(zf)
+            .zip(zg)
+            .zip(zo)
+            .zip(c_prev)
+            .zip(c.iter_mut().zip(h.iter_mut()))
+        {
+            let (i, fg, g, o) = (p.ract(*zi), p.ract(*zf), p.act(*zg), p.ract(*zo));
+            *c = fg * *c_prev + i * g;
+            *h = o * p.act(*c);
+        }
+    }
+}
+
+/// One step's gate math backward: the gradients of the pre-activations (`dz`), and the output
+/// and carry gradients (`dh`, `dc`) carried from this step's to the previous step's (`dh`
+/// zeroed: the recurrent convolution's gradient is added to it next).
+fn backward_gates<T: Float, P: Pointwise<T>>(
+    p: &P,
+    rows: Rows<T, &[T]>,
+    grads: (&mut [T], &mut [T], &mut [T]),
+) {
+    on_widest_vectors!(backward_rows(p: &P, rows: Rows<T, &[T]>, grads: (&mut [T], &mut [T], &mut [T])));
+}
+
+#[inline(always)]
+fn backward_rows<T: Float, P: Pointwise<T>>(
+    p: &P,
+    rows: Rows<T, &[T]>,
+    (dz, dh, dc): (&mut [T], &mut [T], &mut [T]),
+) {
+    let filters = rows.filters;
+    for (((((z, c_prev), c), dz), dh), dc) in rows
+        .z
+        .chunks_exact(4 * filters)
+        .zip(rows.c_prev.chunks_exact(filters))
+        .zip(rows.c.chunks_exact(filters))
+        .zip(dz.chunks_exact_mut(4 * filters))
+        .zip(dh.chunks_exact_mut(filters))
+        .zip(dc.chunks_exact_mut(filters))
+    {
+        let (zi, rest) = z.split_at(filters);
+        let (zf, rest) = rest.split_at(filters);
+        let (zg, zo) = rest.split_at(filters);
+        let (dzi, rest) = dz.split_at_mut(filters);
+        let (dzf, rest) = rest.split_at_mut(filters);
+        let (dzg, dzo) = rest.split_at_mut(filters);
+        for j in 0..filters {
+            let (i, fg, g, o) = (p.ract(zi[j]), p.ract(zf[j]), p.act(zg[j]), p.ract(zo[j]));
+            let ac = p.act(c[j]);
+            let dhv = dh[j];
+            let dct = dc[j] + dhv * o * p.act_d(c[j], ac);
+            dzi[j] = dct * g * p.ract_d(zi[j], i);
+            dzf[j] = dct * c_prev[j] * p.ract_d(zf[j], fg);
+            dzg[j] = dct * i * p.act_d(zg[j], g);
+            dzo[j] = dhv * ac * p.ract_d(zo[j], o);
+            dc[j] = dct * fg;
+            dh[j] = T::zero();
         }
     }
 }
@@ -192,9 +289,19 @@ pub fn forward<T: Float>(
     if let Some(d) = input.recurrent_dropout {
         check_shape("recurrent_dropout", &[4, rows, f], d.shape())?;
     }
-    let conv = spec.recurrent_conv(4 * f)?;
-    let gate_conv = spec.recurrent_conv(f)?;
-    let threads = rayon::current_num_threads();
+    if let Some(b) = input.bias {
+        check_shape("bias", &[4 * f], b.shape())?;
+    }
+    let conv = spec.recurrent_conv()?;
+    let groups = gate_groups(f, input.recurrent_dropout.is_some());
+    let kernels = groups
+        .iter()
+        .map(|cols| conv.pack_kernel(input.recurrent_kernel.slice(s![.., cols.clone()])))
+        .collect::<Result<Vec<_>>>()?;
+    let mut padded = groups
+        .iter()
+        .map(|_| conv.padded(f))
+        .collect::<Result<Vec<_>>>()?;
     let mut z = alloc::zeros((steps, rows, 4 * f), "the ConvLSTM gates")?;
     let mut h = alloc::zeros((steps + 1, rows, f), "the ConvLSTM outputs")?;
     let mut c = alloc::zeros((steps + 1, rows, f), "the ConvLSTM carries")?;
@@ -202,58 +309,55 @@ pub fn forward<T: Float>(
         h.index_axis_mut(Axis(0), 0).assign(&h0);
         c.index_axis_mut(Axis(0), 0).assign(&c0);
     }
-    let positions = spec.positions();
+    let (width, per_sample) = (conv.line_rows(), conv.lines() / spec.batch.max(1));
     for t in 0..steps {
         cancel.check()?;
+        for (g, padded) in padded.iter_mut().enumerate() {
+            let scale = input
+                .recurrent_dropout
+                .map(|d| d.index_axis_move(Axis(0), g));
+            conv.pad_states(h.index_axis(Axis(0), t), scale, padded);
+        }
         let mut zt = z.index_axis_mut(Axis(0), t);
-        zt.assign(&input.projected.index_axis(Axis(0), t));
+        let projected = input.projected.index_axis(Axis(0), t);
         let (h_prev, mut h_next) = h.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-        let kernel = input.recurrent_kernel;
-        let used = if input.recurrent_dropout.is_some() {
-            &gate_conv
-        } else {
-            &conv
-        };
-        add_recurrent(
-            used,
-            h_prev.view(),
-            kernel,
-            input.recurrent_dropout,
-            zt.view_mut(),
-            threads,
-        )?;
         let (c_prev, mut c_next) = c.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-        let items: Vec<_> = (0..spec.batch)
-            .zip(zt.axis_chunks_iter(Axis(0), positions))
-            .zip(c_prev.axis_chunks_iter(Axis(0), positions))
-            .zip(c_next.axis_chunks_iter_mut(Axis(0), positions))
-            .zip(h_prev.axis_chunks_iter(Axis(0), positions))
-            .zip(h_next.axis_chunks_iter_mut(Axis(0), positions))
+        // Each line: its gates (the projection plus the recurrent convolution), then its states.
+        let items: Vec<_> = (0..conv.lines())
+            .zip(zt.axis_chunks_iter_mut(Axis(0), width))
+            .zip(projected.axis_chunks_iter(Axis(0), width))
+            .zip(c_prev.axis_chunks_iter(Axis(0), width))
+            .zip(c_next.axis_chunks_iter_mut(Axis(0), width))
+            .zip(h_prev.axis_chunks_iter(Axis(0), width))
+            .zip(h_next.axis_chunks_iter_mut(Axis(0), width))
             .collect();
         team::each(
             items,
-            |(((((n, z), c_prev), mut c_next), h_prev), mut h_next)| {
-                if input.mask.is_some_and(|m| !m[[n, t]]) {
+            |((((((line, mut z), projected), c_prev), mut c_next), h_prev), mut h_next)| {
+                if input.mask.is_some_and(|m| !m[[line / per_sample, t]]) {
                     c_next.assign(&c_prev);
                     h_next.assign(&h_prev);
                     return;
                 }
-                for r in 0..positions {
-                    let zr = z.row(r);
-                    for j in 0..f {
-                        let gate = |k: usize| zr[k * f + j];
-                        let i = spec.recurrent_activation.apply(gate(0));
-                        let fg = spec.recurrent_activation.apply(gate(1));
-                        let g = spec.activation.apply(gate(2));
-                        let o = spec.recurrent_activation.apply(gate(3));
-                        let cn = fg * c_prev[[r, j]] + i * g;
-                        c_next[[r, j]] = cn;
-                        h_next[[r, j]] = o * spec.activation.apply(cn);
-                    }
+                z.assign(&projected);
+                if let Some(bias) = input.bias {
+                    z += &bias;
                 }
+                for ((cols, kernel), padded) in groups.iter().zip(&kernels).zip(&padded) {
+                    let mut z = z.slice_mut(s![.., cols.clone()]);
+                    conv.forward_line(line, padded.view(), kernel, &mut z);
+                }
+                let rows = Rows {
+                    filters: f,
+                    z: whole(z.view()),
+                    c_prev: whole(c_prev),
+                    c: whole_mut(&mut c_next),
+                };
+                with_pair!(spec, p => forward_gates(p, rows, whole_mut(&mut h_next)));
             },
         );
     }
+    let positions = spec.positions();
     let mut outputs = h.slice(s![1.., .., ..]).to_owned();
     for n in 0..spec.batch {
         for t in (0..steps).filter(|&t| !emits(input.mask, input.zero_output_for_mask, n, t)) {
@@ -312,18 +416,26 @@ pub fn backward<T: Float>(
         check_shape("d_final_states[1]", &[rows, f], d.shape())?;
         dc.assign(&d);
     }
-    let conv = spec.recurrent_conv(4 * f)?;
-    let gate_conv = spec.recurrent_conv(f)?;
-    let threads = rayon::current_num_threads();
+    let conv = spec.recurrent_conv()?;
+    let dropout = saved.recurrent_dropout.as_ref();
+    let groups = gate_groups(f, dropout.is_some());
+    let kernel = saved.recurrent_kernel.view();
+    let transposed = groups
+        .iter()
+        .map(|cols| conv.pack_transposed(kernel.slice(s![.., cols.clone()])))
+        .collect::<Result<Vec<_>>>()?;
+    let mut padded = groups
+        .iter()
+        .map(|_| conv.padded(f))
+        .collect::<Result<Vec<_>>>()?;
+    let mut padded_dz = conv.padded(4 * f)?;
     let mut dz = alloc::zeros(
         (steps, rows, 4 * f),
         "the gradient of the input convolution",
     )?;
-    let mut dkernel = alloc::zeros(
-        saved.recurrent_kernel.dim(),
-        "the recurrent kernel gradient",
-    )?;
+    let mut dkernel = alloc::zeros(kernel.dim(), "the recurrent kernel gradient")?;
     let positions = spec.positions();
+    let width = conv.line_rows();
     let kept = |n: usize, t: usize| saved.mask.as_ref().is_none_or(|m| m[[n, t]]);
     for t in (0..steps).rev() {
         cancel.check()?;
@@ -356,65 +468,48 @@ pub fn backward<T: Float>(
                 if !kept(n, t) {
                     return; // the states pass through; dz stays zero
                 }
-                let (act, rec) = (spec.activation, spec.recurrent_activation);
-                for r in 0..positions {
-                    for j in 0..f {
-                        let gate = |k: usize| z[[r, k * f + j]];
-                        let (zi, zf, zg, zo) = (gate(0), gate(1), gate(2), gate(3));
-                        let (i, fg, g, o) =
-                            (rec.apply(zi), rec.apply(zf), act.apply(zg), rec.apply(zo));
-                        let (cn, cp) = (c_next[[r, j]], c_prev[[r, j]]);
-                        let ac = act.apply(cn);
-                        let dhv = dh[[r, j]];
-                        let dct = dc[[r, j]] + dhv * o * act.derivative(cn, ac);
-                        dz[[r, j]] = dct * g * rec.derivative(zi, i);
-                        dz[[r, f + j]] = dct * cp * rec.derivative(zf, fg);
-                        dz[[r, 2 * f + j]] = dct * i * act.derivative(zg, g);
-                        dz[[r, 3 * f + j]] = dhv * ac * rec.derivative(zo, o);
-                        dc[[r, j]] = dct * fg;
-                        dh[[r, j]] = T::zero();
-                    }
-                }
+                let rows = Rows {
+                    filters: f,
+                    z: whole(z),
+                    c_prev: whole(c_prev),
+                    c: whole(c_next),
+                };
+                let grads = (whole_mut(&mut dz), whole_mut(&mut dh), whole_mut(&mut dc));
+                with_pair!(spec, p => backward_gates(p, rows, grads));
             },
         );
-        let h_prev = saved.h.index_axis(Axis(0), t);
         let dzt = dzt.view();
-        let dh_flat = dh.as_slice_mut().expect("fresh array");
-        match &saved.recurrent_dropout {
-            None => {
-                let h = h_prev.as_standard_layout();
-                let x = h.as_slice().expect("standard layout");
-                conv.backward_into(
-                    x,
-                    saved.recurrent_kernel.view(),
-                    dzt,
-                    dkernel.view_mut(),
-                    Some(dh_flat),
-                    threads,
-                )?;
-            }
-            Some(masks) => {
-                let mut dropped_grad = alloc::zeros((rows, f), "the output state gradient")?;
-                for (gate, mask) in masks.outer_iter().enumerate() {
-                    let dropped = &h_prev * &mask;
-                    let cols = s![.., gate * f..(gate + 1) * f];
-                    dropped_grad.fill(T::zero());
-                    gate_conv.backward_into(
-                        dropped.as_slice().expect("fresh array"),
-                        saved.recurrent_kernel.slice(cols),
-                        dzt.slice(cols),
-                        dkernel.slice_mut(cols),
-                        Some(dropped_grad.as_slice_mut().expect("fresh array")),
-                        threads,
-                    )?;
-                    let dh_view = ArrayViewMut2::from_shape((rows, f), &mut *dh_flat)
-                        .expect("rows × filters");
-                    Zip::from(dh_view)
-                        .and(&dropped_grad)
-                        .and(&mask)
-                        .for_each(|d, &g, &m| *d += g * m);
+        let h_prev = saved.h.index_axis(Axis(0), t);
+        for (g, padded) in padded.iter_mut().enumerate() {
+            let scale = dropout.map(|d| d.index_axis(Axis(0), g));
+            conv.pad_states(h_prev, scale, padded);
+        }
+        conv.pad_gradient(dzt, &mut padded_dz);
+        // The previous output's gradient, line by line (through each gate's dropout).
+        let items: Vec<_> = (0..conv.lines())
+            .zip(dh.axis_chunks_iter_mut(Axis(0), width))
+            .collect();
+        team::each(items, |(line, mut dh)| {
+            for (g, (cols, kernel)) in groups.iter().zip(&transposed).enumerate() {
+                let padded_dz = padded_dz.slice(s![.., cols.clone()]);
+                match dropout {
+                    None => conv.input_gradient_line(line, padded_dz, kernel, &mut dh),
+                    Some(masks) => {
+                        let mut dropped = Array2::zeros(dh.dim());
+                        let mut view = dropped.view_mut();
+                        conv.input_gradient_line(line, padded_dz, kernel, &mut view);
+                        let mask = masks.slice(s![g, line * width..(line + 1) * width, ..]);
+                        Zip::from(&mut dh)
+                            .and(&dropped)
+                            .and(mask)
+                            .for_each(|d, &v, &m| *d += v * m);
+                    }
                 }
             }
+        });
+        for (cols, padded) in groups.iter().zip(&padded) {
+            let cols = s![.., cols.clone()];
+            conv.add_kernel_gradient(padded.view(), dzt.slice(cols), dkernel.slice_mut(cols));
         }
     }
     Ok(ConvLstmGradients {
@@ -477,6 +572,7 @@ mod tests {
         fn input(&self, masked: bool, dropout: bool, zero_output: bool) -> ConvLstmInput<'_, f64> {
             ConvLstmInput {
                 projected: self.projected.view(),
+                bias: None,
                 recurrent_kernel: self.kernel.view(),
                 initial: Some((self.h0.view(), self.c0.view())),
                 mask: masked.then(|| self.mask.view()),
@@ -503,6 +599,24 @@ mod tests {
         let all = forward(&spec(), &all, &Cancel::default()).unwrap();
         assert_eq!(none.outputs, all.outputs);
         assert_eq!((none.h, none.c), (all.h, all.c));
+    }
+
+    #[test]
+    fn the_bias_is_added_to_the_projection() {
+        let case = Case::new(3);
+        let bias = values(8, 0.9);
+        let with = ConvLstmInput {
+            bias: Some(bias.view()),
+            ..case.input(true, true, false)
+        };
+        let with = forward(&spec(), &with, &Cancel::default()).unwrap();
+        let added = &case.projected + &bias;
+        let plain = ConvLstmInput {
+            projected: added.view(),
+            ..case.input(true, true, false)
+        };
+        let plain = forward(&spec(), &plain, &Cancel::default()).unwrap();
+        assert_eq!((with.outputs, with.c), (plain.outputs, plain.c));
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub fn par_gemm_tn<T: Float>(
 /// `c = aᵀ · b + beta · c`, computed serially: by the packed tiles reading `b` in place where
 /// they can, else by `matrixmultiply`.
 fn gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
-    if !(beta == T::zero() && product_tn(a, b, c)) {
+    if !(beta == T::zero() && product_tn(a, b, c, false)) {
         gemm(a.t(), b, beta, c);
     }
 }

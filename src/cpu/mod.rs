@@ -17,6 +17,7 @@ pub mod int8;
 pub mod packed;
 pub mod pool;
 pub mod sequence;
+pub mod shifted_conv;
 pub mod team;
 
 pub use engine::Cpu;

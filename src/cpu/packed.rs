@@ -176,13 +176,18 @@ fn packed_product_on<T: Float>(
     unsafe { operands.run(accumulate, isa) }
 }
 
-/// `c = aᵀ · b` for `a` `(k, m)` and `b` `(k, n)` read in place, with no packing: the weight
-/// gradients, where `k` runs over every step and batch row. `b`'s rows must be contiguous and
-/// `n` a multiple of [`NR`], so each panel is `NR` consecutive columns of `b`; `c`'s rows
-/// contiguous. Returns false, computing nothing, when the operands do not qualify, when `m`
+/// `c = aᵀ · b`, or `c += aᵀ · b` with `accumulate`, for `a` `(k, m)` and `b` `(k, n)` read in
+/// place, with no packing: the weight gradients, where `k` runs over every step and batch row.
+/// `b`'s rows must be contiguous and `n` a multiple of [`NR`], so each panel is `NR`
+/// consecutive columns of `b`; `c`'s rows contiguous. Returns false, computing nothing, when the operands do not qualify, when `m`
 /// is over [`TN_MAX_ROWS`] or when the CPU has no fast tile for `T` (only f32 with AVX2 and FMA
 /// has one): a packing GEMM is faster then.
-pub fn product_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut ArrayViewMut2<T>) -> bool {
+pub fn product_tn<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c: &mut ArrayViewMut2<T>,
+    accumulate: bool,
+) -> bool {
     let ((k, m), n) = (a.dim(), b.ncols());
     assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "product_tn shapes");
     if !fast_tile::<T>() || m > TN_MAX_ROWS {
@@ -211,7 +216,7 @@ pub fn product_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut ArrayVie
     };
     // SAFETY: shapes checked above, strides non-negative; panel `p` is columns `p·NR..p·NR + NR`
     // of `b`, whole as `n` is a multiple of NR.
-    unsafe { operands.run(false, isa::<T>()) };
+    unsafe { operands.run(accumulate, isa::<T>()) };
     true
 }
 
@@ -662,7 +667,7 @@ mod tests {
             let b = wide.slice(s![.., 5..n + 5]); // columns of a wider array
             let a = filled(k, m, 0.37).mapv(|v| v as f32);
             let mut got = Array2::<f32>::from_elem((m, n), 9.0);
-            if !product_tn(a.view(), b, &mut got.view_mut()) {
+            if !product_tn(a.view(), b, &mut got.view_mut(), false) {
                 assert!(!crate::cpu::has_avx2_fma(), "({k}, {m}, {n}) refused");
                 continue;
             }
@@ -671,17 +676,34 @@ mod tests {
                 .iter()
                 .fold(0.0f64, |e, v| e.max(v.abs()));
             assert!(err < 1e-3, "({k}, {m}, {n}): error {err}");
+            // Accumulating adds the product to what `c` holds.
+            assert!(product_tn(a.view(), b, &mut got.view_mut(), true));
+            let err = (&want * 2.0 - &got.mapv(f64::from))
+                .iter()
+                .fold(0.0f64, |e, v| e.max(v.abs()));
+            assert!(err < 2e-3, "({k}, {m}, {n}) accumulated: error {err}");
         }
         // Operands it cannot read in place are refused, untouched.
         let (a, b) = (filled(4, 3, 0.3), filled(4, 16, 0.2));
         let mut c = Array2::<f64>::zeros((3, 16));
-        assert!(!product_tn(a.view(), b.view(), &mut c.view_mut()), "f64");
+        assert!(
+            !product_tn(a.view(), b.view(), &mut c.view_mut(), false),
+            "f64"
+        );
         let (a, b) = (a.mapv(|v| v as f32), filled(4, 20, 0.2).mapv(|v| v as f32));
         let mut c = Array2::<f32>::zeros((3, 20));
-        assert!(!product_tn(a.view(), b.view(), &mut c.view_mut()), "n = 20");
+        assert!(
+            !product_tn(a.view(), b.view(), &mut c.view_mut(), false),
+            "n = 20"
+        );
         let column_major = filled(16, 4, 0.2).mapv(|v| v as f32);
         let mut c16 = Array2::<f32>::zeros((3, 16));
-        assert!(!product_tn(a.view(), column_major.t(), &mut c16.view_mut()));
+        assert!(!product_tn(
+            a.view(),
+            column_major.t(),
+            &mut c16.view_mut(),
+            false
+        ));
         assert!(c.iter().chain(&c16).all(|&v| v == 0.0));
     }
 

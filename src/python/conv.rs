@@ -230,9 +230,9 @@ impl ConvLstmSavedObject {
     }
 }
 
-/// The `ConvLSTM` recurrence over `projected`, the input convolution with its bias `(steps, batch,
-/// *spatial, 4 · filters)` in processing order, with `recurrent_kernel` `(*kernel_size, filters,
-/// 4 · filters)`.
+/// The `ConvLSTM` recurrence over `projected`, the input convolution `(steps, batch, *spatial,
+/// 4 · filters)` in processing order, plus `bias` `(4 · filters,)` when given, with
+/// `recurrent_kernel` `(*kernel_size, filters, 4 · filters)`.
 ///
 /// `initial_states` is `[h, c]`, each `(batch, *spatial, filters)`; `mask` `(batch, steps)` in
 /// processing order; `recurrent_dropout` the per-gate multipliers `(4, batch, *spatial,
@@ -240,12 +240,13 @@ impl ConvLstmSavedObject {
 /// filters)`, the final states and what `conv_lstm_backward` needs. `device` must be "cpu" (or
 /// None): there are no GPU kernels for `ConvLSTM`.
 #[pyfunction]
-#[pyo3(signature = (projected, recurrent_kernel, *, initial_states = None, mask = None, recurrent_dropout = None, activation = "tanh", recurrent_activation = "sigmoid", zero_output_for_mask = false, device = None))]
+#[pyo3(signature = (projected, recurrent_kernel, *, bias = None, initial_states = None, mask = None, recurrent_dropout = None, activation = "tanh", recurrent_activation = "sigmoid", zero_output_for_mask = false, device = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn conv_lstm_forward<'py>(
     py: Python<'py>,
     projected: &Bound<'py, PyAny>,
     recurrent_kernel: &Bound<'py, PyAny>,
+    bias: Option<&Bound<'py, PyAny>>,
     initial_states: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
     mask: Option<&Bound<'py, PyAny>>,
     recurrent_dropout: Option<&Bound<'py, PyAny>>,
@@ -270,6 +271,7 @@ pub fn conv_lstm_forward<'py>(
         let args = (
             projected,
             recurrent_kernel,
+            bias,
             initial_states.as_ref(),
             mask,
             recurrent_dropout,
@@ -289,6 +291,7 @@ pub fn conv_lstm_forward<'py>(
 type LstmArgs<'a, 'py> = (
     &'a Bound<'py, PyAny>,
     &'a Bound<'py, PyAny>,
+    Option<&'a Bound<'py, PyAny>>,
     Option<&'a (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
     Option<&'a Bound<'py, PyAny>>,
     Option<&'a Bound<'py, PyAny>>,
@@ -304,7 +307,7 @@ fn matrix<T>(a: numpy::ndarray::ArrayViewD<'_, T>, rows: usize) -> ArrayView2<'_
 #[allow(clippy::too_many_lines)]
 fn conv_lstm_forward_typed<'py, T: SavedElem>(
     py: Python<'py>,
-    (projected, recurrent_kernel, initial_states, mask, recurrent_dropout): LstmArgs<'_, 'py>,
+    (projected, recurrent_kernel, bias, initial_states, mask, recurrent_dropout): LstmArgs<'_, 'py>,
     (activation, recurrent_activation): (Activation, Activation),
     zero_output_for_mask: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
@@ -349,6 +352,10 @@ fn conv_lstm_forward_typed<'py, T: SavedElem>(
         }
         None => None,
     };
+    let bias = read_opt::<T, numpy::ndarray::Ix1>("bias", bias, "(4 * filters,)", dn)?;
+    if let Some(b) = &bias {
+        crate::error::check_shape("bias", &[4 * filters], b.shape())?;
+    }
     let mask = read_opt::<bool, numpy::ndarray::Ix2>("mask", mask, "(batch, steps)", "bool")?;
     let dropout = read_opt::<T, IxDyn>("recurrent_dropout", recurrent_dropout, "", dn)?;
     if let Some(d) = &dropout {
@@ -359,6 +366,7 @@ fn conv_lstm_forward_typed<'py, T: SavedElem>(
     let (projected, kernel) = (projected.as_array(), kernel.as_array());
     let states = states.as_ref().map(|(h, c)| (h.as_array(), c.as_array()));
     let mask = mask.as_ref().map(|m| m.as_array());
+    let bias = bias.as_ref().map(|b| b.as_array());
     let dropout = dropout.as_ref().map(|d| d.as_array());
     let work = steps * rows * kshape.iter().product::<usize>();
     let out = compute(py, work, |cancel| {
@@ -373,6 +381,7 @@ fn conv_lstm_forward_typed<'py, T: SavedElem>(
                 .view()
                 .into_shape_with_order((steps, rows, 4 * filters))
                 .expect("checked shape"),
+            bias,
             recurrent_kernel: matrix(kernel.view(), kernel.len() / (4 * filters)),
             initial: states
                 .as_ref()

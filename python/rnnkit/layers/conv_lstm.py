@@ -301,9 +301,9 @@ def recurrence(cell, projected, states, mask, recurrent_masks, zero_output_for_m
     """The core's ConvLSTM recurrence as one op on the tape.
 
     Args:
-        cell: The built ConvLSTMCell (its recurrent kernel and activations).
-        projected: `(steps, batch, *spatial, 4·filters)` Tensor: the input convolution with bias,
-            in processing order, channels-last.
+        cell: The built ConvLSTMCell (its recurrent kernel, bias and activations).
+        projected: `(steps, batch, *spatial, 4·filters)` Tensor: the input convolution without
+            the bias (the core adds it), in processing order, channels-last.
         states: None, or `[h, c]` channels-last Tensors.
         mask: Optional `(batch, steps)` boolean array in processing order.
         recurrent_masks: Optional `(4, batch, *spatial, filters)` dropout multipliers.
@@ -312,9 +312,12 @@ def recurrence(cell, projected, states, mask, recurrent_masks, zero_output_for_m
     Returns:
         `(outputs, h, c)`: `(steps, batch, *spatial, filters)` and the final states.
     """
+    bias = [cell.bias] if cell.use_bias else []
+    projected_array = np.asarray(projected)
     outputs, h, c, saved = _core.conv_lstm_forward(
-        np.asarray(projected),
+        projected_array,
         np.asarray(cell.recurrent_kernel),
+        bias=np.asarray(cell.bias, dtype=projected_array.dtype) if bias else None,
         initial_states=None if states is None else tuple(np.asarray(s) for s in states),
         mask=mask,
         recurrent_dropout=recurrent_masks,
@@ -328,9 +331,10 @@ def recurrence(cell, projected, states, mask, recurrent_masks, zero_output_for_m
         d_projected, d_kernel, (d_h, d_c) = _core.conv_lstm_backward(
             saved, d_outputs=grads[0], d_final_states=(grads[1], grads[2])
         )
-        return [d_projected, d_kernel] + ([] if states is None else [d_h, d_c])
+        d_bias = [d_projected.reshape(-1, d_projected.shape[-1]).sum(axis=0)] if bias else []
+        return [d_projected, d_kernel, *d_bias] + ([] if states is None else [d_h, d_c])
 
-    record([projected, cell.recurrent_kernel, *(states or [])], results, backward)
+    record([projected, cell.recurrent_kernel, *bias, *(states or [])], results, backward)
     return results
 
 
@@ -530,8 +534,6 @@ class ConvLSTM(RNN):
                 gate_mask = np.broadcast_to(in_masks[gate], (steps, batch, *step_shape)).reshape(time_major.shape)
                 parts.append(ops.conv(ops.multiply(time_major, gate_mask), kernel, **conv))
             projected = ops.concatenate(parts, axis=-1)
-        if cell.use_bias:
-            projected = ops.add(projected, cell.bias)
         projected = ops.reshape(projected, (steps, *state_shape[:-1], 4 * cell.filters))
         outputs, h, c = recurrence(cell, projected, states, mask, rec_masks, self.zero_output_for_mask)
         if self.return_sequences:

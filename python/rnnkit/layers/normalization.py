@@ -21,6 +21,14 @@ _MASKED_COUNT_EPSILON = 1e-7
 Moments = collections.namedtuple("Moments", ["mean", "variance", "count", "axes", "weights", "reduce"], defaults=[None])
 
 
+def _in_place(ufunc, a, b, reverse=False):
+    """`ufunc(a, b)` (`ufunc(b, a)` with `reverse`) written over `a` when that is its dtype and
+    shape: the same numbers without a fresh temporary as large as x (fresh pages are slow)."""
+    args = (b, a) if reverse else (a, b)
+    fits = np.result_type(a, b) == a.dtype and np.broadcast_shapes(np.shape(a), np.shape(b)) == np.shape(a)
+    return ufunc(*args, out=a) if fits else ufunc(*args)
+
+
 def moments(x, axes, weights=None, reduce=None):
     """The mean and biased variance of `x` over `axes`, of the entries where `weights` is 1.
 
@@ -42,7 +50,8 @@ def moments(x, axes, weights=None, reduce=None):
         # np.mean's own arithmetic (a sum, then a division by the count), without its wrapper.
         count = math.prod(x.shape[a] for a in axes)
         mean = np.add.reduce(x, axis=axes, keepdims=True) / count
-        variance = np.add.reduce(np.square(x - mean), axis=axes, keepdims=True) / count
+        deviations = np.subtract(x, mean)
+        variance = np.add.reduce(np.square(deviations, out=deviations), axis=axes, keepdims=True) / count
         return Moments(mean, variance, count, axes, None)
     count = weights.sum(axis=axes, keepdims=True) + _MASKED_COUNT_EPSILON
     mean = (weights * x).sum(axis=axes, keepdims=True) / count
@@ -94,12 +103,12 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
     # Keras's arithmetic, x * (inv * gamma) + (beta - mean * inv * gamma), for the same rounding.
     scale = inv if gamma_array is None else inv * gamma_array
     offset = -mean * scale if beta_array is None else beta_array - mean * scale
-    output = wrap((x_array * scale + offset).astype(x_array.dtype, copy=False))
+    output = wrap(_in_place(np.add, x_array * scale, offset).astype(x_array.dtype, copy=False))
     param_axes = tuple(i for i, size in enumerate(shape) if size == 1)
 
     def backward(grads):
         (grad,) = grads
-        x_hat = (x_array - mean) * inv
+        x_hat = _in_place(np.multiply, np.subtract(x_array, mean), inv)
         d_gamma = None if gamma is None else (grad * x_hat).sum(axis=param_axes).reshape(np.shape(gamma))
         d_beta = None if beta is None else grad.sum(axis=param_axes).reshape(np.shape(beta))
         d_x_hat = grad if gamma_array is None else grad * gamma_array
@@ -115,8 +124,13 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
         sums = np.stack([d_x_hat.sum(axis=axes, keepdims=True), (d_x_hat * x_hat).sum(axis=axes, keepdims=True)])
         if stats.reduce is not None:  # the global statistics depend on every rank's x
             sums = stats.reduce(sums)
-        through_stats = sums[0] + x_hat * sums[1]
-        return inv * (d_x_hat - weights * through_stats / count), d_gamma, d_beta
+        # inv * (d_x_hat - weights * (sums[0] + x_hat * sums[1]) / count), reusing x_hat.
+        through_stats = _in_place(np.add, _in_place(np.multiply, x_hat, sums[1]), sums[0])
+        if stats.weights is not None:
+            through_stats = _in_place(np.multiply, through_stats, weights)
+        through_stats = _in_place(np.divide, through_stats, count)
+        d_x = _in_place(np.subtract, through_stats, d_x_hat, reverse=True)
+        return _in_place(np.multiply, d_x, inv), d_gamma, d_beta
 
     record(inputs, [output], backward)
     return output

@@ -17,3 +17,4 @@ pub use backward::backward;
 pub(crate) use backward::backward_sharing;
 pub use forward::forward;
 pub(crate) use forward::forward_sharing;
+pub(crate) use steps::with_pair;

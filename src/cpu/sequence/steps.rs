@@ -346,9 +346,9 @@ impl<T: Float, P: Pointwise<T>> CellStep<T> for GruResetBefore<'_, P> {
 macro_rules! with_pair {
     ($spec:expr, $p:ident => $body:expr) => {{
         if crate::cpu::has_fma() {
-            crate::cpu::sequence::steps::with_pair!(@fma true, $spec, $p => $body)
+            crate::cpu::sequence::with_pair!(@fma true, $spec, $p => $body)
         } else {
-            crate::cpu::sequence::steps::with_pair!(@fma false, $spec, $p => $body)
+            crate::cpu::sequence::with_pair!(@fma false, $spec, $p => $body)
         }
     }};
     (@fma $fma:literal, $spec:expr, $p:ident => $body:expr) => {{
@@ -386,7 +386,7 @@ macro_rules! with_step {
         use crate::core::cell::CellKind;
         use crate::cpu::sequence::steps::{GruResetAfter, GruResetBefore, IndRnn, Lstm, SimpleRnn};
         let keep_gates = $keep_gates;
-        crate::cpu::sequence::steps::with_pair!($spec, p => match $spec.kind {
+        crate::cpu::sequence::with_pair!($spec, p => match $spec.kind {
             CellKind::SimpleRnn => {
                 let $cell = &SimpleRnn(p);
                 $body
@@ -410,4 +410,5 @@ macro_rules! with_step {
         })
     }};
 }
-pub(super) use {with_pair, with_step};
+pub(crate) use with_pair;
+pub(super) use with_step;

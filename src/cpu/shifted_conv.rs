@@ -1,0 +1,476 @@
+//! The `ConvLSTM`'s recurrent convolution (stride 1, padding "same") and its two gradients as sums
+//! of shifted products, with no window matrix (im2col).
+//!
+//! The states are copied once per step into a zero-padded buffer (`spatial + kernel - 1` along
+//! each axis). Then one line of outputs (consecutive positions along the innermost axis) reads,
+//! for each tap of the kernel, consecutive rows of that buffer: its output is the sum over taps
+//! of those rows times the tap's `(filters, 4 · filters)` block of the kernel, each product a
+//! call of the packed register tiles ([`super::packed`]) on matrices that stay in cache. The
+//! input gradient is the same sum over the padded output gradient with the taps reversed and the
+//! blocks transposed, and the kernel gradient of a tap the sum over lines of its shifted rows
+//! transposed times the output gradient's rows.
+//!
+//! Work is split into lines (the outputs and input gradient) and into taps × column blocks (the
+//! kernel gradient); each element is computed by one task in a fixed order, so results do not
+//! depend on the threads.
+
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+
+use super::alloc;
+use super::gemm::gemm;
+use super::packed::{packed_product, product_tn, PackedMatrix};
+use super::team;
+use crate::core::conv::{ConvGeometry, Padding};
+use crate::core::sequence::Precision;
+use crate::core::Float;
+use crate::error::Result;
+
+/// Kernel-gradient columns per task: one group of four panels of the AVX-512 tile.
+const GRADIENT_COLUMNS: usize = 64;
+/// Kernel-gradient taps per task: a line's rows, read once, serve that many taps from cache
+/// (one tap per task read every line again for each tap).
+const GRADIENT_TAPS: usize = 5;
+
+/// The stride-1 "same" convolution of `(batch · positions, channels)` states with a `(taps ·
+/// channels, outputs)` kernel matrix, as shifted products over a padded copy of the states.
+#[derive(Clone, Debug)]
+pub struct ShiftedConv {
+    spatial: Vec<usize>,
+    kernel: Vec<usize>,
+    /// Padding before each axis (Keras's "same": `(kernel - 1) / 2`).
+    before: Vec<usize>,
+    /// Rows of the padded layout per unit step along each axis.
+    strides: Vec<usize>,
+    /// First row, in the padded layout, of each line's window for tap 0.
+    line_bases: Vec<usize>,
+    /// Rows from a line's base to its window for each tap (row-major taps).
+    tap_offsets: Vec<usize>,
+    /// Rows of the padded layout per sample.
+    padded_positions: usize,
+    batch: usize,
+}
+
+impl ShiftedConv {
+    /// The convolution of `batch` samples of `spatial` positions with a kernel of `kernel` taps.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] for an empty spatial shape or a zero size.
+    pub fn new(batch: usize, spatial: &[usize], kernel: &[usize]) -> Result<Self> {
+        let ones = vec![1; spatial.len()];
+        // The geometry checks the sizes and gives the "same" padding.
+        let geometry =
+            ConvGeometry::new(batch, spatial, 1, kernel, 1, &ones, &ones, Padding::Same, 1)?;
+        let padded: Vec<usize> = spatial.iter().zip(kernel).map(|(s, k)| s + k - 1).collect();
+        let rank = spatial.len();
+        let mut strides = vec![1; rank];
+        for d in (0..rank.saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * padded[d + 1];
+        }
+        let padded_positions = padded.iter().product();
+        let offsets = |sizes: &[usize]| -> Vec<usize> {
+            let mut all = vec![0];
+            for (&size, &stride) in sizes.iter().zip(&strides) {
+                all = all
+                    .iter()
+                    .flat_map(|&o| (0..size).map(move |i| o + i * stride))
+                    .collect();
+            }
+            all
+        };
+        let outer = &spatial[..rank - 1];
+        let line_bases = (0..batch)
+            .flat_map(|n| {
+                offsets(outer)
+                    .into_iter()
+                    .map(move |o| n * padded_positions + o)
+            })
+            .collect();
+        Ok(Self {
+            spatial: spatial.to_vec(),
+            kernel: kernel.to_vec(),
+            before: geometry.pad_before,
+            tap_offsets: offsets(kernel),
+            strides,
+            line_bases,
+            padded_positions,
+            batch,
+        })
+    }
+
+    /// The convolution of `geometry` when it is one of these: stride 1, no dilation or groups,
+    /// and the output of the input's size with Keras's "same" padding.
+    pub fn of(geometry: &ConvGeometry) -> Option<Self> {
+        let g = geometry;
+        let ones = |v: &[usize]| v.iter().all(|&s| s == 1);
+        if !(ones(&g.strides) && ones(&g.dilation) && g.groups == 1 && g.output == g.input) {
+            return None;
+        }
+        let conv = Self::new(g.batch, &g.input, &g.kernel).ok()?;
+        (conv.before == g.pad_before).then_some(conv)
+    }
+
+    /// `conv(x)` for `x` `(batch · positions, channels)` and `kernel` `(taps · channels,
+    /// outputs)`: `(batch · positions, outputs)`, in parallel over lines.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    pub fn forward<T: Float>(&self, x: ArrayView2<T>, kernel: ArrayView2<T>) -> Result<Array2<T>> {
+        let mut padded = self.padded(x.ncols())?;
+        self.pad_states(x, None, &mut padded);
+        let packed = self.pack_kernel(kernel)?;
+        let mut y = alloc::zeros((x.nrows(), kernel.ncols()), "the convolution's output")?;
+        let lines: Vec<_> = y
+            .axis_chunks_iter_mut(Axis(0), self.width())
+            .enumerate()
+            .collect();
+        team::each(lines, |(line, mut y)| {
+            self.forward_line(line, padded.view(), &packed, &mut y);
+        });
+        Ok(y)
+    }
+
+    /// The gradients of [`Self::forward`] given `dy`: of `x` (when `input_gradient`) and of
+    /// `kernel`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    pub fn backward<T: Float>(
+        &self,
+        x: ArrayView2<T>,
+        kernel: ArrayView2<T>,
+        dy: ArrayView2<T>,
+        input_gradient: bool,
+    ) -> Result<(Option<Array2<T>>, Array2<T>)> {
+        let mut padded = self.padded(x.ncols())?;
+        self.pad_states(x, None, &mut padded);
+        let mut dkernel = alloc::zeros(kernel.dim(), "the kernel gradient")?;
+        self.add_kernel_gradient(padded.view(), dy, dkernel.view_mut());
+        if !input_gradient {
+            return Ok((None, dkernel));
+        }
+        drop(padded);
+        let mut padded = self.padded(dy.ncols())?;
+        self.pad_gradient(dy, &mut padded);
+        let transposed = self.pack_transposed(kernel)?;
+        let mut dx = alloc::zeros(x.dim(), "the input gradient")?;
+        let lines: Vec<_> = dx
+            .axis_chunks_iter_mut(Axis(0), self.width())
+            .enumerate()
+            .collect();
+        team::each(lines, |(line, mut dx)| {
+            self.input_gradient_line(line, padded.view(), &transposed, &mut dx);
+        });
+        Ok((Some(dx), dkernel))
+    }
+
+    /// Positions along the innermost axis: the rows of a line.
+    fn width(&self) -> usize {
+        *self.spatial.last().expect("rank checked by the geometry")
+    }
+
+    fn taps(&self) -> usize {
+        self.tap_offsets.len()
+    }
+
+    /// A zeroed padded buffer for states of `channels` channels.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    pub fn padded<T: Float>(&self, channels: usize) -> Result<Array2<T>> {
+        alloc::zeros(
+            (self.batch * self.padded_positions, channels),
+            "the padded ConvLSTM states",
+        )
+    }
+
+    /// Copies `x` (`(batch · positions, channels)`), times `scale` where given, into the inside
+    /// of `padded` that starts `before` positions in along each axis (the rest stays zero).
+    fn pad<T: Float>(
+        &self,
+        x: ArrayView2<T>,
+        scale: Option<ArrayView2<T>>,
+        before: &[usize],
+        padded: &mut Array2<T>,
+    ) {
+        let width = self.width();
+        let inside: usize = before.iter().zip(&self.strides).map(|(b, s)| b * s).sum();
+        for (i, &base) in self.line_bases.iter().enumerate() {
+            let rows = s![i * width..(i + 1) * width, ..];
+            let mut dst = padded.slice_mut(s![base + inside..base + inside + width, ..]);
+            match scale {
+                None => dst.assign(&x.slice(rows)),
+                Some(m) => ndarray::Zip::from(&mut dst)
+                    .and(&x.slice(rows))
+                    .and(&m.slice(rows))
+                    .for_each(|d, &v, &m| *d = v * m),
+            }
+        }
+    }
+
+    /// Pads the states for [`Self::forward_line`].
+    pub fn pad_states<T: Float>(
+        &self,
+        x: ArrayView2<T>,
+        scale: Option<ArrayView2<T>>,
+        padded: &mut Array2<T>,
+    ) {
+        self.pad(x, scale, &self.before, padded);
+    }
+
+    /// Pads an output gradient for [`Self::input_gradient_line`]: the windows of the
+    /// transposed convolution need the padding mirrored.
+    pub fn pad_gradient<T: Float>(&self, dy: ArrayView2<T>, padded: &mut Array2<T>) {
+        let mirrored: Vec<usize> = self
+            .kernel
+            .iter()
+            .zip(&self.before)
+            .map(|(k, b)| k - 1 - b)
+            .collect();
+        self.pad(dy, None, &mirrored, padded);
+    }
+
+    /// The per-tap blocks of `kernel` (`(taps · channels, outputs)`), packed for the forward
+    /// products.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    pub fn pack_kernel<T: Float>(&self, kernel: ArrayView2<T>) -> Result<Vec<PackedMatrix<T>>> {
+        let channels = kernel.nrows() / self.taps();
+        (0..self.taps())
+            .map(|t| {
+                let block = kernel.slice(s![t * channels..(t + 1) * channels, ..]);
+                PackedMatrix::new(block, Precision::Full, self.width())
+            })
+            .collect()
+    }
+
+    /// The per-tap blocks of `kernel` transposed, packed for the input gradient.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    pub fn pack_transposed<T: Float>(&self, kernel: ArrayView2<T>) -> Result<Vec<PackedMatrix<T>>> {
+        let channels = kernel.nrows() / self.taps();
+        (0..self.taps())
+            .map(|t| {
+                let block = kernel.slice(s![t * channels..(t + 1) * channels, ..]);
+                PackedMatrix::new(block.t(), Precision::Full, self.width())
+            })
+            .collect()
+    }
+
+    /// Lines (`width` rows each) in the order of the states' rows.
+    pub fn lines(&self) -> usize {
+        self.line_bases.len()
+    }
+
+    /// Rows of each line.
+    pub fn line_rows(&self) -> usize {
+        self.width()
+    }
+
+    /// `y += conv(x)` for line `line`: `padded` is `x` padded by [`Self::pad_states`], `kernel`
+    /// from [`Self::pack_kernel`], `y` the line's `(width, outputs)` rows.
+    pub fn forward_line<T: Float>(
+        &self,
+        line: usize,
+        padded: ArrayView2<T>,
+        kernel: &[PackedMatrix<T>],
+        y: &mut ArrayViewMut2<T>,
+    ) {
+        let (base, width) = (self.line_bases[line], self.width());
+        for (offset, block) in self.tap_offsets.iter().zip(kernel) {
+            let first = base + offset;
+            packed_product(padded.slice(s![first..first + width, ..]), block, true, y);
+        }
+    }
+
+    /// `dx += ∂/∂x` of line `line`: `padded` is the output gradient (or some of its columns)
+    /// padded by [`Self::pad_gradient`], `kernel` the matching columns from
+    /// [`Self::pack_transposed`], `dx` the line's `(width, channels)` rows.
+    pub fn input_gradient_line<T: Float>(
+        &self,
+        line: usize,
+        padded: ArrayView2<T>,
+        kernel: &[PackedMatrix<T>],
+        dx: &mut ArrayViewMut2<T>,
+    ) {
+        let (base, width) = (self.line_bases[line], self.width());
+        for (offset, block) in self.tap_offsets.iter().rev().zip(kernel) {
+            let first = base + offset;
+            packed_product(padded.slice(s![first..first + width, ..]), block, true, dx);
+        }
+    }
+
+    /// `dkernel += ∂/∂kernel` given the states padded by [`Self::pad_states`] and the output
+    /// gradient `dy` (`(batch · positions, outputs)`); `dkernel` is `(taps · channels, outputs)`.
+    /// In parallel over blocks of taps and of columns; each task reads a line's rows once for
+    /// all its taps.
+    pub fn add_kernel_gradient<T: Float>(
+        &self,
+        padded: ArrayView2<T>,
+        dy: ArrayView2<T>,
+        mut dkernel: ArrayViewMut2<T>,
+    ) {
+        let (channels, width) = (padded.ncols(), self.width());
+        let mut blocks = Vec::new();
+        let tap_rows = GRADIENT_TAPS * channels;
+        for (chunk, mut rest) in dkernel.axis_chunks_iter_mut(Axis(0), tap_rows).enumerate() {
+            let mut first_col = 0;
+            while rest.ncols() > 0 {
+                let cols = GRADIENT_COLUMNS.min(rest.ncols());
+                let (block, tail) = rest.split_at(Axis(1), cols);
+                blocks.push((chunk * GRADIENT_TAPS, first_col, block));
+                (rest, first_col) = (tail, first_col + cols);
+            }
+        }
+        team::each(blocks, |(first_tap, first_col, mut block)| {
+            let cols = s![.., first_col..first_col + block.ncols()];
+            let taps = block.nrows() / channels;
+            for (line, &base) in self.line_bases.iter().enumerate() {
+                let b = dy.slice(s![line * width..(line + 1) * width, ..]);
+                let b = b.slice(cols);
+                for (t, offset) in self.tap_offsets[first_tap..first_tap + taps]
+                    .iter()
+                    .enumerate()
+                {
+                    let first = base + offset;
+                    let a = padded.slice(s![first..first + width, ..]);
+                    let mut c = block.slice_mut(s![t * channels..(t + 1) * channels, ..]);
+                    if !product_tn(a, b, &mut c, true) {
+                        gemm(a.t(), b, T::one(), &mut c);
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::conv::Conv;
+
+    fn values(n: usize, seed: f64) -> Vec<f64> {
+        (0..n).map(|i| ((i as f64 + 1.0) * seed).sin()).collect()
+    }
+
+    /// Batch, spatial shape, kernel, channels and outputs.
+    type Case = (usize, Vec<usize>, Vec<usize>, usize, usize);
+
+    /// Shapes with odd and even kernels (asymmetric "same" padding), 1 to 3 axes, and a kernel
+    /// wider than the states.
+    fn cases() -> Vec<Case> {
+        vec![
+            (2, vec![7], vec![3], 3, 8),
+            (2, vec![4, 5], vec![2, 3], 2, 8),
+            (1, vec![3, 2, 4], vec![3, 2, 2], 4, 16),
+            (3, vec![2, 3], vec![5, 4], 3, 12),
+            (2, vec![5, 6], vec![3, 3], 12, 80),
+        ]
+    }
+
+    #[test]
+    fn matches_the_im2col_convolution_and_its_gradients() {
+        for (batch, spatial, kernel, channels, outputs) in cases() {
+            let ones = vec![1; spatial.len()];
+            let g = ConvGeometry::new(
+                batch,
+                &spatial,
+                channels,
+                &kernel,
+                outputs,
+                &ones,
+                &ones,
+                Padding::Same,
+                1,
+            )
+            .unwrap();
+            let reference = Conv::new(g.clone());
+            let shifted = ShiftedConv::new(batch, &spatial, &kernel).unwrap();
+            let rows = batch * spatial.iter().product::<usize>();
+            let x = values(rows * channels, 0.37);
+            let k = values(g.kernel_shape().iter().product(), 0.11);
+            let dy = values(rows * outputs, 0.23);
+            let (xm, km) = (
+                ArrayView2::from_shape((rows, channels), &x).unwrap(),
+                reference.kernel_matrix(&k),
+            );
+            let dym = ArrayView2::from_shape((rows, outputs), &dy).unwrap();
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                let err = a
+                    .iter()
+                    .zip(b)
+                    .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+                assert!(err < 1e-12, "{what} {spatial:?} {kernel:?}: error {err}");
+            };
+
+            let mut padded = shifted.padded(channels).unwrap();
+            shifted.pad_states(xm, None, &mut padded);
+            let packed = shifted.pack_kernel(km).unwrap();
+            let mut y = Array2::zeros((rows, outputs));
+            for (line, mut rows) in y
+                .axis_chunks_iter_mut(Axis(0), shifted.line_rows())
+                .enumerate()
+            {
+                shifted.forward_line(line, padded.view(), &packed, &mut rows);
+            }
+            let want = reference.forward(&x, &k, 1).unwrap();
+            close(y.as_slice().unwrap(), want.as_slice().unwrap(), "forward");
+
+            let (dx_want, dk_want) = reference.backward(&x, &k, &dy, true, 1).unwrap();
+            let mut padded_dy = shifted.padded(outputs).unwrap();
+            shifted.pad_gradient(dym, &mut padded_dy);
+            let transposed = shifted.pack_transposed(km).unwrap();
+            let mut dx = Array2::zeros((rows, channels));
+            for (line, mut rows) in dx
+                .axis_chunks_iter_mut(Axis(0), shifted.line_rows())
+                .enumerate()
+            {
+                shifted.input_gradient_line(line, padded_dy.view(), &transposed, &mut rows);
+            }
+            close(dx.as_slice().unwrap(), &dx_want.unwrap(), "input gradient");
+            let mut dk = Array2::zeros(km.dim());
+            shifted.add_kernel_gradient(padded.view(), dym, dk.view_mut());
+            close(dk.as_slice().unwrap(), &dk_want, "kernel gradient");
+        }
+    }
+
+    #[test]
+    fn only_stride_one_same_convolutions_are_shifted() {
+        let geometry = |padding, stride, dilation| {
+            ConvGeometry::new(2, &[9], 16, &[4], 16, &[stride], &[dilation], padding, 1).unwrap()
+        };
+        assert!(ShiftedConv::of(&geometry(Padding::Same, 1, 1)).is_some());
+        for (padding, stride, dilation) in [
+            (Padding::Causal, 1, 1),
+            (Padding::Valid, 1, 1),
+            (Padding::Same, 2, 1),
+            (Padding::Same, 1, 2),
+        ] {
+            assert!(ShiftedConv::of(&geometry(padding, stride, dilation)).is_none());
+        }
+    }
+
+    #[test]
+    fn f32_products_on_the_fast_tiles_match_f64() {
+        // 16 channels and 64 outputs: the kernel gradient reads its operands in place.
+        let (batch, spatial, kernel, channels, outputs) = (2, [5, 9], [3, 3], 16, 64);
+        let shifted = ShiftedConv::new(batch, &spatial, &kernel).unwrap();
+        let rows = batch * 45;
+        let x = Array2::from_shape_vec((rows, channels), values(rows * channels, 0.37)).unwrap();
+        let dy = Array2::from_shape_vec((rows, outputs), values(rows * outputs, 0.23)).unwrap();
+        fn gradient<T: Float>(shifted: &ShiftedConv, x: &Array2<T>, dy: &Array2<T>) -> Array2<T> {
+            let mut padded = shifted.padded(x.ncols()).unwrap();
+            shifted.pad_states(x.view(), None, &mut padded);
+            let mut dk = Array2::from_elem((9 * x.ncols(), dy.ncols()), T::one());
+            shifted.add_kernel_gradient(padded.view(), dy.view(), dk.view_mut());
+            dk
+        }
+        let want = gradient(&shifted, &x, &dy);
+        let got = gradient(&shifted, &x.mapv(|v| v as f32), &dy.mapv(|v| v as f32));
+        let err = (&want - &got.mapv(f64::from))
+            .iter()
+            .fold(0.0f64, |e, v| e.max(v.abs()));
+        assert!(err < 1e-4, "error {err}");
+    }
+}
