@@ -326,10 +326,10 @@ class DropoutRNNCell(Layer):
             if training:
                 seeds = self._generator().integers(0, 2**63, size=len(sizes))
                 name = np.dtype(dtype).name
-                core_dtype = name if name in ("float32", "float64") else "float32"
+                drawn = name if name in ("float32", "float64") else "float32"
                 zoneout = [
-                    _core.zoneout_masks(int(seed), (batch, steps, n), self.zoneout, core_dtype).astype(dtype, copy=False)
-                    for seed, n in zip(seeds, sizes)
+                    _core.zoneout_masks(int(s), (batch, steps, n), self.zoneout, drawn).astype(dtype, copy=False)
+                    for s, n in zip(seeds, sizes)
                 ]
             else:
                 zoneout = [np.full((batch, steps, n), self.zoneout, dtype) for n in sizes]
