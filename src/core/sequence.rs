@@ -120,7 +120,8 @@ pub struct Saved<T> {
     /// `(time, batch, units)`: a projected LSTM's `o ⊙ act(c)` before the projection (zeros at
     /// masked steps).
     pub(crate) unprojected: Option<Array3<T>>,
-    /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout.
+    /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout (at
+    /// masked steps the kept `c₋₁`).
     pub(crate) c_candidate: Option<Array3<T>>,
     /// `(time, batch, gates·units)`: under layer normalisation, the input product `(x ⊙ m)·W`
     /// before its normalisation.

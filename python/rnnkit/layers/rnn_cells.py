@@ -317,7 +317,9 @@ class DropoutRNNCell(Layer):
         each step's previous value: 0/1 masks (1 with probability `zoneout`) in training, the
         rate itself (the expectation) at inference. Training masks come from the core's
         generator (`_core.zoneout_masks`), seeded with one draw of this cell's generator per
-        state: a numpy draw per element costs more than the LSTM step it masks.
+        state (a numpy draw per element costs more than the LSTM step it masks), and are drawn
+        time-major: the returned arrays are views whose steps are contiguous, as the core's time
+        loop reads them.
         """
         in_mask, rec_mask = self.dropout_masks(batch, input_dim, dtype) if training else (None, None)
         zoneout = None
@@ -328,7 +330,9 @@ class DropoutRNNCell(Layer):
                 name = np.dtype(dtype).name
                 drawn = name if name in ("float32", "float64") else "float32"
                 zoneout = [
-                    _core.zoneout_masks(int(s), (batch, steps, n), self.zoneout, drawn).astype(dtype, copy=False)
+                    _core.zoneout_masks(int(s), (steps, batch, n), self.zoneout, drawn)
+                    .astype(dtype, copy=False)
+                    .transpose(1, 0, 2)
                     for s, n in zip(seeds, sizes)
                 ]
             else:

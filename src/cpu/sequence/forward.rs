@@ -189,8 +189,9 @@ fn start<T: Float>(
             Some(_) => Some(zeros((t, b, u), "unprojected states")?),
             None => None,
         },
+        // SAFETY: each step writes every row of its `c_candidate` (masked rows too).
         c_candidate: match (&input.zoneout, spec.kind) {
-            (Some(_), CellKind::Lstm) => Some(zeros((t, b, u), "cell state candidates")?),
+            (Some(_), CellKind::Lstm) => Some(unsafe { overwritten((t, b, u), "c candidates")? }),
             _ => None,
         },
         layer_norm: (weights.layer_norm).map(|w| backward_copy(w, options.inference)),

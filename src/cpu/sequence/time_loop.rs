@@ -395,11 +395,13 @@ impl<T: Float> StepContext<'_, T> {
             if let (Some(z), Some((c_prev, c_next))) = (self.zoneout[1], &mut c_pair) {
                 let candidates = c.c_candidate.as_mut().expect("zoneout keeps LSTM's c̃");
                 let mut candidates = candidates.index_axis_mut(Axis(0), step);
-                for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
+                for r in 0..n {
                     let c_new = slice_mut(c_next.row_mut(r));
                     slice_mut(candidates.row_mut(r)).copy_from_slice(c_new);
-                    let m = z.row(c.first_row + r, step);
-                    zone(row(c_prev.view(), r), c_new, m);
+                    if self.used(step, c.first_row + r) {
+                        let m = z.row(c.first_row + r, step);
+                        zone(row(c_prev.view(), r), c_new, m);
+                    }
                 }
             }
             if let Some(ys) = &mut c.ys {
