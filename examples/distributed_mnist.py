@@ -3,8 +3,9 @@
     python examples/distributed_mnist.py                  # one process
     mpiexec -n 2 python examples/distributed_mnist.py     # two processes, one global batch of 64
 
-Both print the same final weights checksum (up to float32 summation order): the two processes
-split every global batch of 64 in two, sum their gradients, and apply the same update. The
+Both print the same final weights checksum (to float32's summation order) and test accuracy
+(about 0.84): the two processes split every global batch of 64 in two, sum their gradients, and
+apply the same update. Twenty epochs let BatchNormalization's moving statistics settle. The
 model is the Keras RNN guide's (LSTM(64) -> BatchNormalization -> Dense(10), each image read as
 a sequence of rows) on the 8x8 digits bundled with rnnkit, so it runs without network access.
 Needs `pip install "rnnkit[mpi]"` for mpiexec; without it the script trains on one process.
@@ -33,12 +34,12 @@ model = rk.Sequential(
 )
 model.compile(
     loss=rk.losses.SparseCategoricalCrossentropy(from_logits=True),
-    optimizer="sgd",
+    optimizer="adam",
     metrics=["accuracy"],
 )
-model.fit(x_train, y_train, validation_data=(x_test, y_test), batch_size=64, epochs=3, verbose=2 if chief else 0)
+model.fit(x_train, y_train, validation_data=(x_test, y_test), batch_size=64, epochs=20, verbose=2 if chief else 0)
 accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 checksum = sum(float(np.sum(np.abs(w), dtype=np.float64)) for w in model.get_weights())
 if chief:
     processes = rk.distribution.distribution().num_processes
-    print(f"processes: {processes}  test accuracy: {accuracy:.4f}  weights checksum: {checksum:.4f}")
+    print(f"processes: {processes}  test accuracy: {accuracy:.4f}  weights checksum: {checksum:.3f}")

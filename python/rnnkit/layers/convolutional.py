@@ -5,7 +5,15 @@ with Keras 3's arguments, weights and numbers; the convolutions run in the Rust 
 
 from rnnkit import activations, constraints, initializers, ops, regularizers
 from rnnkit.layers.layer import Layer
-from rnnkit.ops.conv import data_format_of, padding_of, per_axis, positive
+from rnnkit.ops.conv import (
+    data_format_of,
+    output_length,
+    padding_of,
+    per_axis,
+    positive,
+    spatial_output_shape,
+    transpose_output_length,
+)
 
 
 def _check_strides_dilation(strides, dilation_rate):
@@ -51,6 +59,25 @@ class _SpatialLayer(Layer):
         self.dilation_rate = per_axis("dilation_rate", dilation_rate, self.rank)
         self.padding = padding_of(padding, allow_causal=causal)
         self.data_format = data_format_of(data_format)
+
+    def _output_length(self, axis, size):
+        return output_length(size, self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis], self.padding)
+
+    def _output_channels(self, channels):
+        return self.filters
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of shape `input_shape` (None for unknown sizes), as Keras's.
+
+        Args:
+            input_shape: The inputs' shape, batch axis included.
+
+        Returns:
+            A tuple, None where the size depends on an unknown input size.
+        """
+        channels = self._output_channels(self._channels(input_shape))
+        lengths = [lambda size, axis=axis: self._output_length(axis, size) for axis in range(self.rank)]
+        return spatial_output_shape(input_shape, self.data_format, lengths, channels)
 
     def _add_bias(self, outputs, bias):
         if self.data_format == "channels_last":
@@ -281,6 +308,9 @@ class BaseDepthwiseConv(_SpatialLayer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+
+    def _output_channels(self, channels):
+        return channels * self.depth_multiplier
 
     def build(self, input_shape):
         channels = self._channels(input_shape)
@@ -595,6 +625,12 @@ class BaseConvTranspose(_SpatialLayer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+
+    def _output_length(self, axis, size):
+        output_padding = None if self.output_padding is None else self.output_padding[axis]
+        return transpose_output_length(
+            size, self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis], self.padding, output_padding
+        )
 
     def build(self, input_shape):
         channels = self._channels(input_shape)

@@ -458,19 +458,37 @@ class Layer:
         if not self.built:
             self.build(tree.map_structure(lambda x: x.shape if isinstance(x, KerasTensor) else np.shape(x), args[0]))
             self.built = True
+        sizes, static_shape = (2, 3), None
+        if isinstance(args[0], KerasTensor) and hasattr(self, "compute_output_shape"):
+            # Windows, crops and strides: placeholders big enough for the layer, and the shape from
+            # its arithmetic (two sizes pooled by 2 can give one size, which is not a known size).
+            static_shape = tuple(self.compute_output_shape(args[0].shape))
+            sizes = self._placeholder_sizes(args[0].shape)
         runs = []
-        for size in (2, 3):
+        for size in sizes:
             concrete = tree.map_structure(
                 lambda x, size=size: x.placeholder(size) if isinstance(x, KerasTensor) else x, (args, kwargs)
             )
             with _call_context(False, symbolic=True):
                 runs.append(self(*concrete[0], **concrete[1]))
         outputs = tree.map_structure(output_spec, runs[0], runs[1])
+        if static_shape is not None and isinstance(outputs, KerasTensor):
+            outputs.shape = static_shape
         node = Node(self, args, kwargs, outputs)
         for i, tensor in enumerate(tree.flatten(outputs)):
             tensor.node, tensor.index = node, i
         self.inbound_nodes.append(node)
         return outputs
+
+    def _placeholder_sizes(self, shape):
+        """Two consecutive sizes for the unknown axes of `shape` that give every output axis at
+        least one position (a crop or a window needs more than 2); 2 and 3 when none does, so the
+        layer's call says what is wrong with the known sizes."""
+        for size in range(2, 4097):
+            concrete = tuple(size if d is None else d for d in shape)
+            if all(d is None or d >= 1 for d in self.compute_output_shape(concrete)):
+                return size, size + 1
+        return 2, 3
 
     # --- the functional graph -----------------------------------------------------------------
 

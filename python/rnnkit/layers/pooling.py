@@ -5,14 +5,14 @@ averages only the unmasked steps, as Keras's). Keras's arguments, defaults and n
 
 from rnnkit import ops
 from rnnkit.layers.layer import Layer
-from rnnkit.ops.conv import data_format_of, padding_of, per_axis
+from rnnkit.ops.conv import data_format_of, output_length, padding_of, per_axis, spatial_output_shape
 
 
-def _check_rank(layer, inputs, rank):
-    if inputs.ndim != rank + 2:
+def _check_rank(layer, shape, rank):
+    if len(shape) != rank + 2:
         raise ValueError(
             f"Input 0 of layer {layer.name} is incompatible with the layer: expected ndim={rank + 2}, "
-            f"found ndim={inputs.ndim}. Full shape received: {tuple(inputs.shape)}"
+            f"found ndim={len(shape)}. Full shape received: {tuple(shape)}"
         )
 
 
@@ -39,9 +39,26 @@ class _Pooling(Layer):
         self.built = True
 
     def call(self, inputs):
-        _check_rank(self, inputs, self.rank)
+        _check_rank(self, inputs.shape, self.rank)
         pool = ops.max_pool if self.mode == "max" else ops.average_pool
         return pool(inputs, self.pool_size, self.strides, self.padding, self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of shape `input_shape` (None for unknown sizes), as Keras's.
+
+        Args:
+            input_shape: The inputs' shape, batch axis included.
+
+        Returns:
+            A tuple, None where the size depends on an unknown input size.
+        """
+        _check_rank(self, input_shape, self.rank)
+        lengths = [
+            lambda size, axis=axis: output_length(size, self.pool_size[axis], self.strides[axis], 1, self.padding)
+            for axis in range(self.rank)
+        ]
+        channels = input_shape[1 if self.data_format == "channels_first" else -1]
+        return spatial_output_shape(input_shape, self.data_format, lengths, channels)
 
     def get_config(self):
         return {
@@ -102,7 +119,7 @@ class _GlobalPooling(Layer):
         return tuple(range(first, first + self.rank))
 
     def call(self, inputs, mask=None):
-        _check_rank(self, inputs, self.rank)
+        _check_rank(self, inputs.shape, self.rank)
         axes = self._axes()
         if self.mode == "max":
             return ops.max(inputs, axis=axes, keepdims=self.keepdims)

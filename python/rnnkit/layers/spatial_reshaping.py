@@ -54,14 +54,28 @@ class _SpatialReshaping(Layer):
         self.data_format = data_format_of(data_format)
         self.built = True
 
-    def _spatial_axes(self, inputs):
-        if inputs.ndim != self.rank + 2:
+    def _spatial_axes(self, shape):
+        if len(shape) != self.rank + 2:
             raise ValueError(
                 f"Input 0 of layer {self.name} is incompatible with the layer: expected ndim={self.rank + 2}, "
-                f"found ndim={inputs.ndim}. Full shape received: {tuple(inputs.shape)}"
+                f"found ndim={len(shape)}. Full shape received: {tuple(shape)}"
             )
         first = 2 if self.data_format == "channels_first" else 1
         return range(first, first + self.rank)
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of shape `input_shape` (None for unknown sizes), as Keras's.
+
+        Args:
+            input_shape: The inputs' shape, batch axis included.
+
+        Returns:
+            A tuple, None where the size depends on an unknown input size.
+        """
+        shape = list(input_shape)
+        for i, axis in enumerate(self._spatial_axes(input_shape)):
+            shape[axis] = None if shape[axis] is None else self._output_length(i, shape[axis])
+        return tuple(shape)
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
@@ -82,9 +96,12 @@ class _Cropping(_SpatialReshaping):
         self._widths = _pairs("cropping", cropping, rank)
         self.cropping = self._widths
 
+    def _output_length(self, axis, size):
+        return size - sum(self._widths[axis])
+
     def call(self, inputs):
         key = [slice(None)] * inputs.ndim
-        for axis, (start, end) in zip(self._spatial_axes(inputs), self._widths):
+        for axis, (start, end) in zip(self._spatial_axes(inputs.shape), self._widths):
             if start + end >= inputs.shape[axis]:
                 raise ValueError(
                     f"`cropping` of layer {self.name} must be smaller than the input length on each spatial "
@@ -112,9 +129,12 @@ class _ZeroPadding(_SpatialReshaping):
         self._widths = _pairs("padding", padding, rank)
         self.padding = self._widths
 
+    def _output_length(self, axis, size):
+        return size + sum(self._widths[axis])
+
     def call(self, inputs):
         widths = [(0, 0)] * inputs.ndim
-        for axis, pair in zip(self._spatial_axes(inputs), self._widths):
+        for axis, pair in zip(self._spatial_axes(inputs.shape), self._widths):
             widths[axis] = pair
         return ops.pad(inputs, widths)
 
@@ -159,9 +179,12 @@ class _UpSampling(_SpatialReshaping):
                 f"{interpolation!r}"
             )
 
+    def _output_length(self, axis, size):
+        return size * self._factors[axis]
+
     def call(self, inputs):
         outputs = inputs
-        for axis, factor in zip(self._spatial_axes(inputs), self._factors):
+        for axis, factor in zip(self._spatial_axes(inputs.shape), self._factors):
             if self.interpolation == "nearest":
                 outputs = ops.repeat(outputs, factor, axis=axis)
             else:

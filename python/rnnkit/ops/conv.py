@@ -56,6 +56,40 @@ def padding_of(padding, allow_causal=False):
     return name
 
 
+def output_length(size, window, stride, dilation, padding):
+    """Positions along one axis after a convolution or pooling window, as Keras computes them:
+    "valid" keeps the windows inside the input, "same" and "causal" give ceil(size / stride).
+    An unknown size (None) stays unknown."""
+    if size is None:
+        return None
+    if padding == "valid":
+        return (size - (window - 1) * dilation - 1) // stride + 1
+    return -(-size // stride)
+
+
+def transpose_output_length(size, kernel, stride, dilation, padding, output_padding=None):
+    """Positions along one axis after a transposed convolution, as Keras computes them (None
+    stays None)."""
+    if size is None:
+        return None
+    extent = (kernel - 1) * dilation + 1
+    if output_padding is None:
+        return size * stride + (max(extent - stride, 0) if padding == "valid" else 0)
+    trimmed = 2 * (extent // 2) if padding == "same" else 0
+    return (size - 1) * stride + extent - trimmed + output_padding
+
+
+def spatial_output_shape(input_shape, data_format, lengths, channels):
+    """The output shape of a layer over `len(lengths)` spatial axes: `lengths[i]` maps the size of
+    spatial axis i (None when unknown) to its output size; the channel axis becomes `channels`."""
+    shape = list(input_shape)
+    first = 2 if data_format == "channels_first" else 1
+    for i, length in enumerate(lengths):
+        shape[first + i] = length(shape[first + i])
+    shape[1 if data_format == "channels_first" else -1] = channels
+    return tuple(shape)
+
+
 def _float_dtype(*arrays):
     return np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32
 
