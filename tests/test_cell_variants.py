@@ -722,6 +722,20 @@ def test_each_layer_with_zoneout_learns():
         assert history.history["loss"][-1] < 0.25 * float(np.var(y))
 
 
+def test_core_zoneout_masks_are_seeded_zeros_and_ones_at_the_rate():
+    a = _core.zoneout_masks(11, (40, 30, 20), 0.3)
+    assert a.dtype == np.float32 and a.shape == (40, 30, 20)
+    assert set(np.unique(a)) == {0.0, 1.0}
+    assert abs(a.mean() - 0.3) < 0.015  # 24000 draws: the share's standard deviation is 0.003
+    np.testing.assert_array_equal(a, _core.zoneout_masks(11, (40, 30, 20), 0.3, "float64"))
+    assert not np.array_equal(a, _core.zoneout_masks(12, (40, 30, 20), 0.3))
+    assert not _core.zoneout_masks(11, (2, 3, 4), 0.0).any() and _core.zoneout_masks(11, (2, 3, 4), 1.0).all()
+    with pytest.raises(ValueError, match="""dtype: expected 'float32' or 'float64', received "int8\""""):
+        _core.zoneout_masks(11, (2, 3, 4), 0.3, "int8")
+    with pytest.raises(ValueError, match="rate: expected a float between 0 and 1, received 1.5"):
+        _core.zoneout_masks(11, (2, 3, 4), 1.5)
+
+
 def test_zoneout_rate_errors():
     with pytest.raises(TypeError, match="Argument `zoneout` expected a float between 0 and 1, received 'x'"):
         layers.LSTM(3, zoneout="x")

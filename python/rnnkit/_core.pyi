@@ -34,6 +34,7 @@ __all__ = [
     "pool_backward",
     "pool_forward",
     "hash_strings",
+    "zoneout_masks",
     "bfloat16_products",
     "cached_bytes",
     "check_memory",
@@ -405,6 +406,10 @@ def hash_strings(
 ) -> _Array:
     """The uint64 bins of the strings `data[ends[i - 1]:ends[i]]`: FarmHash `Fingerprint64`, or
     SipHash-2-4 keyed with `salt`, modulo `num_bins`."""
+
+def zoneout_masks(seed: int, shape: tuple[int, int, int], rate: float, dtype: str = "float32") -> _Array:
+    """A `shape` array of 0/1 zoneout masks of `dtype` ("float32" or "float64") drawn from
+    `seed` (SplitMix64), each element 1 with probability `rate`."""
 
 def conv_transpose_forward(
     x: _Array,

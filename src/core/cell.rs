@@ -752,14 +752,20 @@ pub fn moments<T: Float>(x: &[T]) -> (T, T) {
 }
 
 /// Layer normalisation's backward pass for one row, in place: `d` enters as the gradient `dy`
-/// of `y = γ ⊙ x̂ + β` (`x̂ = (x - mean) ⊙ rstd`, `x` = `raw`) and leaves as that of `x`,
+/// of `y = γ ⊙ x̂ + β` (`x̂ = (x - mean) ⊙ rstd`, `x` = `raw`, `(mean, rstd)` its [`moments`] as
+/// the forward pass computed them) and leaves as that of `x`,
 /// `rstd ⊙ (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂))` with `g = γ ⊙ dy`; adds the row's share of the
 /// gain's gradient, `dy ⊙ x̂`, into `d_gain`.
 #[inline(always)]
-pub fn layer_norm_backward<T: Float>(gain: &[T], raw: &[T], d: &mut [T], d_gain: &mut [T]) {
+pub fn layer_norm_backward<T: Float>(
+    gain: &[T],
+    raw: &[T],
+    (mean, rstd): (T, T),
+    d: &mut [T],
+    d_gain: &mut [T],
+) {
     let n = d.len();
     let (gain, raw, d_gain) = (&gain[..n], &raw[..n], &mut d_gain[..n]);
-    let (mean, rstd) = moments(raw);
     for j in 0..n {
         d_gain[j] += d[j] * ((raw[j] - mean) * rstd);
         d[j] *= gain[j];

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod hashing;
 pub mod optimizer;
 pub mod sequence;
+pub mod zoneout;
 
 use std::fmt::Debug;
 

@@ -121,7 +121,7 @@ pub struct Saved<T> {
     pub(crate) mask: Option<Array2<bool>>,
     pub(crate) input_dropout: Option<Array3<T>>,
     pub(crate) recurrent_dropout: Option<Array3<T>>,
-    /// Per state, `(batch, time, state units)` zoneout weights, time indexed as `x`.
+    /// Per state, `(time, batch, state units)` zoneout weights, processing order.
     pub(crate) zoneout: Option<Vec<Array3<T>>>,
     /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pub(crate) pre: Array3<T>,
@@ -135,7 +135,8 @@ pub struct Saved<T> {
     /// `(time, batch, units)`: a projected LSTM's `o ⊙ act(c)` before the projection (zeros at
     /// masked steps).
     pub(crate) unprojected: Option<Array3<T>>,
-    /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout.
+    /// `(time, batch, units)`: under zoneout, LSTM's new cell state `c̃` before its zoneout (at
+    /// masked steps the kept `c₋₁`).
     pub(crate) c_candidate: Option<Array3<T>>,
     /// `(time, batch, gates·units)`: under layer normalisation, the input product `(x ⊙ m)·W`
     /// before its normalisation.
@@ -143,6 +144,9 @@ pub struct Saved<T> {
     /// `(time, batch, gates·units)`: under layer normalisation, the recurrent product
     /// `(h₋₁ ⊙ m)·U` before its normalisation.
     pub(crate) recurrent_raw: Option<Array3<T>>,
+    /// `(time, batch, 4)`: under layer normalisation, each row's [`super::cell::moments`] of
+    /// `input_raw` then of `recurrent_raw` (`mean, rstd, mean, rstd`), for the backward pass.
+    pub(crate) norm_moments: Option<Array3<T>>,
 }
 
 impl<T> Saved<T> {

@@ -38,6 +38,26 @@ pub fn zeros<T: Float, D: Dimension>(
     Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
 }
 
+/// An array of `shape` whose elements are whatever the allocator's block holds, for a buffer
+/// every element of which is written before any is read: a recycled block is then not
+/// zero-filled first (a serial pass over megabytes per call, see [`zeros`]).
+///
+/// # Safety
+/// The caller writes every element before reading it (or drops the array unread).
+pub unsafe fn overwritten<T: Float, D: Dimension>(
+    shape: impl IntoDimension<Dim = D>,
+    what: &'static str,
+) -> Result<Array<T, D>> {
+    let shape = shape.into_dimension();
+    let len = element_count(shape.slice(), what)?;
+    let mut data = reserved::<T>(len, what)?;
+    // SAFETY: `reserved` gave room for `len` values. `Float` is implemented only for f32 and
+    // f64, which have no invalid bit patterns and no destructors, and the caller writes each
+    // value before reading it.
+    unsafe { data.set_len(len) };
+    Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
+}
+
 /// An array of `shape` whose every row (last axis) is `row`, written once: no zero-filling
 /// pass first, as with [`zeros`] followed by an add.
 pub fn tiled<T: Float, D: Dimension>(

@@ -11,6 +11,7 @@ mod device;
 mod hashing;
 mod optimizers;
 mod passes;
+mod zoneout;
 
 use pyo3::prelude::*;
 
@@ -86,6 +87,8 @@ mod _core {
     use super::passes::{
         bidirectional_backward, bidirectional_forward, rnn_backward, rnn_forward, SavedActivations,
     };
+    #[pymodule_export]
+    use super::zoneout::zoneout_masks;
     #[pymodule_export]
     use super::ShapeError;
     #[pymodule_export]

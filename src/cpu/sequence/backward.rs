@@ -12,7 +12,7 @@ use crate::core::cancel::Cancel;
 use crate::core::cell::{CellKind, CellSpec};
 use crate::core::sequence::{check_grads, Gradients, OutputGrad, Precision, Saved};
 use crate::core::Float;
-use crate::cpu::alloc::{check_total, zeros};
+use crate::cpu::alloc::{check_total, overwritten, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::{products, products_tn};
 use crate::cpu::packed::PackedMatrix;
@@ -92,7 +92,9 @@ pub(crate) fn backward_sharing<T: Float>(
     let (mut dh0, mut dc0) = final_state_grads(spec, b, d_final_states)?;
     let mut norm = match spec.layer_norm {
         true => Some(NormBuffers {
-            d_recurrent_raw: zeros((t, b, width), "normalisation gradients")?,
+            // SAFETY: each backward step writes every row of its step (zeros at masked rows)
+            // before the products read it.
+            d_recurrent_raw: unsafe { overwritten((t, b, width), "normalisation gradients")? },
             sums: zeros(
                 (b, 4 * width + 2 * u * usize::from(spec.has_cell_norm())),
                 "normalisation gradients",
@@ -339,7 +341,7 @@ fn time_loop<T: Float>(
         projection: projection.as_ref(),
         layer_norm: saved.layer_norm.as_ref().map(|p| p.view()),
         cell_norm: saved.cell_norm.as_ref().map(|p| p.view()),
-        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
+        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref()),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,

@@ -6,12 +6,12 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, time_major};
 use super::steps::with_step;
-use super::time_loop::{simd, ForwardChunk, StepContext};
+use super::time_loop::{simd, ForwardChunk, StepContext, ZoneoutRows};
 use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
 use crate::core::sequence::{Precision, SequenceInput, SequenceOptions};
 use crate::core::Float;
-use crate::cpu::alloc::{check_total, tiled, zeros};
+use crate::cpu::alloc::{check_total, overwritten, tiled, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::products;
 use crate::cpu::packed::PackedMatrix;
@@ -72,15 +72,19 @@ pub(crate) fn forward_sharing<T: Float>(
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
-    // Under layer normalisation the product lands apart: the time loop normalises it onto the
-    // bias.
-    let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
+    // Under layer normalisation the product lands apart (written, not added: the buffer starts
+    // unwritten): the time loop normalises it onto the bias.
+    let (target, beta) = match saved.input_raw.as_mut() {
+        Some(raw) => (raw, T::zero()),
+        None => (&mut saved.pre, T::one()),
+    };
     for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
         .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
     {
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
-        project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
+        let out = (pre, beta);
+        project_inputs(spec, weights, x, dropout, out, threads, options.precision)?;
     }
     time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
 
@@ -119,7 +123,8 @@ fn start<T: Float>(
     let reset_after = spec.kind == (CellKind::Gru { reset_after: true });
     // Per (step, row): the input copy, pre-activations, states, per-step outputs and result.
     let buffers = spec.state_count() + usize::from(reset_after || spec.projection.is_some());
-    let per_row = f + width * (1 + 2 * usize::from(spec.layer_norm)) + u * buffers + out * 2;
+    let norm = usize::from(spec.layer_norm);
+    let per_row = f + (width * 2 + 4) * norm + width + u * buffers + out * 2;
     check_total::<T>(
         per_row.saturating_mul(b).saturating_mul(t),
         "the forward pass",
@@ -160,11 +165,14 @@ fn start<T: Float>(
         mask,
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
         recurrent_dropout: input.recurrent_dropout.map(standard),
-        zoneout: (input.zoneout.as_ref()).map(|z| {
-            z.iter()
-                .map(|m| m.as_standard_layout().into_owned())
-                .collect()
-        }),
+        // Time-major, as the steps read them: a step's rows are then adjacent in memory.
+        zoneout: (input.zoneout.as_ref())
+            .map(|z| {
+                (z.iter())
+                    .map(|m| time_major(m.view(), reverse, "zoneout weights"))
+                    .collect::<Result<_>>()
+            })
+            .transpose()?,
         // Starts as the input bias: the projection adds onto it.
         pre: match weights.bias {
             Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
@@ -181,18 +189,28 @@ fn start<T: Float>(
             Some(_) => Some(zeros((t, b, u), "unprojected states")?),
             None => None,
         },
+        // SAFETY: each step writes every row of its `c_candidate` (masked rows too).
         c_candidate: match (&input.zoneout, spec.kind) {
-            (Some(_), CellKind::Lstm) => Some(zeros((t, b, u), "cell state candidates")?),
+            (Some(_), CellKind::Lstm) => Some(unsafe { overwritten((t, b, u), "c candidates")? }),
             _ => None,
         },
         layer_norm: (weights.layer_norm).map(|w| backward_copy(w, options.inference)),
         cell_norm: (weights.cell_norm).map(|w| backward_copy(w, options.inference)),
+        // SAFETY: the input projection writes every element of `input_raw` (`beta` 0) and each
+        // step's recurrent products every row of that step's `recurrent_raw` (masked rows too),
+        // before the time loop reads them.
         input_raw: match spec.layer_norm {
-            true => Some(zeros((t, b, width), "input products")?),
+            true => Some(unsafe { overwritten((t, b, width), "input products")? }),
             false => None,
         },
         recurrent_raw: match spec.layer_norm {
-            true => Some(zeros((t, b, width), "recurrent products")?),
+            true => Some(unsafe { overwritten((t, b, width), "recurrent products")? }),
+            false => None,
+        },
+        // SAFETY: each step's normalisations write every row's moments (masked rows too) before
+        // the backward pass reads them.
+        norm_moments: match spec.layer_norm {
+            true => Some(unsafe { overwritten((t, b, 4), "normalisation moments")? }),
             false => None,
         },
     })
@@ -218,6 +236,7 @@ fn time_loop<T: Float>(
     let mut unprojected = split_opt_rows(saved.unprojected.as_mut(), rows, b).into_iter();
     let mut c_candidate = split_opt_rows(saved.c_candidate.as_mut(), rows, b).into_iter();
     let mut recurrent_raw = split_opt_rows(saved.recurrent_raw.as_mut(), rows, b).into_iter();
+    let mut norm_moments = split_opt_rows(saved.norm_moments.as_mut(), rows, b).into_iter();
     let input_raw = saved.input_raw.as_ref();
     let chunks: Vec<_> = (0..pre.len())
         .map(|i| ForwardChunk {
@@ -231,6 +250,7 @@ fn time_loop<T: Float>(
             c_candidate: c_candidate.next().flatten(),
             input_raw: input_raw.map(|a| a.slice(s![.., i * rows..((i + 1) * rows).min(b), ..])),
             recurrent_raw: recurrent_raw.next().flatten(),
+            norm_moments: norm_moments.next().flatten(),
         })
         .collect();
     let precision = saved.options.precision;
@@ -249,7 +269,7 @@ fn time_loop<T: Float>(
         projection: projection.as_ref(),
         layer_norm: weights.layer_norm,
         cell_norm: weights.cell_norm,
-        zoneout: zoneout_views(saved.zoneout.as_ref(), saved.options.go_backwards),
+        zoneout: zoneout_views(saved.zoneout.as_ref()),
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,
@@ -262,20 +282,12 @@ fn time_loop<T: Float>(
     )
 }
 
-/// The zoneout weights of `h` and (LSTM) `c` as the time loops read them, `[row, step]` with
-/// the step in processing order: time reversed (a view, no copy) with `go_backwards`.
+/// The zoneout weights of `h` and (LSTM) `c` as the time loops read them.
 pub(super) fn zoneout_views<T>(
     zoneout: Option<&Vec<Array3<T>>>,
-    go_backwards: bool,
-) -> [Option<ArrayView3<'_, T>>; 2] {
-    let view = |i: usize| {
-        let m = zoneout.and_then(|z| z.get(i))?.view();
-        Some(match go_backwards {
-            true => m.slice_move(s![.., ..;-1, ..]),
-            false => m,
-        })
-    };
-    [view(0), view(1)]
+) -> [Option<ZoneoutRows<'_, T>>; 2] {
+    let rows = |i: usize| Some(ZoneoutRows::new(zoneout?.get(i)?));
+    [rows(0), rows(1)]
 }
 
 /// A copy of `a` for the backward pass, or an empty array when none follows.
@@ -287,15 +299,16 @@ fn backward_copy<T: Float>(a: ArrayView2<T>, inference: bool) -> Array2<T> {
     }
 }
 
-/// The input projection of every step at once: `pre += (x ⊙ m_g)·W_g` onto the input bias,
-/// one product over all `time · batch` rows (one per gate when input dropout gives each gate
-/// its own mask), split for `threads` threads.
+/// The input projection of every step at once: `pre = (x ⊙ m_g)·W_g + beta · pre` (`beta` 1:
+/// onto the input bias; 0: into a buffer not yet written), one product over all `time · batch`
+/// rows (one per gate when input dropout gives each gate its own mask), split for `threads`
+/// threads.
 fn project_inputs<T: Float>(
     spec: &CellSpec,
     weights: &Weights<T>,
     x: ArrayView3<T>,
     dropout: Option<ArrayView3<T>>,
-    pre: ArrayViewMut3<T>,
+    (pre, beta): (ArrayViewMut3<T>, T),
     threads: usize,
     precision: Precision,
 ) -> Result<()> {
@@ -310,7 +323,7 @@ fn project_inputs<T: Float>(
         None => products(
             x2,
             weights.kernel,
-            T::one(),
+            beta,
             pre2.view_mut(),
             threads,
             precision,
@@ -321,7 +334,7 @@ fn project_inputs<T: Float>(
             products(
                 xm.view(),
                 weights.kernel,
-                T::one(),
+                beta,
                 pre2.view_mut(),
                 threads,
                 precision,
@@ -335,7 +348,7 @@ fn project_inputs<T: Float>(
                 products(
                     xm.view(),
                     gate(weights.kernel, g, spec.units),
-                    T::one(),
+                    beta,
                     pre2.slice_mut(s![.., cols]),
                     threads,
                     precision,

@@ -7,7 +7,7 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zi
 use crate::core::cell::{CellKind, CellSpec};
 use crate::core::sequence::Precision;
 use crate::core::Float;
-use crate::cpu::alloc::zeros;
+use crate::cpu::alloc::overwritten;
 use crate::cpu::packed::PackedMatrix;
 use crate::error::Result;
 
@@ -76,7 +76,8 @@ pub(super) fn swap_leading_axes<T: Float>(
 ) -> Result<Array3<T>> {
     const PARALLEL_FROM: usize = 1 << 16;
     let (p, q, f) = a.dim();
-    let mut out = zeros((q, p, f), what)?;
+    // SAFETY: the copy below assigns every outer row of `out` in full.
+    let mut out = unsafe { overwritten((q, p, f), what)? };
     let copy =
         |(i, mut dst): (usize, ndarray::ArrayViewMut2<T>)| dst.assign(&a.index_axis(Axis(1), i));
     if out.len() < PARALLEL_FROM {

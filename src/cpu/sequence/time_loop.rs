@@ -35,14 +35,39 @@ pub(super) struct StepContext<'a, T> {
     pub layer_norm: Option<ArrayView2<'a, T>>,
     /// An LSTM's `(2, units)` cell-state normalisation `[γ_c, β_c]` (row-major).
     pub cell_norm: Option<ArrayView2<'a, T>>,
-    /// Zoneout weights of `h` and (LSTM) `c`, `(batch, time, state units)`, time in processing
-    /// order.
-    pub zoneout: [Option<ArrayView3<'a, T>>; 2],
+    /// Zoneout weights of `h` and (LSTM) `c`.
+    pub zoneout: [Option<ZoneoutRows<'a, T>>; 2],
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
     pub zero_output: bool,
     pub cancel: &'a Cancel,
+}
+
+/// A state's zoneout weights, `(time, batch, state units)` row-major in processing order, read
+/// row by row.
+#[derive(Clone, Copy)]
+pub(super) struct ZoneoutRows<'a, T> {
+    data: &'a [T],
+    batch: usize,
+    units: usize,
+}
+
+impl<'a, T> ZoneoutRows<'a, T> {
+    /// The rows of `weights` (standard layout).
+    pub fn new(weights: &'a ndarray::Array3<T>) -> Self {
+        let (_, batch, units) = weights.dim();
+        let data = (weights.as_slice()).expect("the zoneout weights are kept row-major");
+        Self { data, batch, units }
+    }
+
+    /// Batch row `row`'s weights at step `step` (a plain slice: the loops read one per row and
+    /// step, where an ndarray slice would cost more than the arithmetic).
+    #[inline(always)]
+    fn row(&self, row: usize, step: usize) -> &'a [T] {
+        let start = (step * self.batch + row) * self.units;
+        &self.data[start..start + self.units]
+    }
 }
 
 /// One batch slice's share of the forward buffers (time-major).
@@ -62,6 +87,8 @@ pub(super) struct ForwardChunk<'a, T> {
     pub input_raw: Option<ArrayView3<'a, T>>,
     /// Under layer normalisation, the recurrent products before it, `(time, n, gates·units)`.
     pub recurrent_raw: Option<ArrayViewMut3<'a, T>>,
+    /// Under layer normalisation, the moments of both products, `(time, n, 4)`.
+    pub norm_moments: Option<ArrayViewMut3<'a, T>>,
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -123,14 +150,15 @@ impl<T: Float> StepContext<'_, T> {
     /// The products of a forward step under layer normalisation: `raw = (h₋₁ ⊙ m)·U` into the
     /// buffer kept for the backward pass, then per row the input side's `γ_x ⊙ LN(x·W)` added
     /// into `pre` (which holds the bias), and `γ_h ⊙ LN(raw)` added into `pre` too (LSTM) or
-    /// written to `rec` with the recurrent bias (GRU).
+    /// written to `rec` with the recurrent bias (GRU); both normalisations' moments go to
+    /// `moments` (`n × 4`).
     #[inline(always)]
     fn normalized_products(
         &self,
         gains: ArrayView2<T>,
         s: ForwardProducts<T>,
         input_raw: ArrayView2<T>,
-        mut raw: ArrayViewMut2<T>,
+        (mut raw, mut moments_out): (ArrayViewMut2<T>, ArrayViewMut2<T>),
     ) {
         let (mut pre, buffers) = (s.pre, s.buffers);
         let gates = 0..self.spec.gates();
@@ -148,10 +176,15 @@ impl<T: Float> StepContext<'_, T> {
         let rows = (whole(input_raw).chunks_exact(width))
             .zip(whole(raw.view()).chunks_exact(width))
             .zip(whole_mut(&mut pre).chunks_exact_mut(width))
-            .zip((buffers.rec.as_slice_mut().expect("owned")).chunks_exact_mut(width));
-        for (((x_raw, h_raw), pre), rec) in rows {
+            .zip((buffers.rec.as_slice_mut().expect("owned")).chunks_exact_mut(width))
+            .zip(whole_mut(&mut moments_out).chunks_exact_mut(4));
+        for ((((x_raw, h_raw), pre), rec), kept) in rows {
+            // One length for every slice, so the loops have no bounds checks and vectorize.
+            let (x_raw, h_raw, rec) = (&x_raw[..width], &h_raw[..width], &mut rec[..width]);
+            let (gain_x, gain_h, pre) = (&gain_x[..width], &gain_h[..width], &mut pre[..width]);
             let (x_mean, x_rstd) = moments(x_raw);
             let (h_mean, h_rstd) = moments(h_raw);
+            kept.copy_from_slice(&[x_mean, x_rstd, h_mean, h_rstd]);
             if self.spec.kind == CellKind::Lstm {
                 for j in 0..width {
                     pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd)
@@ -179,7 +212,7 @@ impl<T: Float> StepContext<'_, T> {
     fn normalized_grad(
         &self,
         s: &mut BackwardProducts<T>,
-        (x_raw, h_raw): (ArrayView2<T>, ArrayView2<T>),
+        (x_raw, h_raw, moments): (ArrayView2<T>, ArrayView2<T>, ArrayView2<T>),
         mut d_raw: ArrayViewMut2<T>,
         norm_grads: &mut ArrayViewMut2<T>,
     ) {
@@ -193,9 +226,12 @@ impl<T: Float> StepContext<'_, T> {
             .zip(whole_mut(&mut d_raw).chunks_exact_mut(width))
             .zip(whole_mut(&mut s.dpre).chunks_exact_mut(width))
             .zip(whole_mut(norm_grads).chunks_exact_mut(sums_width))
+            .zip(whole(moments).chunks_exact(4))
             .enumerate();
-        for (r, ((((x_raw, h_raw), g), dpre), sums)) in rows {
+        for (r, (((((x_raw, h_raw), g), dpre), sums), kept)) in rows {
             if !self.used(s.step, s.first_row + r) {
+                // `d_raw` starts unwritten, and its products read every row.
+                g.fill(T::zero());
                 continue;
             }
             g.copy_from_slice(dpre);
@@ -207,8 +243,9 @@ impl<T: Float> StepContext<'_, T> {
                 add_into(&mut rest[..width], g);
             }
             add_into(bias_sums, dpre);
-            cell::layer_norm_backward(gain_h, h_raw, g, recurrent_sums);
-            cell::layer_norm_backward(gain_x, x_raw, dpre, input_sums);
+            let (x_moments, h_moments) = ((kept[0], kept[1]), (kept[2], kept[3]));
+            cell::layer_norm_backward(gain_h, h_raw, h_moments, g, recurrent_sums);
+            cell::layer_norm_backward(gain_x, x_raw, x_moments, dpre, input_sums);
         }
         let gates = 0..self.spec.gates();
         self.recurrent_grad(d_raw.view(), gates, s.rows.clone(), s.scratch, s.dh_prev);
@@ -293,12 +330,16 @@ impl<T: Float> StepContext<'_, T> {
                 buffers: &mut buffers,
                 rows: rows.clone(),
             };
-            match (self.layer_norm, &c.input_raw, &mut c.recurrent_raw) {
-                (Some(gains), Some(input_raw), Some(raw)) => self.normalized_products(
+            let norm = (c.recurrent_raw.as_mut()).zip(c.norm_moments.as_mut());
+            match (self.layer_norm, &c.input_raw, norm) {
+                (Some(gains), Some(input_raw), Some((raw, moments))) => self.normalized_products(
                     gains,
                     products,
                     input_raw.index_axis(Axis(0), step),
-                    raw.index_axis_mut(Axis(0), step),
+                    (
+                        raw.index_axis_mut(Axis(0), step),
+                        moments.index_axis_mut(Axis(0), step),
+                    ),
                 ),
                 _ => cell.forward_products(self, products),
             }
@@ -347,21 +388,20 @@ impl<T: Float> StepContext<'_, T> {
             }
             if let Some(z) = self.zoneout[0] {
                 for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
-                    let m = z.slice(s![c.first_row + r, step, ..]);
-                    zone(row(h_prev, r), slice_mut(h_next.row_mut(r)), slice(m));
+                    let m = z.row(c.first_row + r, step);
+                    zone(row(h_prev, r), slice_mut(h_next.row_mut(r)), m);
                 }
             }
             if let (Some(z), Some((c_prev, c_next))) = (self.zoneout[1], &mut c_pair) {
                 let candidates = c.c_candidate.as_mut().expect("zoneout keeps LSTM's c̃");
                 let mut candidates = candidates.index_axis_mut(Axis(0), step);
-                for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
-                    candidates.row_mut(r).assign(&c_next.row(r));
-                    let m = z.slice(s![c.first_row + r, step, ..]);
-                    zone(
-                        row(c_prev.view(), r),
-                        slice_mut(c_next.row_mut(r)),
-                        slice(m),
-                    );
+                for r in 0..n {
+                    let c_new = slice_mut(c_next.row_mut(r));
+                    slice_mut(candidates.row_mut(r)).copy_from_slice(c_new);
+                    if self.used(step, c.first_row + r) {
+                        let m = z.row(c.first_row + r, step);
+                        zone(row(c_prev.view(), r), c_new, m);
+                    }
                 }
             }
             if let Some(ys) = &mut c.ys {
@@ -420,14 +460,17 @@ impl<T: Float> StepContext<'_, T> {
             Some(_) => Some(zeros((n, out), "zoneout gradients")?),
             None => None,
         };
-        let mut dc_row = zeros(u, "zoneout gradients")?;
+        let mut dc_kept = vec![T::zero(); u];
         let candidates = (saved.c_candidate.as_ref()).map(|a| a.slice(s![.., rows.clone(), ..]));
-        let raws = (saved.input_raw.as_ref().zip(saved.recurrent_raw.as_ref())).map(|(x, h)| {
-            (
-                x.slice(s![.., rows.clone(), ..]),
-                h.slice(s![.., rows.clone(), ..]),
-            )
-        });
+        let raws = (saved.input_raw.as_ref().zip(saved.recurrent_raw.as_ref()))
+            .zip(saved.norm_moments.as_ref())
+            .map(|((x, h), m)| {
+                (
+                    x.slice(s![.., rows.clone(), ..]),
+                    h.slice(s![.., rows.clone(), ..]),
+                    m.slice(s![.., rows.clone(), ..]),
+                )
+            });
         let cell_sums = 4 * self.spec.width();
         for step in (0..steps).rev() {
             self.cancel.check()?;
@@ -455,11 +498,8 @@ impl<T: Float> StepContext<'_, T> {
                 dh_row += &carry_row;
                 carry_row.fill(T::zero());
                 if let (Some(z), Some(kept)) = (self.zoneout[0], &mut dh_kept) {
-                    let m = z.slice(s![c.first_row + r, step, ..]);
-                    Zip::from(kept.row_mut(r))
-                        .and(&mut dh_row)
-                        .and(m)
-                        .for_each(|k, d, &m| (*k, *d) = (m * *d, (T::one() - m) * *d));
+                    let m = z.row(c.first_row + r, step);
+                    split_zoned(m, slice_mut(dh_row), slice_mut(kept.row_mut(r)));
                 }
             }
             if let (Some(w), Some(d)) = (self.projection, &mut d_unprojected) {
@@ -482,15 +522,14 @@ impl<T: Float> StepContext<'_, T> {
                     None => row(dh.view(), r),
                 };
                 // Zoneout of `c`: the cell sees `(1 - m) ⊙ dc`; `m ⊙ dc` reaches `c₋₁` directly.
-                let zone_c = self.zoneout[1].zip(dc.as_mut()).map(|(z, dc)| {
-                    let m = z.slice_move(s![c.first_row + r, step, ..]);
-                    let mut dc = dc.row_mut(r);
-                    dc_row.assign(&dc);
-                    Zip::from(&mut dc)
-                        .and(m)
-                        .for_each(|d, &m| *d = (T::one() - m) * *d);
-                    m
-                });
+                let zoned_c = match (self.zoneout[1], dc.as_mut()) {
+                    (Some(z), Some(dc)) => {
+                        let m = z.row(c.first_row + r, step);
+                        split_zoned(m, slice_mut(dc.row_mut(r)), &mut dc_kept);
+                        true
+                    }
+                    _ => false,
+                };
                 cell.backward_row(BackwardRow {
                     pre: row(pre, r),
                     h_prev: row(h_prev, r),
@@ -511,11 +550,8 @@ impl<T: Float> StepContext<'_, T> {
                     cell_norm: (self.cell_norm().zip(c.norm_grads.as_mut()))
                         .map(|(w, sums)| (w, &mut slice_mut(sums.row_mut(r))[cell_sums..])),
                 });
-                if let (Some(m), Some(dc)) = (zone_c, dc.as_mut()) {
-                    Zip::from(dc.row_mut(r))
-                        .and(&dc_row)
-                        .and(m)
-                        .for_each(|d, &g, &m| *d += m * g);
+                if let (true, Some(dc)) = (zoned_c, dc.as_mut()) {
+                    add_into(slice_mut(dc.row_mut(r)), &dc_kept);
                 }
             }
             let mut products = BackwardProducts {
@@ -530,11 +566,12 @@ impl<T: Float> StepContext<'_, T> {
                 dh_prev: &mut dh_prev,
             };
             match (&raws, &mut c.d_recurrent_raw, &mut c.norm_grads) {
-                (Some((x_raw, h_raw)), Some(d_raw), Some(sums)) => self.normalized_grad(
+                (Some((x_raw, h_raw, moments)), Some(d_raw), Some(sums)) => self.normalized_grad(
                     &mut products,
                     (
                         x_raw.index_axis(Axis(0), step),
                         h_raw.index_axis(Axis(0), step),
+                        moments.index_axis(Axis(0), step),
                     ),
                     d_raw.index_axis_mut(Axis(0), step),
                     sums,
@@ -561,6 +598,17 @@ fn add_into<T: Float>(sum: &mut [T], v: &[T]) {
     let v = &v[..n];
     for j in 0..n {
         sum[j] += v[j];
+    }
+}
+
+/// Zoneout's split of the gradient `d` of a zoned state's row: `m ⊙ d` reaches the previous
+/// state directly (into `kept`), `(1 - m) ⊙ d` stays in `d` for the cell.
+#[inline(always)]
+fn split_zoned<T: Float>(m: &[T], d: &mut [T], kept: &mut [T]) {
+    let n = d.len();
+    let (m, kept) = (&m[..n], &mut kept[..n]);
+    for j in 0..n {
+        (kept[j], d[j]) = (m[j] * d[j], (T::one() - m[j]) * d[j]);
     }
 }
 
