@@ -17,17 +17,9 @@ from rnnkit.layers.layer import Layer
 from rnnkit.layers.recurrent import _cell_property
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.rnn_cells import _builtin_name, _rate, _seed
-from rnnkit.ops.conv import data_format_of, padding_of, per_axis, positive
+from rnnkit.ops.conv import data_format_of, output_length, padding_of, per_axis, positive
 from rnnkit.tape import record
 from rnnkit.tensor import wrap
-
-
-def conv_output_size(size, kernel, stride, dilation, padding):
-    """Positions along one axis after a convolution, as Keras computes them."""
-    extent = (kernel - 1) * dilation + 1
-    if padding == "same":
-        return -(-size // stride)
-    return (size - extent) // stride + 1
 
 
 class ConvLSTMCell(Layer):
@@ -147,7 +139,7 @@ class ConvLSTMCell(Layer):
                 f"Full input shape received: input_shape={tuple(input_shape)}"
             )
         out = tuple(
-            conv_output_size(s, k, st, d, self.padding)
+            output_length(s, k, st, d, self.padding)
             for s, k, st, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate)
         )
         if min(out) <= 0:
