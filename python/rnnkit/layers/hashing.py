@@ -11,10 +11,8 @@ hashes are computed in the Rust core (`rnnkit._core.hash_strings`).
 import numpy as np
 
 from rnnkit import _core
-from rnnkit.layers.layer import Layer
-from rnnkit.layers.lookup import _no_sparse
+from rnnkit.layers.lookup import _ArrayLayer, _no_sparse
 from rnnkit.layers.preprocessing import _check_mode, _encode
-from rnnkit.symbolic import is_symbolic
 from rnnkit.tensor import convert_to_tensor
 
 _MODES = ("int", "one_hot", "multi_hot", "count")
@@ -77,7 +75,7 @@ def _as_bytes(array):
     return values
 
 
-class Hashing(Layer):
+class Hashing(_ArrayLayer):
     """Hashes strings or integers to bins in `[0, num_bins)`, stably across runs and machines,
     with Keras's numbers: FarmHash64 by default, SipHash-2-4 keyed with `salt` when given.
 
@@ -109,11 +107,6 @@ class Hashing(Layer):
         self.sparse = sparse
         self.output_dtype = _dtype_name(dtype, output_mode)
         self.built = True
-
-    def __call__(self, inputs, *args, **kwargs):
-        if is_symbolic(inputs):
-            return super().__call__(inputs, *args, **kwargs)
-        return self.call(inputs)
 
     def call(self, inputs):
         array = np.asarray(inputs)
@@ -213,7 +206,7 @@ def _feature_hashes(array):
     return _fingerprints(values)
 
 
-class HashedCrossing(Layer):
+class HashedCrossing(_ArrayLayer):
     """Crosses two or more categorical features by hashing each combination of their values to a
     bin in `[0, num_bins)`, with Keras's (TensorFlow's `sparse.cross_hashed`) numbers and no
     TensorFlow.
@@ -242,11 +235,6 @@ class HashedCrossing(Layer):
         self.sparse = sparse
         self.output_dtype = _dtype_name(dtype, output_mode)
         self.built = True
-
-    def __call__(self, inputs, *args, **kwargs):
-        if is_symbolic(inputs):
-            return super().__call__(inputs, *args, **kwargs)
-        return self.call(inputs)
 
     def call(self, inputs):
         if not isinstance(inputs, (list, tuple)):

@@ -26,7 +26,17 @@ def _no_sparse(sparse):
         raise ValueError("sparse: expected False (rnnkit has no sparse tensors), received True")
 
 
-class _Lookup(Layer):
+class _ArrayLayer(Layer):
+    """A preprocessing layer computed on numpy arrays, outside the tape: a call on data goes
+    straight to `call`; a call on symbolic tensors builds the graph as any layer's does."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if is_symbolic(inputs):
+            return super().__call__(inputs, *args, **kwargs)
+        return self.call(inputs)
+
+
+class _Lookup(_ArrayLayer):
     """Shared state and arithmetic of `StringLookup` and `IntegerLookup`."""
 
     _is_string = True
@@ -376,11 +386,6 @@ class _Lookup(Layer):
         if self.output_mode == "tf_idf":
             encoded = encoded.astype("float32") * self.idf_weights[:depth]
         return encoded
-
-    def __call__(self, inputs, *args, **kwargs):
-        if is_symbolic(inputs):
-            return super().__call__(inputs, *args, **kwargs)
-        return self.call(inputs)
 
     def call(self, inputs):
         self._check_known_size()
