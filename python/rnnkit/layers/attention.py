@@ -300,7 +300,41 @@ class _HeadsAttention(Layer):
             return attention_mask if auto is None else attention_mask & auto
         return auto
 
-    def _attend(self, q, k, v, mask, scale, training, zero_masked=True):
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
+        value = self._convert_input(value)
+        key = value if key is None else self._convert_input(key)
+        mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
+        gate = self.gate_dense(query) if self.use_gate else None
+        q = self.query_dense(query)
+        k, v = self._key_value_heads(self.key_dense(key), self.value_dense(value))
+        zero_masked = self._zero_masked(return_attention_scores)
+        output, probs = self._attend(q, k, v, mask, self._scale(), training, zero_masked)
+        if gate is not None:
+            output = output * gate
+        output = self.output_dense(output)
+        return (output, probs) if return_attention_scores else output
+
+    def _key_value_heads(self, k, v):
+        """The projected keys and values, one head per query head."""
+        return k, v
+
+    def _zero_masked(self, return_attention_scores):
+        """Whether masked probabilities are zeroed after the softmax (see `_attend`)."""
+        return True
+
+    def _attend(self, q, k, v, mask, scale, training, zero_masked):
         """`(output, probabilities)` of scaled dot-product attention of the projected heads.
 
         Masked scores get -1e9; with `zero_masked` the masked probabilities are then zeroed (so a
@@ -527,29 +561,8 @@ class MultiHeadAttention(_HeadsAttention):
         self._set_attention_axes(rank, axes)
         self.built = True
 
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-    ):
-        value = self._convert_input(value)
-        key = value if key is None else self._convert_input(key)
-        mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
-        gate = self.gate_dense(query) if self.use_gate else None
-        q, k, v = self.query_dense(query), self.key_dense(key), self.value_dense(value)
-        output, probs = self._attend(q, k, v, mask, 1.0 / math.sqrt(float(self.key_dim)), training)
-        if gate is not None:
-            output = output * gate
-        output = self.output_dense(output)
-        return (output, probs) if return_attention_scores else output
+    def _scale(self):
+        return 1.0 / math.sqrt(float(self.key_dim))
 
     def _config_axes(self):
         # Once built, the resolved axes, as Keras writes them.
@@ -698,32 +711,14 @@ class GroupQueryAttention(_HeadsAttention):
         self._set_attention_axes(4, (1,))
         self.built = True
 
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-    ):
-        value = self._convert_input(value)
-        key = value if key is None else self._convert_input(key)
-        mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
-        gate = self.gate_dense(query) if self.use_gate else None
-        q = self.query_dense(query)
-        k = ops.repeat(self.key_dense(key), self.num_repeats, axis=2)
-        v = ops.repeat(self.value_dense(value), self.num_repeats, axis=2)
-        zero_masked = bool(return_attention_scores) or self.dropout > 0
-        output, probs = self._attend(q, k, v, mask, 1.0 / math.sqrt(float(self.head_dim)), training, zero_masked)
-        if gate is not None:
-            output = output * gate
-        output = self.output_dense(output)
-        return (output, probs) if return_attention_scores else output
+    def _scale(self):
+        return 1.0 / math.sqrt(float(self.head_dim))
+
+    def _key_value_heads(self, k, v):
+        return ops.repeat(k, self.num_repeats, axis=2), ops.repeat(v, self.num_repeats, axis=2)
+
+    def _zero_masked(self, return_attention_scores):
+        return bool(return_attention_scores) or self.dropout > 0
 
     def get_config(self):
         return {
