@@ -428,6 +428,19 @@ mod tests {
                 1,
             )
             .unwrap(),
+            // Shifted products of a one-tap kernel (the states unpadded).
+            ConvGeometry::new(
+                2,
+                &[4, 5],
+                16,
+                &[1, 1],
+                16,
+                &[1, 1],
+                &[1, 1],
+                Padding::Same,
+                1,
+            )
+            .unwrap(),
             // Shifted products: stride 1, "same", 16 channels in and out.
             ConvGeometry::new(
                 2,

@@ -20,7 +20,7 @@
 //! kernel gradient); each element is computed by one task in a fixed order, so results do not
 //! depend on the threads.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix2};
 
 use super::alloc;
 use super::gemm::gemm;
@@ -125,8 +125,7 @@ impl ShiftedConv {
     /// # Errors
     /// [`crate::Error::Memory`] when the memory cannot be obtained.
     pub fn forward<T: Float>(&self, x: ArrayView2<T>, kernel: ArrayView2<T>) -> Result<Array2<T>> {
-        let mut padded = self.padded(x.ncols())?;
-        self.pad_states(x, None, &mut padded);
+        let padded = self.padded_copy(x, &self.before)?;
         if kernel.ncols() < FEW_OUTPUTS {
             return self.forward_by_taps(padded.view(), kernel);
         }
@@ -154,8 +153,7 @@ impl ShiftedConv {
         dy: ArrayView2<T>,
         input_gradient: bool,
     ) -> Result<(Option<Array2<T>>, Array2<T>)> {
-        let mut padded = self.padded(x.ncols())?;
-        self.pad_states(x, None, &mut padded);
+        let padded = self.padded_copy(x, &self.before)?;
         if kernel.ncols() < FEW_OUTPUTS {
             return self.backward_by_taps(padded.view(), kernel, dy, input_gradient);
         }
@@ -165,8 +163,7 @@ impl ShiftedConv {
             return Ok((None, dkernel));
         }
         drop(padded);
-        let mut padded = self.padded(dy.ncols())?;
-        self.pad_gradient(dy, &mut padded);
+        let padded = self.padded_copy(dy, &self.mirrored())?;
         let transposed = self.pack_transposed(kernel)?;
         let mut dx = alloc::zeros(x.dim(), "the input gradient")?;
         let lines: Vec<_> = dx
@@ -347,13 +344,34 @@ impl ShiftedConv {
     /// Pads an output gradient for [`Self::input_gradient_line`]: the windows of the
     /// transposed convolution need the padding mirrored.
     pub fn pad_gradient<T: Float>(&self, dy: ArrayView2<T>, padded: &mut Array2<T>) {
-        let mirrored: Vec<usize> = self
-            .kernel
+        self.pad(dy, None, &self.mirrored(), padded);
+    }
+
+    /// The padding before each axis of the transposed convolution's windows.
+    fn mirrored(&self) -> Vec<usize> {
+        self.kernel
             .iter()
             .zip(&self.before)
             .map(|(k, b)| k - 1 - b)
-            .collect();
-        self.pad(dy, None, &mirrored, padded);
+            .collect()
+    }
+
+    /// `x` padded with `before` positions along each axis: `x` itself when the kernel has one
+    /// tap (no padding; the padded layout is then `x`'s), else a padded copy.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    fn padded_copy<'a, T: Float>(
+        &self,
+        x: ArrayView2<'a, T>,
+        before: &[usize],
+    ) -> Result<CowArray<'a, T, Ix2>> {
+        if self.taps() == 1 {
+            return Ok(x.into());
+        }
+        let mut padded = self.padded(x.ncols())?;
+        self.pad(x, None, before, &mut padded);
+        Ok(padded.into())
     }
 
     /// The per-tap blocks of `kernel` (`(taps · channels, outputs)`), packed for the forward
@@ -564,13 +582,14 @@ mod tests {
 
     #[test]
     fn few_outputs_match_the_im2col_convolution_and_its_gradients() {
-        // Odd and even kernels, 1 to 3 axes, one output and a few; the channels stay under the
+        // Odd, even and one-tap kernels, 1 to 3 axes, one output and a few; the channels stay under the
         // reference's own threshold for shifted products, so it uses the window matrix.
         let cases: Vec<Case> = vec![
             (2, vec![7], vec![3], 5, 1),
             (2, vec![4, 5], vec![2, 3], 3, 3),
             (2, vec![3, 4, 5], vec![3, 3, 3], 4, 1),
             (1, vec![3, 2, 4], vec![2, 2, 3], 6, 15),
+            (2, vec![4, 5], vec![1, 1], 3, 2),
         ];
         for (batch, spatial, kernel, channels, outputs) in cases {
             let ones = vec![1; spatial.len()];
