@@ -308,7 +308,8 @@ impl ShiftedConv {
     }
 
     /// Copies `x` (`(batch · positions, channels)`), times `scale` where given, into the inside
-    /// of `padded` that starts `before` positions in along each axis (the rest stays zero).
+    /// of `padded` that starts `before` positions in along each axis (the rest stays zero), in
+    /// parallel over samples.
     fn pad<T: Float>(
         &self,
         x: ArrayView2<T>,
@@ -318,17 +319,26 @@ impl ShiftedConv {
     ) {
         let width = self.width();
         let inside = self.inside(before);
-        for (i, &base) in self.line_bases.iter().enumerate() {
-            let rows = s![i * width..(i + 1) * width, ..];
-            let mut dst = padded.slice_mut(s![base + inside..base + inside + width, ..]);
-            match scale {
-                None => dst.assign(&x.slice(rows)),
-                Some(m) => ndarray::Zip::from(&mut dst)
-                    .and(&x.slice(rows))
-                    .and(&m.slice(rows))
-                    .for_each(|d, &v, &m| *d = v * m),
+        // Sample 0's line bases are every sample's, from its first padded row.
+        let per_sample = self.lines() / self.batch.max(1);
+        let samples: Vec<_> = padded
+            .axis_chunks_iter_mut(Axis(0), self.padded_positions)
+            .enumerate()
+            .collect();
+        team::each(samples, |(n, mut padded)| {
+            for (i, &base) in self.line_bases[..per_sample].iter().enumerate() {
+                let first = (n * per_sample + i) * width;
+                let rows = s![first..first + width, ..];
+                let mut dst = padded.slice_mut(s![base + inside..base + inside + width, ..]);
+                match scale {
+                    None => dst.assign(&x.slice(rows)),
+                    Some(m) => ndarray::Zip::from(&mut dst)
+                        .and(&x.slice(rows))
+                        .and(&m.slice(rows))
+                        .for_each(|d, &v, &m| *d = v * m),
+                }
             }
-        }
+        });
     }
 
     /// Pads the states for [`Self::forward_line`].
