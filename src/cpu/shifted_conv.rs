@@ -220,10 +220,10 @@ impl ShiftedConv {
         Ok(y)
     }
 
-    /// [`Self::backward`] for few outputs, from the padded states. Row `q`, column `t · outputs
-    /// + j` of `w` is the gradient of output `j` of the window whose tap `t` reads padded row `q`
-    /// (zero where none does): the kernel gradient is `wᵀ` times the padded states, the padded
-    /// input gradient `w` times the taps' kernels transposed.
+    /// [`Self::backward`] for few outputs, from the padded states. Row `q` of `w` holds, at
+    /// column `t · outputs + j`, the gradient of output `j` of the window whose tap `t` reads
+    /// padded row `q` (zero where none does): the kernel gradient is `wᵀ` times the padded
+    /// states, the padded input gradient `w` times the taps' kernels transposed.
     fn backward_by_taps<T: Float>(
         &self,
         padded: ArrayView2<T>,
