@@ -73,7 +73,7 @@ pub fn for_each<I: Send, E: Send>(
         // One item, or a one-thread pool: handing the items to rayon would only wake its
         // sleeping worker while the caller waits.
         None if items.len() <= 1 || rayon::current_num_threads() == 1 => {
-            items.into_iter().for_each(run)
+            items.into_iter().for_each(run);
         }
         None => items.into_par_iter().for_each(run),
     }
