@@ -29,7 +29,7 @@ def keras_outputs_and_grads(layer, args, kwargs, cotangents):
 
     trainable = [v.value for v in layer.trainable_variables]
     jargs = jax.tree_util.tree_map(jnp.asarray, args)
-    (d_weights, d_args), out = jax.grad(loss, argnums=(0, 1), has_aux=True)(trainable, jargs)
+    (d_weights, d_args), out = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))(trainable, jargs)
     return (
         [np.asarray(o) for o in as_list(out)],
         [np.asarray(g) for g in d_weights],

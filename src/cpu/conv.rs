@@ -19,8 +19,8 @@ use crate::core::conv::ConvGeometry;
 use crate::core::Float;
 use crate::error::Result;
 
-/// Convolutions with fewer input or output channels than this use the window matrix even where
-/// shifted products apply: their products would be too thin for the register tiles.
+/// Convolutions with fewer input channels than this use the window matrix even where shifted
+/// products apply: their products would be too thin for the register tiles.
 const MIN_SHIFTED_CHANNELS: usize = 16;
 
 /// The im2col matrix of one chunk of samples holds at most about this many elements (the chunk
@@ -189,10 +189,10 @@ impl Conv {
     }
 
     /// The same convolution as shifted products, where it is one ([`ShiftedConv::of`]) with
-    /// channels enough in and out to fill the register tiles: no window matrix to write and read.
+    /// input channels enough to fill the register tiles: no window matrix to write and read.
     fn shifted(&self) -> Option<ShiftedConv> {
         let g = &self.geometry;
-        if g.in_channels < MIN_SHIFTED_CHANNELS || g.out_channels < MIN_SHIFTED_CHANNELS {
+        if g.in_channels < MIN_SHIFTED_CHANNELS {
             return None;
         }
         ShiftedConv::of(g)
@@ -411,6 +411,33 @@ mod tests {
                 &[1, 2],
                 &[1, 1],
                 Padding::Valid,
+                1,
+            )
+            .unwrap(),
+            // Shifted products of one output (all taps at once): stride 1, "same", 16
+            // channels in.
+            ConvGeometry::new(
+                2,
+                &[3, 2, 4],
+                16,
+                &[3, 2, 3],
+                1,
+                &[1, 1, 1],
+                &[1, 1, 1],
+                Padding::Same,
+                1,
+            )
+            .unwrap(),
+            // Shifted products of a one-tap kernel (the states unpadded).
+            ConvGeometry::new(
+                2,
+                &[4, 5],
+                16,
+                &[1, 1],
+                16,
+                &[1, 1],
+                &[1, 1],
+                Padding::Same,
                 1,
             )
             .unwrap(),

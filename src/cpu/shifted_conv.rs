@@ -10,11 +10,17 @@
 //! blocks transposed, and the kernel gradient of a tap the sum over lines of its shifted rows
 //! transposed times the output gradient's rows.
 //!
+//! A convolution with fewer outputs than a panel of the tiles (a `Conv3D` of one filter) would
+//! waste most of each product on padding columns; it multiplies the padded rows by all taps at
+//! once instead (one product with a column per tap and output), then sums each output's taps
+//! from their shifted rows; its gradients are the same products over the output gradient
+//! scattered to the rows each tap reads.
+//!
 //! Work is split into lines (the outputs and input gradient) and into taps × column blocks (the
 //! kernel gradient); each element is computed by one task in a fixed order, so results do not
 //! depend on the threads.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix2};
 
 use super::alloc;
 use super::gemm::gemm;
@@ -30,6 +36,10 @@ const GRADIENT_COLUMNS: usize = 64;
 /// Kernel-gradient taps per task: a line's rows, read once, serve that many taps from cache
 /// (one tap per task read every line again for each tap).
 const GRADIENT_TAPS: usize = 5;
+/// Convolutions with fewer outputs than this (a panel's columns) multiply by all taps at once.
+const FEW_OUTPUTS: usize = super::packed::NR;
+/// Rows per task of the all-taps product.
+const TAP_PRODUCT_ROWS: usize = 240;
 
 /// The stride-1 "same" convolution of `(batch · positions, channels)` states with a `(taps ·
 /// channels, outputs)` kernel matrix, as shifted products over a padded copy of the states.
@@ -115,8 +125,10 @@ impl ShiftedConv {
     /// # Errors
     /// [`crate::Error::Memory`] when the memory cannot be obtained.
     pub fn forward<T: Float>(&self, x: ArrayView2<T>, kernel: ArrayView2<T>) -> Result<Array2<T>> {
-        let mut padded = self.padded(x.ncols())?;
-        self.pad_states(x, None, &mut padded);
+        let padded = self.padded_copy(x, &self.before)?;
+        if kernel.ncols() < FEW_OUTPUTS {
+            return self.forward_by_taps(padded.view(), kernel);
+        }
         let packed = self.pack_kernel(kernel)?;
         let mut y = alloc::zeros((x.nrows(), kernel.ncols()), "the convolution's output")?;
         let lines: Vec<_> = y
@@ -141,16 +153,17 @@ impl ShiftedConv {
         dy: ArrayView2<T>,
         input_gradient: bool,
     ) -> Result<(Option<Array2<T>>, Array2<T>)> {
-        let mut padded = self.padded(x.ncols())?;
-        self.pad_states(x, None, &mut padded);
+        let padded = self.padded_copy(x, &self.before)?;
+        if kernel.ncols() < FEW_OUTPUTS {
+            return self.backward_by_taps(padded.view(), kernel, dy, input_gradient);
+        }
         let mut dkernel = alloc::zeros(kernel.dim(), "the kernel gradient")?;
         self.add_kernel_gradient(padded.view(), dy, dkernel.view_mut());
         if !input_gradient {
             return Ok((None, dkernel));
         }
         drop(padded);
-        let mut padded = self.padded(dy.ncols())?;
-        self.pad_gradient(dy, &mut padded);
+        let padded = self.padded_copy(dy, &self.mirrored())?;
         let transposed = self.pack_transposed(kernel)?;
         let mut dx = alloc::zeros(x.dim(), "the input gradient")?;
         let lines: Vec<_> = dx
@@ -159,6 +172,111 @@ impl ShiftedConv {
             .collect();
         team::each(lines, |(line, mut dx)| {
             self.input_gradient_line(line, padded.view(), &transposed, &mut dx);
+        });
+        Ok((Some(dx), dkernel))
+    }
+
+    /// `kernel` (`(taps · channels, outputs)`) with its taps side by side: `(channels, taps ·
+    /// outputs)`, column `t · outputs + j` tap `t`'s column `j`.
+    fn taps_side_by_side<T: Float>(&self, kernel: ArrayView2<T>) -> Array2<T> {
+        let (taps, outputs) = (self.taps(), kernel.ncols());
+        let channels = kernel.nrows() / taps;
+        Array2::from_shape_fn((channels, taps * outputs), |(c, col)| {
+            kernel[[col / outputs * channels + c, col % outputs]]
+        })
+    }
+
+    /// [`Self::forward`] for few outputs, from the padded states: every padded row times every
+    /// tap's columns (one product), then each output the sum of its taps' shifted rows.
+    fn forward_by_taps<T: Float>(
+        &self,
+        padded: ArrayView2<T>,
+        kernel: ArrayView2<T>,
+    ) -> Result<Array2<T>> {
+        let outputs = kernel.ncols();
+        let by_taps = PackedMatrix::new(
+            self.taps_side_by_side(kernel).view(),
+            Precision::Full,
+            TAP_PRODUCT_ROWS,
+        )?;
+        let mut z = alloc::zeros((padded.nrows(), by_taps.dim().1), "the per-tap outputs")?;
+        let blocks: Vec<_> = z
+            .axis_chunks_iter_mut(Axis(0), TAP_PRODUCT_ROWS)
+            .zip(padded.axis_chunks_iter(Axis(0), TAP_PRODUCT_ROWS))
+            .collect();
+        team::each(blocks, |(mut z, rows)| {
+            packed_product(rows, &by_taps, false, &mut z);
+        });
+        let width = self.width();
+        let mut y = alloc::zeros((self.lines() * width, outputs), "the convolution's output")?;
+        let lines: Vec<_> = y.axis_chunks_iter_mut(Axis(0), width).enumerate().collect();
+        team::each(lines, |(line, mut y)| {
+            for (t, offset) in self.tap_offsets.iter().enumerate() {
+                let first = self.line_bases[line] + offset;
+                let z = z.slice(s![first..first + width, t * outputs..(t + 1) * outputs]);
+                y.zip_mut_with(&z, |y, &z| *y += z);
+            }
+        });
+        Ok(y)
+    }
+
+    /// [`Self::backward`] for few outputs, from the padded states. Row `q` of `w` holds, at
+    /// column `t · outputs + j`, the gradient of output `j` of the window whose tap `t` reads
+    /// padded row `q` (zero where none does): the kernel gradient is `wᵀ` times the padded
+    /// states, the padded input gradient `w` times the taps' kernels transposed.
+    fn backward_by_taps<T: Float>(
+        &self,
+        padded: ArrayView2<T>,
+        kernel: ArrayView2<T>,
+        dy: ArrayView2<T>,
+        input_gradient: bool,
+    ) -> Result<(Option<Array2<T>>, Array2<T>)> {
+        let (taps, channels, outputs, width) =
+            (self.taps(), padded.ncols(), dy.ncols(), self.width());
+        let mut w = alloc::zeros((padded.nrows(), taps * outputs), "the per-tap gradients")?;
+        // Each sample's windows read only its own padded rows.
+        let per_sample = self.lines() / self.batch;
+        let samples: Vec<_> = w
+            .axis_chunks_iter_mut(Axis(0), self.padded_positions)
+            .enumerate()
+            .collect();
+        team::each(samples, |(n, mut w)| {
+            for line in n * per_sample..(n + 1) * per_sample {
+                let base = self.line_bases[line] - n * self.padded_positions;
+                let dy = dy.slice(s![line * width..(line + 1) * width, ..]);
+                for (t, offset) in self.tap_offsets.iter().enumerate() {
+                    let first = base + offset;
+                    w.slice_mut(s![first..first + width, t * outputs..(t + 1) * outputs])
+                        .assign(&dy);
+                }
+            }
+        });
+        let mut by_taps = alloc::zeros((taps * outputs, channels), "the kernel gradient")?;
+        if !product_tn(w.view(), padded, &mut by_taps.view_mut(), false) {
+            gemm(w.t(), padded, T::zero(), &mut by_taps.view_mut());
+        }
+        let dkernel = Array2::from_shape_fn((taps * channels, outputs), |(row, j)| {
+            by_taps[[row / channels * outputs + j, row % channels]]
+        });
+        if !input_gradient {
+            return Ok((None, dkernel));
+        }
+        let transposed =
+            PackedMatrix::new(self.taps_side_by_side(kernel).t(), Precision::Full, width)?;
+        let inside = self.inside(&self.before);
+        let mut dx = alloc::zeros((self.lines() * width, channels), "the input gradient")?;
+        let lines: Vec<_> = dx
+            .axis_chunks_iter_mut(Axis(0), width)
+            .enumerate()
+            .collect();
+        team::each(lines, |(line, mut dx)| {
+            let first = self.line_bases[line] + inside;
+            packed_product(
+                w.slice(s![first..first + width, ..]),
+                &transposed,
+                false,
+                &mut dx,
+            );
         });
         Ok((Some(dx), dkernel))
     }
@@ -183,8 +301,15 @@ impl ShiftedConv {
         )
     }
 
+    /// Rows from a sample's first padded row to its first state row, with `before` padding
+    /// positions along each axis.
+    fn inside(&self, before: &[usize]) -> usize {
+        before.iter().zip(&self.strides).map(|(b, s)| b * s).sum()
+    }
+
     /// Copies `x` (`(batch · positions, channels)`), times `scale` where given, into the inside
-    /// of `padded` that starts `before` positions in along each axis (the rest stays zero).
+    /// of `padded` that starts `before` positions in along each axis (the rest stays zero), in
+    /// parallel over samples.
     fn pad<T: Float>(
         &self,
         x: ArrayView2<T>,
@@ -193,18 +318,27 @@ impl ShiftedConv {
         padded: &mut Array2<T>,
     ) {
         let width = self.width();
-        let inside: usize = before.iter().zip(&self.strides).map(|(b, s)| b * s).sum();
-        for (i, &base) in self.line_bases.iter().enumerate() {
-            let rows = s![i * width..(i + 1) * width, ..];
-            let mut dst = padded.slice_mut(s![base + inside..base + inside + width, ..]);
-            match scale {
-                None => dst.assign(&x.slice(rows)),
-                Some(m) => ndarray::Zip::from(&mut dst)
-                    .and(&x.slice(rows))
-                    .and(&m.slice(rows))
-                    .for_each(|d, &v, &m| *d = v * m),
+        let inside = self.inside(before);
+        // Sample 0's line bases are every sample's, from its first padded row.
+        let per_sample = self.lines() / self.batch.max(1);
+        let samples: Vec<_> = padded
+            .axis_chunks_iter_mut(Axis(0), self.padded_positions)
+            .enumerate()
+            .collect();
+        team::each(samples, |(n, mut padded)| {
+            for (i, &base) in self.line_bases[..per_sample].iter().enumerate() {
+                let first = (n * per_sample + i) * width;
+                let rows = s![first..first + width, ..];
+                let mut dst = padded.slice_mut(s![base + inside..base + inside + width, ..]);
+                match scale {
+                    None => dst.assign(&x.slice(rows)),
+                    Some(m) => ndarray::Zip::from(&mut dst)
+                        .and(&x.slice(rows))
+                        .and(&m.slice(rows))
+                        .for_each(|d, &v, &m| *d = v * m),
+                }
             }
-        }
+        });
     }
 
     /// Pads the states for [`Self::forward_line`].
@@ -220,13 +354,34 @@ impl ShiftedConv {
     /// Pads an output gradient for [`Self::input_gradient_line`]: the windows of the
     /// transposed convolution need the padding mirrored.
     pub fn pad_gradient<T: Float>(&self, dy: ArrayView2<T>, padded: &mut Array2<T>) {
-        let mirrored: Vec<usize> = self
-            .kernel
+        self.pad(dy, None, &self.mirrored(), padded);
+    }
+
+    /// The padding before each axis of the transposed convolution's windows.
+    fn mirrored(&self) -> Vec<usize> {
+        self.kernel
             .iter()
             .zip(&self.before)
             .map(|(k, b)| k - 1 - b)
-            .collect();
-        self.pad(dy, None, &mirrored, padded);
+            .collect()
+    }
+
+    /// `x` padded with `before` positions along each axis: `x` itself when the kernel has one
+    /// tap (no padding; the padded layout is then `x`'s), else a padded copy.
+    ///
+    /// # Errors
+    /// [`crate::Error::Memory`] when the memory cannot be obtained.
+    fn padded_copy<'a, T: Float>(
+        &self,
+        x: ArrayView2<'a, T>,
+        before: &[usize],
+    ) -> Result<CowArray<'a, T, Ix2>> {
+        if self.taps() == 1 {
+            return Ok(x.into());
+        }
+        let mut padded = self.padded(x.ncols())?;
+        self.pad(x, None, before, &mut padded);
+        Ok(padded.into())
     }
 
     /// The per-tap blocks of `kernel` (`(taps · channels, outputs)`), packed for the forward
@@ -433,6 +588,98 @@ mod tests {
             shifted.add_kernel_gradient(padded.view(), dym, dk.view_mut());
             close(dk.as_slice().unwrap(), &dk_want, "kernel gradient");
         }
+    }
+
+    #[test]
+    fn few_outputs_match_the_im2col_convolution_and_its_gradients() {
+        // Odd, even and one-tap kernels, 1 to 3 axes, one output and a few; the channels stay under the
+        // reference's own threshold for shifted products, so it uses the window matrix.
+        let cases: Vec<Case> = vec![
+            (2, vec![7], vec![3], 5, 1),
+            (2, vec![4, 5], vec![2, 3], 3, 3),
+            (2, vec![3, 4, 5], vec![3, 3, 3], 4, 1),
+            (1, vec![3, 2, 4], vec![2, 2, 3], 6, 15),
+            (2, vec![4, 5], vec![1, 1], 3, 2),
+        ];
+        for (batch, spatial, kernel, channels, outputs) in cases {
+            let ones = vec![1; spatial.len()];
+            let g = ConvGeometry::new(
+                batch,
+                &spatial,
+                channels,
+                &kernel,
+                outputs,
+                &ones,
+                &ones,
+                Padding::Same,
+                1,
+            )
+            .unwrap();
+            let reference = Conv::new(g.clone());
+            let shifted = ShiftedConv::new(batch, &spatial, &kernel).unwrap();
+            let rows = batch * spatial.iter().product::<usize>();
+            let (x, k) = (
+                values(rows * channels, 0.37),
+                values(g.kernel_shape().iter().product(), 0.11),
+            );
+            let dy = values(rows * outputs, 0.23);
+            let (xm, km) = (
+                ArrayView2::from_shape((rows, channels), &x).unwrap(),
+                reference.kernel_matrix(&k),
+            );
+            let dym = ArrayView2::from_shape((rows, outputs), &dy).unwrap();
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                let err = a
+                    .iter()
+                    .zip(b)
+                    .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+                assert!(err < 1e-12, "{what} {spatial:?} {kernel:?}: error {err}");
+            };
+            let y = shifted.forward(xm, km).unwrap();
+            let want = reference.forward(&x, &k, 1).unwrap();
+            close(y.as_slice().unwrap(), want.as_slice().unwrap(), "forward");
+            let (dx, dk) = shifted.backward(xm, km, dym, true).unwrap();
+            let (dx_want, dk_want) = reference.backward(&x, &k, &dy, true, 1).unwrap();
+            close(
+                dx.unwrap().as_slice().unwrap(),
+                &dx_want.unwrap(),
+                "input gradient",
+            );
+            close(dk.as_slice().unwrap(), &dk_want, "kernel gradient");
+            let (none, dk_alone) = shifted.backward(xm, km, dym, false).unwrap();
+            assert!(none.is_none());
+            assert_eq!(dk_alone, dk);
+        }
+    }
+
+    #[test]
+    fn few_outputs_in_f32_on_the_fast_tiles_match_f64() {
+        // 16 channels: the kernel gradient's product reads its operands in place.
+        let (batch, spatial, kernel, channels) = (2, [3, 4, 5], [3, 3, 3], 16);
+        let shifted = ShiftedConv::new(batch, &spatial, &kernel).unwrap();
+        let rows = batch * 60;
+        let x = Array2::from_shape_vec((rows, channels), values(rows * channels, 0.37)).unwrap();
+        let k = Array2::from_shape_vec((27 * channels, 1), values(27 * channels, 0.11)).unwrap();
+        let dy = Array2::from_shape_vec((rows, 1), values(rows, 0.23)).unwrap();
+        let want = shifted
+            .backward(x.view(), k.view(), dy.view(), true)
+            .unwrap();
+        let f32s = |a: &Array2<f64>| a.mapv(|v| v as f32);
+        let got = shifted
+            .backward(f32s(&x).view(), f32s(&k).view(), f32s(&dy).view(), true)
+            .unwrap();
+        let err = |a: &Array2<f64>, b: &Array2<f32>| {
+            (a - &b.mapv(f64::from))
+                .iter()
+                .fold(0.0f64, |e, v| e.max(v.abs()))
+        };
+        let (dx, dx32) = (want.0.unwrap(), got.0.unwrap());
+        assert!(err(&dx, &dx32) < 1e-4, "input gradient {}", err(&dx, &dx32));
+        assert!(
+            err(&want.1, &got.1) < 1e-4,
+            "kernel gradient {}",
+            err(&want.1, &got.1)
+        );
     }
 
     #[test]

@@ -70,7 +70,11 @@ pub fn for_each<I: Send, E: Send>(
                 run(unsafe { (*slots[i].0.get()).take() }.expect("each task runs once"));
             });
         }
-        None if items.len() <= 1 => items.into_iter().for_each(run),
+        // One item, or a one-thread pool: handing the items to rayon would only wake its
+        // sleeping worker while the caller waits.
+        None if items.len() <= 1 || rayon::current_num_threads() == 1 => {
+            items.into_iter().for_each(run)
+        }
         None => items.into_par_iter().for_each(run),
     }
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {

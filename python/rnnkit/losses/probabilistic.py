@@ -169,7 +169,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     valid = None if ignore_class is None else labels != ignore_class
     if valid is not None:
         one_hot &= valid[..., None]
-    result = _crossentropy(np.moveaxis(one_hot, -1, axis).astype(y_pred.dtype), y_pred, from_logits, axis)
+    if axis % y_pred.ndim != y_pred.ndim - 1:  # np.moveaxis costs microseconds even as a no-op
+        one_hot = np.moveaxis(one_hot, -1, axis)
+    result = _crossentropy(one_hot.astype(y_pred.dtype), y_pred, from_logits, axis)
     if valid is not None:
         result._keras_mask = wrap(valid)
     return result

@@ -2,7 +2,7 @@
 //! input and weight gradients as single products over all steps.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, ROWS_PER_JOB};
@@ -79,7 +79,13 @@ pub(crate) fn backward_sharing<T: Float>(
         "the backward pass",
     )?;
 
-    let mut dpre = zeros((t, b, width), "pre-activation gradients")?;
+    let mut dpre = match saved.mask {
+        // SAFETY: without a mask every step of every row runs its cell's backward row, which
+        // writes the row's whole `dpre` (the products and layer normalisation then read and
+        // rewrite it); a mask's skipped rows stay zero.
+        None => unsafe { overwritten((t, b, width), "pre-activation gradients")? },
+        Some(_) => zeros((t, b, width), "pre-activation gradients")?,
+    };
     let mut gru = if is_gru {
         Some(zeros((t, b, u), "GRU gradients")?)
     } else {
@@ -142,11 +148,11 @@ pub(crate) fn backward_sharing<T: Float>(
             }
             return db;
         }
-        db.row_mut(0).assign(&dpre2.sum_axis(Axis(0)));
+        db.row_mut(0).assign(&row_sums(dpre2));
         if let (2, Some(g)) = (bias.nrows(), &gru2) {
             db.slice_mut(s![1, ..2 * u])
-                .assign(&dpre2.slice(s![.., ..2 * u]).sum_axis(Axis(0)));
-            db.slice_mut(s![1, 2 * u..]).assign(&g.sum_axis(Axis(0)));
+                .assign(&row_sums(dpre2.slice(s![.., ..2 * u])));
+            db.slice_mut(s![1, 2 * u..]).assign(&row_sums(g.view()));
         }
         db
     });
@@ -193,6 +199,24 @@ struct NormBuffers<T> {
     /// from column `2·gates·units` on), see
     /// [`BackwardChunk::norm_grads`].
     sums: Array2<T>,
+}
+
+/// The sum of `a`'s rows, added in row order as `sum_axis(Axis(0))` adds those of a matrix of
+/// two or more columns (the same bits), with one plain loop per row: an array operation per row
+/// cost as much as the additions for the thousands of short rows of a small model's
+/// `(time · batch, width)` gradients.
+fn row_sums<T: Float>(a: ArrayView2<T>) -> Array1<T> {
+    let mut sums = Array1::zeros(a.ncols());
+    let out = sums.as_slice_mut().expect("a new array is contiguous");
+    for row in a.outer_iter() {
+        let row = row
+            .to_slice()
+            .expect("rows of standard-layout matrices are contiguous");
+        for (sum, &v) in out.iter_mut().zip(row) {
+            *sum += v;
+        }
+    }
+    sums
 }
 
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
@@ -552,4 +576,27 @@ fn weight_grad<T: Float>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, Axis};
+
+    use super::row_sums;
+
+    #[test]
+    fn row_sums_are_sum_axis_bit_for_bit() {
+        // Values of many magnitudes, so that a different order of additions would round
+        // differently.
+        let a = Array2::from_shape_fn((1_791, 37), |(r, c)| {
+            let x = ((r * 37 + c) as f32 * 0.618_034).sin();
+            x * 10f32.powi(((r + c) % 7) as i32 - 3)
+        });
+        let expected = a.sum_axis(Axis(0));
+        assert_eq!(row_sums(a.view()), expected);
+        assert_eq!(
+            row_sums(a.slice(ndarray::s![.., ..20])),
+            a.slice(ndarray::s![.., ..20]).sum_axis(Axis(0))
+        );
+    }
 }
