@@ -101,6 +101,19 @@ def test_variable():
     assert {v: 1}[v] == 1  # hashable by identity, as Keras variables
 
 
+def test_arrays_from_numpy_are_stored_row_major():
+    # The core reads weights as rows; a column-major one (an orthogonal initializer's QR factor,
+    # a transposed assignment) would otherwise be copied again on every call.
+    column_major = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    v = rk.Variable(column_major)
+    assert np.asarray(v).flags.c_contiguous and np.array_equal(v.numpy(), column_major)
+    v.assign(column_major.T.copy().T)
+    assert np.asarray(v).flags.c_contiguous and np.array_equal(v.numpy(), column_major)
+    layer = rk.layers.LSTM(6)
+    layer.build((None, 3, 2))
+    assert all(np.asarray(w).flags.c_contiguous for w in layer.weights)
+
+
 def test_variable_assign_checks_shape():
     v = rk.Variable(np.zeros((2, 3)), name="w")
     with pytest.raises(ValueError, match=r"'w'.*expected shape \(2, 3\), received shape \(3,\)"):

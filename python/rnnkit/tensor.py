@@ -37,7 +37,10 @@ def _to_array(value, dtype=None):
         from_python = not isinstance(value, (np.ndarray, np.generic))
         if dtype is None and from_python and array.dtype == np.float64:
             dtype = np.float32  # Python floats follow Keras's floatx.
-        array = np.array(array, dtype=dtype)
+        # Row-major whatever the source's order (the copy costs the same): the core reads weights
+        # and inputs as rows, and would copy a column-major one (an orthogonal initializer's QR
+        # factor) again on every call.
+        array = np.array(array, dtype=dtype, order="C")
     array.flags.writeable = False
     return array
 

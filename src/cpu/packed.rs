@@ -6,7 +6,7 @@
 //! panels of [`NR`] values laid out row after row, and each step streams the panels through a
 //! register tile of up to [`MR`] rows by one or more panels: one panel (two 8-wide registers a
 //! row) with AVX2, four panels (four 16-wide registers a row, 24 accumulators of the 32) with
-//! AVX-512 (a single row keeps the AVX2 tile), picked once per process from the CPU.
+//! AVX-512, picked once per process from the CPU.
 //!
 //! The same tiles compute the weight gradients' `aᵀ · b` over all steps ([`product_tn`]),
 //! reading `b` in place as its own panels: a general GEMM would pack it, a pass over memory as
@@ -282,14 +282,10 @@ impl<T: Float> Operands<T> {
     unsafe fn run(&self, accumulate: bool, isa: Isa) {
         let (m, k, n) = (self.m, self.k, self.n);
         let panels = n.div_ceil(NR);
-        // A single row (a batch of one) streams the panels from L2 with one multiply-add per
-        // value loaded: there the AVX2 tile measured 3-10% faster than 16-wide ones (AVX-512
-        // CPUs have AVX2 and FMA). Same bits either way.
-        let isa = if m == 1 && isa == Isa::Avx512 {
-            Isa::Avx2
-        } else {
-            isa
-        };
+        // A single row (a batch of one) runs the 16-wide tile too: W5's core call (LSTM 128,
+        // T 100) measured 13% faster with it than with the AVX2 tile (alternated in one
+        // process; an earlier measurement, with a per-call copy of the kernel, had the AVX2
+        // tile 3% ahead). Same bits either way.
         // The inner dimension goes in chunks of KC, so that a chunk of the panel and of the
         // rows stay in cache while every row block passes; each chunk continues the elements'
         // multiply-add chains where the previous one stored them, so the rounding is that of
