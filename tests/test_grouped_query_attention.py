@@ -167,3 +167,28 @@ def test_bad_inputs_raise():
         gqa(np.ones((2, 3, 4), "float32"), np.ones((2, 3, 4), "float32"), np.ones((2, 5, 4), "float32"))
     with pytest.raises(TypeError, match="missing the `value` argument"):
         gqa(np.ones((2, 3, 4), "float32"))
+
+
+@pytest.mark.parametrize("name", ["MultiHeadAttention", "GroupQueryAttention"])
+def test_activity_regularizer_losses_match_keras(keras, name):
+    """Keras regularizes each projection's output (MultiHeadAttention: four losses) and
+    GroupQueryAttention its own output once more (five)."""
+    rng = np.random.default_rng(7)
+    if name == "MultiHeadAttention":
+        kwargs = {"num_heads": 2, "key_dim": 3}
+    else:
+        kwargs = {"head_dim": 3, "num_query_heads": 2, "num_key_value_heads": 1}
+    args = [rng.normal(size=(2, 4, 5)).astype("float32"), rng.normal(size=(2, 3, 5)).astype("float32")]
+    theirs = getattr(keras.layers, name)(activity_regularizer=keras.regularizers.L2(0.5), **kwargs)
+    ours = getattr(layers, name)(activity_regularizer=rk.regularizers.L2(0.5), **kwargs)
+    theirs(*args)
+    ours(*args)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    theirs(*args)
+    ours(*args)
+    expected = sorted(float(loss) for loss in theirs.losses)
+    assert len(expected) == (4 if name == "MultiHeadAttention" else 5)
+    np.testing.assert_allclose(sorted(float(loss) for loss in ours.losses), expected, rtol=1e-5)
+    assert ours.get_config()["activity_regularizer"] == rk.regularizers.serialize(rk.regularizers.L2(0.5))

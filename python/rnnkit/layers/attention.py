@@ -200,6 +200,8 @@ class _HeadsAttention(Layer):
     over the projected heads. Subclasses build the projections and the equations.
     """
 
+    _regularize_own_output = False
+
     def __init__(
         self,
         dropout,
@@ -222,7 +224,13 @@ class _HeadsAttention(Layer):
             raise ValueError("flash_attention: only False or None is supported (rnnkit computes exact attention).")
         if not 0 <= dropout <= 1:
             raise ValueError(f"dropout: expected a float in [0, 1], received {dropout!r}")
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        # As in Keras, the activity regularizer applies to each projection's output (the output
+        # projection's is the layer's output); GroupQueryAttention also applies it to its own
+        # output, so Keras counts that output twice.
+        projection_activity = regularizers.get(activity_regularizer)
+        own_activity = projection_activity if self._regularize_own_output else None
+        super().__init__(activity_regularizer=own_activity, **kwargs)
+        self.projection_activity_regularizer = projection_activity
         self.supports_masking = True
         self.dropout = dropout
         self.use_bias = use_bias
@@ -249,6 +257,7 @@ class _HeadsAttention(Layer):
             bias_initializer=initializers.get(initializers.serialize(self.bias_initializer)),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
+            activity_regularizer=self.projection_activity_regularizer,
             kernel_constraint=self.kernel_constraint,
             bias_constraint=self.bias_constraint,
             name=name,
@@ -393,7 +402,7 @@ class _HeadsAttention(Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "activity_regularizer": regularizers.serialize(self.projection_activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "seed": self.seed,
@@ -430,7 +439,7 @@ class MultiHeadAttention(_HeadsAttention):
         bias_initializer: Initializer of the projection biases.
         kernel_regularizer: Optional regularizer of the kernels.
         bias_regularizer: Optional regularizer of the biases.
-        activity_regularizer: Optional regularizer of the output.
+        activity_regularizer: Optional regularizer of each projection's output.
         kernel_constraint: Optional constraint of the kernels.
         bias_constraint: Optional constraint of the biases.
         use_gate: Whether to multiply the attention output by a sigmoid gate projected from the query.
@@ -611,7 +620,8 @@ class GroupQueryAttention(_HeadsAttention):
         bias_initializer: Initializer of the projection biases.
         kernel_regularizer: Optional regularizer of the kernels.
         bias_regularizer: Optional regularizer of the biases.
-        activity_regularizer: Optional regularizer of the output.
+        activity_regularizer: Optional regularizer of each projection's output and, again, of
+            the layer's output (as Keras counts it).
         kernel_constraint: Optional constraint of the kernels.
         bias_constraint: Optional constraint of the biases.
         use_gate: Whether to multiply the attention output by a sigmoid gate projected from the query.
@@ -621,6 +631,7 @@ class GroupQueryAttention(_HeadsAttention):
 
     _keras_attribute_prefix = "_"
     keras_weights_group = "grouped_query_attention"  # Keras's class is GroupedQueryAttention
+    _regularize_own_output = True
 
     def __init__(
         self,
