@@ -23,7 +23,7 @@ pub use crate::core::cancel::Cancel;
 pub use crate::core::cell::{CellKind, CellSpec, Weights};
 pub use crate::core::engine::Engine;
 pub use crate::core::sequence::{
-    Forward, Gradients, OutputGrad, Precision, Saved, SequenceInput, SequenceOptions,
+    Forward, Gradients, OutputGrad, Precision, Saved, SequenceInput, SequenceOptions, Zoneout,
 };
 pub use crate::core::Float;
 pub use crate::cpu::sequence;

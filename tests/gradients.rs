@@ -5,7 +5,9 @@ mod common;
 
 use common::{cell_spec, Extra, OwnedWeights, Rng, CELLS};
 use ndarray::{Array2, Array3, ArrayD};
-use rnnkit::{sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions};
+use rnnkit::{
+    sequence, Cancel, CellKind, CellSpec, OutputGrad, SequenceInput, SequenceOptions, Zoneout,
+};
 
 const B: usize = 3;
 const T: usize = 5;
@@ -96,7 +98,8 @@ fn loss(
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
-        zoneout: (case.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
+        zoneout: (case.zoneout.as_ref())
+            .map(|z| Zoneout::Weights(z.iter().map(|m| m.view()).collect())),
         cancel: Cancel::default(),
     };
     let out = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();
@@ -136,7 +139,8 @@ fn check(case: Case, seed: u64) {
         mask: case.mask.as_ref().map(|m| m.view()),
         input_dropout: case.input_dropout.as_ref().map(|m| m.view()),
         recurrent_dropout: case.recurrent_dropout.as_ref().map(|m| m.view()),
-        zoneout: (case.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
+        zoneout: (case.zoneout.as_ref())
+            .map(|z| Zoneout::Weights(z.iter().map(|m| m.view()).collect())),
         cancel: Cancel::default(),
     };
     let fwd = sequence::forward(&case.spec, &p.weights.view(), &input, case.options).unwrap();

@@ -8,7 +8,7 @@ use common::{cast, cell_spec, mixed_mask, spec, Extra, OwnedWeights, Rng, CELLS}
 use ndarray::{s, Array, Array2, Array3, Axis, Dimension};
 use rnnkit::{
     sequence, Activation, Cancel, CellKind, CellSpec, Error, Float, Gradients, MergeMode,
-    OutputGrad, Precision, SequenceInput, SequenceOptions, Weights,
+    OutputGrad, Precision, SequenceInput, SequenceOptions, Weights, Zoneout,
 };
 
 /// Everything one forward + backward pass reads, in the element type `T`.
@@ -31,6 +31,9 @@ struct Setup<T> {
     recurrent_dropout: Option<Array3<T>>,
     /// Per state, `(batch, time, state units)` 0/1 zoneout masks.
     zoneout: Option<Vec<Array3<T>>>,
+    /// Per state, the seed of zoneout masks the pass draws itself at [`DRAWN_RATE`] (instead
+    /// of `zoneout`).
+    zoneout_seeds: Option<Vec<u64>>,
     /// `(batch, time, units)` gradient of every output, in processing order.
     d_outputs: Array3<T>,
     /// `(batch, units)` gradient of the last output; used instead of `d_outputs` if `last_only`.
@@ -192,6 +195,7 @@ impl<T: Float> Setup<T> {
                     })
                     .collect()
             }),
+            zoneout_seeds: None,
             d_outputs: cast(&rng.array((b, t, out), 1.0)),
             d_last: cast(&rng.array((b, out), 1.0)),
             last_only: v.last_only,
@@ -238,7 +242,14 @@ impl<T: Float> Setup<T> {
             mask: self.mask.as_ref().map(|m| m.view()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.view()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.view()),
-            zoneout: (self.zoneout.as_ref()).map(|z| z.iter().map(|m| m.view()).collect()),
+            zoneout: match &self.zoneout_seeds {
+                Some(seeds) => Some(Zoneout::Drawn {
+                    rate: DRAWN_RATE,
+                    seeds: seeds.clone(),
+                }),
+                None => (self.zoneout.as_ref())
+                    .map(|z| Zoneout::Weights(z.iter().map(|m| m.view()).collect())),
+            },
             cancel: Cancel::default(),
         }
     }
@@ -558,6 +569,50 @@ fn thread_count_does_not_change_any_bit() {
             }
         }
     }
+}
+
+/// The rate of the zoneout masks drawn in the pass (`Setup::zoneout_seeds`).
+const DRAWN_RATE: f64 = 0.3;
+
+/// Zoneout drawn in the pass equals the masks of its seeds given as weights (batch and time
+/// swapped), with every thread count.
+fn check_drawn_zoneout<T: Float>(seed: u64) {
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        // Masks, go_backwards, dropout; 7 units, so rows also start on odd stream elements.
+        for (j, v) in [VARIANTS[2], VARIANTS[4]].into_iter().enumerate() {
+            let (b, t) = (37, 6);
+            let mut given = Setup::<T>::new(kind, v, seed + (10 * i + j) as u64, b, t, 5, 7);
+            let seeds: Vec<u64> = (0..given.spec.state_count() as u64)
+                .map(|s| 90 + s)
+                .collect();
+            given.zoneout = Some(
+                (seeds.iter().enumerate())
+                    .map(|(i, &s)| {
+                        let shape = (t, b, given.spec.state_units(i));
+                        let m = rnnkit::core::zoneout::masks::<T>(s, DRAWN_RATE, shape).unwrap();
+                        m.permuted_axes([1, 0, 2]).as_standard_layout().into_owned()
+                    })
+                    .collect(),
+            );
+            let drawn = Setup {
+                zoneout: None,
+                zoneout_seeds: Some(seeds),
+                ..given.clone()
+            };
+            let want = given.run();
+            for n in 1..=4 {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build();
+                let what = format!("{} drawn zoneout with {n} threads", given.label);
+                assert_runs_identical(&what, &pool.unwrap().install(|| drawn.run()), &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn drawn_zoneout_is_its_seeds_masks_with_any_thread_count() {
+    check_drawn_zoneout::<f32>(700);
+    check_drawn_zoneout::<f64>(800);
 }
 
 #[test]

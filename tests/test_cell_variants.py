@@ -192,7 +192,7 @@ def test_forward_equals_the_numpy_reference(kind, case, dtype):
     go_backwards=st.booleans(),
     zero_output=st.booleans(),
     last_only=st.booleans(),
-    zoneout=st.sampled_from([None, "masks", "rate"]),
+    zoneout=st.sampled_from([None, "masks", "rate", "drawn"]),
 )
 def test_gradients_equal_central_differences(
     kind, use_bias, act, with_states, mask_seed, dropout, go_backwards, zero_output, last_only, zoneout
@@ -213,6 +213,10 @@ def test_gradients_equal_central_differences(
         zone = [(rng.random((B, T, n)) < 0.4).astype(np.float64) for n in state_units(kind)]
     elif zoneout == "rate":
         zone = [np.full((B, T, n), 0.3) for n in state_units(kind)]
+    # Masks the pass draws itself, the reference given them as weights.
+    drawn = (0.4, [21, 22][: len(state_units(kind))]) if zoneout == "drawn" else None
+    if drawn:
+        zone = drawn_masks(drawn, kind)
 
     def loss():
         out, finals = reference(
@@ -239,7 +243,7 @@ def test_gradients_equal_central_differences(
         input_dropout=in_drop,
         recurrent_dropout=rec_drop,
         return_sequences=not last_only,
-        zoneout=zone,
+        zoneout=drawn or zone,
         **options,
     )
     d_out = {"d_last_output": r_out[:, -1]} if last_only else {"d_outputs": r_out}
@@ -673,19 +677,32 @@ def test_zoneout_training_masks_are_seeded_and_inference_is_the_expectation(kind
         np.testing.assert_allclose(infer, want, rtol=1e-5, atol=2e-6)
 
 
+def drawn_masks(drawn, kind, batch=B, steps=T):
+    """The `(batch, steps, size)` masks the core draws for `drawn = (rate, seeds)`, per state."""
+    rate, seeds = drawn
+    return [
+        _core.zoneout_masks(s, (steps, batch, n), rate, "float64").transpose(1, 0, 2)
+        for s, n in zip(seeds, state_units(kind))
+    ]
+
+
 @pytest.mark.parametrize("kind", ["peephole", "projection"])
-def test_zoneout_training_output_follows_the_drawn_masks(kind):
-    """The masks a seeded cell draws (`step_masks`) are the ones the fused pass applied."""
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_zoneout_training_output_follows_the_drawn_masks(kind, go_backwards):
+    """The masks a seeded cell draws (`step_masks`'s seeds) are the ones the fused pass applied,
+    indexed by the input's time under `go_backwards` too."""
     rng = np.random.default_rng(7)
     x = rng.normal(size=(B, T, F)).astype(np.float32)
-    layer = zoneout_layer(kind, seed=3)
+    layer = zoneout_layer(kind, seed=3, go_backwards=go_backwards)
     layer(x)
     randomized(layer)
     got = np.asarray(layer(x, training=True))
     twin = zoneout_layer(kind, seed=3)
-    _, _, masks = twin.cell.step_masks(B, F, T, np.float32, True)
-    assert {float(v) for m in masks for v in np.unique(m)} == {0.0, 1.0}
-    want, _ = reference(kind, layer.get_weights(), x, zoneout=masks)
+    _, _, drawn = twin.cell.step_masks(B, F, T, np.float32, True)
+    masks = drawn_masks(drawn, kind)
+    assert drawn[0] == 0.3 and {float(v) for m in masks for v in np.unique(m)} == {0.0, 1.0}
+    options = {"go_backwards": go_backwards}
+    want, _ = reference(kind, layer.get_weights(), x, zoneout=masks, options=options)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
 
 
@@ -746,3 +763,7 @@ def test_zoneout_rate_errors():
         _core.rnn_forward(spec("projection"), weights, x, zoneout=[np.zeros((B, T, P))])
     with pytest.raises(ValueError, match=r"zoneout\[1\]: expected shape \(3, 5, 3\), received \(3, 5, 2\)"):
         _core.rnn_forward(spec("projection"), weights, x, zoneout=[np.zeros((B, T, P))] * 2)
+    with pytest.raises(ValueError, match=r"zoneout: expected 2 seeds \(one per state\), received 1"):
+        _core.rnn_forward(spec("projection"), weights, x, zoneout=(0.3, [1]))
+    with pytest.raises(ValueError, match="zoneout: expected a rate between 0 and 1, received 1.5"):
+        _core.rnn_forward(spec("projection"), weights, x, zoneout=(1.5, [1, 2]))

@@ -67,11 +67,8 @@ pub struct SequenceInput<'a, T> {
     pub input_dropout: Option<ArrayView3<'a, T>>,
     /// `(gates, batch, units)` multipliers of the previous `h`, one per gate, shared over time.
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
-    /// Zoneout: per state (`[h]`, or `[h, c]` for LSTM), `(batch, time, state units)` weights
-    /// `m` of the previous value, time indexed as `x`: a used step's state becomes
-    /// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`, `s̃` the cell's new value (0/1 masks in training, the rate at
-    /// inference). LSTM's `h̃ = o ⊙ act(c̃)` reads the new `c̃` before its zoneout.
-    pub zoneout: Option<Vec<ArrayView3<'a, T>>>,
+    /// Zoneout of the states (see [`Zoneout`]).
+    pub zoneout: Option<Zoneout<'a, T>>,
     /// Stops the pass between two steps.
     pub cancel: Cancel,
 }
@@ -101,6 +98,25 @@ pub struct Forward<T, S = Saved<T>> {
     pub final_states: Vec<Array2<T>>,
     /// Everything the backward pass needs.
     pub saved: S,
+}
+
+/// Zoneout: per state (`[h]`, or `[h, c]` for LSTM), weights `m` of the previous value at each
+/// step: a used step's state becomes `m ⊙ s₋₁ + (1 - m) ⊙ s̃`, `s̃` the cell's new value.
+/// LSTM's `h̃ = o ⊙ act(c̃)` reads the new `c̃` before its zoneout.
+#[derive(Clone, Debug)]
+pub enum Zoneout<'a, T> {
+    /// Per state, `(batch, time, state units)` weights, time indexed as `x` (0/1 masks in
+    /// training, the rate at inference).
+    Weights(Vec<ArrayView3<'a, T>>),
+    /// Training masks the forward pass draws itself, step by step: per state, the masks
+    /// [`super::zoneout::masks`]`(seed, rate, (time, batch, state units))` of its seed (time
+    /// indexed as `x`), so no mask array crosses into the pass.
+    Drawn {
+        /// The probability that a unit keeps its previous value, in `[0, 1]`.
+        rate: f64,
+        /// One seed per state.
+        seeds: Vec<u64>,
+    },
 }
 
 /// The activations a forward pass keeps for its backward pass, with copies of its inputs.
@@ -247,18 +263,37 @@ pub(crate) fn check_input<T: 'static>(
         let shape = [spec.gates(), b, spec.output_units()];
         check_shape("recurrent_dropout", &shape, m.shape())?;
     }
-    if let Some(zoneout) = &input.zoneout {
-        if zoneout.len() != spec.state_count() {
-            return Err(Error::Value {
-                argument: "zoneout".into(),
-                expected: format!("{} arrays (one per state)", spec.state_count()),
-                received: zoneout.len().to_string(),
-            });
+    match &input.zoneout {
+        Some(Zoneout::Weights(zoneout)) => {
+            if zoneout.len() != spec.state_count() {
+                return Err(Error::Value {
+                    argument: "zoneout".into(),
+                    expected: format!("{} arrays (one per state)", spec.state_count()),
+                    received: zoneout.len().to_string(),
+                });
+            }
+            for (i, m) in zoneout.iter().enumerate() {
+                let shape = [b, t, spec.state_units(i)];
+                check_shape(&format!("zoneout[{i}]"), &shape, m.shape())?;
+            }
         }
-        for (i, m) in zoneout.iter().enumerate() {
-            let shape = [b, t, spec.state_units(i)];
-            check_shape(&format!("zoneout[{i}]"), &shape, m.shape())?;
+        Some(Zoneout::Drawn { rate, seeds }) => {
+            if !(0.0..=1.0).contains(rate) {
+                return Err(Error::Value {
+                    argument: "zoneout".into(),
+                    expected: "a rate between 0 and 1".into(),
+                    received: rate.to_string(),
+                });
+            }
+            if seeds.len() != spec.state_count() {
+                return Err(Error::Value {
+                    argument: "zoneout".into(),
+                    expected: format!("{} seeds (one per state)", spec.state_count()),
+                    received: seeds.len().to_string(),
+                });
+            }
         }
+        None => {}
     }
     Ok(())
 }

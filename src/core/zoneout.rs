@@ -23,57 +23,84 @@ fn split_mix(seed: u64, k: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A `shape` array of 0/1 zoneout masks from `seed`: an element is 1 where its 32-bit draw is
-/// below `rate · 2³²` (rounded), so with probability `rate` to within 2⁻³³.
+/// One seed's stream of zoneout masks at one rate: element `i` is 1 where its 32-bit draw is
+/// below `rate · 2³²` (rounded), so with probability `rate` to within 2⁻³³. The time loops
+/// draw their masks from it row by row; [`masks`] draws a whole array.
+#[derive(Clone, Copy, Debug)]
+pub struct Stream {
+    seed: u64,
+    /// At most 2³², so a rate of 1 keeps every unit.
+    threshold: u64,
+}
+
+impl Stream {
+    /// The stream of `seed` at `rate`.
+    ///
+    /// # Errors
+    /// [`Error::Value`] when `rate` is not in `[0, 1]`.
+    pub fn new(seed: u64, rate: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(Error::Value {
+                argument: "rate".into(),
+                expected: "a float between 0 and 1".into(),
+                received: rate.to_string(),
+            });
+        }
+        // Exact in f64 (a power of two times a value at most 1).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let threshold = (rate * 4_294_967_296.0).round() as u64;
+        Ok(Self { seed, threshold })
+    }
+
+    /// Writes elements `first..first + out.len()` of the stream: element `2k` from the low 32
+    /// bits of draw `k`, element `2k + 1` from its high 32 bits.
+    #[inline(always)]
+    pub fn fill<T: Float>(&self, first: u64, out: &mut [T]) {
+        let (seed, threshold) = (self.seed, self.threshold);
+        let (zero, one) = (T::zero(), T::one());
+        let keep = |bits: u64| if bits < threshold { one } else { zero };
+        // An odd first element is the high half of a draw.
+        let (head, out) = out.split_at_mut(usize::from(first % 2 == 1).min(out.len()));
+        if let [head] = head {
+            *head = keep(split_mix(seed, first / 2) >> 32);
+        }
+        let k = first.div_ceil(2);
+        let (pairs, rest) = out.as_chunks_mut::<2>();
+        let last = k + pairs.len() as u64;
+        for (k, pair) in (k..).zip(pairs) {
+            let bits = split_mix(seed, k);
+            *pair = [keep(bits & 0xffff_ffff), keep(bits >> 32)];
+        }
+        if let [odd] = rest {
+            *odd = keep(split_mix(seed, last) & 0xffff_ffff);
+        }
+    }
+}
+
+/// A `shape` array of the 0/1 zoneout masks of [`Stream`]`(seed, rate)`, element `i` of the
+/// array (row-major) being element `i` of the stream.
 ///
 /// # Errors
 /// [`Error::Value`] when `rate` is not in `[0, 1]`; [`Error::Allocation`] when the array's
 /// memory cannot be obtained.
 pub fn masks<T: Float>(seed: u64, rate: f64, shape: (usize, usize, usize)) -> Result<Array3<T>> {
-    if !(0.0..=1.0).contains(&rate) {
-        return Err(Error::Value {
-            argument: "rate".into(),
-            expected: "a float between 0 and 1".into(),
-            received: rate.to_string(),
-        });
-    }
-    // Exact in f64 (a power of two times a value at most 1); at most 2³², so a rate of 1 keeps
-    // every unit.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let threshold = (rate * 4_294_967_296.0).round() as u64;
+    let stream = Stream::new(seed, rate)?;
     // SAFETY: `fill` writes every element.
     let mut a = unsafe { crate::cpu::alloc::overwritten(shape, "zoneout masks")? };
     let data = a.as_slice_mut().expect("a new array is contiguous");
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::has_avx512() {
-        /// [`fill`] on 8 draws at a time (AVX-512's 64-bit multiplies).
+        /// [`Stream::fill`] on 8 draws at a time (AVX-512's 64-bit multiplies).
         #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512dq,avx512bw")]
-        unsafe fn wide<T: Float>(seed: u64, threshold: u64, data: &mut [T]) {
-            fill(seed, threshold, data);
+        unsafe fn wide<T: Float>(stream: &Stream, data: &mut [T]) {
+            stream.fill(0, data);
         }
         // SAFETY: the CPU has these extensions (checked just above).
-        unsafe { wide(seed, threshold, data) };
+        unsafe { wide(&stream, data) };
         return Ok(a);
     }
-    fill(seed, threshold, data);
+    stream.fill(0, data);
     Ok(a)
-}
-
-/// Writes the masks: element `2k` from the low 32 bits of draw `k`, element `2k + 1` from its
-/// high 32 bits.
-#[inline(always)]
-fn fill<T: Float>(seed: u64, threshold: u64, data: &mut [T]) {
-    let (zero, one) = (T::zero(), T::one());
-    let keep = |bits: u64| if bits < threshold { one } else { zero };
-    let (pairs, rest) = data.as_chunks_mut::<2>();
-    let last = pairs.len() as u64;
-    for (k, pair) in (0u64..).zip(pairs) {
-        let bits = split_mix(seed, k);
-        *pair = [keep(bits & 0xffff_ffff), keep(bits >> 32)];
-    }
-    if let [odd] = rest {
-        *odd = keep(split_mix(seed, last) & 0xffff_ffff);
-    }
 }
 
 #[cfg(test)]
@@ -102,6 +129,14 @@ mod tests {
         let odd = masks::<f32>(7, 0.3, (1, 1, 7)).unwrap();
         let flat: Vec<f32> = a.iter().take(7).copied().collect();
         assert_eq!(odd.iter().copied().collect::<Vec<_>>(), flat);
+        // Any run of the stream, from an odd or even element, is that run of the whole array.
+        let stream = Stream::new(7, 0.3).unwrap();
+        for (first, len) in [(0, 5), (1, 1), (3, 8), (4, 7), (1001, 64)] {
+            let mut run = vec![2.0f32; len];
+            stream.fill(first as u64, &mut run);
+            let want: Vec<f32> = a.iter().skip(first).take(len).copied().collect();
+            assert_eq!(run, want, "from {first}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::cuda::DeviceSaved;
 use crate::error::ShapeDisplay;
 use crate::{
     Cancel, Cpu, Engine, Float, Gradients, MergeMode, OutputGrad, Saved, SequenceInput,
-    SequenceOptions, Weights,
+    SequenceOptions, Weights, Zoneout,
 };
 
 /// Activations saved by a forward pass for its backward pass. Opaque; freed with the object
@@ -100,7 +100,13 @@ struct DirectionArrays<'py, T: Element> {
     initial_states: Option<Vec<PyReadonlyArray2<'py, T>>>,
     input_dropout: Option<PyReadonlyArray3<'py, T>>,
     recurrent_dropout: Option<PyReadonlyArray3<'py, T>>,
-    zoneout: Option<Vec<PyReadonlyArray3<'py, T>>>,
+    zoneout: Option<ZoneoutArg<'py, T>>,
+}
+
+/// A direction's `zoneout`: weights per state, or `(rate, seeds)` for masks drawn in the pass.
+enum ZoneoutArg<'py, T: Element> {
+    Weights(Vec<PyReadonlyArray3<'py, T>>),
+    Drawn { rate: f64, seeds: Vec<u64> },
 }
 
 /// The raw Python arguments of one direction; `prefix` names them in messages (`""`, `"fw_"`, `"bw_"`).
@@ -183,7 +189,7 @@ impl<'py> DirectionArgs<'_, 'py> {
                 "(gates, batch, units)",
                 dn,
             )?,
-            zoneout: read_arrays(&format!("{p}zoneout"), self.zoneout, "(batch, time, units)")?,
+            zoneout: self.read_zoneout()?,
         })
     }
 }
@@ -226,6 +232,16 @@ impl<'py> DirectionArgs<'_, 'py> {
             )));
         }
         Ok(arr)
+    }
+
+    /// The zoneout argument, if given: a `(rate, seeds)` tuple, else a list of arrays.
+    fn read_zoneout<T: Elem>(&self) -> PyResult<Option<ZoneoutArg<'py, T>>> {
+        let name = format!("{}zoneout", self.prefix);
+        if let Some(Ok((rate, seeds))) = self.zoneout.map(|z| z.extract::<(f64, Vec<u64>)>()) {
+            return Ok(Some(ZoneoutArg::Drawn { rate, seeds }));
+        }
+        let weights = read_arrays(&name, self.zoneout, "(batch, time, units)")?;
+        Ok(weights.map(ZoneoutArg::Weights))
     }
 
     /// The initial states, if given: a list of arrays, none of them None.
@@ -284,7 +300,15 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
             mask: mask.map(|m| m.as_array()),
             input_dropout: self.input_dropout.as_ref().map(|m| m.as_array()),
             recurrent_dropout: self.recurrent_dropout.as_ref().map(|m| m.as_array()),
-            zoneout: (self.zoneout.as_ref()).map(|z| z.iter().map(|m| m.as_array()).collect()),
+            zoneout: self.zoneout.as_ref().map(|z| match z {
+                ZoneoutArg::Weights(w) => {
+                    Zoneout::Weights(w.iter().map(|m| m.as_array()).collect())
+                }
+                ZoneoutArg::Drawn { rate, seeds } => Zoneout::Drawn {
+                    rate: *rate,
+                    seeds: seeds.clone(),
+                },
+            }),
             cancel: Cancel::default(),
         }
     }
@@ -406,7 +430,9 @@ where
 /// the list of final states, and the activations `rnn_backward` needs (None with `inference`: no
 /// backward pass follows, so no copy of the weights is kept). `zoneout` is None or, per state,
 /// `(batch, time, state units)` weights `m` of each step's previous value (the state becomes
-/// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`). `device` is "cpu" (or None) or "cuda".
+/// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`), or a tuple `(rate, seeds)`: training masks the pass draws itself,
+/// per state those of `zoneout_masks(seed, (time, batch, state units), rate)` with the first
+/// two axes swapped. `device` is "cpu" (or None) or "cuda".
 #[pyfunction]
 #[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, compute_dtype = None, zoneout = None))]
 #[allow(clippy::too_many_arguments)]

@@ -313,13 +313,11 @@ class DropoutRNNCell(Layer):
         """What one fused call draws: `(input_mask, recurrent_mask, zoneout)`.
 
         The dropout masks are `dropout_masks`' in training, None at inference; `zoneout` is
-        None without zoneout, else per state a `(batch, steps, size)` array of the weights of
-        each step's previous value: 0/1 masks (1 with probability `zoneout`) in training, the
-        rate itself (the expectation) at inference. Training masks come from the core's
-        generator (`_core.zoneout_masks`), seeded with one draw of this cell's generator per
-        state (a numpy draw per element costs more than the LSTM step it masks), and are drawn
-        time-major: the returned arrays are views whose steps are contiguous, as the core's time
-        loop reads them.
+        None without zoneout; in training `(rate, seeds)`, one seed per state drawn from this
+        cell's generator, for masks the core draws inside its time loop (per state those of
+        `_core.zoneout_masks(seed, (steps, batch, size), rate)`, batch and time axes swapped:
+        1 with probability `zoneout`); at inference per state a `(batch, steps, size)` array of
+        the rate itself (the expectation).
         """
         in_mask, rec_mask = self.dropout_masks(batch, input_dim, dtype) if training else (None, None)
         zoneout = None
@@ -327,14 +325,7 @@ class DropoutRNNCell(Layer):
             sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
             if training:
                 seeds = self._generator().integers(0, 2**63, size=len(sizes))
-                name = np.dtype(dtype).name
-                drawn = name if name in ("float32", "float64") else "float32"
-                zoneout = [
-                    _core.zoneout_masks(int(s), (steps, batch, n), self.zoneout, drawn)
-                    .astype(dtype, copy=False)
-                    .transpose(1, 0, 2)
-                    for s, n in zip(seeds, sizes)
-                ]
+                zoneout = (self.zoneout, [int(s) for s in seeds])
             else:
                 zoneout = [np.full((batch, steps, n), self.zoneout, dtype) for n in sizes]
         return in_mask, rec_mask, zoneout

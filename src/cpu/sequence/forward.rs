@@ -6,10 +6,10 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, time_major};
 use super::steps::with_step;
-use super::time_loop::{simd, ForwardChunk, StepContext, ZoneoutRows};
+use super::time_loop::{simd, DrawnZoneout, ForwardChunk, StepContext, ZoneoutRows};
 use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
-use crate::core::sequence::{Precision, SequenceInput, SequenceOptions};
+use crate::core::sequence::{Precision, SequenceInput, SequenceOptions, Zoneout};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, overwritten, tiled, zeros};
 use crate::cpu::denormals;
@@ -166,13 +166,21 @@ fn start<T: Float>(
         input_dropout: input.input_dropout.map(|m| standard(shared_or_per_gate(m))),
         recurrent_dropout: input.recurrent_dropout.map(standard),
         // Time-major, as the steps read them: a step's rows are then adjacent in memory.
-        zoneout: (input.zoneout.as_ref())
-            .map(|z| {
+        zoneout: match &input.zoneout {
+            Some(Zoneout::Weights(z)) => Some(
                 (z.iter())
                     .map(|m| time_major(m.view(), reverse, "zoneout weights"))
-                    .collect::<Result<_>>()
-            })
-            .transpose()?,
+                    .collect::<Result<_>>()?,
+            ),
+            // SAFETY: the forward loop draws every element (each step's rows, masked ones
+            // too) before anything reads it.
+            Some(Zoneout::Drawn { .. }) => Some(
+                (0..spec.state_count())
+                    .map(|i| unsafe { overwritten((t, b, spec.state_units(i)), "zoneout masks") })
+                    .collect::<Result<_>>()?,
+            ),
+            None => None,
+        },
         // Starts as the input bias: the projection adds onto it.
         pre: match weights.bias {
             Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
@@ -226,7 +234,7 @@ fn time_loop<T: Float>(
     threads: usize,
 ) -> Result<()> {
     let spec = saved.spec;
-    let b = saved.x.dim().1;
+    let (steps, b, _) = saved.x.dim();
     let rows = rows_per_task(b, threads);
     let mut pre = split_rows(&mut saved.pre, rows).into_iter();
     let mut hs = split_rows(&mut saved.hs, rows).into_iter();
@@ -238,6 +246,24 @@ fn time_loop<T: Float>(
     let mut recurrent_raw = split_opt_rows(saved.recurrent_raw.as_mut(), rows, b).into_iter();
     let mut norm_moments = split_opt_rows(saved.norm_moments.as_mut(), rows, b).into_iter();
     let input_raw = saved.input_raw.as_ref();
+    // Drawn zoneout masks are written by the loop, slice by slice; given weights only read.
+    let drawn = match &input.zoneout {
+        Some(Zoneout::Drawn { rate, seeds }) => Some(DrawnZoneout::new(
+            *rate,
+            seeds,
+            (steps, b),
+            saved.options.go_backwards,
+        )?),
+        _ => None,
+    };
+    let (mut drawn_masks, given) = match drawn {
+        Some(_) => (saved.zoneout.as_mut().map(|z| z.iter_mut()), None),
+        None => (None, saved.zoneout.as_ref()),
+    };
+    let mut zoneout_h =
+        split_opt_rows(drawn_masks.as_mut().and_then(Iterator::next), rows, b).into_iter();
+    let mut zoneout_c =
+        split_opt_rows(drawn_masks.as_mut().and_then(Iterator::next), rows, b).into_iter();
     let chunks: Vec<_> = (0..pre.len())
         .map(|i| ForwardChunk {
             first_row: i * rows,
@@ -251,6 +277,7 @@ fn time_loop<T: Float>(
             input_raw: input_raw.map(|a| a.slice(s![.., i * rows..((i + 1) * rows).min(b), ..])),
             recurrent_raw: recurrent_raw.next().flatten(),
             norm_moments: norm_moments.next().flatten(),
+            zoneout: [zoneout_h.next().flatten(), zoneout_c.next().flatten()],
         })
         .collect();
     let precision = saved.options.precision;
@@ -269,7 +296,8 @@ fn time_loop<T: Float>(
         projection: projection.as_ref(),
         layer_norm: weights.layer_norm,
         cell_norm: weights.cell_norm,
-        zoneout: zoneout_views(saved.zoneout.as_ref()),
+        zoneout: zoneout_views(given),
+        drawn_zoneout: drawn,
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
         zero_output: saved.options.zero_output_for_mask,

@@ -13,6 +13,7 @@ use super::steps::{BackwardProducts, BackwardRow, CellStep, ForwardProducts, For
 use crate::core::cancel::Cancel;
 use crate::core::cell::{self, moments, CellKind, CellSpec};
 use crate::core::sequence::{OutputGrad, Saved};
+use crate::core::zoneout::Stream;
 use crate::core::Float;
 use crate::cpu::alloc::zeros;
 use crate::cpu::packed::{packed_product, PackedMatrix};
@@ -35,8 +36,11 @@ pub(super) struct StepContext<'a, T> {
     pub layer_norm: Option<ArrayView2<'a, T>>,
     /// An LSTM's `(2, units)` cell-state normalisation `[γ_c, β_c]` (row-major).
     pub cell_norm: Option<ArrayView2<'a, T>>,
-    /// Zoneout weights of `h` and (LSTM) `c`.
+    /// Zoneout weights of `h` and (LSTM) `c`, when given (else the forward loop's drawn
+    /// masks, in its slices' [`ForwardChunk::zoneout`]).
     pub zoneout: [Option<ZoneoutRows<'a, T>>; 2],
+    /// Zoneout masks the forward loop draws, step by step.
+    pub drawn_zoneout: Option<DrawnZoneout>,
     /// `(time, batch)`, processing order.
     pub mask: Option<ArrayView2<'a, bool>>,
     pub recurrent_dropout: Option<ArrayView3<'a, T>>,
@@ -61,12 +65,77 @@ impl<'a, T> ZoneoutRows<'a, T> {
         Self { data, batch, units }
     }
 
+    /// The weights of batch rows `first_row..first_row + rows` at step `step`, `(rows,
+    /// units)`.
+    fn step(&self, step: usize, first_row: usize, rows: usize) -> ArrayView2<'a, T> {
+        let start = (step * self.batch + first_row) * self.units;
+        let data = &self.data[start..start + rows * self.units];
+        ArrayView2::from_shape((rows, self.units), data).expect("a step's rows are contiguous")
+    }
+
     /// Batch row `row`'s weights at step `step` (a plain slice: the loops read one per row and
     /// step, where an ndarray slice would cost more than the arithmetic).
     #[inline(always)]
     fn row(&self, row: usize, step: usize) -> &'a [T] {
         let start = (step * self.batch + row) * self.units;
         &self.data[start..start + self.units]
+    }
+}
+
+/// The streams of zoneout masks a forward loop draws from (see
+/// [`crate::core::sequence::Zoneout::Drawn`]): per state, its masks at step `s` and batch row
+/// `r` are elements `(t·batch + r)·units ..` of its stream, `t` the step's index in the input.
+#[derive(Clone, Copy)]
+pub(super) struct DrawnZoneout {
+    streams: [Option<Stream>; 2],
+    steps: usize,
+    batch: usize,
+    reverse: bool,
+}
+
+impl DrawnZoneout {
+    /// The draws of `seeds` (one per state) at `rate` for a pass of `(steps, batch)`, walked
+    /// in reverse with `reverse`.
+    pub fn new(
+        rate: f64,
+        seeds: &[u64],
+        (steps, batch): (usize, usize),
+        reverse: bool,
+    ) -> Result<Self> {
+        let stream = |i: usize| {
+            seeds
+                .get(i)
+                .map(|&seed| Stream::new(seed, rate))
+                .transpose()
+        };
+        Ok(Self {
+            streams: [stream(0)?, stream(1)?],
+            steps,
+            batch,
+            reverse,
+        })
+    }
+
+    /// Draws state `i`'s `(rows, units)` masks of rows `first_row..` at processing step
+    /// `step` into `masks`.
+    #[inline(always)]
+    fn draw<T: Float>(
+        &self,
+        i: usize,
+        step: usize,
+        first_row: usize,
+        masks: &mut ArrayViewMut2<T>,
+    ) {
+        let Some(stream) = &self.streams[i] else {
+            return;
+        };
+        let t = if self.reverse {
+            self.steps - 1 - step
+        } else {
+            step
+        };
+        let first = (t * self.batch + first_row) * masks.ncols();
+        stream.fill(first as u64, whole_mut(masks));
     }
 }
 
@@ -89,6 +158,9 @@ pub(super) struct ForwardChunk<'a, T> {
     pub recurrent_raw: Option<ArrayViewMut3<'a, T>>,
     /// Under layer normalisation, the moments of both products, `(time, n, 4)`.
     pub norm_moments: Option<ArrayViewMut3<'a, T>>,
+    /// Under drawn zoneout, the masks of `h` and (LSTM) `c` the loop draws, `(time, n, state
+    /// units)`.
+    pub zoneout: [Option<ArrayViewMut3<'a, T>>; 2],
 }
 
 /// One batch slice's share of the backward buffers (time-major).
@@ -386,21 +458,20 @@ impl<T: Float> StepContext<'_, T> {
                     }
                 }
             }
-            if let Some(z) = self.zoneout[0] {
+            let [zoneout_h, zoneout_c] = self.zoneout_step(&mut c.zoneout, (step, c.first_row, n));
+            if let Some(z) = zoneout_h {
                 for r in (0..n).filter(|&r| self.used(step, c.first_row + r)) {
-                    let m = z.row(c.first_row + r, step);
-                    zone(row(h_prev, r), slice_mut(h_next.row_mut(r)), m);
+                    zone(row(h_prev, r), slice_mut(h_next.row_mut(r)), row(z, r));
                 }
             }
-            if let (Some(z), Some((c_prev, c_next))) = (self.zoneout[1], &mut c_pair) {
+            if let (Some(z), Some((c_prev, c_next))) = (zoneout_c, &mut c_pair) {
                 let candidates = c.c_candidate.as_mut().expect("zoneout keeps LSTM's c̃");
                 let mut candidates = candidates.index_axis_mut(Axis(0), step);
                 for r in 0..n {
                     let c_new = slice_mut(c_next.row_mut(r));
                     slice_mut(candidates.row_mut(r)).copy_from_slice(c_new);
                     if self.used(step, c.first_row + r) {
-                        let m = z.row(c.first_row + r, step);
-                        zone(row(c_prev.view(), r), c_new, m);
+                        zone(row(c_prev.view(), r), c_new, row(z, r));
                     }
                 }
             }
@@ -409,6 +480,31 @@ impl<T: Float> StepContext<'_, T> {
             }
         }
         Ok(())
+    }
+
+    /// A forward slice's zoneout weights of `h` and (LSTM) `c` at `step`, `(rows, units)`:
+    /// drawn into the slice's buffers now, or the given weights' rows.
+    #[inline(always)]
+    fn zoneout_step<'b>(
+        &'b self,
+        drawn: &'b mut [Option<ArrayViewMut3<'_, T>>; 2],
+        (step, first_row, rows): (usize, usize, usize),
+    ) -> [Option<ArrayView2<'b, T>>; 2] {
+        let mut now = [None, None];
+        for (i, (masks, out)) in drawn.iter_mut().zip(&mut now).enumerate() {
+            *out = match (masks, &self.drawn_zoneout, self.zoneout[i]) {
+                (Some(masks), Some(draws), _) => {
+                    let mut masks = masks.index_axis_mut(Axis(0), step);
+                    draws.draw(i, step, first_row, &mut masks);
+                    let shape = masks.dim();
+                    let data = masks.into_slice().expect("a step's rows are contiguous");
+                    Some(ArrayView2::from_shape(shape, &*data).expect("the step's shape"))
+                }
+                (_, _, Some(z)) => Some(z.step(step, first_row, rows)),
+                _ => None,
+            };
+        }
+        now
     }
 
     /// Per-step outputs: `h` where the step is used, else the previous output (or zeros).
