@@ -512,6 +512,69 @@ mod tests {
     /// Batch, spatial shape, kernel, channels and outputs.
     type Case = (usize, Vec<usize>, Vec<usize>, usize, usize);
 
+    /// A case's shifted convolution, the im2col convolution of the same geometry, and inputs,
+    /// kernel and output gradient (f64).
+    struct Twins {
+        shifted: ShiftedConv,
+        reference: Conv,
+        rows: usize,
+        x: Vec<f64>,
+        k: Vec<f64>,
+        dy: Vec<f64>,
+        channels: usize,
+        outputs: usize,
+    }
+
+    impl Twins {
+        fn new((batch, spatial, kernel, channels, outputs): &Case) -> Self {
+            let ones = vec![1; spatial.len()];
+            let g = ConvGeometry::new(
+                *batch,
+                spatial,
+                *channels,
+                kernel,
+                *outputs,
+                &ones,
+                &ones,
+                Padding::Same,
+                1,
+            )
+            .unwrap();
+            let rows = batch * spatial.iter().product::<usize>();
+            Self {
+                shifted: ShiftedConv::new(*batch, spatial, kernel).unwrap(),
+                rows,
+                x: values(rows * channels, 0.37),
+                k: values(g.kernel_shape().iter().product(), 0.11),
+                dy: values(rows * outputs, 0.23),
+                channels: *channels,
+                outputs: *outputs,
+                reference: Conv::new(g),
+            }
+        }
+
+        fn data(&self) -> (&[f64], &[f64], &[f64]) {
+            (&self.x, &self.k, &self.dy)
+        }
+
+        fn xm(&self) -> ArrayView2<'_, f64> {
+            ArrayView2::from_shape((self.rows, self.channels), &self.x).unwrap()
+        }
+
+        fn dym(&self) -> ArrayView2<'_, f64> {
+            ArrayView2::from_shape((self.rows, self.outputs), &self.dy).unwrap()
+        }
+    }
+
+    /// Fails unless `a` and `b` agree to 1e-12 everywhere.
+    fn assert_close(a: &[f64], b: &[f64], what: &str, case: &Case) {
+        let err = a
+            .iter()
+            .zip(b)
+            .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+        assert!(err < 1e-12, "{what} {case:?}: error {err}");
+    }
+
     /// Shapes with odd and even kernels (asymmetric "same" padding), 1 to 3 axes, and a kernel
     /// wider than the states.
     fn cases() -> Vec<Case> {
@@ -526,38 +589,12 @@ mod tests {
 
     #[test]
     fn matches_the_im2col_convolution_and_its_gradients() {
-        for (batch, spatial, kernel, channels, outputs) in cases() {
-            let ones = vec![1; spatial.len()];
-            let g = ConvGeometry::new(
-                batch,
-                &spatial,
-                channels,
-                &kernel,
-                outputs,
-                &ones,
-                &ones,
-                Padding::Same,
-                1,
-            )
-            .unwrap();
-            let reference = Conv::new(g.clone());
-            let shifted = ShiftedConv::new(batch, &spatial, &kernel).unwrap();
-            let rows = batch * spatial.iter().product::<usize>();
-            let x = values(rows * channels, 0.37);
-            let k = values(g.kernel_shape().iter().product(), 0.11);
-            let dy = values(rows * outputs, 0.23);
-            let (xm, km) = (
-                ArrayView2::from_shape((rows, channels), &x).unwrap(),
-                reference.kernel_matrix(&k),
-            );
-            let dym = ArrayView2::from_shape((rows, outputs), &dy).unwrap();
-            let close = |a: &[f64], b: &[f64], what: &str| {
-                let err = a
-                    .iter()
-                    .zip(b)
-                    .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
-                assert!(err < 1e-12, "{what} {spatial:?} {kernel:?}: error {err}");
-            };
+        for case in cases() {
+            let t = Twins::new(&case);
+            let (shifted, reference, (x, k, dy)) = (&t.shifted, &t.reference, t.data());
+            let (xm, km, dym) = (t.xm(), reference.kernel_matrix(k), t.dym());
+            let (rows, channels, outputs) = (t.rows, case.3, case.4);
+            let close = |a: &[f64], b: &[f64], what: &str| assert_close(a, b, what, &case);
 
             let mut padded = shifted.padded(channels).unwrap();
             shifted.pad_states(xm, None, &mut padded);
@@ -569,10 +606,10 @@ mod tests {
             {
                 shifted.forward_line(line, padded.view(), &packed, &mut rows);
             }
-            let want = reference.forward(&x, &k, 1).unwrap();
+            let want = reference.forward(x, k, 1).unwrap();
             close(y.as_slice().unwrap(), want.as_slice().unwrap(), "forward");
 
-            let (dx_want, dk_want) = reference.backward(&x, &k, &dy, true, 1).unwrap();
+            let (dx_want, dk_want) = reference.backward(x, k, dy, true, 1).unwrap();
             let mut padded_dy = shifted.padded(outputs).unwrap();
             shifted.pad_gradient(dym, &mut padded_dy);
             let transposed = shifted.pack_transposed(km).unwrap();
@@ -601,45 +638,16 @@ mod tests {
             (1, vec![3, 2, 4], vec![2, 2, 3], 6, 15),
             (2, vec![4, 5], vec![1, 1], 3, 2),
         ];
-        for (batch, spatial, kernel, channels, outputs) in cases {
-            let ones = vec![1; spatial.len()];
-            let g = ConvGeometry::new(
-                batch,
-                &spatial,
-                channels,
-                &kernel,
-                outputs,
-                &ones,
-                &ones,
-                Padding::Same,
-                1,
-            )
-            .unwrap();
-            let reference = Conv::new(g.clone());
-            let shifted = ShiftedConv::new(batch, &spatial, &kernel).unwrap();
-            let rows = batch * spatial.iter().product::<usize>();
-            let (x, k) = (
-                values(rows * channels, 0.37),
-                values(g.kernel_shape().iter().product(), 0.11),
-            );
-            let dy = values(rows * outputs, 0.23);
-            let (xm, km) = (
-                ArrayView2::from_shape((rows, channels), &x).unwrap(),
-                reference.kernel_matrix(&k),
-            );
-            let dym = ArrayView2::from_shape((rows, outputs), &dy).unwrap();
-            let close = |a: &[f64], b: &[f64], what: &str| {
-                let err = a
-                    .iter()
-                    .zip(b)
-                    .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
-                assert!(err < 1e-12, "{what} {spatial:?} {kernel:?}: error {err}");
-            };
+        for case in cases {
+            let t = Twins::new(&case);
+            let (shifted, reference, (x, k, dy)) = (&t.shifted, &t.reference, t.data());
+            let (xm, km, dym) = (t.xm(), reference.kernel_matrix(k), t.dym());
+            let close = |a: &[f64], b: &[f64], what: &str| assert_close(a, b, what, &case);
             let y = shifted.forward(xm, km).unwrap();
-            let want = reference.forward(&x, &k, 1).unwrap();
+            let want = reference.forward(x, k, 1).unwrap();
             close(y.as_slice().unwrap(), want.as_slice().unwrap(), "forward");
             let (dx, dk) = shifted.backward(xm, km, dym, true).unwrap();
-            let (dx_want, dk_want) = reference.backward(&x, &k, &dy, true, 1).unwrap();
+            let (dx_want, dk_want) = reference.backward(x, k, dy, true, 1).unwrap();
             close(
                 dx.unwrap().as_slice().unwrap(),
                 &dx_want.unwrap(),
