@@ -192,7 +192,7 @@ def test_forward_equals_the_numpy_reference(kind, case, dtype):
     go_backwards=st.booleans(),
     zero_output=st.booleans(),
     last_only=st.booleans(),
-    zoneout=st.sampled_from([None, "masks", "rate", "drawn"]),
+    zoneout=st.sampled_from([None, "masks", "rate", "expectation", "drawn"]),
 )
 def test_gradients_equal_central_differences(
     kind, use_bias, act, with_states, mask_seed, dropout, go_backwards, zero_output, last_only, zoneout
@@ -211,12 +211,14 @@ def test_gradients_equal_central_differences(
     zone = None
     if zoneout == "masks":
         zone = [(rng.random((B, T, n)) < 0.4).astype(np.float64) for n in state_units(kind)]
-    elif zoneout == "rate":
+    elif zoneout in ("rate", "expectation"):
         zone = [np.full((B, T, n), 0.3) for n in state_units(kind)]
     # Masks the pass draws itself, the reference given them as weights.
     drawn = (0.4, [21, 22][: len(state_units(kind))]) if zoneout == "drawn" else None
     if drawn:
         zone = drawn_masks(drawn, kind)
+    # The expectation: the rate alone, the reference given it as weights.
+    core_zone = drawn or (0.3 if zoneout == "expectation" else zone)
 
     def loss():
         out, finals = reference(
@@ -243,7 +245,7 @@ def test_gradients_equal_central_differences(
         input_dropout=in_drop,
         recurrent_dropout=rec_drop,
         return_sequences=not last_only,
-        zoneout=drawn or zone,
+        zoneout=core_zone,
         **options,
     )
     d_out = {"d_last_output": r_out[:, -1]} if last_only else {"d_outputs": r_out}
@@ -677,6 +679,50 @@ def test_zoneout_training_masks_are_seeded_and_inference_is_the_expectation(kind
         np.testing.assert_allclose(infer, want, rtol=1e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", KINDS)
+def test_zoneout_expectation_is_the_formula_and_the_weights_path(kind, dtype):
+    """`zoneout=rate` (what the layers pass at inference) is the deterministic formula
+    `s = rate·s₋₁ + (1 - rate)·s̃` of the reference, and the same numbers as every weight `rate`
+    given as arrays, with a mask and `go_backwards`, for training and inference passes."""
+    rng = np.random.default_rng(12)
+    weights = random_weights(kind, rng, dtype=dtype)
+    x = rng.normal(size=(B, T, F)).astype(dtype)
+    mask = rng.random((B, T)) < 0.7
+    arrays = [np.full((B, T, n), 0.3, dtype) for n in state_units(kind)]
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for go_backwards in (False, True):
+        options = {"mask": mask, "go_backwards": go_backwards}
+        backwards = {"go_backwards": go_backwards}
+        want, want_finals = reference(kind, weights, x, zoneout=arrays, options=backwards, mask=mask)
+        for inference in (False, True):
+            run = {**options, "inference": inference}
+            out, finals, _ = _core.rnn_forward(spec(kind), weights, x, zoneout=0.3, **run)
+            given_out, given_finals, _ = _core.rnn_forward(spec(kind), weights, x, zoneout=arrays, **run)
+            np.testing.assert_array_equal(out, given_out)
+            np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+            for got, given_state, want_state in zip(finals, given_finals, want_finals):
+                np.testing.assert_array_equal(got, given_state)
+                np.testing.assert_allclose(got, want_state, rtol=tol, atol=tol)
+
+
+def test_zoneout_expectation_in_a_bidirectional_pass():
+    rng = np.random.default_rng(13)
+    fw, bw = random_weights("projection", rng), random_weights("projection", rng)
+    x = rng.normal(size=(B, T, F))
+    pair = (spec("projection"), fw, spec("projection"), bw, x)
+    out = _core.bidirectional_forward(*pair, fw_zoneout=0.2, bw_zoneout=0.6)[0]
+    fw_rate, bw_rate = ([np.full((B, T, n), r) for n in state_units("projection")] for r in (0.2, 0.6))
+    want = np.concatenate(
+        [
+            reference("projection", fw, x, zoneout=fw_rate)[0][:, -1],
+            reference("projection", bw, x, zoneout=bw_rate, options={"go_backwards": True})[0][:, -1],
+        ],
+        axis=-1,
+    )
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
 def drawn_masks(drawn, kind, batch=B, steps=T):
     """The `(batch, steps, size)` masks the core draws for `drawn = (rate, seeds)`, per state."""
     rate, seeds = drawn
@@ -698,7 +744,7 @@ def test_zoneout_training_output_follows_the_drawn_masks(kind, go_backwards):
     randomized(layer)
     got = np.asarray(layer(x, training=True))
     twin = zoneout_layer(kind, seed=3)
-    _, _, drawn = twin.cell.step_masks(B, F, T, np.float32, True)
+    _, _, drawn = twin.cell.step_masks(B, F, np.float32, True)
     masks = drawn_masks(drawn, kind)
     assert drawn[0] == 0.3 and {float(v) for m in masks for v in np.unique(m)} == {0.0, 1.0}
     options = {"go_backwards": go_backwards}
@@ -767,3 +813,5 @@ def test_zoneout_rate_errors():
         _core.rnn_forward(spec("projection"), weights, x, zoneout=(0.3, [1]))
     with pytest.raises(ValueError, match="zoneout: expected a rate between 0 and 1, received 1.5"):
         _core.rnn_forward(spec("projection"), weights, x, zoneout=(1.5, [1, 2]))
+    with pytest.raises(ValueError, match="zoneout: expected a rate between 0 and 1, received -0.5"):
+        _core.rnn_forward(spec("projection"), weights, x, zoneout=-0.5, inference=True)

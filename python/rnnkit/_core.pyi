@@ -127,7 +127,7 @@ def rnn_forward(
     device: str | None = None,
     inference: Literal[False] = False,
     compute_dtype: str | None = None,
-    zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
+    zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations]: ...
 @overload
 def rnn_forward(
@@ -145,7 +145,7 @@ def rnn_forward(
     device: str | None = None,
     inference: Literal[True],
     compute_dtype: str | None = None,
-    zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
+    zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
 ) -> tuple[_Array, list[_Array], None]: ...
 @overload
 def rnn_forward(
@@ -163,7 +163,7 @@ def rnn_forward(
     device: str | None = None,
     inference: bool = False,
     compute_dtype: str | None = None,
-    zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
+    zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
 ) -> tuple[_Array, list[_Array], SavedActivations | None]: ...
 def rnn_backward(
     saved: SavedActivations,
@@ -194,8 +194,8 @@ def bidirectional_forward(
     fw_go_backwards: bool = False,
     device: str | None = None,
     compute_dtype: str | None = None,
-    fw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
-    bw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
+    fw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
+    bw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
 ) -> tuple[_Array, list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -218,8 +218,8 @@ def bidirectional_forward(
     fw_go_backwards: bool = False,
     device: str | None = None,
     compute_dtype: str | None = None,
-    fw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
-    bw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
+    fw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
+    bw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
 ) -> tuple[tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 @overload
 def bidirectional_forward(
@@ -242,8 +242,8 @@ def bidirectional_forward(
     fw_go_backwards: bool = False,
     device: str | None = None,
     compute_dtype: str | None = None,
-    fw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
-    bw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | None = None,
+    fw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
+    bw_zoneout: Sequence[_Array] | tuple[float, Sequence[int]] | float | None = None,
 ) -> tuple[_Array | tuple[_Array, _Array], list[_Array], list[_Array], SavedActivations]: ...
 def bidirectional_backward(
     saved: SavedActivations,

@@ -117,6 +117,23 @@ pub enum Zoneout<'a, T> {
         /// One seed per state.
         seeds: Vec<u64>,
     },
+    /// Zoneout's expectation at inference: every unit of every state moves by `1 - rate`,
+    /// `s = rate·s₋₁ + (1 - rate)·s̃`, with no array.
+    Expectation {
+        /// The probability that a unit keeps its previous value in training, in `[0, 1]`.
+        rate: f64,
+    },
+}
+
+/// The zoneout a forward pass keeps for its backward pass.
+#[derive(Debug)]
+pub(crate) enum KeptZoneout<T> {
+    /// Per state, `(time, batch, state units)` weights (given, or the drawn masks), processing
+    /// order.
+    Weights(Vec<Array3<T>>),
+    /// [`Zoneout::Expectation`]'s rate, as a row as long as the longest state (each state
+    /// reads its first units).
+    Rate(Vec<T>),
 }
 
 /// The activations a forward pass keeps for its backward pass, with copies of its inputs.
@@ -137,8 +154,8 @@ pub struct Saved<T> {
     pub(crate) mask: Option<Array2<bool>>,
     pub(crate) input_dropout: Option<Array3<T>>,
     pub(crate) recurrent_dropout: Option<Array3<T>>,
-    /// Per state, `(time, batch, state units)` zoneout weights, processing order.
-    pub(crate) zoneout: Option<Vec<Array3<T>>>,
+    /// The zoneout weights of the pass.
+    pub(crate) zoneout: Option<KeptZoneout<T>>,
     /// `(time, batch, gates·units)` pre-activations, or the gate values with `keep_gates`.
     pub(crate) pre: Array3<T>,
     pub(crate) keep_gates: bool,
@@ -277,14 +294,9 @@ pub(crate) fn check_input<T: 'static>(
                 check_shape(&format!("zoneout[{i}]"), &shape, m.shape())?;
             }
         }
+        Some(Zoneout::Expectation { rate }) => check_zoneout_rate(*rate)?,
         Some(Zoneout::Drawn { rate, seeds }) => {
-            if !(0.0..=1.0).contains(rate) {
-                return Err(Error::Value {
-                    argument: "zoneout".into(),
-                    expected: "a rate between 0 and 1".into(),
-                    received: rate.to_string(),
-                });
-            }
+            check_zoneout_rate(*rate)?;
             if seeds.len() != spec.state_count() {
                 return Err(Error::Value {
                     argument: "zoneout".into(),
@@ -296,6 +308,18 @@ pub(crate) fn check_input<T: 'static>(
         None => {}
     }
     Ok(())
+}
+
+/// Checks a zoneout rate.
+fn check_zoneout_rate(rate: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&rate) {
+        return Ok(());
+    }
+    Err(Error::Value {
+        argument: "zoneout".into(),
+        expected: "a rate between 0 and 1".into(),
+        received: rate.to_string(),
+    })
 }
 
 /// Checks the gradients given to the backward pass of a `spec` pass of `dims` (`(batch, time,

@@ -103,10 +103,12 @@ struct DirectionArrays<'py, T: Element> {
     zoneout: Option<ZoneoutArg<'py, T>>,
 }
 
-/// A direction's `zoneout`: weights per state, or `(rate, seeds)` for masks drawn in the pass.
+/// A direction's `zoneout`: weights per state, `(rate, seeds)` for masks drawn in the pass, or
+/// the rate alone for the expectation.
 enum ZoneoutArg<'py, T: Element> {
     Weights(Vec<PyReadonlyArray3<'py, T>>),
     Drawn { rate: f64, seeds: Vec<u64> },
+    Expectation(f64),
 }
 
 /// The raw Python arguments of one direction; `prefix` names them in messages (`""`, `"fw_"`, `"bw_"`).
@@ -234,11 +236,14 @@ impl<'py> DirectionArgs<'_, 'py> {
         Ok(arr)
     }
 
-    /// The zoneout argument, if given: a `(rate, seeds)` tuple, else a list of arrays.
+    /// The zoneout argument, if given: a `(rate, seeds)` tuple, a rate, else a list of arrays.
     fn read_zoneout<T: Elem>(&self) -> PyResult<Option<ZoneoutArg<'py, T>>> {
         let name = format!("{}zoneout", self.prefix);
         if let Some(Ok((rate, seeds))) = self.zoneout.map(|z| z.extract::<(f64, Vec<u64>)>()) {
             return Ok(Some(ZoneoutArg::Drawn { rate, seeds }));
+        }
+        if let Some(Ok(rate)) = self.zoneout.map(|z| z.extract::<f64>()) {
+            return Ok(Some(ZoneoutArg::Expectation(rate)));
         }
         let weights = read_arrays(&name, self.zoneout, "(batch, time, units)")?;
         Ok(weights.map(ZoneoutArg::Weights))
@@ -308,6 +313,7 @@ impl<'py, T: Elem> DirectionArrays<'py, T> {
                     rate: *rate,
                     seeds: seeds.clone(),
                 },
+                ZoneoutArg::Expectation(rate) => Zoneout::Expectation { rate: *rate },
             }),
             cancel: Cancel::default(),
         }
@@ -432,7 +438,7 @@ where
 /// `(batch, time, state units)` weights `m` of each step's previous value (the state becomes
 /// `m ⊙ s₋₁ + (1 - m) ⊙ s̃`), or a tuple `(rate, seeds)`: training masks the pass draws itself,
 /// per state those of `zoneout_masks(seed, (time, batch, state units), rate)` with the first
-/// two axes swapped. `device` is "cpu" (or None) or "cuda".
+/// two axes swapped, or a float `rate`: the expectation, every weight `rate`. `device` is "cpu" (or None) or "cuda".
 #[pyfunction]
 #[pyo3(signature = (spec, weights, x, *, initial_states = None, mask = None, input_dropout = None, recurrent_dropout = None, go_backwards = false, zero_output_for_mask = false, return_sequences = true, device = None, inference = false, compute_dtype = None, zoneout = None))]
 #[allow(clippy::too_many_arguments)]

@@ -254,7 +254,7 @@ class RNN(Layer):
         check_allocation(f"Layer {self.name}: the activations kept for the backward pass", saved, x.dtype)
         dropouts, input_dim = [], x.shape[-1]
         for cell in self._cells:
-            dropouts.append(cell.step_masks(x.shape[0], input_dim, x.shape[1], self.dtype, training))
+            dropouts.append(cell.step_masks(x.shape[0], input_dim, self.dtype, training))
             input_dim = cell.output_size
         return fused.rnn_stack(
             self._cells, x, states, mask, dropouts, self.go_backwards, self.zero_output_for_mask, self.return_sequences

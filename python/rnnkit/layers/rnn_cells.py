@@ -309,25 +309,24 @@ class DropoutRNNCell(Layer):
 
         return draw(self.dropout, input_dim, count), draw(self.recurrent_dropout, self.output_size, self.gates)
 
-    def step_masks(self, batch, input_dim, steps, dtype, training):
+    def step_masks(self, batch, input_dim, dtype, training):
         """What one fused call draws: `(input_mask, recurrent_mask, zoneout)`.
 
         The dropout masks are `dropout_masks`' in training, None at inference; `zoneout` is
         None without zoneout; in training `(rate, seeds)`, one seed per state drawn from this
         cell's generator, for masks the core draws inside its time loop (per state those of
         `_core.zoneout_masks(seed, (steps, batch, size), rate)`, batch and time axes swapped:
-        1 with probability `zoneout`); at inference per state a `(batch, steps, size)` array of
-        the rate itself (the expectation).
+        1 with probability `zoneout`); at inference the rate itself, for the core's expectation
+        (every unit moves by `1 - zoneout`).
         """
         in_mask, rec_mask = self.dropout_masks(batch, input_dim, dtype) if training else (None, None)
         zoneout = None
-        if self.zoneout:
+        if self.zoneout and training:
             sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-            if training:
-                seeds = self._generator().integers(0, 2**63, size=len(sizes))
-                zoneout = (self.zoneout, [int(s) for s in seeds])
-            else:
-                zoneout = [np.full((batch, steps, n), self.zoneout, dtype) for n in sizes]
+            seeds = self._generator().integers(0, 2**63, size=len(sizes))
+            zoneout = (self.zoneout, [int(s) for s in seeds])
+        elif self.zoneout:
+            zoneout = self.zoneout
         return in_mask, rec_mask, zoneout
 
     def _zone(self, new_states, old_states, training):

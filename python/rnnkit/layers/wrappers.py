@@ -183,7 +183,7 @@ class Bidirectional(Layer):
         states = None
         if fw_state is not None:
             states = (fw._check_initial_state(fw_state, batch)[0], bw._check_initial_state(bw_state, batch)[0])
-        dropouts = tuple(h.cell.step_masks(batch, x.shape[-1], x.shape[1], self.dtype, training) for h in (fw, bw))
+        dropouts = tuple(h.cell.step_masks(batch, x.shape[-1], self.dtype, training) for h in (fw, bw))
         return fused.bidirectional(
             fw.cell,
             bw.cell,

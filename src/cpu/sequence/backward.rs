@@ -365,7 +365,7 @@ fn time_loop<T: Float>(
         projection: projection.as_ref(),
         layer_norm: saved.layer_norm.as_ref().map(|p| p.view()),
         cell_norm: saved.cell_norm.as_ref().map(|p| p.view()),
-        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref()),
+        zoneout: super::forward::zoneout_views(saved.zoneout.as_ref(), spec),
         drawn_zoneout: None,
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),

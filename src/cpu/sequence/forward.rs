@@ -8,7 +8,7 @@ use super::layout::{swap_leading_axes, time_major};
 use super::steps::with_step;
 use super::time_loop::{simd, DrawnZoneout, ForwardChunk, StepContext, ZoneoutRows};
 use crate::core::cell::{CellKind, CellSpec, Weights};
-use crate::core::sequence::{check_input, shared_or_per_gate, Forward, Saved};
+use crate::core::sequence::{check_input, shared_or_per_gate, Forward, KeptZoneout, Saved};
 use crate::core::sequence::{Precision, SequenceInput, SequenceOptions, Zoneout};
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, overwritten, tiled, zeros};
@@ -167,18 +167,21 @@ fn start<T: Float>(
         recurrent_dropout: input.recurrent_dropout.map(standard),
         // Time-major, as the steps read them: a step's rows are then adjacent in memory.
         zoneout: match &input.zoneout {
-            Some(Zoneout::Weights(z)) => Some(
+            Some(Zoneout::Weights(z)) => Some(KeptZoneout::Weights(
                 (z.iter())
                     .map(|m| time_major(m.view(), reverse, "zoneout weights"))
                     .collect::<Result<_>>()?,
-            ),
+            )),
             // SAFETY: the forward loop draws every element (each step's rows, masked ones
             // too) before anything reads it.
-            Some(Zoneout::Drawn { .. }) => Some(
+            Some(Zoneout::Drawn { .. }) => Some(KeptZoneout::Weights(
                 (0..spec.state_count())
                     .map(|i| unsafe { overwritten((t, b, spec.state_units(i)), "zoneout masks") })
                     .collect::<Result<_>>()?,
-            ),
+            )),
+            Some(Zoneout::Expectation { rate }) => {
+                Some(KeptZoneout::Rate(vec![T::lit(*rate); u.max(out)]))
+            }
             None => None,
         },
         // Starts as the input bias: the projection adds onto it.
@@ -199,7 +202,9 @@ fn start<T: Float>(
         },
         // SAFETY: each step writes every row of its `c_candidate` (masked rows too).
         c_candidate: match (&input.zoneout, spec.kind) {
-            (Some(_), CellKind::Lstm) => Some(unsafe { overwritten((t, b, u), "c candidates")? }),
+            (Some(_), CellKind::Lstm) if !options.inference => {
+                Some(unsafe { overwritten((t, b, u), "c candidates")? })
+            }
             _ => None,
         },
         layer_norm: (weights.layer_norm).map(|w| backward_copy(w, options.inference)),
@@ -257,7 +262,10 @@ fn time_loop<T: Float>(
         _ => None,
     };
     let (mut drawn_masks, given) = match drawn {
-        Some(_) => (saved.zoneout.as_mut().map(|z| z.iter_mut()), None),
+        Some(_) => match saved.zoneout.as_mut() {
+            Some(KeptZoneout::Weights(z)) => (Some(z.iter_mut()), None),
+            _ => (None, None),
+        },
         None => (None, saved.zoneout.as_ref()),
     };
     let mut zoneout_h =
@@ -296,7 +304,7 @@ fn time_loop<T: Float>(
         projection: projection.as_ref(),
         layer_norm: weights.layer_norm,
         cell_norm: weights.cell_norm,
-        zoneout: zoneout_views(given),
+        zoneout: zoneout_views(given, &spec),
         drawn_zoneout: drawn,
         mask: saved.mask.as_ref().map(|m| m.view()),
         recurrent_dropout: saved.recurrent_dropout.as_ref().map(|m| m.view()),
@@ -310,11 +318,17 @@ fn time_loop<T: Float>(
     )
 }
 
-/// The zoneout weights of `h` and (LSTM) `c` as the time loops read them.
-pub(super) fn zoneout_views<T>(
-    zoneout: Option<&Vec<Array3<T>>>,
-) -> [Option<ZoneoutRows<'_, T>>; 2] {
-    let rows = |i: usize| Some(ZoneoutRows::new(zoneout?.get(i)?));
+/// The zoneout weights of `h` and (LSTM) `c` of a `spec` pass as the time loops read them.
+pub(super) fn zoneout_views<'a, T>(
+    zoneout: Option<&'a KeptZoneout<T>>,
+    spec: &CellSpec,
+) -> [Option<ZoneoutRows<'a, T>>; 2] {
+    let rows = |i: usize| match zoneout? {
+        KeptZoneout::Weights(w) => Some(ZoneoutRows::new(w.get(i)?)),
+        KeptZoneout::Rate(rate) => {
+            (i < spec.state_count()).then(|| ZoneoutRows::shared(&rate[..spec.state_units(i)]))
+        }
+    };
     [rows(0), rows(1)]
 }
 

@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2};
-use ndarray::{ArrayViewMut3, Axis, Zip};
+use ndarray::{ArrayViewMut3, Axis, ShapeBuilder, Zip};
 
 use super::layout::gate;
 use super::steps::{BackwardProducts, BackwardRow, CellStep, ForwardProducts, ForwardRow};
@@ -48,12 +48,14 @@ pub(super) struct StepContext<'a, T> {
     pub cancel: &'a Cancel,
 }
 
-/// A state's zoneout weights, `(time, batch, state units)` row-major in processing order, read
-/// row by row.
+/// A state's zoneout weights, `(time, batch, state units)` row-major in processing order, or
+/// one row every step and batch row shares (the expectation's rate), read row by row.
 #[derive(Clone, Copy)]
 pub(super) struct ZoneoutRows<'a, T> {
     data: &'a [T],
     batch: usize,
+    /// Elements between two batch rows: 0 for a shared row.
+    row_stride: usize,
     units: usize,
 }
 
@@ -62,22 +64,44 @@ impl<'a, T> ZoneoutRows<'a, T> {
     pub fn new(weights: &'a ndarray::Array3<T>) -> Self {
         let (_, batch, units) = weights.dim();
         let data = (weights.as_slice()).expect("the zoneout weights are kept row-major");
-        Self { data, batch, units }
+        Self {
+            data,
+            batch,
+            row_stride: units,
+            units,
+        }
+    }
+
+    /// `row` as every step's and batch row's weights.
+    pub fn shared(row: &'a [T]) -> Self {
+        Self {
+            data: row,
+            batch: 0,
+            row_stride: 0,
+            units: row.len(),
+        }
+    }
+
+    /// Where batch row `row`'s weights at step `step` start.
+    #[inline(always)]
+    fn start(&self, step: usize, row: usize) -> usize {
+        (step * self.batch + row) * self.row_stride
     }
 
     /// The weights of batch rows `first_row..first_row + rows` at step `step`, `(rows,
     /// units)`.
     fn step(&self, step: usize, first_row: usize, rows: usize) -> ArrayView2<'a, T> {
-        let start = (step * self.batch + first_row) * self.units;
-        let data = &self.data[start..start + rows * self.units];
-        ArrayView2::from_shape((rows, self.units), data).expect("a step's rows are contiguous")
+        let start = self.start(step, first_row);
+        let shape = (rows, self.units).strides((self.row_stride, 1));
+        ArrayView2::from_shape(shape, &self.data[start..])
+            .expect("a step's rows are in the weights")
     }
 
     /// Batch row `row`'s weights at step `step` (a plain slice: the loops read one per row and
     /// step, where an ndarray slice would cost more than the arithmetic).
     #[inline(always)]
     fn row(&self, row: usize, step: usize) -> &'a [T] {
-        let start = (step * self.batch + row) * self.units;
+        let start = self.start(step, row);
         &self.data[start..start + self.units]
     }
 }
@@ -465,11 +489,14 @@ impl<T: Float> StepContext<'_, T> {
                 }
             }
             if let (Some(z), Some((c_prev, c_next))) = (zoneout_c, &mut c_pair) {
-                let candidates = c.c_candidate.as_mut().expect("zoneout keeps LSTM's c̃");
-                let mut candidates = candidates.index_axis_mut(Axis(0), step);
+                // Kept for the backward pass (not at inference).
+                let mut candidates =
+                    (c.c_candidate.as_mut()).map(|a| a.index_axis_mut(Axis(0), step));
                 for r in 0..n {
                     let c_new = slice_mut(c_next.row_mut(r));
-                    slice_mut(candidates.row_mut(r)).copy_from_slice(c_new);
+                    if let Some(candidates) = &mut candidates {
+                        slice_mut(candidates.row_mut(r)).copy_from_slice(c_new);
+                    }
                     if self.used(step, c.first_row + r) {
                         zone(row(c_prev.view(), r), c_new, row(z, r));
                     }
