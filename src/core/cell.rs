@@ -743,18 +743,13 @@ fn lane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
             partial[l] += f(x[l], y[l]);
         }
     }
-    (a_rest.iter().zip(b_rest)).fold(lane_total(&partial), |s, (&x, &y)| s + f(x, y))
-}
-
-/// The sum of [`LANES`] partial sums, added pairwise in a fixed tree.
-#[inline(always)]
-fn lane_total<T: Float>(partial: &[T; LANES]) -> T {
     // Halves added with constant indices, so each level is a few vector adds.
     let p: [T; 32] = std::array::from_fn(|l| partial[l] + partial[l + 32]);
     let p: [T; 16] = std::array::from_fn(|l| p[l] + p[l + 16]);
     let p: [T; 8] = std::array::from_fn(|l| p[l] + p[l + 8]);
     let p: [T; 4] = std::array::from_fn(|l| p[l] + p[l + 4]);
-    (p[0] + p[2]) + (p[1] + p[3])
+    let total = (p[0] + p[2]) + (p[1] + p[3]);
+    (a_rest.iter().zip(b_rest)).fold(total, |s, (&x, &y)| s + f(x, y))
 }
 
 /// A row length as a float.
@@ -778,9 +773,6 @@ pub fn moments<T: Float>(x: &[T]) -> (T, T) {
 /// the forward pass computed them) and leaves as that of `x`,
 /// `rstd ⊙ (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂))` with `g = γ ⊙ dy`; adds the row's share of the
 /// gain's gradient, `dy ⊙ x̂`, into `d_gain`.
-///
-/// Two passes over the row: the gain's gradient with both sums (each in [`LANES`] partial sums,
-/// as [`lane_sum`] adds them), then the gradient of `x`.
 #[inline(always)]
 pub fn layer_norm_backward<T: Float>(
     gain: &[T],
@@ -791,41 +783,11 @@ pub fn layer_norm_backward<T: Float>(
 ) {
     let n = d.len();
     let (gain, raw, d_gain) = (&gain[..n], &raw[..n], &mut d_gain[..n]);
-    // `(g, g ⊙ (x - mean))` of one element, adding its share of the gain's gradient.
-    let element = |d: T, gain: T, raw: T, d_gain: &mut T| {
-        let centred = raw - mean;
-        *d_gain += d * (centred * rstd);
-        let g = d * gain;
-        (g, g * centred)
-    };
-    let (mut sum, mut dot) = ([T::zero(); LANES], [T::zero(); LANES]);
-    let (d_blocks, d_rest) = d.as_chunks::<LANES>();
-    let (gain_blocks, gain_rest) = gain.as_chunks::<LANES>();
-    let (raw_blocks, raw_rest) = raw.as_chunks::<LANES>();
-    let (gain_grad_blocks, gain_grad_rest) = d_gain.as_chunks_mut::<LANES>();
-    let blocks = (d_blocks.iter().zip(gain_blocks))
-        .zip(raw_blocks)
-        .zip(gain_grad_blocks);
-    for (((d, gain), raw), d_gain) in blocks {
-        for l in 0..LANES {
-            let (g, gx) = element(d[l], gain[l], raw[l], &mut d_gain[l]);
-            sum[l] += g;
-            dot[l] += gx;
-        }
-    }
-    let (mut sum, mut dot) = (lane_total(&sum), lane_total(&dot));
-    let rest = (d_rest.iter().zip(gain_rest))
-        .zip(raw_rest)
-        .zip(gain_grad_rest);
-    for (((&d, &gain), &raw), d_gain) in rest {
-        let (g, gx) = element(d, gain, raw, d_gain);
-        sum += g;
-        dot += gx;
-    }
-    let (mean_g, dot) = (sum / count(n), dot * rstd / count(n));
     for j in 0..n {
-        d[j] = rstd * (d[j] * gain[j] - mean_g - (raw[j] - mean) * rstd * dot);
+        d_gain[j] += d[j] * ((raw[j] - mean) * rstd);
+        d[j] *= gain[j];
     }
+    finish_layer_norm_backward(raw, mean, rstd, d);
 }
 
 /// The end of layer normalisation's backward pass over a row of `x` (`raw`, whose moments are
