@@ -229,3 +229,14 @@ def test_compile_rejects_bad_run_eagerly_and_jit_compile(args, message):
         model.compile(optimizer="sgd", loss="mse", **args)
     with pytest.raises(ValueError, match="^" + message.split(":")[0]):
         setattr(model, *next(iter(args.items())))
+
+
+def test_a_loss_added_outside_a_call_is_dropped_by_the_next_step_as_in_eager_execution():
+    x, y = mnist_data()
+    losses = []
+    for run_eagerly in (True, False):
+        model = mnist_model(run_eagerly)
+        model.train_on_batch(x, y)
+        model.add_loss(rk.ops.convert_to_tensor(np.float32(100.0)))
+        losses.append(model.train_on_batch(x, y, return_dict=True)["loss"])
+    assert losses[0] == losses[1] < 100

@@ -154,6 +154,7 @@ class GraphPlan:
             self.checked.add(signature)
             return None  # the first call of a signature runs through `__call__`, with every check
         model = self.model
+        model._clear_losses()  # as the outermost `__call__` does (a loss added outside a call goes)
         computed = {}
         for source, input_layer, value in zip(self.sources, self.input_layers, values):
             value = model._convert_input(value)
