@@ -240,3 +240,13 @@ def test_a_loss_added_outside_a_call_is_dropped_by_the_next_step_as_in_eager_exe
         model.add_loss(rk.ops.convert_to_tensor(np.float32(100.0)))
         losses.append(model.train_on_batch(x, y, return_dict=True)["loss"])
     assert losses[0] == losses[1] < 100
+
+
+def test_a_batch_that_fails_the_models_checks_fails_them_at_every_call():
+    # A functional model checks its inputs' shapes in `__call__`; the LSTM would take 7 steps.
+    x_in = rk.Input(shape=(6, 5))
+    model = rk.Model(x_in, L.Dense(2)(L.LSTM(3)(x_in)))
+    for _ in range(3):
+        with pytest.raises(ValueError, match=r"expected shape \(None, 6, 5\), received \(2, 7, 5\)"):
+            model.predict_on_batch(np.zeros((2, 7, 5), "float32"))
+    assert model.predict_on_batch(np.zeros((2, 6, 5), "float32")).shape == (2, 2)

@@ -126,7 +126,7 @@ class GraphPlan:
                 self.sources = [id(s) for s in model._sources]
                 self.input_layers = [kt.input_layer for kt in tree.flatten(model._inputs)]
                 self.structure = model._outputs
-        self.checked = set()  # the input signatures already run once through `__call__`
+        self.checked = set()  # the signatures `__call__` ran once without an error
 
     @staticmethod
     def _structure(model):
@@ -138,21 +138,24 @@ class GraphPlan:
         built since)."""
         return model is self.model and self._structure(model) == self.layers
 
-    def run(self, inputs, training):
-        """The model's outputs for `inputs` (a Tensor, or a list of Tensors in the model's input
-        order), or None when the plan does not take this call and `model(...)` should run it."""
+    def signature(self, inputs, training):
+        """What a call's numbers depend on beyond the weights (the inputs' structure, shapes and
+        dtypes, and the training flag), or None for a call the plan cannot take: `inputs` must be
+        a Tensor, or a list of Tensors in the model's input order, without masks."""
         if self.steps is None:
             return None
-        values = [inputs] if isinstance(inputs, Tensor) else inputs
+        single = isinstance(inputs, Tensor)
+        values = [inputs] if single else inputs
         if not isinstance(values, (list, tuple)) or len(values) != len(self.sources):
             return None
         if not all(isinstance(v, Tensor) and v._keras_mask is None for v in values):
             return None
+        return (single, bool(training), *((v.shape, v.dtype) for v in values))
+
+    def run(self, inputs, training):
+        """The model's outputs for `inputs`, a call of a signature that `__call__` ran once."""
+        values = [inputs] if isinstance(inputs, Tensor) else inputs
         training = bool(training)
-        signature = (training, *((v.shape, v.dtype) for v in values))
-        if signature not in self.checked:
-            self.checked.add(signature)
-            return None  # the first call of a signature runs through `__call__`, with every check
         model = self.model
         model._clear_losses()  # as the outermost `__call__` does (a loss added outside a call goes)
         computed = {}
@@ -183,5 +186,11 @@ def planned_call(model, inputs, training):
                 f"{', '.join(sorted(c.__name__ for c in PLANNED_LAYERS))}.",
                 stacklevel=3,
             )
-    outputs = plan.run(inputs, training)
-    return model(inputs, training=training) if outputs is None else outputs
+    signature = plan.signature(inputs, training)
+    if signature in plan.checked:
+        return plan.run(inputs, training)
+    # The first call of a signature runs through `__call__`, with every check.
+    outputs = model(inputs, training=training)
+    if signature is not None:
+        plan.checked.add(signature)
+    return outputs
