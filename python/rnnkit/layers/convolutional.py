@@ -15,6 +15,9 @@ from rnnkit.ops.conv import (
     transpose_output_length,
 )
 
+# Where each `<weight>_<kind>` argument is looked up and serialized.
+_OPTION_MODULES = {"initializer": initializers, "regularizer": regularizers, "constraint": constraints}
+
 
 def _check_strides_dilation(strides, dilation_rate):
     if max(strides) > 1 and max(dilation_rate) > 1:
@@ -25,7 +28,8 @@ def _check_strides_dilation(strides, dilation_rate):
 
 
 class _SpatialLayer(Layer):
-    """What every convolution layer checks: the input's rank and its channels, per data format."""
+    """What every convolution layer shares: the checks of the input's rank and channels per data
+    format, the window arguments, the weights' options, the bias and the activation."""
 
     rank = 1
 
@@ -79,10 +83,51 @@ class _SpatialLayer(Layer):
         lengths = [lambda size, axis=axis: self._output_length(axis, size) for axis in range(self.rank)]
         return spatial_output_shape(input_shape, self.data_format, lengths, channels)
 
-    def _add_bias(self, outputs, bias):
-        if self.data_format == "channels_last":
-            return ops.add(outputs, bias)
-        return ops.add(outputs, ops.reshape(bias, (1, -1) + (1,) * self.rank))
+    def _set_weight_options(self, activation, use_bias, **options):
+        """Reads the activation, `use_bias` and the weights' `<weight>_initializer`,
+        `<weight>_regularizer` and `<weight>_constraint` arguments, kept under those names."""
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self._option_names = list(options)
+        for name, value in options.items():
+            setattr(self, name, _OPTION_MODULES[name.rsplit("_", 1)[1]].get(value))
+
+    def _add_weight(self, options, shape, name):
+        """A weight named `name` with the `<options>_*` initializer, regularizer and constraint."""
+        return self.add_weight(
+            shape=shape,
+            initializer=getattr(self, f"{options}_initializer"),
+            regularizer=getattr(self, f"{options}_regularizer"),
+            constraint=getattr(self, f"{options}_constraint"),
+            name=name,
+        )
+
+    def _add_bias(self, size):
+        self.bias = self._add_weight("bias", (size,), "bias") if self.use_bias else None
+
+    def _in_own_dtype(self, inputs):
+        return ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs
+
+    def _finish(self, outputs):
+        """`activation(outputs + bias)`, the bias along the channel axis."""
+        if self.use_bias:
+            channels_last = self.data_format == "channels_last"
+            outputs = ops.add(
+                outputs, self.bias if channels_last else ops.reshape(self.bias, (1, -1) + (1,) * self.rank)
+            )
+        return self.activation(outputs)
+
+    def _options_config(self):
+        """The config entries of the activation, `use_bias` and the weights' options."""
+        return {
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            **{
+                name: _OPTION_MODULES[name.rsplit("_", 1)[1]].serialize(getattr(self, name))
+                for name in self._option_names
+            },
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+        }
 
 
 class BaseConv(_SpatialLayer):
@@ -141,14 +186,16 @@ class BaseConv(_SpatialLayer):
             )
         self._set_window(kernel_size, strides, dilation_rate, padding, data_format, causal=rank == 1)
         _check_strides_dilation(self.strides, self.dilation_rate)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_options(
+            activation,
+            use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def build(self, input_shape):
         channels = self._channels(input_shape)
@@ -157,37 +204,21 @@ class BaseConv(_SpatialLayer):
                 "The number of input channels must be evenly divisible by the number of groups. Received "
                 f"groups={self.groups}, but the input has {channels} channels (full input shape is {input_shape})."
             )
-        self.kernel = self.add_weight(
-            shape=(*self.kernel_size, channels // self.groups, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-            name="kernel",
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-                name="bias",
-            )
+        self.kernel = self._add_weight("kernel", (*self.kernel_size, channels // self.groups, self.filters), "kernel")
+        self._add_bias(self.filters)
         self.built = True
 
     def call(self, inputs):
         self._check_input(inputs, self.kernel.shape[-2] * self.groups)
         outputs = ops.conv(
-            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self._in_own_dtype(inputs),
             self.kernel,
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        if self.use_bias:
-            outputs = self._add_bias(outputs, self.bias)
-        return self.activation(outputs)
+        return self._finish(outputs)
 
     def get_config(self):
         config = {**super().get_config()}
@@ -201,15 +232,7 @@ class BaseConv(_SpatialLayer):
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
             "groups": self.groups,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._options_config(),
         }
 
 
@@ -300,51 +323,37 @@ class BaseDepthwiseConv(_SpatialLayer):
         self.rank = rank
         self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
         self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.depthwise_constraint = constraints.get(depthwise_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_options(
+            activation,
+            use_bias,
+            depthwise_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def _output_channels(self, channels):
         return channels * self.depth_multiplier
 
     def build(self, input_shape):
         channels = self._channels(input_shape)
-        self.kernel = self.add_weight(
-            shape=(*self.kernel_size, channels, self.depth_multiplier),
-            initializer=self.depthwise_initializer,
-            regularizer=self.depthwise_regularizer,
-            constraint=self.depthwise_constraint,
-            name="kernel",
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(channels * self.depth_multiplier,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-                name="bias",
-            )
+        self.kernel = self._add_weight("depthwise", (*self.kernel_size, channels, self.depth_multiplier), "kernel")
+        self._add_bias(channels * self.depth_multiplier)
         self.built = True
 
     def call(self, inputs):
         self._check_input(inputs, self.kernel.shape[-2])
         outputs = ops.depthwise_conv(
-            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self._in_own_dtype(inputs),
             self.kernel,
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        if self.use_bias:
-            outputs = self._add_bias(outputs, self.bias)
-        return self.activation(outputs)
+        return self._finish(outputs)
 
     def get_config(self):
         return {
@@ -355,15 +364,7 @@ class BaseDepthwiseConv(_SpatialLayer):
             "padding": self.padding,
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._options_config(),
         }
 
 
@@ -426,49 +427,35 @@ class BaseSeparableConv(_SpatialLayer):
         self.filters = positive("filters", filters)
         self.depth_multiplier = positive("depth_multiplier", depth_multiplier)
         self._set_window(kernel_size, strides, dilation_rate, padding, data_format)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.depthwise_constraint = constraints.get(depthwise_constraint)
-        self.pointwise_constraint = constraints.get(pointwise_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_options(
+            activation,
+            use_bias,
+            depthwise_initializer=depthwise_initializer,
+            pointwise_initializer=pointwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            pointwise_regularizer=pointwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            pointwise_constraint=pointwise_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def build(self, input_shape):
         channels = self._channels(input_shape)
-        self.depthwise_kernel = self.add_weight(
-            shape=(*self.kernel_size, channels, self.depth_multiplier),
-            initializer=self.depthwise_initializer,
-            regularizer=self.depthwise_regularizer,
-            constraint=self.depthwise_constraint,
-            name="depthwise_kernel",
+        self.depthwise_kernel = self._add_weight(
+            "depthwise", (*self.kernel_size, channels, self.depth_multiplier), "depthwise_kernel"
         )
-        self.pointwise_kernel = self.add_weight(
-            shape=(*(1,) * self.rank, channels * self.depth_multiplier, self.filters),
-            initializer=self.pointwise_initializer,
-            regularizer=self.pointwise_regularizer,
-            constraint=self.pointwise_constraint,
-            name="pointwise_kernel",
+        self.pointwise_kernel = self._add_weight(
+            "pointwise", (*(1,) * self.rank, channels * self.depth_multiplier, self.filters), "pointwise_kernel"
         )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-                name="bias",
-            )
+        self._add_bias(self.filters)
         self.built = True
 
     def call(self, inputs):
         self._check_input(inputs, self.depthwise_kernel.shape[-2])
         depthwise = ops.depthwise_conv(
-            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self._in_own_dtype(inputs),
             self.depthwise_kernel,
             strides=self.strides,
             padding=self.padding,
@@ -476,9 +463,7 @@ class BaseSeparableConv(_SpatialLayer):
             dilation_rate=self.dilation_rate,
         )
         outputs = ops.conv(depthwise, self.pointwise_kernel, data_format=self.data_format)
-        if self.use_bias:
-            outputs = self._add_bias(outputs, self.bias)
-        return self.activation(outputs)
+        return self._finish(outputs)
 
     def get_config(self):
         return {
@@ -490,18 +475,7 @@ class BaseSeparableConv(_SpatialLayer):
             "padding": self.padding,
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
-            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._options_config(),
         }
 
 
@@ -617,14 +591,16 @@ class BaseConvTranspose(_SpatialLayer):
                         f"{i}, `output_padding` is {op} but `strides` is {s}. Received: "
                         f"output_padding={self.output_padding}, strides={self.strides}"
                     )
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_options(
+            activation,
+            use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def _output_length(self, axis, size):
         output_padding = None if self.output_padding is None else self.output_padding[axis]
@@ -634,28 +610,14 @@ class BaseConvTranspose(_SpatialLayer):
 
     def build(self, input_shape):
         channels = self._channels(input_shape)
-        self.kernel = self.add_weight(
-            shape=(*self.kernel_size, self.filters, channels),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-            name="kernel",
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-                name="bias",
-            )
+        self.kernel = self._add_weight("kernel", (*self.kernel_size, self.filters, channels), "kernel")
+        self._add_bias(self.filters)
         self.built = True
 
     def call(self, inputs):
         self._check_input(inputs, self.kernel.shape[-1])
         outputs = ops.conv_transpose(
-            ops.cast(inputs, self.dtype) if inputs.dtype != self.dtype else inputs,
+            self._in_own_dtype(inputs),
             self.kernel,
             strides=self.strides,
             padding=self.padding,
@@ -663,9 +625,7 @@ class BaseConvTranspose(_SpatialLayer):
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        if self.use_bias:
-            outputs = self._add_bias(outputs, self.bias)
-        return self.activation(outputs)
+        return self._finish(outputs)
 
     def get_config(self):
         return {
@@ -677,15 +637,7 @@ class BaseConvTranspose(_SpatialLayer):
             "output_padding": self.output_padding,
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._options_config(),
         }
 
 
