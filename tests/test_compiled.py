@@ -163,6 +163,7 @@ def custom_model(**compile_args):
 def test_jit_compile_true_on_a_model_it_cannot_plan_warns_once_and_runs_eagerly(layer_calls):
     x, y = mnist_data()
     model = custom_model(jit_compile=True)
+    assert model.jit_compile is False
     with pytest.warns(UserWarning, match=r"jit_compile=True, but the model runs eagerly \(layer scaled_dense"):
         first = model.train_on_batch(x, y)
     with warnings.catch_warnings():

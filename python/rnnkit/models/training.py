@@ -194,12 +194,12 @@ class Trainer:
 
     @property
     def jit_compile(self):
-        """Whether steps run as a compiled plan: `compile(jit_compile=...)`, with "auto"
-        resolved (True when the model can be planned and `run_eagerly` is False); settable to
-        "auto", True or False."""
+        """Whether steps run as a compiled plan: True when `compile(jit_compile=...)` was "auto"
+        or True, `run_eagerly` is False and the model can be planned; settable to "auto", True or
+        False."""
         if self._run_eagerly or self._jit_compile is False:
             return False
-        return self._jit_compile is True or compiled.GraphPlan(self).reason is None
+        return compiled.GraphPlan(self).reason is None
 
     @jit_compile.setter
     def jit_compile(self, value):
