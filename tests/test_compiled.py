@@ -251,3 +251,23 @@ def test_a_batch_that_fails_the_models_checks_fails_them_at_every_call():
         with pytest.raises(ValueError, match=r"expected shape \(None, 6, 5\), received \(2, 7, 5\)"):
             model.predict_on_batch(np.zeros((2, 7, 5), "float32"))
     assert model.predict_on_batch(np.zeros((2, 6, 5), "float32")).shape == (2, 2)
+
+
+class LoggingModel(rk.Model):
+    """A functional model whose `__call__` does more than `Layer.__call__`."""
+
+    calls = 0
+
+    def __call__(self, *args, **kwargs):
+        LoggingModel.calls += 1
+        return super().__call__(*args, **kwargs)
+
+
+def test_a_model_class_with_its_own_call_runs_eagerly():
+    x_in = rk.Input(shape=(6, 5))
+    model = LoggingModel(x_in, L.Dense(2)(L.LSTM(3)(x_in)))
+    assert model.jit_compile is False
+    x, _ = mnist_data(4)
+    for _ in range(3):
+        model.predict_on_batch(x)
+    assert LoggingModel.calls == 3

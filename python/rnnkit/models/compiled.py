@@ -15,7 +15,7 @@ import warnings
 from rnnkit import tree
 from rnnkit.layers.activation import Activation
 from rnnkit.layers.core import Dense, Identity
-from rnnkit.layers.layer import _call_context, call_parameters
+from rnnkit.layers.layer import Layer, _call_context, call_parameters
 from rnnkit.layers.normalization import BatchNormalization, LayerNormalization
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.layers.regularization import Dropout
@@ -63,8 +63,10 @@ def _plain(layer):
 def _steps(model):
     """The `(layer, input KerasTensor, output KerasTensor)` calls of `model` in graph order, or
     the reason it cannot be planned."""
-    if type(model).call is not _model_call(model) or (
-        not hasattr(model, "_stack") and getattr(model, "_nodes", None) is None
+    if (
+        type(model).call is not _model_call(model)
+        or type(model).__call__ is not Layer.__call__
+        or (not hasattr(model, "_stack") and getattr(model, "_nodes", None) is None)
     ):
         return "it is a subclassed model"
     if model.activity_regularizer is not None or model.device is not None:
