@@ -271,3 +271,17 @@ def test_a_model_class_with_its_own_call_runs_eagerly():
     for _ in range(3):
         model.predict_on_batch(x)
     assert LoggingModel.calls == 3
+
+
+def test_keras_files_record_run_eagerly_and_jit_compile_and_loading_restores_run_eagerly(tmp_path):
+    import json
+    import zipfile
+
+    for compile_args, expected in (({}, (False, "auto")), ({"run_eagerly": True, "jit_compile": False}, (True, False))):
+        model = custom_model(**compile_args)
+        model.save(tmp_path / "model.keras")
+        with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+            config = json.loads(archive.read("config.json"))["compile_config"]
+        assert (config["run_eagerly"], config["jit_compile"]) == expected
+        loaded = rk.models.load_model(tmp_path / "model.keras", custom_objects={"ScaledDense": ScaledDense})
+        assert loaded.run_eagerly is expected[0]
