@@ -401,8 +401,9 @@ impl<T: Float> StepContext<'_, T> {
             let h_prev = h_prev.view();
             let mut pre = c.pre.index_axis_mut(Axis(0), step);
             if c.input_raw.is_none() {
-                // The projection wrote `x·W` alone; `x·W + b` rounds as `b + x·W` did when the
-                // bias was tiled into the buffer first, but costs no serial pass over all steps.
+                // The projection wrote `x·W` alone: adding the bias here costs no serial pass
+                // over all steps (and gives the bits of a product added onto the bias whenever
+                // the product sums its inner dimension in one pass).
                 for r in 0..n {
                     add_into(slice_mut(pre.row_mut(r)), self.input_bias);
                 }
