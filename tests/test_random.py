@@ -51,6 +51,22 @@ def test_seed_generators_advance_reproducibly_and_no_seed_follows_set_random_see
     np.testing.assert_array_equal(np.asarray(random.uniform((4,))), c)
 
 
+def test_set_random_seed_seeds_numpy_and_python_as_keras_does():
+    """Keras's `set_random_seed` also seeds NumPy's global generator (which fit's shuffling draws
+    from) and Python's `random`."""
+    import random as python_random
+
+    draws = []
+    for _ in range(2):
+        rk.utils.set_random_seed(11)
+        draws.append((np.random.permutation(12), python_random.random(), np.asarray(random.uniform((3,)))))
+    np.testing.assert_array_equal(draws[0][0], draws[1][0])
+    assert draws[0][1] == draws[1][1]
+    np.testing.assert_array_equal(draws[0][2], draws[1][2])
+    with pytest.raises(ValueError, match="Expected `seed` argument to be an integer. Received: seed=1.5"):
+        rk.utils.set_random_seed(1.5)
+
+
 def test_shapes_and_dtypes():
     assert random.normal((2, 3), dtype="float64").dtype == np.float64
     assert random.uniform((4,)).dtype == np.float32

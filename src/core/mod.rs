@@ -43,8 +43,8 @@ pub trait Float:
     /// over the whole range; f64: the standard library's).
     fn exp_fast(self) -> Self;
 
-    /// `tanh(x)` built on [`Float::exp_fast`] (f32: within 4e-7 relative; f64: the standard
-    /// library's).
+    /// `tanh(x)` on the polynomial of [`Float::exp_fast`] (f32: within 4e-7 relative; f64: the
+    /// standard library's).
     fn tanh_fast(self) -> Self;
 
     /// [`Float::exp_fast`] with fused multiply-adds: fewer instructions, as accurate. Only for
@@ -100,9 +100,17 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 
 #[inline(always)]
 fn exp_f32<const FMA: bool>(x: f32) -> f32 {
-    // exp(x) = 2^n · exp(r) with n = round(x / ln 2) and |r| <= ln 2 / 2 (ln 2 in two parts, the
-    // first exact in n · C1); exp(r) by its degree-6 minimax polynomial. Rounding adds and
-    // subtracts 1.5·2^23 so no floor call (a libm call without SSE4.1) breaks vectorization.
+    let (em1, scale) = exp_parts::<FMA>(x);
+    // A NaN `x` stays NaN through `clamp`, and so through `em1`.
+    (em1 + 1.0) * scale
+}
+
+/// `(exp(r) - 1, 2^n)` with `exp(x) = 2^n · exp(r)`, `x` clamped to exp's f32 range.
+#[inline(always)]
+fn exp_parts<const FMA: bool>(x: f32) -> (f32, f32) {
+    // n = round(x / ln 2) and |r| <= ln 2 / 2 (ln 2 in two parts, the first exact in n · C1);
+    // exp(r) by its degree-6 minimax polynomial. Rounding adds and subtracts 1.5·2^23 so no
+    // floor call (a libm call without SSE4.1) breaks vectorization.
     const ROUND: f32 = 12_582_912.0;
     let clamped = x.clamp(-87.33, 88.72);
     let n = madd::<FMA>(clamped, std::f32::consts::LOG2_E, ROUND) - ROUND;
@@ -117,32 +125,21 @@ fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     ] {
         p = madd::<FMA>(p, r, c);
     }
-    let y = madd::<FMA>(p * r, r, r) + 1.0;
     // 2^n: `n + 127` sits in the low mantissa bits of `n + 127 + 1.5·2^23` (exact, as n is a
     // small integer), and shifting them into the exponent field needs no float-to-int
     // conversion (whose saturating semantics cost a third of this function).
     let scale = f32::from_bits((n + (ROUND + 127.0)).to_bits() << 23);
-    if x.is_nan() {
-        x
-    } else {
-        y * scale
-    }
+    (madd::<FMA>(p * r, r, r), scale)
 }
 
 #[inline(always)]
 fn tanh_f32<const FMA: bool>(x: f32) -> f32 {
-    // Small |x|: the odd Taylor series (error below 2e-9 for |x| < 0.3); otherwise
-    // 1 - 2 / (exp(2|x|) + 1), whose cancellation is mild from 0.3 on.
-    let a = x.abs();
-    let z = a * a;
-    let mut series = 62.0 / 2835.0;
-    for c in [-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0] {
-        series = madd::<FMA>(z, series, c);
-    }
-    let series = madd::<FMA>(a * z, series, a);
-    let large = 1.0 - 2.0 / (exp_f32::<FMA>(2.0 * a) + 1.0);
-    let t = if a < 0.3 { series } else { large };
-    t.copysign(x)
+    // tanh(x) = m / (m + 2) with m = expm1(2x) = 2^n · expm1(r) + (2^n - 1), which has no
+    // cancellation near 0: no series and no branch there. Beyond |x| = 10 tanh rounds to ±1,
+    // and the clamp keeps 2^n finite.
+    let (em1, scale) = exp_parts::<FMA>(2.0 * x.clamp(-10.0, 10.0));
+    let m = madd::<FMA>(scale, em1, scale - 1.0);
+    m / (m + 2.0)
 }
 
 impl Float for f64 {
@@ -206,6 +203,7 @@ mod tests {
             );
             assert!(exp(f32::NAN).is_nan() && tanh(f32::NAN).is_nan(), "{name}");
             assert_eq!(tanh(f32::INFINITY), 1.0, "{name}");
+            assert_eq!(tanh(f32::NEG_INFINITY), -1.0, "{name}");
             assert_eq!(exp(f32::NEG_INFINITY), exp(-87.33), "{name}");
         }
     }

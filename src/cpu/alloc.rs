@@ -58,23 +58,6 @@ pub unsafe fn overwritten<T: Float, D: Dimension>(
     Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
 }
 
-/// An array of `shape` whose every row (last axis) is `row`, written once: no zero-filling
-/// pass first, as with [`zeros`] followed by an add.
-pub fn tiled<T: Float, D: Dimension>(
-    shape: impl IntoDimension<Dim = D>,
-    row: &[T],
-    what: &'static str,
-) -> Result<Array<T, D>> {
-    let shape = shape.into_dimension();
-    let len = element_count(shape.slice(), what)?;
-    assert_eq!(shape.slice().last(), Some(&row.len()), "row length");
-    let mut data = reserved(len, what)?;
-    for _ in 0..len / row.len().max(1) {
-        data.extend_from_slice(row);
-    }
-    Ok(Array::from_shape_vec(shape, data).expect("length matches shape"))
-}
-
 /// An empty Vec with room for `len` values, to be filled by pushing (no zero-filling pass), or
 /// [`Error::Allocation`] when the memory cannot be obtained.
 pub fn reserved<T>(len: usize, what: &'static str) -> Result<Vec<T>> {
@@ -150,21 +133,7 @@ mod tests {
         assert_eq!(empty.len(), 0);
         let huge = zeros::<f64, _>((usize::MAX / 4, 3), "test").unwrap_err();
         assert!(huge.to_string().starts_with("cannot allocate"), "{huge}");
-    }
-
-    #[test]
-    fn tiled_rows_repeat_the_row_and_impossible_sizes_are_errors() {
-        let a: Array<f32, _> = tiled((2, 3, 4), &[1.0, 2.0, 3.0, 4.0], "test").unwrap();
-        assert_eq!(a.dim(), (2, 3, 4));
-        assert!(a
-            .rows()
-            .into_iter()
-            .all(|r| r.to_vec() == [1.0, 2.0, 3.0, 4.0]));
-        let empty: Array<f64, _> = tiled((0, 2), &[1.0, 2.0], "test").unwrap();
-        assert_eq!(empty.len(), 0);
-        let huge = tiled::<f64, _>((usize::MAX / 4, 3), &[0.0; 3], "test").unwrap_err();
-        assert!(huge.to_string().starts_with("cannot allocate"), "{huge}");
-        let overflow = tiled::<f64, _>((usize::MAX, 3), &[0.0; 3], "test").unwrap_err();
+        let overflow = zeros::<f64, _>((usize::MAX, 3), "test").unwrap_err();
         assert!(
             overflow.to_string().starts_with("cannot allocate"),
             "{overflow}"

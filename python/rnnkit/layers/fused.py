@@ -41,8 +41,9 @@ def _compute(*cells):
         return {"compute_dtype": "int8", "device": device}
     bf16 = cells[0].compute_dtype == "bfloat16"
     device = config.compute_device()
+    specs = [c.spec for c in cells]  # a property that builds its cache key: read once per cell
     cpu_only = bf16 or any(
-        c.spec.kind == "indrnn" or c.spec.peephole or c.spec.projection or c.spec.layer_norm or c.zoneout for c in cells
+        s.kind == "indrnn" or s.peephole or s.projection or s.layer_norm or c.zoneout for s, c in zip(specs, cells)
     )
     if cpu_only and device == "cuda" and config.current_device() != "cuda":
         device = "cpu"

@@ -7,7 +7,7 @@ import numpy as np
 from rnnkit import ops, tree
 from rnnkit.callbacks import CallbackList
 from rnnkit.distribution.state import replicas, reports_failures
-from rnnkit.models import data_adapter
+from rnnkit.models import compiled, data_adapter
 from rnnkit.models.data_adapter import EpochIterator, batches_of, count_samples, is_batch_iterable, to_arrays
 from rnnkit.tape import GradientTape
 from rnnkit.tensor import wrap
@@ -113,9 +113,22 @@ class Trainer:
     stop_predicting = False
     history = None
     _plan = None
+    _graph_plan = None  # the compiled execution's plan (`rnnkit.models.compiled`)
+    _run_eagerly = False
+    _jit_compile = "auto"
     _initial_epoch = None  # set by `BackupAndRestore` to resume an interrupted fit
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None, **kwargs):
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        run_eagerly=False,
+        jit_compile="auto",
+        **kwargs,
+    ):
         """Sets the optimizer, the loss (one per output for several outputs) and the metrics.
 
         Args:
@@ -124,13 +137,32 @@ class Trainer:
             loss_weights: Optional list/dict of scalars weighting the outputs' losses.
             metrics: Metric names or instances, applied to every output (or a list/dict per output).
             weighted_metrics: Metrics that also receive the sample weights.
-            **kwargs: Keras's `run_eagerly`, `steps_per_execution`, `jit_compile` and
-                `auto_scale_loss`, accepted and ignored; anything else raises TypeError.
+            run_eagerly: True runs every step layer call by layer call (`Layer.__call__` with
+                all its checks), for debugging; False (the default) lets `jit_compile` decide.
+            jit_compile: "auto" (the default) or True run the training, evaluation and
+                prediction steps of functional and Sequential models of built-in layers as a
+                compiled plan (`rnnkit.models.compiled`: each layer's computation called
+                directly in graph order, the same numbers as eager execution); other models
+                run eagerly, with a one-time warning for True. False, or `run_eagerly=True`
+                (which overrides True, with a warning, as in Keras), runs eagerly.
+            **kwargs: Keras's `steps_per_execution` and `auto_scale_loss`, accepted and
+                ignored; anything else raises TypeError.
+
+        Raises:
+            ValueError: For a `run_eagerly` that is not a bool or a `jit_compile` that is not
+                "auto", True or False.
         """
         from rnnkit import metrics as metric_registry
         from rnnkit import optimizers
 
-        for key in ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"):
+        run_eagerly, jit_compile = compiled.check_run_eagerly(run_eagerly), compiled.check_jit_compile(jit_compile)
+        if run_eagerly and jit_compile is True:
+            warnings.warn(
+                "If `run_eagerly` is True, then `jit_compile` cannot also be True. Disabling `jit_compile`.",
+                stacklevel=2,
+            )
+            jit_compile = False
+        for key in ("steps_per_execution", "auto_scale_loss"):
             kwargs.pop(key, None)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to compile: {kwargs}")
@@ -148,7 +180,30 @@ class Trainer:
                 metric_registry.get(spec)  # an unknown name fails here, before any batch is computed
         self._metrics = None  # built on the first batch, when shapes are known
         self._plan = None
+        self._run_eagerly, self._jit_compile, self._graph_plan = run_eagerly, jit_compile, None
         self.compiled = True
+
+    @property
+    def run_eagerly(self):
+        """Whether steps run layer call by layer call (`compile(run_eagerly=...)`); settable."""
+        return self._run_eagerly
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self._run_eagerly = compiled.check_run_eagerly(value)
+
+    @property
+    def jit_compile(self):
+        """Whether steps run as a compiled plan: True when `compile(jit_compile=...)` was "auto"
+        or True, `run_eagerly` is False and the model can be planned; settable to "auto", True or
+        False."""
+        if self._run_eagerly or self._jit_compile is False:
+            return False
+        return compiled.GraphPlan(self).reason is None
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        self._jit_compile, self._graph_plan = compiled.check_jit_compile(value), None
 
     def _output_names(self):
         outputs = getattr(self, "outputs", None) or []
@@ -250,7 +305,7 @@ class Trainer:
     def _forward(self, x, y, sample_weight, training):
         """The total loss, the per-output losses, and the targets, predictions and sample weights per
         output (`_step_logs`'s arguments)."""
-        y_pred = self(_shared(x), training=training)
+        y_pred = compiled.planned_call(self, _shared(x), training)
         names = self._step_plan().names
         y_pred, y_true = self._by_output(y_pred, names), self._by_output(y, names)
         sample_weights = self._sample_weights(sample_weight, names)
@@ -349,7 +404,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as numpy arrays."""
-        return tree.map_structure(np.asarray, self(_shared(to_arrays(x)), training=False))
+        return tree.map_structure(np.asarray, compiled.planned_call(self, _shared(to_arrays(x)), False))
 
     def _run_batches(self, step, batches, callbacks, mode):
         """Runs `step` on each batch of one epoch, calling the `on_{mode}_batch_*` hooks; returns

@@ -336,4 +336,8 @@ def compile_args_from_keras(compile_config):
     args = {"optimizer": optimizer, "loss": loss, "metrics": metrics or None}
     if compile_config.get("loss_weights") is not None:
         args["loss_weights"] = compile_config["loss_weights"]
+    # `jit_compile` is not read: it changes no number, and rnnkit files before it existed
+    # recorded False whatever the model was compiled with.
+    if compile_config.get("run_eagerly") is True:
+        args["run_eagerly"] = True
     return args

@@ -151,9 +151,9 @@ def keras_compile_config(model):
         "loss_weights": None if all(w == 1.0 for w in config["loss_weights"]) else config["loss_weights"],
         "metrics": (metrics[0] if len(metrics) == 1 else metrics) or None,
         "weighted_metrics": None,
-        "run_eagerly": False,
+        "run_eagerly": model.run_eagerly,
         "steps_per_execution": 1,
-        "jit_compile": False,
+        "jit_compile": model._jit_compile,  # as passed to compile, as Keras records it
     }
 
 

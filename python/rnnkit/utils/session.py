@@ -1,5 +1,9 @@
 """Seeding and session reset."""
 
+import random as python_random
+
+import numpy as np
+
 from rnnkit import _core, random
 from rnnkit.layers import layer
 
@@ -14,5 +18,18 @@ def clear_session():
 
 
 def set_random_seed(seed):
-    """Seeds every unseeded random draw of rnnkit (initializers and dropout masks)."""
+    """Seeds every unseeded random draw, as Keras's: rnnkit's (initializers and dropout masks),
+    NumPy's global generator (which `fit(shuffle=True)` orders the samples with) and Python's
+    `random`.
+
+    Args:
+        seed: A non-negative int.
+
+    Raises:
+        ValueError: If `seed` is not an int.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed!r} (of type {type(seed)})")
+    python_random.seed(seed)
+    np.random.seed(seed)
     random.set_seed(seed)

@@ -2,7 +2,7 @@
 //! input and weight gradients as single products over all steps.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, ROWS_PER_JOB};
@@ -16,6 +16,7 @@ use crate::cpu::alloc::{check_total, overwritten, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::{products, products_tn};
 use crate::cpu::packed::PackedMatrix;
+use crate::cpu::team;
 use crate::error::{Error, Result};
 
 /// Backpropagation through time of a [`super::forward`] pass.
@@ -148,11 +149,14 @@ pub(crate) fn backward_sharing<T: Float>(
             }
             return db;
         }
-        db.row_mut(0).assign(&row_sums(dpre2));
+        row_sums(dpre2, db.row_mut(0), threads);
         if let (2, Some(g)) = (bias.nrows(), &gru2) {
-            db.slice_mut(s![1, ..2 * u])
-                .assign(&row_sums(dpre2.slice(s![.., ..2 * u])));
-            db.slice_mut(s![1, 2 * u..]).assign(&row_sums(g.view()));
+            row_sums(
+                dpre2.slice(s![.., ..2 * u]),
+                db.slice_mut(s![1, ..2 * u]),
+                threads,
+            );
+            row_sums(g.view(), db.slice_mut(s![1, 2 * u..]), threads);
         }
         db
     });
@@ -201,22 +205,32 @@ struct NormBuffers<T> {
     sums: Array2<T>,
 }
 
-/// The sum of `a`'s rows, added in row order as `sum_axis(Axis(0))` adds those of a matrix of
-/// two or more columns (the same bits), with one plain loop per row: an array operation per row
-/// cost as much as the additions for the thousands of short rows of a small model's
-/// `(time · batch, width)` gradients.
-fn row_sums<T: Float>(a: ArrayView2<T>) -> Array1<T> {
-    let mut sums = Array1::zeros(a.ncols());
-    let out = sums.as_slice_mut().expect("a new array is contiguous");
-    for row in a.outer_iter() {
-        let row = row
-            .to_slice()
-            .expect("rows of standard-layout matrices are contiguous");
-        for (sum, &v) in out.iter_mut().zip(row) {
-            *sum += v;
+/// Writes the sum of `a`'s rows into `sums`, added in row order as `sum_axis(Axis(0))` adds
+/// those of a matrix of two or more columns (the same bits), with one plain loop per row (an
+/// array operation per row cost as much as the additions for the thousands of short rows of a
+/// small model's `(time · batch, width)` gradients), the columns split for `threads` threads
+/// (a column's sum is the same wherever it runs).
+fn row_sums<T: Float>(a: ArrayView2<T>, sums: ArrayViewMut1<T>, threads: usize) {
+    let cols = a
+        .ncols()
+        .div_ceil(threads.max(1))
+        .next_multiple_of(16)
+        .max(1);
+    let sums = sums.into_slice().expect("a row of a new array");
+    let blocks: Vec<_> = (a.axis_chunks_iter(Axis(1), cols))
+        .zip(sums.chunks_mut(cols))
+        .collect();
+    team::each(blocks, |(a, out)| {
+        out.fill(T::zero());
+        for row in a.outer_iter() {
+            let row = row
+                .to_slice()
+                .expect("rows of standard-layout matrices are contiguous");
+            for (sum, &v) in out.iter_mut().zip(row) {
+                *sum += v;
+            }
         }
-    }
-    sums
+    });
 }
 
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
@@ -359,6 +373,7 @@ fn time_loop<T: Float>(
     let ctx = StepContext {
         spec,
         packed: &packed,
+        input_bias: &[],
         recurrent_bias: None,
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),
@@ -581,7 +596,7 @@ fn weight_grad<T: Float>(
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{Array2, Axis};
+    use ndarray::{Array1, Array2, Axis};
 
     use super::row_sums;
 
@@ -593,11 +608,13 @@ mod tests {
             let x = ((r * 37 + c) as f32 * 0.618_034).sin();
             x * 10f32.powi(((r + c) % 7) as i32 - 3)
         });
-        let expected = a.sum_axis(Axis(0));
-        assert_eq!(row_sums(a.view()), expected);
-        assert_eq!(
-            row_sums(a.slice(ndarray::s![.., ..20])),
-            a.slice(ndarray::s![.., ..20]).sum_axis(Axis(0))
-        );
+        for threads in [1, 2, 3] {
+            let mut sums = Array1::from_elem(37, f32::NAN);
+            row_sums(a.view(), sums.view_mut(), threads);
+            assert_eq!(sums, a.sum_axis(Axis(0)));
+            let mut sums = Array1::from_elem(20, f32::NAN);
+            row_sums(a.slice(ndarray::s![.., ..20]), sums.view_mut(), threads);
+            assert_eq!(sums, a.slice(ndarray::s![.., ..20]).sum_axis(Axis(0)));
+        }
     }
 }

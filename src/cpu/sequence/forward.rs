@@ -11,7 +11,7 @@ use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::sequence::{check_input, shared_or_per_gate, Forward, KeptZoneout, Saved};
 use crate::core::sequence::{Precision, SequenceInput, SequenceOptions, Zoneout};
 use crate::core::Float;
-use crate::cpu::alloc::{check_total, overwritten, tiled, zeros};
+use crate::cpu::alloc::{check_total, overwritten, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::products;
 use crate::cpu::packed::PackedMatrix;
@@ -72,19 +72,15 @@ pub(crate) fn forward_sharing<T: Float>(
     };
     // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
     let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
-    // Under layer normalisation the product lands apart (written, not added: the buffer starts
-    // unwritten): the time loop normalises it onto the bias.
-    let (target, beta) = match saved.input_raw.as_mut() {
-        Some(raw) => (raw, T::zero()),
-        None => (&mut saved.pre, T::one()),
-    };
+    // The product is written, not added (the buffer starts unwritten): the time loop adds the
+    // bias, or under layer normalisation (the product then lands apart) normalises it onto it.
+    let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
     for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
         .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
     {
         input.cancel.check()?;
         let dropout = saved.input_dropout.as_ref().map(|m| m.view());
-        let out = (pre, beta);
-        project_inputs(spec, weights, x, dropout, out, threads, options.precision)?;
+        project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
     }
     time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
 
@@ -110,8 +106,8 @@ pub(crate) fn forward_sharing<T: Float>(
 }
 
 /// The pass's time-major buffers before any step: the input and masks in processing order,
-/// the pre-activations holding the input bias, the initial states, and the backward pass's
-/// copies of the weights (none for inference).
+/// the initial states, room for the pre-activations and the later states, and the backward
+/// pass's copies of the weights (none for inference).
 fn start<T: Float>(
     spec: &CellSpec,
     weights: &Weights<T>,
@@ -137,15 +133,18 @@ fn start<T: Float>(
         }
         out
     });
-    let mut hs = zeros((t + 1, b, out), "hidden states")?;
+    // SAFETY: the first step of each is written here, and every step of the loop writes every
+    // row of the next (masked rows too) before anything reads it.
+    let mut hs = unsafe { overwritten((t + 1, b, out), "hidden states")? };
     let mut cs = match spec.kind {
-        CellKind::Lstm => Some(zeros((t + 1, b, u), "cell states")?),
+        CellKind::Lstm => Some(unsafe { overwritten((t + 1, b, u), "cell states")? }),
         _ => None,
     };
-    if let Some(states) = &input.initial_states {
-        hs.index_axis_mut(Axis(0), 0).assign(&states[0]);
-        if let Some(cs) = &mut cs {
-            cs.index_axis_mut(Axis(0), 0).assign(&states[1]);
+    for (i, states) in std::iter::once(&mut hs).chain(cs.as_mut()).enumerate() {
+        let mut first = states.index_axis_mut(Axis(0), 0);
+        match &input.initial_states {
+            Some(given) => first.assign(&given[i]),
+            None => first.fill(T::zero()),
         }
     }
     // Row-major copies: the time loop reads the multipliers as contiguous rows.
@@ -184,11 +183,9 @@ fn start<T: Float>(
             }
             None => None,
         },
-        // Starts as the input bias: the projection adds onto it.
-        pre: match weights.bias {
-            Some(bias) => tiled((t, b, width), &bias.row(0).to_vec(), "pre-activations")?,
-            None => zeros((t, b, width), "pre-activations")?,
-        },
+        // SAFETY: the input projection writes every element (under layer normalisation the
+        // time loop writes every row of each step) before the time loop reads it.
+        pre: unsafe { overwritten((t, b, width), "pre-activations")? },
         keep_gates: keep_gates && spec.has_default_activations(),
         hs,
         cs,
@@ -209,7 +206,7 @@ fn start<T: Float>(
         },
         layer_norm: (weights.layer_norm).map(|w| backward_copy(w, options.inference)),
         cell_norm: (weights.cell_norm).map(|w| backward_copy(w, options.inference)),
-        // SAFETY: the input projection writes every element of `input_raw` (`beta` 0) and each
+        // SAFETY: the input projection writes every element of `input_raw` and each
         // step's recurrent products every row of that step's `recurrent_raw` (masked rows too),
         // before the time loop reads them.
         input_raw: match spec.layer_norm {
@@ -289,6 +286,10 @@ fn time_loop<T: Float>(
         })
         .collect();
     let precision = saved.options.precision;
+    let input_bias = match weights.bias {
+        Some(bias) => bias.row(0).to_vec(),
+        None => vec![T::zero(); spec.width()],
+    };
     let packed = pack_gates(&spec, weights.recurrent_kernel, false, precision, b)?;
     let projection = (weights.projection)
         .map(|w| PackedMatrix::new(w, precision, b))
@@ -296,6 +297,7 @@ fn time_loop<T: Float>(
     let ctx = StepContext {
         spec: &spec,
         packed: &packed,
+        input_bias: &input_bias,
         recurrent_bias: (weights.bias)
             .filter(|b| b.nrows() == 2)
             .map(|b| b.index_axis_move(Axis(0), 1)),
@@ -341,16 +343,15 @@ fn backward_copy<T: Float>(a: ArrayView2<T>, inference: bool) -> Array2<T> {
     }
 }
 
-/// The input projection of every step at once: `pre = (x ⊙ m_g)·W_g + beta · pre` (`beta` 1:
-/// onto the input bias; 0: into a buffer not yet written), one product over all `time · batch`
-/// rows (one per gate when input dropout gives each gate its own mask), split for `threads`
-/// threads.
+/// The input projection of every step at once: `pre = (x ⊙ m_g)·W_g` into a buffer not yet
+/// written, one product over all `time · batch` rows (one per gate when input dropout gives each
+/// gate its own mask), split for `threads` threads.
 fn project_inputs<T: Float>(
     spec: &CellSpec,
     weights: &Weights<T>,
     x: ArrayView3<T>,
     dropout: Option<ArrayView3<T>>,
-    (pre, beta): (ArrayViewMut3<T>, T),
+    pre: ArrayViewMut3<T>,
     threads: usize,
     precision: Precision,
 ) -> Result<()> {
@@ -365,7 +366,7 @@ fn project_inputs<T: Float>(
         None => products(
             x2,
             weights.kernel,
-            beta,
+            T::zero(),
             pre2.view_mut(),
             threads,
             precision,
@@ -376,7 +377,7 @@ fn project_inputs<T: Float>(
             products(
                 xm.view(),
                 weights.kernel,
-                beta,
+                T::zero(),
                 pre2.view_mut(),
                 threads,
                 precision,
@@ -390,7 +391,7 @@ fn project_inputs<T: Float>(
                 products(
                     xm.view(),
                     gate(weights.kernel, g, spec.units),
-                    beta,
+                    T::zero(),
                     pre2.slice_mut(s![.., cols]),
                     threads,
                     precision,

@@ -24,6 +24,9 @@ pub(super) struct StepContext<'a, T> {
     pub spec: &'a CellSpec,
     /// The recurrent kernel's gate blocks, packed: `U_g` forward, `U_gᵀ` backward.
     pub packed: &'a [PackedMatrix<T>],
+    /// The forward loop's input bias (the bias's first row, zeros without one), `gates·units`;
+    /// empty backward.
+    pub input_bias: &'a [T],
     /// GRU `reset_after`'s second bias row.
     pub recurrent_bias: Option<ArrayView1<'a, T>>,
     /// IndRNN's recurrent vector `u`, `(1, units)`.
@@ -244,10 +247,9 @@ impl<T: Float> StepContext<'_, T> {
     }
 
     /// The products of a forward step under layer normalisation: `raw = (h₋₁ ⊙ m)·U` into the
-    /// buffer kept for the backward pass, then per row the input side's `γ_x ⊙ LN(x·W)` added
-    /// into `pre` (which holds the bias), and `γ_h ⊙ LN(raw)` added into `pre` too (LSTM) or
-    /// written to `rec` with the recurrent bias (GRU); both normalisations' moments go to
-    /// `moments` (`n × 4`).
+    /// buffer kept for the backward pass, then per row `pre` written as the input bias plus the
+    /// input side's `γ_x ⊙ LN(x·W)`, plus `γ_h ⊙ LN(raw)` too (LSTM) or that written to `rec`
+    /// with the recurrent bias (GRU); both normalisations' moments go to `moments` (`n × 4`).
     #[inline(always)]
     fn normalized_products(
         &self,
@@ -268,6 +270,7 @@ impl<T: Float> StepContext<'_, T> {
         );
         let width = self.spec.width();
         let (gain_x, gain_h) = (&row(gains, 0)[..width], &row(gains, 1)[..width]);
+        let input_bias = &self.input_bias[..width];
         let bias = self.recurrent_bias.map(|b| b.to_vec());
         let rows = (whole(input_raw).chunks_exact(width))
             .zip(whole(raw.view()).chunks_exact(width))
@@ -283,13 +286,14 @@ impl<T: Float> StepContext<'_, T> {
             kept.copy_from_slice(&[x_mean, x_rstd, h_mean, h_rstd]);
             if self.spec.kind == CellKind::Lstm {
                 for j in 0..width {
-                    pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd)
-                        + gain_h[j] * ((h_raw[j] - h_mean) * h_rstd);
+                    pre[j] = input_bias[j]
+                        + (gain_x[j] * ((x_raw[j] - x_mean) * x_rstd)
+                            + gain_h[j] * ((h_raw[j] - h_mean) * h_rstd));
                 }
                 continue;
             }
             for j in 0..width {
-                pre[j] += gain_x[j] * ((x_raw[j] - x_mean) * x_rstd);
+                pre[j] = input_bias[j] + gain_x[j] * ((x_raw[j] - x_mean) * x_rstd);
                 rec[j] = gain_h[j] * ((h_raw[j] - h_mean) * h_rstd);
             }
             if let Some(bias) = &bias {
@@ -420,6 +424,14 @@ impl<T: Float> StepContext<'_, T> {
             let (h_prev, mut h_next) = split_step(&mut c.hs, step);
             let h_prev = h_prev.view();
             let mut pre = c.pre.index_axis_mut(Axis(0), step);
+            if c.input_raw.is_none() {
+                // The projection wrote `x·W` alone: adding the bias here costs no serial pass
+                // over all steps (and gives the bits of a product added onto the bias whenever
+                // the product sums its inner dimension in one pass).
+                for r in 0..n {
+                    add_into(slice_mut(pre.row_mut(r)), self.input_bias);
+                }
+            }
             let products = ForwardProducts {
                 h_prev,
                 pre: pre.view_mut(),
@@ -606,7 +618,7 @@ impl<T: Float> StepContext<'_, T> {
             let mut gru = c.gru.as_mut().map(|g| g.index_axis_mut(Axis(0), step));
             let (pre, h_prev) = (pre.index_axis(Axis(0), step), hs.index_axis(Axis(0), step));
             for r in 0..n {
-                let mut carry_row = carry.row_mut(r);
+                let carry_row = slice_mut(carry.row_mut(r));
                 if !self.used(step, c.first_row + r) {
                     if self.zero_output {
                         carry_row.fill(T::zero());
@@ -617,12 +629,12 @@ impl<T: Float> StepContext<'_, T> {
                     }
                     continue;
                 }
-                let mut dh_row = dh.row_mut(r);
-                dh_row += &carry_row;
+                let dh_row = slice_mut(dh.row_mut(r));
+                add_into(dh_row, carry_row);
                 carry_row.fill(T::zero());
                 if let (Some(z), Some(kept)) = (self.zoneout[0], &mut dh_kept) {
                     let m = z.row(c.first_row + r, step);
-                    split_zoned(m, slice_mut(dh_row), slice_mut(kept.row_mut(r)));
+                    split_zoned(m, dh_row, slice_mut(kept.row_mut(r)));
                 }
             }
             if let (Some(w), Some(d)) = (self.projection, &mut d_unprojected) {
@@ -636,6 +648,16 @@ impl<T: Float> StepContext<'_, T> {
                     }
                 }
             }
+            // The step's states, sliced once: per row, slicing a 3-d view cost as much as the
+            // row's arithmetic.
+            let c_pair = cs.as_ref().map(|cs| {
+                let c = match &candidates {
+                    Some(a) => a.index_axis(Axis(0), step),
+                    None => cs.index_axis(Axis(0), step + 1),
+                };
+                (cs.index_axis(Axis(0), step), c)
+            });
+            let rec_h = rec_h.as_ref().map(|a| a.index_axis(Axis(0), step));
             for r in 0..n {
                 if !self.used(step, c.first_row + r) {
                     continue;
@@ -659,16 +681,11 @@ impl<T: Float> StepContext<'_, T> {
                     dh: dh_row,
                     dpre: slice_mut(dpre.row_mut(r)),
                     dh_prev: slice_mut(dh_prev.row_mut(r)),
-                    c: cs.as_ref().zip(dc.as_mut()).map(|(cs, dc)| {
-                        let c_prev = cs.slice(s![step, r, ..]);
-                        let c = match &candidates {
-                            Some(a) => a.slice(s![step, r, ..]),
-                            None => cs.slice(s![step + 1, r, ..]),
-                        };
-                        (slice(c_prev), slice(c), slice_mut(dc.row_mut(r)))
+                    c: c_pair.zip(dc.as_mut()).map(|((c_prev, c), dc)| {
+                        (row(c_prev, r), row(c, r), slice_mut(dc.row_mut(r)))
                     }),
-                    rec_h: (rec_h.as_ref().zip(gru.as_mut()))
-                        .map(|(a, g)| (slice(a.slice(s![step, r, ..])), slice_mut(g.row_mut(r)))),
+                    rec_h: (rec_h.zip(gru.as_mut()))
+                        .map(|(a, g)| (row(a, r), slice_mut(g.row_mut(r)))),
                     peephole: self.peephole(),
                     cell_norm: (self.cell_norm().zip(c.norm_grads.as_mut()))
                         .map(|(w, sums)| (w, &mut slice_mut(sums.row_mut(r))[cell_sums..])),
