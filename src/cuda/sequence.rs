@@ -18,7 +18,7 @@ use crate::core::cell::{CellKind, CellSpec, Weights};
 use crate::core::engine::Engine;
 use crate::core::sequence::{
     check_grads, check_input, shared_or_per_gate, Forward, Gradients, OutputGrad, Precision,
-    SequenceInput, SequenceOptions,
+    SequenceInput, SequenceOptions, Zoneout,
 };
 use crate::error::{Error, Result};
 
@@ -254,11 +254,16 @@ pub fn forward(
 ) -> Result<Forward<f32, DeviceSaved>> {
     check_input(spec, weights, input, options)?;
     check_supported(spec)?;
-    if input.zoneout.is_some() {
+    if let Some(zoneout) = &input.zoneout {
+        let given = match zoneout {
+            Zoneout::Weights(_) => "zoneout weights".to_string(),
+            Zoneout::Drawn { rate, .. } => format!("zoneout masks to draw at rate {rate}"),
+            Zoneout::Expectation { rate } => format!("zoneout's expectation at rate {rate}"),
+        };
         return Err(Error::Value {
             argument: "zoneout".into(),
             expected: "None on the GPU, whose kernels do not run zoneout yet".into(),
-            received: "zoneout weights: use device=\"cpu\"".into(),
+            received: format!("{given}: use device=\"cpu\""),
         });
     }
     if options.precision != Precision::Full {
