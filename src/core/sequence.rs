@@ -282,13 +282,7 @@ pub(crate) fn check_input<T: 'static>(
     }
     match &input.zoneout {
         Some(Zoneout::Weights(zoneout)) => {
-            if zoneout.len() != spec.state_count() {
-                return Err(Error::Value {
-                    argument: "zoneout".into(),
-                    expected: format!("{} arrays (one per state)", spec.state_count()),
-                    received: zoneout.len().to_string(),
-                });
-            }
+            check_per_state(spec, zoneout.len(), "arrays")?;
             for (i, m) in zoneout.iter().enumerate() {
                 let shape = [b, t, spec.state_units(i)];
                 check_shape(&format!("zoneout[{i}]"), &shape, m.shape())?;
@@ -297,17 +291,23 @@ pub(crate) fn check_input<T: 'static>(
         Some(Zoneout::Expectation { rate }) => check_zoneout_rate(*rate)?,
         Some(Zoneout::Drawn { rate, seeds }) => {
             check_zoneout_rate(*rate)?;
-            if seeds.len() != spec.state_count() {
-                return Err(Error::Value {
-                    argument: "zoneout".into(),
-                    expected: format!("{} seeds (one per state)", spec.state_count()),
-                    received: seeds.len().to_string(),
-                });
-            }
+            check_per_state(spec, seeds.len(), "seeds")?;
         }
         None => {}
     }
     Ok(())
+}
+
+/// Checks that `zoneout` gave one of its `what` (arrays, seeds) per state of `spec`.
+fn check_per_state(spec: &CellSpec, given: usize, what: &str) -> Result<()> {
+    if given == spec.state_count() {
+        return Ok(());
+    }
+    Err(Error::Value {
+        argument: "zoneout".into(),
+        expected: format!("{} {what} (one per state)", spec.state_count()),
+        received: given.to_string(),
+    })
 }
 
 /// Checks a zoneout rate.

@@ -38,12 +38,11 @@ PLANNED_LAYERS = (
     SimpleRNN,
 )
 
-JIT_COMPILE_VALUES = ("auto", True, False)
-
 
 def check_jit_compile(value):
-    """`value` if it is one of `compile(jit_compile=...)`'s values, else ValueError."""
-    if not any(value is v or (isinstance(value, str) and value == v) for v in JIT_COMPILE_VALUES):
+    """`value` if it is one of `compile(jit_compile=...)`'s values ("auto", True, False), else
+    ValueError."""
+    if not (isinstance(value, bool) or (isinstance(value, str) and value == "auto")):
         raise ValueError(f"jit_compile: expected 'auto', True or False, received {value!r}.")
     return value
 
