@@ -339,9 +339,12 @@ pub fn forward<T: Float>(
                     h_next.assign(&h_prev);
                     return;
                 }
-                z.assign(&projected);
-                if let Some(bias) = input.bias {
-                    z += &bias;
+                match input.bias {
+                    Some(bias) => Zip::from(&mut z)
+                        .and(&projected)
+                        .and_broadcast(&bias)
+                        .for_each(|z, &p, &b| *z = p + b),
+                    None => z.assign(&projected),
                 }
                 for ((cols, kernel), padded) in groups.iter().zip(&kernels).zip(&padded) {
                     let mut z = z.slice_mut(s![.., cols.clone()]);
@@ -437,17 +440,17 @@ pub fn backward<T: Float>(
     let positions = spec.positions();
     let width = conv.line_rows();
     let kept = |n: usize, t: usize| saved.mask.as_ref().is_none_or(|m| m[[n, t]]);
+    let mask = saved.mask.as_ref().map(|m| m.view());
     for t in (0..steps).rev() {
         cancel.check()?;
-        if let Some(d) = d_outputs {
-            let d = d.index_axis(Axis(0), t);
-            let mask = saved.mask.as_ref().map(|m| m.view());
-            for n in (0..spec.batch).filter(|&n| emits(mask, saved.zero_output_for_mask, n, t)) {
-                let rows = s![n * positions..(n + 1) * positions, ..];
-                dh.slice_mut(rows)
-                    .zip_mut_with(&d.slice(rows), |a, &b| *a += b);
-            }
-        }
+        // Each sample's share of this step's output gradient, where its output is its state.
+        let d_t = d_outputs.map(|d| d.index_axis_move(Axis(0), t));
+        let d_rows: Vec<_> = (0..spec.batch)
+            .map(|n| {
+                d_t.filter(|_| emits(mask, saved.zero_output_for_mask, n, t))
+                    .map(|d| d.slice_move(s![n * positions..(n + 1) * positions, ..]))
+            })
+            .collect();
         let mut dzt = dz.index_axis_mut(Axis(0), t);
         let zt = saved.z.index_axis(Axis(0), t);
         let (c_prev, c_next) = (
@@ -461,10 +464,14 @@ pub fn backward<T: Float>(
             .zip(c_next.axis_chunks_iter(Axis(0), positions))
             .zip(dh.axis_chunks_iter_mut(Axis(0), positions))
             .zip(dc.axis_chunks_iter_mut(Axis(0), positions))
+            .zip(d_rows)
             .collect();
         team::each(
             items,
-            |((((((n, mut dz), z), c_prev), c_next), mut dh), mut dc)| {
+            |(((((((n, mut dz), z), c_prev), c_next), mut dh), mut dc), d_rows)| {
+                if let Some(d) = d_rows {
+                    dh += &d;
+                }
                 if !kept(n, t) {
                     return; // the states pass through; dz stays zero
                 }
