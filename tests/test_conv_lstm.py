@@ -140,6 +140,39 @@ def test_python_step_path_matches_the_fused_one(data_format):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
+_SAME_BITS_SCRIPT = """
+import hashlib, sys
+import numpy as np
+import rnnkit as rk
+sys.path.insert(0, sys.argv[1])
+from test_conv_lstm import loss_and_grads
+rk.utils.set_random_seed(5)
+rng = np.random.default_rng(5)
+layer = rk.layers.ConvLSTM2D(16, (3, 3), padding="same", return_sequences=True, return_state=True)
+x = rng.normal(size=(3, 4, 6, 20, 2)).astype("float32")
+layer(x)
+initial = [rng.normal(size=(3, 6, 20, 16)).astype("float32") for _ in range(2)]
+mask = np.array([[True, False, True, True], [False, True, True, False], [True] * 4])
+out, grads = loss_and_grads(layer, x, initial, mask)
+print(hashlib.sha256(b"".join(a.tobytes() for a in out + grads)).hexdigest())
+"""
+
+
+def test_outputs_and_gradients_are_the_same_bits_on_one_and_two_threads():
+    """Every sample's output gradient is added by the task of its gate math, and each product's
+    rows split between threads in a fixed order: the thread count does not change a bit."""
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    digests = set()
+    for threads in ("1", "2"):
+        env = dict(os.environ, RAYON_NUM_THREADS=threads)
+        command = [sys.executable, "-c", _SAME_BITS_SCRIPT, here]
+        digests.add(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.strip())
+    assert len(digests) == 1
+
+
 def test_gradients_match_finite_differences_in_float64():
     rng = np.random.default_rng(4)
     layer = layers.ConvLSTM1D(
