@@ -234,7 +234,7 @@ impl Conv {
             let dy = dy.slice(s![first..first + rows, ..]);
             self.per_group(col.view(), kernel, |a, _, c0, c1| {
                 let (dy, dk) = (dy.slice(s![.., c0..c1]), dkernel.slice_mut(s![.., c0..c1]));
-                par_gemm_tn(a, dy, T::one(), dk, threads);
+                par_gemm_tn(a, dy, T::one(), dk, None, threads);
             });
             if let Some(dx) = dx.as_deref_mut() {
                 let dx = &mut dx[i * chunk * per_input..][..x.len()];

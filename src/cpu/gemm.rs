@@ -11,7 +11,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use super::packed::product_tn;
+use super::packed::product_tn_sums;
 use super::team;
 use super::{bf16, int8};
 use crate::core::sequence::Precision;
@@ -117,7 +117,8 @@ pub fn products<T: Float>(
 }
 
 /// `c = aᵀ · b + beta · c` (`beta` 0 or 1 for bfloat16 products) in `precision`: the weight
-/// gradients (see [`par_gemm_tn`]).
+/// gradients (see [`par_gemm_tn`]); with `sums`, the sums of `b`'s columns written there too
+/// (a bias's gradient, see [`column_sums`]).
 ///
 /// # Errors
 /// As [`products`].
@@ -126,16 +127,48 @@ pub fn products_tn<T: Float>(
     b: ArrayView2<T>,
     beta: T,
     c: ArrayViewMut2<T>,
+    sums: Option<&mut [T]>,
     threads: usize,
     precision: Precision,
 ) -> Result<()> {
     match precision {
         Precision::Full => {
-            par_gemm_tn(a, b, beta, c, threads);
+            par_gemm_tn(a, b, beta, c, sums, threads);
             Ok(())
         }
         Precision::Bf16 | Precision::Int8 => {
-            products(a.reversed_axes(), b, beta, c, threads, precision)
+            products(a.reversed_axes(), b, beta, c, threads, precision)?;
+            if let Some(sums) = sums {
+                column_sums(b, sums, threads);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes the sums of `a`'s columns into `sums`, added in row order as `sum_axis(Axis(0))` adds
+/// those of a matrix of two or more columns (the same bits), the columns split for `threads`
+/// threads (a column's sum is the same wherever it runs).
+pub fn column_sums<T: Float>(a: ArrayView2<T>, sums: &mut [T], threads: usize) {
+    let cols = a
+        .ncols()
+        .div_ceil(threads.max(1))
+        .next_multiple_of(16)
+        .max(1);
+    let blocks: Vec<_> = (a.axis_chunks_iter(Axis(1), cols))
+        .zip(sums.chunks_mut(cols))
+        .collect();
+    team::each(blocks, |(a, out)| serial_column_sums(a, out));
+}
+
+/// [`column_sums`] on the calling thread: one plain loop per row (an array operation per row
+/// cost as much as the additions for the thousands of short rows of a small model's
+/// `(time · batch, width)` gradients).
+fn serial_column_sums<T: Float>(a: ArrayView2<T>, sums: &mut [T]) {
+    sums.fill(T::zero());
+    for row in a.outer_iter() {
+        for (sum, &v) in sums.iter_mut().zip(row) {
+            *sum += v;
         }
     }
 }
@@ -160,35 +193,56 @@ pub fn par_gemm_rows<T: Float>(
     team::each(blocks, |(a, mut c)| gemm(a, b, beta, &mut c));
 }
 
-/// `c = aᵀ · b + beta · c` with the columns of `c` split for `threads` threads: the weight gradients,
-/// where the inner dimension runs over every time step and batch row.
+/// `c = aᵀ · b + beta · c` with the columns of `c` split for `threads` threads: the weight
+/// gradients, where the inner dimension runs over every time step and batch row; with `sums`,
+/// the sums of `b`'s columns too, each block's in the same pass over its columns of `b` (see
+/// [`product_tn_sums`]).
 ///
 /// One block of columns per thread (whole panels of 16): each block reads (or packs) all of
-/// `a` again, so more blocks than threads would only repeat that work. The split does not change the rounding
-/// (each element is one product over the whole inner dimension, wherever its column lands).
+/// `a` again, so more blocks than threads would only repeat that work. The split does not
+/// change the rounding (each element is one product over the whole inner dimension, wherever
+/// its column lands).
 pub fn par_gemm_tn<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     beta: T,
     mut c: ArrayViewMut2<T>,
+    sums: Option<&mut [T]>,
     threads: usize,
 ) {
     let blocks = threads.min(b.ncols().div_ceil(PANEL)).max(1);
     let cols = b.ncols().div_ceil(blocks).next_multiple_of(PANEL).max(1);
     if blocks == 1 {
-        return gemm_tn(a, b, beta, &mut c);
+        gemm_tn(a, b, beta, &mut c, sums);
+        return;
     }
-    let b_blocks: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
-    let c_blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
-    let blocks: Vec<_> = b_blocks.into_iter().zip(c_blocks).collect();
-    team::each(blocks, |(b, mut c)| gemm_tn(a, b, beta, &mut c));
+    let b_blocks = b.axis_chunks_iter(Axis(1), cols);
+    let c_blocks = c.axis_chunks_iter_mut(Axis(1), cols);
+    let sum_blocks: Vec<Option<&mut [T]>> = match sums {
+        Some(sums) => sums.chunks_mut(cols).map(Some).collect(),
+        None => b_blocks.clone().map(|_| None).collect(),
+    };
+    let blocks: Vec<_> = b_blocks.zip(c_blocks).zip(sum_blocks).collect();
+    team::each(blocks, |((b, mut c), sums)| {
+        gemm_tn(a, b, beta, &mut c, sums);
+    });
 }
 
-/// `c = aᵀ · b + beta · c`, computed serially: by the packed tiles reading `b` in place where
-/// they can, else by `matrixmultiply`.
-fn gemm_tn<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
-    if !(beta == T::zero() && product_tn(a, b, c, false)) {
-        gemm(a.t(), b, beta, c);
+/// `c = aᵀ · b + beta · c` (and `b`'s column sums into `sums`), computed serially: by the
+/// packed tiles reading `b` in place where they can, else by [`gemm`] and a loop.
+fn gemm_tn<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+    mut sums: Option<&mut [T]>,
+) {
+    if beta == T::zero() && product_tn_sums(a, b, c, sums.as_deref_mut(), false) {
+        return;
+    }
+    gemm(a.t(), b, beta, c);
+    if let Some(sums) = sums {
+        serial_column_sums(b, sums);
     }
 }
 
@@ -212,7 +266,7 @@ mod tests {
         let mut serial_tn = Array2::zeros((40, 150));
         gemm(a.t(), g.view(), 0.0, &mut serial_tn.view_mut());
         let mut split_tn = Array2::zeros((40, 150));
-        par_gemm_tn(a.view(), g.view(), 0.0, split_tn.view_mut(), 2);
+        par_gemm_tn(a.view(), g.view(), 0.0, split_tn.view_mut(), None, 2);
         assert_eq!(serial_tn, split_tn);
     }
 
@@ -221,14 +275,70 @@ mod tests {
         let a = filled(700, 38, 0.37).mapv(|v| v as f32);
         let g = filled(700, 96, 0.23).mapv(|v| v as f32);
         let mut serial = Array2::zeros((38, 96));
-        gemm_tn(a.view(), g.view(), 0.0, &mut serial.view_mut());
+        gemm_tn(a.view(), g.view(), 0.0, &mut serial.view_mut(), None);
         let mut split = Array2::zeros((38, 96));
-        par_gemm_tn(a.view(), g.view(), 0.0, split.view_mut(), 2);
+        par_gemm_tn(a.view(), g.view(), 0.0, split.view_mut(), None, 2);
         assert_eq!(serial, split);
         let want = a.t().mapv(f64::from).dot(&g.mapv(f64::from));
         let err = (&want - &split.mapv(f64::from))
             .iter()
             .fold(0.0f64, |e, v| e.max(v.abs()));
         assert!(err < 1e-3, "error {err}");
+    }
+
+    /// Values of many magnitudes, so that a different order of additions would round
+    /// differently.
+    fn spread(rows: usize, cols: usize) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(r, c)| {
+            let x = ((r * cols + c) as f32 * 0.618_034).sin();
+            x * 10f32.powi(((r + c) % 7) as i32 - 3)
+        })
+    }
+
+    #[test]
+    fn column_sums_are_sum_axis_bit_for_bit() {
+        let a = spread(1_791, 37);
+        for threads in [1, 2, 3] {
+            let mut sums = vec![f32::NAN; 37];
+            column_sums(a.view(), &mut sums, threads);
+            assert_eq!(sums, a.sum_axis(Axis(0)).to_vec());
+            let mut sums = vec![f32::NAN; 20];
+            column_sums(a.slice(ndarray::s![.., ..20]), &mut sums, threads);
+            assert_eq!(
+                sums,
+                a.slice(ndarray::s![.., ..20]).sum_axis(Axis(0)).to_vec()
+            );
+        }
+    }
+
+    #[test]
+    fn weight_gradient_products_sum_the_columns_in_the_same_bits() {
+        // Tile rows (`a`'s columns) of 29 and 64, none (sums alone), and a packing GEMM's 130;
+        // columns in whole panels (the tiles read `b` in place) and not (`n` = 37).
+        for (m, n) in [(29, 256), (64, 96), (0, 48), (130, 64), (5, 37)] {
+            let a = spread(1_791, m.max(1))
+                .slice_move(ndarray::s![.., ..m])
+                .to_owned();
+            let g = spread(1_791, n + 3)
+                .slice_move(ndarray::s![.., 3..])
+                .to_owned();
+            let want = g.sum_axis(Axis(0)).to_vec();
+            for threads in [1, 2, 3] {
+                let mut plain = Array2::zeros((m, n));
+                par_gemm_tn(a.view(), g.view(), 0.0, plain.view_mut(), None, threads);
+                let mut c = Array2::from_elem((m, n), f32::NAN);
+                let mut sums = vec![f32::NAN; n];
+                par_gemm_tn(
+                    a.view(),
+                    g.view(),
+                    0.0,
+                    c.view_mut(),
+                    Some(&mut sums),
+                    threads,
+                );
+                assert_eq!(sums, want, "({m}, {n}), {threads} threads");
+                assert_eq!(c, plain, "({m}, {n}), {threads} threads");
+            }
+        }
     }
 }

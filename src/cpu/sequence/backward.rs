@@ -2,7 +2,7 @@
 //! input and weight gradients as single products over all steps.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Zip};
 
 use super::layout::{gate, masked_rows, pack_gates, rows_per_task, split_opt_rows, split_rows};
 use super::layout::{swap_leading_axes, ROWS_PER_JOB};
@@ -14,9 +14,8 @@ use crate::core::sequence::{check_grads, Gradients, OutputGrad, Precision, Saved
 use crate::core::Float;
 use crate::cpu::alloc::{check_total, overwritten, zeros};
 use crate::cpu::denormals;
-use crate::cpu::gemm::{products, products_tn};
+use crate::cpu::gemm::{column_sums, products, products_tn};
 use crate::cpu::packed::PackedMatrix;
-use crate::cpu::team;
 use crate::error::{Error, Result};
 
 /// Backpropagation through time of a [`super::forward`] pass.
@@ -139,27 +138,29 @@ pub(crate) fn backward_sharing<T: Float>(
     } else {
         None
     };
+    // The bias's first row is the sum of the rows of `dpre` (without layer normalisation),
+    // summed in the kernel gradient's pass over them.
+    let mut bias = saved.bias.as_ref().map(|b| Array2::zeros(b.raw_dim()));
+    let sums = (bias.as_mut())
+        .filter(|_| norm_sums.is_none())
+        .map(|db| (db.row_mut(0).into_slice()).expect("a row of a new array"));
     let (kernel, recurrent_kernel) =
-        weight_grads(saved, (d_input, d_recurrent), gru2, cancel, threads)?;
-    let bias = saved.bias.as_ref().map(|bias| {
-        let mut db = Array2::zeros(bias.raw_dim());
+        weight_grads(saved, (d_input, d_recurrent), gru2, sums, cancel, threads)?;
+    if let Some(db) = &mut bias {
         if let Some(sums) = &norm_sums {
             for (i, mut row) in db.outer_iter_mut().enumerate() {
                 row.assign(&sums.slice(s![(2 + i) * width..(3 + i) * width]));
             }
-            return db;
+        } else if let (2, Some(g)) = (db.nrows(), &gru2) {
+            // GRU's recurrent bias: the z and r columns' sums are the first row's.
+            let (first, mut second) = db.view_mut().split_at(Axis(0), 1);
+            second
+                .slice_mut(s![0, ..2 * u])
+                .assign(&first.slice(s![0, ..2 * u]));
+            let out = second.slice_mut(s![0, 2 * u..]).into_slice();
+            column_sums(g.view(), out.expect("a row of a new array"), threads);
         }
-        row_sums(dpre2, db.row_mut(0), threads);
-        if let (2, Some(g)) = (bias.nrows(), &gru2) {
-            row_sums(
-                dpre2.slice(s![.., ..2 * u]),
-                db.slice_mut(s![1, ..2 * u]),
-                threads,
-            );
-            row_sums(g.view(), db.slice_mut(s![1, 2 * u..]), threads);
-        }
-        db
-    });
+    }
     Ok(Gradients {
         input,
         kernel,
@@ -205,34 +206,6 @@ struct NormBuffers<T> {
     sums: Array2<T>,
 }
 
-/// Writes the sum of `a`'s rows into `sums`, added in row order as `sum_axis(Axis(0))` adds
-/// those of a matrix of two or more columns (the same bits), with one plain loop per row (an
-/// array operation per row cost as much as the additions for the thousands of short rows of a
-/// small model's `(time · batch, width)` gradients), the columns split for `threads` threads
-/// (a column's sum is the same wherever it runs).
-fn row_sums<T: Float>(a: ArrayView2<T>, sums: ArrayViewMut1<T>, threads: usize) {
-    let cols = a
-        .ncols()
-        .div_ceil(threads.max(1))
-        .next_multiple_of(16)
-        .max(1);
-    let sums = sums.into_slice().expect("a row of a new array");
-    let blocks: Vec<_> = (a.axis_chunks_iter(Axis(1), cols))
-        .zip(sums.chunks_mut(cols))
-        .collect();
-    team::each(blocks, |(a, out)| {
-        out.fill(T::zero());
-        for row in a.outer_iter() {
-            let row = row
-                .to_slice()
-                .expect("rows of standard-layout matrices are contiguous");
-            for (sum, &v) in out.iter_mut().zip(row) {
-                *sum += v;
-            }
-        }
-    });
-}
-
 /// The projection's gradient `(units, output units)`: `Σ (o ⊙ act(c))ᵀ · dh` over all steps and
 /// rows, `dh_steps` holding the gradient of `h` at each used step.
 fn projection_grad<T: Float>(
@@ -250,7 +223,15 @@ fn projection_grad<T: Float>(
     let rhs = (dh_steps.view().into_shape_with_order((t * b, out))).expect("contiguous");
     let mut grad = Array2::zeros((u, out));
     let precision = saved.options.precision;
-    products_tn(lhs, rhs, T::zero(), grad.view_mut(), threads, precision)?;
+    products_tn(
+        lhs,
+        rhs,
+        T::zero(),
+        grad.view_mut(),
+        None,
+        threads,
+        precision,
+    )?;
     Ok(grad)
 }
 
@@ -408,11 +389,13 @@ fn time_loop<T: Float>(
 /// The gradients of the input and recurrent kernels from the gradients of the input
 /// products `dpre2` (the pre-activations', or under layer normalisation those of `x·W` before
 /// it), of the recurrent products before their normalisation `d_recurrent` (with layer
-/// normalisation) and the GRU terms `gru2`, all `(time · batch, ·)`.
+/// normalisation) and the GRU terms `gru2`, all `(time · batch, ·)`; with `sums`, the sums of
+/// `dpre2`'s columns too, in the kernel gradient's pass over them.
 fn weight_grads<T: Float>(
     saved: &Saved<T>,
     (dpre2, d_recurrent): (ArrayView2<T>, Option<ArrayView2<T>>),
     gru2: Option<ArrayView2<T>>,
+    sums: Option<&mut [T]>,
     cancel: &Cancel,
     threads: usize,
 ) -> Result<(Array2<T>, Array2<T>)> {
@@ -435,13 +418,14 @@ fn weight_grads<T: Float>(
     let mut kernel = zeros((f, width), "kernel gradient")?;
     let idrop = saved.input_dropout.as_ref().map(|m| m.view());
     let all = 0..spec.gates();
+    let kernel_out = (kernel.view_mut(), sums);
     weight_grad(
         x2,
         idrop,
         dpre2,
         all.clone(),
         u,
-        kernel.view_mut(),
+        kernel_out,
         threads,
         precision,
     )?;
@@ -455,31 +439,27 @@ fn weight_grads<T: Float>(
     match (spec.kind, gru2) {
         _ if d_recurrent.is_some() => {
             let d = d_recurrent.expect("checked");
-            let out = recurrent.view_mut();
+            let out = (recurrent.view_mut(), None);
             weight_grad(h_prev, rdrop, d, all, u, out, threads, precision)?;
         }
         (CellKind::Gru { reset_after }, Some(g)) => {
             let zr = dpre2.slice(s![.., ..2 * u]);
-            let out = recurrent.slice_mut(s![.., ..2 * u]);
+            let out = (recurrent.slice_mut(s![.., ..2 * u]), None);
             weight_grad(h_prev, rdrop, zr, 0..2, u, out, threads, precision)?;
             let out = recurrent.slice_mut(s![.., 2 * u..]);
             if reset_after {
+                let out = (out, None);
                 weight_grad(h_prev, rdrop, g, 2..3, u, out, threads, precision)?;
             } else {
                 // `q` already carries the reset gate and the dropout mask.
-                products_tn(g, gate(dpre2, 2, u), T::zero(), out, threads, precision)?;
+                let dz = gate(dpre2, 2, u);
+                products_tn(g, dz, T::zero(), out, None, threads, precision)?;
             }
         }
-        _ => weight_grad(
-            h_prev,
-            rdrop,
-            dpre2,
-            all,
-            u,
-            recurrent.view_mut(),
-            threads,
-            precision,
-        )?,
+        _ => {
+            let out = (recurrent.view_mut(), None);
+            weight_grad(h_prev, rdrop, dpre2, all, u, out, threads, precision)?;
+        }
     }
     Ok((kernel, recurrent))
 }
@@ -556,7 +536,8 @@ fn input_gradient_of<T: Float>(
 }
 
 /// `out[:, gate g] = (lhs ⊙ m_g)ᵀ · grad[:, gate g]` for the gates in `gates`, over all
-/// time-major rows, split for `threads`; one product when there are no masks.
+/// time-major rows, split for `threads`; one product when there are no masks. With `sums`,
+/// `grad`'s column sums go there too (see [`products_tn`]).
 #[allow(clippy::too_many_arguments)]
 fn weight_grad<T: Float>(
     lhs: ArrayView2<T>,
@@ -564,16 +545,24 @@ fn weight_grad<T: Float>(
     grad: ArrayView2<T>,
     gates: std::ops::Range<usize>,
     units: usize,
-    mut out: ArrayViewMut2<T>,
+    (mut out, mut sums): (ArrayViewMut2<T>, Option<&mut [T]>),
     threads: usize,
     precision: Precision,
 ) -> Result<()> {
     match masks {
-        None => products_tn(lhs, grad, T::zero(), out, threads, precision)?,
+        None => products_tn(lhs, grad, T::zero(), out, sums, threads, precision)?,
         Some(masks) if masks.dim().0 == 1 => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
             masked_rows(lhs, masks.index_axis(Axis(0), 0), &mut masked);
-            products_tn(masked.view(), grad, T::zero(), out, threads, precision)?;
+            products_tn(
+                masked.view(),
+                grad,
+                T::zero(),
+                out,
+                sums,
+                threads,
+                precision,
+            )?;
         }
         Some(masks) => {
             let mut masked = zeros(lhs.raw_dim(), "masked inputs")?;
@@ -584,7 +573,8 @@ fn weight_grad<T: Float>(
                     masked.view(),
                     grad.slice(s![.., cols.clone()]),
                     T::zero(),
-                    out.slice_mut(s![.., cols]),
+                    out.slice_mut(s![.., cols.clone()]),
+                    sums.as_deref_mut().map(|s| &mut s[cols]),
                     threads,
                     precision,
                 )?;
@@ -592,29 +582,4 @@ fn weight_grad<T: Float>(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use ndarray::{Array1, Array2, Axis};
-
-    use super::row_sums;
-
-    #[test]
-    fn row_sums_are_sum_axis_bit_for_bit() {
-        // Values of many magnitudes, so that a different order of additions would round
-        // differently.
-        let a = Array2::from_shape_fn((1_791, 37), |(r, c)| {
-            let x = ((r * 37 + c) as f32 * 0.618_034).sin();
-            x * 10f32.powi(((r + c) % 7) as i32 - 3)
-        });
-        for threads in [1, 2, 3] {
-            let mut sums = Array1::from_elem(37, f32::NAN);
-            row_sums(a.view(), sums.view_mut(), threads);
-            assert_eq!(sums, a.sum_axis(Axis(0)));
-            let mut sums = Array1::from_elem(20, f32::NAN);
-            row_sums(a.slice(ndarray::s![.., ..20]), sums.view_mut(), threads);
-            assert_eq!(sums, a.slice(ndarray::s![.., ..20]).sum_axis(Axis(0)));
-        }
-    }
 }
