@@ -65,6 +65,16 @@ pub fn moments<T: Float>(x: ArrayView2<T>) -> Result<Moments<T>> {
     Ok(Moments { mean, variance })
 }
 
+/// The rows of a standard-layout matrix with `features` columns, as slices.
+fn rows_of<'a, T: Float>(
+    x: &'a ndarray::CowArray<'_, T, ndarray::Ix2>,
+    features: usize,
+) -> std::slice::ChunksExact<'a, T> {
+    x.as_slice()
+        .expect("a standard-layout array is one slice")
+        .chunks_exact(features.max(1))
+}
+
 /// `1 / sqrt(variance + epsilon)` per column.
 fn inverse_deviation<T: Float>(variance: ArrayView1<T>, epsilon: T) -> Array1<T> {
     variance.mapv(|v| T::one() / (v + epsilon).sqrt())
@@ -149,16 +159,19 @@ pub fn normalize_backward<T: Float>(
         ("gamma", gamma),
     ];
     check_params(x.ncols(), &params)?;
-    let inv = inverse_deviation(variance, epsilon);
-    let x_hat = |v: T, m: T, i: T| (v - m) * i;
-    let d_x_hat = |g: T, j: usize| gamma.map_or(g, |gamma| g * gamma[j]);
     let features = x.ncols();
-    let (mut d_gamma, mut d_beta) = (Array1::zeros(features), Array1::zeros(features));
-    let (mut sum_d, mut sum_d_x_hat) = (Array1::zeros(features), Array1::zeros(features));
-    for (row, grad) in x.rows().into_iter().zip(grad.rows()) {
+    // Plain slices in the loops below (they vectorize; ndarray's indexing does not). A missing
+    // gamma multiplies by 1, which leaves every value as it is.
+    let (x, grad) = (x.as_standard_layout(), grad.as_standard_layout());
+    let (x_rows, grad_rows) = (rows_of(&x, features), rows_of(&grad, features));
+    let (mean, inv) = (mean.to_vec(), inverse_deviation(variance, epsilon).to_vec());
+    let scale = gamma.map_or_else(|| vec![T::one(); features], |g| g.to_vec());
+    let (mut d_gamma, mut d_beta) = (vec![T::zero(); features], vec![T::zero(); features]);
+    let (mut sum_d, mut sum_d_x_hat) = (vec![T::zero(); features], vec![T::zero(); features]);
+    for (row, grad) in x_rows.clone().zip(grad_rows.clone()) {
         for j in 0..features {
-            let (h, g) = (x_hat(row[j], mean[j], inv[j]), grad[j]);
-            let d = d_x_hat(g, j);
+            let (h, g) = ((row[j] - mean[j]) * inv[j], grad[j]);
+            let d = g * scale[j];
             d_gamma[j] += g * h;
             d_beta[j] += g;
             sum_d[j] += d;
@@ -167,20 +180,21 @@ pub fn normalize_backward<T: Float>(
     }
     let count = T::from_usize(x.nrows()).expect("a count converts to a float");
     let mut d_x = Array2::zeros(x.raw_dim());
-    Zip::from(d_x.rows_mut())
-        .and(x.rows())
-        .and(grad.rows())
-        .for_each(|mut out, row, grad| {
-            for j in 0..features {
-                let h = x_hat(row[j], mean[j], inv[j]);
-                let through_stats = (h * sum_d_x_hat[j] + sum_d[j]) / count;
-                out[j] = (d_x_hat(grad[j], j) - through_stats) * inv[j];
-            }
-        });
+    let out_rows = d_x
+        .as_slice_mut()
+        .expect("a new array is contiguous")
+        .chunks_exact_mut(features.max(1));
+    for ((out, row), grad) in out_rows.zip(x_rows).zip(grad_rows) {
+        for j in 0..features {
+            let h = (row[j] - mean[j]) * inv[j];
+            let through_stats = (h * sum_d_x_hat[j] + sum_d[j]) / count;
+            out[j] = (grad[j] * scale[j] - through_stats) * inv[j];
+        }
+    }
     Ok(NormalizationGradients {
         x: d_x,
-        gamma: gamma.map(|_| d_gamma),
-        beta: d_beta,
+        gamma: gamma.map(|_| Array1::from(d_gamma)),
+        beta: Array1::from(d_beta),
     })
 }
 
