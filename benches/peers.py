@@ -353,9 +353,7 @@ class KerasStyle:
         x, y, mask = make_data(wl)
         self.x = [x, mask] if mask is not None else x
         self.y = y
-        note = None
-        if self.name != "rnnkit":
-            note = f"jit_compile={getattr(model, 'jit_compile', '?')} (Keras's default 'auto')"
+        note = self.jit_note()
         if wl["mode"] == "train":
             self.step = lambda: model.train_on_batch(self.x, self.y)
         elif wl["mode"] == "predict":
@@ -395,9 +393,16 @@ class KerasStyle:
             self.step = lambda: model.train_on_batch(self.x, self.y)
         else:
             self.step = lambda: model.predict(self.x, batch_size=wl["B"], verbose=0)
-        if self.name != "rnnkit":
-            return f"jit_compile={getattr(model, 'jit_compile', '?')} (Keras's default 'auto')"
-        return None
+        return self.jit_note()
+
+    def jit_note(self):
+        """What `compile`'s default `jit_compile="auto"` chose for the model."""
+        chosen = getattr(self.model, "jit_compile", "?")
+        if self.name == "rnnkit":
+            return (
+                f"jit_compile={chosen} (compile's default 'auto'; True = the compiled plan of rnnkit.models.compiled)"
+            )
+        return f"jit_compile={chosen} (Keras's default 'auto')"
 
     def epoch(self):
         start = time.perf_counter()

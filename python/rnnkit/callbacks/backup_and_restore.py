@@ -57,13 +57,17 @@ class BackupAndRestore(Callback):
                 self._epochs_done = json.load(f)["epoch"]
             self.model._initial_epoch = self._epochs_done
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._batches is not None:
+            self._batches.start_epoch()
+
     def on_epoch_end(self, epoch, logs=None):
         self._epochs_done = epoch + 1
         if self._batches is None:
             self._backup()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._batches is not None and self._batches.due():
+        if self._batches is not None and self._batches.due(batch):
             self._backup()
 
     def _backup(self):

@@ -7,14 +7,22 @@ from rnnkit.callbacks.monitor import MonitorCallback
 
 
 class _BatchCounter:
-    """Counts the batches seen towards a save every `every` batches (across epochs)."""
+    """Counts the batches seen towards a save every `every` batches (across epochs), from the
+    batch indices of `on_train_batch_end`, which step by `steps_per_execution`."""
 
     def __init__(self, every):
         self.every = every
         self.since_save = 0
+        self.last = -1
 
-    def due(self):
-        self.since_save += 1
+    def start_epoch(self):
+        """Batch indices start again at 0."""
+        self.last = -1
+
+    def due(self, batch):
+        """Whether a save is due at the end of batch `batch` (an index within its epoch)."""
+        self.since_save += batch - self.last
+        self.last = batch
         if self.since_save >= self.every:
             self.since_save = 0
             return True
@@ -67,9 +75,11 @@ class ModelCheckpoint(MonitorCallback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._batches is not None:
+            self._batches.start_epoch()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._batches is not None and self._batches.due():
+        if self._batches is not None and self._batches.due(batch):
             self._save(self._epoch, batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):

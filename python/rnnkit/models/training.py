@@ -1,5 +1,6 @@
 """`compile`, `fit`, `evaluate`, `predict` and the `*_on_batch` methods of models."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -31,6 +32,20 @@ def _loss_object(identifier):
 
 def _as_list(value):
     return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _concatenate(outputs):
+    """Batches' outputs (each a structure of arrays) joined along the batch axis."""
+    return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
+
+
+def _executions(batches, size):
+    """`(index of the first batch, up to `size` batches)` for each execution of an epoch's
+    batches (`compile(steps_per_execution=size)`)."""
+    batches, first = iter(batches), 0
+    while execution := list(itertools.islice(batches, size)):
+        yield first, execution
+        first += len(execution)
 
 
 def _is_int(value):
@@ -116,6 +131,7 @@ class Trainer:
     _graph_plan = None  # the compiled execution's plan (`rnnkit.models.compiled`)
     _run_eagerly = False
     _jit_compile = "auto"
+    steps_per_execution = 1  # batches between two calls of the callbacks' batch hooks
     _initial_epoch = None  # set by `BackupAndRestore` to resume an interrupted fit
 
     def compile(
@@ -126,8 +142,9 @@ class Trainer:
         metrics=None,
         weighted_metrics=None,
         run_eagerly=False,
+        steps_per_execution=1,
         jit_compile="auto",
-        **kwargs,
+        auto_scale_loss=True,
     ):
         """Sets the optimizer, the loss (one per output for several outputs) and the metrics.
 
@@ -145,11 +162,18 @@ class Trainer:
                 directly in graph order, the same numbers as eager execution); other models
                 run eagerly, with a one-time warning for True. False, or `run_eagerly=True`
                 (which overrides True, with a warning, as in Keras), runs eagerly.
-            **kwargs: Keras's `steps_per_execution` and `auto_scale_loss`, accepted and
-                ignored; anything else raises TypeError.
+            steps_per_execution: Batches run per execution (a positive int): `fit`, `evaluate`
+                and `predict` call the batch hooks of callbacks (the progress bar included) and
+                check `stop_training` once every that many batches, as Keras does; the numbers
+                are those of one batch at a time. An epoch's last execution may be shorter; its
+                end hook gets the index of its last batch (Keras's, first + N - 1 even there).
+            auto_scale_loss: Keras's loss scaling for the "mixed_float16" policy (a bool).
+                rnnkit has no float16 policy ("mixed_bfloat16" needs no loss scale), so there is
+                nothing to scale, as in Keras under every other policy.
 
         Raises:
-            ValueError: For a `run_eagerly` that is not a bool or a `jit_compile` that is not
+            ValueError: For a `run_eagerly` or `auto_scale_loss` that is not a bool, a
+                `steps_per_execution` that is not a positive int, or a `jit_compile` that is not
                 "auto", True or False.
         """
         from rnnkit import metrics as metric_registry
@@ -162,10 +186,11 @@ class Trainer:
                 stacklevel=2,
             )
             jit_compile = False
-        for key in ("steps_per_execution", "auto_scale_loss"):
-            kwargs.pop(key, None)
-        if kwargs:
-            raise TypeError(f"Unrecognized keyword arguments passed to compile: {kwargs}")
+        if not _is_int(steps_per_execution) or steps_per_execution < 1:
+            raise ValueError(f"steps_per_execution: expected a positive integer, received {steps_per_execution!r}.")
+        if not isinstance(auto_scale_loss, bool):
+            raise ValueError(f"auto_scale_loss: expected True or False, received {auto_scale_loss!r}.")
+        self.steps_per_execution = steps_per_execution
         self.optimizer = optimizers.get(optimizer)
         names = self._output_names()
         self._losses = self._per_output(loss, names, "loss", _loss_object)
@@ -414,16 +439,17 @@ class Trainer:
         begin, end = getattr(callbacks, f"on_{mode}_batch_begin"), getattr(callbacks, f"on_{mode}_batch_end")
         stop_flag = "stop_training" if mode == "train" else "stop_evaluating"
         seen, loss_sums, logs = 0, {}, None
-        for batch, (bx, by, bsw) in enumerate(batches):
-            begin(batch)
-            logs = step(bx, by, bsw)
-            n = len(tree.flatten(bx)[0]) if replicas() is None else replicas()._batch_samples()
-            seen += n
-            for key, value in logs.items():
-                if key == "loss" or key.endswith("_loss"):
-                    loss_sums[key] = loss_sums.get(key, 0.0) + value * n
-            logs.update({k: v / seen for k, v in loss_sums.items()})
-            end(batch, dict(logs))
+        for first, execution in _executions(batches, self.steps_per_execution):
+            begin(first)
+            for bx, by, bsw in execution:
+                logs = step(bx, by, bsw)
+                n = len(tree.flatten(bx)[0]) if replicas() is None else replicas()._batch_samples()
+                seen += n
+                for key, value in logs.items():
+                    if key == "loss" or key.endswith("_loss"):
+                        loss_sums[key] = loss_sums.get(key, 0.0) + value * n
+                logs.update({k: v / seen for k, v in loss_sums.items()})
+            end(first + len(execution) - 1, dict(logs))
             if getattr(self, stop_flag):
                 break
         return logs
@@ -504,10 +530,11 @@ class Trainer:
         self.stop_predicting = False
         callbacks.on_predict_begin()
         outputs = []
-        for batch, (bx, _, _) in enumerate(batches.epoch()):
-            callbacks.on_predict_batch_begin(batch)
-            outputs.append(self.predict_on_batch(bx))
-            callbacks.on_predict_batch_end(batch, {"outputs": outputs[-1]})
+        for first, execution in _executions(batches.epoch(), self.steps_per_execution):
+            callbacks.on_predict_batch_begin(first)
+            outputs.extend(self.predict_on_batch(bx) for bx, _, _ in execution)
+            logged = outputs[-1] if len(execution) == 1 else _concatenate(outputs[-len(execution) :])
+            callbacks.on_predict_batch_end(first + len(execution) - 1, {"outputs": logged})
             if self.stop_predicting:
                 break
         callbacks.on_predict_end()
@@ -515,7 +542,7 @@ class Trainer:
             outputs = replicas()._gather_batches(outputs)
         if not outputs:
             raise ValueError("x: expected at least one batch to predict, received none.")
-        return tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
+        return _concatenate(outputs)
 
     @staticmethod
     def _format(logs, return_dict):

@@ -340,4 +340,6 @@ def compile_args_from_keras(compile_config):
     # recorded False whatever the model was compiled with.
     if compile_config.get("run_eagerly") is True:
         args["run_eagerly"] = True
+    if compile_config.get("steps_per_execution", 1) != 1:
+        args["steps_per_execution"] = compile_config["steps_per_execution"]
     return args

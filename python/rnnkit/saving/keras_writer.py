@@ -152,7 +152,7 @@ def keras_compile_config(model):
         "metrics": (metrics[0] if len(metrics) == 1 else metrics) or None,
         "weighted_metrics": None,
         "run_eagerly": model.run_eagerly,
-        "steps_per_execution": 1,
+        "steps_per_execution": model.steps_per_execution,
         "jit_compile": model._jit_compile,  # as passed to compile, as Keras records it
     }
 
