@@ -18,6 +18,10 @@ __all__ = [
     "adam_update",
     "rmsprop_update",
     "sgd_update",
+    "batch_norm_backward",
+    "batch_norm_forward",
+    "sparse_softmax_cross_entropy",
+    "sparse_softmax_cross_entropy_backward",
     "bidirectional_backward",
     "bidirectional_forward",
     "rnn_backward",
@@ -269,6 +273,31 @@ def adam_update(
 
     Returns the new values, momentums, velocities and largest velocities (None without velocity_hats).
     """
+
+def batch_norm_forward(
+    x: _Array,
+    gamma: _Array | None,
+    beta: _Array | None,
+    mean: _Array | None = None,
+    variance: _Array | None = None,
+    *,
+    epsilon: float,
+) -> tuple[_Array, _Array | None, _Array | None]:
+    """Normalizes the rows of `x` by `mean` and `variance`, or by its own batch moments when
+    they are None; returns the output and the batch moments (None when given)."""
+
+def batch_norm_backward(
+    x: _Array, mean: _Array, variance: _Array, gamma: _Array | None, grad: _Array, *, epsilon: float
+) -> tuple[_Array, _Array | None, _Array]:
+    """The gradients of `batch_norm_forward` with the batch's moments: d_x, d_gamma (None
+    without gamma), d_beta."""
+
+def sparse_softmax_cross_entropy(logits: _Array, labels: _Array) -> tuple[_Array, _Array]:
+    """The softmax cross-entropy of each row of `logits` against its int64 label; returns the
+    losses and the softmax probabilities."""
+
+def sparse_softmax_cross_entropy_backward(probabilities: _Array, labels: _Array, grad: _Array) -> _Array:
+    """The gradient of `sparse_softmax_cross_entropy`'s losses with respect to the logits."""
 
 def sgd_update(
     values: Sequence[_Array],

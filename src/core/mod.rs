@@ -8,6 +8,8 @@ pub mod cell;
 pub mod conv;
 pub mod engine;
 pub mod hashing;
+pub mod loss;
+pub mod normalization;
 pub mod optimizer;
 pub mod sequence;
 pub mod zoneout;

@@ -9,6 +9,8 @@ mod conv;
 mod convert;
 mod device;
 mod hashing;
+mod losses;
+mod normalization;
 mod optimizers;
 mod passes;
 mod zoneout;
@@ -83,6 +85,10 @@ mod _core {
     use super::device::{compile_cuda_kernels, cuda_status};
     #[pymodule_export]
     use super::hashing::hash_strings;
+    #[pymodule_export]
+    use super::losses::{sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_backward};
+    #[pymodule_export]
+    use super::normalization::{batch_norm_backward, batch_norm_forward};
     #[pymodule_export]
     use super::optimizers::{adagrad_update, adam_update, rmsprop_update, sgd_update};
     #[pymodule_export]

@@ -237,7 +237,7 @@ class Layer:
 
     def _clear_losses(self):
         """Forgets the losses added by the previous call of this layer and its sublayers."""
-        self._added_losses = []
+        self.__dict__["_added_losses"] = []  # no layer to track in it: `__setattr__` skipped
         for layer in self._layers:
             layer._clear_losses()
 

@@ -6,11 +6,14 @@ import math
 
 import numpy as np
 
-from rnnkit import constraints, initializers, ops, regularizers
+from rnnkit import _core, constraints, initializers, ops, regularizers
 from rnnkit.distribution.state import replicas
 from rnnkit.layers.layer import Layer, in_symbolic_call
 from rnnkit.tape import record
 from rnnkit.tensor import wrap
+
+# The dtypes of the Rust kernels (`_core.batch_norm_forward` and `_backward`).
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Keras's `backend.epsilon()`, which it adds to the count of unmasked entries.
 _MASKED_COUNT_EPSILON = 1e-7
@@ -106,23 +109,30 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
     x_array = np.asarray(x)
     gamma_array, beta_array = (None if p is None else np.asarray(p).reshape(shape) for p in (gamma, beta))
     mean, variance = (stats.mean, stats.variance) if from_x else (np.asarray(s).reshape(shape) for s in stats)
-    inv = 1 / np.sqrt(variance + epsilon)
-    # Keras's arithmetic, x * (inv * gamma) + (beta - mean * inv * gamma), for the same rounding.
-    scale = inv if gamma_array is None else inv * gamma_array
-    offset = -mean * scale if beta_array is None else beta_array - mean * scale
-    output = wrap(_in_place(np.add, x_array * scale, offset).astype(x_array.dtype, copy=False))
+    rows = None if from_x else _kernel_rows(x_array, shape, (gamma_array, beta_array, mean, variance))
+    inv = None  # computed by the backward pass where the Rust kernel normalises
+    if rows is not None:  # moving statistics: the numpy arithmetic below, in one Rust call
+        vectors = (None if a is None else a.reshape(-1) for a in (gamma_array, beta_array, mean, variance))
+        output = wrap(_core.batch_norm_forward(rows, *vectors, epsilon=epsilon)[0].reshape(x_array.shape))
+    else:
+        inv = 1 / np.sqrt(variance + epsilon)
+        # Keras's arithmetic, x * (inv * gamma) + (beta - mean * inv * gamma), for the same rounding.
+        scale = inv if gamma_array is None else inv * gamma_array
+        offset = -mean * scale if beta_array is None else beta_array - mean * scale
+        output = wrap(_in_place(np.add, x_array * scale, offset).astype(x_array.dtype, copy=False))
     param_axes = tuple(i for i, size in enumerate(shape) if size == 1)
 
     def backward(grads):
         (grad,) = grads
-        x_hat = _in_place(np.multiply, np.subtract(x_array, mean), inv)
+        inv_std = 1 / np.sqrt(variance + epsilon) if inv is None else inv
+        x_hat = _in_place(np.multiply, np.subtract(x_array, mean), inv_std)
         d_gamma = None if gamma is None else (grad * x_hat).sum(axis=param_axes).reshape(np.shape(gamma))
         d_beta = None if beta is None else grad.sum(axis=param_axes).reshape(np.shape(beta))
         d_x_hat = grad if gamma_array is None else grad * gamma_array
         if not from_x:
-            d_mean = -(d_x_hat * inv).sum(axis=param_axes).reshape(np.shape(stats[0]))
-            d_variance = (-0.5 * d_x_hat * x_hat * inv * inv).sum(axis=param_axes).reshape(np.shape(stats[1]))
-            return d_x_hat * inv, d_gamma, d_beta, d_mean, d_variance
+            d_mean = -(d_x_hat * inv_std).sum(axis=param_axes).reshape(np.shape(stats[0]))
+            d_variance = (-0.5 * d_x_hat * x_hat * inv_std * inv_std).sum(axis=param_axes).reshape(np.shape(stats[1]))
+            return d_x_hat * inv_std, d_gamma, d_beta, d_mean, d_variance
         # Through the (weighted) mean and variance, each entry's share of them is weight / count.
         # (Keras's 1e-7 in masked counts leaves sum(weights * (x - mean)) at ~1e-7 * mean, not 0;
         # the term it adds to the gradient is below float32 resolution and left out.)
@@ -137,10 +147,55 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
             through_stats = _in_place(np.multiply, through_stats, weights)
         through_stats = _in_place(np.divide, through_stats, count)
         d_x = _in_place(np.subtract, through_stats, d_x_hat, reverse=True)
-        return _in_place(np.multiply, d_x, inv), d_gamma, d_beta
+        return _in_place(np.multiply, d_x, inv_std), d_gamma, d_beta
 
     record(inputs, [output], backward)
     return output
+
+
+def _kernel_rows(x_array, shape, params):
+    """`x_array` as the `(rows, features)` matrix the Rust kernels take, or None where they do
+    not apply: they normalise the last axis of float32 or float64 inputs (with at least one
+    element) by parameters of the same dtype."""
+    fits = (
+        x_array.dtype in _KERNEL_DTYPES
+        and x_array.size
+        and all(size == 1 for size in shape[:-1])
+        and all(p is None or p.dtype == x_array.dtype for p in params)
+    )
+    return x_array.reshape(-1, x_array.shape[-1]) if fits else None
+
+
+def batch_normalize(x, gamma, beta, epsilon, shape):
+    """`normalize` by x's own moments over every axis but the last, in one Rust call each way.
+
+    Args:
+        x: The input Tensor.
+        gamma: Scale Tensor of `x.shape[-1]` elements, or None.
+        beta: Offset Tensor of `x.shape[-1]` elements, or None.
+        epsilon: Added to the variance.
+        shape: As for `normalize`.
+
+    Returns:
+        `(output, mean, variance)`: a Tensor of x's shape and the batch moments as arrays of
+        `x.shape[-1]` elements; or None where the kernel does not apply (see `_kernel_rows`),
+        for `moments` and `normalize` to compute instead.
+    """
+    x_array = np.asarray(x)
+    gamma_array, beta_array = (None if p is None else np.asarray(p) for p in (gamma, beta))
+    rows = _kernel_rows(x_array, shape, (gamma_array, beta_array))
+    if rows is None:
+        return None
+    out, mean, variance = _core.batch_norm_forward(rows, gamma_array, beta_array, epsilon=epsilon)
+    output = wrap(out.reshape(x_array.shape))
+
+    def backward(grads):
+        grad = grads[0].reshape(rows.shape)
+        d_x, d_gamma, d_beta = _core.batch_norm_backward(rows, mean, variance, gamma_array, grad, epsilon=epsilon)
+        return d_x.reshape(x_array.shape), d_gamma, None if beta is None else d_beta
+
+    record([x, gamma, beta], [output], backward)
+    return output, mean, variance
 
 
 def _replica_sum():
@@ -312,11 +367,19 @@ class BatchNormalization(Layer):
             return normalize(
                 inputs, (self.moving_mean, self.moving_variance), self.gamma, self.beta, self.epsilon, shape
             )
+        reduce = None if in_symbolic_call() else _replica_sum()
+        if mask is None and reduce is None and not self.renorm:
+            normalized = batch_normalize(inputs, self.gamma, self.beta, self.epsilon, shape)
+            if normalized is not None:
+                output, mean, variance = normalized
+                if not in_symbolic_call():
+                    self._update_statistics(mean, variance)
+                return output
         axes = tuple(i for i in range(inputs.ndim) if i != self.axis % inputs.ndim)
         weights = None
         if mask is not None:
             weights = np.broadcast_to(np.expand_dims(np.asarray(mask, bool), -1), inputs.shape).astype(inputs.dtype)
-        stats = moments(inputs, axes, weights, reduce=None if in_symbolic_call() else _replica_sum())
+        stats = moments(inputs, axes, weights, reduce=reduce)
         mean, variance = stats.mean.reshape(-1), stats.variance.reshape(-1)
         gamma, beta = self.gamma, self.beta
         if self.renorm:

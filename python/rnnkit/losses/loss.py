@@ -4,8 +4,8 @@ import numpy as np
 
 from rnnkit import ops
 from rnnkit._naming import snake_case, unique_name
-from rnnkit.ops.core import op
-from rnnkit.tensor import convert_to_tensor
+from rnnkit.tape import record
+from rnnkit.tensor import convert_to_tensor, wrap
 
 # Keras's fuzz factor (keras.config.epsilon()): probabilities are clipped to [EPSILON, 1 - EPSILON].
 EPSILON = 1e-7
@@ -111,12 +111,23 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     return _sum_divided(values, divisor)
 
 
-@op()
 def _sum_divided(values, divisor):
-    """`sum(values) / divisor`, 0 for a zero divisor (divide_no_nan), as one op."""
+    """`sum(values) / divisor`, 0 for a zero divisor (divide_no_nan), recorded as one op on the
+    Tensor `values` (directly: it runs at every training step)."""
+    array = np.asarray(values)
     if not divisor:
-        return np.sum(values) * 0, lambda grad: np.zeros(values.shape, np.result_type(grad, values))
-    return np.sum(values) / divisor, lambda grad: np.broadcast_to(grad / divisor, values.shape)
+        output = wrap(np.sum(array) * 0)
+
+        def backward(grads):
+            return (np.zeros(array.shape, np.result_type(grads[0], array)),)
+    else:
+        output = wrap(np.sum(array) / divisor)
+
+        def backward(grads):
+            return (np.broadcast_to(grads[0] / divisor, array.shape),)
+
+    record([values], [output], backward)
+    return output
 
 
 def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum_over_batch_size"):

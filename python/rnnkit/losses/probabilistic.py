@@ -4,11 +4,15 @@ import warnings
 
 import numpy as np
 
-from rnnkit import ops
+from rnnkit import _core, ops
 from rnnkit.losses.loss import EPSILON, LossFunctionWrapper, _float_tensor, _prepare
 from rnnkit.ops.core import op
 from rnnkit.ops.nn import log_softmax_array
+from rnnkit.tape import record
 from rnnkit.tensor import wrap
+
+# The dtypes of the Rust cross-entropy (`_core.sparse_softmax_cross_entropy`).
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_same_shape(target, output):
@@ -76,6 +80,23 @@ def _softmax_crossentropy(target, logits, probs, axis):
         return -log_prob * grad, d_logits
 
     return -np.sum(target * log_prob, axis=axis), backward
+
+
+def _sparse_softmax_crossentropy(logits, labels):
+    """The cross-entropy of the softmax over the last axis of the Tensor `logits` against the
+    int64 `labels` (an out-of-range label selects no class: loss 0, no gradient), one Rust call
+    each way (`_core.sparse_softmax_cross_entropy`), recorded as one op."""
+    z = np.asarray(logits)
+    flat_labels = labels.reshape(-1)
+    losses, probabilities = _core.sparse_softmax_cross_entropy(z.reshape(-1, z.shape[-1]), flat_labels)
+    output = wrap(losses.reshape(z.shape[:-1]))
+
+    def backward(grads):
+        grad = grads[0].reshape(-1)
+        return (_core.sparse_softmax_cross_entropy_backward(probabilities, flat_labels, grad).reshape(z.shape),)
+
+    record([logits], [output], backward)
+    return output
 
 
 @op(inputs=2)
@@ -164,14 +185,22 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
             f"target.shape={labels.shape}, output.shape={y_pred.shape}"
         )
     labels = labels.astype(np.int64)
-    # Out-of-range labels (an ignored class among them) get an all-zero row, as with Keras's one_hot.
-    one_hot = labels[..., None] == np.arange(y_pred.shape[axis])
     valid = None if ignore_class is None else labels != ignore_class
-    if valid is not None:
-        one_hot &= valid[..., None]
-    if axis % y_pred.ndim != y_pred.ndim - 1:  # np.moveaxis costs microseconds even as a no-op
-        one_hot = np.moveaxis(one_hot, -1, axis)
-    result = _crossentropy(one_hot.astype(y_pred.dtype), y_pred, from_logits, axis)
+    if (
+        from_logits
+        and axis % y_pred.ndim == y_pred.ndim - 1
+        and y_pred.dtype in _KERNEL_DTYPES
+        and 0 not in y_pred.shape
+    ):
+        result = _sparse_softmax_crossentropy(y_pred, labels if valid is None else np.where(valid, labels, -1))
+    else:
+        # Out-of-range labels (an ignored class among them) get an all-zero row, as with Keras's one_hot.
+        one_hot = labels[..., None] == np.arange(y_pred.shape[axis])
+        if valid is not None:
+            one_hot &= valid[..., None]
+        if axis % y_pred.ndim != y_pred.ndim - 1:  # np.moveaxis costs microseconds even as a no-op
+            one_hot = np.moveaxis(one_hot, -1, axis)
+        result = _crossentropy(one_hot.astype(y_pred.dtype), y_pred, from_logits, axis)
     if valid is not None:
         result._keras_mask = wrap(valid)
     return result
