@@ -11,7 +11,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use super::packed::product_tn_sums;
+use super::packed::{product_tn_sums, tn_tiles_take};
 use super::team;
 use super::{bf16, int8};
 use crate::core::sequence::Precision;
@@ -20,6 +20,9 @@ use crate::error::Result;
 
 /// Row-split products give each block at least this many rows.
 const MIN_ROWS: usize = 64;
+/// Column blocks of a weight-gradient product the `gemm` crate computes, for any thread count
+/// (see [`par_gemm_tn`]): enough for 8 threads.
+const GEMM_TN_BLOCKS: usize = 8;
 /// Column blocks of column-split products are whole multiples of this (whole panels of the
 /// tiles that read `b` in place).
 const PANEL: usize = super::packed::NR;
@@ -193,15 +196,17 @@ pub fn par_gemm_rows<T: Float>(
     team::each(blocks, |(a, mut c)| gemm(a, b, beta, &mut c));
 }
 
-/// `c = aᵀ · b + beta · c` with the columns of `c` split for `threads` threads: the weight
-/// gradients, where the inner dimension runs over every time step and batch row; with `sums`,
-/// the sums of `b`'s columns too, each block's in the same pass over its columns of `b` (see
-/// [`product_tn_sums`]).
+/// `c = aᵀ · b + beta · c` with the columns of `c` split into blocks run by `threads` threads:
+/// the weight gradients, where the inner dimension runs over every time step and batch row;
+/// with `sums`, the sums of `b`'s columns too, each block's in the same pass over its columns
+/// of `b` (see [`product_tn_sums`]).
 ///
-/// One block of columns per thread (whole panels of 16): each block reads (or packs) all of
-/// `a` again, so more blocks than threads would only repeat that work. The split does not
-/// change the rounding (each element is one product over the whole inner dimension, wherever
-/// its column lands).
+/// Blocks are whole panels of 16 columns. The packed tiles compute each element as one chain
+/// over the inner dimension, wherever its column lands: there, one block per thread, as each
+/// block reads all of `a` again. The `gemm` crate's blocking and kernels depend on the shape it
+/// is given (at most 64 rows and columns: other depth blocks; at most 256 elements: horizontal
+/// sums), so for it the blocks are [`GEMM_TN_BLOCKS`] whatever the thread count, and the bits do
+/// not depend on it.
 pub fn par_gemm_tn<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
@@ -210,7 +215,9 @@ pub fn par_gemm_tn<T: Float>(
     sums: Option<&mut [T]>,
     threads: usize,
 ) {
-    let blocks = threads.min(b.ncols().div_ceil(PANEL)).max(1);
+    let tiles = beta == T::zero() && tn_tiles_take(a, b, c.view());
+    let blocks = if tiles { threads } else { GEMM_TN_BLOCKS };
+    let blocks = blocks.min(b.ncols().div_ceil(PANEL)).max(1);
     let cols = b.ncols().div_ceil(blocks).next_multiple_of(PANEL).max(1);
     if blocks == 1 {
         gemm_tn(a, b, beta, &mut c, sums);
@@ -262,12 +269,19 @@ mod tests {
         par_gemm_rows(a.view(), b.view(), 0.0, split.view_mut(), 2);
         assert_eq!(serial, split);
 
+        // The packing GEMM's weight-gradient blocks are the same for any thread count (and
+        // need not round as one product of the whole: see the next tests).
         let g = filled(600, 150, 0.23);
         let mut serial_tn = Array2::zeros((40, 150));
-        gemm(a.t(), g.view(), 0.0, &mut serial_tn.view_mut());
+        par_gemm_tn(a.view(), g.view(), 0.0, serial_tn.view_mut(), None, 1);
         let mut split_tn = Array2::zeros((40, 150));
         par_gemm_tn(a.view(), g.view(), 0.0, split_tn.view_mut(), None, 2);
         assert_eq!(serial_tn, split_tn);
+        let want = a.t().dot(&g);
+        assert!(want
+            .iter()
+            .zip(&split_tn)
+            .all(|(w, s)| (w - s).abs() < 1e-12));
     }
 
     #[test]
@@ -339,6 +353,27 @@ mod tests {
                 assert_eq!(sums, want, "({m}, {n}), {threads} threads");
                 assert_eq!(c, plain, "({m}, {n}), {threads} threads");
             }
+        }
+    }
+
+    #[test]
+    fn weight_gradient_products_round_the_same_on_any_thread_count() {
+        // The packing GEMM's shapes: LSTM(7)'s 28 gate columns (horizontal sums when split),
+        // 80 columns of 20 rows (other depth blocks at 64 columns or fewer), 130 rows.
+        fn check<T: Float + std::fmt::Debug>(m: usize, n: usize) {
+            let a = spread(1_791, m).mapv(|v: f32| T::from(v).unwrap());
+            let g = spread(1_791, n).mapv(|v: f32| T::from(v).unwrap());
+            let mut one = Array2::zeros((m, n));
+            par_gemm_tn(a.view(), g.view(), T::zero(), one.view_mut(), None, 1);
+            for threads in [2, 3, 4, 8] {
+                let mut c = Array2::zeros((m, n));
+                par_gemm_tn(a.view(), g.view(), T::zero(), c.view_mut(), None, threads);
+                assert_eq!(c, one, "({m}, {n}), {threads} threads");
+            }
+        }
+        for (m, n) in [(7, 28), (28, 28), (20, 80), (130, 64), (10, 40)] {
+            check::<f32>(m, n);
+            check::<f64>(m, n);
         }
     }
 }

@@ -193,6 +193,21 @@ pub fn product_tn<T: Float>(
     product_tn_sums(a, b, c, None, accumulate)
 }
 
+/// Whether [`product_tn`] computes `c = aᵀ · b` for these operands (else it returns false):
+/// `m` at most [`TN_MAX_ROWS`], a fast tile for `T`, `n` a multiple of [`NR`], `b`'s and `c`'s
+/// rows contiguous, no negative strides.
+pub fn tn_tiles_take<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: ArrayView2<T>) -> bool {
+    let ((k, m), n) = (a.dim(), b.ncols());
+    let b_rows = k == 0 || b.strides()[1] == 1;
+    let c_rows = m == 0 || c.strides()[1] == 1;
+    fast_tile::<T>()
+        && m <= TN_MAX_ROWS
+        && n % NR == 0
+        && b_rows
+        && c_rows
+        && !a.strides().iter().chain(b.strides()).any(|&s| s < 0)
+}
+
 /// [`product_tn`] that also writes the sums of `b`'s columns into `sums` (`n` values; added to
 /// them with `accumulate`) in the same pass over `b`: a bias's gradient beside its kernel's.
 /// Each sum is the chain `((0 + b₀) + b₁) + …` over `k` in order (a multiply-add by one rounds
@@ -210,12 +225,7 @@ pub fn product_tn_sums<T: Float>(
         sums.as_ref().is_none_or(|s| s.len() == n),
         "one sum per column"
     );
-    if !fast_tile::<T>() || m > TN_MAX_ROWS {
-        return false;
-    }
-    let b_rows = k == 0 || b.strides()[1] == 1;
-    let c_rows = m == 0 || c.strides()[1] == 1;
-    if !(n % NR == 0 && b_rows && c_rows) || a.strides().iter().chain(b.strides()).any(|&s| s < 0) {
+    if !tn_tiles_take(a, b, c.view()) {
         return false;
     }
     if n == 0 || (m == 0 && sums.is_none()) {
