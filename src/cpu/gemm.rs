@@ -205,7 +205,7 @@ pub fn par_gemm_rows<T: Float>(
 /// over the inner dimension, wherever its column lands: there, one block per thread, as each
 /// block reads all of `a` again. The `gemm` crate's blocking and kernels depend on the shape it
 /// is given (at most 64 rows and columns: other depth blocks; at most 256 elements: horizontal
-/// sums), so for it the blocks are [`GEMM_TN_BLOCKS`] whatever the thread count, and the bits do
+/// sums), so for it the blocks are `GEMM_TN_BLOCKS` (8) whatever the thread count, and the bits do
 /// not depend on it.
 pub fn par_gemm_tn<T: Float>(
     a: ArrayView2<T>,
