@@ -284,3 +284,66 @@ def test_keras_files_record_run_eagerly_and_jit_compile_and_loading_restores_run
         assert (config["run_eagerly"], config["jit_compile"]) == expected
         loaded = rk.models.load_model(tmp_path / "model.keras", custom_objects={"ScaledDense": ScaledDense})
         assert loaded.run_eagerly is expected[0]
+
+
+def inference_models():
+    """Models whose planned inference covers each array path and each fallback to `call`."""
+    rk.utils.set_random_seed(11)
+    x_in = rk.Input(shape=(6, 5))
+    hidden = L.GRU(7, return_sequences=True, go_backwards=True)(x_in)
+    hidden = L.LSTM(6, return_sequences=True, zoneout=0.3, recurrent_dropout=0.2)(hidden)
+    hidden = L.SimpleRNN(4, activation="relu")(L.Dropout(0.5)(hidden))
+    normed = L.BatchNormalization(axis=-1, scale=False)(L.Activation("tanh")(hidden))
+    yield "rnn variants", rk.Model(x_in, L.Dense(3, activation="softmax")(L.LayerNormalization()(normed)))
+    yield "stacked cells", rk.Sequential([rk.Input(shape=(6, 5)), L.RNN([L.LSTMCell(4), L.GRUCell(3)]), L.Dense(2)])
+    yield "stateful", rk.Sequential([rk.Input(shape=(6, 5), batch_size=4), L.LSTM(3, stateful=True), L.Dense(2)])
+    quantized = rk.Sequential([rk.Input(shape=(6, 5)), L.LSTM(5), L.Dense(4)])
+    quantized.quantize("int8")
+    yield "int8", quantized
+    yield "float64", rk.Sequential([rk.Input(shape=(6, 5)), L.LSTM(3, dtype="float64"), L.Dense(2, dtype="float64")])
+
+
+@pytest.mark.parametrize("name", [name for name, _ in inference_models()])
+def test_planned_inference_on_arrays_gives_the_eager_bits(name):
+    x, _ = mnist_data(4)
+    model = dict(inference_models())[name]
+    model.compile(optimizer="sgd", loss="mse")
+    planned = [model.predict_on_batch(x) for _ in range(3)]  # the first call runs `__call__`
+    model.run_eagerly = True
+    if name == "stateful":
+        model.layers[0].reset_state()
+    eager = [model.predict_on_batch(x) for _ in range(3)]
+    for a, b in zip(planned, eager, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if name == "stateful":
+        assert not np.array_equal(eager[0], eager[1])  # the states carried over
+    if name == "float64":
+        assert planned[0].dtype == np.float64
+
+
+def test_planned_inference_skips_the_calls_of_layers_with_an_array_path(monkeypatch):
+    x, y = mnist_data()
+    model = mnist_model(False)
+    model.predict_on_batch(x)
+    model.test_on_batch(x, y)
+    calls = []
+    for cls in (L.LSTM, L.BatchNormalization, L.Dense):
+        original = cls.call
+
+        def counting(self, *args, original=original, **kwargs):
+            calls.append(type(self).__name__)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "call", counting)
+    before = model.get_weights()
+    model.predict_on_batch(x)
+    model.test_on_batch(x, y)
+    assert calls == []
+    model.train_on_batch(x, y)  # training runs the layers' calls, on the tape
+    assert calls == ["LSTM", "BatchNormalization", "Dense"]
+    for a, b in zip(before, model.get_weights(), strict=True):
+        assert not np.array_equal(a, b)  # the weights moved, and the next inference reads them
+    model.run_eagerly = True
+    eager = model.predict_on_batch(x)
+    model.run_eagerly = False
+    np.testing.assert_array_equal(model.predict_on_batch(x), eager)

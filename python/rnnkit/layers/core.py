@@ -99,6 +99,14 @@ class Dense(Layer):
             return self.activation(_int8_affine(inputs, self.kernel, self.kernel_scale, bias))
         return self.activation(_affine(inputs, self.kernel, bias))
 
+    def _inference_array(self, x):
+        """`call(x)` outside any tape on the array `x` of a call already checked, as an array;
+        None for an int8 layer (only `call` applies)."""
+        if self.quantization_mode is not None:
+            return None
+        out = _affine_values(x, np.asarray(self.kernel), self.bias if self.use_bias else None)[1]
+        return np.asarray(self.activation(wrap(out)))
+
     def quantize(self, mode=None, type_check=True, config=None):
         """Quantizes the kernel to int8 per output unit, as Keras's `Dense.quantize`: `kernel`
         becomes int8 and non-trainable beside `kernel_scale`; each call then quantizes its
@@ -143,20 +151,27 @@ def _affine(x, kernel, bias):
     a tape asks for it (not for a model's input data).
     """
     x_array, kernel_array = np.asarray(x), np.asarray(kernel)
-    rows = x_array.reshape(-1, x_array.shape[-1])
-    out = rows @ kernel_array
-    if bias is not None:
-        out = out + np.asarray(bias)
-    output = wrap(out.reshape(x_array.shape[:-1] + out.shape[-1:]))
+    rows, out = _affine_values(x_array, kernel_array, bias)
+    output = wrap(out)
     x_gradient = needs_gradient(x)
 
     def backward(grads):
-        grad = grads[0].reshape(out.shape)
+        grad = grads[0].reshape(rows.shape[0], kernel_array.shape[1])
         d_x = (grad @ kernel_array.T).reshape(x_array.shape) if x_gradient else None
         return [d_x, rows.T @ grad] + ([] if bias is None else [grad.sum(axis=0)])
 
     record([x, kernel] + ([] if bias is None else [bias]), [output], backward)
     return output
+
+
+def _affine_values(x_array, kernel_array, bias):
+    """`(rows, x · kernel + bias)`, recording nothing: the rows of `x_array` (all axes but the
+    last) as a matrix, and the product over the last axis in the shape of `x_array`."""
+    rows = x_array.reshape(-1, x_array.shape[-1])
+    out = rows @ kernel_array
+    if bias is not None:
+        out = out + np.asarray(bias)
+    return rows, out.reshape(x_array.shape[:-1] + out.shape[-1:])
 
 
 def _int8_affine(x, kernel, kernel_scale, bias):

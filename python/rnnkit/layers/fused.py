@@ -41,13 +41,15 @@ def _compute(*cells):
         return {"compute_dtype": "int8", "device": device}
     bf16 = cells[0].compute_dtype == "bfloat16"
     device = config.compute_device()
-    specs = [c.spec for c in cells]  # a property that builds its cache key: read once per cell
-    cpu_only = bf16 or any(
-        s.kind == "indrnn" or s.peephole or s.projection or s.layer_norm or c.zoneout for s, c in zip(specs, cells)
-    )
-    if cpu_only and device == "cuda" and config.current_device() != "cuda":
+    if device == "cuda" and config.current_device() != "cuda" and (bf16 or any(map(_cpu_only, cells))):
         device = "cpu"
     return {"compute_dtype": "bfloat16" if bf16 else None, "device": device}
+
+
+def _cpu_only(cell):
+    """Whether `cell` has an option the GPU kernels do not run yet."""
+    spec = cell.spec  # a property that builds its cache key: read once
+    return spec.kind == "indrnn" or spec.peephole or spec.projection or spec.layer_norm or cell.zoneout
 
 
 def _array(t):
@@ -67,6 +69,51 @@ def _grads(cell, weight_grads, with_states):
     """A cell's gradients in `record`'s input order: weights, then its initial states if given."""
     dk, drk, db, dstates, *d_extra = weight_grads
     return [dk, drk] + ([db] if cell.use_bias else []) + d_extra + (list(dstates) if with_states else [])
+
+
+def stack_arrays(
+    cells, x, initial_states, mask, dropouts, go_backwards, zero_output_for_mask, return_sequences, inference
+):
+    """`rnn_stack`'s computation on arrays, recording nothing: the core's forward of each cell.
+
+    Args:
+        cells: As for `rnn_stack`.
+        x: `(batch, time, features)` array.
+        initial_states: None, or per cell a list of `(batch, units)` arrays or Tensors.
+        mask: As for `rnn_stack`.
+        dropouts: As for `rnn_stack`.
+        go_backwards: As for `rnn_stack`.
+        zero_output_for_mask: As for `rnn_stack`.
+        return_sequences: As for `rnn_stack`.
+        inference: No backward will follow: the core keeps no copy of the weights.
+
+    Returns:
+        `(output, finals, saved)`: the last cell's output array, per cell the list of its
+        final-state arrays, and per cell what the core's backward needs.
+    """
+    states = initial_states or [[] for _ in cells]
+    mask = None if mask is None else np.asarray(mask, dtype=bool)
+    saved, finals, y = [], [], x
+    for i, (cell, cell_states, (in_drop, rec_drop, zoneout)) in enumerate(zip(cells, states, dropouts)):
+        cell_mask = mask[:, ::-1] if mask is not None and go_backwards and i > 0 else mask
+        y, cell_finals, cell_saved = _core.rnn_forward(
+            cell.spec,
+            _weight_arrays(cell),
+            y,
+            initial_states=[np.asarray(s) for s in cell_states] or None,
+            mask=cell_mask,
+            input_dropout=in_drop,
+            recurrent_dropout=rec_drop,
+            go_backwards=go_backwards and i == 0,
+            zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
+            return_sequences=return_sequences or i < len(cells) - 1,
+            inference=inference,
+            zoneout=zoneout,
+            **_compute(cell),
+        )
+        saved.append(cell_saved)
+        finals.append(cell_finals)
+    return y, finals, saved
 
 
 def rnn_stack(
@@ -95,28 +142,18 @@ def rnn_stack(
     """
     with_states = initial_states is not None
     states = initial_states or [[] for _ in cells]
-    inference = not recording()  # no backward can follow: the core keeps no copy of the weights
-    mask = None if mask is None else np.asarray(mask, dtype=bool)
-    saved, finals, y = [], [], np.asarray(x)
-    for i, (cell, cell_states, (in_drop, rec_drop, zoneout)) in enumerate(zip(cells, states, dropouts)):
-        cell_mask = mask[:, ::-1] if mask is not None and go_backwards and i > 0 else mask
-        y, cell_finals, cell_saved = _core.rnn_forward(
-            cell.spec,
-            _weight_arrays(cell),
-            y,
-            initial_states=[np.asarray(s) for s in cell_states] or None,
-            mask=cell_mask,
-            input_dropout=in_drop,
-            recurrent_dropout=rec_drop,
-            go_backwards=go_backwards and i == 0,
-            zero_output_for_mask=zero_output_for_mask and i == len(cells) - 1,
-            return_sequences=return_sequences or i < len(cells) - 1,
-            inference=inference,
-            zoneout=zoneout,
-            **_compute(cell),
-        )
-        saved.append(cell_saved)
-        finals.append([wrap(s) for s in cell_finals])
+    y, finals, saved = stack_arrays(
+        cells,
+        np.asarray(x),
+        initial_states,
+        mask,
+        dropouts,
+        go_backwards,
+        zero_output_for_mask,
+        return_sequences,
+        inference=not recording(),
+    )
+    finals = [[wrap(s) for s in cell_finals] for cell_finals in finals]
     outputs = [wrap(y)] + [s for cell_finals in finals for s in cell_finals]
 
     x_gradient = needs_gradient(x)

@@ -107,19 +107,8 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
     from_x = isinstance(stats, Moments)
     inputs = [x, gamma, beta] if from_x else [x, gamma, beta, *stats]
     x_array = np.asarray(x)
-    gamma_array, beta_array = (None if p is None else np.asarray(p).reshape(shape) for p in (gamma, beta))
-    mean, variance = (stats.mean, stats.variance) if from_x else (np.asarray(s).reshape(shape) for s in stats)
-    rows = None if from_x else _kernel_rows(x_array, shape, (gamma_array, beta_array, mean, variance))
-    inv = None  # computed by the backward pass where the Rust kernel normalises
-    if rows is not None:  # moving statistics: the numpy arithmetic below, in one Rust call
-        vectors = (None if a is None else a.reshape(-1) for a in (gamma_array, beta_array, mean, variance))
-        output = wrap(_core.batch_norm_forward(rows, *vectors, epsilon=epsilon)[0].reshape(x_array.shape))
-    else:
-        inv = 1 / np.sqrt(variance + epsilon)
-        # Keras's arithmetic, x * (inv * gamma) + (beta - mean * inv * gamma), for the same rounding.
-        scale = inv if gamma_array is None else inv * gamma_array
-        offset = -mean * scale if beta_array is None else beta_array - mean * scale
-        output = wrap(_in_place(np.add, x_array * scale, offset).astype(x_array.dtype, copy=False))
+    out, gamma_array, mean, variance, inv = normalized(x_array, stats, gamma, beta, epsilon, shape)
+    output = wrap(out)
     param_axes = tuple(i for i, size in enumerate(shape) if size == 1)
 
     def backward(grads):
@@ -151,6 +140,42 @@ def normalize(x, stats, gamma, beta, epsilon, shape):
 
     record(inputs, [output], backward)
     return output
+
+
+def normalized(x_array, stats, gamma, beta, epsilon, shape):
+    """`normalize`'s output as an array, recording nothing.
+
+    Args:
+        x_array: The input array.
+        stats: As for `normalize`.
+        gamma: As for `normalize`.
+        beta: As for `normalize`.
+        epsilon: As for `normalize`.
+        shape: As for `normalize`.
+
+    Returns:
+        `(output, gamma, mean, variance, inv)`: the output, then the arrays the backward pass
+        reuses: gamma, mean and variance in `shape`, and `1 / sqrt(variance + epsilon)` (None
+        where the Rust kernel normalised).
+    """
+    from_x = isinstance(stats, Moments)
+    gamma_array = None if gamma is None else np.asarray(gamma).reshape(shape)
+    beta_array = None if beta is None else np.asarray(beta).reshape(shape)
+    if from_x:
+        mean, variance = stats.mean, stats.variance
+    else:
+        mean, variance = np.asarray(stats[0]).reshape(shape), np.asarray(stats[1]).reshape(shape)
+    rows = None if from_x else _kernel_rows(x_array, shape, (gamma_array, beta_array, mean, variance))
+    if rows is not None:  # moving statistics: the numpy arithmetic below, in one Rust call
+        vectors = [None if a is None else a.reshape(-1) for a in (gamma_array, beta_array, mean, variance)]
+        output = _core.batch_norm_forward(rows, *vectors, epsilon=epsilon)[0].reshape(x_array.shape)
+        return output, gamma_array, mean, variance, None
+    inv = 1 / np.sqrt(variance + epsilon)
+    # Keras's arithmetic, x * (inv * gamma) + (beta - mean * inv * gamma), for the same rounding.
+    scale = inv if gamma_array is None else inv * gamma_array
+    offset = -mean * scale if beta_array is None else beta_array - mean * scale
+    output = _in_place(np.add, x_array * scale, offset).astype(x_array.dtype, copy=False)
+    return output, gamma_array, mean, variance, inv
 
 
 def _kernel_rows(x_array, shape, params):
@@ -361,8 +386,7 @@ class BatchNormalization(Layer):
                 "The mask provided should be one dimension less than the inputs. Received: "
                 f"mask.shape={np.shape(mask)}, inputs.shape={inputs.shape}"
             )
-        shape = [1] * inputs.ndim
-        shape[self.axis] = inputs.shape[self.axis]
+        shape = self._parameter_shape(inputs.shape)
         if not (training and self.trainable):
             return normalize(
                 inputs, (self.moving_mean, self.moving_variance), self.gamma, self.beta, self.epsilon, shape
@@ -387,6 +411,18 @@ class BatchNormalization(Layer):
         if not in_symbolic_call():
             self._update_statistics(mean, variance)
         return normalize(inputs, stats, gamma, beta, self.epsilon, shape)
+
+    def _parameter_shape(self, input_shape):
+        """The shape the parameters and statistics take to broadcast against the inputs."""
+        shape = [1] * len(input_shape)
+        shape[self.axis] = input_shape[self.axis]
+        return shape
+
+    def _inference_array(self, x):
+        """`call(x)` at inference (the moving statistics) outside any tape on the array `x` of a
+        call already checked, as an array."""
+        stats = (self.moving_mean, self.moving_variance)
+        return normalized(x, stats, self.gamma, self.beta, self.epsilon, self._parameter_shape(x.shape))[0]
 
     def _renormalize(self, mean, variance, gamma, beta):
         """The scale and offset with the renormalisation corrections `r` and `d` folded in."""

@@ -249,16 +249,31 @@ class RNN(Layer):
                 return [tree.flatten(s) for s in states]
         return [[ops.zeros((batch, *s), dtype=self.dtype) for s in shapes] for shapes in self._cell_state_shapes()]
 
+    def _step_masks(self, x_shape, training):
+        """Per cell, what its fused call draws (`step_masks`) for inputs of shape `x_shape`."""
+        dropouts, input_dim = [], x_shape[-1]
+        for cell in self._cells:
+            dropouts.append(cell.step_masks(x_shape[0], input_dim, self.dtype, training))
+            input_dim = cell.output_size
+        return dropouts
+
     def _fused_call(self, x, states, mask, training):
         saved = _saved_shape(self._cells, x.shape)
         check_allocation(f"Layer {self.name}: the activations kept for the backward pass", saved, x.dtype)
-        dropouts, input_dim = [], x.shape[-1]
-        for cell in self._cells:
-            dropouts.append(cell.step_masks(x.shape[0], input_dim, self.dtype, training))
-            input_dim = cell.output_size
+        dropouts = self._step_masks(x.shape, training)
         return fused.rnn_stack(
             self._cells, x, states, mask, dropouts, self.go_backwards, self.zero_output_for_mask, self.return_sequences
         )
+
+    def _inference_array(self, x):
+        """`call(x)` at inference outside any tape on the float array `x` of a call already
+        checked, as an array; None where only `call` applies (a cell that is not fused, a
+        stateful layer, or `return_state`)."""
+        if not self._fused or self.stateful or self.return_state or x.dtype.kind != "f":
+            return None
+        dropouts = self._step_masks(x.shape, False)
+        args = (dropouts, self.go_backwards, self.zero_output_for_mask, self.return_sequences)
+        return fused.stack_arrays(self._cells, x, None, None, *args, inference=True)[0]
 
     def _step_loop(self, sequences, states, mask, training):
         """Steps a cell in Python: each step is ops on the tape, masks select with `where`.

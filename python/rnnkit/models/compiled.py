@@ -8,9 +8,16 @@ regularizers and no device of their own: for those `__call__` adds nothing but c
 bookkeeping and context switches, so running their `call`s directly computes the same ops, on
 the same tape, in the same order, with the same random draws. The checks are kept by running
 the first call of each input signature (shapes, dtypes, training flag) through `__call__`.
+
+At inference outside any tape (`predict`, `evaluate`), nothing is recorded, so the plan passes
+arrays from layer to layer: the recurrent layers, BatchNormalization and Dense compute their
+`call`'s numbers on arrays (`_inference_array`), without Tensors or the checks their first call
+passed; the other layers run their `call`.
 """
 
 import warnings
+
+import numpy as np
 
 from rnnkit import tree
 from rnnkit.layers.activation import Activation
@@ -21,7 +28,8 @@ from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.layers.regularization import Dropout
 from rnnkit.layers.reshaping import Flatten, RepeatVector
 from rnnkit.symbolic import KerasTensor
-from rnnkit.tensor import Tensor
+from rnnkit.tape import recording
+from rnnkit.tensor import Tensor, wrap
 
 # The layers whose `call` a plan runs directly.
 PLANNED_LAYERS = (
@@ -164,12 +172,38 @@ class GraphPlan:
             value = model._convert_input(value)
             computed[source] = value if input_layer is None else input_layer._convert_input(value)
         with _call_context(training):
+            if not training and not recording():
+                return self._infer({key: np.asarray(value) for key, value in computed.items()})
             for layer, x, y, takes_training in self.steps:
                 inputs = layer._convert_input(computed[x])
                 computed[y] = layer.call(inputs, training=training) if takes_training else layer.call(inputs)
+        return self._outputs(computed)
+
+    def _infer(self, arrays):
+        """The steps at inference outside any tape, from the inputs' arrays: each layer's
+        `_inference_array` (the same numbers without Tensors, tape or checks, which the call's
+        signature passed before) where it has one that applies, else its `call`."""
+        for layer, x, y, takes_training in self.steps:
+            value = arrays[x]
+            if value.dtype != layer.dtype:  # as `call`'s inputs are cast
+                value = np.asarray(layer._convert_input(wrap(value)))
+            infer = getattr(layer, "_inference_array", None)
+            output = None if infer is None else infer(value)
+            if output is None:
+                inputs = wrap(value)
+                output = np.asarray(layer.call(inputs, training=False) if takes_training else layer.call(inputs))
+            arrays[y] = output
+        return self._outputs(arrays, wrap)
+
+    def _outputs(self, computed, convert=None):
+        """The model's outputs, in its structure, from the values computed by id (each passed
+        through `convert` if given)."""
         if isinstance(self.structure, KerasTensor):
-            return computed[id(self.structure)]
-        return tree.map_structure(lambda kt: computed[id(kt)], self.structure)
+            value = computed[id(self.structure)]
+            return value if convert is None else convert(value)
+        return tree.map_structure(
+            lambda kt: computed[id(kt)] if convert is None else convert(computed[id(kt)]), self.structure
+        )
 
 
 def planned_call(model, inputs, training):
