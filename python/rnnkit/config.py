@@ -13,11 +13,15 @@ import contextlib
 import os
 import threading
 
+import numpy as np
+
 from rnnkit import _core, _cuda_libraries
 from rnnkit.dtype_policies import bfloat16_products, dtype_policy, set_dtype_policy  # noqa: F401
 
 _state = threading.local()
 _KINDS = ("auto", "cpu", "cuda")
+# The dtypes the Rust kernels compute in (others take the numpy paths).
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _status = []
 
 

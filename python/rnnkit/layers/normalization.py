@@ -6,14 +6,11 @@ import math
 
 import numpy as np
 
-from rnnkit import _core, constraints, initializers, ops, regularizers
+from rnnkit import _core, config, constraints, initializers, ops, regularizers
 from rnnkit.distribution.state import replicas
 from rnnkit.layers.layer import Layer, in_symbolic_call
 from rnnkit.tape import record
 from rnnkit.tensor import wrap
-
-# The dtypes of the Rust kernels (`_core.batch_norm_forward` and `_backward`).
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Keras's `backend.epsilon()`, which it adds to the count of unmasked entries.
 _MASKED_COUNT_EPSILON = 1e-7
@@ -183,7 +180,7 @@ def _kernel_rows(x_array, shape, params):
     not apply: they normalise the last axis of float32 or float64 inputs (with at least one
     element) by parameters of the same dtype."""
     fits = (
-        x_array.dtype in _KERNEL_DTYPES
+        x_array.dtype in config.KERNEL_DTYPES
         and x_array.size
         and all(size == 1 for size in shape[:-1])
         and all(p is None or p.dtype == x_array.dtype for p in params)

@@ -4,15 +4,12 @@ import warnings
 
 import numpy as np
 
-from rnnkit import _core, ops
+from rnnkit import _core, config, ops
 from rnnkit.losses.loss import EPSILON, LossFunctionWrapper, _float_tensor, _prepare
 from rnnkit.ops.core import op
 from rnnkit.ops.nn import log_softmax_array
 from rnnkit.tape import record
 from rnnkit.tensor import wrap
-
-# The dtypes of the Rust cross-entropy (`_core.sparse_softmax_cross_entropy`).
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_same_shape(target, output):
@@ -189,7 +186,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if (
         from_logits
         and axis % y_pred.ndim == y_pred.ndim - 1
-        and y_pred.dtype in _KERNEL_DTYPES
+        and y_pred.dtype in config.KERNEL_DTYPES
         and 0 not in y_pred.shape
     ):
         result = _sparse_softmax_crossentropy(y_pred, labels if valid is None else np.where(valid, labels, -1))
