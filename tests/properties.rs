@@ -571,6 +571,53 @@ fn thread_count_does_not_change_any_bit() {
     }
 }
 
+/// The forward pass on one thread: outputs and final states.
+fn forward_alone<T: Float>(setup: &Setup<T>) -> (Array3<T>, Vec<Array2<T>>) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+    pool.unwrap().install(|| {
+        let input = setup.input();
+        let fwd = sequence::forward(&setup.spec, &setup.weights(), &input, setup.options);
+        let fwd = fwd.unwrap_or_else(|e| panic!("{}: forward failed: {e}", setup.label));
+        (fwd.outputs, fwd.final_states)
+    })
+}
+
+#[test]
+fn steps_projecting_their_inputs_give_the_bits_of_the_hoisted_projection() {
+    // 16 rows in one slice: each step projects its own inputs with the packed tiles; one row
+    // alone: the whole sequence's projection comes first, from the gemm crate.
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        for (j, v) in [PLAIN, VARIANTS[1]].into_iter().enumerate() {
+            let setup = Setup::<f32>::new(kind, v, 500 + (10 * i + j) as u64, 16, 6, 9, 8);
+            let (outputs, states) = forward_alone(&setup);
+            for r in 0..16 {
+                let (row_outputs, row_states) = forward_alone(&setup.row(r));
+                let what = format!("{} row {r}", setup.label);
+                let rows = s![r..=r, .., ..];
+                assert_identical(&what, &row_outputs, &outputs.slice(rows).to_owned());
+                let states: Vec<_> = (states.iter())
+                    .map(|a| a.slice(s![r..=r, ..]).to_owned())
+                    .collect();
+                assert_all_identical(&what, &row_states, &states);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_recurrent_dropout_mask_of_ones_gives_the_bits_of_none() {
+    // Without recurrent dropout one product covers every gate at once; with it, one per gate.
+    for (i, kind) in CELLS.into_iter().enumerate() {
+        let mut setup = Setup::<f32>::new(kind, PLAIN, 600 + i as u64, 5, 6, 9, 20);
+        let plain = forward_alone(&setup);
+        let (g, b, out) = (setup.spec.gates(), 5, setup.spec.output_units());
+        setup.recurrent_dropout = Some(Array3::ones((g, b, out)));
+        let ones = forward_alone(&setup);
+        assert_identical(&setup.label, &ones.0, &plain.0);
+        assert_all_identical(&setup.label, &ones.1, &plain.1);
+    }
+}
+
 /// The rate of the zoneout masks drawn in the pass (`Setup::zoneout_seeds`).
 const DRAWN_RATE: f64 = 0.3;
 

@@ -277,7 +277,7 @@ fn isa<T: 'static>() -> Isa {
 }
 
 /// Whether an intrinsics tile runs for `T`.
-fn fast_tile<T: 'static>() -> bool {
+pub fn fast_tile<T: 'static>() -> bool {
     isa::<T>() != Isa::Portable
 }
 

@@ -355,6 +355,7 @@ fn time_loop<T: Float>(
         spec,
         packed: &packed,
         input_bias: &[],
+        input_kernel: None,
         recurrent_bias: None,
         diagonal: (spec.kind == CellKind::IndRnn).then(|| saved.recurrent_kernel.view()),
         peephole: saved.peephole.as_ref().map(|p| p.view()),

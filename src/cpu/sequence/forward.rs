@@ -14,11 +14,17 @@ use crate::core::Float;
 use crate::cpu::alloc::{check_total, overwritten, zeros};
 use crate::cpu::denormals;
 use crate::cpu::gemm::products;
-use crate::cpu::packed::PackedMatrix;
+use crate::cpu::packed::{fast_tile, PackedMatrix};
 use crate::error::Result;
 
 /// Rows of the input projection between two looks at the cancel flag.
 const PROJECTION_ROWS: usize = 1 << 16;
+/// The largest input kernel the time loop's steps project with (see [`per_step_projection`]).
+const PER_STEP_KERNEL_BYTES: usize = 64 << 10;
+/// The fewest rows per batch slice whose steps project their own inputs: at a batch of one
+/// (LSTM(64), 28 features, 100 steps) each step's call of the tiles cost more than the one
+/// product of every step (109 against 92 us).
+const PER_STEP_MIN_ROWS: usize = 8;
 
 /// Runs the cell over the sequence.
 ///
@@ -70,19 +76,30 @@ pub(crate) fn forward_sharing<T: Float>(
         Some(_) => Some(zeros((t, b, spec.output_units()), "outputs")?),
         None => None,
     };
-    // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
-    let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
-    // The product is written, not added (the buffer starts unwritten): the time loop adds the
-    // bias, or under layer normalisation (the product then lands apart) normalises it onto it.
-    let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
-    for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
-        .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
-    {
-        input.cancel.check()?;
-        let dropout = saved.input_dropout.as_ref().map(|m| m.view());
-        project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
+    let step_kernel = per_step_projection(spec, weights, &saved, threads)?;
+    if step_kernel.is_none() {
+        // In chunks of steps, so that Ctrl-C also stops a very long sequence before its loop.
+        let chunk_steps = (PROJECTION_ROWS / b.max(1)).max(1);
+        // The product is written, not added (the buffer starts unwritten): the time loop adds
+        // the bias, or under layer normalisation (the product then lands apart) normalises it
+        // onto it.
+        let target = saved.input_raw.as_mut().unwrap_or(&mut saved.pre);
+        for (x, pre) in (saved.x.axis_chunks_iter(Axis(0), chunk_steps))
+            .zip(target.axis_chunks_iter_mut(Axis(0), chunk_steps))
+        {
+            input.cancel.check()?;
+            let dropout = saved.input_dropout.as_ref().map(|m| m.view());
+            project_inputs(spec, weights, x, dropout, pre, threads, options.precision)?;
+        }
     }
-    time_loop(&mut saved, ys.as_mut(), weights, input, threads)?;
+    time_loop(
+        &mut saved,
+        ys.as_mut(),
+        weights,
+        input,
+        step_kernel.as_ref(),
+        threads,
+    )?;
 
     let final_states = std::iter::once(&saved.hs)
         .chain(saved.cs.as_ref())
@@ -226,18 +243,50 @@ fn start<T: Float>(
     })
 }
 
+/// The input kernel `W` packed for the time loop's steps to project their own inputs, or None
+/// where the whole sequence's projection comes first, in one product.
+///
+/// Each step's `x·W` then lands in the pre-activations just before its recurrent product reads
+/// them, on the core that runs the step, where the hoisted product's `time · batch` rows went
+/// out to memory and back (W2's shape, LSTM(64) on a batch of 64: 1.8 MB) and kept the time
+/// loop waiting for its slowest block. The packed tiles compute each element as the same chain
+/// of multiply-adds over the inputs as the `gemm` crate's kernels do (tested), so the bits are
+/// those of the hoisted product. Only for plain full-precision products on the fast tiles, and
+/// a small `W` (a large one streamed every step would cost more than the product saves).
+fn per_step_projection<T: Float>(
+    spec: &CellSpec,
+    weights: &Weights<T>,
+    saved: &Saved<T>,
+    threads: usize,
+) -> Result<Option<PackedMatrix<T>>> {
+    let (_, b, f) = saved.x.dim();
+    let bytes = (f * spec.width()).saturating_mul(size_of::<T>());
+    let plain = saved.options.precision == Precision::Full
+        && saved.input_dropout.is_none()
+        && saved.input_raw.is_none()
+        && fast_tile::<T>();
+    let rows = rows_per_task(b, threads);
+    if !plain || bytes > PER_STEP_KERNEL_BYTES || rows < PER_STEP_MIN_ROWS {
+        return Ok(None);
+    }
+    PackedMatrix::new(weights.kernel, Precision::Full, rows).map(Some)
+}
+
 /// The time loop over the buffers of `saved` (and the per-step outputs `ys` under a mask), one
-/// task per batch slice.
+/// task per batch slice; with `input_kernel`, each step projects its inputs first (see
+/// [`per_step_projection`]).
 fn time_loop<T: Float>(
     saved: &mut Saved<T>,
     ys: Option<&mut Array3<T>>,
     weights: &Weights<T>,
     input: &SequenceInput<T>,
+    input_kernel: Option<&PackedMatrix<T>>,
     threads: usize,
 ) -> Result<()> {
     let spec = saved.spec;
     let (steps, b, _) = saved.x.dim();
     let rows = rows_per_task(b, threads);
+    let x = input_kernel.map(|_| saved.x.view());
     let mut pre = split_rows(&mut saved.pre, rows).into_iter();
     let mut hs = split_rows(&mut saved.hs, rows).into_iter();
     let mut cs = split_opt_rows(saved.cs.as_mut(), rows, b).into_iter();
@@ -272,6 +321,7 @@ fn time_loop<T: Float>(
     let chunks: Vec<_> = (0..pre.len())
         .map(|i| ForwardChunk {
             first_row: i * rows,
+            x: x.map(|x| x.slice_move(s![.., i * rows..((i + 1) * rows).min(b), ..])),
             pre: pre.next().expect("one slice per task"),
             hs: hs.next().expect("one slice per task"),
             cs: cs.next().flatten(),
@@ -290,7 +340,18 @@ fn time_loop<T: Float>(
         Some(bias) => bias.row(0).to_vec(),
         None => vec![T::zero(); spec.width()],
     };
-    let packed = pack_gates(&spec, weights.recurrent_kernel, false, precision, b)?;
+    // One product of all gates per step where the steps take them all at once, the same
+    // multiply-add chains as gate by gate (so the same bits) in one call of the tiles.
+    let whole = precision == Precision::Full
+        && saved.recurrent_dropout.is_none()
+        && matches!(
+            spec.kind,
+            CellKind::Lstm | CellKind::SimpleRnn | CellKind::Gru { reset_after: true }
+        );
+    let packed = match whole {
+        true => vec![PackedMatrix::new(weights.recurrent_kernel, precision, b)?],
+        false => pack_gates(&spec, weights.recurrent_kernel, false, precision, b)?,
+    };
     let projection = (weights.projection)
         .map(|w| PackedMatrix::new(w, precision, b))
         .transpose()?;
@@ -298,6 +359,7 @@ fn time_loop<T: Float>(
         spec: &spec,
         packed: &packed,
         input_bias: &input_bias,
+        input_kernel,
         recurrent_bias: (weights.bias)
             .filter(|b| b.nrows() == 2)
             .map(|b| b.index_axis_move(Axis(0), 1)),

@@ -22,11 +22,16 @@ use crate::error::Result;
 /// What every batch slice of the time loop shares.
 pub(super) struct StepContext<'a, T> {
     pub spec: &'a CellSpec,
-    /// The recurrent kernel's gate blocks, packed: `U_g` forward, `U_gᵀ` backward.
+    /// The recurrent kernel's gate blocks, packed: `U_g` forward, `U_gᵀ` backward; or, forward
+    /// without recurrent dropout for cells whose steps take every gate's product at once, the
+    /// whole `U` as one matrix.
     pub packed: &'a [PackedMatrix<T>],
     /// The forward loop's input bias (the bias's first row, zeros without one), `gates·units`;
     /// empty backward.
     pub input_bias: &'a [T],
+    /// The input kernel `W` packed, when each forward step projects its own inputs (else the
+    /// pre-activations hold `x·W` already); None backward.
+    pub input_kernel: Option<&'a PackedMatrix<T>>,
     /// GRU `reset_after`'s second bias row.
     pub recurrent_bias: Option<ArrayView1<'a, T>>,
     /// IndRNN's recurrent vector `u`, `(1, units)`.
@@ -169,6 +174,9 @@ impl DrawnZoneout {
 /// One batch slice's share of the forward buffers (time-major).
 pub(super) struct ForwardChunk<'a, T> {
     pub first_row: usize,
+    /// The slice's inputs `(time, n, features)`, when its steps project them (see
+    /// [`StepContext::input_kernel`]).
+    pub x: Option<ArrayView3<'a, T>>,
     pub pre: ArrayViewMut3<'a, T>,
     pub hs: ArrayViewMut3<'a, T>,
     pub cs: Option<ArrayViewMut3<'a, T>>,
@@ -368,6 +376,13 @@ impl<T: Float> StepContext<'_, T> {
         accumulate: bool,
     ) {
         let u = self.spec.units;
+        if let [whole] = self.packed {
+            if whole.dim().1 > u {
+                // The whole kernel: every gate at once.
+                debug_assert_eq!(gates, 0..self.spec.gates(), "the whole kernel's gates");
+                return packed_product(h, whole, accumulate, out);
+            }
+        }
         for g in gates {
             let mut out = out.slice_mut(s![.., g * u..(g + 1) * u]);
             match self.dropout_rows(g, rows.clone()) {
@@ -424,6 +439,9 @@ impl<T: Float> StepContext<'_, T> {
             let (h_prev, mut h_next) = split_step(&mut c.hs, step);
             let h_prev = h_prev.view();
             let mut pre = c.pre.index_axis_mut(Axis(0), step);
+            if let (Some(w), Some(x)) = (self.input_kernel, &c.x) {
+                packed_product(x.index_axis(Axis(0), step), w, false, &mut pre);
+            }
             if c.input_raw.is_none() {
                 // The projection wrote `x·W` alone: adding the bias here costs no serial pass
                 // over all steps (and gives the bits of a product added onto the bias whenever
