@@ -1,7 +1,9 @@
 """The Rust core's numbers do not depend on how many threads it runs on (`RAYON_NUM_THREADS`):
 forward values and every gradient of the recurrent layers, including the shapes whose weight
 gradients the packing GEMM computes (gate widths that are not whole panels of 16, more than
-128 input features, float64), and a convolution's kernel gradient."""
+128 input features, float64), a batch whose slices project their own inputs on one thread and
+not on two, with more input features than the gemm crate's depth block, and a convolution's
+kernel gradient."""
 
 import hashlib
 import os
@@ -15,11 +17,12 @@ import rnnkit as rk
 rk.utils.set_random_seed(3)
 rng = np.random.default_rng(3)
 parts = []
-cases = [("LSTM", 7, 28, "float32"), ("LSTM", 10, 130, "float32"), ("GRU", 5, 20, "float32"),
-         ("SimpleRNN", 9, 12, "float32"), ("LSTM", 20, 28, "float64")]
-for name, units, features, dtype in cases:
+cases = [("LSTM", 7, 28, "float32", 64), ("LSTM", 10, 130, "float32", 64), ("GRU", 5, 20, "float32", 64),
+         ("SimpleRNN", 9, 12, "float32", 64), ("LSTM", 20, 28, "float64", 64),
+         ("SimpleRNN", 16, 1000, "float32", 12), ("LSTM", 4, 600, "float32", 12)]
+for name, units, features, dtype, batch in cases:
     layer = getattr(rk.layers, name)(units, return_sequences=True, dtype=dtype)
-    x = rk.ops.convert_to_tensor(rng.normal(size=(64, 28, features)).astype(dtype))
+    x = rk.ops.convert_to_tensor(rng.normal(size=(batch, 28, features)).astype(dtype))
     with rk.GradientTape() as tape:
         tape.watch(x)
         loss = rk.ops.sum(layer(x) ** 2)

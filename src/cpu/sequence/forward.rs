@@ -21,6 +21,12 @@ use crate::error::Result;
 const PROJECTION_ROWS: usize = 1 << 16;
 /// The largest input kernel the time loop's steps project with (see [`per_step_projection`]).
 const PER_STEP_KERNEL_BYTES: usize = 64 << 10;
+/// The most input features whose steps project their own inputs: the `gemm` crate splits the
+/// depth of a product into blocks of at least 512 (`gemm_common::cache::kernel_params`), so up
+/// to this depth its hoisted product is one chain of multiply-adds per element, the chain the
+/// tiles compute, and the choice between the two (which depends on the rows per thread) never
+/// changes a bit.
+const PER_STEP_MAX_FEATURES: usize = 512;
 /// The fewest rows per batch slice whose steps project their own inputs: at a batch of one
 /// (LSTM(64), 28 features, 100 steps) each step's call of the tiles cost more than the one
 /// product of every step (109 against 92 us).
@@ -266,7 +272,11 @@ fn per_step_projection<T: Float>(
         && saved.input_raw.is_none()
         && fast_tile::<T>();
     let rows = rows_per_task(b, threads);
-    if !plain || bytes > PER_STEP_KERNEL_BYTES || rows < PER_STEP_MIN_ROWS {
+    if !plain
+        || bytes > PER_STEP_KERNEL_BYTES
+        || f > PER_STEP_MAX_FEATURES
+        || rows < PER_STEP_MIN_ROWS
+    {
         return Ok(None);
     }
     PackedMatrix::new(weights.kernel, Precision::Full, rows).map(Some)
