@@ -193,17 +193,13 @@ class GraphPlan:
                 inputs = wrap(value)
                 output = np.asarray(layer.call(inputs, training=False) if takes_training else layer.call(inputs))
             arrays[y] = output
-        return self._outputs(arrays, wrap)
+        return tree.map_structure(wrap, self._outputs(arrays))
 
-    def _outputs(self, computed, convert=None):
-        """The model's outputs, in its structure, from the values computed by id (each passed
-        through `convert` if given)."""
+    def _outputs(self, computed):
+        """The model's outputs, in its structure, from the values computed by id."""
         if isinstance(self.structure, KerasTensor):
-            value = computed[id(self.structure)]
-            return value if convert is None else convert(value)
-        return tree.map_structure(
-            lambda kt: computed[id(kt)] if convert is None else convert(computed[id(kt)]), self.structure
-        )
+            return computed[id(self.structure)]
+        return tree.map_structure(lambda kt: computed[id(kt)], self.structure)
 
 
 def planned_call(model, inputs, training):
